@@ -1,0 +1,128 @@
+// Command fcctl is the command-line client of fcd. It talks only to fcd's
+// public API, signing every call with an access key from fcd's
+// credentials.json, flags or the environment.
+//
+//	fcctl [global flags] <command> <subcommand> [flags] [args]
+//
+// Exit codes: 0 success, 1 the API or the operation failed, 2 bad usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/fcd-dev/fcd/api"
+)
+
+const usage = `fcctl: command-line client for fcd
+
+Usage:
+  fcctl [global flags] <command> [args]
+
+Commands:
+  function create|get|list|update|delete   manage functions
+  image index|cat                          index gzip layers for lazy reads
+
+Global flags (or FCD_ENDPOINT, FCD_ACCESS_KEY_ID, FCD_ACCESS_KEY_SECRET, FCD_DATA_DIR):
+`
+
+// errUsage marks a usage error: exit code 2.
+var errUsage = errors.New("usage")
+
+// globals holds the flags shared by every command.
+type globals struct {
+	dataDir, endpoint, keyID, keySecret string
+	timeout                             time.Duration
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "fcctl:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "fcctl:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var g globals
+	fs := flag.NewFlagSet("fcctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&g.dataDir, "data-dir", envOr("FCD_DATA_DIR", api.DefaultDataDir()), "fcd data dir holding credentials.json")
+	fs.StringVar(&g.endpoint, "endpoint", os.Getenv("FCD_ENDPOINT"), "fcd address host:port (default: from credentials.json)")
+	fs.StringVar(&g.keyID, "access-key-id", os.Getenv("FCD_ACCESS_KEY_ID"), "access key id (default: from credentials.json)")
+	fs.StringVar(&g.keySecret, "access-key-secret", os.Getenv("FCD_ACCESS_KEY_SECRET"), "access key secret (default: from credentials.json)")
+	fs.DurationVar(&g.timeout, "timeout", 0, "overall time limit of the command (0: none)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: a command is required", errUsage)
+	}
+	if g.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.timeout)
+		defer cancel()
+	}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	switch cmd {
+	case "function", "functions", "fn":
+		c, err := g.client()
+		if err != nil {
+			return err
+		}
+		return runFunction(ctx, c, rest, stdout, stderr)
+	case "image":
+		return runImage(ctx, rest, stdout, stderr)
+	default:
+		fs.Usage()
+		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	}
+}
+
+// client builds an API client from flags, falling back to credentials.json.
+func (g *globals) client() (*client, error) {
+	creds := api.Credentials{AccessKeyID: g.keyID, AccessKeySecret: g.keySecret, Endpoint: g.endpoint}
+	if creds.AccessKeyID == "" || creds.Endpoint == "" {
+		path := filepath.Join(g.dataDir, api.CredentialsFile)
+		file, err := api.LoadCredentials(path)
+		if err != nil {
+			return nil, fmt.Errorf("no credentials: pass --endpoint, --access-key-id and --access-key-secret, or let fcctl read %s: %w", path, err)
+		}
+		if creds.AccessKeyID == "" {
+			creds.AccessKeyID, creds.AccessKeySecret = file.AccessKeyID, file.AccessKeySecret
+		}
+		if creds.Endpoint == "" {
+			creds.Endpoint = file.Endpoint
+		}
+	}
+	return &client{endpoint: creds.Endpoint, creds: creds, http: &http.Client{}}, nil
+}
+
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

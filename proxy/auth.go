@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/fcd-dev/fcd/api"
+)
+
+// Keys looks up the secret of an access key. It is consulted on every signed
+// request and must be cheap and safe for concurrent use.
+type Keys interface {
+	// Secret returns the secret of accessKeyID, and false for an unknown key.
+	Secret(accessKeyID string) (secret string, ok bool)
+}
+
+// StaticKeys is a fixed set of access keys, id to secret.
+type StaticKeys map[string]string
+
+// Secret implements Keys.
+func (k StaticKeys) Secret(id string) (string, bool) {
+	s, ok := k[id]
+	return s, ok
+}
+
+var _ Keys = StaticKeys(nil)
+
+// verifier checks Alibaba Cloud V3 signatures: the canonical request, the
+// body hash, the date window and nonce reuse.
+type verifier struct {
+	keys   Keys
+	skew   time.Duration
+	now    func() time.Time
+	nonces nonceCache
+}
+
+// verify checks the signature of the request in ctx over body. It returns
+// the access key id that signed it.
+func (v *verifier) verify(ctx *fasthttp.RequestCtx, body []byte) (string, *apiError) {
+	h := &ctx.Request.Header
+	authz := h.Peek(api.HeaderAuthorization)
+	if len(authz) == 0 {
+		return "", newError(http.StatusForbidden, CodeAccessDenied, "the request is not signed: Authorization header missing (fcd accepts ACS3-HMAC-SHA256 signatures)")
+	}
+	a, err := api.ParseAuthorization(string(authz))
+	if err != nil {
+		return "", newError(http.StatusForbidden, CodeSignatureNotMatch, err.Error())
+	}
+	secret, ok := v.keys.Secret(a.AccessKeyID)
+	if !ok {
+		return "", newError(http.StatusForbidden, CodeAccessDenied, fmt.Sprintf("access key %q is not known to this fcd", a.AccessKeyID))
+	}
+	date, err := api.ParseDate(string(h.Peek(api.HeaderDate)))
+	if err != nil {
+		return "", newError(http.StatusForbidden, CodeSignatureNotMatch, "x-acs-date is missing or not in ISO 8601 form (2006-01-02T15:04:05Z)")
+	}
+	now := v.now()
+	if d := now.Sub(date); d > v.skew || d < -v.skew {
+		return "", newError(http.StatusForbidden, CodeSignatureNotMatch, fmt.Sprintf("x-acs-date %s is more than %s away from the server time %s", date.Format(api.DateFormat), v.skew, now.UTC().Format(api.DateFormat)))
+	}
+	payload := api.HashPayload(body)
+	if sent := string(h.Peek(api.HeaderContentSHA256)); sent != payload {
+		return "", newError(http.StatusForbidden, CodeSignatureNotMatch, "x-acs-content-sha256 does not match the SHA-256 of the request body")
+	}
+	req := api.Request{
+		Method:      string(ctx.Method()),
+		Path:        string(ctx.Request.URI().PathOriginal()),
+		Query:       queryValues(ctx.QueryArgs()),
+		Header:      func(name string) []string { return headerValues(h, name) },
+		PayloadHash: payload,
+	}
+	want := api.Sign(secret, api.CanonicalRequest(req, a.SignedHeaders))
+	if subtle.ConstantTimeCompare([]byte(want), []byte(a.Signature)) != 1 {
+		return "", newError(http.StatusForbidden, CodeSignatureNotMatch, "the request signature does not match: check the access key secret and the signing of method, path, query, signed headers and body")
+	}
+	// The nonce is recorded only for a valid signature, so a forged request
+	// cannot burn a legitimate client's nonce.
+	nonce := string(h.Peek(api.HeaderNonce))
+	if nonce == "" || !v.nonces.add(nonce, now, 2*v.skew) {
+		return "", newError(http.StatusForbidden, CodeSignatureNotMatch, "x-acs-signature-nonce is missing or was already used")
+	}
+	return a.AccessKeyID, nil
+}
+
+func queryValues(args *fasthttp.Args) url.Values {
+	if args.Len() == 0 {
+		return nil
+	}
+	q := make(url.Values, args.Len())
+	for k, v := range args.All() {
+		q[string(k)] = append(q[string(k)], string(v))
+	}
+	return q
+}
+
+func headerValues(h *fasthttp.RequestHeader, name string) []string {
+	if name == "host" {
+		return []string{string(h.Host())}
+	}
+	var out []string
+	for _, v := range h.PeekAll(name) {
+		out = append(out, string(v))
+	}
+	return out
+}
+
+// nonceCache remembers nonces for at least the clock-skew window: older
+// requests are refused by their date, so older nonces need no memory. Two
+// generations rotate every window, bounding memory by the request rate.
+type nonceCache struct {
+	mu      sync.Mutex
+	cur     map[string]struct{}
+	prev    map[string]struct{}
+	rotated time.Time
+}
+
+// add records nonce and reports whether it was new.
+func (c *nonceCache) add(nonce string, now time.Time, window time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || now.Sub(c.rotated) > window {
+		// Two windows: a nonce recorded just before a rotation must still be
+		// found until its request's date falls out of the window.
+		c.prev, c.cur, c.rotated = c.cur, make(map[string]struct{}), now
+	}
+	if _, ok := c.cur[nonce]; ok {
+		return false
+	}
+	if _, ok := c.prev[nonce]; ok {
+		return false
+	}
+	c.cur[nonce] = struct{}{}
+	return true
+}

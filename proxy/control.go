@@ -1,0 +1,160 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/fcd-dev/fcd/api"
+)
+
+// Listing bounds, as FC's ListFunctions has them.
+const (
+	defaultListLimit = 20
+	maxListLimit     = 100
+)
+
+func (s *Server) createFunction(ctx *fasthttp.RequestCtx, body []byte) error {
+	var in api.Input
+	if err := decodeJSON(body, &in); err != nil {
+		return err
+	}
+	f, err := api.NewFunction(&in, newID(), s.opts.Region, s.opts.AccountID, s.opts.Now())
+	if err != nil {
+		return err
+	}
+	if err := s.opts.Functions.CreateFunction(ctx, f); err != nil {
+		return err
+	}
+	return s.writeFunction(ctx, f)
+}
+
+func (s *Server) getFunction(ctx *fasthttp.RequestCtx, name string) error {
+	f, err := s.opts.Functions.GetFunction(ctx, unescape(name))
+	if err != nil {
+		return err
+	}
+	return s.writeFunction(ctx, f)
+}
+
+func (s *Server) updateFunction(ctx *fasthttp.RequestCtx, name string, body []byte) error {
+	var in api.Input
+	if err := decodeJSON(body, &in); err != nil {
+		return err
+	}
+	now := s.opts.Now()
+	f, err := s.opts.Functions.UpdateFunction(ctx, unescape(name), func(f *api.Function) (*api.Function, error) {
+		return f.Update(&in, now)
+	})
+	s.fns.forget(unescape(name))
+	if err != nil {
+		return err
+	}
+	return s.writeFunction(ctx, f)
+}
+
+func (s *Server) deleteFunction(ctx *fasthttp.RequestCtx, name string) error {
+	err := s.opts.Functions.DeleteFunction(ctx, unescape(name))
+	s.fns.forget(unescape(name))
+	if err != nil {
+		return err
+	}
+	ctx.SetStatusCode(http.StatusNoContent)
+	return nil
+}
+
+// listPage is ListFunctions' response body.
+type listPage struct {
+	Functions []*api.Function `json:"functions"`
+	NextToken string          `json:"nextToken,omitempty"`
+}
+
+func (s *Server) listFunctions(ctx *fasthttp.RequestCtx) error {
+	q := ctx.QueryArgs()
+	limit := defaultListLimit
+	if v := q.Peek("limit"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 || n > maxListLimit {
+			return newError(http.StatusBadRequest, CodeInvalidArgument, fmt.Sprintf("limit %q is invalid: it must be between 1 and %d", v, maxListLimit))
+		}
+		limit = n
+	}
+	fns, next, err := s.opts.Functions.ListFunctions(ctx, string(q.Peek("prefix")), string(q.Peek("nextToken")), limit)
+	if err != nil {
+		return err
+	}
+	page := listPage{Functions: fns, NextToken: next}
+	if page.Functions == nil {
+		page.Functions = []*api.Function{}
+	}
+	for _, f := range page.Functions {
+		s.decorate(f)
+	}
+	return writeJSON(ctx, http.StatusOK, page)
+}
+
+func (s *Server) writeFunction(ctx *fasthttp.RequestCtx, f *api.Function) error {
+	s.decorate(f)
+	return writeJSON(ctx, http.StatusOK, f)
+}
+
+// decorate fills the fields fcd derives at read time rather than stores.
+//
+// No image converter exists yet, so a function that asks for acceleration
+// reports Preparing, which by definition means it runs its original image.
+func (s *Server) decorate(f *api.Function) {
+	cc := f.CustomContainerConfig
+	if cc == nil {
+		return
+	}
+	if cc.AccelerationType == api.AccelerationDefault && cc.AccelerationInfo == nil {
+		cc.AccelerationInfo = &api.AccelerationInfo{Status: api.AccelerationPreparing}
+	}
+	if cc.ResolvedImageURI == "" {
+		cc.ResolvedImageURI = cc.Image
+	}
+}
+
+func decodeJSON(body []byte, v any) error {
+	if len(body) == 0 {
+		return newError(http.StatusBadRequest, CodeInvalidArgument, "request body is empty; a JSON object is required")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return newError(http.StatusBadRequest, CodeInvalidArgument, "request body is not valid JSON for this API: "+err.Error())
+	}
+	return nil
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.SetStatusCode(status)
+	ctx.SetBody(body)
+	return nil
+}
+
+func unescape(s string) string {
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// newID returns a random UUID-shaped function id.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

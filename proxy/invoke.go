@@ -1,0 +1,433 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/fcd-dev/fcd/api"
+)
+
+// Scheduler is what the proxy needs of the scheduler: a slot on an instance
+// of the function, warm or freshly started, for one request.
+type Scheduler interface {
+	// Acquire returns a lease on an instance of fn, waiting for a cold start
+	// or a free slot while ctx allows. Errors: ErrThrottled-like errors
+	// (mapped by IsThrottled), start failures (mapped by StartFailure), and
+	// ctx's error when the caller went away.
+	Acquire(ctx context.Context, fn *api.Function) (Lease, error)
+}
+
+// Lease is one request's slot on an instance.
+type Lease interface {
+	// Addr is the instance's host:port.
+	Addr() string
+	// InstanceID names the instance, for logs.
+	InstanceID() string
+	// Release frees the slot after a request the instance answered.
+	Release()
+	// Fail frees the slot of an instance that could not answer (its
+	// connection was refused or broke): the scheduler evicts it.
+	Fail(err error)
+}
+
+// ErrorClassifier tells the proxy what a Scheduler error means. Package
+// scheduler's sentinels and instance's start errors are not imported here,
+// so the wiring in cmd/fcd supplies this.
+type ErrorClassifier interface {
+	// Classify returns the FC error for err, or nil when err is not one the
+	// classifier knows.
+	Classify(err error) (status int, code, message string, ok bool)
+}
+
+// InvocationLog receives the per-request log markers and serves the log
+// lines of one request. Nil disables both.
+type InvocationLog interface {
+	Begin(function, instanceID, requestID string)
+	End(function, instanceID, requestID string)
+	// Tail returns up to max bytes of the request's log lines, newest last.
+	Tail(function, requestID string, max int) ([]byte, error)
+}
+
+// FC invocation headers.
+const (
+	headerInvocationType = "x-fc-invocation-type"
+	headerLogType        = "x-fc-log-type"
+	headerLogResult      = "x-fc-log-result"
+	headerErrorType      = "x-fc-error-type"
+	headerStatus         = "x-fc-status"
+	headerControlPath    = "x-fc-control-path"
+
+	errorTypeUnhandled = "UnhandledInvocationError"
+	maxLogTail         = 4096
+
+	// bufferLimit is the largest response body the proxy reads whole before
+	// answering; larger or unsized bodies are streamed.
+	bufferLimit = 64 << 10
+)
+
+// Codes of invocation errors.
+const (
+	CodeResourceExhausted   = "ResourceExhausted"   // 429
+	CodeClientClosedRequest = "ClientClosedRequest" // 499
+	CodeFunctionNotStarted  = "FunctionNotStarted"  // 412
+	CodeAsyncNotSupported   = "InvalidArgument"
+	statusClientClosed      = 499
+)
+
+// invocation is what differs between InvokeFunction and an HTTP trigger.
+type invocation struct {
+	controlPath string // "/invoke" or "/http-invoke"
+	// path is the instance-side request URI (path and query) for HTTP
+	// triggers; InvokeFunction always sends POST /invoke.
+	path []byte
+	// body is InvokeFunction's event, read whole to check its signature.
+	// HTTP triggers stream the client's body instead.
+	body []byte
+}
+
+// cachedFunction is a function with the per-request header values it
+// needs, computed once per version.
+type cachedFunction struct {
+	fn       *api.Function
+	memory   string
+	deadline time.Duration
+}
+
+// functionCache keeps parsed functions so the warm path does no store read.
+// The proxy is the only writer of functions, so its own create, update and
+// delete handlers keep the cache exact.
+type functionCache struct {
+	mu sync.RWMutex
+	m  map[string]*cachedFunction
+}
+
+func (c *functionCache) get(ctx context.Context, st FunctionStore, name string) (*cachedFunction, error) {
+	c.mu.RLock()
+	cf := c.m[name]
+	c.mu.RUnlock()
+	if cf != nil {
+		return cf, nil
+	}
+	f, err := st.GetFunction(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	cf = &cachedFunction{fn: f, memory: strconv.Itoa(int(f.MemorySize)), deadline: time.Duration(f.Timeout) * time.Second}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]*cachedFunction{}
+	}
+	c.m[name] = cf
+	c.mu.Unlock()
+	return cf, nil
+}
+
+func (c *functionCache) forget(name string) {
+	c.mu.Lock()
+	delete(c.m, name)
+	c.mu.Unlock()
+}
+
+// invoke serves one invocation of function name.
+func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocation) {
+	if s.opts.Scheduler == nil {
+		s.fail(ctx, rid, newError(http.StatusServiceUnavailable, "ServiceUnavailable", "this fcd runs no instances (no scheduler configured)"))
+		return
+	}
+	if it := ctx.Request.Header.Peek(headerInvocationType); inv.controlPath == "/invoke" && len(it) > 0 && !bytes.EqualFold(it, []byte("Sync")) {
+		s.fail(ctx, rid, newError(http.StatusBadRequest, CodeInvalidArgument, fmt.Sprintf("%s %q is not supported yet: only Sync invocations", headerInvocationType, it)))
+		return
+	}
+	cf, err := s.fns.get(ctx, s.opts.Functions, name)
+	if err != nil {
+		s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
+		return
+	}
+
+	reqCtx, cancel := context.WithCancelCause(s.ctx)
+	defer cancel(nil)
+	cl := &call{}
+	watch := watchClient(ctx.Conn(), func() {
+		cancel(errAborted)
+		cl.abort()
+	})
+	defer watch.stop()
+
+	start := time.Now()
+	lease, err := s.opts.Scheduler.Acquire(reqCtx, cf.fn)
+	if err != nil {
+		s.failAcquire(ctx, rid, name, err, reqCtx)
+		return
+	}
+	s.forward(ctx, rid, cf, inv, lease, cl, start)
+}
+
+func (s *Server) failAcquire(ctx *fasthttp.RequestCtx, rid, name string, err error, reqCtx context.Context) {
+	if errors.Is(context.Cause(reqCtx), errAborted) {
+		s.metrics.clientClosed.Add(1)
+		s.log.Info("client closed request", "requestId", rid, "function", name, "code", CodeClientClosedRequest)
+		writeError(ctx, rid, newError(statusClientClosed, CodeClientClosedRequest, "the client closed the request before an instance was ready"))
+		return
+	}
+	if s.opts.Errors != nil {
+		if status, code, msg, ok := s.opts.Errors.Classify(err); ok {
+			switch status {
+			case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+				s.metrics.throttled.Add(1)
+			case http.StatusPreconditionFailed:
+				s.metrics.startFailures.Add(1)
+			}
+			s.fail(ctx, rid, newError(status, code, msg))
+			return
+		}
+	}
+	s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
+}
+
+// forward sends the request to the leased instance and relays its answer.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunction, inv invocation, lease Lease, cl *call, start time.Time) {
+	fn := cf.fn
+	up := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(up)
+	s.buildUpstreamRequest(ctx, up, rid, cf, inv, lease.Addr())
+
+	tail := s.opts.Log != nil && bytes.EqualFold(ctx.Request.Header.Peek(headerLogType), []byte("Tail"))
+	if s.opts.Log != nil {
+		s.opts.Log.Begin(fn.FunctionName, lease.InstanceID(), rid)
+	}
+	resp := fasthttp.AcquireResponse()
+	conn, err := s.upstream.roundTrip(cl, lease.Addr(), up, resp, start.Add(cf.deadline))
+	if err != nil {
+		fasthttp.ReleaseResponse(resp)
+		s.upstreamFailed(ctx, rid, cf, inv, lease, err)
+		return
+	}
+	s.copyResponseHead(ctx, resp, inv)
+	ctx.Response.Header.Set(HeaderRequestID, rid)
+
+	size := resp.Header.ContentLength()
+	if tail || (size >= 0 && size <= bufferLimit) {
+		body, err := readResponseBody(resp)
+		if err != nil {
+			conn.Close()
+			fasthttp.ReleaseResponse(resp)
+			s.upstreamFailed(ctx, rid, cf, inv, lease, err)
+			return
+		}
+		s.finish(conn, resp, lease, fn.FunctionName, rid)
+		ctx.SetBody(body)
+		if tail {
+			s.setLogTail(ctx, fn.FunctionName, rid)
+		}
+		return
+	}
+	// Large or unsized: stream it. The lease and the connection are
+	// released when fasthttp has written the body and closes the stream.
+	ctx.SetBodyStream(&streamedBody{s: s, conn: conn, resp: resp, lease: lease, fn: fn.FunctionName, rid: rid}, size)
+}
+
+// maxTailBody bounds a response buffered to put the log tail in its head.
+const maxTailBody = 32 << 20
+
+func readResponseBody(resp *fasthttp.Response) ([]byte, error) {
+	stream := resp.BodyStream()
+	if stream == nil {
+		return append([]byte(nil), resp.Body()...), nil
+	}
+	body, err := io.ReadAll(io.LimitReader(stream, maxTailBody+1))
+	if err == nil && len(body) > maxTailBody {
+		err = fmt.Errorf("response body over %d bytes cannot carry a log tail", maxTailBody)
+	}
+	return body, err
+}
+
+// finish ends a request whose response body was read whole.
+func (s *Server) finish(conn *upConn, resp *fasthttp.Response, lease Lease, fn, rid string) {
+	keep := !resp.ConnectionClose()
+	resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(resp)
+	if keep {
+		s.upstream.put(conn, time.Now())
+	} else {
+		conn.Close()
+	}
+	if s.opts.Log != nil {
+		s.opts.Log.End(fn, lease.InstanceID(), rid)
+	}
+	lease.Release()
+}
+
+// streamedBody relays a response body and ends the request when fasthttp
+// closes it.
+type streamedBody struct {
+	s     *Server
+	conn  *upConn
+	resp  *fasthttp.Response
+	lease Lease
+	fn    string
+	rid   string
+	err   error
+	once  sync.Once
+}
+
+func (b *streamedBody) Read(p []byte) (int, error) {
+	n, err := b.resp.BodyStream().Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// Close ends the request: the connection is pooled only when the body was
+// read to its end without error.
+func (b *streamedBody) Close() error {
+	b.once.Do(func() {
+		if b.err != nil {
+			b.conn.Close()
+			b.resp.CloseBodyStream()
+			fasthttp.ReleaseResponse(b.resp)
+			b.s.log.Warn("instance response body broke off", "requestId", b.rid, "function", b.fn, "instance", b.lease.InstanceID(), "error", b.err)
+			if b.s.opts.Log != nil {
+				b.s.opts.Log.End(b.fn, b.lease.InstanceID(), b.rid)
+			}
+			b.lease.Fail(b.err)
+			return
+		}
+		// Drain what is left (a client that stopped reading) only up to a
+		// bound; past it the connection is not worth keeping.
+		n, err := io.CopyN(io.Discard, b.resp.BodyStream(), bufferLimit+1)
+		if err == io.EOF && n <= bufferLimit {
+			b.s.finish(b.conn, b.resp, b.lease, b.fn, b.rid)
+			return
+		}
+		b.conn.Close()
+		b.resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(b.resp)
+		if b.s.opts.Log != nil {
+			b.s.opts.Log.End(b.fn, b.lease.InstanceID(), b.rid)
+		}
+		b.lease.Release()
+	})
+	return nil
+}
+
+// upstreamFailed answers a request whose instance did not answer.
+func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunction, inv invocation, lease Lease, err error) {
+	fn := cf.fn
+	if s.opts.Log != nil {
+		defer s.opts.Log.End(fn.FunctionName, lease.InstanceID(), rid)
+	}
+	switch {
+	case errors.Is(err, errAborted):
+		lease.Release()
+		s.metrics.clientClosed.Add(1)
+		s.log.Info("client closed request", "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID(), "code", CodeClientClosedRequest)
+		writeError(ctx, rid, newError(statusClientClosed, CodeClientClosedRequest, "the client closed the request"))
+	case isTimeout(err):
+		// The instance is alive but slow: its slot is free again once its
+		// connection is gone, which roundTrip has closed.
+		lease.Release()
+		msg := fmt.Sprintf("Function timed out after %d seconds", fn.Timeout)
+		s.metrics.timeouts.Add(1)
+		s.log.Warn(msg, "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID())
+		s.functionError(ctx, inv, http.StatusGatewayTimeout, msg)
+	default:
+		lease.Fail(err)
+		s.upstream.closeAddr(lease.Addr())
+		msg := fmt.Sprintf("The function instance %s could not serve the request: %v", lease.InstanceID(), err)
+		s.log.Warn("instance failed mid-request", "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID(), "error", err)
+		s.functionError(ctx, inv, http.StatusBadGateway, msg)
+	}
+}
+
+// functionError answers an invocation that failed inside the function (it
+// timed out or its instance died), as FC does: InvokeFunction gets 200 with
+// x-fc-error-type so SDK callers read the error body; an HTTP trigger gets
+// httpStatus.
+func (s *Server) functionError(ctx *fasthttp.RequestCtx, inv invocation, httpStatus int, msg string) {
+	status := http.StatusOK
+	if inv.controlPath != "/invoke" {
+		status = httpStatus
+	}
+	s.metrics.functionErrors.Add(1)
+	ctx.Response.Header.Set(headerErrorType, errorTypeUnhandled)
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.SetStatusCode(status)
+	body, _ := json.Marshal(map[string]string{"errorMessage": msg})
+	ctx.SetBody(body)
+}
+
+func (s *Server) setLogTail(ctx *fasthttp.RequestCtx, fn, rid string) {
+	lines, err := s.opts.Log.Tail(fn, rid, maxLogTail)
+	if err != nil {
+		s.log.Warn("read request log", "requestId", rid, "function", fn, "error", err)
+		return
+	}
+	ctx.Response.Header.Set(headerLogResult, base64.StdEncoding.EncodeToString(lines))
+}
+
+// hopHeaders are connection-scoped and never forwarded (RFC 9110 7.6.1).
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// buildUpstreamRequest fills up with the request the instance receives.
+func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Request, rid string, cf *cachedFunction, inv invocation, addr string) {
+	fn := cf.fn
+	if inv.controlPath == "/invoke" {
+		up.Header.SetMethod(http.MethodPost)
+		up.SetRequestURI("/invoke")
+		up.Header.SetContentType("application/octet-stream")
+	} else {
+		ctx.Request.Header.CopyTo(&up.Header)
+		for _, h := range hopHeaders {
+			up.Header.Del(h)
+		}
+		up.SetRequestURIBytes(inv.path)
+	}
+	up.UseHostHeader = inv.controlPath != "/invoke"
+	if !up.UseHostHeader {
+		up.Header.SetHost(addr)
+	}
+	switch stream := ctx.RequestBodyStream(); {
+	case inv.controlPath == "/invoke":
+		up.SetBodyRaw(inv.body)
+	case stream != nil:
+		up.SetBodyStream(stream, ctx.Request.Header.ContentLength())
+	default:
+		up.SetBodyRaw(ctx.Request.Body())
+	}
+	h := &up.Header
+	h.Set("x-fc-request-id", rid)
+	h.Set("x-fc-function-name", fn.FunctionName)
+	h.Set("x-fc-function-memory", cf.memory)
+	h.Set("x-fc-function-handler", fn.Handler)
+	h.Set("x-fc-region", s.opts.Region)
+	h.Set("x-fc-account-id", s.opts.AccountID)
+	h.Set("x-fc-qualifier", "LATEST")
+	h.Set("x-fc-version-id", "LATEST")
+	h.Set(headerControlPath, inv.controlPath)
+}
+
+func (s *Server) copyResponseHead(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, inv invocation) {
+	ctx.SetStatusCode(resp.StatusCode())
+	for k, v := range resp.Header.All() {
+		ctx.Response.Header.AddBytesKV(k, v)
+	}
+	for _, h := range hopHeaders {
+		ctx.Response.Header.Del(h)
+	}
+	if inv.controlPath == "/invoke" && string(resp.Header.Peek(headerStatus)) == "404" {
+		ctx.Response.Header.Set(headerErrorType, errorTypeUnhandled)
+		s.metrics.functionErrors.Add(1)
+	}
+}

@@ -1,0 +1,368 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/store"
+)
+
+// fakeScheduler leases every request to one backend address and records
+// what became of each lease. It stands in for package scheduler, whose own
+// tests cover placement.
+type fakeScheduler struct {
+	addr string
+	err  error
+
+	mu       sync.Mutex
+	released int
+	failed   []error
+	changed  chan struct{} // receives after every Release or Fail
+}
+
+func newFakeScheduler(addr string) *fakeScheduler {
+	return &fakeScheduler{addr: addr, changed: make(chan struct{}, 100)}
+}
+
+func (f *fakeScheduler) Acquire(ctx context.Context, fn *api.Function) (Lease, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &fakeLease{s: f}, nil
+}
+
+func (f *fakeScheduler) counts() (int, []error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.released, append([]error(nil), f.failed...)
+}
+
+type fakeLease struct{ s *fakeScheduler }
+
+func (l *fakeLease) Addr() string       { return l.s.addr }
+func (l *fakeLease) InstanceID() string { return "i-1" }
+func (l *fakeLease) Release() {
+	l.s.mu.Lock()
+	l.s.released++
+	l.s.mu.Unlock()
+	l.s.changed <- struct{}{}
+}
+func (l *fakeLease) Fail(err error) {
+	l.s.mu.Lock()
+	l.s.failed = append(l.s.failed, err)
+	l.s.mu.Unlock()
+	l.s.changed <- struct{}{}
+}
+
+// fakeLog records markers and serves them back as the request's log.
+type fakeLog struct {
+	mu    sync.Mutex
+	lines map[string][]string
+}
+
+func (l *fakeLog) add(rid, line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lines == nil {
+		l.lines = map[string][]string{}
+	}
+	l.lines[rid] = append(l.lines[rid], line)
+}
+func (l *fakeLog) Begin(fn, inst, rid string) { l.add(rid, "FC Invoke Start RequestId: "+rid) }
+func (l *fakeLog) End(fn, inst, rid string)   { l.add(rid, "FC Invoke End RequestId: "+rid) }
+func (l *fakeLog) Tail(fn, rid string, max int) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return []byte(strings.Join(l.lines[rid], "\n") + "\n"), nil
+}
+
+type classifier struct{}
+
+var errBusy = errors.New("busy")
+
+func (classifier) Classify(err error) (int, string, string, bool) {
+	if errors.Is(err, errBusy) {
+		return 429, CodeResourceExhausted, "too many requests", true
+	}
+	return 0, "", "", false
+}
+
+// invokeEnv is a proxy with one function "fn" (timeout 1 s) whose single
+// instance is backend.
+type invokeEnv struct {
+	addr  string
+	sched *fakeScheduler
+	log   *fakeLog
+}
+
+func newInvokeEnv(t *testing.T, backend http.Handler) *invokeEnv {
+	t.Helper()
+	be := httptest.NewServer(backend)
+	t.Cleanup(be.Close)
+	st, err := store.Open(t.TempDir()+"/fcd.db", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	name, rt, img, timeout := "fn", api.RuntimeCustomContainer, "r/i:t", int32(1)
+	f, err := api.NewFunction(&api.Input{FunctionName: &name, Runtime: &rt, Timeout: &timeout,
+		CustomContainerConfig: &api.ContainerInput{Image: &img}}, "id", "local", "1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateFunction(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	env := &invokeEnv{sched: newFakeScheduler(strings.TrimPrefix(be.URL, "http://")), log: &fakeLog{}}
+	env.addr = testServer(t, Options{Functions: st, Scheduler: env.sched, Errors: classifier{}, Log: env.log})
+	return env
+}
+
+// waitLease waits for the proxy to end the request's lease.
+func (e *invokeEnv) waitLease(t *testing.T) {
+	t.Helper()
+	select {
+	case <-e.sched.changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("lease never released")
+	}
+}
+
+// echoBackend answers like examples/echo: POST /invoke returns the event,
+// anything else a JSON description of the request.
+func echoBackend() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/invoke" {
+			w.Header().Set("x-echo-ctype", r.Header.Get("Content-Type"))
+			w.Header().Set("x-echo-control", r.Header.Get("x-fc-control-path"))
+			w.Header().Set("x-echo-fn", r.Header.Get("x-fc-function-name")+"/"+r.Header.Get("x-fc-function-memory")+"/"+r.Header.Get("x-fc-request-id"))
+			if string(body) == "fail" {
+				w.Header().Set("x-fc-status", "404")
+			}
+			w.Write(body)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{
+			"method": r.Method, "path": r.URL.Path, "query": r.URL.RawQuery,
+			"header": r.Header.Get("X-Custom"), "control": r.Header.Get("x-fc-control-path"),
+			"body": string(body),
+		})
+	})
+}
+
+func TestInvokeFunction(t *testing.T) {
+	env := newInvokeEnv(t, echoBackend())
+	path := "/" + api.Version + "/functions/fn/invocations"
+	resp, _ := (signedRequest{method: "POST", path: path, body: []byte(`{"hello":1}`)}).do(t, env.addr)
+	env.waitLease(t)
+	rid := resp.Header.Get(HeaderRequestID)
+	checks := []struct{ name, got, want string }{
+		{"status", fmt.Sprint(resp.StatusCode), "200"},
+		{"content type", resp.Header.Get("x-echo-ctype"), "application/octet-stream"},
+		{"control path", resp.Header.Get("x-echo-control"), "/invoke"},
+		{"fc headers", resp.Header.Get("x-echo-fn"), "fn/512/" + rid},
+		{"error type", resp.Header.Get(headerErrorType), ""},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if rel, failed := env.sched.counts(); rel != 1 || len(failed) != 0 {
+		t.Errorf("leases: got %d released, %v failed; want 1, none", rel, failed)
+	}
+
+	t.Run("x-fc-status 404 marks failure", func(t *testing.T) {
+		resp, _ := (signedRequest{method: "POST", path: path, body: []byte("fail")}).do(t, env.addr)
+		env.waitLease(t)
+		if got := resp.Header.Get(headerErrorType); got != errorTypeUnhandled {
+			t.Errorf("got x-fc-error-type %q, want %q", got, errorTypeUnhandled)
+		}
+	})
+	t.Run("log tail", func(t *testing.T) {
+		resp, _ := (signedRequest{method: "POST", path: path, body: []byte("x"), tamper: func(r *http.Request) {
+			r.Header.Set(headerLogType, "Tail") // not a signed header
+		}}).do(t, env.addr)
+		env.waitLease(t)
+		logs, err := base64.StdEncoding.DecodeString(resp.Header.Get(headerLogResult))
+		rid := resp.Header.Get(HeaderRequestID)
+		want := "FC Invoke Start RequestId: " + rid + "\nFC Invoke End RequestId: " + rid + "\n"
+		if err != nil || string(logs) != want {
+			t.Errorf("got log %q (%v), want %q", logs, err, want)
+		}
+	})
+	t.Run("async is refused", func(t *testing.T) {
+		resp, eb := (signedRequest{method: "POST", path: path, body: []byte("x"), tamper: func(r *http.Request) {
+			r.Header.Set(headerInvocationType, "Async")
+		}}).do(t, env.addr)
+		if resp.StatusCode != 400 || eb.Code != CodeInvalidArgument {
+			t.Errorf("got %d %s, want 400 InvalidArgument", resp.StatusCode, eb.Code)
+		}
+	})
+	t.Run("unknown function", func(t *testing.T) {
+		resp, eb := (signedRequest{method: "POST", path: "/" + api.Version + "/functions/nope/invocations"}).do(t, env.addr)
+		if resp.StatusCode != 404 || eb.Code != CodeFunctionNotFound {
+			t.Errorf("got %d %s, want 404 FunctionNotFound", resp.StatusCode, eb.Code)
+		}
+	})
+	t.Run("throttled", func(t *testing.T) {
+		env.sched.err = errBusy
+		defer func() { env.sched.err = nil }()
+		resp, eb := (signedRequest{method: "POST", path: path}).do(t, env.addr)
+		if resp.StatusCode != 429 || eb.Code != CodeResourceExhausted {
+			t.Errorf("got %d %s, want 429 ResourceExhausted", resp.StatusCode, eb.Code)
+		}
+	})
+}
+
+func TestHTTPTrigger(t *testing.T) {
+	env := newInvokeEnv(t, echoBackend())
+	tests := []struct {
+		name, url, host string
+		wantPath        string
+	}{
+		{"path prefix", "/fn/fn/a/b?x=1&y=%20", "", "/a/b"},
+		{"path prefix root", "/fn/fn?x=1&y=%20", "", "/"},
+		{"host routing", "/a/b?x=1&y=%20", "fn.fcd.localhost", "/a/b"},
+		{"host routing with port", "/a/b?x=1&y=%20", "FN.fcd.localhost:8080", "/a/b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("PATCH", "http://"+env.addr+tc.url, strings.NewReader("payload"))
+			req.Header.Set("X-Custom", "v")
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			env.waitLease(t)
+			var got map[string]string
+			if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"method": "PATCH", "path": tc.wantPath, "query": "x=1&y=%20", "header": "v", "control": "/http-invoke", "body": "payload"}
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("%s: got %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+// TestHTTPTriggerStreamsLargeBodies sends 16 MiB each way.
+func TestHTTPTriggerStreamsLargeBodies(t *testing.T) {
+	const size = 16 << 20
+	env := newInvokeEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, _ := io.Copy(h, r.Body)
+		w.Header().Set("x-got", fmt.Sprintf("%d:%x", n, h.Sum(nil)))
+		// No Content-Length: a chunked response the proxy must stream.
+		chunk := bytes.Repeat([]byte("z"), 64<<10)
+		for i := 0; i < size/len(chunk); i++ {
+			w.Write(chunk)
+		}
+	}))
+	body := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	sum := sha256.Sum256(body)
+	resp, err := http.Post("http://"+env.addr+"/fn/fn/upload", "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != size {
+		t.Fatalf("response: got %d bytes (%v), want %d", n, err, size)
+	}
+	if got, want := resp.Header.Get("x-got"), fmt.Sprintf("%d:%x", size, sum); got != want {
+		t.Fatalf("backend received %s, want %s", got, want)
+	}
+	env.waitLease(t)
+	if rel, failed := env.sched.counts(); rel != 1 || len(failed) != 0 {
+		t.Errorf("leases: got %d released, %v failed; want 1, none", rel, failed)
+	}
+}
+
+func TestInvocationTimeout(t *testing.T) {
+	env := newInvokeEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	resp, err := http.Get("http://" + env.addr + "/fn/fn/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	env.waitLease(t)
+	if resp.StatusCode != 504 || resp.Header.Get(headerErrorType) != errorTypeUnhandled ||
+		!strings.Contains(string(body), "Function timed out after 1 seconds") {
+		t.Fatalf("got %d %q %s, want 504 UnhandledInvocationError timed out", resp.StatusCode, resp.Header.Get(headerErrorType), body)
+	}
+}
+
+func TestInstanceDiesMidRequest(t *testing.T) {
+	env := newInvokeEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+	}))
+	resp, err := http.Get("http://" + env.addr + "/fn/fn/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	env.waitLease(t)
+	_, failed := env.sched.counts()
+	if resp.StatusCode != 502 || len(failed) != 1 {
+		t.Fatalf("got status %d, failed leases %v; want 502 and one failed lease", resp.StatusCode, failed)
+	}
+}
+
+func TestClientDisconnectCancelsUpstream(t *testing.T) {
+	cancelled := make(chan struct{})
+	started := make(chan struct{})
+	env := newInvokeEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	conn, err := net.Dial("tcp", env.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "GET /fn/fn/wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-started
+	conn.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the instance's request was not cancelled after the client left")
+	}
+	env.waitLease(t)
+	if rel, failed := env.sched.counts(); rel != 1 || len(failed) != 0 {
+		t.Errorf("leases: got %d released, %v failed; want the lease released", rel, failed)
+	}
+}

@@ -1,0 +1,312 @@
+// Package proxy is fcd's fasthttp frontend: it routes the Function Compute
+// 3.0 control API, checks request signatures, maps errors to FC's codes and
+// HTTP statuses, and forwards invocations to instances.
+//
+// It keeps no state about instances beyond one request: which instance
+// serves a request is the scheduler's decision, and function metadata lives
+// in the store.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/store"
+)
+
+// FunctionStore is what the proxy needs of the metadata store.
+type FunctionStore interface {
+	CreateFunction(ctx context.Context, f *api.Function) error
+	GetFunction(ctx context.Context, name string) (*api.Function, error)
+	UpdateFunction(ctx context.Context, name string, change func(*api.Function) (*api.Function, error)) (*api.Function, error)
+	DeleteFunction(ctx context.Context, name string) error
+	ListFunctions(ctx context.Context, prefix, start string, limit int) ([]*api.Function, string, error)
+}
+
+var _ FunctionStore = (*store.Store)(nil)
+
+// Headers fcd sets on responses.
+const (
+	HeaderRequestID = "x-fc-request-id"
+)
+
+// Options configures a Server. The zero value of each field is its default.
+type Options struct {
+	// Functions is the metadata store. Required.
+	Functions FunctionStore
+	// Keys holds the access keys allowed to call the API. Required.
+	Keys Keys
+	// Region and AccountID name the functions' ARNs. Defaults "local" and
+	// "0000000000000000".
+	Region, AccountID string
+	// ClockSkew is how far x-acs-date may be from the server's clock.
+	// Zero means 15 minutes.
+	ClockSkew time.Duration
+	// MaxControlBody bounds control API request bodies. Zero means 6 MiB.
+	MaxControlBody int
+	// Logger receives request errors. Nil means silent.
+	Logger *slog.Logger
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+
+	// Scheduler places invocations on instances. Nil means invocations are
+	// refused with 503.
+	Scheduler Scheduler
+	// Errors classifies Scheduler errors into FC errors. Nil maps them as
+	// internal errors, but for the store's not-found.
+	Errors ErrorClassifier
+	// Log receives per-request log markers and serves log tails. Nil
+	// disables x-fc-log-type: Tail.
+	Log InvocationLog
+	// Domain routes HTTP trigger requests by Host: <function>.<Domain>.
+	// Empty means "fcd.localhost".
+	Domain string
+	// Collectors are registered with /metrics next to the proxy's own.
+	Collectors []prometheus.Collector
+}
+
+// Server is the frontend. Create it with New.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	verifier verifier
+	ids      requestIDs
+	srv      *fasthttp.Server
+	fns      functionCache
+	upstream *upstream
+	metrics  metrics
+	metricsH fasthttp.RequestHandler
+	// hostSuffix is "." + Domain, lower-case.
+	hostSuffix string
+	// ctx is the serving context: invocation contexts derive from it, so
+	// shutdown cancels every wait.
+	ctx context.Context
+}
+
+// New returns a Server for opts.
+func New(opts Options) *Server {
+	if opts.Region == "" {
+		opts.Region = "local"
+	}
+	if opts.AccountID == "" {
+		opts.AccountID = "0000000000000000"
+	}
+	if opts.ClockSkew == 0 {
+		opts.ClockSkew = 15 * time.Minute
+	}
+	if opts.MaxControlBody == 0 {
+		opts.MaxControlBody = 6 << 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Domain == "" {
+		opts.Domain = "fcd.localhost"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		opts:     opts,
+		log:      log,
+		verifier: verifier{keys: opts.Keys, skew: opts.ClockSkew, now: opts.Now},
+		ids:      newRequestIDs(),
+		upstream: newUpstream(),
+		ctx:      context.Background(),
+
+		hostSuffix: "." + strings.ToLower(opts.Domain),
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.metrics.collectors()...)
+	reg.MustRegister(opts.Collectors...)
+	s.metricsH = metricsHandler(reg)
+	s.srv = &fasthttp.Server{
+		Handler:               s.handle,
+		Name:                  "fcd",
+		StreamRequestBody:     true,
+		NoDefaultServerHeader: false,
+		NoDefaultContentType:  true,
+		IdleTimeout:           2 * time.Minute,
+		ReadTimeout:           2 * time.Minute,
+		Logger:                fasthttpLogger{log},
+	}
+	return s
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully: it stops
+// accepting, lets requests in flight finish and returns.
+//
+// Serve may be called once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.ctx = ctx
+	defer s.upstream.closeAll()
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ln) }()
+	sweep := time.NewTicker(s.upstream.idleTimeout)
+	defer sweep.Stop()
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case now := <-sweep.C:
+			s.upstream.sweep(now)
+		case <-ctx.Done():
+			if err := s.srv.Shutdown(); err != nil {
+				return err
+			}
+			return <-errc
+		}
+	}
+}
+
+// Handler returns the request handler, for tests that serve it themselves.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+const apiPrefix = "/" + api.Version + "/functions"
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	rid := s.ids.next()
+	ctx.Response.Header.Set(HeaderRequestID, rid)
+	if name, ok := s.triggerHost(ctx.Host()); ok {
+		s.httpTrigger(ctx, rid, name, ctx.RequestURI())
+		return
+	}
+	path := ctx.Path()
+	switch {
+	case bytes.HasPrefix(path, triggerPrefix):
+		name, uri := splitTriggerPath(ctx.RequestURI())
+		s.httpTrigger(ctx, rid, name, uri)
+	case bytes.Equal(path, apiPrefixBytes) || bytes.HasPrefix(path, apiPrefixSlash):
+		s.handleFunctions(ctx, rid, strings.TrimPrefix(string(path), apiPrefix))
+	case string(path) == "/metrics":
+		s.metricsH(ctx)
+	default:
+		writeError(ctx, rid, newError(http.StatusNotFound, CodePathNotFound, "no API at "+string(path)))
+	}
+}
+
+var (
+	apiPrefixBytes = []byte(apiPrefix)
+	apiPrefixSlash = []byte(apiPrefix + "/")
+	triggerPrefix  = []byte("/fn/")
+)
+
+// handleFunctions routes /2023-03-30/functions[/{name}[/{sub}]].
+func (s *Server) handleFunctions(ctx *fasthttp.RequestCtx, rid, rest string) {
+	rest = strings.TrimPrefix(rest, "/")
+	name, sub, _ := strings.Cut(rest, "/")
+	method := string(ctx.Method())
+	isInvoke := name != "" && sub == "invocations" && method == http.MethodPost
+	limit := s.opts.MaxControlBody
+	if isInvoke {
+		limit = MaxInvokeBody
+	}
+	body, aerr := readBody(ctx, limit)
+	if aerr == nil {
+		_, aerr = s.verifier.verify(ctx, body)
+	}
+	if aerr != nil {
+		s.fail(ctx, rid, aerr)
+		return
+	}
+	var err error
+	switch {
+	case isInvoke:
+		s.metrics.invocations.Add(1)
+		s.invoke(ctx, rid, unescape(name), invocation{controlPath: "/invoke", body: body})
+		return
+	case name == "" && method == http.MethodPost:
+		err = s.createFunction(ctx, body)
+	case name == "" && method == http.MethodGet:
+		err = s.listFunctions(ctx)
+	case name != "" && sub == "" && method == http.MethodGet:
+		err = s.getFunction(ctx, name)
+	case name != "" && sub == "" && method == http.MethodPut:
+		err = s.updateFunction(ctx, name, body)
+	case name != "" && sub == "" && method == http.MethodDelete:
+		err = s.deleteFunction(ctx, name)
+	case name == "" || sub == "":
+		err = newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, method+" is not allowed on "+string(ctx.Path()))
+	default:
+		err = newError(http.StatusNotFound, CodePathNotFound, "no API at "+string(ctx.Path()))
+	}
+	if err != nil {
+		s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
+	}
+}
+
+// MaxInvokeBody bounds the event of a signed InvokeFunction call, which
+// must be read whole to check its signature (FC's synchronous payload limit).
+const MaxInvokeBody = 32 << 20
+
+// readBody reads a signed request's body, refusing one over limit before it
+// is buffered whole.
+func readBody(ctx *fasthttp.RequestCtx, limit int) ([]byte, *apiError) {
+	if n := ctx.Request.Header.ContentLength(); n > limit {
+		return nil, newError(http.StatusBadRequest, CodeEntityTooLarge, "request body of "+strconv.Itoa(n)+" bytes exceeds the limit of "+strconv.Itoa(limit))
+	}
+	stream := ctx.RequestBodyStream()
+	if stream == nil {
+		// fasthttp read a small body whole already.
+		return ctx.Request.Body(), nil
+	}
+	body, err := io.ReadAll(io.LimitReader(stream, int64(limit)+1))
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, CodeInvalidArgument, "reading request body: "+err.Error())
+	}
+	if len(body) > limit {
+		return nil, newError(http.StatusBadRequest, CodeEntityTooLarge, "request body exceeds the limit of "+strconv.Itoa(limit)+" bytes")
+	}
+	return body, nil
+}
+
+func (s *Server) fail(ctx *fasthttp.RequestCtx, rid string, err *apiError) {
+	if err.Status >= 500 {
+		s.log.Error("request failed", "requestId", rid, "method", string(ctx.Method()), "path", string(ctx.Path()), "code", err.Code, "error", err.Message)
+	} else {
+		s.log.Debug("request refused", "requestId", rid, "method", string(ctx.Method()), "path", string(ctx.Path()), "code", err.Code, "error", err.Message)
+	}
+	writeError(ctx, rid, err)
+}
+
+// requestIDs makes request ids unique across fcd runs without a syscall per
+// request: a random prefix chosen at start and a counter.
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() requestIDs {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(errors.New("proxy: no randomness for request ids: " + err.Error()))
+	}
+	return requestIDs{prefix: "1-" + hex.EncodeToString(b[:]) + "-"}
+}
+
+func (r *requestIDs) next() string {
+	return r.prefix + strconv.FormatUint(r.n.Add(1), 16)
+}
+
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("fasthttp", "msg", strings.TrimSpace(fmt.Sprintf(format, args...)))
+}

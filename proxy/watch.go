@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// clientWatchInterval is how often a waiting request checks whether its
+// client is still connected. fasthttp does not report disconnects
+// (valyala/fasthttp#468, #965), so fcd peeks at the socket itself.
+const clientWatchInterval = 100 * time.Millisecond
+
+// clientWatch calls gone once if the client's connection reaches EOF while
+// the request is in flight. The first check runs after one interval, so a
+// fast request costs one timer and no goroutine.
+type clientWatch struct {
+	mu    sync.Mutex
+	conn  syscall.RawConn
+	timer *time.Timer
+	gone  func()
+	done  bool
+}
+
+func watchClient(c net.Conn, gone func()) *clientWatch {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	w := &clientWatch{conn: raw, gone: gone}
+	w.mu.Lock()
+	w.timer = time.AfterFunc(clientWatchInterval, w.check)
+	w.mu.Unlock()
+	return w
+}
+
+func (w *clientWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return
+	}
+	if clientClosed(w.conn) {
+		w.done = true
+		go w.gone()
+		return
+	}
+	w.timer.Reset(clientWatchInterval)
+}
+
+// stop ends the watch. It is safe on a nil watch.
+func (w *clientWatch) stop() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.done = true
+	w.timer.Stop()
+	w.mu.Unlock()
+}
+
+// clientClosed reports whether the peer closed the connection: a
+// non-blocking MSG_PEEK that reads zero bytes is EOF. Pipelined request
+// bytes waiting in the socket mean the client is alive.
+func clientClosed(raw syscall.RawConn) bool {
+	var closed bool
+	var buf [1]byte
+	raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
+		case err != nil:
+			closed = true // ECONNRESET and the like
+		case n == 0:
+			closed = true
+		}
+		return true // never wait for readiness
+	})
+	return closed
+}

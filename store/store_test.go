@@ -1,0 +1,171 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/fcd-dev/fcd/api"
+)
+
+func openTemp(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "fcd.db")
+	s, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func fn(name string) *api.Function {
+	return &api.Function{FunctionName: name, Runtime: api.RuntimeCustomContainer, MemorySize: 512,
+		CustomContainerConfig: &api.CustomContainerConfig{Image: "r/i:t"}}
+}
+
+func TestFunctionCRUD(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	if err := s.CreateFunction(ctx, fn("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateFunction(ctx, fn("a")); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("duplicate create: got %v, want ErrAlreadyExists", err)
+	}
+	got, err := s.GetFunction(ctx, "a")
+	if err != nil || got.CustomContainerConfig.Image != "r/i:t" {
+		t.Fatalf("get: got %+v, %v", got, err)
+	}
+	if _, err := s.GetFunction(ctx, "missing"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("get missing: got %v, want ErrNotFound", err)
+	}
+	u, err := s.UpdateFunction(ctx, "a", func(f *api.Function) (*api.Function, error) {
+		f.MemorySize = 1024
+		return f, nil
+	})
+	if err != nil || u.MemorySize != 1024 {
+		t.Fatalf("update: got %+v, %v", u, err)
+	}
+	boom := errors.New("boom")
+	if _, err := s.UpdateFunction(ctx, "a", func(f *api.Function) (*api.Function, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatalf("aborted update: got %v, want boom", err)
+	}
+	if got, _ := s.GetFunction(ctx, "a"); got.MemorySize != 1024 {
+		t.Fatalf("aborted update changed the function: memory %d", got.MemorySize)
+	}
+	if _, err := s.UpdateFunction(ctx, "missing", func(f *api.Function) (*api.Function, error) { return f, nil }); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("update missing: got %v, want ErrNotFound", err)
+	}
+	if err := s.PutProvisionConfig(ctx, "a", ProvisionConfig{Target: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteFunction(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteFunction(ctx, "a"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("second delete: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetProvisionConfig(ctx, "a"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("provision config outlived its function: %v", err)
+	}
+}
+
+func TestListFunctionsPages(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	for i := 0; i < 7; i++ {
+		if err := s.CreateFunction(ctx, fn(fmt.Sprintf("f%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateFunction(ctx, fn("other")); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	start := ""
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+		fns, next, err := s.ListFunctions(ctx, "f", start, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fns {
+			names = append(names, f.FunctionName)
+		}
+		if next == "" {
+			break
+		}
+		start = next
+	}
+	if got, want := fmt.Sprint(names), "[f0 f1 f2 f3 f4 f5 f6]"; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}
+
+func TestReopenKeepsFunctions(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	if err := s.CreateFunction(ctx, fn("keep")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.GetFunction(ctx, "keep"); err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	t.Run("fresh store reaches the newest version", func(t *testing.T) {
+		s, _ := openTemp(t)
+		var v uint64
+		s.db.View(func(tx *bolt.Tx) error { v = schemaVersion(tx); return nil })
+		if v != SchemaVersion() {
+			t.Fatalf("got version %d, want %d", v, SchemaVersion())
+		}
+	})
+	t.Run("v1 creates the buckets", func(t *testing.T) {
+		db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		err = db.Update(func(tx *bolt.Tx) error { return migrations[0].migrate(tx) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.View(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketMeta, bucketFunctions, bucketProvision} {
+				if tx.Bucket(bucketRoot).Bucket(b) == nil {
+					t.Errorf("bucket %s missing", b)
+				}
+			}
+			return nil
+		})
+	})
+	t.Run("newer schema is refused", func(t *testing.T) {
+		s, path := openTemp(t)
+		s.db.Update(func(tx *bolt.Tx) error {
+			var v [8]byte
+			binary.BigEndian.PutUint64(v[:], SchemaVersion()+1)
+			return tx.Bucket(bucketRoot).Bucket(bucketMeta).Put(keyVersion, v[:])
+		})
+		s.Close()
+		if _, err := Open(path, 0); err == nil {
+			t.Fatal("got nil, want an error for a newer schema")
+		}
+	})
+}
