@@ -56,6 +56,9 @@ func (s *Server) updateFunction(ctx *fasthttp.RequestCtx, name string, body []by
 	if err != nil {
 		return err
 	}
+	if s.opts.Pools != nil {
+		s.opts.Pools.Update(f)
+	}
 	return s.writeFunction(ctx, f)
 }
 
@@ -64,6 +67,9 @@ func (s *Server) deleteFunction(ctx *fasthttp.RequestCtx, name string) error {
 	s.fns.forget(unescape(name))
 	if err != nil {
 		return err
+	}
+	if s.opts.Pools != nil {
+		s.opts.Pools.Remove(unescape(name))
 	}
 	ctx.SetStatusCode(http.StatusNoContent)
 	return nil
@@ -157,4 +163,43 @@ func newID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// LogReader reads instance logs of a function.
+type LogReader interface {
+	// ReadLogs returns the last tail lines of the function's instance logs
+	// (0: all kept).
+	ReadLogs(function string, tail int) ([]string, error)
+}
+
+// logsPage is the fcd-specific GetFunctionLogs response.
+type logsPage struct {
+	Lines []string `json:"lines"`
+}
+
+// readLogs serves GET /2023-03-30/functions/{name}/logs?tail=N, an fcd
+// extension for fcctl logs.
+func (s *Server) readLogs(ctx *fasthttp.RequestCtx, name string) error {
+	if s.opts.Logs == nil {
+		return newError(http.StatusNotImplemented, "NotImplemented", "this fcd keeps no instance logs")
+	}
+	if _, err := s.fns.get(ctx, s.opts.Functions, name); err != nil {
+		return err
+	}
+	tail := 0
+	if v := ctx.QueryArgs().Peek("tail"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 0 {
+			return newError(http.StatusBadRequest, CodeInvalidArgument, fmt.Sprintf("tail %q is invalid: it must be a number of lines, 0 for all", v))
+		}
+		tail = n
+	}
+	lines, err := s.opts.Logs.ReadLogs(name, tail)
+	if err != nil {
+		return err
+	}
+	if lines == nil {
+		lines = []string{}
+	}
+	return writeJSON(ctx, http.StatusOK, logsPage{Lines: lines})
 }

@@ -79,6 +79,11 @@ type Options struct {
 	Domain string
 	// Collectors are registered with /metrics next to the proxy's own.
 	Collectors []prometheus.Collector
+	// Pools learns of function updates and deletions and keeps provisioned
+	// instances. Nil disables provision-config.
+	Pools Pools
+	// Logs serves instance logs to fcctl logs. Nil disables the endpoint.
+	Logs LogReader
 }
 
 // Server is the frontend. Create it with New.
@@ -242,7 +247,15 @@ func (s *Server) handleFunctions(ctx *fasthttp.RequestCtx, rid, rest string) {
 		err = s.updateFunction(ctx, name, body)
 	case name != "" && sub == "" && method == http.MethodDelete:
 		err = s.deleteFunction(ctx, name)
-	case name == "" || sub == "":
+	case name != "" && sub == "provision-config" && method == http.MethodPut:
+		err = s.putProvision(ctx, unescape(name), body)
+	case name != "" && sub == "provision-config" && method == http.MethodGet:
+		err = s.getProvision(ctx, unescape(name))
+	case name != "" && sub == "provision-config" && method == http.MethodDelete:
+		err = s.deleteProvision(ctx, unescape(name))
+	case name != "" && sub == "logs" && method == http.MethodGet:
+		err = s.readLogs(ctx, unescape(name))
+	case name == "" || sub == "" || sub == "provision-config" || sub == "logs":
 		err = newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, method+" is not allowed on "+string(ctx.Path()))
 	default:
 		err = newError(http.StatusNotFound, CodePathNotFound, "no API at "+string(ctx.Path()))

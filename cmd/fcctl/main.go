@@ -29,6 +29,9 @@ Usage:
 
 Commands:
   function create|get|list|update|delete   manage functions
+  invoke FUNCTION [-d BODY|@FILE] [-v]     invoke a function (InvokeFunction)
+  logs FUNCTION [--tail N]                 print a function's instance logs
+  provision set|get|delete FUNCTION        keep instances warm
   image index|cat                          index gzip layers for lazy reads
 
 Global flags (or FCD_ENDPOINT, FCD_ACCESS_KEY_ID, FCD_ACCESS_KEY_SECRET, FCD_DATA_DIR):
@@ -85,19 +88,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	switch cmd {
-	case "function", "functions", "fn":
-		c, err := g.client()
-		if err != nil {
-			return err
-		}
-		return runFunction(ctx, c, rest, stdout, stderr)
-	case "image":
+	if cmd == "image" {
 		return runImage(ctx, rest, stdout, stderr)
-	default:
+	}
+	runAPI, ok := apiCommands[cmd]
+	if !ok {
 		fs.Usage()
 		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	return runAPI(ctx, c, rest, stdout, stderr)
+}
+
+// apiCommands are the commands that call fcd's API.
+var apiCommands = map[string]func(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error{
+	"function":  runFunction,
+	"functions": runFunction,
+	"fn":        runFunction,
+	"invoke":    runInvoke,
+	"logs":      runLogs,
+	"provision": runProvision,
 }
 
 // client builds an API client from flags, falling back to credentials.json.
