@@ -132,7 +132,6 @@ func (g *globals) client() (*client, error) {
 	return &client{endpoint: creds.Endpoint, creds: creds, http: &http.Client{}}, nil
 }
 
-
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v

@@ -30,7 +30,6 @@ type Config struct {
 	ready chan struct{}
 }
 
-
 // parseConfig reads flags from args and the FCD_* variables through getenv.
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	var cfg Config
