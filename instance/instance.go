@@ -1,0 +1,349 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/fcd-dev/fcd/puller"
+)
+
+// ExitStatus describes how an instance ended. It is valid once Done is
+// closed.
+type ExitStatus struct {
+	// Code is the process's exit code; 128+n for a signal n; -1 when
+	// the process is still running (an unhealthy instance) or unknown.
+	Code int
+	// OOMKilled is true when the kernel killed a process of the instance
+	// for passing its memory limit. An exit code of 137 alone is not OOM.
+	OOMKilled bool
+	// At is when the exit was noticed.
+	At time.Time
+	// Reason is "exited", "oom", "unhealthy" or "stopped".
+	Reason string
+}
+
+// Exit reasons.
+const (
+	ReasonExited    = "exited"
+	ReasonOOM       = "oom"
+	ReasonUnhealthy = "unhealthy"
+	ReasonStopped   = "stopped"
+)
+
+// StartStats are the measured phases of an instance's start.
+type StartStats struct {
+	// Pull is the image preparation (resolve, fetch, unpack, view).
+	Pull puller.Stats
+	// Rootfs is making and mounting the writable layer and overlay.
+	Rootfs time.Duration
+	// Network is creating the network namespace and its address.
+	Network time.Duration
+	// Create is creating and starting the container and its task.
+	Create time.Duration
+	// Ready is from task start until the probe (and initializer) passed.
+	Ready time.Duration
+	// Total is the whole Start call.
+	Total time.Duration
+}
+
+// Instance is one running container of a function with its own network
+// namespace and writable layer.
+//
+// Lifecycle: Manager.Start returns an Instance once it is ready (its port
+// accepts or its health check passes, and its initializer succeeded).
+// Done is closed when its process exits or it becomes unhealthy; Exit then
+// says how. Stop must be called in every case to release the container,
+// writable layer, network namespace and address; it is idempotent.
+type Instance struct {
+	m     *Manager
+	spec  Spec
+	addr  netip.AddrPort
+	img   *puller.Image
+	root  rootfs
+	log   *instanceLog
+	outs  []*lineWriter
+	stats StartStats
+
+	container containerd.Container
+	task      containerd.Task
+
+	exited chan struct{} // closed when the process has exited
+	done   chan struct{} // closed on exit or when unhealthy
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	stopping bool // set when fcd itself ends the process
+	exit     ExitStatus
+	doneSet  bool
+	stopErr  error
+	stopped  chan struct{} // non-nil once Stop started; closed when it ended
+}
+
+// ID returns the instance ID.
+func (i *Instance) ID() string { return i.spec.ID }
+
+// Function returns the function name.
+func (i *Instance) Function() string { return i.spec.Function }
+
+// Spec returns the instance's spec with defaults applied.
+func (i *Instance) Spec() Spec { return i.spec }
+
+// Addr returns "ip:port" of the function's server, reachable from the host.
+func (i *Instance) Addr() string { return i.addr.String() }
+
+// Done returns a channel closed when the instance's process has exited or
+// the instance became unhealthy.
+func (i *Instance) Done() <-chan struct{} { return i.done }
+
+// Exit returns how the instance ended; it is the zero ExitStatus before
+// Done is closed.
+func (i *Instance) Exit() ExitStatus {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.exit
+}
+
+// PullStats returns the image pull statistics of this instance's start,
+// for billing.
+func (i *Instance) PullStats() puller.Stats { return i.stats.Pull }
+
+// StartStats returns the measured phases of this instance's start.
+func (i *Instance) StartStats() StartStats { return i.stats }
+
+// Log appends a line to the function's log under this instance's ID, e.g.
+// "FC Invoke Start RequestId: <id>".
+func (i *Instance) Log(line string) { i.log.line(StreamFC, []byte(line)) }
+
+// LogTail returns the instance's last log lines.
+func (i *Instance) LogTail() []string { return i.log.lastLines() }
+
+// finish records the end of the instance once and closes Done.
+func (i *Instance) finish(st ExitStatus) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.doneSet {
+		return
+	}
+	i.doneSet = true
+	i.exit = st
+	close(i.done)
+}
+
+// wait follows the task until its process exits. containerd restarts break
+// the wait stream; the wait is then renewed.
+func (i *Instance) wait(ctx context.Context, first <-chan containerd.ExitStatus) {
+	ch := first
+	for {
+		st := <-ch
+		if st.Error() == nil {
+			i.exited0(st.ExitCode(), st.ExitTime())
+			return
+		}
+		select {
+		case <-ctx.Done():
+			i.exited0(containerd.UnknownExitStatus, time.Now())
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		next, err := i.task.Wait(ctx)
+		if err != nil {
+			if errdefs.IsNotFound(err) {
+				i.exited0(containerd.UnknownExitStatus, time.Now())
+				return
+			}
+			ch = failed(err)
+			continue
+		}
+		ch = next
+	}
+}
+
+func failed(err error) <-chan containerd.ExitStatus {
+	ch := make(chan containerd.ExitStatus, 1)
+	ch <- *containerd.NewExitStatus(containerd.UnknownExitStatus, time.Time{}, err)
+	return ch
+}
+
+func (i *Instance) exited0(code uint32, at time.Time) {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	st := ExitStatus{Code: int(code), At: at, Reason: ReasonExited}
+	if code == containerd.UnknownExitStatus {
+		st.Code = -1
+	}
+	if oomKilled(i.m.opts.Name, i.spec.ID) {
+		st.OOMKilled, st.Reason = true, ReasonOOM
+	}
+	i.mu.Lock()
+	if i.stopping && !i.doneSet {
+		st.Reason = ReasonStopped
+	}
+	i.mu.Unlock()
+	i.finish(st)
+	close(i.exited)
+	if st.Reason != ReasonStopped {
+		i.m.log.Warn("instance exited", "function", i.spec.Function, "instance", i.spec.ID,
+			"code", st.Code, "oom", st.OOMKilled)
+	}
+}
+
+// oomKilled reports whether the kernel OOM-killed a process in the
+// instance's memory cgroup. It must run before the task is deleted, which
+// removes the cgroup.
+func oomKilled(name, id string) bool {
+	paths := []string{
+		filepath.Join("/sys/fs/cgroup/memory", name, id, "memory.oom_control"), // v1
+		filepath.Join("/sys/fs/cgroup", name, id, "memory.events"),             // v2
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
+				n, _ := strconv.Atoi(strings.TrimSpace(v))
+				return n > 0
+			}
+		}
+	}
+	return false
+}
+
+// watchHealth runs the health check on a warm instance and marks it
+// unhealthy after FailureThreshold consecutive failures.
+func (i *Instance) watchHealth(ctx context.Context, h HealthCheck) {
+	fails := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-i.done:
+			return
+		case <-time.After(h.Period):
+		}
+		err := checkHTTP(ctx, i.m.http, i.Addr(), h)
+		if err == nil {
+			fails = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if fails++; fails >= h.FailureThreshold {
+			i.Log(fmt.Sprintf("FC health check failed %d times: %v", fails, err))
+			i.m.log.Warn("instance unhealthy", "function", i.spec.Function, "instance", i.spec.ID, "err", err)
+			i.finish(ExitStatus{Code: -1, At: time.Now(), Reason: ReasonUnhealthy})
+			return
+		}
+	}
+}
+
+// Stop ends the instance and releases everything it holds: it calls
+// GET /pre-stop when the function has a pre-stop hook (bounded by
+// PreStopTimeout), sends SIGTERM, waits Options.StopGrace, sends SIGKILL,
+// then removes the container, the writable layer and its mounts, the
+// network namespace and the address. Stop is idempotent and safe for
+// concurrent use: later calls wait for the first and return its result.
+func (i *Instance) Stop(ctx context.Context) error {
+	i.mu.Lock()
+	if i.stopped != nil {
+		ch := i.stopped
+		i.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		return i.stopErr
+	}
+	i.stopped = make(chan struct{})
+	i.mu.Unlock()
+
+	err := i.stop(ctx, true)
+	i.mu.Lock()
+	i.stopErr = err
+	close(i.stopped)
+	i.mu.Unlock()
+	return err
+}
+
+func (i *Instance) stop(ctx context.Context, graceful bool) error {
+	ctx = i.m.nsCtx(context.WithoutCancel(ctx))
+	i.mu.Lock()
+	i.stopping = true
+	i.mu.Unlock()
+	if graceful && i.spec.PreStop && !isClosed(i.exited) {
+		if err := hook(ctx, i.m.http, i.Addr(), "GET", "/pre-stop", nil, i.spec.PreStopTimeout); err != nil {
+			i.Log("FC PreStop failed: " + err.Error())
+		}
+	}
+	var errs []error
+	if i.task != nil {
+		if graceful {
+			i.signal(ctx, syscall.SIGTERM)
+			select {
+			case <-i.exited:
+			case <-time.After(i.m.opts.StopGrace):
+			}
+		}
+		i.signal(ctx, syscall.SIGKILL)
+		select {
+		case <-i.exited:
+		case <-time.After(10 * time.Second):
+			errs = append(errs, fmt.Errorf("instance %s: process did not exit after SIGKILL", i.spec.ID))
+		}
+		if _, err := i.task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete task: %w", err))
+		}
+	}
+	if i.cancel != nil {
+		i.cancel()
+	}
+	for _, w := range i.outs {
+		w.Flush()
+	}
+	if i.container != nil {
+		if err := i.container.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete container: %w", err))
+		}
+	}
+	errs = append(errs, i.m.release(ctx, i))
+	i.finish(ExitStatus{Code: -1, At: time.Now(), Reason: ReasonStopped})
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stop instance %s: %w", i.spec.ID, err)
+	}
+	return nil
+}
+
+func (i *Instance) signal(ctx context.Context, sig syscall.Signal) {
+	if isClosed(i.exited) {
+		return
+	}
+	if err := i.task.Kill(ctx, sig, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		i.m.log.Debug("signal instance", "instance", i.spec.ID, "signal", sig, "err", err)
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

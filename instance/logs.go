@@ -1,0 +1,348 @@
+package instance
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Log files. Each function's instances write to
+// <DataDir>/logs/<function>/current.log; at LogMaxSize it is renamed to
+// current.log.1 (older files shift up, the oldest beyond LogMaxFiles is
+// deleted). A line reads
+//
+//	2006-01-02T15:04:05.000000Z <instance id> <stream> <text>
+//
+// where stream is stdout, stderr or fc (lines fcd writes itself, such as
+// the "FC Invoke Start RequestId: <id>" markers).
+const (
+	logFileName = "current.log"
+	logTimeFmt  = "2006-01-02T15:04:05.000000Z"
+	// maxLineLen splits longer lines so one runaway write cannot hold
+	// memory.
+	maxLineLen = 16 << 10
+	// tailLines is how many lines an instance keeps for start errors.
+	tailLines = 20
+)
+
+// Log streams.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+	StreamFC     = "fc"
+)
+
+// LogDir is the directory of function's log files under dataDir.
+func LogDir(dataDir, function string) (string, error) {
+	if function == "" || strings.ContainsAny(function, `/\`) || strings.HasPrefix(function, ".") {
+		return "", fmt.Errorf("invalid function name %q", function)
+	}
+	return filepath.Join(dataDir, "logs", function), nil
+}
+
+// logFile is one function's rotating log, shared by its instances.
+type logFile struct {
+	dir      string
+	maxSize  int64
+	maxFiles int
+
+	mu   sync.Mutex
+	f    *os.File
+	size int64
+	refs int
+}
+
+func openLogFile(dir string, maxSize int64, maxFiles int) (*logFile, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	l := &logFile{dir: dir, maxSize: maxSize, maxFiles: maxFiles}
+	if err := l.open(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *logFile) open() error {
+	f, err := os.OpenFile(filepath.Join(l.dir, logFileName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	l.f, l.size = f, st.Size()
+	return nil
+}
+
+// writeLine appends one formatted line, rotating first when it would
+// pass maxSize. Errors are dropped: a full log disk must not fail an
+// instance.
+func (l *logFile) writeLine(t time.Time, id, stream string, text []byte) {
+	var b bytes.Buffer
+	b.Grow(len(logTimeFmt) + len(id) + len(stream) + len(text) + 4)
+	b.WriteString(t.UTC().Format(logTimeFmt))
+	b.WriteByte(' ')
+	b.WriteString(id)
+	b.WriteByte(' ')
+	b.WriteString(stream)
+	b.WriteByte(' ')
+	b.Write(text)
+	b.WriteByte('\n')
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return
+	}
+	if l.size > 0 && l.size+int64(b.Len()) > l.maxSize {
+		l.rotate()
+	}
+	n, _ := l.f.Write(b.Bytes())
+	l.size += int64(n)
+}
+
+func (l *logFile) rotate() {
+	l.f.Close()
+	l.f = nil
+	base := filepath.Join(l.dir, logFileName)
+	_ = os.Remove(fmt.Sprintf("%s.%d", base, l.maxFiles))
+	for i := l.maxFiles - 1; i >= 1; i-- {
+		_ = os.Rename(fmt.Sprintf("%s.%d", base, i), fmt.Sprintf("%s.%d", base, i+1))
+	}
+	_ = os.Rename(base, base+".1")
+	_ = l.open()
+}
+
+func (l *logFile) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+}
+
+// logFiles hands out one shared logFile per function.
+type logFiles struct {
+	dataDir  string
+	maxSize  int64
+	maxFiles int
+
+	mu    sync.Mutex
+	files map[string]*logFile
+}
+
+func (s *logFiles) acquire(function string) (*logFile, error) {
+	dir, err := LogDir(s.dataDir, function)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.files[function]
+	if l == nil {
+		if l, err = openLogFile(dir, s.maxSize, s.maxFiles); err != nil {
+			return nil, fmt.Errorf("open log of %s: %w", function, err)
+		}
+		s.files[function] = l
+	}
+	l.refs++
+	return l, nil
+}
+
+func (s *logFiles) release(function string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.files[function]
+	if l == nil {
+		return
+	}
+	if l.refs--; l.refs == 0 {
+		l.close()
+		delete(s.files, function)
+	}
+}
+
+// instanceLog writes one instance's lines to its function's log and keeps
+// the last few for start errors.
+type instanceLog struct {
+	file *logFile
+	id   string
+
+	mu   sync.Mutex
+	tail []string
+}
+
+func (il *instanceLog) line(stream string, text []byte) {
+	il.file.writeLine(time.Now(), il.id, stream, text)
+	il.mu.Lock()
+	if len(il.tail) == tailLines {
+		il.tail = il.tail[1:]
+	}
+	il.tail = append(il.tail, string(text))
+	il.mu.Unlock()
+}
+
+func (il *instanceLog) lastLines() []string {
+	il.mu.Lock()
+	defer il.mu.Unlock()
+	return append([]string(nil), il.tail...)
+}
+
+// stream returns a writer that splits its input into lines of stream.
+func (il *instanceLog) stream(name string) *lineWriter {
+	return &lineWriter{log: il, stream: name}
+}
+
+// lineWriter turns a byte stream into log lines. A partial last line is
+// kept until its newline arrives or Flush.
+type lineWriter struct {
+	log    *instanceLog
+	stream string
+	buf    []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.buf = append(w.buf, p...)
+			for len(w.buf) >= maxLineLen {
+				w.log.line(w.stream, w.buf[:maxLineLen])
+				w.buf = append(w.buf[:0], w.buf[maxLineLen:]...)
+			}
+			break
+		}
+		line := p[:i]
+		if len(w.buf) > 0 {
+			line = append(w.buf, line...)
+			w.buf = w.buf[:0]
+		}
+		w.log.line(w.stream, bytes.TrimSuffix(line, []byte("\r")))
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// Flush writes a pending partial line.
+func (w *lineWriter) Flush() {
+	if len(w.buf) > 0 {
+		w.log.line(w.stream, w.buf)
+		w.buf = w.buf[:0]
+	}
+}
+
+// logPaths lists function's log files, oldest first.
+func logPaths(dataDir, function string) ([]string, error) {
+	dir, err := LogDir(dataDir, function)
+	if err != nil {
+		return nil, err
+	}
+	rotated, err := filepath.Glob(filepath.Join(dir, logFileName+".*"))
+	if err != nil {
+		return nil, err
+	}
+	// current.log.N sorts by N descending = oldest first.
+	var paths []string
+	for i := len(rotated); i >= 1; i-- {
+		p := fmt.Sprintf("%s.%d", filepath.Join(dir, logFileName), i)
+		if _, err := os.Stat(p); err == nil {
+			paths = append(paths, p)
+		}
+	}
+	return append(paths, filepath.Join(dir, logFileName)), nil
+}
+
+// ReadLogs returns the last tail lines of function's logs under dataDir,
+// oldest first; tail <= 0 means all lines. A function that never ran has
+// no logs: the result is empty, not an error.
+func ReadLogs(dataDir, function string, tail int) ([]string, error) {
+	paths, err := logPaths(dataDir, function)
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	// Read newest first and stop once tail lines are collected.
+	for i := len(paths) - 1; i >= 0; i-- {
+		fl, err := readLines(paths[i])
+		if err != nil {
+			return nil, err
+		}
+		lines = append(fl, lines...)
+		if tail > 0 && len(lines) >= tail {
+			return lines[len(lines)-tail:], nil
+		}
+	}
+	return lines, nil
+}
+
+// RequestLogs returns the lines an instance logged for one request: those
+// between "FC Invoke Start RequestId: <id>" and "FC Invoke End RequestId:
+// <id>" (markers included) from the instance that wrote the start marker.
+func RequestLogs(dataDir, function, requestID string) ([]string, error) {
+	paths, err := logPaths(dataDir, function)
+	if err != nil {
+		return nil, err
+	}
+	start := "FC Invoke Start RequestId: " + requestID
+	end := "FC Invoke End RequestId: " + requestID
+	var (
+		out      []string
+		instance string
+	)
+	for _, p := range paths {
+		fl, err := readLines(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range fl {
+			f := strings.SplitN(l, " ", 4)
+			if len(f) < 4 {
+				continue
+			}
+			if instance == "" {
+				if f[2] == StreamFC && f[3] == start {
+					instance = f[1]
+					out = append(out, l)
+				}
+				continue
+			}
+			if f[1] != instance {
+				continue
+			}
+			out = append(out, l)
+			if f[2] == StreamFC && f[3] == end {
+				return out, nil
+			}
+		}
+	}
+	return out, nil
+}
+
+func readLines(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var lines []string
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 64<<10), 4*maxLineLen)
+	for s.Scan() {
+		lines = append(lines, s.Text())
+	}
+	return lines, s.Err()
+}

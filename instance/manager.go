@@ -1,0 +1,386 @@
+package instance
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/namespaces"
+	"github.com/fcd-dev/fcd/puller"
+)
+
+// labelFunction is the container label holding the function name.
+const labelFunction = "fcd.dev/function"
+
+// Manager starts and stops instances on one containerd. Everything it
+// creates on the host carries Options.Name. It is safe for concurrent use.
+type Manager struct {
+	opts   Options
+	client *containerd.Client
+	puller *puller.Puller
+	net    *network
+	logs   *logFiles
+	http   *http.Client
+	log    *slog.Logger
+
+	mu        sync.Mutex
+	instances map[string]*Instance
+}
+
+// NewManager returns a Manager driving client, which stays owned by the
+// caller. It checks the host (programs, subnet) but creates nothing; call
+// Cleanup before the first Start to remove what an earlier run left.
+func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckHost(opts.CNIPluginDir); err != nil {
+		return nil, err
+	}
+	n, err := newNetwork(opts)
+	if err != nil {
+		return nil, err
+	}
+	p, err := puller.New(client, puller.Options{
+		Namespace:           opts.Name,
+		MaxUncompressedSize: opts.MaxImageSize,
+		Logger:              opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{
+		opts:   opts,
+		client: client,
+		puller: p,
+		net:    n,
+		logs:   &logFiles{dataDir: opts.DataDir, maxSize: opts.LogMaxSize, maxFiles: opts.LogMaxFiles, files: map[string]*logFile{}},
+		http: &http.Client{Transport: &http.Transport{
+			DisableKeepAlives: true,
+			Proxy:             nil,
+		}},
+		log:       opts.Logger,
+		instances: map[string]*Instance{},
+	}, nil
+}
+
+// Puller returns the Manager's image puller.
+func (m *Manager) Puller() *puller.Puller { return m.puller }
+
+// ReadLogs returns the last tail lines of function's logs (all when tail
+// <= 0), oldest first.
+func (m *Manager) ReadLogs(function string, tail int) ([]string, error) {
+	return ReadLogs(m.opts.DataDir, function, tail)
+}
+
+// RequestLogs returns the lines logged for one request; see RequestLogs.
+func (m *Manager) RequestLogs(function, requestID string) ([]string, error) {
+	return RequestLogs(m.opts.DataDir, function, requestID)
+}
+
+func (m *Manager) nsCtx(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, m.opts.Name)
+}
+
+func (m *Manager) instanceDir(id string) string {
+	return filepath.Join(m.opts.DataDir, "instances", id)
+}
+
+func (m *Manager) fifoDir() string { return filepath.Join(runDir(m.opts.Name), "fifo") }
+
+func newID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Start creates an instance of spec and waits until it is ready: its port
+// accepts a TCP connection (or spec.HealthCheck passes) within
+// Options.StartTimeout, and its initializer, if any, succeeded.
+//
+// When the instance was created but did not become ready, the error is a
+// *StartError (Code CAExited when the process exited, FunctionNotStarted
+// otherwise) and the instance is already removed. Other errors (image,
+// host) are returned wrapped as they are. On error nothing is left behind.
+func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error) {
+	begin := time.Now()
+	spec = spec.withDefaults()
+	if spec.ID == "" {
+		spec.ID = newID()
+	}
+	if spec.Function == "" || spec.Image == "" {
+		return nil, errors.New("instance: Spec.Function and Spec.Image are required")
+	}
+	if _, err := LogDir(m.opts.DataDir, spec.Function); err != nil {
+		return nil, err
+	}
+	i := &Instance{
+		m:      m,
+		spec:   spec,
+		root:   rootfs{dir: m.instanceDir(spec.ID)},
+		exited: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	m.mu.Lock()
+	if _, ok := m.instances[spec.ID]; ok {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("instance %s: %w", spec.ID, errdefs.ErrAlreadyExists)
+	}
+	m.instances[spec.ID] = i
+	m.mu.Unlock()
+	defer func() {
+		if err != nil {
+			// The caller's context may be what failed; clean up anyway.
+			if serr := i.stop(context.WithoutCancel(ctx), false); serr != nil {
+				m.log.Warn("clean up failed start", "instance", spec.ID, "err", serr)
+			}
+		}
+	}()
+
+	lf, err := m.logs.acquire(spec.Function)
+	if err != nil {
+		return nil, err
+	}
+	i.log = &instanceLog{file: lf, id: spec.ID}
+
+	nctx := m.nsCtx(ctx)
+	if err := i.create(nctx); err != nil {
+		if i.container != nil {
+			// The image and host were fine; the function's process could
+			// not be started (bad entrypoint, user, ...): that is the
+			// function's failure to start, as FC reports it.
+			return nil, i.startError(time.Now(), err)
+		}
+		return nil, err
+	}
+	if err := i.ready(nctx); err != nil {
+		return nil, err
+	}
+	i.stats.Total = time.Since(begin)
+	m.log.Info("instance started", "function", spec.Function, "instance", spec.ID, "addr", i.Addr(),
+		"pull", i.stats.Pull.Duration, "cached", i.stats.Pull.Cached, "create", i.stats.Create,
+		"ready", i.stats.Ready, "total", i.stats.Total)
+	return i, nil
+}
+
+// create prepares the image, writable layer and network, then creates
+// and starts the container.
+func (i *Instance) create(ctx context.Context) error {
+	m, spec := i.m, i.spec
+	img, err := m.puller.Prepare(ctx, spec.Image, puller.PrepareOptions{Key: "instance/" + spec.ID, Credentials: spec.Credentials})
+	if err != nil {
+		return fmt.Errorf("prepare image %s: %w", spec.Image, err)
+	}
+	i.img = img
+	i.stats.Pull = img.Stats
+
+	t := time.Now()
+	if err := i.root.create(ctx, img.LowerDirs, spec.DiskMB); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	i.stats.Rootfs = time.Since(t)
+
+	t = time.Now()
+	nsPath, ip, err := m.net.attach(ctx, spec.ID)
+	if err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
+	i.addr = netip.AddrPortFrom(ip, uint16(spec.Port))
+	i.stats.Network = time.Since(t)
+
+	t = time.Now()
+	s, err := ociSpec(ctx, m.opts.Name, spec, img.Config, i.root.path(), nsPath)
+	if err != nil {
+		return err
+	}
+	i.container, err = m.client.NewContainer(ctx, spec.ID,
+		containerd.WithSpec(s),
+		containerd.WithRuntime("io.containerd.runc.v2", nil),
+		containerd.WithContainerLabels(map[string]string{labelFunction: spec.Function}),
+	)
+	if err != nil {
+		return fmt.Errorf("create container: %w", err)
+	}
+	if err := os.MkdirAll(m.fifoDir(), 0o700); err != nil {
+		return err
+	}
+	stdout, stderr := i.log.stream(StreamStdout), i.log.stream(StreamStderr)
+	i.outs = []*lineWriter{stdout, stderr}
+	i.task, err = i.container.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, stdout, stderr), cio.WithFIFODir(m.fifoDir())))
+	if err != nil {
+		return fmt.Errorf("create task: %w", err)
+	}
+	// The instance outlives the Start call: follow it on a context of its
+	// own, cancelled by Stop.
+	bg, cancel := context.WithCancel(m.nsCtx(context.Background()))
+	i.cancel = cancel
+	exitCh, err := i.task.Wait(bg)
+	if err != nil {
+		return fmt.Errorf("wait task: %w", err)
+	}
+	go i.wait(bg, exitCh)
+	if err := i.task.Start(ctx); err != nil {
+		return fmt.Errorf("start task: %w", err)
+	}
+	i.stats.Create = time.Since(t)
+	return nil
+}
+
+// ready probes the started instance and runs its initializer.
+func (i *Instance) ready(ctx context.Context) error {
+	m, spec := i.m, i.spec
+	t := time.Now()
+	pctx, cancel := context.WithTimeout(ctx, m.opts.StartTimeout)
+	defer cancel()
+	var err error
+	if spec.HealthCheck != nil {
+		err = probeHTTP(pctx, m.http, i.Addr(), spec.HealthCheck.withDefaults(), i.exited)
+	} else {
+		err = probeTCP(pctx, i.Addr(), i.exited)
+	}
+	if err == nil && spec.Initializer && !isClosed(i.exited) {
+		i.Log("FC Initialize Start RequestId: " + spec.ID)
+		err = hook(pctx, m.http, i.Addr(), "POST", "/initialize", nil, spec.InitializerTimeout)
+		if err != nil {
+			i.Log("FC Initialize Error: " + err.Error())
+		}
+		i.Log("FC Initialize End RequestId: " + spec.ID)
+	}
+	if err == nil && isClosed(i.exited) {
+		err = errors.New("process exited")
+	}
+	if err != nil {
+		return i.startError(t, err)
+	}
+	i.stats.Ready = time.Since(t)
+	if spec.HealthCheck != nil {
+		bg, cancel := context.WithCancel(context.Background())
+		prev := i.cancel
+		i.cancel = func() { cancel(); prev() }
+		go i.watchHealth(bg, spec.HealthCheck.withDefaults())
+	}
+	return nil
+}
+
+func (i *Instance) startError(t time.Time, err error) error {
+	se := &StartError{Code: CodeFunctionNotStarted, InstanceID: i.spec.ID, Duration: time.Since(t), Err: err}
+	if isClosed(i.exited) {
+		se.Code = CodeCAExited
+		se.Exit = i.Exit()
+	}
+	// The process may still be writing its last words; flushing partial
+	// lines gets what has arrived.
+	for _, w := range i.outs {
+		w.Flush()
+	}
+	se.LogTail = i.log.lastLines()
+	return se
+}
+
+// release frees what the instance holds besides its container: writable
+// layer, network, image view, log file, registration.
+func (m *Manager) release(ctx context.Context, i *Instance) error {
+	var errs []error
+	if err := i.root.remove(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.net.detach(ctx, i.spec.ID); err != nil {
+		errs = append(errs, err)
+	}
+	if i.img != nil {
+		if err := i.img.Release(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.mu.Lock()
+	if m.instances[i.spec.ID] == i {
+		delete(m.instances, i.spec.ID)
+		if i.log != nil {
+			m.logs.release(i.spec.Function)
+		}
+	}
+	m.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Instances returns the live instances.
+func (m *Manager) Instances() []*Instance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Instance, 0, len(m.instances))
+	for _, i := range m.instances {
+		out = append(out, i)
+	}
+	return out
+}
+
+// Close stops every live instance.
+func (m *Manager) Close(ctx context.Context) error {
+	var errs []error
+	for _, i := range m.Instances() {
+		errs = append(errs, i.Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Cleanup removes what an earlier run of an fcd with the same Name left
+// behind: containers and tasks in its containerd namespace, instance
+// mounts and disk files, network namespaces and their addresses, and image
+// views. Call it before the first Start; it must not run while this
+// Manager has live instances.
+func (m *Manager) Cleanup(ctx context.Context) error {
+	ctx = m.nsCtx(ctx)
+	var errs []error
+	containers, err := m.client.Containers(ctx)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range containers {
+		if t, err := c.Task(ctx, nil); err == nil {
+			if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("delete task %s: %w", c.ID(), err))
+			}
+		}
+		if err := c.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete container %s: %w", c.ID(), err))
+		}
+		m.log.Info("removed leftover container", "id", c.ID())
+	}
+	dirs, _ := os.ReadDir(filepath.Join(m.opts.DataDir, "instances"))
+	for _, d := range dirs {
+		if err := (rootfs{dir: m.instanceDir(d.Name())}).remove(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	ids, err := m.net.leftovers()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, id := range ids {
+		if err := m.net.detach(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Addresses of namespaces that vanished without a CNI DEL.
+	if err := os.RemoveAll(m.net.ipamDir); err != nil {
+		errs = append(errs, err)
+	}
+	_ = os.RemoveAll(m.fifoDir())
+	if err := m.puller.RemoveViews(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

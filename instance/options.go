@@ -1,0 +1,107 @@
+package instance
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"regexp"
+	"time"
+
+	"github.com/fcd-dev/fcd/puller"
+)
+
+// Defaults for Options and Spec fields left zero.
+const (
+	DefaultName           = "fcd"
+	DefaultCNIPluginDir   = "/usr/lib/cni"
+	DefaultStartTimeout   = 120 * time.Second
+	DefaultStopGrace      = 10 * time.Second
+	DefaultLogMaxSize     = 16 << 20
+	DefaultLogMaxFiles    = 4
+	DefaultPort           = 9000
+	DefaultMemoryMB       = 512
+	DefaultDiskMB         = 512
+	DefaultPidsLimit      = 1024
+	DefaultHookTimeout    = 30 * time.Second
+	DefaultPreStopTimeout = 10 * time.Second
+)
+
+// DefaultSubnet is the bridge subnet used when Options.Subnet is zero.
+var DefaultSubnet = netip.MustParsePrefix("10.86.0.0/16")
+
+var validName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,11}$`)
+
+// Options configures a Manager. The zero value of each field means its
+// default, except DataDir, which is required.
+type Options struct {
+	// Name prefixes everything the Manager creates on the host: containerd
+	// namespace, bridge (<Name>0), netns directory (/run/fcd/<Name>),
+	// cgroup parent (/<Name>), CNI network name. Cleanup touches only
+	// what carries this name, so several fcds can share a host. Lower
+	// case letters, digits and '-', at most 12 bytes; "" means "fcd".
+	Name string
+	// DataDir holds instances' disk files, logs and CNI state. Required.
+	DataDir string
+	// Subnet is the bridge's IPv4 subnet; the zero value means
+	// DefaultSubnet. NewManager refuses one that overlaps a host route.
+	Subnet netip.Prefix
+	// CNIPluginDir holds the bridge, host-local and loopback plugins; ""
+	// means /usr/lib/cni.
+	CNIPluginDir string
+	// StartTimeout bounds the wait for an instance to accept on its port;
+	// 0 means 120 s.
+	StartTimeout time.Duration
+	// StopGrace is the time between SIGTERM and SIGKILL on Stop; 0 means
+	// 10 s.
+	StopGrace time.Duration
+	// LogMaxSize is the size at which a function's log file is rotated; 0
+	// means 16 MiB. LogMaxFiles rotated files are kept; 0 means 4.
+	LogMaxSize  int64
+	LogMaxFiles int
+	// MaxImageSize limits an image's uncompressed size; 0 means 10 GiB.
+	MaxImageSize int64
+	// Logger receives the Manager's records; nil means silence.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	if !validName.MatchString(o.Name) {
+		return o, fmt.Errorf("instance: invalid name %q: want %s", o.Name, validName)
+	}
+	if o.DataDir == "" {
+		return o, errors.New("instance: Options.DataDir is required")
+	}
+	if !o.Subnet.IsValid() {
+		o.Subnet = DefaultSubnet
+	}
+	if !o.Subnet.Addr().Is4() || o.Subnet.Bits() > 28 {
+		return o, fmt.Errorf("instance: subnet %s: want an IPv4 prefix of at most /28", o.Subnet)
+	}
+	o.Subnet = o.Subnet.Masked()
+	if o.CNIPluginDir == "" {
+		o.CNIPluginDir = DefaultCNIPluginDir
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = DefaultStartTimeout
+	}
+	if o.StopGrace == 0 {
+		o.StopGrace = DefaultStopGrace
+	}
+	if o.LogMaxSize == 0 {
+		o.LogMaxSize = DefaultLogMaxSize
+	}
+	if o.LogMaxFiles == 0 {
+		o.LogMaxFiles = DefaultLogMaxFiles
+	}
+	if o.MaxImageSize == 0 {
+		o.MaxImageSize = puller.DefaultMaxUncompressedSize
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}

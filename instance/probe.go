@@ -1,0 +1,153 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// HealthCheck is an HTTP readiness and liveness check, Function Compute's
+// customContainerConfig.healthCheckConfig. The zero value of each field
+// means FC's default.
+type HealthCheck struct {
+	// HTTPGetURL is the path checked with GET, e.g. "/ready"; required.
+	HTTPGetURL string
+	// InitialDelay is waited before the first check; 0 means none.
+	InitialDelay time.Duration
+	// Period is the time between checks; 0 means 3 s.
+	Period time.Duration
+	// Timeout bounds one check; 0 means 1 s.
+	Timeout time.Duration
+	// FailureThreshold consecutive failures make a warm instance
+	// unhealthy; 0 means 3.
+	FailureThreshold int
+	// SuccessThreshold consecutive successes make a starting instance
+	// ready; 0 means 1.
+	SuccessThreshold int
+}
+
+func (h HealthCheck) withDefaults() HealthCheck {
+	if h.Period == 0 {
+		h.Period = 3 * time.Second
+	}
+	if h.Timeout == 0 {
+		h.Timeout = time.Second
+	}
+	if h.FailureThreshold == 0 {
+		h.FailureThreshold = 3
+	}
+	if h.SuccessThreshold == 0 {
+		h.SuccessThreshold = 1
+	}
+	if !strings.HasPrefix(h.HTTPGetURL, "/") {
+		h.HTTPGetURL = "/" + h.HTTPGetURL
+	}
+	return h
+}
+
+// probeTCP dials addr with a short back-off until it accepts, exited is
+// closed, or ctx ends. It returns the last dial error on failure.
+func probeTCP(ctx context.Context, addr string, exited <-chan struct{}) error {
+	var d net.Dialer
+	var last error
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		c, err := d.DialContext(dctx, "tcp", addr)
+		cancel()
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if ctx.Err() == nil {
+			last = err
+		}
+		select {
+		case <-exited:
+			return last
+		case <-ctx.Done():
+			if last == nil {
+				return ctx.Err()
+			}
+			return last
+		case <-time.After(delay):
+		}
+	}
+}
+
+// checkHTTP runs one health check.
+func checkHTTP(ctx context.Context, client *http.Client, addr string, h HealthCheck) error {
+	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+h.HTTPGetURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("health check GET %s: status %d", h.HTTPGetURL, resp.StatusCode)
+	}
+	return nil
+}
+
+// probeHTTP runs h until SuccessThreshold consecutive checks pass, exited
+// is closed, or ctx ends; it returns the last check error on failure.
+func probeHTTP(ctx context.Context, client *http.Client, addr string, h HealthCheck, exited <-chan struct{}) error {
+	var last error
+	wait := h.InitialDelay
+	for ok := 0; ok < h.SuccessThreshold; {
+		select {
+		case <-exited:
+			return last
+		case <-ctx.Done():
+			if last == nil {
+				return ctx.Err()
+			}
+			return last
+		case <-time.After(wait):
+		}
+		wait = h.Period
+		if last = checkHTTP(ctx, client, addr, h); last != nil {
+			ok = 0
+			// Until the server first answers, retry faster than Period
+			// so a ready server is noticed promptly.
+			wait = min(h.Period, 100*time.Millisecond)
+			continue
+		}
+		ok++
+	}
+	return nil
+}
+
+// hook calls one lifecycle hook (POST /initialize, GET /pre-stop) and
+// wants 200.
+func hook(ctx context.Context, client *http.Client, addr, method, path string, header http.Header, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("x-fc-control-path", path)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
