@@ -167,7 +167,7 @@ func TestStartFailures(t *testing.T) {
 			name:   "bound to localhost",
 			spec:   Spec{Function: "localhost", Image: e.refs[images.EchoLocalhost], MemoryMB: 128},
 			code:   CodeFunctionNotStarted,
-			errHas: "connect: connection refused",
+			errHas: "connect: connection refused (the server listens on 127.0.0.1:9000 inside the instance, which is unreachable from outside it; it must listen on 0.0.0.0:9000)",
 			logHas: "listening on 127.0.0.1:9000",
 		},
 		{

@@ -239,6 +239,16 @@ func (i *Instance) create(ctx context.Context) error {
 	return nil
 }
 
+// loopbackOnly explains why a refused probe can never succeed: the server
+// listens on a loopback address, unreachable from outside the instance.
+func (i *Instance) loopbackOnly() string {
+	addr, ok := loopbackListener(i.task.Pid(), int(i.addr.Port()))
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("the server listens on %s inside the instance, which is unreachable from outside it; it must listen on 0.0.0.0:%d", addr, i.addr.Port())
+}
+
 // ready probes the started instance and runs its initializer.
 func (i *Instance) ready(ctx context.Context) error {
 	m, spec := i.m, i.spec
@@ -249,7 +259,7 @@ func (i *Instance) ready(ctx context.Context) error {
 	if spec.HealthCheck != nil {
 		err = probeHTTP(pctx, m.http, i.Addr(), spec.HealthCheck.withDefaults(), i.exited)
 	} else {
-		err = probeTCP(pctx, i.Addr(), i.exited)
+		err = probeTCP(pctx, i.Addr(), i.exited, i.loopbackOnly)
 	}
 	if err == nil && spec.Initializer && !isClosed(i.exited) {
 		i.Log("FC Initialize Start RequestId: " + spec.ID)

@@ -2,11 +2,13 @@ package instance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -50,8 +52,11 @@ func (h HealthCheck) withDefaults() HealthCheck {
 }
 
 // probeTCP dials addr with a short back-off until it accepts, exited is
-// closed, or ctx ends. It returns the last dial error on failure.
-func probeTCP(ctx context.Context, addr string, exited <-chan struct{}) error {
+// closed, or ctx ends. It returns the last dial error on failure. hopeless,
+// when non-nil, is asked after a refused dial whether the server can never
+// be reached (it listens on loopback only); a non-empty answer ends the
+// probe at once with the dial error and that explanation.
+func probeTCP(ctx context.Context, addr string, exited <-chan struct{}, hopeless func() string) error {
 	var d net.Dialer
 	var last error
 	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
@@ -64,6 +69,11 @@ func probeTCP(ctx context.Context, addr string, exited <-chan struct{}) error {
 		}
 		if ctx.Err() == nil {
 			last = err
+		}
+		if hopeless != nil && errors.Is(err, syscall.ECONNREFUSED) {
+			if why := hopeless(); why != "" {
+				return fmt.Errorf("%w (%s)", err, why)
+			}
 		}
 		select {
 		case <-exited:
