@@ -36,6 +36,11 @@ type Function struct {
 	LastUpdateStatusReasonCode string `json:"lastUpdateStatusReasonCode,omitempty"`
 	CreatedTime                string `json:"createdTime"`
 	LastModifiedTime           string `json:"lastModifiedTime"`
+
+	// Revision is the store's modification counter for the function: it
+	// grows on every create and update, so instances of an older
+	// configuration can be told apart. It is not part of FC's API.
+	Revision uint64 `json:"-"`
 }
 
 // CustomContainerConfig says which image a function runs and how.

@@ -6,7 +6,8 @@
 //
 //	v1/                        root, versioned so a layout change is a migration
 //	  meta/                    schema: "version" -> uint64 big-endian
-//	  functions/<name>         JSON api.Function
+//	  functions/<name>         JSON record: api.Function plus its revision
+//	                           (the bucket's sequence at its last write)
 //	  provision/<name>         JSON ProvisionConfig
 //
 // Every write is one bbolt transaction, so a crash leaves the last committed
@@ -56,47 +57,83 @@ func (s *Store) Close() error { return s.db.Close() }
 // buckets in the same file (billing). They must not touch the v1 root.
 func (s *Store) DB() *bolt.DB { return s.db }
 
-// CreateFunction stores a new function. It fails with errdefs.ErrAlreadyExists
-// when one of that name exists.
+// functionRecord is how a function is stored: its API form and its
+// revision, which the API form does not serialize.
+type functionRecord struct {
+	*api.Function
+	Revision uint64 `json:"revision"`
+}
+
+// putFunction stores f with a new revision, which it sets on f.
+func putFunction(b *bolt.Bucket, f *api.Function) error {
+	rev, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	f.Revision = rev
+	return putJSON(b, f.FunctionName, functionRecord{Function: f, Revision: rev})
+}
+
+func decodeFunction(data []byte) (*api.Function, error) {
+	rec := functionRecord{Function: &api.Function{}}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, err
+	}
+	rec.Function.Revision = rec.Revision
+	return rec.Function, nil
+}
+
+func getFunction(b *bolt.Bucket, name string) (*api.Function, error) {
+	data := b.Get([]byte(name))
+	if data == nil {
+		return nil, errdefs.ErrNotFound
+	}
+	return decodeFunction(data)
+}
+
+// CreateFunction stores a new function and sets its Revision. It fails
+// with errdefs.ErrAlreadyExists when one of that name exists.
 func (s *Store) CreateFunction(ctx context.Context, f *api.Function) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := bucket(tx, bucketFunctions)
 		if b.Get([]byte(f.FunctionName)) != nil {
 			return fmt.Errorf("function %q: %w", f.FunctionName, errdefs.ErrAlreadyExists)
 		}
-		return putJSON(b, f.FunctionName, f)
+		return putFunction(b, f)
 	})
 }
 
 // GetFunction returns the named function or errdefs.ErrNotFound.
 func (s *Store) GetFunction(ctx context.Context, name string) (*api.Function, error) {
-	var f api.Function
+	var f *api.Function
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return getJSON(bucket(tx, bucketFunctions), name, &f)
+		var err error
+		f, err = getFunction(bucket(tx, bucketFunctions), name)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("function %q: %w", name, err)
 	}
-	return &f, nil
+	return f, nil
 }
 
 // UpdateFunction applies change to the named function inside one
-// transaction and stores the function change returns. An error from change
-// aborts the update and is returned as is.
+// transaction and stores the function change returns, with a new
+// Revision. An error from change aborts the update and is returned as is.
 func (s *Store) UpdateFunction(ctx context.Context, name string, change func(*api.Function) (*api.Function, error)) (*api.Function, error) {
 	var updated *api.Function
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := bucket(tx, bucketFunctions)
-		var f api.Function
-		if err := getJSON(b, name, &f); err != nil {
+		f, err := getFunction(b, name)
+		if err != nil {
 			return fmt.Errorf("function %q: %w", name, err)
 		}
-		n, err := change(&f)
+		n, err := change(f)
 		if err != nil {
 			return err
 		}
 		updated = n
-		return putJSON(b, name, n)
+		return putFunction(b, n)
 	})
 	return updated, err
 }
@@ -131,11 +168,11 @@ func (s *Store) ListFunctions(ctx context.Context, prefix, start string, limit i
 				next = string(k)
 				return nil
 			}
-			var f api.Function
-			if err := json.Unmarshal(v, &f); err != nil {
+			f, err := decodeFunction(v)
+			if err != nil {
 				return fmt.Errorf("decode function %q: %w", k, err)
 			}
-			fns = append(fns, &f)
+			fns = append(fns, f)
 		}
 		return nil
 	})

@@ -53,6 +53,9 @@ func TestFunctionCRUD(t *testing.T) {
 	if err != nil || u.MemorySize != 1024 {
 		t.Fatalf("update: got %+v, %v", u, err)
 	}
+	if reread, _ := s.GetFunction(ctx, "a"); reread.Revision != u.Revision || u.Revision <= got.Revision {
+		t.Fatalf("revisions: created %d, updated %d, read back %d; want growing and persisted", got.Revision, u.Revision, reread.Revision)
+	}
 	boom := errors.New("boom")
 	if _, err := s.UpdateFunction(ctx, "a", func(f *api.Function) (*api.Function, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Fatalf("aborted update: got %v, want boom", err)

@@ -23,11 +23,34 @@ type Config struct {
 	AccessKeyID, AccessKeySecret string
 	ShutdownTimeout              time.Duration
 
+	// Name prefixes everything fcd creates on the host (containerd
+	// namespace, bridge, netns, cgroups), so several fcds can share it.
+	Name                 string
+	ContainerdAddress    string
+	Subnet               string
+	CNIPluginDir         string
+	InstanceStartTimeout time.Duration
+	// IdleTimeout is how long an on-demand instance may sit idle.
+	IdleTimeout time.Duration
+	// MemoryBudgetMB caps the memory of all running instances; 0 is none.
+	MemoryBudgetMB int
+	// MaxInstances caps the instances of one function; 0 is none beyond
+	// the memory budget.
+	MaxInstances int
+	// Domain routes HTTP triggers by Host: <function>.<Domain>.
+	Domain string
+	// QueueSlack is how much longer than an instance start a request may
+	// wait for a slot before it is throttled.
+	QueueSlack time.Duration
+
 	// listener, when set, is served instead of listening on Listen; tests
 	// use it to learn the address before fcd starts.
 	listener net.Listener
 	// ready, when set, is closed once fcd serves.
 	ready chan struct{}
+	// noRuntime serves the control API only, without containerd; tests of
+	// the API use it where root is not available.
+	noRuntime bool
 }
 
 // parseConfig reads flags from args and the FCD_* variables through getenv.
@@ -39,6 +62,16 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Region, "region", "local", "region reported in ARNs and to instances")
 	fs.StringVar(&cfg.AccountID, "account-id", "1000000000000000", "account id reported in ARNs and to instances")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	fs.StringVar(&cfg.Name, "name", "fcd", "name of this fcd on the host: prefixes its containerd namespace, bridge, netns and cgroups")
+	fs.StringVar(&cfg.ContainerdAddress, "containerd-address", "", "use the containerd at this socket instead of supervising one")
+	fs.StringVar(&cfg.Subnet, "subnet", "10.86.0.0/16", "IPv4 subnet of fcd's instance bridge")
+	fs.StringVar(&cfg.CNIPluginDir, "cni-plugin-dir", "/usr/lib/cni", "directory of the CNI bridge, host-local and loopback plugins")
+	fs.DurationVar(&cfg.InstanceStartTimeout, "instance-start-timeout", 120*time.Second, "how long an instance may take to accept on its port")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 5*time.Minute, "idle time after which an on-demand instance is stopped")
+	fs.IntVar(&cfg.MemoryBudgetMB, "memory-budget", 0, "MB of memory all instances together may use (0: no limit)")
+	fs.IntVar(&cfg.MaxInstances, "max-instances", 0, "instances one function may run at once (0: no limit but the memory budget)")
+	fs.DurationVar(&cfg.QueueSlack, "queue-slack", 60*time.Second, "how much longer than -instance-start-timeout a request may wait for an instance slot")
+	fs.StringVar(&cfg.Domain, "domain", "fcd.localhost", "HTTP triggers answer at <function>.<domain>")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

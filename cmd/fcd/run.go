@@ -9,22 +9,23 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/proxy"
+	"github.com/fcd-dev/fcd/scheduler"
 	"github.com/fcd-dev/fcd/store"
 )
 
 // run builds every component from cfg, top to bottom, serves until ctx is
 // done and shuts down in reverse order.
-func run(ctx context.Context, cfg Config, log *slog.Logger) error {
+func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	ln := cfg.listener
 	if ln == nil {
-		var err error
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
@@ -43,27 +44,79 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer st.Close()
 
-	frontend := proxy.New(proxy.Options{
+	popts := proxy.Options{
 		Functions: st,
 		Keys:      proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret},
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,
+		Domain:    cfg.Domain,
 		Logger:    log.With("component", "proxy"),
-	})
+	}
+	if !cfg.noRuntime {
+		rt, err := startRuntime(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+			defer cancel()
+			if cerr := rt.close(sctx); cerr != nil {
+				log.Warn("runtime shutdown", "error", cerr)
+			}
+		}()
+		sched := scheduler.New(&starter{manager: rt.manager, cfg: cfg}, scheduler.Options{
+			IdleTimeout:    cfg.IdleTimeout,
+			MemoryBudgetMB: cfg.MemoryBudgetMB,
+			QueueTimeout:   cfg.InstanceStartTimeout + cfg.QueueSlack,
+			Logger:         log.With("component", "scheduler"),
+		})
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+			defer cancel()
+			if cerr := sched.Close(sctx); cerr != nil {
+				log.Warn("scheduler shutdown", "error", cerr)
+			}
+		}()
+		p := &pools{s: sched, maxInstances: cfg.MaxInstances}
+		if err := restoreProvisioned(ctx, st, p); err != nil {
+			return err
+		}
+		popts.Scheduler, popts.Pools, popts.Errors = p, p, errorMap{}
+		popts.Log, popts.Logs = rt.manager, rt.manager
+		popts.Collectors = []prometheus.Collector{poolCollector{sched}}
+	}
+	frontend := proxy.New(popts)
 
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return frontend.Serve(ctx, ln) })
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return frontend.Serve(gctx, ln) })
 	if cfg.ready != nil {
 		close(cfg.ready)
 	}
 	log.Info("fcd serving", "endpoint", "http://"+endpoint, "dataDir", cfg.DataDir,
 		"credentials", filepath.Join(cfg.DataDir, api.CredentialsFile))
 	err = g.Wait()
-	log.Info("fcd stopped")
+	log.Info("fcd stopping")
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// restoreProvisioned gives the scheduler the provisioned targets stored by
+// an earlier run.
+func restoreProvisioned(ctx context.Context, st *store.Store, p *pools) error {
+	pcs, err := st.ProvisionConfigs(ctx)
+	if err != nil {
+		return err
+	}
+	for name, pc := range pcs {
+		f, err := st.GetFunction(ctx, name)
+		if err != nil {
+			return fmt.Errorf("provisioned function %q: %w", name, err)
+		}
+		p.SetProvisioned(f, pc.Target)
+	}
+	return nil
 }
 
 // adminCredentials returns the admin key: from the environment when given,

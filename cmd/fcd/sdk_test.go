@@ -24,19 +24,26 @@ type daemon struct {
 	stop     func()
 }
 
-// startDaemon runs fcd on a loopback port with dataDir until the test ends
-// or stop is called.
+// startDaemon runs fcd serving the control API only on a loopback port
+// with dataDir until the test ends or stop is called.
 func startDaemon(t *testing.T, dataDir string) *daemon {
+	t.Helper()
+	return startDaemonWith(t, dataDir, nil, false)
+}
+
+// startDaemonWith runs fcd with extra flags, with instances when runtime.
+func startDaemonWith(t *testing.T, dataDir string, args []string, runtime bool) *daemon {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseConfig([]string{"-data-dir", dataDir}, func(string) string { return "" })
+	cfg, err := parseConfig(append([]string{"-data-dir", dataDir}, args...), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.listener = ln
+	cfg.noRuntime = !runtime
 	cfg.ready = make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	"github.com/containerd/containerd"
+
+	"github.com/fcd-dev/fcd/instance"
+)
+
+// runtime is fcd's container side: containerd (supervised, or the one at
+// --containerd-address), its client, and the instance manager.
+type runtime struct {
+	daemon  *instance.Daemon // nil when containerd is external
+	client  *containerd.Client
+	manager *instance.Manager
+}
+
+// startRuntime checks the host, starts or connects to containerd, and
+// cleans up what an earlier run of the same name left behind.
+func startRuntime(ctx context.Context, cfg Config, log *slog.Logger) (_ *runtime, err error) {
+	if err := instance.CheckHost(cfg.CNIPluginDir); err != nil {
+		return nil, fmt.Errorf("fcd cannot run instances on this host: %w", err)
+	}
+	subnet, err := netip.ParsePrefix(cfg.Subnet)
+	if err != nil {
+		return nil, fmt.Errorf("-subnet %q: %w", cfg.Subnet, err)
+	}
+	rt := &runtime{}
+	defer func() {
+		if err != nil {
+			rt.close(context.WithoutCancel(ctx))
+		}
+	}()
+	address := cfg.ContainerdAddress
+	if address == "" {
+		rt.daemon, err = instance.StartDaemon(ctx, instance.DaemonOptions{
+			Name:    cfg.Name,
+			DataDir: cfg.DataDir,
+			Logger:  log.With("component", "containerd"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start containerd: %w", err)
+		}
+		address = rt.daemon.Address()
+	}
+	rt.client, err = containerd.New(address)
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
+	}
+	rt.manager, err = instance.NewManager(rt.client, instance.Options{
+		Name:         cfg.Name,
+		DataDir:      cfg.DataDir,
+		Subnet:       subnet,
+		CNIPluginDir: cfg.CNIPluginDir,
+		StartTimeout: cfg.InstanceStartTimeout,
+		Logger:       log.With("component", "instance"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := rt.manager.Cleanup(ctx); err != nil {
+		return nil, fmt.Errorf("clean up after an earlier run: %w", err)
+	}
+	return rt, nil
+}
+
+// close stops every instance still running and disconnects; the
+// supervised containerd stops last.
+func (rt *runtime) close(ctx context.Context) error {
+	var errs []error
+	if rt.manager != nil {
+		errs = append(errs, rt.manager.Close(ctx))
+	}
+	if rt.client != nil {
+		errs = append(errs, rt.client.Close())
+	}
+	if rt.daemon != nil {
+		errs = append(errs, rt.daemon.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/instance"
+	"github.com/fcd-dev/fcd/proxy"
+	"github.com/fcd-dev/fcd/scheduler"
+)
+
+// The adapters here join packages that do not import each other: the
+// scheduler starts instances through instance.Manager, and the proxy leases
+// them through the scheduler.
+
+// starter starts instances of a function on containerd.
+type starter struct {
+	manager *instance.Manager
+	cfg     Config
+}
+
+var _ scheduler.Starter = (*starter)(nil)
+
+func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.Instance, error) {
+	inst, err := s.manager.Start(ctx, instanceSpec(fn.Config.(*api.Function), s.cfg))
+	if err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// instanceSpec maps an FC function onto an instance.
+func instanceSpec(f *api.Function, cfg Config) instance.Spec {
+	spec := instance.Spec{
+		Function:  f.FunctionName,
+		Env:       f.EnvironmentVariables,
+		MemoryMB:  int(f.MemorySize),
+		CPU:       float64(f.CPU),
+		DiskMB:    int(f.DiskSize),
+		Timeout:   time.Duration(f.Timeout) * time.Second,
+		Handler:   f.Handler,
+		Region:    cfg.Region,
+		AccountID: cfg.AccountID,
+		Qualifier: "LATEST",
+	}
+	if cc := f.CustomContainerConfig; cc != nil {
+		spec.Image = cc.Image
+		spec.Port = int(cc.Port)
+		if len(cc.Entrypoint) > 0 {
+			spec.Entrypoint = cc.Entrypoint
+		}
+		if len(cc.Command) > 0 {
+			spec.Command = cc.Command
+		}
+		if hc := cc.HealthCheckConfig; hc != nil {
+			spec.HealthCheck = &instance.HealthCheck{
+				HTTPGetURL:       hc.HTTPGetURL,
+				InitialDelay:     time.Duration(hc.InitialDelaySeconds) * time.Second,
+				Period:           time.Duration(hc.PeriodSeconds) * time.Second,
+				Timeout:          time.Duration(hc.TimeoutSeconds) * time.Second,
+				FailureThreshold: int(hc.FailureThreshold),
+				SuccessThreshold: int(hc.SuccessThreshold),
+			}
+		}
+	}
+	if lc := f.InstanceLifecycleConfig; lc != nil {
+		if h := lc.Initializer; h != nil && h.Handler != "" {
+			spec.Initializer, spec.InitializerTimeout = true, time.Duration(h.Timeout)*time.Second
+		}
+		if h := lc.PreStop; h != nil && h.Handler != "" {
+			spec.PreStop, spec.PreStopTimeout = true, time.Duration(h.Timeout)*time.Second
+		}
+	}
+	return spec
+}
+
+// pools is the scheduler as the proxy sees it.
+type pools struct {
+	s            *scheduler.Scheduler
+	maxInstances int
+}
+
+var (
+	_ proxy.Scheduler = (*pools)(nil)
+	_ proxy.Pools     = (*pools)(nil)
+)
+
+func (p *pools) function(f *api.Function) scheduler.Function {
+	return scheduler.Function{
+		Name:         f.FunctionName,
+		Revision:     strconv.FormatUint(f.Revision, 10),
+		MemoryMB:     int(f.MemorySize),
+		Concurrency:  int(f.InstanceConcurrency),
+		MaxInstances: p.maxInstances,
+		Config:       f,
+	}
+}
+
+func (p *pools) Acquire(ctx context.Context, f *api.Function) (proxy.Lease, error) {
+	l, err := p.s.Acquire(ctx, p.function(f))
+	if err != nil {
+		return nil, err
+	}
+	return lease{l}, nil
+}
+
+func (p *pools) Update(f *api.Function)                    { p.s.Update(p.function(f)) }
+func (p *pools) Remove(name string)                        { p.s.Remove(name) }
+func (p *pools) SetProvisioned(f *api.Function, n int)     { p.s.SetProvisioned(p.function(f), n) }
+func (p *pools) Provisioned(name string) (target, cur int) { return p.s.Provisioned(name) }
+
+// lease is a scheduler lease as the proxy sees it.
+type lease struct{ *scheduler.Lease }
+
+func (l lease) Addr() string       { return l.Instance().Addr() }
+func (l lease) InstanceID() string { return l.Instance().ID() }
+
+// Log appends to the instance's log; instances that keep none (test
+// fakes) drop the line.
+func (l lease) Log(line string) {
+	if i, ok := l.Instance().(interface{ Log(string) }); ok {
+		i.Log(line)
+	}
+}
+
+// errorMap turns scheduler and start errors into FC errors.
+type errorMap struct{}
+
+var _ proxy.ErrorClassifier = errorMap{}
+
+func (errorMap) Classify(err error) (status int, code, msg string, ok bool) {
+	var se *instance.StartError
+	switch {
+	case errors.Is(err, scheduler.ErrThrottled):
+		return http.StatusTooManyRequests, proxy.CodeResourceExhausted, err.Error(), true
+	case errors.Is(err, scheduler.ErrFunctionDeleted):
+		return http.StatusNotFound, proxy.CodeFunctionNotFound, err.Error(), true
+	case errors.Is(err, scheduler.ErrClosed), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable, "ResourceThrottled", "fcd is shutting down", true
+	case errors.As(err, &se):
+		return http.StatusPreconditionFailed, se.Code, se.Error(), true
+	default:
+		// Anything else from Acquire is a cold start that failed before
+		// its container ran: pull, platform, size, network.
+		return http.StatusPreconditionFailed, instance.CodeFunctionNotStarted, "the function instance failed to start: " + err.Error(), true
+	}
+}
+
+// poolCollector exports the scheduler's per-function stats.
+type poolCollector struct{ s *scheduler.Scheduler }
+
+var (
+	descInstances  = prometheus.NewDesc("fcd_instances", "Ready instances of a function.", []string{"function"}, nil)
+	descBusy       = prometheus.NewDesc("fcd_instances_busy", "Instances serving at least one request.", []string{"function"}, nil)
+	descStarting   = prometheus.NewDesc("fcd_instances_starting", "Cold starts in flight.", []string{"function"}, nil)
+	descQueued     = prometheus.NewDesc("fcd_queue_depth", "Requests waiting for an instance slot.", []string{"function"}, nil)
+	descColdStarts = prometheus.NewDesc("fcd_cold_starts_total", "Cold starts begun.", []string{"function"}, nil)
+	descColdFails  = prometheus.NewDesc("fcd_cold_start_failures_total", "Cold starts that failed.", []string{"function"}, nil)
+	descColdSecs   = prometheus.NewDesc("fcd_cold_start_seconds_total", "Time spent in cold starts.", []string{"function"}, nil)
+	descThrottled  = prometheus.NewDesc("fcd_throttled_total", "Requests refused for lack of capacity.", []string{"function"}, nil)
+	descEvicted    = prometheus.NewDesc("fcd_instances_evicted_total", "Instances evicted because they died or failed a request.", []string{"function"}, nil)
+)
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descInstances, descBusy, descStarting, descQueued, descColdStarts, descColdFails, descColdSecs, descThrottled, descEvicted} {
+		ch <- d
+	}
+}
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.s.Stats() {
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, st.Function)
+		}
+		counter := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, st.Function)
+		}
+		gauge(descInstances, float64(st.Instances))
+		gauge(descBusy, float64(st.Busy))
+		gauge(descStarting, float64(st.Starting))
+		gauge(descQueued, float64(st.Queued))
+		counter(descColdStarts, float64(st.ColdStarts))
+		counter(descColdFails, float64(st.ColdStartFailures))
+		counter(descColdSecs, st.ColdStartSeconds)
+		counter(descThrottled, float64(st.Throttled))
+		counter(descEvicted, float64(st.Evicted))
+	}
+}
