@@ -343,6 +343,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	for _, i := range m.Instances() {
 		errs = append(errs, i.Stop(ctx))
 	}
+	if err := m.net.close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("remove network: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -265,6 +266,29 @@ func removeNetNS(path string) error {
 		return fmt.Errorf("unmount %s: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// close removes fcd's bridge and the netns directory once no instance
+// uses them, so a stopped fcd leaves no interface behind. A bridge that
+// still has ports belongs to instances of a live process and is kept.
+func (n *network) close(ctx context.Context) error {
+	ports, err := os.ReadDir(filepath.Join("/sys/class/net", n.bridge, "brif"))
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(n.nsDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if err != nil || len(ports) > 0 {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, "ip", "link", "delete", n.bridge).CombinedOutput(); err != nil {
+		return fmt.Errorf("delete bridge %s: %v: %s", n.bridge, err, strings.TrimSpace(string(out)))
+	}
+	if err := os.Remove(n.nsDir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
