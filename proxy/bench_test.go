@@ -129,6 +129,7 @@ func (l *benchLease) Addr() string                                              
 func (l *benchLease) InstanceID() string                                        { return "bench" }
 func (l *benchLease) Release()                                                  {}
 func (l *benchLease) Fail(error)                                                {}
+func (l *benchLease) Log(string)                                                {}
 
 func startBenchProxy(b *testing.B, backend string) string {
 	st, err := store.Open(b.TempDir()+"/fcd.db", 0)

@@ -39,6 +39,9 @@ type Lease interface {
 	// Fail frees the slot of an instance that could not answer (its
 	// connection was refused or broke): the scheduler evicts it.
 	Fail(err error)
+	// Log appends a line to the instance's log, for the FC Invoke
+	// Start/End markers that group a request's lines.
+	Log(line string)
 }
 
 // ErrorClassifier tells the proxy what a Scheduler error means. Package
@@ -50,13 +53,10 @@ type ErrorClassifier interface {
 	Classify(err error) (status int, code, message string, ok bool)
 }
 
-// InvocationLog receives the per-request log markers and serves the log
-// lines of one request. Nil disables both.
-type InvocationLog interface {
-	Begin(function, instanceID, requestID string)
-	End(function, instanceID, requestID string)
-	// Tail returns up to max bytes of the request's log lines, newest last.
-	Tail(function, requestID string, max int) ([]byte, error)
+// RequestLogs serves the log lines of one request, those between its FC
+// Invoke Start and End markers.
+type RequestLogs interface {
+	RequestLogs(function, requestID string) ([]string, error)
 }
 
 // FC invocation headers.
@@ -203,9 +203,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	s.buildUpstreamRequest(ctx, up, rid, cf, inv, lease.Addr())
 
 	tail := s.opts.Log != nil && bytes.EqualFold(ctx.Request.Header.Peek(headerLogType), []byte("Tail"))
-	if s.opts.Log != nil {
-		s.opts.Log.Begin(fn.FunctionName, lease.InstanceID(), rid)
-	}
+	lease.Log(invokeStart + rid)
 	resp := fasthttp.AcquireResponse()
 	conn, err := s.upstream.roundTrip(cl, lease.Addr(), up, resp, start.Add(cf.deadline))
 	if err != nil {
@@ -262,9 +260,7 @@ func (s *Server) finish(conn *upConn, resp *fasthttp.Response, lease Lease, fn, 
 	} else {
 		conn.Close()
 	}
-	if s.opts.Log != nil {
-		s.opts.Log.End(fn, lease.InstanceID(), rid)
-	}
+	lease.Log(invokeEnd + rid)
 	lease.Release()
 }
 
@@ -298,9 +294,7 @@ func (b *streamedBody) Close() error {
 			b.resp.CloseBodyStream()
 			fasthttp.ReleaseResponse(b.resp)
 			b.s.log.Warn("instance response body broke off", "requestId", b.rid, "function", b.fn, "instance", b.lease.InstanceID(), "error", b.err)
-			if b.s.opts.Log != nil {
-				b.s.opts.Log.End(b.fn, b.lease.InstanceID(), b.rid)
-			}
+			b.lease.Log(invokeEnd + b.rid)
 			b.lease.Fail(b.err)
 			return
 		}
@@ -314,9 +308,7 @@ func (b *streamedBody) Close() error {
 		b.conn.Close()
 		b.resp.CloseBodyStream()
 		fasthttp.ReleaseResponse(b.resp)
-		if b.s.opts.Log != nil {
-			b.s.opts.Log.End(b.fn, b.lease.InstanceID(), b.rid)
-		}
+		b.lease.Log(invokeEnd + b.rid)
 		b.lease.Release()
 	})
 	return nil
@@ -325,9 +317,7 @@ func (b *streamedBody) Close() error {
 // upstreamFailed answers a request whose instance did not answer.
 func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunction, inv invocation, lease Lease, err error) {
 	fn := cf.fn
-	if s.opts.Log != nil {
-		defer s.opts.Log.End(fn.FunctionName, lease.InstanceID(), rid)
-	}
+	lease.Log(invokeEnd + rid)
 	switch {
 	case errors.Is(err, errAborted):
 		lease.Release()
@@ -339,6 +329,7 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, rid string, cf *cached
 		// connection is gone, which roundTrip has closed.
 		lease.Release()
 		msg := fmt.Sprintf("Function timed out after %d seconds", fn.Timeout)
+		lease.Log(msg + " RequestId: " + rid)
 		s.metrics.timeouts.Add(1)
 		s.log.Warn(msg, "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID())
 		s.functionError(ctx, inv, http.StatusGatewayTimeout, msg)
@@ -368,14 +359,32 @@ func (s *Server) functionError(ctx *fasthttp.RequestCtx, inv invocation, httpSta
 	ctx.SetBody(body)
 }
 
+// setLogTail puts the last 4 KB of the request's log lines, base64, in
+// x-fc-log-result.
 func (s *Server) setLogTail(ctx *fasthttp.RequestCtx, fn, rid string) {
-	lines, err := s.opts.Log.Tail(fn, rid, maxLogTail)
+	lines, err := s.opts.Log.RequestLogs(fn, rid)
 	if err != nil {
 		s.log.Warn("read request log", "requestId", rid, "function", fn, "error", err)
 		return
 	}
-	ctx.Response.Header.Set(headerLogResult, base64.StdEncoding.EncodeToString(lines))
+	start, size := len(lines), 0
+	for start > 0 && size+len(lines[start-1])+1 <= maxLogTail {
+		start--
+		size += len(lines[start]) + 1
+	}
+	var b bytes.Buffer
+	for _, l := range lines[start:] {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	ctx.Response.Header.Set(headerLogResult, base64.StdEncoding.EncodeToString(b.Bytes()))
 }
+
+// Log markers, as FC writes them around each request's lines.
+const (
+	invokeStart = "FC Invoke Start RequestId: "
+	invokeEnd   = "FC Invoke End RequestId: "
+)
 
 // hopHeaders are connection-scoped and never forwarded (RFC 9110 7.6.1).
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}

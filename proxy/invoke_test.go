@@ -27,6 +27,7 @@ import (
 type fakeScheduler struct {
 	addr string
 	err  error
+	log  *fakeLog
 
 	mu       sync.Mutex
 	released int
@@ -61,6 +62,7 @@ func (l *fakeLease) Release() {
 	l.s.mu.Unlock()
 	l.s.changed <- struct{}{}
 }
+func (l *fakeLease) Log(line string) { l.s.log.add(line) }
 func (l *fakeLease) Fail(err error) {
 	l.s.mu.Lock()
 	l.s.failed = append(l.s.failed, err)
@@ -68,26 +70,29 @@ func (l *fakeLease) Fail(err error) {
 	l.s.changed <- struct{}{}
 }
 
-// fakeLog records markers and serves them back as the request's log.
+// fakeLog is an instance log: leases append to it, and a request's lines
+// are those that name its request id.
 type fakeLog struct {
 	mu    sync.Mutex
-	lines map[string][]string
+	lines []string
 }
 
-func (l *fakeLog) add(rid, line string) {
+func (l *fakeLog) add(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.lines == nil {
-		l.lines = map[string][]string{}
-	}
-	l.lines[rid] = append(l.lines[rid], line)
+	l.lines = append(l.lines, line)
 }
-func (l *fakeLog) Begin(fn, inst, rid string) { l.add(rid, "FC Invoke Start RequestId: "+rid) }
-func (l *fakeLog) End(fn, inst, rid string)   { l.add(rid, "FC Invoke End RequestId: "+rid) }
-func (l *fakeLog) Tail(fn, rid string, max int) ([]byte, error) {
+
+func (l *fakeLog) RequestLogs(fn, rid string) ([]string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return []byte(strings.Join(l.lines[rid], "\n") + "\n"), nil
+	var out []string
+	for _, line := range l.lines {
+		if strings.Contains(line, rid) {
+			out = append(out, line)
+		}
+	}
+	return out, nil
 }
 
 type classifier struct{}
@@ -128,6 +133,7 @@ func newInvokeEnv(t *testing.T, backend http.Handler) *invokeEnv {
 		t.Fatal(err)
 	}
 	env := &invokeEnv{sched: newFakeScheduler(strings.TrimPrefix(be.URL, "http://")), log: &fakeLog{}}
+	env.sched.log = env.log
 	env.addr = testServer(t, Options{Functions: st, Scheduler: env.sched, Errors: classifier{}, Log: env.log})
 	return env
 }

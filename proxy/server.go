@@ -71,9 +71,9 @@ type Options struct {
 	// Errors classifies Scheduler errors into FC errors. Nil maps them as
 	// internal errors, but for the store's not-found.
 	Errors ErrorClassifier
-	// Log receives per-request log markers and serves log tails. Nil
-	// disables x-fc-log-type: Tail.
-	Log InvocationLog
+	// Log serves the log lines of one request for x-fc-log-type: Tail.
+	// Nil disables Tail.
+	Log RequestLogs
 	// Domain routes HTTP trigger requests by Host: <function>.<Domain>.
 	// Empty means "fcd.localhost".
 	Domain string

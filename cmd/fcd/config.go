@@ -39,6 +39,9 @@ type Config struct {
 	MaxInstances int
 	// Domain routes HTTP triggers by Host: <function>.<Domain>.
 	Domain string
+	// DebugAddress, when set, serves net/http/pprof there (like
+	// containerd's debug address); keep it on loopback.
+	DebugAddress string
 	// QueueSlack is how much longer than an instance start a request may
 	// wait for a slot before it is throttled.
 	QueueSlack time.Duration
@@ -70,6 +73,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 5*time.Minute, "idle time after which an on-demand instance is stopped")
 	fs.IntVar(&cfg.MemoryBudgetMB, "memory-budget", 0, "MB of memory all instances together may use (0: no limit)")
 	fs.IntVar(&cfg.MaxInstances, "max-instances", 0, "instances one function may run at once (0: no limit but the memory budget)")
+	fs.StringVar(&cfg.DebugAddress, "debug-address", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.QueueSlack, "queue-slack", 60*time.Second, "how much longer than -instance-start-timeout a request may wait for an instance slot")
 	fs.StringVar(&cfg.Domain, "domain", "fcd.localhost", "HTTP triggers answer at <function>.<domain>")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")

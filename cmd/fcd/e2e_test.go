@@ -25,7 +25,7 @@ import (
 )
 
 // requireRuntime skips (or on CI fails) unless instances can run here.
-func requireRuntime(t *testing.T) {
+func requireRuntime(t testing.TB) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	for _, r := range instance.Requirements("") {
@@ -39,7 +39,7 @@ func requireRuntime(t *testing.T) {
 
 // pushExamples serves a registry on loopback and pushes the example images
 // to it, returning their references by name.
-func pushExamples(t *testing.T, names ...string) map[string]string {
+func pushExamples(t testing.TB, names ...string) map[string]string {
 	t.Helper()
 	reg := httptest.NewServer(registry.New(registry.Logger(stdlog.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)

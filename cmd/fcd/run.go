@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -89,6 +92,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return frontend.Serve(gctx, ln) })
+	if cfg.DebugAddress != "" {
+		g.Go(func() error { return serveDebug(gctx, cfg.DebugAddress) })
+	}
 	if cfg.ready != nil {
 		close(cfg.ready)
 	}
@@ -142,4 +148,21 @@ func adminCredentials(cfg Config, endpoint string) (api.Credentials, error) {
 		return creds, fmt.Errorf("write %s: %w", path, err)
 	}
 	return creds, nil
+}
+
+// serveDebug serves net/http/pprof on addr until ctx is done.
+func serveDebug(ctx context.Context, addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("debug address: %w", err)
+	}
+	return nil
 }

@@ -80,7 +80,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func sdkClient(t *testing.T, d *daemon, secret string) *fc.Client {
+func sdkClient(t testing.TB, d *daemon, secret string) *fc.Client {
 	t.Helper()
 	c, err := fc.NewClient(&openapiutil.Config{
 		AccessKeyId:     dara.String(d.creds.AccessKeyID),

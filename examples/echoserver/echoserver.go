@@ -17,6 +17,9 @@ type Request struct {
 	Query   map[string][]string `json:"query"`
 	Headers map[string][]string `json:"headers"`
 	Body    string              `json:"body"`
+	// Server is the address the request arrived at: the instance's own,
+	// which lets a benchmark call the instance directly.
+	Server string `json:"server"`
 }
 
 // Handler answers POST /invoke with the request body and every other
@@ -40,6 +43,7 @@ func Handler() http.Handler {
 			Query:   r.URL.Query(),
 			Headers: r.Header,
 			Body:    string(body),
+			Server:  localAddr(r),
 		})
 	})
 }
@@ -61,4 +65,11 @@ func Serve(host string, h http.Handler) {
 	}
 	log.Printf("listening on %s", addr)
 	log.Fatal(http.Serve(l, h))
+}
+
+func localAddr(r *http.Request) string {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		return a.String()
+	}
+	return ""
 }

@@ -1,0 +1,31 @@
+// Package billing meters what functions cost and keeps the durable ledger.
+//
+// Two meters, both in GB-seconds (memorySize in GB × seconds):
+//
+//   - image pull: for every cold start, from pull start to pull end, with
+//     the bytes fetched. A cold start that finds the image already on the
+//     host (a cache hit) pays nothing: its record has CacheHit set and
+//     GBSeconds 0.
+//   - invocation: from the request reaching the instance to its answer.
+//
+// Every record is written in its own bbolt transaction before the Meter
+// call returns, so a record that was acknowledged survives a crash. The
+// ledger is append-only: nothing updates or deletes a record.
+//
+// The package does not measure anything itself: callers (the scheduler's
+// cold start, the proxy's invoke path) pass start and end times.
+//
+// # Bucket schema
+//
+// Under the top-level bucket "billing/v1" of fcd's shared bbolt file:
+//
+//	billing/v1/
+//	  meta/
+//	    version        uint64 big-endian: schema version (migrations.go)
+//	  records/
+//	    <id>           JSON Record; id = uint64 big-endian from the
+//	                   bucket's sequence, so keys sort in append order
+//	  functions/       (since version 2) index by function name
+//	    <name>/
+//	      <id>         empty value; id as in records/
+package billing
