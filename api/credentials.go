@@ -20,6 +20,9 @@ type Credentials struct {
 	AccessKeyID     string `json:"accessKeyId"`
 	AccessKeySecret string `json:"accessKeySecret"`
 	Endpoint        string `json:"endpoint"`
+	// Registry is the address of fcd's embedded registry, when it runs
+	// one; the same key pair pushes to it.
+	Registry string `json:"registry,omitempty"`
 }
 
 // NewCredentials returns a fresh random key pair for endpoint.

@@ -2,10 +2,12 @@ package api
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -195,4 +197,38 @@ func HashPayload(body []byte) string {
 // ParseDate parses x-acs-date.
 func ParseDate(s string) (time.Time, error) {
 	return time.Parse(DateFormat, s)
+}
+
+// SignRequest signs req, whose body is body, with the key id/secret: it
+// sets x-acs-date, x-acs-signature-nonce, x-acs-content-sha256 and
+// Authorization over host, content-type and every x-acs-* header, as the
+// SDKs do. req.URL.Path must be the path as sent.
+func SignRequest(req *http.Request, body []byte, id, secret string) error {
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return err
+	}
+	payload := HashPayload(body)
+	req.Header.Set(HeaderDate, time.Now().UTC().Format(DateFormat))
+	req.Header.Set(HeaderNonce, hex.EncodeToString(nonce[:]))
+	req.Header.Set(HeaderContentSHA256, payload)
+	names := []string{"host"}
+	for k := range req.Header {
+		names = append(names, strings.ToLower(k))
+	}
+	signed := SignedHeaderNames(names)
+	r := Request{
+		Method: req.Method,
+		Path:   req.URL.EscapedPath(),
+		Query:  req.URL.Query(),
+		Header: func(name string) []string {
+			if name == "host" {
+				return []string{req.URL.Host}
+			}
+			return req.Header.Values(name)
+		},
+		PayloadHash: payload,
+	}
+	req.Header.Set(HeaderAuthorization, AuthorizationHeader(id, signed, Sign(secret, CanonicalRequest(r, signed))))
+	return nil
 }

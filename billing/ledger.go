@@ -122,13 +122,25 @@ func (l *Ledger) append(ctx context.Context, r Record) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
+	if err := price(&r); err != nil {
+		return Record{}, err
+	}
+	err := l.db.Update(func(tx *bolt.Tx) error { return put(tx, &r) })
+	if err != nil {
+		return Record{}, fmt.Errorf("billing: append %s record of %s: %w", r.Kind, r.Function, err)
+	}
+	return r, nil
+}
+
+// price validates r and fills its derived fields.
+func price(r *Record) error {
 	switch {
 	case r.Function == "":
-		return Record{}, fmt.Errorf("no function name: %w", ErrInvalidRecord)
+		return fmt.Errorf("no function name: %w", ErrInvalidRecord)
 	case r.MemoryMB <= 0:
-		return Record{}, fmt.Errorf("function %s: memory %d MB: %w", r.Function, r.MemoryMB, ErrInvalidRecord)
+		return fmt.Errorf("function %s: memory %d MB: %w", r.Function, r.MemoryMB, ErrInvalidRecord)
 	case r.Start.IsZero() || r.End.Before(r.Start):
-		return Record{}, fmt.Errorf("function %s: period %s to %s: %w", r.Function, r.Start, r.End, ErrInvalidRecord)
+		return fmt.Errorf("function %s: period %s to %s: %w", r.Function, r.Start, r.End, ErrInvalidRecord)
 	}
 	d := r.End.Sub(r.Start)
 	r.Start, r.End = r.Start.UTC(), r.End.UTC()
@@ -136,27 +148,26 @@ func (l *Ledger) append(ctx context.Context, r Record) (Record, error) {
 	if !r.CacheHit {
 		r.GBSeconds = GBSeconds(r.MemoryMB, d)
 	}
-	err := l.db.Update(func(tx *bolt.Tx) error {
-		records := bucket(tx, bucketRecords)
-		seq, err := records.NextSequence()
-		if err != nil {
-			return err
-		}
-		r.ID = seq
-		data, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		key := idKey(seq)
-		if err := records.Put(key, data); err != nil {
-			return err
-		}
-		return indexRecord(bucket(tx, bucketFunctions), r.Function, key)
-	})
+	return nil
+}
+
+// put writes a priced record, assigning its ID.
+func put(tx *bolt.Tx, r *Record) error {
+	records := bucket(tx, bucketRecords)
+	seq, err := records.NextSequence()
 	if err != nil {
-		return Record{}, fmt.Errorf("billing: append %s record of %s: %w", r.Kind, r.Function, err)
+		return err
 	}
-	return r, nil
+	r.ID = seq
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	key := idKey(seq)
+	if err := records.Put(key, data); err != nil {
+		return err
+	}
+	return indexRecord(bucket(tx, bucketFunctions), r.Function, key)
 }
 
 func idKey(id uint64) []byte {

@@ -100,7 +100,7 @@ func newEnv() (_ *env, err error) {
 			return e, err
 		}
 		ref := images.Ref(host, name)
-		if err := images.Push(ctx, ref, img); err != nil {
+		if err := images.Push(ctx, ref, img, nil); err != nil {
 			return e, err
 		}
 		e.refs[name] = ref

@@ -29,6 +29,9 @@ func (s *Server) createFunction(ctx *fasthttp.RequestCtx, body []byte) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkRole(ctx, f); err != nil {
+		return err
+	}
 	if err := s.opts.Functions.CreateFunction(ctx, f); err != nil {
 		return err
 	}
@@ -49,6 +52,13 @@ func (s *Server) updateFunction(ctx *fasthttp.RequestCtx, name string, body []by
 		return err
 	}
 	now := s.opts.Now()
+	if in.Role != nil {
+		// Checked before the store's transaction, which must not wait on
+		// another read; a role deleted in between is refused at start.
+		if err := s.checkRole(ctx, &api.Function{Role: *in.Role}); err != nil {
+			return err
+		}
+	}
 	f, err := s.opts.Functions.UpdateFunction(ctx, unescape(name), func(f *api.Function) (*api.Function, error) {
 		return f.Update(&in, now)
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/billing"
 )
 
 // Scheduler is what the proxy needs of the scheduler: a slot on an instance
@@ -195,20 +196,55 @@ func (s *Server) failAcquire(ctx *fasthttp.RequestCtx, rid, name string, err err
 	s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
 }
 
+// exchange is one request on a leased instance, from the moment it is
+// sent until its lease ends.
+type exchange struct {
+	s     *Server
+	cf    *cachedFunction
+	lease Lease
+	rid   string
+	sent  time.Time
+	once  sync.Once
+}
+
+// end closes the request's log, meters it and ends its lease; failed
+// evicts the instance. Only the first call counts.
+func (x *exchange) end(failed error) {
+	x.once.Do(func() {
+		x.lease.Log(invokeEnd + x.rid)
+		if m := x.s.opts.Meter; m != nil {
+			m.Record(billing.InvocationRecord{
+				Function: x.cf.fn.FunctionName, RequestID: x.rid, InstanceID: x.lease.InstanceID(),
+				MemoryMB: int(x.cf.fn.MemorySize), Start: x.sent, End: time.Now(),
+			})
+		}
+		if failed != nil {
+			x.lease.Fail(failed)
+		} else {
+			x.lease.Release()
+		}
+	})
+}
+
 // forward sends the request to the leased instance and relays its answer.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunction, inv invocation, lease Lease, cl *call, start time.Time) {
-	fn := cf.fn
 	up := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(up)
 	s.buildUpstreamRequest(ctx, up, rid, cf, inv, lease.Addr())
+	if err := s.roleHeaders(ctx, &up.Header, cf.fn.Role); err != nil {
+		lease.Release()
+		s.fail(ctx, rid, newError(http.StatusInternalServerError, CodeInternal, err.Error()))
+		return
+	}
 
 	tail := s.opts.Log != nil && bytes.EqualFold(ctx.Request.Header.Peek(headerLogType), []byte("Tail"))
+	x := &exchange{s: s, cf: cf, lease: lease, rid: rid, sent: time.Now()}
 	lease.Log(invokeStart + rid)
 	resp := fasthttp.AcquireResponse()
 	conn, err := s.upstream.roundTrip(cl, lease.Addr(), up, resp, start.Add(cf.deadline))
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
-		s.upstreamFailed(ctx, rid, cf, inv, lease, err)
+		s.upstreamFailed(ctx, x, inv, err)
 		return
 	}
 	s.copyResponseHead(ctx, resp, inv)
@@ -220,19 +256,19 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 		if err != nil {
 			conn.Close()
 			fasthttp.ReleaseResponse(resp)
-			s.upstreamFailed(ctx, rid, cf, inv, lease, err)
+			s.upstreamFailed(ctx, x, inv, err)
 			return
 		}
-		s.finish(conn, resp, lease, fn.FunctionName, rid)
+		s.finish(conn, resp, x)
 		ctx.SetBody(body)
 		if tail {
-			s.setLogTail(ctx, fn.FunctionName, rid)
+			s.setLogTail(ctx, cf.fn.FunctionName, rid)
 		}
 		return
 	}
 	// Large or unsized: stream it. The lease and the connection are
 	// released when fasthttp has written the body and closes the stream.
-	ctx.SetBodyStream(&streamedBody{s: s, conn: conn, resp: resp, lease: lease, fn: fn.FunctionName, rid: rid}, size)
+	ctx.SetBodyStream(&streamedBody{x: x, conn: conn, resp: resp}, size)
 }
 
 // maxTailBody bounds a response buffered to put the log tail in its head.
@@ -250,8 +286,9 @@ func readResponseBody(resp *fasthttp.Response) ([]byte, error) {
 	return body, err
 }
 
-// finish ends a request whose response body was read whole.
-func (s *Server) finish(conn *upConn, resp *fasthttp.Response, lease Lease, fn, rid string) {
+// finish ends a request whose response body was read whole, pooling the
+// connection unless the instance asked to close it.
+func (s *Server) finish(conn *upConn, resp *fasthttp.Response, x *exchange) {
 	keep := !resp.ConnectionClose()
 	resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
@@ -260,21 +297,16 @@ func (s *Server) finish(conn *upConn, resp *fasthttp.Response, lease Lease, fn, 
 	} else {
 		conn.Close()
 	}
-	lease.Log(invokeEnd + rid)
-	lease.Release()
+	x.end(nil)
 }
 
 // streamedBody relays a response body and ends the request when fasthttp
 // closes it.
 type streamedBody struct {
-	s     *Server
-	conn  *upConn
-	resp  *fasthttp.Response
-	lease Lease
-	fn    string
-	rid   string
-	err   error
-	once  sync.Once
+	x    *exchange
+	conn *upConn
+	resp *fasthttp.Response
+	err  error
 }
 
 func (b *streamedBody) Read(p []byte) (int, error) {
@@ -286,55 +318,51 @@ func (b *streamedBody) Read(p []byte) (int, error) {
 }
 
 // Close ends the request: the connection is pooled only when the body was
-// read to its end without error.
+// read to its end without error. fasthttp calls it once.
 func (b *streamedBody) Close() error {
-	b.once.Do(func() {
-		if b.err != nil {
-			b.conn.Close()
-			b.resp.CloseBodyStream()
-			fasthttp.ReleaseResponse(b.resp)
-			b.s.log.Warn("instance response body broke off", "requestId", b.rid, "function", b.fn, "instance", b.lease.InstanceID(), "error", b.err)
-			b.lease.Log(invokeEnd + b.rid)
-			b.lease.Fail(b.err)
-			return
-		}
-		// Drain what is left (a client that stopped reading) only up to a
-		// bound; past it the connection is not worth keeping.
-		n, err := io.CopyN(io.Discard, b.resp.BodyStream(), bufferLimit+1)
-		if err == io.EOF && n <= bufferLimit {
-			b.s.finish(b.conn, b.resp, b.lease, b.fn, b.rid)
-			return
-		}
+	x := b.x
+	if b.err != nil {
 		b.conn.Close()
 		b.resp.CloseBodyStream()
 		fasthttp.ReleaseResponse(b.resp)
-		b.lease.Log(invokeEnd + b.rid)
-		b.lease.Release()
-	})
+		x.s.log.Warn("instance response body broke off", "requestId", x.rid, "function", x.cf.fn.FunctionName, "instance", x.lease.InstanceID(), "error", b.err)
+		x.end(b.err)
+		return nil
+	}
+	// Drain what is left (a client that stopped reading) only up to a
+	// bound; past it the connection is not worth keeping.
+	n, err := io.CopyN(io.Discard, b.resp.BodyStream(), bufferLimit+1)
+	if err == io.EOF && n <= bufferLimit {
+		x.s.finish(b.conn, b.resp, x)
+		return nil
+	}
+	b.conn.Close()
+	b.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(b.resp)
+	x.end(nil)
 	return nil
 }
 
 // upstreamFailed answers a request whose instance did not answer.
-func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunction, inv invocation, lease Lease, err error) {
-	fn := cf.fn
-	lease.Log(invokeEnd + rid)
+func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invocation, err error) {
+	fn, rid, lease := x.cf.fn, x.rid, x.lease
 	switch {
 	case errors.Is(err, errAborted):
-		lease.Release()
+		x.end(nil)
 		s.metrics.clientClosed.Add(1)
 		s.log.Info("client closed request", "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID(), "code", CodeClientClosedRequest)
 		writeError(ctx, rid, newError(statusClientClosed, CodeClientClosedRequest, "the client closed the request"))
 	case isTimeout(err):
 		// The instance is alive but slow: its slot is free again once its
 		// connection is gone, which roundTrip has closed.
-		lease.Release()
 		msg := fmt.Sprintf("Function timed out after %d seconds", fn.Timeout)
 		lease.Log(msg + " RequestId: " + rid)
+		x.end(nil)
 		s.metrics.timeouts.Add(1)
 		s.log.Warn(msg, "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID())
 		s.functionError(ctx, inv, http.StatusGatewayTimeout, msg)
 	default:
-		lease.Fail(err)
+		x.end(err)
 		s.upstream.closeAddr(lease.Addr())
 		msg := fmt.Sprintf("The function instance %s could not serve the request: %v", lease.InstanceID(), err)
 		s.log.Warn("instance failed mid-request", "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID(), "error", err)

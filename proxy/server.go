@@ -84,6 +84,16 @@ type Options struct {
 	Pools Pools
 	// Logs serves instance logs to fcctl logs. Nil disables the endpoint.
 	Logs LogReader
+	// Roles keeps roles: the role API and the check that a function's role
+	// exists. Nil disables both.
+	Roles RoleStore
+	// Credentials gives instances their role's temporary keys in the
+	// x-fc-access-key-* headers. Nil sends none.
+	Credentials RoleCredentials
+	// Ledger answers billing queries; Meter records invocations. Nil
+	// disables each.
+	Ledger Ledger
+	Meter  Meter
 }
 
 // Server is the frontend. Create it with New.
@@ -200,6 +210,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.httpTrigger(ctx, rid, name, uri)
 	case bytes.Equal(path, apiPrefixBytes) || bytes.HasPrefix(path, apiPrefixSlash):
 		s.handleFunctions(ctx, rid, strings.TrimPrefix(string(path), apiPrefix))
+	case bytes.HasPrefix(path, adminPrefixBytes):
+		s.handleAdmin(ctx, rid)
 	case string(path) == "/metrics":
 		s.metricsH(ctx)
 	default:

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +10,6 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/fcd-dev/fcd/api"
 )
@@ -50,7 +47,10 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	}
-	c.sign(req, path, query, body)
+	req.Header.Set("x-acs-version", api.Version)
+	if err := api.SignRequest(req, body, c.creds.AccessKeyID, c.creds.AccessKeySecret); err != nil {
+		return nil, nil, err
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, nil, err
@@ -71,34 +71,6 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 		return resp, data, e
 	}
 	return resp, data, nil
-}
-
-func (c *client) sign(req *http.Request, path string, query url.Values, body []byte) {
-	var nonce [16]byte
-	rand.Read(nonce[:])
-	req.Header.Set(api.HeaderDate, time.Now().UTC().Format(api.DateFormat))
-	req.Header.Set(api.HeaderNonce, hex.EncodeToString(nonce[:]))
-	req.Header.Set(api.HeaderContentSHA256, api.HashPayload(body))
-	req.Header.Set("x-acs-version", api.Version)
-	names := []string{"host"}
-	for k := range req.Header {
-		names = append(names, strings.ToLower(k))
-	}
-	signed := api.SignedHeaderNames(names)
-	r := api.Request{
-		Method: req.Method,
-		Path:   path,
-		Query:  query,
-		Header: func(name string) []string {
-			if name == "host" {
-				return []string{req.URL.Host}
-			}
-			return req.Header.Values(name)
-		},
-		PayloadHash: api.HashPayload(body),
-	}
-	sig := api.Sign(c.creds.AccessKeySecret, api.CanonicalRequest(r, signed))
-	req.Header.Set(api.HeaderAuthorization, api.AuthorizationHeader(c.creds.AccessKeyID, signed, sig))
 }
 
 func encodeQuery(q url.Values) string {

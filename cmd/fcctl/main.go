@@ -32,6 +32,8 @@ Commands:
   invoke FUNCTION [-d BODY|@FILE] [-v]     invoke a function (InvokeFunction)
   logs FUNCTION [--tail N]                 print a function's instance logs
   provision set|get|delete FUNCTION        keep instances warm
+  role create|get|list|delete              roles functions assume to pull images
+  billing [--function F] [--since T]       image-pull and invocation charges
   image index|cat                          index gzip layers for lazy reads
 
 Global flags (or FCD_ENDPOINT, FCD_ACCESS_KEY_ID, FCD_ACCESS_KEY_SECRET, FCD_DATA_DIR):
@@ -111,6 +113,9 @@ var apiCommands = map[string]func(ctx context.Context, c *client, args []string,
 	"invoke":    runInvoke,
 	"logs":      runLogs,
 	"provision": runProvision,
+	"role":      runRole,
+	"roles":     runRole,
+	"billing":   runBilling,
 }
 
 // client builds an API client from flags, falling back to credentials.json.

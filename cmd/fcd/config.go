@@ -39,6 +39,12 @@ type Config struct {
 	MaxInstances int
 	// Domain routes HTTP triggers by Host: <function>.<Domain>.
 	Domain string
+	// RegistryAddress is where the embedded registry listens; empty
+	// disables it.
+	RegistryAddress string
+	// STSEndpoint is an STS-compatible service to assume roles at; empty
+	// serves fcd's own on loopback.
+	STSEndpoint string
 	// DebugAddress, when set, serves net/http/pprof there (like
 	// containerd's debug address); keep it on loopback.
 	DebugAddress string
@@ -73,6 +79,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 5*time.Minute, "idle time after which an on-demand instance is stopped")
 	fs.IntVar(&cfg.MemoryBudgetMB, "memory-budget", 0, "MB of memory all instances together may use (0: no limit)")
 	fs.IntVar(&cfg.MaxInstances, "max-instances", 0, "instances one function may run at once (0: no limit but the memory budget)")
+	fs.StringVar(&cfg.RegistryAddress, "registry-address", "127.0.0.1:5000", "address of the embedded registry (empty: none)")
+	fs.StringVar(&cfg.STSEndpoint, "sts-endpoint", "", "URL of an STS-compatible AssumeRole service (empty: fcd's own, on loopback)")
 	fs.StringVar(&cfg.DebugAddress, "debug-address", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.QueueSlack, "queue-slack", 60*time.Second, "how much longer than -instance-start-timeout a request may wait for an instance slot")
 	fs.StringVar(&cfg.Domain, "domain", "fcd.localhost", "HTTP triggers answer at <function>.<domain>")

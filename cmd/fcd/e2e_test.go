@@ -53,7 +53,7 @@ func pushExamples(t testing.TB, names ...string) map[string]string {
 			t.Fatal(err)
 		}
 		refs[name] = images.Ref(host, name)
-		if err := images.Push(ctx, refs[name], img); err != nil {
+		if err := images.Push(ctx, refs[name], img, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -24,6 +24,8 @@ import (
 // run builds every component from cfg, top to bottom, serves until ctx is
 // done and shuts down in reverse order.
 func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -47,6 +49,17 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	}
 	defer st.Close()
 
+	g, gctx := errgroup.WithContext(ctx)
+	defer func() {
+		cancel()
+		g.Wait()
+	}()
+	plat, err := startPlatform(gctx, g, cfg, creds, st, log)
+	if err != nil {
+		return err
+	}
+	defer plat.close(context.WithoutCancel(ctx))
+
 	popts := proxy.Options{
 		Functions: st,
 		Keys:      proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret},
@@ -54,6 +67,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		AccountID: cfg.AccountID,
 		Domain:    cfg.Domain,
 		Logger:    log.With("component", "proxy"),
+
+		Roles:       plat.roles,
+		Credentials: plat,
+		Ledger:      plat.ledger,
+		Meter:       plat.recorder,
 	}
 	if !cfg.noRuntime {
 		rt, err := startRuntime(ctx, cfg, log)
@@ -67,7 +85,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 				log.Warn("runtime shutdown", "error", cerr)
 			}
 		}()
-		sched := scheduler.New(&starter{manager: rt.manager, cfg: cfg}, scheduler.Options{
+		sched := scheduler.New(&starter{manager: rt.manager, platform: plat, cfg: cfg, log: log}, scheduler.Options{
 			IdleTimeout:    cfg.IdleTimeout,
 			MemoryBudgetMB: cfg.MemoryBudgetMB,
 			QueueTimeout:   cfg.InstanceStartTimeout + cfg.QueueSlack,
@@ -89,8 +107,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		popts.Collectors = []prometheus.Collector{poolCollector{sched}}
 	}
 	frontend := proxy.New(popts)
-
-	g, gctx := errgroup.WithContext(ctx)
+	if plat.registry != nil {
+		creds.Registry = plat.registry.Addr()
+	}
+	// Written last: a client that finds the file finds fcd serving.
+	if err := api.SaveCredentials(filepath.Join(cfg.DataDir, api.CredentialsFile), creds); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
 	g.Go(func() error { return frontend.Serve(gctx, ln) })
 	if cfg.DebugAddress != "" {
 		g.Go(func() error { return serveDebug(gctx, cfg.DebugAddress) })
@@ -126,8 +149,9 @@ func restoreProvisioned(ctx context.Context, st *store.Store, p *pools) error {
 }
 
 // adminCredentials returns the admin key: from the environment when given,
-// else the one in credentials.json, else a new one. The file is rewritten
-// with the current endpoint so clients find fcd.
+// else the one in credentials.json, else a new one, which is saved at once
+// so a failed start does not lose it. run rewrites the file with the
+// current endpoints once it serves.
 func adminCredentials(cfg Config, endpoint string) (api.Credentials, error) {
 	path := filepath.Join(cfg.DataDir, api.CredentialsFile)
 	var creds api.Credentials

@@ -38,7 +38,7 @@ func startDaemonWith(t *testing.T, dataDir string, args []string, runtime bool) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseConfig(append([]string{"-data-dir", dataDir}, args...), func(string) string { return "" })
+	cfg, err := parseConfig(append([]string{"-data-dir", dataDir, "-registry-address", "127.0.0.1:0"}, args...), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

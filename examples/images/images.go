@@ -22,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
@@ -139,22 +140,26 @@ func tarOf(name string, data []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Push pushes img as ref. Registries on loopback are spoken to in plain
-// HTTP.
-func Push(ctx context.Context, ref string, img v1.Image) error {
+// Push pushes img as ref with auth (nil: anonymous). Registries on loopback
+// are spoken to in plain HTTP.
+func Push(ctx context.Context, ref string, img v1.Image, auth authn.Authenticator) error {
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		return fmt.Errorf("parse %s: %w", ref, err)
 	}
-	if err := remote.Write(r, img, remote.WithContext(ctx)); err != nil {
+	if auth == nil {
+		auth = authn.Anonymous
+	}
+	if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithAuth(auth)); err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 	return nil
 }
 
 // BuildAndPush builds the named examples (all when names is empty) and
-// pushes each as Ref(registry, name). It returns the pushed references.
-func BuildAndPush(ctx context.Context, registry string, names ...string) ([]string, error) {
+// pushes each as Ref(registry, name) with auth (nil: anonymous). It returns
+// the pushed references.
+func BuildAndPush(ctx context.Context, registry string, auth authn.Authenticator, names ...string) ([]string, error) {
 	if len(names) == 0 {
 		names = All
 	}
@@ -165,7 +170,7 @@ func BuildAndPush(ctx context.Context, registry string, names ...string) ([]stri
 			return refs, err
 		}
 		ref := Ref(registry, n)
-		if err := Push(ctx, ref, img); err != nil {
+		if err := Push(ctx, ref, img, auth); err != nil {
 			return refs, err
 		}
 		refs = append(refs, ref)
