@@ -16,7 +16,10 @@ BIN := bin
 TEST_TIMEOUT ?= 25m
 FUZZ_TIME ?= 10s
 
-.PHONY: all build deps test test-unit vet fuzz run example-images clean
+.PHONY: all build deps test test-unit vet fuzz run stop example-images clean
+
+FCD_DATA_DIR ?= /var/lib/fcd
+REGISTRY ?=
 
 all: build
 
@@ -56,6 +59,19 @@ fuzz:
 	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) || exit 1; \
 	  done; \
 	done
+
+# run starts fcd with embedded defaults and shows a function invoked cold
+# and warm; fcd keeps running until `make stop`.
+run: deps build
+	FCD_DATA_DIR=$(FCD_DATA_DIR) examples/demo.sh
+
+stop:
+	@if [ -f $(FCD_DATA_DIR)/fcd.pid ]; then 	  pid=$$(cat $(FCD_DATA_DIR)/fcd.pid); kill $$pid 2>/dev/null && 	  while kill -0 $$pid 2>/dev/null; do sleep 0.2; done; rm -f $(FCD_DATA_DIR)/fcd.pid; echo "fcd stopped"; 	else echo "no fcd running from $(FCD_DATA_DIR)"; fi
+
+# example-images pushes the example images to REGISTRY (host:port), or to
+# the embedded registry of the running fcd when REGISTRY is empty.
+example-images:
+	$(GO) run ./examples/cmd/push-images $(if $(REGISTRY),-registry $(REGISTRY)) -data-dir $(FCD_DATA_DIR)
 
 clean:
 	rm -rf $(BIN)
