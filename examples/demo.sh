@@ -55,7 +55,7 @@ $FCCTL invoke echo -d '{"hello":"warm"}' -v
 
 step "HTTP trigger: http://$LISTEN/fn/echo/greet?name=fcd"
 if command -v curl >/dev/null; then
-  curl -s -w '\n' "http://$LISTEN/fn/echo/greet?name=fcd" | head -c 400; echo
+  curl -s "http://$LISTEN/fn/echo/greet?name=fcd" | head -c 120; echo " ..."
 fi
 
 step "image-pull billing"

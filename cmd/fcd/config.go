@@ -42,6 +42,8 @@ type Config struct {
 	// RegistryAddress is where the embedded registry listens; empty
 	// disables it.
 	RegistryAddress string
+	// RegistryCredentials is a JSON file of logins for other registries.
+	RegistryCredentials string
 	// STSEndpoint is an STS-compatible service to assume roles at; empty
 	// serves fcd's own on loopback.
 	STSEndpoint string
@@ -80,6 +82,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&cfg.MemoryBudgetMB, "memory-budget", 0, "MB of memory all instances together may use (0: no limit)")
 	fs.IntVar(&cfg.MaxInstances, "max-instances", 0, "instances one function may run at once (0: no limit but the memory budget)")
 	fs.StringVar(&cfg.RegistryAddress, "registry-address", "127.0.0.1:5000", "address of the embedded registry (empty: none)")
+	fs.StringVar(&cfg.RegistryCredentials, "registry-credentials", "", `JSON file of logins for other registries: {"host:port": {"username": "...", "password": "..."}}`)
 	fs.StringVar(&cfg.STSEndpoint, "sts-endpoint", "", "URL of an STS-compatible AssumeRole service (empty: fcd's own, on loopback)")
 	fs.StringVar(&cfg.DebugAddress, "debug-address", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.QueueSlack, "queue-slack", 60*time.Second, "how much longer than -instance-start-timeout a request may wait for an instance slot")

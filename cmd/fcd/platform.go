@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -24,6 +26,9 @@ import (
 // temporary credentials (an STS endpoint, embedded unless configured), the
 // embedded registry, and the billing ledger.
 type platform struct {
+	// logins are user names and passwords for registries other than the
+	// embedded one, by host, from --registry-credentials.
+	logins   map[string]registryLogin
 	roles    *iam.Store
 	provider *iam.Provider
 	registry *registry.Registry // nil when disabled
@@ -35,6 +40,11 @@ type platform struct {
 // the STS issuer (on g) and the registry. The caller closes it.
 func startPlatform(ctx context.Context, g *errgroup.Group, cfg Config, creds api.Credentials, st *store.Store, log *slog.Logger) (_ *platform, err error) {
 	p := &platform{}
+	if cfg.RegistryCredentials != "" {
+		if p.logins, err = loadRegistryLogins(cfg.RegistryCredentials); err != nil {
+			return nil, err
+		}
+	}
 	defer func() {
 		if err != nil {
 			p.close(context.WithoutCancel(ctx))
@@ -96,18 +106,40 @@ func startPlatform(ctx context.Context, g *errgroup.Group, cfg Config, creds api
 	return p, nil
 }
 
-// registryCredentials returns the pull credentials of a function's
-// instances: its role's temporary keys, fetched afresh (from the cache) on
-// every call so a retried or long pull never uses expired ones, for the
-// embedded registry only. Without a role, pulls are anonymous.
-func (p *platform) registryCredentials(role string) func(host string) (string, string, error) {
-	if role == "" || p.registry == nil {
-		return nil
+// registryLogin is a user name and password for one registry.
+type registryLogin struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// loadRegistryLogins reads a JSON file {"host:port": {"username", "password"}}.
+func loadRegistryLogins(path string) (map[string]registryLogin, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("registry credentials: %w", err)
 	}
-	host := p.registry.Addr()
+	var logins map[string]registryLogin
+	if err := json.Unmarshal(data, &logins); err != nil {
+		return nil, fmt.Errorf("registry credentials %s: want {\"host:port\": {\"username\": ..., \"password\": ...}}: %w", path, err)
+	}
+	return logins, nil
+}
+
+// registryCredentials returns the pull credentials of a function's
+// instances. For the embedded registry they are the function role's
+// temporary keys, fetched afresh (from the cache) on every call so a
+// retried or long pull never uses expired ones; without a role, pulls
+// there are anonymous. Other registries get the login configured for their
+// host, else anonymous pulls.
+func (p *platform) registryCredentials(role string) func(host string) (string, string, error) {
+	embedded := ""
+	if p.registry != nil {
+		embedded = p.registry.Addr()
+	}
 	return func(h string) (string, string, error) {
-		if h != host {
-			return "", "", nil
+		if h != embedded || role == "" {
+			l := p.logins[h]
+			return l.Username, l.Password, nil
 		}
 		// containerd's resolver gives its credentials callback no context;
 		// the STS call is bounded here instead.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,9 +81,22 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// ownHTTP gives an SDK client an http.Client of its own. By default the SDK
+// shares one per endpoint and rewrites its Timeout on every request
+// without synchronization, a data race between concurrent calls.
+type ownHTTP struct{ c *http.Client }
+
+func (h ownHTTP) Call(req *http.Request, tr *http.Transport) (*http.Response, error) {
+	if h.c.Transport == nil {
+		h.c.Transport = tr
+	}
+	return h.c.Do(req)
+}
+
 func sdkClient(t testing.TB, d *daemon, secret string) *fc.Client {
 	t.Helper()
 	c, err := fc.NewClient(&openapiutil.Config{
+		HttpClient:      ownHTTP{&http.Client{}},
 		AccessKeyId:     dara.String(d.creds.AccessKeyID),
 		AccessKeySecret: dara.String(secret),
 		Endpoint:        dara.String(d.endpoint),
