@@ -92,30 +92,36 @@ type invocation struct {
 	// path is the instance-side request URI (path and query) for HTTP
 	// triggers; InvokeFunction always sends POST /invoke.
 	path []byte
-	// body is InvokeFunction's event, read whole to check its signature.
-	// HTTP triggers stream the client's body instead.
-	body []byte
+	// body is InvokeFunction's event, or a signed HTTP trigger request's
+	// body, read whole to check its signature. Other HTTP trigger requests
+	// stream the client's body instead.
+	body   []byte
+	signed bool
 }
 
-// cachedFunction is a function with the per-request header values it
-// needs, computed once per version.
+// cachedFunction is a function with its HTTP trigger and the per-request
+// header values it needs, computed once per version.
 type cachedFunction struct {
 	fn       *api.Function
 	memory   string
 	deadline time.Duration
+	// http is the function's HTTP trigger configuration, nil when it has
+	// none (then its HTTP endpoint is anonymous and takes every method).
+	http *api.HTTPTriggerConfig
 }
 
 // functionCache keeps parsed functions so the warm path does no store read.
-// The proxy is the only writer of functions, so its own create, update and
-// delete handlers keep the cache exact.
+// The proxy is the only writer of functions and triggers, so its own
+// handlers keep the cache exact by forgetting what they change.
 type functionCache struct {
-	mu sync.RWMutex
-	m  map[string]*cachedFunction
+	mu  sync.RWMutex
+	m   map[string]*cachedFunction
+	gen uint64 // bumped by forget, so a fill racing a change is not kept
 }
 
 func (c *functionCache) get(ctx context.Context, st FunctionStore, name string) (*cachedFunction, error) {
 	c.mu.RLock()
-	cf := c.m[name]
+	cf, gen := c.m[name], c.gen
 	c.mu.RUnlock()
 	if cf != nil {
 		return cf, nil
@@ -125,11 +131,26 @@ func (c *functionCache) get(ctx context.Context, st FunctionStore, name string) 
 		return nil, err
 	}
 	cf = &cachedFunction{fn: f, memory: strconv.Itoa(int(f.MemorySize)), deadline: time.Duration(f.Timeout) * time.Second}
+	triggers, err := st.ListTriggers(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range triggers {
+		if t.TriggerType == api.TriggerTypeHTTP {
+			hc, err := t.HTTPConfig()
+			if err != nil {
+				return nil, fmt.Errorf("trigger %s of %s: %w", t.TriggerName, name, err)
+			}
+			cf.http = &hc
+		}
+	}
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]*cachedFunction{}
 	}
-	c.m[name] = cf
+	if c.gen == gen {
+		c.m[name] = cf
+	}
 	c.mu.Unlock()
 	return cf, nil
 }
@@ -137,6 +158,7 @@ func (c *functionCache) get(ctx context.Context, st FunctionStore, name string) 
 func (c *functionCache) forget(name string) {
 	c.mu.Lock()
 	delete(c.m, name)
+	c.gen++
 	c.mu.Unlock()
 }
 
@@ -154,6 +176,12 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 	if err != nil {
 		s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
 		return
+	}
+	if inv.controlPath == "/http-invoke" && cf.http != nil {
+		if aerr := s.checkTrigger(ctx, cf.http, &inv); aerr != nil {
+			s.fail(ctx, rid, aerr)
+			return
+		}
 	}
 
 	reqCtx, cancel := context.WithCancelCause(s.ctx)
@@ -436,7 +464,7 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Req
 		up.Header.SetHost(addr)
 	}
 	switch stream := ctx.RequestBodyStream(); {
-	case inv.controlPath == "/invoke":
+	case inv.controlPath == "/invoke" || inv.signed:
 		up.SetBodyRaw(inv.body)
 	case stream != nil:
 		up.SetBodyStream(stream, ctx.Request.Header.ContentLength())

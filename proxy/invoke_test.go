@@ -372,3 +372,60 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 		t.Errorf("leases: got %d released, %v failed; want the lease released", rel, failed)
 	}
 }
+
+func TestHTTPTriggerConfig(t *testing.T) {
+	env := newInvokeEnv(t, echoBackend())
+	triggers := "/" + api.Version + "/functions/fn/triggers"
+	create := `{"triggerName":"web","triggerType":"http","triggerConfig":"{\"authType\":\"function\",\"methods\":[\"GET\",\"POST\"]}"}`
+	if resp, eb := (signedRequest{method: "POST", path: triggers, body: []byte(create)}).do(t, env.addr); resp.StatusCode != 200 {
+		t.Fatalf("CreateTrigger: %d %+v", resp.StatusCode, eb)
+	}
+	if resp, eb := (signedRequest{method: "POST", path: triggers, body: []byte(strings.Replace(create, `"web"`, `"web2"`, 1))}).do(t, env.addr); resp.StatusCode != 409 {
+		t.Fatalf("second HTTP trigger: got %d %+v, want 409", resp.StatusCode, eb)
+	}
+	bad := `{"triggerName":"t","triggerType":"timer","triggerConfig":"{}"}`
+	if resp, eb := (signedRequest{method: "POST", path: triggers, body: []byte(bad)}).do(t, env.addr); resp.StatusCode != 400 || eb.Code != CodeInvalidArgument {
+		t.Fatalf("timer trigger: got %d %+v, want 400 InvalidArgument", resp.StatusCode, eb)
+	}
+
+	get := func(method string, sign bool) int {
+		t.Helper()
+		if sign {
+			resp, _ := (signedRequest{method: method, path: "/fn/fn/x", body: []byte("b")}).do(t, env.addr)
+			return resp.StatusCode
+		}
+		req, _ := http.NewRequest(method, "http://"+env.addr+"/fn/fn/x", strings.NewReader("b"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get("GET", false); got != 403 {
+		t.Errorf("unsigned request to a signed trigger: got %d, want 403", got)
+	}
+	if got := get("POST", true); got != 200 {
+		t.Errorf("signed POST: got %d, want 200", got)
+	}
+	env.waitLease(t)
+	if got := get("PATCH", true); got != 405 {
+		t.Errorf("PATCH, a method the trigger does not take: got %d, want 405", got)
+	}
+
+	// Back to anonymous: the cache must see the change at once.
+	update := `{"triggerConfig":"{\"authType\":\"anonymous\"}"}`
+	if resp, eb := (signedRequest{method: "PUT", path: triggers + "/web", body: []byte(update)}).do(t, env.addr); resp.StatusCode != 200 {
+		t.Fatalf("UpdateTrigger: %d %+v", resp.StatusCode, eb)
+	}
+	if got := get("PATCH", false); got != 200 {
+		t.Errorf("after update to anonymous, all methods: got %d, want 200", got)
+	}
+	env.waitLease(t)
+	if resp, _ := (signedRequest{method: "DELETE", path: triggers + "/web"}).do(t, env.addr); resp.StatusCode != 204 {
+		t.Fatalf("DeleteTrigger: got %d, want 204", resp.StatusCode)
+	}
+	if resp, eb := (signedRequest{method: "GET", path: triggers + "/web"}).do(t, env.addr); resp.StatusCode != 404 || eb.Code != CodeTriggerNotFound {
+		t.Fatalf("GetTrigger after delete: got %d %+v, want 404 TriggerNotFound", resp.StatusCode, eb)
+	}
+}

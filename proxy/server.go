@@ -37,6 +37,12 @@ type FunctionStore interface {
 	UpdateFunction(ctx context.Context, name string, change func(*api.Function) (*api.Function, error)) (*api.Function, error)
 	DeleteFunction(ctx context.Context, name string) error
 	ListFunctions(ctx context.Context, prefix, start string, limit int) ([]*api.Function, string, error)
+
+	CreateTrigger(ctx context.Context, function string, t *api.Trigger) error
+	GetTrigger(ctx context.Context, function, name string) (*api.Trigger, error)
+	UpdateTrigger(ctx context.Context, function, name string, change func(*api.Trigger) (*api.Trigger, error)) (*api.Trigger, error)
+	DeleteTrigger(ctx context.Context, function, name string) error
+	ListTriggers(ctx context.Context, function string) ([]*api.Trigger, error)
 }
 
 var _ FunctionStore = (*store.Store)(nil)
@@ -229,6 +235,7 @@ var (
 func (s *Server) handleFunctions(ctx *fasthttp.RequestCtx, rid, rest string) {
 	rest = strings.TrimPrefix(rest, "/")
 	name, sub, _ := strings.Cut(rest, "/")
+	sub, subName, _ := strings.Cut(sub, "/")
 	method := string(ctx.Method())
 	isInvoke := name != "" && sub == "invocations" && method == http.MethodPost
 	limit := s.opts.MaxControlBody
@@ -267,6 +274,8 @@ func (s *Server) handleFunctions(ctx *fasthttp.RequestCtx, rid, rest string) {
 		err = s.deleteProvision(ctx, unescape(name))
 	case name != "" && sub == "logs" && method == http.MethodGet:
 		err = s.readLogs(ctx, unescape(name))
+	case name != "" && sub == "triggers":
+		err = s.handleTriggers(ctx, unescape(name), unescape(subName), method, body)
 	case name == "" || sub == "" || sub == "provision-config" || sub == "logs":
 		err = newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, method+" is not allowed on "+string(ctx.Path()))
 	default:

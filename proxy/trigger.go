@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/containerd/errdefs"
 	"github.com/valyala/fasthttp"
 
 	"github.com/fcd-dev/fcd/api"
@@ -52,4 +53,107 @@ func (s *Server) httpTrigger(ctx *fasthttp.RequestCtx, rid, name string, uri []b
 	}
 	s.metrics.invocations.Add(1)
 	s.invoke(ctx, rid, name, invocation{controlPath: "/http-invoke", path: uri})
+}
+
+// checkTrigger applies a function's HTTP trigger configuration to a
+// request: its methods, and for authType function a signature over the
+// request, whose body is then read whole (up to MaxInvokeBody).
+func (s *Server) checkTrigger(ctx *fasthttp.RequestCtx, hc *api.HTTPTriggerConfig, inv *invocation) *apiError {
+	if !hc.Allows(string(ctx.Method())) {
+		return newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "the function's HTTP trigger does not accept "+string(ctx.Method()))
+	}
+	if hc.AuthType != api.AuthTypeFunction {
+		return nil
+	}
+	body, aerr := readBody(ctx, MaxInvokeBody)
+	if aerr == nil {
+		_, aerr = s.verifier.verify(ctx, body)
+	}
+	if aerr != nil {
+		return aerr
+	}
+	inv.body, inv.signed = body, true
+	return nil
+}
+
+// handleTriggers serves CreateTrigger, GetTrigger, UpdateTrigger,
+// DeleteTrigger and ListTriggers.
+func (s *Server) handleTriggers(ctx *fasthttp.RequestCtx, function, name, method string, body []byte) error {
+	st := s.opts.Functions
+	if _, err := st.GetFunction(ctx, function); err != nil {
+		return err
+	}
+	defer s.fns.forget(function)
+	switch {
+	case name == "" && method == http.MethodPost:
+		var in api.TriggerInput
+		if err := decodeJSON(body, &in); err != nil {
+			return err
+		}
+		t, err := api.NewTrigger(&in, newID(), s.opts.Now())
+		if err != nil {
+			return err
+		}
+		if err := st.CreateTrigger(ctx, function, t); err != nil {
+			return err
+		}
+		return s.writeTrigger(ctx, function, t)
+	case name == "" && method == http.MethodGet:
+		ts, err := st.ListTriggers(ctx, function)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			t.TriggerURLs(function, s.endpoint(ctx), s.opts.Domain)
+		}
+		if ts == nil {
+			ts = []*api.Trigger{}
+		}
+		return writeJSON(ctx, http.StatusOK, map[string][]*api.Trigger{"triggers": ts})
+	case name != "" && method == http.MethodGet:
+		t, err := st.GetTrigger(ctx, function, name)
+		if err != nil {
+			return triggerNotFound(err)
+		}
+		return s.writeTrigger(ctx, function, t)
+	case name != "" && method == http.MethodPut:
+		var in api.TriggerInput
+		if err := decodeJSON(body, &in); err != nil {
+			return err
+		}
+		now := s.opts.Now()
+		t, err := st.UpdateTrigger(ctx, function, name, func(t *api.Trigger) (*api.Trigger, error) { return t.Update(&in, now) })
+		if err != nil {
+			return triggerNotFound(err)
+		}
+		return s.writeTrigger(ctx, function, t)
+	case name != "" && method == http.MethodDelete:
+		if err := st.DeleteTrigger(ctx, function, name); err != nil {
+			return triggerNotFound(err)
+		}
+		ctx.SetStatusCode(http.StatusNoContent)
+		return nil
+	default:
+		return newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, method+" is not allowed on "+string(ctx.Path()))
+	}
+}
+
+// CodeTriggerNotFound is FC's code for a missing trigger.
+const CodeTriggerNotFound = "TriggerNotFound"
+
+func triggerNotFound(err error) error {
+	if errdefs.IsNotFound(err) {
+		return newError(http.StatusNotFound, CodeTriggerNotFound, err.Error())
+	}
+	return err
+}
+
+func (s *Server) writeTrigger(ctx *fasthttp.RequestCtx, function string, t *api.Trigger) error {
+	t.TriggerURLs(function, s.endpoint(ctx), s.opts.Domain)
+	return writeJSON(ctx, http.StatusOK, t)
+}
+
+// endpoint is the host:port this request reached fcd at.
+func (s *Server) endpoint(ctx *fasthttp.RequestCtx) string {
+	return ctx.LocalAddr().String()
 }

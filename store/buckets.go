@@ -9,6 +9,7 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketFunctions = []byte("functions")
 	bucketProvision = []byte("provision")
+	bucketTriggers  = []byte("triggers")
 	keyVersion      = []byte("version")
 )
 

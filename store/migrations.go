@@ -29,6 +29,10 @@ var migrations = []migration{
 		}
 		return nil
 	}},
+	{2, "add triggers", func(tx *bolt.Tx) error {
+		_, err := tx.Bucket(bucketRoot).CreateBucketIfNotExists(bucketTriggers)
+		return err
+	}},
 }
 
 // SchemaVersion is the version the newest migration brings a store to.

@@ -9,12 +9,14 @@
 //	  functions/<name>         JSON record: api.Function plus its revision
 //	                           (the bucket's sequence at its last write)
 //	  provision/<name>         JSON ProvisionConfig
+//	  triggers/<fn>/<trigger>  JSON api.Trigger (since version 2)
 //
 // Every write is one bbolt transaction, so a crash leaves the last committed
 // state. The store does not cache: bbolt's reads are memory-mapped.
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -138,7 +140,8 @@ func (s *Store) UpdateFunction(ctx context.Context, name string, change func(*ap
 	return updated, err
 }
 
-// DeleteFunction removes the named function and its provision config, or
+// DeleteFunction removes the named function, its provision config and
+// triggers, or
 // returns errdefs.ErrNotFound.
 func (s *Store) DeleteFunction(ctx context.Context, name string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -147,6 +150,9 @@ func (s *Store) DeleteFunction(ctx context.Context, name string) error {
 			return fmt.Errorf("function %q: %w", name, errdefs.ErrNotFound)
 		}
 		if err := bucket(tx, bucketProvision).Delete([]byte(name)); err != nil {
+			return err
+		}
+		if err := deleteTriggers(bucket(tx, bucketTriggers), name); err != nil {
 			return err
 		}
 		return b.Delete([]byte(name))
@@ -229,6 +235,113 @@ func (s *Store) ProvisionConfigs(ctx context.Context) (map[string]ProvisionConfi
 		})
 	})
 	return out, err
+}
+
+func triggerKey(function, trigger string) []byte {
+	return []byte(function + "/" + trigger)
+}
+
+// CreateTrigger stores a trigger of an existing function. A function has
+// at most one HTTP trigger. Errors: errdefs.ErrNotFound (no function),
+// errdefs.ErrAlreadyExists (name in use, or an HTTP trigger exists).
+func (s *Store) CreateTrigger(ctx context.Context, function string, t *api.Trigger) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if bucket(tx, bucketFunctions).Get([]byte(function)) == nil {
+			return fmt.Errorf("function %q: %w", function, errdefs.ErrNotFound)
+		}
+		b := bucket(tx, bucketTriggers)
+		if b.Get(triggerKey(function, t.TriggerName)) != nil {
+			return fmt.Errorf("trigger %q of function %q: %w", t.TriggerName, function, errdefs.ErrAlreadyExists)
+		}
+		existing, err := listTriggers(b, function)
+		if err != nil {
+			return err
+		}
+		for _, e := range existing {
+			if e.TriggerType == t.TriggerType {
+				return fmt.Errorf("function %q already has %s trigger %q: %w", function, e.TriggerType, e.TriggerName, errdefs.ErrAlreadyExists)
+			}
+		}
+		return putJSON(b, string(triggerKey(function, t.TriggerName)), t)
+	})
+}
+
+// GetTrigger returns a trigger or errdefs.ErrNotFound.
+func (s *Store) GetTrigger(ctx context.Context, function, name string) (*api.Trigger, error) {
+	var t api.Trigger
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return getJSON(bucket(tx, bucketTriggers), string(triggerKey(function, name)), &t)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trigger %q of function %q: %w", name, function, err)
+	}
+	return &t, nil
+}
+
+// UpdateTrigger applies change to a trigger in one transaction.
+func (s *Store) UpdateTrigger(ctx context.Context, function, name string, change func(*api.Trigger) (*api.Trigger, error)) (*api.Trigger, error) {
+	var updated *api.Trigger
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := bucket(tx, bucketTriggers)
+		var t api.Trigger
+		if err := getJSON(b, string(triggerKey(function, name)), &t); err != nil {
+			return fmt.Errorf("trigger %q of function %q: %w", name, function, err)
+		}
+		n, err := change(&t)
+		if err != nil {
+			return err
+		}
+		updated = n
+		return putJSON(b, string(triggerKey(function, name)), n)
+	})
+	return updated, err
+}
+
+// DeleteTrigger removes a trigger or returns errdefs.ErrNotFound.
+func (s *Store) DeleteTrigger(ctx context.Context, function, name string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := bucket(tx, bucketTriggers)
+		if b.Get(triggerKey(function, name)) == nil {
+			return fmt.Errorf("trigger %q of function %q: %w", name, function, errdefs.ErrNotFound)
+		}
+		return b.Delete(triggerKey(function, name))
+	})
+}
+
+// ListTriggers returns a function's triggers by name.
+func (s *Store) ListTriggers(ctx context.Context, function string) ([]*api.Trigger, error) {
+	var out []*api.Trigger
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		out, err = listTriggers(bucket(tx, bucketTriggers), function)
+		return err
+	})
+	return out, err
+}
+
+func listTriggers(b *bolt.Bucket, function string) ([]*api.Trigger, error) {
+	var out []*api.Trigger
+	prefix := []byte(function + "/")
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var t api.Trigger
+		if err := json.Unmarshal(v, &t); err != nil {
+			return nil, fmt.Errorf("decode trigger %q: %w", k, err)
+		}
+		out = append(out, &t)
+	}
+	return out, nil
+}
+
+func deleteTriggers(b *bolt.Bucket, function string) error {
+	prefix := []byte(function + "/")
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func putJSON(b *bolt.Bucket, key string, v any) error {

@@ -140,6 +140,28 @@ func TestMigrations(t *testing.T) {
 			t.Fatalf("got version %d, want %d", v, SchemaVersion())
 		}
 	})
+	t.Run("v2 adds the triggers bucket to a v1 store", func(t *testing.T) {
+		db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		err = db.Update(func(tx *bolt.Tx) error {
+			if err := migrations[0].migrate(tx); err != nil {
+				return err
+			}
+			return migrations[1].migrate(tx)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.View(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketRoot).Bucket(bucketTriggers) == nil {
+				t.Error("bucket triggers missing")
+			}
+			return nil
+		})
+	})
 	t.Run("v1 creates the buckets", func(t *testing.T) {
 		db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
 		if err != nil {
@@ -171,4 +193,56 @@ func TestMigrations(t *testing.T) {
 			t.Fatal("got nil, want an error for a newer schema")
 		}
 	})
+}
+
+func TestTriggers(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	trig := &api.Trigger{TriggerName: "web", TriggerType: api.TriggerTypeHTTP, TriggerConfig: "{}"}
+	if err := s.CreateTrigger(ctx, "nofn", trig); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("trigger of a missing function: got %v, want ErrNotFound", err)
+	}
+	for _, name := range []string{"a", "ab"} {
+		if err := s.CreateFunction(ctx, fn(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateTrigger(ctx, "a", trig); err != nil {
+		t.Fatal(err)
+	}
+	second := &api.Trigger{TriggerName: "web2", TriggerType: api.TriggerTypeHTTP, TriggerConfig: "{}"}
+	if err := s.CreateTrigger(ctx, "a", second); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("second http trigger: got %v, want ErrAlreadyExists", err)
+	}
+	if err := s.CreateTrigger(ctx, "ab", second); err != nil {
+		t.Fatal(err)
+	}
+	// "a" must not see the triggers of "ab", whose name it prefixes.
+	if ts, _ := s.ListTriggers(ctx, "a"); len(ts) != 1 || ts[0].TriggerName != "web" {
+		t.Fatalf("triggers of a: got %v", ts)
+	}
+	if _, err := s.UpdateTrigger(ctx, "a", "web", func(t *api.Trigger) (*api.Trigger, error) {
+		t.Description = "d"
+		return t, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetTrigger(ctx, "a", "web"); got.Description != "d" {
+		t.Fatalf("update lost: %+v", got)
+	}
+	if err := s.DeleteFunction(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ts, _ := s.ListTriggers(ctx, "a"); len(ts) != 0 {
+		t.Fatalf("triggers outlived their function: %v", ts)
+	}
+	if ts, _ := s.ListTriggers(ctx, "ab"); len(ts) != 1 {
+		t.Fatalf("deleting a removed the triggers of ab: %v", ts)
+	}
+	if err := s.DeleteTrigger(ctx, "ab", "web2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteTrigger(ctx, "ab", "web2"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("second delete: got %v, want ErrNotFound", err)
+	}
 }
