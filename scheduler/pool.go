@@ -2,27 +2,32 @@ package scheduler
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
 // pool holds the instances of one function and the requests waiting for
-// them. Its lock is never held while calling out of the package or while
-// taking another pool's lock.
+// them. Its lock is never held while calling the Starter or an Instance,
+// nor while taking another pool's lock.
 type pool struct {
 	s *Scheduler
 
-	mu        sync.Mutex
-	fn        Function // the current revision
-	instances []*inst  // ready instances, draining ones included
-	starting  int      // cold starts in flight
+	mu  sync.Mutex
+	fn  Function // the current revision
+	gen uint64   // counts revision changes and the shutdown
+	// instances are ready instances, draining ones included.
+	instances []*inst
+	starting  int // cold starts of the current generation in flight
+	stale     int // cold starts of older generations in flight
 	waiters   []*waiter
-	removed   bool
+	shutErr   error // set once: ErrFunctionDeleted or ErrClosed
 
 	provisioned   int
 	nextProvision time.Time     // no provisioning start before this
-	backoff       time.Duration // after a failed provisioning start
+	backoff       time.Duration // after a failed start while provisioned
 
 	stats poolStats
 }
@@ -39,8 +44,9 @@ type inst struct {
 }
 
 type waiter struct {
-	ch        chan result // buffered: delivery never blocks
-	delivered bool        // guarded by the pool's mu
+	ch chan result // buffered: delivery never blocks
+	// delivered is set, under the pool's mu, when a result was sent.
+	delivered bool
 }
 
 type result struct {
@@ -52,11 +58,12 @@ func newPool(s *Scheduler, fn Function) *pool {
 	return &pool{s: s, fn: fn}
 }
 
-func (p *pool) acquire(ctx context.Context, fn Function) (*Lease, error) {
+func (p *pool) acquire(ctx context.Context) (*Lease, error) {
 	p.mu.Lock()
-	if p.removed {
+	if p.shutErr != nil {
+		err := p.shutErr
 		p.mu.Unlock()
-		return nil, ErrFunctionDeleted
+		return nil, err
 	}
 	p.stats.acquires++
 	if in := p.pickLocked(); in != nil {
@@ -64,16 +71,37 @@ func (p *pool) acquire(ctx context.Context, fn Function) (*Lease, error) {
 		p.mu.Unlock()
 		return &Lease{p: p, in: in}, nil
 	}
-	if len(p.waiters) >= p.s.opts.MaxQueue {
-		p.stats.throttled++
+	if err := p.admitLocked(ctx); err != nil {
 		p.mu.Unlock()
-		return nil, ErrThrottled
+		return nil, err
 	}
 	w := &waiter{ch: make(chan result, 1)}
 	p.waiters = append(p.waiters, w)
 	p.mu.Unlock()
 	p.schedule()
+	return p.wait(ctx, w)
+}
 
+// admitLocked decides whether a request without a free slot may queue.
+func (p *pool) admitLocked(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		p.stats.canceled++
+		return err
+	}
+	if !p.s.fits(p.fn.MemoryMB) {
+		p.stats.throttled++
+		return fmt.Errorf("%w: an instance needs %d MB, the host's memory budget is %d MB",
+			ErrThrottled, p.fn.MemoryMB, p.s.opts.MemoryBudgetMB)
+	}
+	if len(p.waiters) >= p.s.opts.MaxQueue {
+		p.stats.throttled++
+		return fmt.Errorf("%w: %d requests already wait", ErrThrottled, len(p.waiters))
+	}
+	return nil
+}
+
+// wait waits for w's result, the queue deadline or the caller's ctx.
+func (p *pool) wait(ctx context.Context, w *waiter) (*Lease, error) {
 	timer := time.NewTimer(p.s.opts.QueueTimeout)
 	defer timer.Stop()
 	var err error
@@ -83,22 +111,25 @@ func (p *pool) acquire(ctx context.Context, fn Function) (*Lease, error) {
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-timer.C:
-		err = ErrThrottled
+		err = fmt.Errorf("%w: no instance slot within %s", ErrThrottled, p.s.opts.QueueTimeout)
 	}
 	p.mu.Lock()
-	if w.delivered {
-		p.mu.Unlock()
-		// A slot arrived as the wait ended: give it back.
+	delivered := w.delivered
+	if !delivered {
+		p.waiters = slices.DeleteFunc(p.waiters, func(x *waiter) bool { return x == w })
+	}
+	if errors.Is(err, ErrThrottled) {
+		p.stats.throttled++
+	} else {
+		p.stats.canceled++
+	}
+	p.mu.Unlock()
+	if delivered {
+		// A result arrived as the wait ended: hand its slot back.
 		if r := <-w.ch; r.lease != nil {
 			r.lease.Release()
 		}
-		return nil, err
 	}
-	p.dropWaiterLocked(w)
-	if err == ErrThrottled {
-		p.stats.throttled++
-	}
-	p.mu.Unlock()
 	return nil, err
 }
 
@@ -113,23 +144,22 @@ func (p *pool) pickLocked() *inst {
 		}
 		if best == nil || in.busy < best.busy {
 			best = in
+			if in.busy == 0 {
+				break
+			}
 		}
 	}
 	return best
 }
 
-func (p *pool) dropWaiterLocked(w *waiter) {
-	for i, x := range p.waiters {
-		if x == w {
-			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
-			return
-		}
+// deliverLocked sends r to the oldest n waiters and drops them.
+func (p *pool) deliverLocked(n int, r result) {
+	for _, w := range p.waiters[:n] {
+		w.delivered = true
+		w.ch <- r
 	}
-}
-
-func (p *pool) deliverLocked(w *waiter, r result) {
-	w.delivered = true
-	w.ch <- r
+	clear(p.waiters[:n]) // let the backing array drop them
+	p.waiters = p.waiters[n:]
 }
 
 // dispatchLocked hands free slots to waiters, oldest first.
@@ -140,8 +170,7 @@ func (p *pool) dispatchLocked() {
 			return
 		}
 		in.busy++
-		p.deliverLocked(p.waiters[0], result{lease: &Lease{p: p, in: in}})
-		p.waiters = p.waiters[1:]
+		p.deliverLocked(1, result{lease: &Lease{p: p, in: in}})
 	}
 }
 
@@ -157,8 +186,11 @@ func (p *pool) activeLocked() int {
 	return n
 }
 
+// canStartLocked reports whether the instance cap allows one more start
+// and an instance could fit the memory budget at all.
 func (p *pool) canStartLocked() bool {
-	return !p.removed && (p.fn.MaxInstances <= 0 || p.activeLocked() < p.fn.MaxInstances)
+	return p.shutErr == nil && p.s.fits(p.fn.MemoryMB) &&
+		(p.fn.MaxInstances <= 0 || p.activeLocked() < p.fn.MaxInstances)
 }
 
 // startsNeededLocked is how many more cold starts the waiters need: they
@@ -169,9 +201,7 @@ func (p *pool) startsNeededLocked() int {
 }
 
 // schedule hands out free slots and starts the instances waiters still
-// need, as far as the instance cap and the memory budget allow. When the
-// budget is full it reclaims an idle instance of another function; the
-// memory it frees calls schedule again.
+// need, as far as the instance cap and the memory budget allow.
 func (p *pool) schedule() {
 	for {
 		p.mu.Lock()
@@ -180,335 +210,103 @@ func (p *pool) schedule() {
 			p.mu.Unlock()
 			return
 		}
-		fn := p.fn
-		p.mu.Unlock()
-
-		if !p.s.reserve(fn.MemoryMB) {
-			p.s.reclaimIdle(p)
+		if !p.startAndUnlock() {
 			return
 		}
-		p.mu.Lock()
-		if fn.Revision != p.fn.Revision || p.startsNeededLocked() <= 0 || !p.canStartLocked() {
-			p.mu.Unlock()
-			p.s.unreserve(fn.MemoryMB)
-			return
-		}
-		p.starting++
-		p.stats.coldStarts++
-		p.mu.Unlock()
-		p.start(fn)
 	}
 }
 
-// start starts an instance of fn in the background; memory for it is
-// reserved and p.starting counts it.
-func (p *pool) start(fn Function) {
+// startAndUnlock, called with p.mu held, takes memory for one start of
+// the current revision, begins it and reports true; p.mu is unlocked on
+// return. When the budget is full it reports false, after stopping an
+// idle instance of another function if stops under way will not free
+// enough: p is registered as blocked, and freed memory wakes it.
+func (p *pool) startAndUnlock() bool {
+	ok, reclaim := p.s.reserve(p, p.fn.MemoryMB)
+	if !ok {
+		p.mu.Unlock()
+		if reclaim {
+			p.s.reclaimIdle(p)
+		}
+		return false
+	}
+	fn, gen := p.fn, p.gen
+	p.starting++
+	p.stats.coldStarts++
+	// Counted before p.mu is released, so Close, which shuts every pool
+	// before it waits, never sees the count rise from zero.
 	p.s.wg.Add(1)
-	go func() {
-		defer p.s.wg.Done()
-		t := time.Now()
-		in, err := p.s.starter.Start(p.s.ctx, fn)
-		p.started(fn, in, err, time.Since(t))
-	}()
+	p.mu.Unlock()
+	go p.start(fn, gen)
+	return true
+}
+
+// start runs one cold start.
+func (p *pool) start(fn Function, gen uint64) {
+	defer p.s.wg.Done()
+	t := time.Now()
+	in, err := p.s.starter.Start(p.s.ctx, fn)
+	p.started(fn, gen, in, err, time.Since(t))
 }
 
 // started takes the outcome of a cold start.
-func (p *pool) started(fn Function, instance Instance, err error, took time.Duration) {
+func (p *pool) started(fn Function, gen uint64, instance Instance, err error, took time.Duration) {
 	p.mu.Lock()
-	p.starting--
-	p.stats.startSeconds += took.Seconds()
+	current := gen == p.gen
+	if current {
+		p.starting--
+	} else {
+		p.stale--
+	}
 	if err != nil {
-		p.stats.coldStartFailures++
-		// The requests this start was for get its error; later ones will
-		// start their own instance, so a bad image fails each request
-		// once and never loops.
-		n := min(p.fn.concurrency(), len(p.waiters))
-		for _, w := range p.waiters[:n] {
-			p.deliverLocked(w, result{err: err})
-		}
-		p.waiters = p.waiters[n:]
-		if p.provisioned > 0 {
-			p.backoff = min(max(2*p.backoff, p.s.opts.ProvisionRetry), 5*time.Minute)
-			p.nextProvision = time.Now().Add(p.backoff)
-		}
+		p.startFailedLocked(current, err)
 		p.mu.Unlock()
-		p.s.log.Warn("cold start failed", "function", fn.Name, "error", err)
-		p.s.unreserve(fn.MemoryMB)
+		if p.s.ctx.Err() == nil {
+			p.s.log.Warn("cold start failed", "function", fn.Name, "revision", fn.Revision, "after", took, "error", err)
+		}
+		p.s.unreserve(fn.MemoryMB, false)
+		if current {
+			// Waiters this start did not fail still need instances.
+			p.schedule()
+		}
+		p.s.forgetIfDrained(p)
 		return
 	}
+	p.stats.observeStart(took)
 	in := &inst{Instance: instance, fn: fn, lastUsed: time.Now(), out: make(chan struct{})}
-	if p.removed || fn.Revision != p.fn.Revision {
+	p.s.wg.Add(1) // the instance's life, until its Stop returned
+	if !current {
 		// Started for a configuration that is gone.
 		in.gone = true
 		p.mu.Unlock()
-		p.s.stopInstance(in)
+		p.stop(in)
 		p.schedule()
 		return
 	}
 	p.backoff = 0
 	p.instances = append(p.instances, in)
 	p.dispatchLocked()
-	p.mu.Unlock()
+	idle := in.busy == 0
 	p.s.wg.Add(1)
 	go p.watch(in)
-	p.schedule()
-}
-
-// watch evicts in when it dies.
-func (p *pool) watch(in *inst) {
-	defer p.s.wg.Done()
-	select {
-	case <-in.Done():
-	case <-in.out:
-		return
-	}
-	p.mu.Lock()
-	if in.gone {
-		p.mu.Unlock()
-		return
-	}
-	p.goneLocked(in)
-	p.stats.evicted++
 	p.mu.Unlock()
-	p.s.log.Warn("instance died; evicted", "function", in.fn.Name, "instance", in.ID())
-	p.s.stopInstance(in)
-	p.schedule()
-}
-
-// goneLocked takes in out of the pool; the caller stops it.
-func (p *pool) goneLocked(in *inst) {
-	in.gone = true
-	close(in.out)
-	for i, x := range p.instances {
-		if x == in {
-			p.instances = append(p.instances[:i], p.instances[i+1:]...)
-			break
-		}
+	p.s.log.Debug("instance started", "function", fn.Name, "revision", fn.Revision, "instance", instance.ID(), "took", took)
+	if idle {
+		p.s.idleInstance()
 	}
 }
 
-// release ends a lease. failed evicts the instance.
-func (p *pool) release(in *inst, failed bool) {
-	p.mu.Lock()
-	in.busy--
-	in.lastUsed = time.Now()
-	var stop, reschedule bool
-	switch {
-	case in.gone:
-	case failed:
-		p.goneLocked(in)
-		p.stats.evicted++
-		stop, reschedule = true, true
-	case in.draining && in.busy == 0:
-		p.goneLocked(in)
-		stop = true
-	default:
-		p.dispatchLocked()
+// startFailedLocked fails the waiters a failed start was for: the oldest
+// Concurrency of them. Later waiters keep their place and get a start of
+// their own, so each request sees at most one failed start and a broken
+// image never loops.
+func (p *pool) startFailedLocked(current bool, err error) {
+	p.stats.coldStartFailures++
+	if p.provisioned > 0 {
+		p.backoff = min(max(2*p.backoff, p.s.opts.ProvisionRetry), maxProvisionBackoff)
+		p.nextProvision = time.Now().Add(p.backoff)
 	}
-	p.mu.Unlock()
-	if stop {
-		p.s.stopInstance(in)
-	}
-	if reschedule {
-		p.schedule()
-	}
-}
-
-// update makes fn the current revision; instances of other revisions
-// drain.
-func (p *pool) update(fn Function) {
-	p.mu.Lock()
-	stop := p.updateLocked(fn)
-	p.mu.Unlock()
-	for _, in := range stop {
-		p.s.stopInstance(in)
-	}
-	p.schedule()
-}
-
-func (p *pool) updateLocked(fn Function) (stop []*inst) {
-	changed := fn.Revision != p.fn.Revision
-	p.fn = fn
-	if !changed {
-		return nil
-	}
-	for _, in := range append([]*inst(nil), p.instances...) {
-		if in.fn.Revision == fn.Revision {
-			continue
-		}
-		in.draining = true
-		if in.busy == 0 {
-			p.goneLocked(in)
-			stop = append(stop, in)
-		}
-	}
-	return stop
-}
-
-// remove fails the waiters and drains every instance.
-func (p *pool) remove() { p.shut(ErrFunctionDeleted) }
-
-// close is remove at shutdown: waiters get ErrClosed.
-func (p *pool) close() { p.shut(ErrClosed) }
-
-func (p *pool) shut(reason error) {
-	p.mu.Lock()
-	p.removed = true
-	p.provisioned = 0
-	for _, w := range p.waiters {
-		p.deliverLocked(w, result{err: reason})
-	}
-	p.waiters = nil
-	var stop []*inst
-	for _, in := range append([]*inst(nil), p.instances...) {
-		in.draining = true
-		if in.busy == 0 || reason == ErrClosed {
-			p.goneLocked(in)
-			stop = append(stop, in)
-		}
-	}
-	p.mu.Unlock()
-	for _, in := range stop {
-		p.s.stopInstance(in)
-	}
-}
-
-// reapIdle stops instances idle for IdleTimeout beyond the provisioned
-// target.
-func (p *pool) reapIdle(now time.Time) {
-	p.mu.Lock()
-	var stop []*inst
-	spare := p.activeLocked() - p.provisioned
-	for _, in := range append([]*inst(nil), p.instances...) {
-		if spare <= 0 {
-			break
-		}
-		if in.busy == 0 && !in.draining && now.Sub(in.lastUsed) >= p.s.opts.IdleTimeout {
-			p.goneLocked(in)
-			stop = append(stop, in)
-			spare--
-		}
-	}
-	p.mu.Unlock()
-	for _, in := range stop {
-		p.s.log.Debug("stopping idle instance", "function", in.fn.Name, "instance", in.ID())
-		p.s.stopInstance(in)
-	}
-}
-
-// oldestSpareIdle returns when the longest-idle instance beyond the
-// provisioned target was last used.
-func (p *pool) oldestSpareIdle() (time.Time, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if in := p.oldestSpareIdleLocked(); in != nil {
-		return in.lastUsed, true
-	}
-	return time.Time{}, false
-}
-
-func (p *pool) oldestSpareIdleLocked() *inst {
-	if p.activeLocked() <= p.provisioned {
-		return nil
-	}
-	var oldest *inst
-	for _, in := range p.instances {
-		if in.busy == 0 && !in.draining && (oldest == nil || in.lastUsed.Before(oldest.lastUsed)) {
-			oldest = in
-		}
-	}
-	return oldest
-}
-
-// stopSpareIdle stops the oldest spare idle instance if it is still the
-// one last used at at.
-func (p *pool) stopSpareIdle(at time.Time) bool {
-	p.mu.Lock()
-	in := p.oldestSpareIdleLocked()
-	if in == nil || !in.lastUsed.Equal(at) {
-		p.mu.Unlock()
-		return false
-	}
-	p.goneLocked(in)
-	p.mu.Unlock()
-	p.s.log.Debug("stopping idle instance for memory", "function", in.fn.Name, "instance", in.ID())
-	p.s.stopInstance(in)
-	return true
-}
-
-func (p *pool) setProvisioned(fn Function, target int) {
-	p.mu.Lock()
-	stop := p.updateLocked(fn)
-	p.provisioned = max(target, 0)
-	p.backoff, p.nextProvision = 0, time.Time{}
-	p.mu.Unlock()
-	for _, in := range stop {
-		p.s.stopInstance(in)
-	}
-}
-
-func (p *pool) provisionedStatus() (target, current int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, in := range p.instances {
-		if !in.draining {
-			current++
-		}
-	}
-	return p.provisioned, current
-}
-
-// provision starts instances until the provisioned target is met, backing
-// off after failures.
-func (p *pool) provision(now time.Time) {
-	for {
-		p.mu.Lock()
-		if p.removed || p.activeLocked() >= p.provisioned || now.Before(p.nextProvision) || !p.canStartLocked() {
-			p.mu.Unlock()
-			return
-		}
-		fn := p.fn
-		p.mu.Unlock()
-		if !p.s.reserve(fn.MemoryMB) {
-			p.s.reclaimIdle(p)
-			return
-		}
-		p.mu.Lock()
-		if p.removed || fn.Revision != p.fn.Revision || p.activeLocked() >= p.provisioned {
-			p.mu.Unlock()
-			p.s.unreserve(fn.MemoryMB)
-			return
-		}
-		p.starting++
-		p.stats.coldStarts++
-		p.mu.Unlock()
-		p.start(fn)
-	}
-}
-
-// Lease is one request's slot on an instance. Exactly one of Release or
-// Fail must be called; later calls do nothing.
-type Lease struct {
-	p     *pool
-	in    *inst
-	ended atomic.Bool
-}
-
-// Instance returns the leased instance.
-func (l *Lease) Instance() Instance { return l.in.Instance }
-
-// Release frees the slot.
-func (l *Lease) Release() {
-	if !l.ended.Swap(true) {
-		l.p.release(l.in, false)
-	}
-}
-
-// Fail frees the slot and evicts the instance, which could not serve the
-// request (its connection broke or was refused).
-func (l *Lease) Fail(err error) {
-	if !l.ended.Swap(true) {
-		l.p.s.log.Warn("instance failed a request; evicted", "function", l.in.fn.Name, "instance", l.in.ID(), "error", err)
-		l.p.release(l.in, true)
+	if current {
+		p.deliverLocked(min(p.fn.concurrency(), len(p.waiters)), result{err: err})
 	}
 }

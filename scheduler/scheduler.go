@@ -2,43 +2,50 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Instance is one running function instance as the scheduler sees it.
 type Instance interface {
+	// ID names the instance in logs.
 	ID() string
 	// Addr is where requests to the instance go.
 	Addr() string
 	// Done is closed when the instance died or became unhealthy; the
 	// scheduler then evicts and stops it.
 	Done() <-chan struct{}
-	// Stop stops the instance and frees what it holds. It is called once
-	// per instance, outside the scheduler's locks.
+	// Stop stops the instance and frees what it holds. The scheduler calls
+	// it exactly once per instance, outside its locks, with a context
+	// bounded by Options.StopTimeout.
 	Stop(ctx context.Context) error
 }
 
 // Starter starts instances of a function. Start blocks until the instance
-// is ready to serve, or fails.
+// is ready to serve, or fails; its error reaches the requests that waited
+// for that start unchanged, so callers can classify it with errors.As.
+// The context is cancelled by Close.
 type Starter interface {
 	Start(ctx context.Context, fn Function) (Instance, error)
 }
 
 // Function is the scheduler's view of a function.
 type Function struct {
+	// Name identifies the function's pool.
 	Name string
 	// Revision changes whenever the function's configuration changes;
-	// instances of an older revision drain.
+	// instances of another revision drain.
 	Revision string
 	// MemoryMB counts against Options.MemoryBudgetMB per instance.
 	MemoryMB int
 	// Concurrency is how many requests one instance serves at once; values
 	// below 1 mean 1.
 	Concurrency int
-	// MaxInstances caps the function's instances; 0 means no cap but the
-	// memory budget.
+	// MaxInstances caps the function's instances of the current revision,
+	// ready or starting; 0 means no cap but the memory budget.
 	MaxInstances int
 	// Config is passed to the Starter unchanged.
 	Config any
@@ -57,13 +64,15 @@ type Options struct {
 	// IdleTimeout is how long an instance may sit without a lease before
 	// it is stopped (provisioned instances excepted). Zero means 5 minutes.
 	IdleTimeout time.Duration
-	// MemoryBudgetMB caps the sum of MemoryMB of all instances, running
-	// and starting. Zero means no cap.
+	// MemoryBudgetMB caps the sum of Function.MemoryMB over all instances,
+	// starting, running and stopping. Zero means no cap.
 	MemoryBudgetMB int
-	// MaxQueue caps the requests waiting for one function. Zero means 1000.
+	// MaxQueue caps the requests waiting for one function; past it Acquire
+	// fails at once with ErrThrottled. Zero means 1000.
 	MaxQueue int
-	// QueueTimeout is how long a request may wait for a slot. Zero means
-	// 3 minutes, more than an instance's 120 s start limit.
+	// QueueTimeout is how long a request may wait for a slot before
+	// Acquire fails with ErrThrottled. Zero means 3 minutes, more than an
+	// instance's 120 s start limit.
 	QueueTimeout time.Duration
 	// StopTimeout bounds one instance's Stop. Zero means 1 minute.
 	StopTimeout time.Duration
@@ -75,19 +84,19 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.IdleTimeout == 0 {
+	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 5 * time.Minute
 	}
-	if o.MaxQueue == 0 {
+	if o.MaxQueue <= 0 {
 		o.MaxQueue = 1000
 	}
-	if o.QueueTimeout == 0 {
+	if o.QueueTimeout <= 0 {
 		o.QueueTimeout = 3 * time.Minute
 	}
-	if o.StopTimeout == 0 {
+	if o.StopTimeout <= 0 {
 		o.StopTimeout = time.Minute
 	}
-	if o.ProvisionRetry == 0 {
+	if o.ProvisionRetry <= 0 {
 		o.ProvisionRetry = time.Second
 	}
 	if o.Logger == nil {
@@ -96,22 +105,39 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// maxProvisionBackoff caps the delay between failed provisioning starts.
+const maxProvisionBackoff = 5 * time.Minute
+
 // Scheduler places requests on instances. Create it with New; it is safe
-// for concurrent use.
+// for concurrent use. Its methods never call the Starter or an Instance
+// while holding a lock.
+//
+// Lock order: a pool's mu may be held while taking Scheduler.mu, never the
+// other way round, and no two pools' locks are held at once.
 type Scheduler struct {
 	starter Starter
 	opts    Options
 	log     *slog.Logger
 
-	// ctx bounds starts and instance watchers; Close cancels it.
+	// ctx bounds starts and the janitor; Close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// wg counts the janitor, every start in flight, every instance from
+	// its start until its Stop returned, and every instance watcher.
+	wg sync.WaitGroup
 
-	mu     sync.Mutex // guards pools, memUsed, closed
-	pools  map[string]*pool
-	memory int
-	closed bool
+	// pools maps function names to pools. It is copied on write under mu,
+	// so Acquire finds a pool without a lock.
+	pools atomic.Pointer[map[string]*pool]
+
+	mu      sync.Mutex
+	closed  bool
+	retired map[*pool]struct{} // removed pools with instances still draining
+	memory  int                // MB held by starting, running and stopping instances
+	freeing int                // MB of instances being stopped
+	blocked map[*pool]struct{} // pools waiting for memory
+	// nblocked is len(blocked), read without mu on the release path.
+	nblocked atomic.Int32
 }
 
 // New returns a Scheduler that starts instances with starter. Its
@@ -125,25 +151,34 @@ func New(starter Starter, opts Options) *Scheduler {
 		log:     opts.Logger,
 		ctx:     ctx,
 		cancel:  cancel,
-		pools:   map[string]*pool{},
+		retired: map[*pool]struct{}{},
+		blocked: map[*pool]struct{}{},
 	}
+	s.pools.Store(&map[string]*pool{})
 	s.wg.Add(1)
 	go s.janitor()
 	return s
 }
 
 // Acquire returns a lease on an instance of fn: a free slot on a warm
-// instance (least loaded first) when there is one, else a slot on an
-// instance started for the waiting requests. It waits while ctx allows, up
-// to Options.QueueTimeout. Errors: ErrThrottled, ErrFunctionDeleted,
-// ErrClosed, the error of the cold start the request waited for, and
-// ctx's error.
+// instance of the function's current revision (least loaded first) when
+// there is one, else a slot on an instance started for the waiting
+// requests. The first Acquire of a name creates its pool with fn; later
+// calls use the revision last given to Update or SetProvisioned.
+//
+// Acquire waits while ctx allows, up to Options.QueueTimeout. Errors:
+// ErrThrottled (queue full, queue deadline, or fn larger than the memory
+// budget), ErrFunctionDeleted, ErrClosed, the Starter's error of the cold
+// start the request waited for, and ctx.Err() when the caller went away.
 func (s *Scheduler) Acquire(ctx context.Context, fn Function) (*Lease, error) {
-	p, err := s.pool(fn)
-	if err != nil {
-		return nil, err
+	p := (*s.pools.Load())[fn.Name]
+	if p == nil {
+		var err error
+		if p, err = s.pool(fn); err != nil {
+			return nil, err
+		}
 	}
-	return p.acquire(ctx, fn)
+	return p.acquire(ctx)
 }
 
 // pool returns the pool of fn, creating it.
@@ -153,64 +188,107 @@ func (s *Scheduler) pool(fn Function) (*pool, error) {
 	if s.closed {
 		return nil, ErrClosed
 	}
-	p := s.pools[fn.Name]
-	if p == nil {
-		p = newPool(s, fn)
-		s.pools[fn.Name] = p
+	old := *s.pools.Load()
+	if p := old[fn.Name]; p != nil {
+		return p, nil
 	}
+	pools := make(map[string]*pool, len(old)+1)
+	for k, v := range old {
+		pools[k] = v
+	}
+	p := newPool(s, fn)
+	pools[fn.Name] = p
+	s.pools.Store(&pools)
 	return p, nil
 }
 
-// Update tells the scheduler fn's configuration changed: instances of
-// other revisions drain (idle ones stop now, busy ones after their last
-// lease), and new requests go to instances of fn. Unknown functions are
-// ignored.
+// lookup returns the named pool or nil.
+func (s *Scheduler) lookup(name string) *pool { return (*s.pools.Load())[name] }
+
+// allPools returns the live pools.
+func (s *Scheduler) allPools() []*pool {
+	m := *s.pools.Load()
+	out := make([]*pool, 0, len(m))
+	for _, p := range m {
+		out = append(out, p)
+	}
+	return out
+}
+
+// Update tells the scheduler fn's configuration changed: when the revision
+// differs, instances of the old one drain (idle ones stop now, busy ones
+// after their last lease), starts of the old one still in flight are
+// stopped when they finish, and new requests go to instances of fn.
+// Unknown functions are ignored: their pool is made by the next Acquire.
 func (s *Scheduler) Update(fn Function) {
-	s.mu.Lock()
-	p := s.pools[fn.Name]
-	s.mu.Unlock()
-	if p != nil {
+	if p := s.lookup(fn.Name); p != nil {
 		p.update(fn)
 	}
 }
 
-// Remove drains and stops every instance of the named function; requests
-// waiting for it fail with ErrFunctionDeleted.
+// Remove drains the named function: requests waiting for it fail with
+// ErrFunctionDeleted, idle instances stop now, busy ones when their last
+// lease is released. A later Acquire of the name starts afresh.
 func (s *Scheduler) Remove(name string) {
 	s.mu.Lock()
-	p := s.pools[name]
-	delete(s.pools, name)
+	old := *s.pools.Load()
+	p := old[name]
+	if p != nil {
+		pools := make(map[string]*pool, len(old))
+		for k, v := range old {
+			if k != name {
+				pools[k] = v
+			}
+		}
+		s.pools.Store(&pools)
+		s.retired[p] = struct{}{}
+	}
 	s.mu.Unlock()
 	if p != nil {
-		p.remove()
+		p.shut(ErrFunctionDeleted)
+		s.forgetIfDrained(p)
 	}
 }
 
+// forgetIfDrained drops a removed pool once its last instance stopped.
+func (s *Scheduler) forgetIfDrained(p *pool) {
+	if !p.drained() {
+		return
+	}
+	s.mu.Lock()
+	delete(s.retired, p)
+	s.mu.Unlock()
+}
+
 // SetProvisioned keeps target instances of fn warm, starting them in the
-// background; 0 returns the function to on-demand instances only.
+// background and retrying failed starts with back-off; fn also becomes
+// the current revision as with Update. Instances beyond a lowered target
+// stop once idle for Options.IdleTimeout. A target of 0 returns the
+// function to on-demand instances only. It does nothing after Close.
 func (s *Scheduler) SetProvisioned(fn Function, target int) {
 	p, err := s.pool(fn)
 	if err != nil {
 		return
 	}
 	p.setProvisioned(fn, target)
-	s.wake(p)
+	p.provision(time.Now())
 }
 
 // Provisioned returns the provisioned target of the named function and
-// how many ready instances it has.
+// how many ready instances of its current revision it has.
 func (s *Scheduler) Provisioned(name string) (target, current int) {
-	s.mu.Lock()
-	p := s.pools[name]
-	s.mu.Unlock()
-	if p == nil {
-		return 0, 0
+	if p := s.lookup(name); p != nil {
+		return p.provisionedStatus()
 	}
-	return p.provisionedStatus()
+	return 0, 0
 }
 
-// Close stops every instance and background goroutine and waits for them.
-// Requests waiting in Acquire fail with ErrClosed.
+// Close shuts the scheduler down gracefully: waiting requests fail with
+// ErrClosed, starts in flight are cancelled, idle instances stop at once
+// and busy ones when their lease is released. When ctx ends first, the
+// busy instances are stopped too and Close returns ctx's error without
+// waiting for those stops. Acquire fails with ErrClosed afterwards; a
+// second Close returns nil at once.
 func (s *Scheduler) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -218,11 +296,15 @@ func (s *Scheduler) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
-	pools := s.pools
-	s.pools = map[string]*pool{}
+	pools := s.allPools()
+	for p := range s.retired {
+		pools = append(pools, p)
+	}
+	s.pools.Store(&map[string]*pool{})
 	s.mu.Unlock()
+
 	for _, p := range pools {
-		p.close()
+		p.shut(ErrClosed)
 	}
 	s.cancel()
 	done := make(chan struct{})
@@ -231,96 +313,26 @@ func (s *Scheduler) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
 	}
-}
-
-// reserve takes mb from the memory budget, reporting whether it fit.
-func (s *Scheduler) reserve(mb int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.opts.MemoryBudgetMB > 0 && s.memory+mb > s.opts.MemoryBudgetMB {
-		return false
-	}
-	s.memory += mb
-	return true
-}
-
-// unreserve returns mb to the budget and lets pools waiting for memory
-// try again.
-func (s *Scheduler) unreserve(mb int) {
-	s.mu.Lock()
-	s.memory -= mb
-	var waiting []*pool
-	if s.opts.MemoryBudgetMB > 0 {
-		for _, p := range s.pools {
-			waiting = append(waiting, p)
-		}
-	}
-	s.mu.Unlock()
-	for _, p := range waiting {
-		p.schedule()
-	}
-}
-
-// reclaimIdle stops one idle, unprovisioned instance of any pool other
-// than except to make room in the memory budget, the one idle longest.
-// It reports whether it found one.
-func (s *Scheduler) reclaimIdle(except *pool) bool {
-	s.mu.Lock()
-	pools := make([]*pool, 0, len(s.pools))
-	for _, p := range s.pools {
-		if p != except {
-			pools = append(pools, p)
-		}
-	}
-	s.mu.Unlock()
-	var best *pool
-	var bestAt time.Time
+	busy := 0
 	for _, p := range pools {
-		if at, ok := p.oldestSpareIdle(); ok && (best == nil || at.Before(bestAt)) {
-			best, bestAt = p, at
-		}
+		busy += p.stopBusy()
 	}
-	return best != nil && best.stopSpareIdle(bestAt)
+	return fmt.Errorf("close scheduler: stopped %d busy instances: %w", busy, ctx.Err())
 }
-
-// stopInstance stops in outside any lock and returns its memory.
-func (s *Scheduler) stopInstance(in *inst) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.opts.StopTimeout)
-		defer cancel()
-		if err := in.Stop(ctx); err != nil {
-			s.log.Warn("stop instance", "function", in.fn.Name, "instance", in.ID(), "error", err)
-		}
-		s.unreserve(in.fn.MemoryMB)
-	}()
-}
-
-// wake runs a pool's provisioning now rather than at the next tick.
-func (s *Scheduler) wake(p *pool) { p.provision(time.Now()) }
 
 // janitor stops idle instances and keeps provisioned targets, ticking a
 // few times per IdleTimeout.
 func (s *Scheduler) janitor() {
 	defer s.wg.Done()
-	tick := min(max(s.opts.IdleTimeout/4, 10*time.Millisecond), time.Second)
-	t := time.NewTicker(tick)
+	t := time.NewTicker(min(max(s.opts.IdleTimeout/4, 10*time.Millisecond), time.Second))
 	defer t.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case now := <-t.C:
-			s.mu.Lock()
-			pools := make([]*pool, 0, len(s.pools))
-			for _, p := range s.pools {
-				pools = append(pools, p)
-			}
-			s.mu.Unlock()
-			for _, p := range pools {
+			for _, p := range s.allPools() {
 				p.reapIdle(now)
 				p.provision(now)
 			}

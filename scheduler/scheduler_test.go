@@ -3,129 +3,26 @@ package scheduler
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// fakeInstance is an instance that lives until stopped or killed.
-type fakeInstance struct {
-	id      string
-	fn      Function
-	done    chan struct{}
-	stopped atomic.Bool
-	once    sync.Once
-}
-
-func (f *fakeInstance) ID() string            { return f.id }
-func (f *fakeInstance) Addr() string          { return "addr-" + f.id }
-func (f *fakeInstance) Done() <-chan struct{} { return f.done }
-func (f *fakeInstance) Stop(context.Context) error {
-	f.stopped.Store(true)
-	f.kill()
-	return nil
-}
-func (f *fakeInstance) kill() { f.once.Do(func() { close(f.done) }) }
-
-// fakeStarter starts fakeInstances after an optional delay or gate, or
-// fails with err. It records every instance it started.
-type fakeStarter struct {
-	delay time.Duration
-	gate  chan struct{} // when set, each start waits for a receive from it... or close
-
-	mu        sync.Mutex
-	err       error
-	n         int
-	instances []*fakeInstance
-}
-
-func (f *fakeStarter) Start(ctx context.Context, fn Function) (Instance, error) {
-	if f.delay > 0 {
-		time.Sleep(f.delay)
-	}
-	if f.gate != nil {
-		select {
-		case <-f.gate:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.n++
-	if f.err != nil {
-		return nil, f.err
-	}
-	in := &fakeInstance{id: fmt.Sprintf("%s-%d", fn.Name, f.n), fn: fn, done: make(chan struct{})}
-	f.instances = append(f.instances, in)
-	return in, nil
-}
-
-func (f *fakeStarter) started() []*fakeInstance {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]*fakeInstance(nil), f.instances...)
-}
-
-func (f *fakeStarter) running() int {
-	n := 0
-	for _, in := range f.started() {
-		if !in.stopped.Load() {
-			n++
-		}
-	}
-	return n
-}
-
-func newTest(t *testing.T, st Starter, opts Options) *Scheduler {
-	t.Helper()
-	s := New(st, opts)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
-}
-
-// eventually polls cond, for conditions reached by background work
-// (janitor ticks, asynchronous stops); it fails after 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// statsOf returns the stats of the only pool, or zero before it exists.
-func statsOf(s *Scheduler) FunctionStats {
-	if st := s.Stats(); len(st) > 0 {
-		return st[0]
-	}
-	return FunctionStats{}
-}
-
-func echoFn(concurrency int) Function {
-	return Function{Name: "echo", Revision: "r1", MemoryMB: 128, Concurrency: concurrency}
-}
-
-func TestConcurrentRequestsCoalesceColdStarts(t *testing.T) {
-	st := &fakeStarter{delay: 50 * time.Millisecond}
-	s := newTest(t, st, Options{IdleTimeout: 200 * time.Millisecond})
+// TestIssue4 is the acceptance case: 50 concurrent requests to a function
+// with instanceConcurrency 10 all succeed on at most 5 instances; after
+// the idle timeout none remain; with a provisioned target of 2, two stay.
+func TestIssue4(t *testing.T) {
+	st := &fakeStarter{gate: make(chan struct{})}
+	s := newTest(t, st, Options{IdleTimeout: 30 * time.Millisecond})
 	fn := echoFn(10)
 	const n = 50
+
 	var wg sync.WaitGroup
-	errs := make(chan error, n)
+	var leased atomic.Int32
 	hold := make(chan struct{})
-	for i := 0; i < n; i++ {
+	errs := make(chan error, n)
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -134,167 +31,250 @@ func TestConcurrentRequestsCoalesceColdStarts(t *testing.T) {
 				errs <- err
 				return
 			}
+			leased.Add(1)
 			<-hold // all 50 hold their slots at once
 			l.Release()
 		}()
 	}
-	eventually(t, "all 50 leased", func() bool {
-		busy := 0
-		for _, fs := range s.Stats() {
-			busy = fs.Instances * 10
-			if fs.Queued > 0 || fs.Starting > 0 {
-				return false
-			}
-		}
-		return busy >= n
+	eventually(t, "50 requests queued behind 5 starts", func() bool {
+		st := statsOf(s, "echo")
+		return st.Queued == n && st.Starting == 5
 	})
+	close(st.gate)
+	eventually(t, "50 leases", func() bool { return leased.Load() == n || len(errs) > 0 })
+	if got := statsOf(s, "echo").Busy; got != 5 {
+		t.Errorf("busy instances: got %d, want 5", got)
+	}
 	close(hold)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Errorf("Acquire: %v", err)
 	}
-	if got := len(st.started()); got > 5 {
-		t.Errorf("instances started: got %d, want at most 5", got)
+	if got := st.attempted(); got != 5 {
+		t.Errorf("instances started: got %d, want 5", got)
 	}
+
 	eventually(t, "idle instances stopped", func() bool { return st.running() == 0 })
-	if got := statsOf(s).Instances; got != 0 {
-		t.Errorf("instances after idle timeout: got %d, want 0", got)
+	if got := statsOf(s, "echo").Instances; got != 0 {
+		t.Errorf("instances after the idle timeout: got %d, want 0", got)
+	}
+
+	s.SetProvisioned(fn, 2)
+	eventually(t, "two provisioned instances", func() bool { _, cur := s.Provisioned("echo"); return cur == 2 })
+	// Outlast several idle timeouts; a slow machine only makes this longer.
+	time.Sleep(150 * time.Millisecond)
+	if target, cur := s.Provisioned("echo"); target != 2 || cur != 2 {
+		t.Errorf("Provisioned: got %d/%d, want 2/2", target, cur)
+	}
+	if got := st.running(); got != 2 {
+		t.Errorf("running instances: got %d, want 2", got)
 	}
 }
 
-func TestProvisionedStayWarm(t *testing.T) {
+func TestProvisioned(t *testing.T) {
 	st := &fakeStarter{}
-	s := newTest(t, st, Options{IdleTimeout: 50 * time.Millisecond})
+	s := newTest(t, st, Options{IdleTimeout: 20 * time.Millisecond})
 	fn := echoFn(1)
 	s.SetProvisioned(fn, 2)
 	eventually(t, "two provisioned instances", func() bool { _, cur := s.Provisioned("echo"); return cur == 2 })
-	// A burst beyond the target starts more, which idle away to the target.
+
+	// A burst beyond the target starts more, which idle away to it.
 	var leases []*Lease
-	for i := 0; i < 4; i++ {
+	for range 4 {
 		l, err := s.Acquire(context.Background(), fn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		leases = append(leases, l)
 	}
+	if got := st.attempted(); got != 4 {
+		t.Errorf("starts for a burst of 4: got %d, want 4", got)
+	}
 	for _, l := range leases {
 		l.Release()
 	}
 	eventually(t, "back to the target", func() bool { return st.running() == 2 })
-	time.Sleep(200 * time.Millisecond) // several idle timeouts
-	if target, cur := s.Provisioned("echo"); target != 2 || cur != 2 {
-		t.Errorf("Provisioned: got %d/%d, want 2/2", target, cur)
+
+	// A provisioned instance that dies is replaced.
+	for _, in := range st.started() {
+		if !in.stopped.Load() {
+			in.kill()
+			break
+		}
 	}
+	eventually(t, "replacement", func() bool { return st.running() == 2 && st.attempted() == 5 })
+
 	s.SetProvisioned(fn, 0)
 	eventually(t, "none after target 0", func() bool { return st.running() == 0 })
+	if target, cur := s.Provisioned("echo"); target != 0 || cur != 0 {
+		t.Errorf("Provisioned: got %d/%d, want 0/0", target, cur)
+	}
 }
 
-func TestQueueBoundAndDeadline(t *testing.T) {
-	st := &fakeStarter{gate: make(chan struct{})}
-	defer close(st.gate)
-	t.Run("queue full", func(t *testing.T) {
-		s := newTest(t, st, Options{MaxQueue: 2})
-		fn := echoFn(1)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		for i := 0; i < 2; i++ {
-			go s.Acquire(ctx, fn)
+func TestProvisionBackOff(t *testing.T) {
+	boom := errors.New("registry unreachable")
+	st := &fakeStarter{fail: func(attempt int) error {
+		if attempt <= 3 {
+			return boom
 		}
-		eventually(t, "two queued", func() bool { return statsOf(s).Queued == 2 })
-		if _, err := s.Acquire(context.Background(), fn); !errors.Is(err, ErrThrottled) {
-			t.Fatalf("got %v, want ErrThrottled", err)
-		}
-	})
-	t.Run("deadline", func(t *testing.T) {
-		s := newTest(t, st, Options{QueueTimeout: 50 * time.Millisecond})
-		if _, err := s.Acquire(context.Background(), echoFn(1)); !errors.Is(err, ErrThrottled) {
-			t.Fatalf("got %v, want ErrThrottled", err)
-		}
-		if got := statsOf(s).Queued; got != 0 {
-			t.Fatalf("waiter left behind: queued %d", got)
-		}
-	})
+		return nil
+	}}
+	s := newTest(t, st, Options{IdleTimeout: 10 * time.Millisecond, ProvisionRetry: 5 * time.Millisecond})
+	s.SetProvisioned(echoFn(1), 1)
+	eventually(t, "provisioned after failures", func() bool { _, cur := s.Provisioned("echo"); return cur == 1 })
+	if got := st.attempted(); got != 4 {
+		t.Errorf("start attempts: got %d, want 4 (3 failures, 1 success)", got)
+	}
+	if got := statsOf(s, "echo").ColdStartFailures; got != 3 {
+		t.Errorf("failed cold starts: got %d, want 3", got)
+	}
+
+	// A long back-off holds retries back across many janitor ticks.
+	st2 := &fakeStarter{fail: func(int) error { return boom }}
+	s2 := newTest(t, st2, Options{IdleTimeout: 10 * time.Millisecond, ProvisionRetry: time.Hour})
+	s2.SetProvisioned(echoFn(1), 1)
+	eventually(t, "first attempt", func() bool { return statsOf(s2, "echo").ColdStartFailures == 1 })
+	time.Sleep(100 * time.Millisecond) // about 40 janitor ticks
+	if got := st2.attempted(); got != 1 {
+		t.Errorf("start attempts within the back-off: got %d, want 1", got)
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		fn   Function
+		// queued requests to wait behind before the one under test
+		queued int
+	}{
+		{name: "queue full", opts: Options{MaxQueue: 2}, fn: echoFn(1), queued: 2},
+		{name: "queue deadline", opts: Options{QueueTimeout: 20 * time.Millisecond}, fn: echoFn(1)},
+		{name: "larger than the memory budget", opts: Options{MemoryBudgetMB: 100}, fn: echoFn(1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &fakeStarter{gate: make(chan struct{})}
+			defer close(st.gate)
+			s := newTest(t, st, tt.opts)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for range tt.queued {
+				acquireAsync(ctx, s, tt.fn)
+			}
+			eventually(t, "queued", func() bool { return statsOf(s, "echo").Queued == tt.queued })
+			_, err := s.Acquire(context.Background(), tt.fn)
+			if !errors.Is(err, ErrThrottled) {
+				t.Fatalf("got %v, want ErrThrottled", err)
+			}
+			got := statsOf(s, "echo")
+			if got.Queued != tt.queued {
+				t.Errorf("queued after throttling: got %d, want %d", got.Queued, tt.queued)
+			}
+			if got.Throttled != 1 {
+				t.Errorf("throttled count: got %d, want 1", got.Throttled)
+			}
+		})
+	}
 }
 
 func TestCancelWhileWaiting(t *testing.T) {
 	st := &fakeStarter{gate: make(chan struct{})}
 	s := newTest(t, st, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error)
-	go func() { _, err := s.Acquire(ctx, echoFn(1)); errc <- err }()
-	eventually(t, "queued", func() bool { return statsOf(s).Queued == 1 })
+	ch := acquireAsync(ctx, s, echoFn(1))
+	eventually(t, "queued", func() bool { return statsOf(s, "echo").Queued == 1 })
 	cancel()
-	if err := <-errc; !errors.Is(err, context.Canceled) {
-		t.Fatalf("got %v, want context.Canceled", err)
+	if r := recv(t, ch); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", r.err)
 	}
-	if got := statsOf(s).Queued; got != 0 {
-		t.Fatalf("queued after cancel: got %d, want 0", got)
+	if st := statsOf(s, "echo"); st.Queued != 0 || st.Canceled != 1 {
+		t.Fatalf("after cancel: queued %d, canceled %d; want 0 and 1", st.Queued, st.Canceled)
 	}
 	// The start goes on and leaves a warm instance for the next request.
 	close(st.gate)
-	eventually(t, "instance ready", func() bool { return statsOf(s).Instances == 1 })
+	eventually(t, "instance ready", func() bool { return statsOf(s, "echo").Instances == 1 })
 	l, err := s.Acquire(context.Background(), echoFn(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.Release()
-	if got := len(st.started()); got != 1 {
+	if got := st.attempted(); got != 1 {
 		t.Errorf("starts: got %d, want 1", got)
 	}
-}
-
-func TestStartFailureReachesItsWaiters(t *testing.T) {
-	boom := errors.New("image not found")
-	st := &fakeStarter{err: boom, delay: 20 * time.Millisecond}
-	s := newTest(t, st, Options{})
-	fn := echoFn(2)
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := s.Acquire(context.Background(), fn)
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if !errors.Is(err, boom) {
-			t.Errorf("got %v, want the start error", err)
-		}
-	}
-	st.mu.Lock()
-	n := st.n
-	st.mu.Unlock()
-	if n > 4 {
-		t.Errorf("start attempts: got %d, want at most one per waiter", n)
-	}
-	// A later request tries again and succeeds.
-	st.mu.Lock()
-	st.err = nil
-	st.mu.Unlock()
-	l, err := s.Acquire(context.Background(), fn)
-	if err != nil {
-		t.Fatal(err)
+	// An already cancelled request does not queue or start anything.
+	l, _ = s.Acquire(context.Background(), echoFn(1))
+	if _, err := s.Acquire(ctx, echoFn(1)); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled request: got %v, want context.Canceled", err)
 	}
 	l.Release()
+	if got := st.attempted(); got != 1 {
+		t.Errorf("starts after a cancelled request: got %d, want 1", got)
+	}
 }
 
-func TestDeadInstanceIsEvicted(t *testing.T) {
+func TestStartFailure(t *testing.T) {
+	boom := errors.New("image not found")
+	tests := []struct {
+		name        string
+		concurrency int
+		max         int
+		requests    int
+		wantStarts  int
+	}{
+		// Two starts, each failing the two requests it was for.
+		{name: "coalesced", concurrency: 2, requests: 4, wantStarts: 2},
+		// One start at a time: each waiter gets a start of its own and its
+		// error; nobody hangs behind a failed start.
+		{name: "one instance at most", concurrency: 1, max: 1, requests: 3, wantStarts: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &fakeStarter{gate: make(chan struct{}), fail: func(int) error { return boom }}
+			s := newTest(t, st, Options{})
+			fn := echoFn(tt.concurrency)
+			fn.MaxInstances = tt.max
+			var chs []<-chan result
+			for range tt.requests {
+				chs = append(chs, acquireAsync(context.Background(), s, fn))
+			}
+			eventually(t, "queued", func() bool { return statsOf(s, "echo").Queued == tt.requests })
+			close(st.gate)
+			for _, ch := range chs {
+				if r := recv(t, ch); !errors.Is(r.err, boom) {
+					t.Errorf("got %v, want the start's error", r.err)
+				}
+			}
+			if got := st.attempted(); got != tt.wantStarts {
+				t.Errorf("start attempts: got %d, want %d", got, tt.wantStarts)
+			}
+			// A later request tries again and succeeds.
+			st.mu.Lock()
+			st.fail = nil
+			st.mu.Unlock()
+			l, err := s.Acquire(context.Background(), fn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Release()
+		})
+	}
+}
+
+func TestEviction(t *testing.T) {
 	st := &fakeStarter{}
 	s := newTest(t, st, Options{})
-	fn := echoFn(1)
+	fn := echoFn(2)
 	l, err := s.Acquire(context.Background(), fn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Release()
 	first := st.started()[0]
-	first.kill()
-	eventually(t, "eviction", func() bool { return statsOf(s).Instances == 0 })
+	first.kill() // dies with a request in flight
+	eventually(t, "eviction", func() bool { return statsOf(s, "echo").Instances == 0 })
+	l.Release() // the proxy fails that request; ending the lease is harmless
+
 	l, err = s.Acquire(context.Background(), fn)
 	if err != nil {
 		t.Fatal(err)
@@ -302,12 +282,22 @@ func TestDeadInstanceIsEvicted(t *testing.T) {
 	if l.Instance().ID() == first.ID() {
 		t.Fatal("got the dead instance again")
 	}
-	// Fail evicts too.
-	l.Fail(errors.New("connection reset"))
-	eventually(t, "eviction after Fail", func() bool { return statsOf(s).Instances == 0 })
-	if got := statsOf(s).Evicted; got != 2 {
-		t.Errorf("evicted: got %d, want 2", got)
+	second := st.started()[1]
+	// Fail evicts too, and the instance is not handed out again.
+	l.Fail(errors.New("connection refused"))
+	l.Fail(errors.New("again")) // a second end does nothing
+	eventually(t, "eviction after Fail", func() bool { return second.stopped.Load() })
+	if got := statsOf(s, "echo"); got.Evicted != 2 || got.Instances != 0 {
+		t.Errorf("evicted %d, instances %d; want 2 and 0", got.Evicted, got.Instances)
 	}
+	l, err = s.Acquire(context.Background(), fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Instance().ID(); got == first.ID() || got == second.ID() {
+		t.Errorf("got evicted instance %s", got)
+	}
+	l.Release()
 }
 
 func TestUpdateDrains(t *testing.T) {
@@ -322,6 +312,7 @@ func TestUpdateDrains(t *testing.T) {
 	v2 := v1
 	v2.Revision = "r2"
 	s.Update(v2)
+
 	l, err := s.Acquire(context.Background(), v1) // a request with a stale view
 	if err != nil {
 		t.Fatal(err)
@@ -335,70 +326,132 @@ func TestUpdateDrains(t *testing.T) {
 	}
 	busy.Release()
 	eventually(t, "old instance stopped", func() bool { return old.stopped.Load() })
+	if _, cur := s.Provisioned("echo"); cur != 1 {
+		t.Errorf("instances after the drain: got %d, want 1", cur)
+	}
+}
+
+func TestUpdateDuringColdStart(t *testing.T) {
+	st := &fakeStarter{gate: make(chan struct{})}
+	s := newTest(t, st, Options{})
+	v1 := echoFn(1)
+	ch := acquireAsync(context.Background(), s, v1)
+	eventually(t, "r1 start", func() bool { return statsOf(s, "echo").Starting == 1 })
+	v2 := v1
+	v2.Revision = "r2"
+	s.Update(v2)
+	// The waiter needs an r2 instance: a second start, not counting the
+	// stale one.
+	eventually(t, "r2 start", func() bool { return statsOf(s, "echo").Starting == 2 })
+	close(st.gate)
+	r := recv(t, ch)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if got := r.lease.Instance().(*fakeInstance).fn.Revision; got != "r2" {
+		t.Errorf("waiter got revision %s, want r2", got)
+	}
+	r.lease.Release()
+	eventually(t, "r1 instance stopped", func() bool {
+		for _, in := range st.started() {
+			if in.fn.Revision == "r1" {
+				return in.stopped.Load()
+			}
+		}
+		return false
+	})
 }
 
 func TestRemove(t *testing.T) {
-	st := &fakeStarter{gate: make(chan struct{})}
+	st := &fakeStarter{}
 	s := newTest(t, st, Options{})
-	errc := make(chan error)
-	go func() { _, err := s.Acquire(context.Background(), echoFn(1)); errc <- err }()
-	eventually(t, "queued", func() bool { return statsOf(s).Queued == 1 })
-	s.Remove("echo")
-	if err := <-errc; !errors.Is(err, ErrFunctionDeleted) {
-		t.Fatalf("got %v, want ErrFunctionDeleted", err)
+	busy, err := s.Acquire(context.Background(), echoFn(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := st.started()[0]
+
+	st.gate = make(chan struct{})
+	other := Function{Name: "other", Revision: "r1", Concurrency: 1}
+	ch := acquireAsync(context.Background(), s, other)
+	eventually(t, "queued", func() bool { return statsOf(s, "other").Queued == 1 })
+	s.Remove("other")
+	if r := recv(t, ch); !errors.Is(r.err, ErrFunctionDeleted) {
+		t.Fatalf("waiter: got %v, want ErrFunctionDeleted", r.err)
 	}
 	close(st.gate) // the start finishes for a removed function: stopped
-	eventually(t, "started instance stopped", func() bool {
+	eventually(t, "late instance stopped", func() bool {
 		ins := st.started()
-		return len(ins) == 1 && ins[0].stopped.Load()
+		return len(ins) == 2 && ins[1].stopped.Load()
 	})
+
+	s.Remove("echo")
+	if first.stopped.Load() {
+		t.Fatal("busy instance stopped before its lease ended")
+	}
+	if len(s.Stats()) != 0 {
+		t.Errorf("stats after Remove: got %v, want none", s.Stats())
+	}
+	busy.Release()
+	eventually(t, "drained instance stopped", func() bool { return first.stopped.Load() })
+	eventually(t, "removed pools forgotten", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.retired) == 0
+	})
+
+	// The name can be used again.
+	l, err := s.Acquire(context.Background(), echoFn(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
 }
 
-func TestLimits(t *testing.T) {
-	t.Run("max instances", func(t *testing.T) {
+func TestMaxInstances(t *testing.T) {
+	st := &fakeStarter{}
+	s := newTest(t, st, Options{QueueTimeout: 20 * time.Millisecond})
+	fn := echoFn(1)
+	fn.MaxInstances = 2
+	a, err := s.Acquire(context.Background(), fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Acquire(context.Background(), fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Acquire(context.Background(), fn); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("third: got %v, want ErrThrottled", err)
+	}
+	if got := st.attempted(); got != 2 {
+		t.Fatalf("started: got %d, want 2", got)
+	}
+	// A released slot goes to the next waiter.
+	ch := acquireAsync(context.Background(), s, fn)
+	eventually(t, "queued", func() bool { return statsOf(s, "echo").Queued == 1 })
+	a.Release()
+	r := recv(t, ch)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	r.lease.Release()
+	b.Release()
+	if got := st.attempted(); got != 2 {
+		t.Errorf("started: got %d, want 2", got)
+	}
+}
+
+func TestMemoryBudget(t *testing.T) {
+	other := Function{Name: "other", Revision: "r1", MemoryMB: 256, Concurrency: 1}
+	t.Run("idle instance of another function is reclaimed", func(t *testing.T) {
 		st := &fakeStarter{}
-		s := newTest(t, st, Options{QueueTimeout: 100 * time.Millisecond})
-		fn := echoFn(1)
-		fn.MaxInstances = 2
-		a, _ := s.Acquire(context.Background(), fn)
-		b, _ := s.Acquire(context.Background(), fn)
-		if _, err := s.Acquire(context.Background(), fn); !errors.Is(err, ErrThrottled) {
-			t.Fatalf("third: got %v, want ErrThrottled", err)
-		}
-		if got := len(st.started()); got != 2 {
-			t.Fatalf("started: got %d, want 2", got)
-		}
-		// A released slot goes to the next waiter.
-		done := make(chan error)
-		go func() {
-			l, err := s.Acquire(context.Background(), fn)
-			if err == nil {
-				l.Release()
-			}
-			done <- err
-		}()
-		a.Release()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		b.Release()
-	})
-	t.Run("memory budget reclaims idle instances of others", func(t *testing.T) {
-		st := &fakeStarter{}
-		s := newTest(t, st, Options{MemoryBudgetMB: 256, QueueTimeout: 2 * time.Second})
-		other := Function{Name: "other", Revision: "r", MemoryMB: 256, Concurrency: 1}
+		s := newTest(t, st, Options{MemoryBudgetMB: 256})
 		l, err := s.Acquire(context.Background(), other)
 		if err != nil {
 			t.Fatal(err)
 		}
-		// other holds the whole budget while busy: echo cannot start.
-		short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		if _, err := s.Acquire(short, echoFn(1)); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("over budget: got %v, want to wait until the deadline", err)
-		}
 		l.Release()
-		// Idle now: echo's start reclaims it.
 		e, err := s.Acquire(context.Background(), echoFn(1))
 		if err != nil {
 			t.Fatal(err)
@@ -407,8 +460,47 @@ func TestLimits(t *testing.T) {
 		if !st.started()[0].stopped.Load() {
 			t.Error("idle instance of other was not stopped")
 		}
-		if used := s.MemoryUsedMB(); used > 256 {
-			t.Errorf("memory used %d MB, over the 256 MB budget", used)
+		if got := s.MemoryUsedMB(); got != 128 {
+			t.Errorf("memory used: got %d MB, want 128", got)
+		}
+	})
+	t.Run("waiter gets memory when a busy instance goes idle", func(t *testing.T) {
+		st := &fakeStarter{}
+		s := newTest(t, st, Options{MemoryBudgetMB: 256})
+		l, err := s.Acquire(context.Background(), other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := acquireAsync(context.Background(), s, echoFn(1))
+		eventually(t, "echo waits for memory", func() bool { return statsOf(s, "echo").Queued == 1 })
+		if got := st.attempted(); got != 1 {
+			t.Fatalf("starts while over budget: got %d, want 1", got)
+		}
+		l.Release()
+		r := recv(t, ch)
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		r.lease.Release()
+		if !st.started()[0].stopped.Load() {
+			t.Error("idle instance of other was not stopped")
+		}
+	})
+	t.Run("provisioned instances are not reclaimed", func(t *testing.T) {
+		st := &fakeStarter{}
+		s := newTest(t, st, Options{MemoryBudgetMB: 256})
+		s.SetProvisioned(other, 1)
+		eventually(t, "provisioned", func() bool { _, cur := s.Provisioned("other"); return cur == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if _, err := s.Acquire(ctx, echoFn(1)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want to wait until the deadline", err)
+		}
+		if st.started()[0].stopped.Load() {
+			t.Error("provisioned instance was reclaimed")
+		}
+		if got := s.MemoryUsedMB(); got != 256 {
+			t.Errorf("memory used: got %d MB, want 256", got)
 		}
 	})
 }
@@ -421,7 +513,7 @@ func TestLeastLoadedFirst(t *testing.T) {
 	eventually(t, "two instances", func() bool { _, cur := s.Provisioned("echo"); return cur == 2 })
 	count := map[string]int{}
 	var leases []*Lease
-	for i := 0; i < 6; i++ {
+	for range 6 {
 		l, err := s.Acquire(context.Background(), fn)
 		if err != nil {
 			t.Fatal(err)
@@ -431,45 +523,124 @@ func TestLeastLoadedFirst(t *testing.T) {
 	}
 	for id, n := range count {
 		if n != 3 {
-			t.Errorf("instance %s has %d leases, want 3 (spread evenly)", id, n)
+			t.Errorf("instance %s: got %d leases, want 3 (spread evenly)", id, n)
 		}
 	}
 	for _, l := range leases {
 		l.Release()
 		l.Release() // a second release does nothing
 	}
-	if got := statsOf(s).Busy; got != 0 {
-		t.Errorf("busy after releases: %d", got)
+	if got := statsOf(s, "echo").Busy; got != 0 {
+		t.Errorf("busy after releases: got %d, want 0", got)
 	}
 }
 
-func TestCloseStopsEverything(t *testing.T) {
+func TestStats(t *testing.T) {
 	st := &fakeStarter{}
-	s := New(st, Options{})
-	for _, name := range []string{"a", "b"} {
-		l, err := s.Acquire(context.Background(), Function{Name: name, Revision: "1", Concurrency: 1})
+	s := newTest(t, st, Options{})
+	for range 3 {
+		l, err := s.Acquire(context.Background(), echoFn(1))
 		if err != nil {
 			t.Fatal(err)
 		}
 		l.Release()
 	}
-	if err := s.Close(context.Background()); err != nil {
-		t.Fatal(err)
+	got := statsOf(s, "echo")
+	if got.Acquires != 3 || got.ColdStarts != 1 || got.ColdStartCount != 1 || got.Instances != 1 {
+		t.Errorf("got acquires %d, cold starts %d (%d done), instances %d; want 3, 1 (1), 1",
+			got.Acquires, got.ColdStarts, got.ColdStartCount, got.Instances)
 	}
-	for _, in := range st.started() {
-		if !in.stopped.Load() {
-			t.Errorf("instance %s not stopped", in.ID())
+	last := got.ColdStartBuckets[len(got.ColdStartBuckets)-1]
+	if last.UpperBound != 120 || last.Count != 1 {
+		t.Errorf("last bucket: got %+v, want {120 1}", last)
+	}
+	for i := 1; i < len(got.ColdStartBuckets); i++ {
+		if got.ColdStartBuckets[i].Count < got.ColdStartBuckets[i-1].Count {
+			t.Errorf("buckets not cumulative: %+v", got.ColdStartBuckets)
 		}
-	}
-	if _, err := s.Acquire(context.Background(), echoFn(1)); !errors.Is(err, ErrClosed) {
-		t.Errorf("after Close: got %v, want ErrClosed", err)
 	}
 }
 
+func TestClose(t *testing.T) {
+	t.Run("stops everything", func(t *testing.T) {
+		st := &fakeStarter{}
+		s := New(st, Options{})
+		for _, name := range []string{"a", "b"} {
+			l, err := s.Acquire(context.Background(), Function{Name: name, Revision: "1", Concurrency: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Release()
+		}
+		if err := s.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range st.started() {
+			if !in.stopped.Load() {
+				t.Errorf("instance %s not stopped", in.ID())
+			}
+		}
+		if _, err := s.Acquire(context.Background(), echoFn(1)); !errors.Is(err, ErrClosed) {
+			t.Errorf("after Close: got %v, want ErrClosed", err)
+		}
+	})
+	t.Run("waits for busy instances", func(t *testing.T) {
+		st := &fakeStarter{}
+		s := New(st, Options{})
+		l, err := s.Acquire(context.Background(), echoFn(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Remove("echo") // a draining pool is waited for too
+		l2, err := s.Acquire(context.Background(), echoFn(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.gate = make(chan struct{})
+		ch := acquireAsync(context.Background(), s, Function{Name: "starting", Concurrency: 1})
+		eventually(t, "start in flight", func() bool { return statsOf(s, "starting").Starting == 1 })
+
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close(context.Background()) }()
+		if r := recv(t, ch); !errors.Is(r.err, ErrClosed) {
+			t.Errorf("waiter: got %v, want ErrClosed", r.err)
+		}
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned %v with leases out", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		l.Release()
+		l2.Release()
+		if err := <-closed; err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range st.started() {
+			if !in.stopped.Load() {
+				t.Errorf("instance %s not stopped", in.ID())
+			}
+		}
+	})
+	t.Run("deadline stops busy instances", func(t *testing.T) {
+		st := &fakeStarter{}
+		s := New(st, Options{})
+		l, err := s.Acquire(context.Background(), echoFn(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close: got %v, want DeadlineExceeded", err)
+		}
+		eventually(t, "busy instance stopped", func() bool { return st.started()[0].stopped.Load() })
+		l.Release() // after Close: does nothing
+		s.wg.Wait()
+	})
+}
+
 func BenchmarkWarmAcquireRelease(b *testing.B) {
-	st := &fakeStarter{}
-	s := New(st, Options{})
-	defer s.Close(context.Background())
+	s := newTest(b, &fakeStarter{}, Options{})
 	fn := echoFn(1000)
 	l, err := s.Acquire(context.Background(), fn)
 	if err != nil {
@@ -483,7 +654,8 @@ func BenchmarkWarmAcquireRelease(b *testing.B) {
 		for pb.Next() {
 			l, err := s.Acquire(ctx, fn)
 			if err != nil {
-				b.Fatal(err)
+				b.Error(err)
+				return
 			}
 			l.Release()
 		}

@@ -1,41 +1,76 @@
 package scheduler
 
-import "sort"
+import (
+	"sort"
+	"time"
+)
+
+// coldStartBounds are the upper bounds, in seconds, of the cold start
+// duration histogram: from a warm image cache to the 120 s start limit.
+var coldStartBounds = [...]float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}
 
 // poolStats are a pool's counters, guarded by its mu.
 type poolStats struct {
 	acquires          uint64
 	throttled         uint64
+	canceled          uint64
 	coldStarts        uint64
 	coldStartFailures uint64
-	startSeconds      float64
 	evicted           uint64
+	startSeconds      float64
+	startCount        uint64
+	startBuckets      [len(coldStartBounds)]uint64 // not cumulative
 }
 
-// FunctionStats is a snapshot of one function's pool.
+func (st *poolStats) observeStart(took time.Duration) {
+	sec := took.Seconds()
+	st.startSeconds += sec
+	st.startCount++
+	for i, b := range coldStartBounds {
+		if sec <= b {
+			st.startBuckets[i]++
+			return
+		}
+	}
+}
+
+// Bucket is one bucket of a histogram: Count observations were at most
+// UpperBound. Counts are cumulative, as Prometheus expects.
+type Bucket struct {
+	UpperBound float64
+	Count      uint64
+}
+
+// FunctionStats is a snapshot of one function's pool, for metrics.
 type FunctionStats struct {
 	Function string
-	// Instances are ready instances (draining included); Busy of them hold
-	// at least one lease. Starting are cold starts in flight.
+	// Instances are ready instances (draining ones included); Busy of
+	// them hold at least one lease. Starting counts cold starts in
+	// flight.
 	Instances, Busy, Starting int
 	// Queued requests wait for a slot.
 	Queued int
 	// Provisioned is the target kept warm.
 	Provisioned int
-	// Counters since the pool was created.
-	Acquires, Throttled, ColdStarts, ColdStartFailures, Evicted uint64
-	// ColdStartSeconds is the total time cold starts took.
+
+	// Counters since the pool was created. Acquires counts Acquire calls;
+	// Throttled those that failed with ErrThrottled; Canceled those whose
+	// caller went away while waiting (ClientClosedRequest). ColdStarts
+	// counts starts begun, ColdStartFailures starts that failed, Evicted
+	// instances that died or failed a request.
+	Acquires, Throttled, Canceled, ColdStarts, ColdStartFailures, Evicted uint64
+
+	// ColdStartSeconds and ColdStartCount sum up the successful cold
+	// starts; ColdStartBuckets is their duration histogram (the +Inf
+	// bucket is ColdStartCount).
 	ColdStartSeconds float64
+	ColdStartCount   uint64
+	ColdStartBuckets []Bucket
 }
 
-// Stats returns a snapshot of every function's pool, by name.
+// Stats returns a snapshot of every live function's pool, by name.
 func (s *Scheduler) Stats() []FunctionStats {
-	s.mu.Lock()
-	pools := make([]*pool, 0, len(s.pools))
-	for _, p := range s.pools {
-		pools = append(pools, p)
-	}
-	s.mu.Unlock()
+	pools := s.allPools()
 	out := make([]FunctionStats, 0, len(pools))
 	for _, p := range pools {
 		out = append(out, p.snapshot())
@@ -50,15 +85,23 @@ func (p *pool) snapshot() FunctionStats {
 	st := FunctionStats{
 		Function:          p.fn.Name,
 		Instances:         len(p.instances),
-		Starting:          p.starting,
+		Starting:          p.starting + p.stale,
 		Queued:            len(p.waiters),
 		Provisioned:       p.provisioned,
 		Acquires:          p.stats.acquires,
 		Throttled:         p.stats.throttled,
+		Canceled:          p.stats.canceled,
 		ColdStarts:        p.stats.coldStarts,
 		ColdStartFailures: p.stats.coldStartFailures,
 		Evicted:           p.stats.evicted,
 		ColdStartSeconds:  p.stats.startSeconds,
+		ColdStartCount:    p.stats.startCount,
+		ColdStartBuckets:  make([]Bucket, len(coldStartBounds)),
+	}
+	var cum uint64
+	for i, b := range coldStartBounds {
+		cum += p.stats.startBuckets[i]
+		st.ColdStartBuckets[i] = Bucket{UpperBound: b, Count: cum}
 	}
 	for _, in := range p.instances {
 		if in.busy > 0 {
@@ -68,7 +111,8 @@ func (p *pool) snapshot() FunctionStats {
 	return st
 }
 
-// MemoryUsedMB is the memory reserved by running and starting instances.
+// MemoryUsedMB is the memory held by starting, running and stopping
+// instances, as counted against Options.MemoryBudgetMB.
 func (s *Scheduler) MemoryUsedMB() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
