@@ -196,13 +196,14 @@ var (
 	descQueued     = prometheus.NewDesc("fcd_queue_depth", "Requests waiting for an instance slot.", []string{"function"}, nil)
 	descColdStarts = prometheus.NewDesc("fcd_cold_starts_total", "Cold starts begun.", []string{"function"}, nil)
 	descColdFails  = prometheus.NewDesc("fcd_cold_start_failures_total", "Cold starts that failed.", []string{"function"}, nil)
-	descColdSecs   = prometheus.NewDesc("fcd_cold_start_seconds_total", "Time spent in cold starts.", []string{"function"}, nil)
+	descColdSecs   = prometheus.NewDesc("fcd_cold_start_duration_seconds", "Duration of successful cold starts (pull, container, probe).", []string{"function"}, nil)
+	descCanceled   = prometheus.NewDesc("fcd_client_closed_total", "Requests whose client went away while they waited for an instance (ClientClosedRequest).", []string{"function"}, nil)
 	descThrottled  = prometheus.NewDesc("fcd_throttled_total", "Requests refused for lack of capacity.", []string{"function"}, nil)
 	descEvicted    = prometheus.NewDesc("fcd_instances_evicted_total", "Instances evicted because they died or failed a request.", []string{"function"}, nil)
 )
 
 func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInstances, descBusy, descStarting, descQueued, descColdStarts, descColdFails, descColdSecs, descThrottled, descEvicted} {
+	for _, d := range []*prometheus.Desc{descInstances, descBusy, descStarting, descQueued, descColdStarts, descColdFails, descColdSecs, descCanceled, descThrottled, descEvicted} {
 		ch <- d
 	}
 }
@@ -221,7 +222,12 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descQueued, float64(st.Queued))
 		counter(descColdStarts, float64(st.ColdStarts))
 		counter(descColdFails, float64(st.ColdStartFailures))
-		counter(descColdSecs, st.ColdStartSeconds)
+		buckets := make(map[float64]uint64, len(st.ColdStartBuckets))
+		for _, b := range st.ColdStartBuckets {
+			buckets[b.UpperBound] = b.Count
+		}
+		ch <- prometheus.MustNewConstHistogram(descColdSecs, st.ColdStartCount, st.ColdStartSeconds, buckets, st.Function)
+		counter(descCanceled, float64(st.Canceled))
 		counter(descThrottled, float64(st.Throttled))
 		counter(descEvicted, float64(st.Evicted))
 	}
