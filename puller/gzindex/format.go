@@ -1,0 +1,375 @@
+package gzindex
+
+import (
+	"bytes"
+	"compress/flate"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Serialized form, version 1. All integers are unsigned LEB128 varints
+// (uvarint) unless noted; strings are a uvarint length and the bytes.
+//
+//	magic       8 bytes "FCDGZIX\n"
+//	version     uvarint, 1
+//	digest      32 bytes, the layer's sha256
+//	csize       uvarint, compressed layer size
+//	usize       uvarint, uncompressed tar size
+//	span        uvarint, maxSpan uvarint (policy, informational; 0 = disabled)
+//	metaLen     uvarint, then metaLen bytes: raw DEFLATE of the table below
+//	windows     the checkpoints' windows, each raw DEFLATE, concatenated
+//	checksum    32 bytes, sha256 of everything before it
+//
+// The table (before DEFLATE):
+//
+//	entries     uvarint count, then per entry:
+//	              shared uvarint (bytes of name shared with the previous name),
+//	              name suffix string, type byte, mode uvarint, uid, gid uvarint,
+//	              uname, gname string, size uvarint, mtime seconds (zigzag
+//	              varint), nanoseconds uvarint, linkname string, devmajor,
+//	              devminor uvarint, offset uvarint, crc32 4 bytes little
+//	              endian, flags uvarint (bit 0 sparse), PAX record count
+//	              uvarint and key, value strings
+//	checkpoints uvarint count, then per checkpoint: bit offset delta, output
+//	              offset delta, window length, flags (bit 0 member start),
+//	              compressed window size (all uvarint)
+//	blocks      uvarint count, then per block start: bit delta, output delta
+//
+// Windows hold the min(32 KiB, since member start) bytes before their
+// checkpoint. Load verifies the checksum before parsing, and every offset
+// against the sizes.
+
+const (
+	magic         = "FCDGZIX\n"
+	formatVersion = 1
+)
+
+// MarshalBinary serializes the index.
+func (x *Index) MarshalBinary() ([]byte, error) {
+	var t enc
+	t.uvarint(uint64(len(x.Entries)))
+	prev := ""
+	for i := range x.Entries {
+		e := &x.Entries[i]
+		shared := 0
+		for shared < len(prev) && shared < len(e.Name) && prev[shared] == e.Name[shared] {
+			shared++
+		}
+		t.uvarint(uint64(shared))
+		t.str(e.Name[shared:])
+		prev = e.Name
+		t.b = append(t.b, e.Type)
+		t.uvarint(uint64(e.Mode))
+		t.uvarint(uint64(e.UID))
+		t.uvarint(uint64(e.GID))
+		t.str(e.Uname)
+		t.str(e.Gname)
+		t.uvarint(uint64(e.Size))
+		t.b = binary.AppendVarint(t.b, e.ModTime.Unix())
+		t.uvarint(uint64(e.ModTime.Nanosecond()))
+		t.str(e.Linkname)
+		t.uvarint(uint64(e.Devmajor))
+		t.uvarint(uint64(e.Devminor))
+		t.uvarint(uint64(e.Offset))
+		t.b = binary.LittleEndian.AppendUint32(t.b, e.CRC32)
+		var flags uint64
+		if e.Sparse {
+			flags |= 1
+		}
+		t.uvarint(flags)
+		t.uvarint(uint64(len(e.PAXRecords)))
+		for _, k := range sortedKeys(e.PAXRecords) {
+			t.str(k)
+			t.str(e.PAXRecords[k])
+		}
+	}
+	t.uvarint(uint64(len(x.checkpoints)))
+	var pb, po int64
+	for _, c := range x.checkpoints {
+		t.uvarint(uint64(c.bit - pb))
+		t.uvarint(uint64(c.out - po))
+		pb, po = c.bit, c.out
+		t.uvarint(uint64(c.win))
+		var flags uint64
+		if c.member {
+			flags |= 1
+		}
+		t.uvarint(flags)
+		t.uvarint(uint64(len(c.window)))
+	}
+	t.uvarint(uint64(len(x.blocks)))
+	pb, po = 0, 0
+	for _, b := range x.blocks {
+		t.uvarint(uint64(b.bit - pb))
+		t.uvarint(uint64(b.out - po))
+		pb, po = b.bit, b.out
+	}
+
+	var meta bytes.Buffer
+	fw, _ := flate.NewWriter(&meta, flate.BestCompression)
+	fw.Write(t.b)
+	if err := fw.Close(); err != nil {
+		return nil, err
+	}
+	dg, err := digestBytes(x.Digest)
+	if err != nil {
+		return nil, err
+	}
+	var o enc
+	o.b = append(o.b, magic...)
+	o.uvarint(formatVersion)
+	o.b = append(o.b, dg[:]...)
+	o.uvarint(uint64(x.CompressedSize))
+	o.uvarint(uint64(x.Size))
+	o.uvarint(uint64(max(x.Span, 0)))
+	o.uvarint(uint64(max(x.MaxSpan, 0)))
+	o.uvarint(uint64(meta.Len()))
+	o.b = append(o.b, meta.Bytes()...)
+	for _, c := range x.checkpoints {
+		o.b = append(o.b, c.window...)
+	}
+	sum := sha256.Sum256(o.b)
+	return append(o.b, sum[:]...), nil
+}
+
+func digestBytes(d string) ([32]byte, error) {
+	var out [32]byte
+	h, ok := strings.CutPrefix(d, "sha256:")
+	b, err := hex.DecodeString(h)
+	if !ok || err != nil || len(b) != 32 {
+		return out, fmt.Errorf("gzindex: bad digest %q: want sha256:<64 hex digits>", d)
+	}
+	copy(out[:], b)
+	return out, nil
+}
+
+// Load parses a serialized index and checks that it serves the layer
+// with digest ("sha256:<hex>"). A damaged index is an error wrapping
+// ErrBadIndex; one for another layer wraps ErrDigestMismatch.
+func Load(data []byte, digest string) (*Index, error) {
+	_, err := digestBytes(digest)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) < len(magic)+32 || string(data[:len(magic)]) != magic {
+		return nil, fmt.Errorf("%w: not an index (bad magic)", ErrBadIndex)
+	}
+	body, sum := data[:len(data)-32], data[len(data)-32:]
+	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadIndex)
+	}
+	x, err := parse(body)
+	if err != nil {
+		return nil, err
+	}
+	if x.Digest != digest {
+		return nil, fmt.Errorf("%w: index is for %s, layer is %s", ErrDigestMismatch, x.Digest, digest)
+	}
+	return x, nil
+}
+
+// parse decodes an index body (without its checksum) and validates it.
+func parse(body []byte) (*Index, error) {
+	d := dec{b: body[len(magic):]}
+	if v := d.uvarint(); d.err == nil && v != formatVersion {
+		return nil, fmt.Errorf("%w: unknown version %d", ErrBadIndex, v)
+	}
+	x := &Index{}
+	x.Digest = "sha256:" + hex.EncodeToString(d.bytes(32))
+	x.CompressedSize = d.int()
+	x.Size = d.int()
+	x.Span = d.int()
+	x.MaxSpan = d.int()
+	metaZ := d.bytes(d.int())
+	if d.err != nil {
+		return nil, d.err
+	}
+	windows := d.b
+	meta, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(metaZ)), 1<<31))
+	if err != nil {
+		return nil, fmt.Errorf("%w: table: %v", ErrBadIndex, err)
+	}
+	t := dec{b: meta}
+	n := t.count(20)
+	x.Entries = make([]Entry, 0, n)
+	prev := ""
+	for range n {
+		var e Entry
+		shared := t.int()
+		if shared > int64(len(prev)) {
+			return nil, fmt.Errorf("%w: bad name prefix", ErrBadIndex)
+		}
+		e.Name = prev[:shared] + t.str()
+		prev = e.Name
+		e.Type = t.byte()
+		e.Mode = t.int()
+		e.UID = int(t.int())
+		e.GID = int(t.int())
+		e.Uname = t.str()
+		e.Gname = t.str()
+		e.Size = t.int()
+		sec := t.varint()
+		nsec := t.int()
+		if nsec >= 1e9 {
+			t.fail("bad mtime")
+		}
+		e.ModTime = time.Unix(sec, nsec)
+		e.Linkname = t.str()
+		e.Devmajor = t.int()
+		e.Devminor = t.int()
+		e.Offset = t.int()
+		e.CRC32 = binary.LittleEndian.Uint32(t.bytes(4))
+		e.Sparse = t.uvarint()&1 != 0
+		if np := t.count(2); np > 0 {
+			e.PAXRecords = make(map[string]string, np)
+			for range np {
+				k := t.str()
+				e.PAXRecords[k] = t.str()
+			}
+		}
+		if t.err != nil {
+			return nil, t.err
+		}
+		if e.Offset > x.Size || e.IsRegular() && !e.Sparse && e.Size > x.Size-e.Offset {
+			return nil, fmt.Errorf("%w: entry %q outside the layer", ErrBadIndex, e.Name)
+		}
+		x.Entries = append(x.Entries, e)
+	}
+	n = t.count(5)
+	x.checkpoints = make([]checkpoint, 0, n)
+	var pb, po int64
+	for i := range n {
+		var c checkpoint
+		c.bit = pb + t.int()
+		c.out = po + t.int()
+		c.win = int32(min(t.int(), windowSize+1))
+		c.member = t.uvarint()&1 != 0
+		wl := t.int()
+		if t.err != nil {
+			return nil, t.err
+		}
+		if wl > int64(len(windows)) || c.win > windowSize || int64(c.win) > c.out ||
+			c.bit > x.CompressedSize*8 || c.out > x.Size || (i > 0 && c.bit <= pb) ||
+			(i == 0 && (c.bit != 0 || !c.member)) || (c.member && (c.win != 0 || c.bit%8 != 0)) ||
+			(c.win > 0) != (wl > 0) {
+			return nil, fmt.Errorf("%w: bad checkpoint %d", ErrBadIndex, i)
+		}
+		c.window, windows = windows[:wl:wl], windows[wl:]
+		pb, po = c.bit, c.out
+		x.checkpoints = append(x.checkpoints, c)
+	}
+	if len(x.checkpoints) == 0 || len(windows) != 0 {
+		return nil, fmt.Errorf("%w: checkpoints and windows disagree", ErrBadIndex)
+	}
+	n = t.count(2)
+	x.blocks = make([]blockPos, 0, n)
+	pb, po = 0, 0
+	for range n {
+		b := blockPos{bit: pb + t.int(), out: po + t.int()}
+		if t.err != nil {
+			return nil, t.err
+		}
+		if b.bit > x.CompressedSize*8 || b.out > x.Size || b.bit < pb || b.out < po {
+			return nil, fmt.Errorf("%w: bad block position", ErrBadIndex)
+		}
+		pb, po = b.bit, b.out
+		x.blocks = append(x.blocks, b)
+	}
+	if t.err == nil && len(t.b) != 0 {
+		t.fail("trailing bytes in table")
+	}
+	if t.err != nil {
+		return nil, t.err
+	}
+	return x, nil
+}
+
+type enc struct{ b []byte }
+
+func (e *enc) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *enc) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
+
+// dec reads the encoding; the first error sticks and later reads return
+// zero values.
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrBadIndex, what)
+	}
+	d.b = nil
+}
+
+func (d *dec) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("truncated")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("truncated")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// int reads a uvarint that must fit a non-negative int64.
+func (d *dec) int() int64 {
+	v := d.uvarint()
+	if v > 1<<62 {
+		d.fail("value out of range")
+		return 0
+	}
+	return int64(v)
+}
+
+// count reads an element count, each element at least minSize bytes.
+func (d *dec) count(minSize int) int {
+	v := d.int()
+	if v > int64(len(d.b)/minSize) {
+		d.fail("count larger than data")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *dec) bytes(n int64) []byte {
+	if n > int64(len(d.b)) {
+		d.fail("truncated")
+		return make([]byte, n%64)
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) byte() byte {
+	if len(d.b) == 0 {
+		d.fail("truncated")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *dec) str() string { return string(d.bytes(d.int())) }
+
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

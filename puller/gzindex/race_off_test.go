@@ -1,0 +1,5 @@
+//go:build !race
+
+package gzindex
+
+const raceEnabled = false

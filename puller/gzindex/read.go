@@ -1,0 +1,231 @@
+package gzindex
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// Fetcher returns length bytes of the compressed layer blob starting at
+// off, for instance as an HTTP range request to a registry. The reader is
+// read until the needed bytes are decoded, then closed, possibly early.
+type Fetcher func(ctx context.Context, off, length int64) (io.ReadCloser, error)
+
+// Reader reads a layer's files through its index, fetching only the
+// compressed bytes between the checkpoint before the requested data and
+// the end of the deflate block holding its last byte. It is safe for
+// concurrent use.
+type Reader struct {
+	x     *Index
+	fetch Fetcher
+	bufs  sync.Pool
+
+	fetched      atomic.Int64
+	decompressed atomic.Int64
+}
+
+// NewReader returns a Reader of the layer x indexes, whose blob fetch
+// serves.
+func NewReader(x *Index, fetch Fetcher) *Reader {
+	r := &Reader{x: x, fetch: fetch}
+	r.bufs.New = func() any {
+		return &readBufs{in: make([]byte, 0, 64<<10), out: make([]byte, windowSize+outChunk+maxMatch)}
+	}
+	return r
+}
+
+type readBufs struct {
+	d   inflater
+	in  []byte
+	out []byte
+	win []byte
+}
+
+// Stats reports the compressed bytes fetched and the uncompressed bytes
+// decoded (including those before the requested data) since the Reader
+// was made.
+func (r *Reader) Stats() (fetched, decompressed int64) {
+	return r.fetched.Load(), r.decompressed.Load()
+}
+
+// ReadAt reads len(p) bytes of the uncompressed tar stream at off, with
+// io.ReaderAt's contract: fewer bytes only at the end of the stream, with
+// io.EOF.
+func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("gzindex: negative offset %d", off)
+	}
+	if off >= r.x.Size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), r.x.Size-off))
+	if err := r.read(ctx, p[:n], off); err != nil {
+		return 0, err
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (r *Reader) read(ctx context.Context, p []byte, off int64) (err error) {
+	if len(p) == 0 {
+		return nil
+	}
+	end := off + int64(len(p))
+	cp := r.x.checkpointFor(off)
+	from, to := cp.bit/8, r.x.fetchEnd(end)
+	bufs := r.bufs.Get().(*readBufs)
+	defer r.bufs.Put(bufs)
+
+	var win []byte
+	if cp.win > 0 {
+		if win, err = inflateWindow(cp, bufs.win[:0]); err != nil {
+			return err
+		}
+		bufs.win = win
+	}
+	body, err := r.fetch(ctx, from, to-from)
+	if err != nil {
+		return fmt.Errorf("fetch layer bytes %d-%d: %w", from, to-1, err)
+	}
+	defer body.Close()
+	cr := &countReader{r: io.LimitReader(body, to-from)}
+	defer func() { r.fetched.Add(cr.n) }()
+
+	d := &bufs.d
+	d.resetAt(cr, cp.boundary, win, bufs.in, bufs.out)
+	start := d.op
+	defer func() { r.decompressed.Add(d.outBase + int64(d.op) - cp.out) }()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.op+outChunk+maxMatch > len(d.out) {
+			d.slide(windowSize)
+			start = d.op
+		}
+		pos := d.outBase + int64(d.op)
+		target := d.op + int(min(int64(outChunk), end-pos))
+		derr := d.decode(target)
+		// Copy what overlaps [off, end) of the newly decoded bytes.
+		lo := max(d.outBase+int64(start), off)
+		hi := min(d.outBase+int64(d.op), end)
+		if lo < hi {
+			copy(p[lo-off:hi-off], d.out[lo-d.outBase:hi-d.outBase])
+		}
+		start = d.op
+		if derr != nil {
+			if cr.n < to-from && cr.err == io.EOF {
+				return fmt.Errorf("%w: got %d of %d bytes at %d", ErrShortFetch, cr.n, to-from, from)
+			}
+			return derr
+		}
+		if hi >= end {
+			return nil
+		}
+		if d.st == stDone {
+			return fmt.Errorf("%w: stream ends at %d, index says %d", ErrCorrupt, d.outBase+int64(d.op), r.x.Size)
+		}
+	}
+}
+
+// inflateWindow decompresses a checkpoint's window into buf.
+func inflateWindow(cp *checkpoint, buf []byte) ([]byte, error) {
+	fr := flate.NewReader(bytes.NewReader(cp.window))
+	defer fr.Close()
+	buf = append(buf[:0], make([]byte, cp.win)...)
+	if _, err := io.ReadFull(fr, buf); err != nil {
+		return nil, fmt.Errorf("%w: window at bit %d: %v", ErrBadIndex, cp.bit, err)
+	}
+	if n, _ := fr.Read(make([]byte, 1)); n != 0 {
+		return nil, fmt.Errorf("%w: window at bit %d too long", ErrBadIndex, cp.bit)
+	}
+	return buf, nil
+}
+
+type countReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// ReadFileAt reads len(p) bytes of a regular file's data at off, with
+// io.ReaderAt's contract. Hard links read their target's data.
+func (r *Reader) ReadFileAt(ctx context.Context, e *Entry, p []byte, off int64) (int, error) {
+	e, err := r.dataEntry(e)
+	if err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("gzindex: negative offset %d", off)
+	}
+	if off >= e.Size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), e.Size-off))
+	if err := r.read(ctx, p[:n], e.Offset+off); err != nil {
+		return 0, fmt.Errorf("read %s: %w", e.Name, err)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// ReadFile returns a regular file's whole data, checked against the CRC-32
+// recorded at build time (ErrChecksum).
+func (r *Reader) ReadFile(ctx context.Context, e *Entry) ([]byte, error) {
+	e, err := r.dataEntry(e)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, e.Size)
+	if err := r.read(ctx, b, e.Offset); err != nil {
+		return nil, fmt.Errorf("read %s: %w", e.Name, err)
+	}
+	if crc32.ChecksumIEEE(b) != e.CRC32 {
+		return nil, fmt.Errorf("read %s: %w", e.Name, ErrChecksum)
+	}
+	return b, nil
+}
+
+// dataEntry resolves a hard link to its target and refuses entries with
+// no readable data.
+func (r *Reader) dataEntry(e *Entry) (*Entry, error) {
+	if e.Type == '1' {
+		t, ok := r.x.Lookup(e.Linkname)
+		if !ok {
+			return nil, fmt.Errorf("%s: hard link target %s: %w", e.Name, e.Linkname, ErrNotRegular)
+		}
+		e = t
+	}
+	if e.Sparse {
+		return nil, fmt.Errorf("%s: %w", e.Name, ErrSparse)
+	}
+	if !e.IsRegular() {
+		return nil, fmt.Errorf("%s: %w", e.Name, ErrNotRegular)
+	}
+	return e, nil
+}
+
+// FileFetcher serves a Fetcher from a local blob, for tests and tools.
+func FileFetcher(ra io.ReaderAt) Fetcher {
+	return func(_ context.Context, off, length int64) (io.ReadCloser, error) {
+		return io.NopCloser(io.NewSectionReader(ra, off, length)), nil
+	}
+}
