@@ -1,11 +1,12 @@
 package billing
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/fcd-dev/fcd/internal/boltschema"
 )
 
 var (
@@ -13,33 +14,16 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketRecords   = []byte("records")
 	bucketFunctions = []byte("functions")
-	keyVersion      = []byte("version")
 )
 
-// migration brings the billing/v1 schema from version-1 to version.
-type migration struct {
-	version uint64
-	name    string
-	migrate func(tx *bolt.Tx) error
-}
-
-// migrations run in order, each in the transaction that records its
-// version. Append only; never edit one that has shipped.
-var migrations = []migration{
-	{1, "create meta and records buckets", func(tx *bolt.Tx) error {
-		root, err := tx.CreateBucketIfNotExists(bucketRoot)
-		if err != nil {
-			return err
-		}
-		for _, name := range [][]byte{bucketMeta, bucketRecords} {
-			if _, err := root.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		return nil
+// migrations build the billing/v1 buckets, in order, each in its own
+// transaction. Append only; never edit one that has shipped.
+var migrations = []boltschema.Migration{
+	{Version: 1, Name: "create records bucket", Migrate: func(tx *bolt.Tx, root *bolt.Bucket) error {
+		_, err := root.CreateBucketIfNotExists(bucketRecords)
+		return err
 	}},
-	{2, "index records by function", func(tx *bolt.Tx) error {
-		root := tx.Bucket(bucketRoot)
+	{Version: 2, Name: "index records by function", Migrate: func(tx *bolt.Tx, root *bolt.Bucket) error {
 		fns, err := root.CreateBucketIfNotExists(bucketFunctions)
 		if err != nil {
 			return err
@@ -54,59 +38,18 @@ var migrations = []migration{
 	}},
 }
 
+var schema = boltschema.Schema{Root: bucketRoot, Migrations: migrations}
+
 // SchemaVersion is the version of the billing/v1 buckets after Open.
-func SchemaVersion() uint64 { return migrations[len(migrations)-1].version }
+func SchemaVersion() uint64 { return schema.Latest() }
 
-// migrate runs every migration newer than the recorded version, each in
-// its own transaction, up to and including version to.
-func migrate(db *bolt.DB, to uint64) error {
-	for _, m := range migrations {
-		if m.version > to {
-			break
-		}
-		err := db.Update(func(tx *bolt.Tx) error {
-			if schemaVersion(tx) >= m.version {
-				return nil
-			}
-			if err := m.migrate(tx); err != nil {
-				return err
-			}
-			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], m.version)
-			return tx.Bucket(bucketRoot).Bucket(bucketMeta).Put(keyVersion, v[:])
-		})
-		if err != nil {
-			return fmt.Errorf("billing migration %d (%s): %w", m.version, m.name, err)
-		}
-	}
-	return nil
-}
+// migrate brings the schema up to version to.
+func migrate(db *bolt.DB, to uint64) error { return schema.Migrate(db, to) }
 
-func schemaVersion(tx *bolt.Tx) uint64 {
-	root := tx.Bucket(bucketRoot)
-	if root == nil {
-		return 0
-	}
-	meta := root.Bucket(bucketMeta)
-	if meta == nil {
-		return 0
-	}
-	v := meta.Get(keyVersion)
-	if len(v) != 8 {
-		return 0
-	}
-	return binary.BigEndian.Uint64(v)
-}
+func schemaVersion(tx *bolt.Tx) uint64 { return schema.Version(tx) }
 
-// bucket returns a child of billing/v1. Migrations create every child, so
-// a missing one is a programming error and panics inside the transaction.
-func bucket(tx *bolt.Tx, name []byte) *bolt.Bucket {
-	b := tx.Bucket(bucketRoot).Bucket(name)
-	if b == nil {
-		panic("billing: bucket billing/v1/" + string(name) + " missing; migrations did not run")
-	}
-	return b
-}
+// bucket returns a child of billing/v1.
+func bucket(tx *bolt.Tx, name []byte) *bolt.Bucket { return schema.Bucket(tx, name) }
 
 // indexRecord adds id under functions/<function>/.
 func indexRecord(fns *bolt.Bucket, function string, id []byte) error {

@@ -1,78 +1,33 @@
 package store
 
 import (
-	"encoding/binary"
-	"fmt"
-
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/fcd-dev/fcd/internal/boltschema"
 )
 
-// migration brings the schema from version-1 to version.
-type migration struct {
-	version uint64
-	name    string
-	migrate func(tx *bolt.Tx) error
-}
-
-// migrations run in order, each in the same transaction that records its
-// version. Append only; never edit one that has shipped.
-var migrations = []migration{
-	{1, "create v1 buckets", func(tx *bolt.Tx) error {
-		root, err := tx.CreateBucketIfNotExists(bucketRoot)
-		if err != nil {
-			return err
-		}
-		for _, name := range [][]byte{bucketMeta, bucketFunctions, bucketProvision} {
+// migrations build the v1 buckets, in order, each in its own transaction.
+// Append only; never edit one that has shipped.
+var migrations = []boltschema.Migration{
+	{Version: 1, Name: "create v1 buckets", Migrate: func(tx *bolt.Tx, root *bolt.Bucket) error {
+		for _, name := range [][]byte{bucketFunctions, bucketProvision} {
 			if _, err := root.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
 		return nil
 	}},
-	{2, "add triggers", func(tx *bolt.Tx) error {
-		_, err := tx.Bucket(bucketRoot).CreateBucketIfNotExists(bucketTriggers)
+	{Version: 2, Name: "add triggers", Migrate: func(tx *bolt.Tx, root *bolt.Bucket) error {
+		_, err := root.CreateBucketIfNotExists(bucketTriggers)
 		return err
 	}},
 }
 
+var schema = boltschema.Schema{Root: bucketRoot, Migrations: migrations}
+
 // SchemaVersion is the version the newest migration brings a store to.
-func SchemaVersion() uint64 { return migrations[len(migrations)-1].version }
+func SchemaVersion() uint64 { return schema.Latest() }
 
-func migrate(db *bolt.DB) error {
-	return db.Update(func(tx *bolt.Tx) error {
-		current := schemaVersion(tx)
-		if current > SchemaVersion() {
-			return fmt.Errorf("store schema version %d is newer than this fcd understands (%d)", current, SchemaVersion())
-		}
-		for _, m := range migrations {
-			if m.version <= current {
-				continue
-			}
-			if err := m.migrate(tx); err != nil {
-				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
-			}
-			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], m.version)
-			if err := tx.Bucket(bucketRoot).Bucket(bucketMeta).Put(keyVersion, v[:]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
+func migrate(db *bolt.DB) error { return schema.Migrate(db, schema.Latest()) }
 
-func schemaVersion(tx *bolt.Tx) uint64 {
-	root := tx.Bucket(bucketRoot)
-	if root == nil {
-		return 0
-	}
-	meta := root.Bucket(bucketMeta)
-	if meta == nil {
-		return 0
-	}
-	v := meta.Get(keyVersion)
-	if len(v) != 8 {
-		return 0
-	}
-	return binary.BigEndian.Uint64(v)
-}
+func schemaVersion(tx *bolt.Tx) uint64 { return schema.Version(tx) }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -146,12 +145,10 @@ func TestMigrations(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		err = db.Update(func(tx *bolt.Tx) error {
-			if err := migrations[0].migrate(tx); err != nil {
-				return err
-			}
-			return migrations[1].migrate(tx)
-		})
+		err = schema.Migrate(db, 1)
+		if err == nil {
+			err = schema.Migrate(db, 2)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +165,7 @@ func TestMigrations(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		err = db.Update(func(tx *bolt.Tx) error { return migrations[0].migrate(tx) })
+		err = schema.Migrate(db, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,11 +180,7 @@ func TestMigrations(t *testing.T) {
 	})
 	t.Run("newer schema is refused", func(t *testing.T) {
 		s, path := openTemp(t)
-		s.db.Update(func(tx *bolt.Tx) error {
-			var v [8]byte
-			binary.BigEndian.PutUint64(v[:], SchemaVersion()+1)
-			return tx.Bucket(bucketRoot).Bucket(bucketMeta).Put(keyVersion, v[:])
-		})
+		s.db.Update(func(tx *bolt.Tx) error { return schema.SetVersion(tx, SchemaVersion()+1) })
 		s.Close()
 		if _, err := Open(path, 0); err == nil {
 			t.Fatal("got nil, want an error for a newer schema")
