@@ -104,16 +104,7 @@ func (l *Ledger) MeterPull(ctx context.Context, p PullRecord) (Record, error) {
 
 // MeterInvocation appends an invocation record and returns it as stored.
 func (l *Ledger) MeterInvocation(ctx context.Context, in InvocationRecord) (Record, error) {
-	r := Record{
-		Kind:       KindInvocation,
-		Function:   in.Function,
-		RequestID:  in.RequestID,
-		InstanceID: in.InstanceID,
-		Start:      in.Start,
-		End:        in.End,
-		MemoryMB:   in.MemoryMB,
-	}
-	return l.append(ctx, r)
+	return l.append(ctx, invocation(in))
 }
 
 // append validates r, prices it and writes it in its own transaction; the

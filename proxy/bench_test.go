@@ -3,14 +3,13 @@ package proxy
 import (
 	"context"
 	"net"
-	"sort"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/internal/loadgen"
 	"github.com/fcd-dev/fcd/store"
 )
 
@@ -30,77 +29,20 @@ func BenchmarkWarmPath(b *testing.B) {
 	front := startBenchProxy(b, backend)
 	body := make([]byte, 1024)
 
+	run := func(addr, path string, n int) loadgen.Result {
+		r, err := loadgen.Run(loadgen.Load{Addr: addr, Path: path, Body: body, Concurrency: concurrency, Requests: n, Limit: limit})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r
+	}
 	for i := 0; i < b.N; i++ {
 		// Warm both paths' connections first.
-		loadLoop(b, backend, "/", body, concurrency, 2000, limit)
-		loadLoop(b, front, "/fn/fn/", body, concurrency, 2000, limit)
-
-		direct := loadLoop(b, backend, "/", body, concurrency, requests, limit)
-		via := loadLoop(b, front, "/fn/fn/", body, concurrency, requests, limit)
-
-		b.ReportMetric(direct.rps, "direct-req/s")
-		b.ReportMetric(via.rps, "fcd-req/s")
-		b.ReportMetric(via.rps/direct.rps, "throughput-ratio")
-		b.ReportMetric(float64(direct.p50.Microseconds()), "direct-p50-µs")
-		b.ReportMetric(float64(via.p50.Microseconds()), "fcd-p50-µs")
-		b.ReportMetric(float64(direct.p99.Microseconds()), "direct-p99-µs")
-		b.ReportMetric(float64(via.p99.Microseconds()), "fcd-p99-µs")
-		b.ReportMetric(float64((via.p50 - direct.p50).Microseconds()), "added-p50-µs")
-	}
-}
-
-type loadResult struct {
-	rps      float64
-	p50, p99 time.Duration
-}
-
-// loadLoop sends count requests from concurrency workers over keep-alive
-// connections, stopping early at limit.
-func loadLoop(b *testing.B, addr, path string, body []byte, concurrency, count int, limit time.Duration) loadResult {
-	b.Helper()
-	c := &fasthttp.HostClient{Addr: addr, MaxConns: concurrency}
-	lat := make([][]time.Duration, concurrency)
-	per := count / concurrency
-	deadline := time.Now().Add(limit)
-	var wg sync.WaitGroup
-	var errOnce sync.Once
-	start := time.Now()
-	for w := 0; w < concurrency; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			lat[w] = make([]time.Duration, 0, per)
-			for j := 0; j < per && time.Now().Before(deadline); j++ {
-				req.SetRequestURI("http://" + addr + path)
-				req.Header.SetMethod("POST")
-				req.SetBody(body)
-				t0 := time.Now()
-				err := c.Do(req, resp)
-				lat[w] = append(lat[w], time.Since(t0))
-				if err != nil || resp.StatusCode() != 200 {
-					errOnce.Do(func() { b.Errorf("request to %s: %v, status %d", addr, err, resp.StatusCode()) })
-					return
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	if len(all) == 0 {
-		b.Fatal("no requests completed")
-	}
-	return loadResult{
-		rps: float64(len(all)) / elapsed.Seconds(),
-		p50: all[len(all)/2],
-		p99: all[len(all)*99/100],
+		run(backend, "/", 2000)
+		run(front, "/fn/fn/", 2000)
+		direct := run(backend, "/", requests)
+		via := run(front, "/fn/fn/", requests)
+		loadgen.Report(b, direct, via)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 
 	"github.com/fcd-dev/fcd/api"
@@ -36,7 +35,7 @@ func (e *apiError) Error() string {
 // do sends a signed request and returns the response with its body read,
 // or an *apiError for a non-2xx answer.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, body []byte, header http.Header) (*http.Response, []byte, error) {
-	u := url.URL{Scheme: "http", Host: c.endpoint, Path: path, RawQuery: encodeQuery(query)}
+	u := url.URL{Scheme: "http", Host: c.endpoint, Path: path, RawQuery: query.Encode()}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return nil, nil, err
@@ -71,19 +70,4 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 		return resp, data, e
 	}
 	return resp, data, nil
-}
-
-func encodeQuery(q url.Values) string {
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		for _, v := range q[k] {
-			parts = append(parts, url.QueryEscape(k)+"="+url.QueryEscape(v))
-		}
-	}
-	return strings.Join(parts, "&")
 }

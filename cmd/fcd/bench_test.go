@@ -7,10 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/examples/images"
+	"github.com/fcd-dev/fcd/internal/loadgen"
 )
 
 // BenchmarkWarmInvoke measures the warm request path end to end, in one
@@ -62,78 +61,28 @@ func BenchmarkWarmInvoke(b *testing.B) {
 		b.Fatalf("echo did not report its address: %s", body)
 	}
 	payload := bytes.Repeat([]byte("x"), 1024)
+	run := func(addr, path string, n int) loadgen.Result {
+		r, err := loadgen.Run(loadgen.Load{Addr: addr, Path: path, Body: payload, Concurrency: concurrency, Requests: n, Limit: limit})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r
+	}
 	for i := 0; i < b.N; i++ {
-		load(b, echo.Server, "/", payload, concurrency, 2000, limit)
-		load(b, d.endpoint, "/fn/echo/", payload, concurrency, 2000, limit)
+		run(echo.Server, "/", 2000)
+		run(d.endpoint, "/fn/echo/", 2000)
 
-		direct := load(b, echo.Server, "/", payload, concurrency, requests, limit)
+		direct := run(echo.Server, "/", requests)
 		if os.Getenv("FCD_BENCH_PROFILE") != "" {
 			go profile(b, os.Getenv("FCD_BENCH_PROFILE"))
 		}
 		cpu0 := cpuSeconds(b, d.pid)
-		via := load(b, d.endpoint, "/fn/echo/", payload, concurrency, requests, limit)
+		via := run(d.endpoint, "/fn/echo/", requests)
 		cpu := cpuSeconds(b, d.pid) - cpu0
 
-		b.ReportMetric(direct.rps, "direct-req/s")
-		b.ReportMetric(via.rps, "fcd-req/s")
-		b.ReportMetric(via.rps/direct.rps, "throughput-ratio")
-		b.ReportMetric(float64(direct.p50.Microseconds()), "direct-p50-µs")
-		b.ReportMetric(float64(via.p50.Microseconds()), "fcd-p50-µs")
-		b.ReportMetric(float64(direct.p99.Microseconds()), "direct-p99-µs")
-		b.ReportMetric(float64(via.p99.Microseconds()), "fcd-p99-µs")
-		b.ReportMetric(float64((via.p50 - direct.p50).Microseconds()), "added-p50-µs")
-		b.ReportMetric(cpu/float64(via.n)*10000, "fcd-cpu-s/10k-req")
+		loadgen.Report(b, direct, via)
+		b.ReportMetric(cpu/float64(via.N)*10000, "fcd-cpu-s/10k-req")
 	}
-}
-
-type loadStats struct {
-	n        int
-	rps      float64
-	p50, p99 time.Duration
-}
-
-// load sends count POSTs from concurrency workers over keep-alive
-// connections, stopping early at limit.
-func load(b *testing.B, addr, path string, body []byte, concurrency, count int, limit time.Duration) loadStats {
-	b.Helper()
-	c := &fasthttp.HostClient{Addr: addr, MaxConns: concurrency, ReadTimeout: 10 * time.Second}
-	lat := make([][]time.Duration, concurrency)
-	deadline := time.Now().Add(limit)
-	var wg sync.WaitGroup
-	var failed sync.Once
-	start := time.Now()
-	for w := range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			for j := 0; j < count/concurrency && time.Now().Before(deadline); j++ {
-				req.SetRequestURI("http://" + addr + path)
-				req.Header.SetMethod("POST")
-				req.SetBody(body)
-				t0 := time.Now()
-				err := c.Do(req, resp)
-				lat[w] = append(lat[w], time.Since(t0))
-				if err != nil || resp.StatusCode() != 200 {
-					failed.Do(func() { b.Errorf("POST %s%s: %v, status %d", addr, path, err, resp.StatusCode()) })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	if len(all) == 0 {
-		b.Fatal("no request completed")
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	return loadStats{n: len(all), rps: float64(len(all)) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
 }
 
 // cpuSeconds is the user+system CPU time of process pid.
