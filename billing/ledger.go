@@ -45,6 +45,11 @@ type Record struct {
 	Bytes int64 `json:"bytes,omitempty"`
 	// CacheHit marks a cold start that found the image already present.
 	CacheHit bool `json:"cacheHit,omitempty"`
+	// Count is the number of invocations an aggregated invocation record
+	// stands for (the Recorder writes one per function and instance per
+	// commit); Seconds is then their summed duration, and Start and End
+	// span them. Zero means a single invocation.
+	Count int `json:"count,omitempty"`
 }
 
 // PullRecord is what a cold start reports about its image pull.
@@ -133,11 +138,12 @@ func price(r *Record) error {
 	case r.Start.IsZero() || r.End.Before(r.Start):
 		return fmt.Errorf("function %s: period %s to %s: %w", r.Function, r.Start, r.End, ErrInvalidRecord)
 	}
-	d := r.End.Sub(r.Start)
 	r.Start, r.End = r.Start.UTC(), r.End.UTC()
-	r.Seconds = d.Seconds()
+	if r.Count == 0 {
+		r.Seconds = r.End.Sub(r.Start).Seconds()
+	}
 	if !r.CacheHit {
-		r.GBSeconds = GBSeconds(r.MemoryMB, d)
+		r.GBSeconds = float64(r.MemoryMB) / 1024 * r.Seconds
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ type Totals struct {
 	PullSeconds   float64 `json:"pullSeconds"`
 	PullGBSeconds float64 `json:"pullGBSeconds"`
 	PullBytes     int64   `json:"pullBytes"`
-	// Invocations counts invocation records.
+	// Invocations counts invocations (an aggregated record counts Count).
 	Invocations         int     `json:"invocations"`
 	InvocationSeconds   float64 `json:"invocationSeconds"`
 	InvocationGBSeconds float64 `json:"invocationGBSeconds"`
@@ -52,7 +52,7 @@ func (t *Totals) add(r Record) {
 		t.PullGBSeconds += r.GBSeconds
 		t.PullBytes += r.Bytes
 	case KindInvocation:
-		t.Invocations++
+		t.Invocations += max(r.Count, 1)
 		t.InvocationSeconds += r.Seconds
 		t.InvocationGBSeconds += r.GBSeconds
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -11,12 +12,15 @@ import (
 // Recorder meters invocations off the request path: Record queues a record
 // and returns, and one goroutine writes whatever has queued in a single
 // transaction, so the ledger keeps up with any request rate at one fsync
-// per batch. A full queue blocks Record rather than drop a record. Close
-// writes everything queued before it returns.
+// per batch. Within a batch, the invocations of one function on one
+// instance become one record (Count, summed Seconds and GB·s), so a busy
+// function costs one ledger write per commit rather than one per request;
+// a lone request keeps its own record with its request id. A full queue
+// blocks Record rather than drop a record. Close writes everything queued
+// before it returns.
 //
-// A crash loses the records of the batch being written and those queued,
-// at most the requests of the last commit interval; a clean shutdown loses
-// none.
+// A crash loses the invocations gathered since the last commit, at most
+// flushInterval's worth; a clean shutdown loses none.
 type Recorder struct {
 	l     *Ledger
 	log   *slog.Logger
@@ -53,11 +57,18 @@ func (r *Recorder) Close() {
 	<-r.done
 }
 
+// flushInterval is how long the Recorder gathers invocations before it
+// commits them: a commit (and its fsync) per interval, not per request.
+const flushInterval = 200 * time.Millisecond
+
 func (r *Recorder) run() {
 	defer close(r.done)
-	batch := make([]Record, 0, maxBatch)
+	batch := make([]InvocationRecord, 0, maxBatch)
+	timer := time.NewTimer(flushInterval)
+	defer timer.Stop()
 	for in := range r.queue {
-		batch = append(batch[:0], invocation(in))
+		batch = append(batch[:0], in)
+		timer.Reset(flushInterval)
 	fill:
 		for len(batch) < maxBatch {
 			select {
@@ -65,15 +76,47 @@ func (r *Recorder) run() {
 				if !ok {
 					break fill
 				}
-				batch = append(batch, invocation(in))
-			default:
+				batch = append(batch, in)
+			case <-timer.C:
 				break fill
 			}
 		}
-		if err := r.l.appendAll(batch); err != nil {
-			r.log.Error("billing: invocation records lost", "records", len(batch), "error", err)
+		records := aggregate(batch)
+		if err := r.l.appendAll(records); err != nil {
+			r.log.Error("billing: invocation records lost", "invocations", len(batch), "records", len(records), "error", err)
 		}
 	}
+}
+
+// aggregate folds the invocations of one function on one instance into
+// one record, keeping batch order by first appearance.
+func aggregate(batch []InvocationRecord) []Record {
+	type key struct{ function, instance string }
+	at := map[key]int{}
+	var out []Record
+	for _, in := range batch {
+		k := key{in.Function, in.InstanceID}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, invocation(in))
+			continue
+		}
+		r := &out[i]
+		if r.Count == 0 {
+			r.Count, r.Seconds, r.RequestID = 1, r.End.Sub(r.Start).Seconds(), ""
+		}
+		r.Count++
+		r.Seconds += in.End.Sub(in.Start).Seconds()
+		if in.Start.Before(r.Start) {
+			r.Start = in.Start
+		}
+		if in.End.After(r.End) {
+			r.End = in.End
+		}
+		r.MemoryMB = max(r.MemoryMB, in.MemoryMB)
+	}
+	return out
 }
 
 func invocation(in InvocationRecord) Record {
