@@ -73,9 +73,6 @@ func BenchmarkWarmInvoke(b *testing.B) {
 		run(d.endpoint, "/fn/echo/", 2000)
 
 		direct := run(echo.Server, "/", requests)
-		if os.Getenv("FCD_BENCH_PROFILE") != "" {
-			go profile(b, os.Getenv("FCD_BENCH_PROFILE"))
-		}
 		cpu0 := cpuSeconds(b, d.pid)
 		via := run(d.endpoint, "/fn/echo/", requests)
 		cpu := cpuSeconds(b, d.pid) - cpu0
@@ -114,7 +111,7 @@ func startProcess(b *testing.B) *process {
 		b.Fatalf("build fcd: %v\n%s", err, out)
 	}
 	data := filepath.Join(dir, "data")
-	cmd := exec.Command(bin, "-data-dir", data, "-listen", "127.0.0.1:0", "-name", "fcdbench", "-subnet", "10.90.0.0/16", "-log-level", "warn", "-debug-address", "127.0.0.1:16060")
+	cmd := exec.Command(bin, "-data-dir", data, "-listen", "127.0.0.1:0", "-name", "fcdbench", "-subnet", "10.90.0.0/16", "-log-level", "warn")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -138,14 +135,4 @@ func startProcess(b *testing.B) *process {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// profile saves a 5 s CPU profile of the fcd process to path.
-func profile(b *testing.B, path string) {
-	status, body, err := fasthttp.GetTimeout(nil, "http://127.0.0.1:16060/debug/pprof/profile?seconds=5", 30*time.Second)
-	if err != nil || status != 200 {
-		b.Logf("profile: %d %v", status, err)
-		return
-	}
-	os.WriteFile(path, body, 0o644)
 }
