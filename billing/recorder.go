@@ -26,7 +26,9 @@ type Recorder struct {
 	log   *slog.Logger
 	queue chan InvocationRecord
 	done  chan struct{}
-	once  sync.Once
+
+	mu     sync.RWMutex // held shared by Record, exclusively by Close
+	closed bool
 }
 
 // recorderQueue bounds the records waiting to be written.
@@ -46,14 +48,27 @@ func NewRecorder(l *Ledger, log *slog.Logger) *Recorder {
 	return r
 }
 
-// Record queues an invocation record. It must not be called after Close.
+// Record queues an invocation record. A record that arrives after Close
+// (a request that outlived fcd's shutdown) is logged, not written.
 func (r *Recorder) Record(in InvocationRecord) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		r.log.Error("billing: invocation after shutdown not recorded", "function", in.Function, "requestId", in.RequestID)
+		return
+	}
 	r.queue <- in
 }
 
-// Close writes every queued record and stops the Recorder.
+// Close writes every queued record and stops the Recorder. It is
+// idempotent.
 func (r *Recorder) Close() {
-	r.once.Do(func() { close(r.queue) })
+	r.mu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.queue)
+	}
+	r.mu.Unlock()
 	<-r.done
 }
 

@@ -184,22 +184,26 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 		}
 	}
 
+	// reqCtx ends when the client goes away or fcd stops for good; either
+	// aborts the call to the instance. The exchange releases it when the
+	// request ends, which for a streamed response is after this handler.
 	reqCtx, cancel := context.WithCancelCause(s.ctx)
-	defer cancel(nil)
 	cl := &call{}
-	watch := watchClient(ctx.Conn(), func() {
-		cancel(errAborted)
-		cl.abort()
-	})
+	stopAbort := context.AfterFunc(reqCtx, cl.abort)
+	done := func() {
+		stopAbort()
+		cancel(nil)
+	}
+	watch := watchClient(ctx.Conn(), func() { cancel(errAborted) })
 	defer watch.stop()
 
-	start := time.Now()
 	lease, err := s.opts.Scheduler.Acquire(reqCtx, cf.fn)
 	if err != nil {
 		s.failAcquire(ctx, rid, name, err, reqCtx)
+		done()
 		return
 	}
-	s.forward(ctx, rid, cf, inv, lease, cl, start)
+	s.forward(ctx, rid, cf, inv, &exchange{s: s, cf: cf, lease: lease, cl: cl, rid: rid, done: done})
 }
 
 func (s *Server) failAcquire(ctx *fasthttp.RequestCtx, rid, name string, err error, reqCtx context.Context) {
@@ -230,8 +234,10 @@ type exchange struct {
 	s     *Server
 	cf    *cachedFunction
 	lease Lease
+	cl    *call
 	rid   string
 	sent  time.Time
+	done  func() // releases the request's context
 	once  sync.Once
 }
 
@@ -239,6 +245,7 @@ type exchange struct {
 // evicts the instance. Only the first call counts.
 func (x *exchange) end(failed error) {
 	x.once.Do(func() {
+		defer x.done()
 		x.lease.Log(invokeEnd + x.rid)
 		if m := x.s.opts.Meter; m != nil {
 			m.Record(billing.InvocationRecord{
@@ -255,21 +262,29 @@ func (x *exchange) end(failed error) {
 }
 
 // forward sends the request to the leased instance and relays its answer.
-func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunction, inv invocation, lease Lease, cl *call, start time.Time) {
+// Every path ends the exchange exactly once.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunction, inv invocation, x *exchange) {
+	lease := x.lease
 	up := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(up)
-	s.buildUpstreamRequest(ctx, up, rid, cf, inv, lease.Addr())
+	body := s.buildUpstreamRequest(ctx, up, rid, cf, inv, lease.Addr())
 	if err := s.roleHeaders(ctx, &up.Header, cf.fn.Role); err != nil {
+		x.done()
 		lease.Release()
 		s.fail(ctx, rid, newError(http.StatusInternalServerError, CodeInternal, err.Error()))
 		return
 	}
 
 	tail := s.opts.Log != nil && bytes.EqualFold(ctx.Request.Header.Peek(headerLogType), []byte("Tail"))
-	x := &exchange{s: s, cf: cf, lease: lease, rid: rid, sent: time.Now()}
+	// The function's timeout runs from when its instance gets the request,
+	// not from the start of a cold start.
+	x.sent = time.Now()
 	lease.Log(invokeStart + rid)
 	resp := fasthttp.AcquireResponse()
-	conn, err := s.upstream.roundTrip(cl, lease.Addr(), up, resp, start.Add(cf.deadline))
+	conn, err := s.upstream.roundTrip(x.cl, lease.Addr(), up, resp, x.sent.Add(cf.deadline))
+	if err != nil && body != nil && body.err != nil {
+		err = &errClientBody{body.err}
+	}
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		s.upstreamFailed(ctx, x, inv, err)
@@ -280,7 +295,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 
 	size := resp.Header.ContentLength()
 	if tail || (size >= 0 && size <= bufferLimit) {
-		body, err := readResponseBody(resp)
+		out, err := readResponseBody(resp)
 		if err != nil {
 			conn.Close()
 			fasthttp.ReleaseResponse(resp)
@@ -288,7 +303,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 			return
 		}
 		s.finish(conn, resp, x)
-		ctx.SetBody(body)
+		ctx.SetBody(out)
 		if tail {
 			s.setLogTail(ctx, cf.fn.FunctionName, rid)
 		}
@@ -302,6 +317,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 // maxTailBody bounds a response buffered to put the log tail in its head.
 const maxTailBody = 32 << 20
 
+// errTooLargeForTail is a response too large to buffer for a log tail; the
+// instance did nothing wrong.
+var errTooLargeForTail = fmt.Errorf("the response is over %d bytes, too large to return with x-fc-log-type: Tail", maxTailBody)
+
 func readResponseBody(resp *fasthttp.Response) ([]byte, error) {
 	stream := resp.BodyStream()
 	if stream == nil {
@@ -309,7 +328,7 @@ func readResponseBody(resp *fasthttp.Response) ([]byte, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(stream, maxTailBody+1))
 	if err == nil && len(body) > maxTailBody {
-		err = fmt.Errorf("response body over %d bytes cannot carry a log tail", maxTailBody)
+		err = errTooLargeForTail
 	}
 	return body, err
 }
@@ -320,6 +339,8 @@ func (s *Server) finish(conn *upConn, resp *fasthttp.Response, x *exchange) {
 	keep := !resp.ConnectionClose()
 	resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(resp)
+	// A late abort must not reach the connection's next user.
+	x.cl.detach()
 	if keep {
 		s.upstream.put(conn, time.Now())
 	} else {
@@ -329,44 +350,51 @@ func (s *Server) finish(conn *upConn, resp *fasthttp.Response, x *exchange) {
 }
 
 // streamedBody relays a response body and ends the request when fasthttp
-// closes it.
+// closes it. fasthttp calls CloseWithError with the error writing to the
+// client, then Close, once each.
 type streamedBody struct {
 	x    *exchange
 	conn *upConn
 	resp *fasthttp.Response
-	err  error
+	err  error // reading from the instance
+	werr error // writing to the client
+	eof  bool
 }
 
 func (b *streamedBody) Read(p []byte) (int, error) {
 	n, err := b.resp.BodyStream().Read(p)
-	if err != nil && err != io.EOF {
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil:
 		b.err = err
 	}
 	return n, err
 }
 
+// CloseWithError learns whether the client got the whole body.
+func (b *streamedBody) CloseWithError(err error) error {
+	b.werr = err
+	return nil
+}
+
 // Close ends the request: the connection is pooled only when the body was
-// read to its end without error. fasthttp calls it once.
+// read to its end; a body cut short by the instance evicts it, one the
+// client stopped taking does not.
 func (b *streamedBody) Close() error {
 	x := b.x
-	if b.err != nil {
-		b.conn.Close()
-		b.resp.CloseBodyStream()
-		fasthttp.ReleaseResponse(b.resp)
-		x.s.log.Warn("instance response body broke off", "requestId", x.rid, "function", x.cf.fn.FunctionName, "instance", x.lease.InstanceID(), "error", b.err)
-		x.end(b.err)
-		return nil
-	}
-	// Drain what is left (a client that stopped reading) only up to a
-	// bound; past it the connection is not worth keeping.
-	n, err := io.CopyN(io.Discard, b.resp.BodyStream(), bufferLimit+1)
-	if err == io.EOF && n <= bufferLimit {
+	if b.eof && b.err == nil && b.werr == nil {
 		x.s.finish(b.conn, b.resp, x)
 		return nil
 	}
 	b.conn.Close()
 	b.resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(b.resp)
+	if b.err != nil && !x.cl.isAborted() {
+		x.s.log.Warn("instance response body broke off", "requestId", x.rid, "function", x.cf.fn.FunctionName, "instance", x.lease.InstanceID(), "error", b.err)
+		x.end(b.err)
+		return nil
+	}
 	x.end(nil)
 	return nil
 }
@@ -374,13 +402,21 @@ func (b *streamedBody) Close() error {
 // upstreamFailed answers a request whose instance did not answer.
 func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invocation, err error) {
 	fn, rid, lease := x.cf.fn, x.rid, x.lease
+	var clientBody *errClientBody
 	switch {
-	case errors.Is(err, errAborted):
+	case errors.Is(err, errAborted) || x.cl.isAborted():
 		x.end(nil)
 		s.metrics.clientClosed.Add(1)
 		s.log.Info("client closed request", "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID(), "code", CodeClientClosedRequest)
 		writeError(ctx, rid, newError(statusClientClosed, CodeClientClosedRequest, "the client closed the request"))
-	case isTimeout(err):
+	case errors.As(err, &clientBody):
+		x.end(nil)
+		s.log.Info("client request body broke off", "requestId", rid, "function", fn.FunctionName, "error", err)
+		writeError(ctx, rid, newError(http.StatusBadRequest, CodeInvalidArgument, err.Error()))
+	case errors.Is(err, errTooLargeForTail):
+		x.end(nil)
+		writeError(ctx, rid, newError(http.StatusBadRequest, CodeEntityTooLarge, err.Error()))
+	case isTimeout(err) && !errors.As(err, new(*errDial)):
 		// The instance is alive but slow: its slot is free again once its
 		// connection is gone, which roundTrip has closed.
 		msg := fmt.Sprintf("Function timed out after %d seconds", fn.Timeout)
@@ -446,7 +482,9 @@ const (
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // buildUpstreamRequest fills up with the request the instance receives.
-func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Request, rid string, cf *cachedFunction, inv invocation, addr string) {
+// It returns the wrapper of a streamed client body, nil when the body is in
+// memory.
+func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Request, rid string, cf *cachedFunction, inv invocation, addr string) *clientBody {
 	fn := cf.fn
 	if inv.controlPath == "/invoke" {
 		up.Header.SetMethod(http.MethodPost)
@@ -454,8 +492,17 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Req
 		up.Header.SetContentType("application/octet-stream")
 	} else {
 		ctx.Request.Header.CopyTo(&up.Header)
-		for _, h := range hopHeaders {
-			up.Header.Del(h)
+		stripHopHeaders(&up.Header)
+		// x-fc-* headers come from fcd alone: a client must not pose as the
+		// platform, e.g. with role credentials of its own.
+		var fcHeaders [][]byte
+		for k := range up.Header.All() {
+			if len(k) > 5 && bytes.EqualFold(k[:5], []byte("x-fc-")) {
+				fcHeaders = append(fcHeaders, append([]byte(nil), k...))
+			}
+		}
+		for _, k := range fcHeaders {
+			up.Header.DelBytes(k)
 		}
 		up.SetRequestURIBytes(inv.path)
 	}
@@ -463,11 +510,13 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Req
 	if !up.UseHostHeader {
 		up.Header.SetHost(addr)
 	}
+	var body *clientBody
 	switch stream := ctx.RequestBodyStream(); {
 	case inv.controlPath == "/invoke" || inv.signed:
 		up.SetBodyRaw(inv.body)
 	case stream != nil:
-		up.SetBodyStream(stream, ctx.Request.Header.ContentLength())
+		body = &clientBody{r: stream, want: int64(ctx.Request.Header.ContentLength())}
+		up.SetBodyStream(body, ctx.Request.Header.ContentLength())
 	default:
 		up.SetBodyRaw(ctx.Request.Body())
 	}
@@ -481,6 +530,20 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Req
 	h.Set("x-fc-qualifier", "LATEST")
 	h.Set("x-fc-version-id", "LATEST")
 	h.Set(headerControlPath, inv.controlPath)
+	return body
+}
+
+// stripHopHeaders removes the connection-scoped headers, those RFC 9110
+// names and those the Connection header lists.
+func stripHopHeaders(h *fasthttp.RequestHeader) {
+	for _, name := range bytes.Split(h.Peek("Connection"), []byte(",")) {
+		if name = bytes.TrimSpace(name); len(name) > 0 {
+			h.DelBytes(name)
+		}
+	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
 }
 
 func (s *Server) copyResponseHead(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, inv invocation) {

@@ -116,14 +116,21 @@ type invokeEnv struct {
 
 func newInvokeEnv(t *testing.T, backend http.Handler) *invokeEnv {
 	t.Helper()
-	be := httptest.NewServer(backend)
+	return newInvokeEnvWith(t, httptest.NewServer(backend), 1, nil)
+}
+
+// newInvokeEnvWith is newInvokeEnv with a started backend server, the
+// function's timeout in seconds, and wrap, when non-nil, putting something
+// between the proxy and the fake scheduler.
+func newInvokeEnvWith(t *testing.T, be *httptest.Server, timeout int32, wrap func(Scheduler) Scheduler) *invokeEnv {
+	t.Helper()
 	t.Cleanup(be.Close)
 	st, err := store.Open(t.TempDir()+"/fcd.db", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	name, rt, img, timeout := "fn", api.RuntimeCustomContainer, "r/i:t", int32(1)
+	name, rt, img := "fn", api.RuntimeCustomContainer, "r/i:t"
 	f, err := api.NewFunction(&api.Input{FunctionName: &name, Runtime: &rt, Timeout: &timeout,
 		CustomContainerConfig: &api.ContainerInput{Image: &img}}, "id", "local", "1", time.Now())
 	if err != nil {
@@ -134,7 +141,11 @@ func newInvokeEnv(t *testing.T, backend http.Handler) *invokeEnv {
 	}
 	env := &invokeEnv{sched: newFakeScheduler(strings.TrimPrefix(be.URL, "http://")), log: &fakeLog{}}
 	env.sched.log = env.log
-	env.addr = testServer(t, Options{Functions: st, Scheduler: env.sched, Errors: classifier{}, Log: env.log})
+	var sched Scheduler = env.sched
+	if wrap != nil {
+		sched = wrap(sched)
+	}
+	env.addr = testServer(t, Options{Functions: st, Scheduler: sched, Errors: classifier{}, Log: env.log})
 	return env
 }
 

@@ -66,6 +66,9 @@ type Options struct {
 	ClockSkew time.Duration
 	// MaxControlBody bounds control API request bodies. Zero means 6 MiB.
 	MaxControlBody int
+	// ShutdownGrace is how long requests in flight may run after Serve's
+	// context ends. Zero means 30 s.
+	ShutdownGrace time.Duration
 	// Logger receives request errors. Nil means silent.
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now.
@@ -137,6 +140,9 @@ func New(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ShutdownGrace == 0 {
+		opts.ShutdownGrace = 30 * time.Second
+	}
 	if opts.Domain == "" {
 		opts.Domain = "fcd.localhost"
 	}
@@ -171,12 +177,16 @@ func New(opts Options) *Server {
 	return s
 }
 
-// Serve serves on ln until ctx is done, then shuts down gracefully: it stops
-// accepting, lets requests in flight finish and returns.
+// Serve serves on ln until ctx is done, then shuts down gracefully: it
+// stops accepting and lets requests in flight finish for up to
+// Options.ShutdownGrace, then aborts what is left and returns.
 //
 // Serve may be called once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	s.ctx = ctx
+	// Invocations run under hard, which outlives ctx by the grace period.
+	hard, abort := context.WithCancel(context.WithoutCancel(ctx))
+	defer abort()
+	s.ctx = hard
 	defer s.upstream.closeAll()
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
@@ -189,12 +199,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		case now := <-sweep.C:
 			s.upstream.sweep(now)
 		case <-ctx.Done():
-			if err := s.srv.Shutdown(); err != nil {
-				return err
-			}
-			return <-errc
+			return s.shutdown(errc, abort)
 		}
 	}
+}
+
+func (s *Server) shutdown(errc <-chan error, abort context.CancelFunc) error {
+	gctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownGrace)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.srv.ShutdownWithContext(gctx) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			return <-errc
+		}
+	case <-gctx.Done():
+	}
+	// Past the grace: abort the invocations still running, which ends
+	// their handlers, and wait for fasthttp to let go.
+	s.log.Warn("shutdown grace period over; aborting requests in flight", "grace", s.opts.ShutdownGrace)
+	abort()
+	<-done
+	return <-errc
 }
 
 // Handler returns the request handler, for tests that serve it themselves.

@@ -3,8 +3,11 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -49,7 +52,7 @@ func (u *upstream) get(addr string, now time.Time) (c *upConn, reused bool, err 
 	for len(conns) > 0 {
 		c = conns[len(conns)-1]
 		conns = conns[:len(conns)-1]
-		if now.Sub(c.used) < u.idleTimeout {
+		if now.Sub(c.used) < u.idleTimeout && c.alive() {
 			u.idle[addr] = conns
 			u.mu.Unlock()
 			return c, true, nil
@@ -63,6 +66,20 @@ func (u *upstream) get(addr string, now time.Time) (c *upConn, reused bool, err 
 		return nil, false, err
 	}
 	return &upConn{Conn: nc, addr: addr, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+}
+
+// alive reports whether an idle connection is still open: an instance that
+// closed it while idle has left an EOF (or stray bytes) to read.
+func (c *upConn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	return err == nil && !peerClosed(raw)
 }
 
 // put returns a connection whose last response was read whole.
@@ -135,34 +152,83 @@ func (u *upstream) closeAll() {
 // errAborted is the cause of a call aborted because its client went away.
 var errAborted = errors.New("client closed request")
 
+// errDial marks a failure to connect to an instance: it is unreachable,
+// not slow, and is evicted.
+type errDial struct{ err error }
+
+func (e *errDial) Error() string { return "connect to instance: " + e.err.Error() }
+func (e *errDial) Unwrap() error { return e.err }
+
+// errClientBody marks a request whose client's body broke off (the client
+// left or sent less than it announced): the instance is not at fault.
+type errClientBody struct{ err error }
+
+func (e *errClientBody) Error() string { return "reading the client's request body: " + e.err.Error() }
+func (e *errClientBody) Unwrap() error { return e.err }
+
+// clientBody reads the client's streamed request body for the upstream
+// request, remembering a failure, or an end before the announced length,
+// so it is not blamed on the instance.
+type clientBody struct {
+	r    io.Reader
+	want int64 // the announced length, or -1 for chunked
+	n    int64
+	err  error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	switch {
+	case err == io.EOF && b.want >= 0 && b.n < b.want:
+		b.err = fmt.Errorf("the client sent %d of the %d bytes it announced: %w", b.n, b.want, io.ErrUnexpectedEOF)
+	case err != nil && err != io.EOF:
+		b.err = err
+	}
+	return n, err
+}
+
 // call is one request to an instance. abort may be called from another
-// goroutine at any time; it unblocks the call's I/O at once.
+// goroutine at any time; it unblocks the call's I/O at once. Once the
+// call's connection goes back to the pool, detach cuts it loose so a late
+// abort cannot touch the connection's next user.
 type call struct {
 	mu      sync.Mutex
 	conn    *upConn
 	aborted bool
 }
 
-func (c *call) setConn(conn *upConn) bool {
+// setConn makes conn the call's connection with deadline, unless the call
+// was aborted. Setting the deadline under the lock keeps an abort from
+// being overwritten by it.
+func (c *call) setConn(conn *upConn, deadline time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.aborted {
 		return false
 	}
+	conn.SetDeadline(deadline)
 	c.conn = conn
 	return true
 }
 
 func (c *call) abort() {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.aborted = true
-	conn := c.conn
-	c.mu.Unlock()
-	if conn != nil {
+	if c.conn != nil {
 		// A past deadline fails blocked reads and writes immediately; the
 		// connection is then closed by the caller, never pooled.
-		conn.SetDeadline(time.Unix(1, 0))
+		c.conn.SetDeadline(time.Unix(1, 0))
 	}
+}
+
+// detach ends the call's hold on its connection before the connection is
+// pooled.
+func (c *call) detach() {
+	c.mu.Lock()
+	c.conn, c.aborted = nil, true
+	c.mu.Unlock()
 }
 
 func (c *call) isAborted() bool {
@@ -173,26 +239,30 @@ func (c *call) isAborted() bool {
 
 // roundTrip sends req to addr and reads the response head, leaving a
 // streamed body unread in resp. The returned connection belongs to the
-// caller, who must put it back only after reading the body whole. A request
-// whose body is in memory is retried once on a fresh connection when a
-// reused one turns out to be closed by the instance.
+// caller, who must put it back only after reading the body whole. Only a
+// request that could not be written on a reused connection is retried,
+// and only when its body is in memory: once a request is written the
+// instance may have acted on it, and a function must not run twice.
 func (u *upstream) roundTrip(cl *call, addr string, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (*upConn, error) {
+	// fasthttp clears the body stream as it writes it: look first.
+	streamed := req.BodyStream() != nil
 	for attempt := 0; ; attempt++ {
 		conn, reused, err := u.get(addr, time.Now())
 		if err != nil {
-			return nil, err
+			return nil, &errDial{err}
 		}
-		if !cl.setConn(conn) {
+		if !cl.setConn(conn, deadline) {
 			conn.Close()
 			return nil, errAborted
 		}
-		conn.SetDeadline(deadline)
 		err = req.Write(conn.bw)
 		if err == nil {
 			err = conn.bw.Flush()
 		}
-		if err == nil {
+		written := err == nil
+		if written {
 			resp.StreamBody = true
+			resp.SkipBody = req.Header.IsHead()
 			err = resp.Read(conn.br)
 		}
 		if err == nil {
@@ -202,10 +272,10 @@ func (u *upstream) roundTrip(cl *call, addr string, req *fasthttp.Request, resp 
 		if cl.isAborted() {
 			return nil, errAborted
 		}
-		retriable := reused && attempt == 0 && req.BodyStream() == nil && !isTimeout(err)
-		if !retriable {
-			return nil, err
+		if !written && reused && attempt == 0 && !streamed && !isTimeout(err) {
+			continue
 		}
+		return nil, err
 	}
 }
 

@@ -45,7 +45,7 @@ func (w *clientWatch) check() {
 	if w.done {
 		return
 	}
-	if clientClosed(w.conn) {
+	if peerClosed(w.conn) {
 		w.done = true
 		go w.gone()
 		return
@@ -64,10 +64,10 @@ func (w *clientWatch) stop() {
 	w.mu.Unlock()
 }
 
-// clientClosed reports whether the peer closed the connection: a
-// non-blocking MSG_PEEK that reads zero bytes is EOF. Pipelined request
-// bytes waiting in the socket mean the client is alive.
-func clientClosed(raw syscall.RawConn) bool {
+// peerClosed reports whether the peer closed the connection: a
+// non-blocking MSG_PEEK that reads zero bytes is EOF. Bytes waiting in the
+// socket (a client's pipelined request) mean the peer is alive.
+func peerClosed(raw syscall.RawConn) bool {
 	var closed bool
 	var buf [1]byte
 	raw.Read(func(fd uintptr) bool {

@@ -219,9 +219,11 @@ func (s *Scheduler) allPools() []*pool {
 // differs, instances of the old one drain (idle ones stop now, busy ones
 // after their last lease), starts of the old one still in flight are
 // stopped when they finish, and new requests go to instances of fn.
-// Unknown functions are ignored: their pool is made by the next Acquire.
 func (s *Scheduler) Update(fn Function) {
-	if p := s.lookup(fn.Name); p != nil {
+	// The pool is created if need be: a request that read the function
+	// before the update may create it later, and must find the new
+	// revision, not pin the old one.
+	if p, err := s.pool(fn); err == nil {
 		p.update(fn)
 	}
 }

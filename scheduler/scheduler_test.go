@@ -661,3 +661,22 @@ func BenchmarkWarmAcquireRelease(b *testing.B) {
 		}
 	})
 }
+
+// TestUpdateBeforeFirstAcquire: a request that read the function before an
+// update and acquires after it must get the new revision.
+func TestUpdateBeforeFirstAcquire(t *testing.T) {
+	st := &fakeStarter{}
+	s := newTest(t, st, Options{})
+	v1 := echoFn(1)
+	v2 := v1
+	v2.Revision = "r2"
+	s.Update(v2)
+	l, err := s.Acquire(context.Background(), v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if got := l.Instance().(*fakeInstance).fn.Revision; got != "r2" {
+		t.Fatalf("got an instance of revision %s, want r2", got)
+	}
+}

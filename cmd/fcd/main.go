@@ -29,6 +29,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// The first signal starts a graceful shutdown; a second one gets
+		// the default action and ends fcd at once.
+		<-ctx.Done()
+		stop()
+	}()
 	if err := run(ctx, cfg, log); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("fcd stopped", "error", err)
 		os.Exit(1)

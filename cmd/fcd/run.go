@@ -68,6 +68,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		Domain:    cfg.Domain,
 		Logger:    log.With("component", "proxy"),
 
+		ShutdownGrace: cfg.ShutdownTimeout,
+
 		Roles:       plat.roles,
 		Credentials: plat,
 		Ledger:      plat.ledger,
