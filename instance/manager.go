@@ -346,6 +346,10 @@ func (m *Manager) Close(ctx context.Context) error {
 	if err := m.net.close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("remove network: %w", err))
 	}
+	// The runtime directory goes too once empty; the supervised containerd
+	// may still keep its socket there, and removes it when it stops.
+	os.Remove(m.fifoDir())
+	os.Remove(runDir(m.opts.Name))
 	return errors.Join(errs...)
 }
 
