@@ -78,6 +78,10 @@ type Instance struct {
 	container containerd.Container
 	task      containerd.Task
 
+	// loopbackSeen is when the probe first found the server listening on
+	// loopback only; the probe goroutine alone uses it.
+	loopbackSeen time.Time
+
 	exited chan struct{} // closed when the process has exited
 	done   chan struct{} // closed on exit or when unhealthy
 	cancel context.CancelFunc

@@ -240,14 +240,28 @@ func (i *Instance) create(ctx context.Context) error {
 }
 
 // loopbackOnly explains why a refused probe can never succeed: the server
-// listens on a loopback address, unreachable from outside the instance.
+// listens on a loopback address, unreachable from outside the instance. It
+// answers only once the listener has been seen for loopbackGrace, which
+// lets the process's last log lines reach the log before the start fails
+// with them.
 func (i *Instance) loopbackOnly() string {
 	addr, ok := loopbackListener(i.task.Pid(), int(i.addr.Port()))
 	if !ok {
+		i.loopbackSeen = time.Time{}
+		return ""
+	}
+	if i.loopbackSeen.IsZero() {
+		i.loopbackSeen = time.Now()
+	}
+	if time.Since(i.loopbackSeen) < loopbackGrace {
 		return ""
 	}
 	return fmt.Sprintf("the server listens on %s inside the instance, which is unreachable from outside it; it must listen on 0.0.0.0:%d", addr, i.addr.Port())
 }
+
+// loopbackGrace is how long a loopback-only listener must be seen before
+// the start fails because of it.
+const loopbackGrace = 200 * time.Millisecond
 
 // ready probes the started instance and runs its initializer.
 func (i *Instance) ready(ctx context.Context) error {
