@@ -75,16 +75,28 @@ func probeTCP(ctx context.Context, addr string, exited <-chan struct{}, hopeless
 				return fmt.Errorf("%w (%s)", err, why)
 			}
 		}
-		select {
-		case <-exited:
-			return last
-		case <-ctx.Done():
-			if last == nil {
-				return ctx.Err()
-			}
-			return last
-		case <-time.After(delay):
+		if err := pause(ctx, exited, delay, last); err != nil || isClosed(exited) {
+			return err
 		}
+	}
+}
+
+// pause waits d between probes. It returns last (or ctx's error when
+// there is none yet) if the process exits or ctx ends first, nil after d;
+// callers also check exited, since last may be nil.
+func pause(ctx context.Context, exited <-chan struct{}, d time.Duration, last error) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-exited:
+		return last
+	case <-ctx.Done():
+		if last == nil {
+			return ctx.Err()
+		}
+		return last
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -114,15 +126,8 @@ func probeHTTP(ctx context.Context, client *http.Client, addr string, h HealthCh
 	var last error
 	wait := h.InitialDelay
 	for ok := 0; ok < h.SuccessThreshold; {
-		select {
-		case <-exited:
-			return last
-		case <-ctx.Done():
-			if last == nil {
-				return ctx.Err()
-			}
-			return last
-		case <-time.After(wait):
+		if err := pause(ctx, exited, wait, last); err != nil || isClosed(exited) {
+			return err
 		}
 		wait = h.Period
 		if last = checkHTTP(ctx, client, addr, h); last != nil {
