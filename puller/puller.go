@@ -168,7 +168,7 @@ var _ image.Images = (*Puller)(nil)
 func (p *Puller) Prepare(ctx context.Context, ref string, opts image.Options) (_ image.Image, err error) {
 	start := time.Now()
 	if opts.Key == "" {
-		return nil, errors.New("puller: ImageOptions.Key is required")
+		return nil, errors.New("puller: image.Options.Key is required")
 	}
 	norm, err := Normalize(ref)
 	if err != nil {
