@@ -174,7 +174,11 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 // and starts the container.
 func (i *Instance) create(ctx context.Context) error {
 	m, spec := i.m, i.spec
-	img, err := m.images.Prepare(ctx, spec.Image, ImageOptions{
+	// The pull gets the start timeout too, whatever bounds the Images
+	// implementation keeps itself.
+	pctx, cancel := context.WithTimeout(ctx, m.opts.StartTimeout)
+	defer cancel()
+	img, err := m.images.Prepare(pctx, spec.Image, ImageOptions{
 		Key:         "instance/" + spec.ID,
 		Credentials: spec.Credentials,
 		Role:        spec.Role,

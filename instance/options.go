@@ -47,8 +47,8 @@ type Options struct {
 	// CNIPluginDir holds the bridge, host-local and loopback plugins; ""
 	// means /usr/lib/cni.
 	CNIPluginDir string
-	// StartTimeout bounds the wait for an instance to accept on its port;
-	// 0 means 120 s.
+	// StartTimeout bounds the image's Prepare, and then the wait for an
+	// instance to accept on its port; 0 means 120 s.
 	StartTimeout time.Duration
 	// StopGrace is the time between SIGTERM and SIGKILL on Stop; 0 means
 	// 10 s.

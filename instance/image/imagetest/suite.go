@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,6 +128,7 @@ func testSharedPull(t *testing.T, reg *testRegistry, imgs image.Images) {
 	}
 	ref, dgst := reg.push(t, "imagetest/shared:v1", layers)
 	reg.reset()
+	resolved := reg.notifyTagRequests(n)
 	release := reg.holdBlobs()
 
 	var wg sync.WaitGroup
@@ -144,9 +144,9 @@ func testSharedPull(t *testing.T, reg *testRegistry, imgs image.Images) {
 	// Serve blobs once every call resolved the tag, so the calls overlap;
 	// an implementation that resolves once for all is let go after a
 	// while.
-	deadline := time.Now().Add(10 * time.Second)
-	for reg.tagRequests.Load() < n && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-resolved:
+	case <-time.After(10 * time.Second):
 	}
 	release()
 	wg.Wait()
@@ -229,13 +229,15 @@ func testUnauthorized(t *testing.T, reg *testRegistry, imgs image.Images) {
 // testRegistry is an in-process registry behind basic auth that counts
 // what it serves.
 type testRegistry struct {
-	host        string
-	tagRequests atomic.Int32 // authorized manifest requests by tag
+	host string
 
-	mu     sync.Mutex
-	bytes  map[string]int64 // blob digest -> bytes served to GETs
-	gate   chan struct{}    // when non-nil, blob GETs wait for it
-	images map[string]v1.Image
+	mu          sync.Mutex
+	tagRequests int              // authorized manifest requests by tag
+	tagWant     int              // close tagReached when tagRequests reaches it
+	tagReached  chan struct{}    // nil when nobody waits
+	bytes       map[string]int64 // blob digest -> bytes served to GETs
+	gate        chan struct{}    // when non-nil, blob GETs wait for it
+	images      map[string]v1.Image
 }
 
 func newRegistry(t *testing.T) *testRegistry {
@@ -249,7 +251,7 @@ func newRegistry(t *testing.T) *testRegistry {
 		}
 		path := req.URL.Path
 		if i := strings.Index(path, "/manifests/"); i >= 0 && !strings.Contains(path[i:], ":") {
-			r.tagRequests.Add(1)
+			r.countTagRequest()
 		}
 		if i := strings.Index(path, "/blobs/"); i >= 0 && req.Method == http.MethodGet {
 			r.mu.Lock()
@@ -336,7 +338,26 @@ func (r *testRegistry) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.bytes = map[string]int64{}
-	r.tagRequests.Store(0)
+	r.tagRequests = 0
+}
+
+// notifyTagRequests returns a channel closed once n manifest requests by
+// tag have arrived since the last reset.
+func (r *testRegistry) notifyTagRequests(n int) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tagWant, r.tagReached = n, make(chan struct{})
+	return r.tagReached
+}
+
+func (r *testRegistry) countTagRequest() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tagRequests++
+	if r.tagReached != nil && r.tagRequests >= r.tagWant {
+		close(r.tagReached)
+		r.tagReached = nil
+	}
 }
 
 // holdBlobs makes blob GETs wait until the returned func is called.
