@@ -26,7 +26,12 @@ func (t *boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		cancel(fmt.Errorf("registry %s sent no response headers within %s: %w", req.URL.Host, t.header, ErrRegistryTimeout))
 	})
 	resp, err := t.rt.RoundTrip(req.WithContext(ctx))
-	timer.Stop()
+	if !timer.Stop() && err == nil {
+		// The headers came as the bound passed; the request is
+		// cancelled already.
+		resp.Body.Close()
+		resp, err = nil, context.Cause(ctx)
+	}
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, ErrRegistryTimeout) {
 			err = cause

@@ -95,7 +95,8 @@ type Image interface {
 	// Stats describes the pull so far; for a full pull it is final when
 	// Prepare returns, for a lazy pull when Ready returns.
 	Stats() Stats
-	// Ready tells the image that the instance passed its probe. A lazy
+	// Ready tells the image that the instance passed its probe (and its
+	// initializer, if any). A lazy
 	// image ends its pull (and its metering) there. Only the first call
 	// counts. The error says only that metering failed; the image is
 	// usable regardless.
