@@ -87,6 +87,11 @@ type Options struct {
 	// StallTimeout fails a registry response body that delivers no byte
 	// for this long; 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
+	// HostsDir is a containerd hosts directory (certs.d layout:
+	// <HostsDir>/<host>/hosts.toml) saying how to reach each registry:
+	// mirrors, plain HTTP, CAs, skip-verify. "" means loopback registries
+	// in plain HTTP and every other in HTTPS.
+	HostsDir string
 	// HTTPClient is used for registry requests, its transport wrapped
 	// with the two bounds above; nil means a client with
 	// http.DefaultTransport.
@@ -291,17 +296,12 @@ func pin(name string, dgst digest.Digest) string {
 }
 
 func (p *Puller) resolver(creds func(string) (string, string, error)) remotes.Resolver {
-	authOpts := []docker.AuthorizerOpt{docker.WithAuthClient(p.opts.HTTPClient)}
-	if creds != nil {
-		authOpts = append(authOpts, docker.WithAuthCreds(creds))
-	}
-	return docker.NewResolver(docker.ResolverOptions{
-		Hosts: docker.ConfigureDefaultRegistries(
-			docker.WithClient(p.opts.HTTPClient),
-			docker.WithPlainHTTP(docker.MatchLocalhost),
-			docker.WithAuthorizer(docker.NewDockerAuthorizer(authOpts...)),
-		),
-	})
+	return docker.NewResolver(docker.ResolverOptions{Hosts: p.registryHosts(creds)})
+}
+
+// bound wraps rt with the puller's response-header and stall bounds.
+func (p *Puller) bound(rt http.RoundTripper) http.RoundTripper {
+	return &boundedTransport{rt: rt, header: p.opts.ResponseHeaderTimeout, stall: p.opts.StallTimeout}
 }
 
 type pulled struct {
