@@ -1,0 +1,215 @@
+package lazyfs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/fcd-dev/fcd/puller/remote"
+)
+
+// A file is materialized once every block of it has been served through
+// the daemon: a few bits per 64 KiB, as the kernel reads whole pages.
+const seenBlock = 64 << 10
+
+// initCache makes the cache directories and decides whether passthrough
+// can work at all: a backing file on a stacked filesystem makes the
+// kernel refuse the registration, and one refusal turns passthrough off
+// for the whole mount (go-fuse), so such a cache is not used.
+func (l *Layer) initCache() error {
+	for _, d := range []string{"files", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(l.cacheDir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(l.cacheDir, &st); err != nil {
+		return err
+	}
+	if stackedFS(st.Type) {
+		l.log.Warn("cache dir on a stacked filesystem; FUSE passthrough off", "layer", l.name, "cache", l.cacheDir)
+		return nil
+	}
+	l.ptOK.Store(true)
+	return nil
+}
+
+// localPath is where n's verified copy lives: by content digest when
+// known, so a file is kept once for every layer that has it; else by
+// layer and inode (inode numbers are assigned deterministically).
+func (l *Layer) localPath(n *tnode) string {
+	if d := digest.Digest(n.digest); d.Validate() == nil && d.Algorithm() == digest.SHA256 {
+		return filepath.Join(l.cacheDir, "files", d.Encoded())
+	}
+	return filepath.Join(l.cacheDir, "files", fmt.Sprintf("%s-%d", safeName(l.name), n.ino))
+}
+
+func safeName(s string) string {
+	return strings.NewReplacer("/", "_", ":", "_").Replace(s)
+}
+
+// openLocal opens n's local copy for passthrough, if there is one.
+func (l *Layer) openLocal(n *tnode) *os.File {
+	n.mu.Lock()
+	p := n.local
+	n.mu.Unlock()
+	if p == "" {
+		p = l.localPath(n)
+		if st, err := os.Stat(p); err != nil || st.Size() != n.size {
+			return nil
+		}
+		n.mu.Lock()
+		n.local = p
+		n.mu.Unlock()
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		l.log.Warn("open local copy", "layer", l.name, "file", n.file, "err", err)
+		return nil
+	}
+	return f
+}
+
+// served records that [off, off+size) of n was served; when that
+// completes the file, it is materialized in the background.
+func (l *Layer) served(n *tnode, off, size int64) {
+	if size <= 0 {
+		return
+	}
+	blocks := (n.size + seenBlock - 1) / seenBlock
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.local != "" || n.busy {
+		return
+	}
+	if n.seen == nil {
+		n.seen = make([]uint64, (blocks+63)/64)
+	}
+	end := off + size
+	for b := (off + seenBlock - 1) / seenBlock; b*seenBlock < end; b++ {
+		if min((b+1)*seenBlock, n.size) <= end {
+			n.seen[b/64] |= 1 << (b % 64)
+		}
+	}
+	for b := int64(0); b < blocks; b++ {
+		if n.seen[b/64]&(1<<(b%64)) == 0 {
+			return
+		}
+	}
+	n.busy = true
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		if _, err := l.materialize(l.ctx, n, remote.Background); err != nil && l.ctx.Err() == nil {
+			l.log.Warn("materialize", "layer", l.name, "file", n.file, "err", err)
+		}
+	}()
+}
+
+// materialize makes n's verified local copy, if it is not made yet, and
+// returns the file's bytes when it is small enough to hold (n.size <=
+// l.small), else nil.
+func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority) (data []byte, err error) {
+	defer func() {
+		n.mu.Lock()
+		n.busy = false
+		if err != nil {
+			n.seen = nil // start counting again; a later full read retries
+		}
+		n.mu.Unlock()
+	}()
+	final := l.localPath(n)
+	tmp, err := os.CreateTemp(filepath.Join(l.cacheDir, "tmp"), "m-*")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		tmp.Close()
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	check, err := l.verifier(n)
+	if err != nil {
+		return nil, err
+	}
+	var keep []byte
+	if n.size <= l.small {
+		keep = make([]byte, 0, n.size)
+	}
+	buf := make([]byte, min(n.size, 4<<20))
+	for off := int64(0); off < n.size; {
+		m, err := l.src.ReadAt(ctx, n.file, buf, off, prio)
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		if m == 0 {
+			return nil, fmt.Errorf("%s: short read at %d of %d: %w", n.file, off, n.size, ErrCorrupt)
+		}
+		check.Write(buf[:m])
+		if _, err := tmp.Write(buf[:m]); err != nil {
+			return nil, err
+		}
+		if keep != nil {
+			keep = append(keep, buf[:m]...)
+		}
+		off += int64(m)
+	}
+	if err := check.verify(); err != nil {
+		return nil, fmt.Errorf("%s: %w", n.file, err)
+	}
+	if err := tmp.Chmod(0o400); err != nil {
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	n.local = final
+	n.mu.Unlock()
+	l.stats.materialized.Add(1)
+	return keep, nil
+}
+
+// fileCheck verifies a whole file as it is written.
+type fileCheck struct {
+	io.Writer
+	verify func() error
+}
+
+// verifier checks n against its digest, or against what the source can
+// check (FileVerifier), and refuses to materialize a file it cannot
+// verify: passthrough bypasses the source's own checks.
+func (l *Layer) verifier(n *tnode) (*fileCheck, error) {
+	if d := digest.Digest(n.digest); d != "" {
+		if d.Validate() != nil || d.Algorithm() != digest.SHA256 {
+			return nil, fmt.Errorf("%s: digest %q not sha256: %w", n.file, d, ErrUnsupported)
+		}
+		h := sha256.New()
+		return &fileCheck{Writer: h, verify: func() error {
+			if got := hex.EncodeToString(h.Sum(nil)); got != d.Encoded() {
+				return fmt.Errorf("is sha256:%s, want %s: %w", got, d, ErrCorrupt)
+			}
+			return nil
+		}}, nil
+	}
+	if fv, ok := l.src.(FileVerifier); ok {
+		v, err := fv.FileVerifier(n.file)
+		if err != nil {
+			return nil, err
+		}
+		return &fileCheck{Writer: v, verify: v.Verify}, nil
+	}
+	return nil, fmt.Errorf("%s: no digest to verify a local copy: %w", n.file, ErrUnsupported)
+}
