@@ -117,6 +117,9 @@ func Mount(dir string, src Source, opts MountOptions) (_ *Layer, err error) {
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
+		// Mode 0 is real here: whiteouts are character devices 0/0 with
+		// no permission bits.
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			FsName:        "fcd-lazy",
 			Name:          "fcdlazy",
