@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,15 +72,17 @@ type Layer struct {
 	timeout time.Duration
 	stats   stats
 
-	cacheDir  string
-	small     int64
-	ptOK      atomic.Bool // passthrough still usable on this mount
-	ptWarn    sync.Once
-	ctx       context.Context // cancelled by Unmount: stops materialization
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	unmounted sync.Once
-	err       error
+	cacheDir string
+	small    int64
+	ptOK     atomic.Bool // passthrough still usable on this mount
+	ptWarn   sync.Once
+	ctx      context.Context // cancelled by Unmount: stops materialization
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	// backingFdHook, if set, replaces the fd handed to the kernel for
+	// passthrough (tests make the registration fail with it).
+	backingFdHook atomic.Pointer[func(*os.File) int]
 }
 
 // Mount mounts src read-only at dir, which must exist. The tree is built

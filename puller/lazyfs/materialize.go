@@ -16,9 +16,10 @@ import (
 	"github.com/fcd-dev/fcd/puller/remote"
 )
 
-// A file is materialized once every block of it has been served through
-// the daemon: a few bits per 64 KiB, as the kernel reads whole pages.
-const seenBlock = 64 << 10
+// A file is materialized once every page of it has been served through
+// the daemon (the kernel reads whole pages): one bit per page, 32 KiB of
+// bitmap for a 1 GiB file while it is being read.
+const seenBlock = 4 << 10
 
 // initCache makes the cache directories and decides whether passthrough
 // can work at all: a backing file on a stacked filesystem makes the

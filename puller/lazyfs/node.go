@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -129,15 +130,20 @@ func (i *inode) Opendir(ctx context.Context) syscall.Errno { return 0 }
 // copy, handed to the kernel for passthrough.
 type handle struct {
 	local       *os.File
-	passthrough bool
+	passthrough atomic.Bool // handed to the kernel for passthrough
+	backingFd   func(*os.File) int
 }
 
-// PassthroughFd implements fs.FilePassthroughFder.
+// PassthroughFd implements fs.FilePassthroughFder. go-fuse calls it once
+// per open, before the handle is used.
 func (h *handle) PassthroughFd() (int, bool) {
 	if h.local == nil {
 		return -1, false
 	}
-	h.passthrough = true
+	h.passthrough.Store(true)
+	if h.backingFd != nil {
+		return h.backingFd(h.local), true
+	}
 	return int(h.local.Fd()), true
 }
 
@@ -149,6 +155,9 @@ func (i *inode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, 
 		return nil, 0, syscall.EROFS
 	}
 	h := &handle{}
+	if hook := i.l.backingFdHook.Load(); hook != nil {
+		h.backingFd = *hook
+	}
 	if i.l.passthrough() {
 		if f := i.l.openLocal(i.n); f != nil {
 			h.local = f
@@ -173,7 +182,7 @@ func (i *inode) Release(ctx context.Context, f fs.FileHandle) syscall.Errno {
 func (i *inode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	i.l.stats.reads.Add(1)
 	if h, ok := f.(*handle); ok && h.local != nil {
-		if h.passthrough {
+		if h.passthrough.Load() {
 			i.l.passthroughFailed()
 		}
 		n, err := h.local.ReadAt(dest, off)
