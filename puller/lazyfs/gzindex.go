@@ -2,15 +2,13 @@ package lazyfs
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc32"
 	"io"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/fcd-dev/fcd/puller/gzindex"
 	"github.com/fcd-dev/fcd/puller/remote"
@@ -25,9 +23,8 @@ const (
 )
 
 // GzIndex is the Source of an unmodified gzip layer with a gzindex index
-// (index-only acceleration). File bytes are decoded from byte ranges of
-// the original blob; a whole file read for materialization is checked
-// against the CRC-32 the index recorded (VerifyFile).
+// (index-only acceleration): file bytes are decoded from verified chunks
+// of the original blob.
 type GzIndex struct {
 	x       *gzindex.Index
 	r       *gzindex.Reader
@@ -39,26 +36,32 @@ type GzIndex struct {
 	flights flights[int64]
 }
 
-var (
-	_ Source       = (*GzIndex)(nil)
-	_ FileVerifier = (*GzIndex)(nil)
-)
+var _ Source = (*GzIndex)(nil)
 
+// prioKey carries a read's priority through gzindex.Reader to the fetch.
 type prioKey struct{}
+
+func priority(ctx context.Context) remote.Priority {
+	p, _ := ctx.Value(prioKey{}).(remote.Priority)
+	return p
+}
 
 // NewGzIndex returns the Source of the layer x indexes, whose blob serves
 // the compressed bytes. startup, if not nil, is the recorded start-up
-// order (Entry names). Layers with sparse files are refused
-// (ErrUnsupported): the index cannot read them.
+// order (Entry names).
+//
+// Reads fetch whole aligned chunks through Blob.ReadChunk, each verified
+// against the sha256 the index records, and files carry the index's
+// digests for materialization. A version 1 index, which records neither,
+// is refused (ErrUnsupported: rebuild it), as are layers with sparse files,
+// which the index cannot read.
 func NewGzIndex(x *gzindex.Index, blob Blob, startup []string) (*GzIndex, error) {
-	fetch := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
-		prio, _ := ctx.Value(prioKey{}).(remote.Priority)
-		b, err := blob.ReadRange(ctx, off, n, prio)
-		if err != nil {
-			return nil, err
-		}
-		return io.NopCloser(bytes.NewReader(b)), nil
+	if x.Version() < 2 {
+		return nil, fmt.Errorf("gzindex version %d has no chunk digests: %w", x.Version(), ErrUnsupported)
 	}
+	fetch := x.ChunkFetcher(func(ctx context.Context, off, n int64, want digest.Digest) ([]byte, error) {
+		return blob.ReadChunk(ctx, off, n, want, priority(ctx))
+	})
 	blocks, err := lru.New[int64, []byte](gzBlockEntries)
 	if err != nil {
 		return nil, err
@@ -93,7 +96,7 @@ func entryFromIndex(ie *gzindex.Entry) (Entry, error) {
 		if ie.Sparse {
 			return Entry{}, fmt.Errorf("sparse file %s: %w", e.Name, ErrUnsupported)
 		}
-		e.Type, e.Size = tar.TypeReg, ie.Size
+		e.Type, e.Size, e.Digest = tar.TypeReg, ie.Size, ie.Digest
 	case tar.TypeLink:
 		e.Linkname = cleanName(ie.Linkname)
 	case tar.TypeDir, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
@@ -155,32 +158,4 @@ func (s *GzIndex) block(ctx context.Context, start int64, prio remote.Priority) 
 		s.blocks.Add(start, b)
 		return b, nil
 	})
-}
-
-// FileVerifier implements FileVerifier with the CRC-32 the index recorded.
-func (s *GzIndex) FileVerifier(name string) (FileCheck, error) {
-	ie, ok := s.files[name]
-	if !ok {
-		return nil, fmt.Errorf("%s: %w", name, ErrNotFound)
-	}
-	return &crcCheck{h: crc32.NewIEEE(), want: ie.CRC32, size: ie.Size}, nil
-}
-
-type crcCheck struct {
-	h    hash.Hash32
-	n    int64
-	want uint32
-	size int64
-}
-
-func (c *crcCheck) Write(p []byte) (int, error) {
-	c.n += int64(len(p))
-	return c.h.Write(p)
-}
-
-func (c *crcCheck) Verify() error {
-	if c.n != c.size || c.h.Sum32() != c.want {
-		return fmt.Errorf("CRC-32 or size differs from the index: %w", ErrCorrupt)
-	}
-	return nil
 }

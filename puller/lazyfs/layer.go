@@ -12,6 +12,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"github.com/fcd-dev/fcd/puller/remote"
@@ -173,7 +174,7 @@ func (l *Layer) Unmount() error {
 // read serves a read through the source, then notes which blocks of the
 // file the daemon has served, to materialize it once all were.
 func (l *Layer) read(ctx context.Context, n *tnode, p []byte, off int64, prio remote.Priority) (int, error) {
-	if l.cacheDir != "" && l.ptOK.Load() && n.size <= l.small {
+	if l.materializable(n) && n.size <= l.small {
 		if data, err := l.materialize(ctx, n, prio); err == nil {
 			if off >= int64(len(data)) {
 				return 0, nil
@@ -188,13 +189,21 @@ func (l *Layer) read(ctx context.Context, n *tnode, p []byte, off int64, prio re
 	if err == io.EOF {
 		err = nil
 	}
-	if err == nil && l.cacheDir != "" && l.ptOK.Load() {
+	if err == nil && l.materializable(n) {
 		l.served(n, off, int64(m))
 	}
 	return m, err
 }
 
 func (l *Layer) passthrough() bool { return l.cacheDir != "" && l.ptOK.Load() }
+
+// materializable reports whether n may be made local: passthrough works
+// and the file has a digest to verify the copy against (passthrough
+// bypasses the source's own checks).
+func (l *Layer) materializable(n *tnode) bool {
+	d := digest.Digest(n.digest)
+	return l.passthrough() && d.Validate() == nil && d.Algorithm() == digest.SHA256
+}
 
 // passthroughFailed is called when a read reaches the daemon on a handle
 // that was given to the kernel for passthrough: the kernel refused the

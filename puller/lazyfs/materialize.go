@@ -138,10 +138,13 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 			os.Remove(tmp.Name())
 		}
 	}()
-	check, err := l.verifier(n)
-	if err != nil {
-		return nil, err
+	// Passthrough bypasses the source's checks: a file without a digest
+	// is not materialized.
+	want := digest.Digest(n.digest)
+	if want.Validate() != nil || want.Algorithm() != digest.SHA256 {
+		return nil, fmt.Errorf("%s: no sha256 digest (%q) to verify a local copy: %w", n.file, want, ErrUnsupported)
 	}
+	check := sha256.New()
 	var keep []byte
 	if n.size <= l.small {
 		keep = make([]byte, 0, n.size)
@@ -164,8 +167,8 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 		}
 		off += int64(m)
 	}
-	if err := check.verify(); err != nil {
-		return nil, fmt.Errorf("%s: %w", n.file, err)
+	if got := hex.EncodeToString(check.Sum(nil)); got != want.Encoded() {
+		return nil, fmt.Errorf("%s: local copy is sha256:%s, want %s: %w", n.file, got, want, ErrCorrupt)
 	}
 	if err := tmp.Chmod(0o400); err != nil {
 		return nil, err
@@ -181,36 +184,4 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 	n.mu.Unlock()
 	l.stats.materialized.Add(1)
 	return keep, nil
-}
-
-// fileCheck verifies a whole file as it is written.
-type fileCheck struct {
-	io.Writer
-	verify func() error
-}
-
-// verifier checks n against its digest, or against what the source can
-// check (FileVerifier), and refuses to materialize a file it cannot
-// verify: passthrough bypasses the source's own checks.
-func (l *Layer) verifier(n *tnode) (*fileCheck, error) {
-	if d := digest.Digest(n.digest); d != "" {
-		if d.Validate() != nil || d.Algorithm() != digest.SHA256 {
-			return nil, fmt.Errorf("%s: digest %q not sha256: %w", n.file, d, ErrUnsupported)
-		}
-		h := sha256.New()
-		return &fileCheck{Writer: h, verify: func() error {
-			if got := hex.EncodeToString(h.Sum(nil)); got != d.Encoded() {
-				return fmt.Errorf("is sha256:%s, want %s: %w", got, d, ErrCorrupt)
-			}
-			return nil
-		}}, nil
-	}
-	if fv, ok := l.src.(FileVerifier); ok {
-		v, err := fv.FileVerifier(n.file)
-		if err != nil {
-			return nil, err
-		}
-		return &fileCheck{Writer: v, verify: v.Verify}, nil
-	}
-	return nil, fmt.Errorf("%s: no digest to verify a local copy: %w", n.file, ErrUnsupported)
 }

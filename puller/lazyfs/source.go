@@ -2,7 +2,6 @@ package lazyfs
 
 import (
 	"context"
-	"io"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -70,20 +69,4 @@ type Source interface {
 	// StartupOrder lists regular files (Entry.Name) an instance is expected
 	// to read at start-up, in the order to prefetch them; nil if unknown.
 	StartupOrder() []string
-}
-
-// FileVerifier is implemented by sources that can check a whole file
-// when its Entry.Digest is empty (an index v1 records only a CRC-32).
-// Materialization feeds the file's bytes to the check, in order, before
-// the file is served by passthrough, which bypasses the source.
-type FileVerifier interface {
-	FileVerifier(name string) (FileCheck, error)
-}
-
-// FileCheck verifies the bytes written to it.
-type FileCheck interface {
-	io.Writer
-	// Verify reports whether the bytes written were the whole file, as
-	// recorded (ErrCorrupt otherwise).
-	Verify() error
 }
