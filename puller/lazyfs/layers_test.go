@@ -74,6 +74,7 @@ func featureLayer() []tarEntry {
 		wh,
 		dirE("tmp/", 0o1777, 0, 0),
 		dirE("bin/", 0o755, 0, 0),
+		dirE("big/", 0o755, 0, 0),
 		su,
 		linkE(tar.TypeLink, "bin/su-hard", "bin/su"),
 		linkE(tar.TypeLink, "usr/bin/su-hard2", "./bin/su"),

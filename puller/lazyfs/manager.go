@@ -136,7 +136,9 @@ func (m *Manager) Dir(d digest.Digest) string {
 
 // Acquire returns layer d mounted, mounting it with the Source open
 // returns if this is its first user, and takes a reference the caller
-// must Release. Concurrent Acquires of one layer share one mount.
+// must Release. Concurrent Acquires of one layer share one mount. A newly
+// mounted layer starts prefetching its start-up files in the background
+// (Layer.Prefetch).
 func (m *Manager) Acquire(ctx context.Context, d digest.Digest, open OpenFunc) (*Layer, error) {
 	if err := d.Validate(); err != nil {
 		return nil, fmt.Errorf("acquire layer %q: %w", d, err)
@@ -203,6 +205,13 @@ func (m *Manager) mount(ctx context.Context, d digest.Digest, open OpenFunc) (_ 
 		return nil, err
 	}
 	m.log.Debug("mounted layer", "layer", d, "dir", dir)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		if err := l.Prefetch(l.ctx); err != nil && l.ctx.Err() == nil {
+			m.log.Warn("prefetch failed; files are fetched when read", "layer", d, "err", err)
+		}
+	}()
 	return l, nil
 }
 

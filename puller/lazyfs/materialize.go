@@ -185,3 +185,56 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 	l.stats.materialized.Add(1)
 	return keep, nil
 }
+
+// Prefetch reads the files of the source's StartupOrder, in order, at
+// Prefetch priority, materializing those it can, so an instance's
+// start-up reads find them local. It returns at the first error, or when
+// ctx ends or the layer is unmounted.
+func (l *Layer) Prefetch(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.ctx, cancel)
+	defer stop()
+	for _, name := range l.src.StartupOrder() {
+		n, err := l.tree.lookup(name)
+		if err != nil || n.file == "" {
+			continue // replaced or deleted later in the layer
+		}
+		if err := l.prefetch(ctx, n); err != nil {
+			return fmt.Errorf("prefetch %s of layer %s: %w", name, l.name, err)
+		}
+	}
+	return nil
+}
+
+func (l *Layer) prefetch(ctx context.Context, n *tnode) error {
+	if l.materializable(n) {
+		n.mu.Lock()
+		claimed := n.local == "" && !n.busy
+		n.busy = n.busy || claimed
+		n.mu.Unlock()
+		if !claimed {
+			return nil
+		}
+		if st, err := os.Stat(l.localPath(n)); err == nil && st.Size() == n.size {
+			n.mu.Lock()
+			n.local, n.busy = l.localPath(n), false
+			n.mu.Unlock()
+			return nil
+		}
+		_, err := l.materialize(ctx, n, remote.Prefetch)
+		return err
+	}
+	buf := make([]byte, min(n.size, 1<<20))
+	for off := int64(0); off < n.size; {
+		m, err := l.src.ReadAt(ctx, n.file, buf, off, remote.Prefetch)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if m == 0 {
+			return fmt.Errorf("%s: short read at %d: %w", n.file, off, ErrCorrupt)
+		}
+		off += int64(m)
+	}
+	return nil
+}

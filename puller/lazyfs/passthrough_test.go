@@ -194,3 +194,41 @@ func TestReadInterrupted(t *testing.T) {
 		t.Fatalf("read after interrupt: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestPrefetch prefetches the start-up files (eStargz: before the
+// landmark; index: a recorded list): they are local before the first
+// read, which then never reaches the daemon.
+func TestPrefetch(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	startup := []string{"etc/passwd", "big/medium"}
+	b := buildLayer(t, entries, startup...)
+	es, err := OpenEStargz(context.Background(), b.esgz, int64(len(b.esgz.data)), digestOf(b.tocDgst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, err := NewGzIndex(b.index, b.gz, startup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for mode, src := range map[string]Source{"estargz": es, "gzindex": gs} {
+		t.Run(mode, func(t *testing.T) {
+			l := mountLayer(t, src, MountOptions{CacheDir: t.TempDir()})
+			if err := l.Prefetch(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Stats().Materialized; got != int64(len(startup)) {
+				t.Errorf("materialized %d files, want %d", got, len(startup))
+			}
+			for _, f := range startup {
+				if got := readCold(t, filepath.Join(l.Dir(), f)); !bytes.Equal(got, files[f]) {
+					t.Fatalf("%s differs", f)
+				}
+			}
+			if st := l.Stats(); st.Reads != 0 || st.PassthroughOpens != int64(len(startup)) {
+				t.Errorf("reading prefetched files: %d daemon reads, %d passthrough opens; want 0 and %d", st.Reads, st.PassthroughOpens, len(startup))
+			}
+		})
+	}
+}
