@@ -2,10 +2,12 @@ package lazyfs
 
 import (
 	"archive/tar"
+	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -25,7 +27,15 @@ func mountLayer(t *testing.T, src Source, opts MountOptions) *Layer {
 	t.Helper()
 	dir := t.TempDir()
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+		// Kernel readahead may still be served as the test returns:
+		// collect the log and hand it to t after the unmount.
+		w := &syncBuffer{}
+		opts.Logger = slog.New(slog.NewTextHandler(w, nil))
+		t.Cleanup(func() {
+			if s := w.String(); s != "" {
+				t.Log(s)
+			}
+		})
 	}
 	if opts.Name == "" {
 		opts.Name = t.Name()
@@ -42,11 +52,21 @@ func mountLayer(t *testing.T, src Source, opts MountOptions) *Layer {
 	return l
 }
 
-type testWriter struct{ t *testing.T }
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 // TestLayerFidelity mounts the feature layer through each source and

@@ -174,16 +174,19 @@ func (l *Layer) Unmount() error {
 // read serves a read through the source, then notes which blocks of the
 // file the daemon has served, to materialize it once all were.
 func (l *Layer) read(ctx context.Context, n *tnode, p []byte, off int64, prio remote.Priority) (int, error) {
-	if l.materializable(n) && n.size <= l.small {
-		if data, err := l.materialize(ctx, n, prio); err == nil {
+	if n.size <= l.small && l.materializable(n) && n.claim() {
+		data, err := l.materialize(ctx, n, prio)
+		if err == nil {
 			if off >= int64(len(data)) {
 				return 0, nil
 			}
 			return copy(p, data[off:]), nil
-		} else if ctx.Err() != nil {
+		}
+		if ctx.Err() != nil {
 			return 0, err
 		}
-		// Serve the read anyway; the error was logged.
+		l.log.Warn("materialize", "layer", l.name, "file", n.file, "err", err)
+		// Serve the read from the source all the same.
 	}
 	m, err := l.src.ReadAt(ctx, n.file, p, off, prio)
 	if err == io.EOF {

@@ -115,9 +115,21 @@ func (l *Layer) served(n *tnode, off, size int64) {
 	}()
 }
 
-// materialize makes n's verified local copy, if it is not made yet, and
-// returns the file's bytes when it is small enough to hold (n.size <=
-// l.small), else nil.
+// claim marks n as being materialized by the caller, unless it is local
+// already or another materialization runs.
+func (n *tnode) claim() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.local != "" || n.busy {
+		return false
+	}
+	n.busy = true
+	return true
+}
+
+// materialize makes n's verified local copy, for a caller that claimed
+// n, and returns the file's bytes when it is small enough to hold
+// (n.size <= l.small), else nil.
 func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority) (data []byte, err error) {
 	defer func() {
 		n.mu.Lock()
@@ -209,11 +221,7 @@ func (l *Layer) Prefetch(ctx context.Context) error {
 
 func (l *Layer) prefetch(ctx context.Context, n *tnode) error {
 	if l.materializable(n) {
-		n.mu.Lock()
-		claimed := n.local == "" && !n.busy
-		n.busy = n.busy || claimed
-		n.mu.Unlock()
-		if !claimed {
+		if !n.claim() {
 			return nil
 		}
 		if st, err := os.Stat(l.localPath(n)); err == nil && st.Size() == n.size {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -228,6 +229,48 @@ func TestPrefetch(t *testing.T) {
 			}
 			if st := l.Stats(); st.Reads != 0 || st.PassthroughOpens != int64(len(startup)) {
 				t.Errorf("reading prefetched files: %d daemon reads, %d passthrough opens; want 0 and %d", st.Reads, st.PassthroughOpens, len(startup))
+			}
+		})
+	}
+}
+
+// lyingSource reports a wrong digest for one file.
+type lyingSource struct {
+	Source
+	entries []Entry
+}
+
+func lieAbout(src Source, name string) Source {
+	es := slices.Clone(src.Entries())
+	for i := range es {
+		if es[i].Name == name {
+			es[i].Digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+		}
+	}
+	return lyingSource{src, es}
+}
+
+func (s lyingSource) Entries() []Entry { return s.entries }
+
+// TestMaterializeVerifies gives a file a digest its bytes do not match:
+// it is never materialized nor served by passthrough, and reads still
+// return the source's (chunk-verified) bytes.
+func TestMaterializeVerifies(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	b := buildLayer(t, entries)
+	for mode, src := range b.sources(t) {
+		t.Run(mode, func(t *testing.T) {
+			l := mountLayer(t, lieAbout(src, "big/medium"), MountOptions{CacheDir: t.TempDir()})
+			for range 2 {
+				if got := readCold(t, filepath.Join(l.Dir(), "big/medium")); !bytes.Equal(got, files["big/medium"]) {
+					t.Fatal("big/medium differs")
+				}
+				l.wg.Wait()
+			}
+			if st := l.Stats(); st.Materialized != 0 || st.PassthroughOpens != 0 {
+				t.Errorf("a file failing its digest: %d materialized, %d passthrough opens; want 0, 0", st.Materialized, st.PassthroughOpens)
 			}
 		})
 	}
