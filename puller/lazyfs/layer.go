@@ -79,7 +79,7 @@ type Layer struct {
 	ptWarn   sync.Once
 	ctx      context.Context // cancelled by Unmount: stops materialization
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	bg       tasks
 
 	// backingFdHook, if set, replaces the fd handed to the kernel for
 	// passthrough (tests make the registration fail with it).
@@ -167,7 +167,7 @@ func (l *Layer) Unmount() error {
 		return fmt.Errorf("unmount layer %s: %w", l.name, err)
 	}
 	l.cancel()
-	l.wg.Wait()
+	l.bg.wait()
 	return nil
 }
 

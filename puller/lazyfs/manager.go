@@ -205,13 +205,12 @@ func (m *Manager) mount(ctx context.Context, d digest.Digest, open OpenFunc) (_ 
 		return nil, err
 	}
 	m.log.Debug("mounted layer", "layer", d, "dir", dir)
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
+	l.bg.goFn(func() {
 		if err := l.Prefetch(l.ctx); err != nil && l.ctx.Err() == nil {
 			m.log.Warn("prefetch failed; files are fetched when read", "layer", d, "err", err)
 		}
-	}()
+	})
+
 	return l, nil
 }
 

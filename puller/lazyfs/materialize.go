@@ -106,13 +106,12 @@ func (l *Layer) served(n *tnode, off, size int64) {
 		}
 	}
 	n.busy = true
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
+	l.bg.goFn(func() {
 		if _, err := l.materialize(l.ctx, n, remote.Background); err != nil && l.ctx.Err() == nil {
 			l.log.Warn("materialize", "layer", l.name, "file", n.file, "err", err)
 		}
-	}()
+	})
+
 }
 
 // claim marks n as being materialized by the caller, unless it is local

@@ -62,7 +62,7 @@ func TestPassthrough(t *testing.T) {
 						t.Fatalf("%s: first read differs", f)
 					}
 				}
-				l.wg.Wait() // background materialization
+				l.bg.wait() // background materialization
 				before := l.Stats()
 				for _, f := range []string{"big/random", "bin/ping", "etc/passwd"} {
 					if got := readCold(t, filepath.Join(l.Dir(), f)); !bytes.Equal(got, files[f]) {
@@ -267,7 +267,7 @@ func TestMaterializeVerifies(t *testing.T) {
 				if got := readCold(t, filepath.Join(l.Dir(), "big/medium")); !bytes.Equal(got, files["big/medium"]) {
 					t.Fatal("big/medium differs")
 				}
-				l.wg.Wait()
+				l.bg.wait()
 			}
 			if st := l.Stats(); st.Materialized != 0 || st.PassthroughOpens != 0 {
 				t.Errorf("a file failing its digest: %d materialized, %d passthrough opens; want 0, 0", st.Materialized, st.PassthroughOpens)
