@@ -142,6 +142,23 @@ type builtLayer struct {
 	tocDgst  string
 }
 
+// packedEStargz builds an eStargz blob whose small files share gzip
+// members (estargz.WithMinChunkSize: the TOC's innerOffset).
+func packedEStargz(t testing.TB, raw []byte) (*memBlob, digest.Digest) {
+	t.Helper()
+	eb, err := estargz.Build(io.NewSectionReader(bytes.NewReader(raw), 0, int64(len(raw))),
+		estargz.WithChunkSize(64<<10), estargz.WithMinChunkSize(256<<10), estargz.WithCompressionLevel(gzip.BestSpeed))
+	if err != nil {
+		t.Fatalf("estargz.Build: %v", err)
+	}
+	defer eb.Close()
+	b, err := io.ReadAll(eb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &memBlob{data: b}, eb.TOCDigest()
+}
+
 func buildLayer(t testing.TB, entries []tarEntry, prioritized ...string) *builtLayer {
 	t.Helper()
 	raw := tarBytes(t, entries)

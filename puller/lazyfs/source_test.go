@@ -45,6 +45,12 @@ func propertySources(t testing.TB) (map[string]Source, map[string][]byte) {
 		propLayer = buildLayer(t, entries)
 		propSource = propLayer.sources(t)
 		propFiles = wantFiles(entries)
+		blob, toc := packedEStargz(t, propLayer.tar)
+		packed, err := OpenEStargz(context.Background(), blob, int64(len(blob.data)), toc)
+		if err != nil {
+			t.Fatalf("OpenEStargz (packed): %v", err)
+		}
+		propSource["estargz-packed"] = packed
 	})
 	return propSource, propFiles
 }
@@ -92,8 +98,9 @@ func checkRead(t *testing.T, src Source, name string, want []byte, off int64, n 
 	}
 }
 
-// TestSourceReadAtProperty reads random ranges of every file through both
-// sources and compares them with the original bytes.
+// TestSourceReadAtProperty reads random ranges of every file through
+// every source (eStargz with one file per gzip member and with small files
+// packed together, gzindex) and compares them with the original bytes.
 func TestSourceReadAtProperty(t *testing.T) {
 	srcs, files := propertySources(t)
 	r := rand.New(rand.NewPCG(7, 11))
