@@ -15,7 +15,9 @@ import (
 	"github.com/fcd-dev/fcd/internal/testenv"
 )
 
-func requireFUSE(t *testing.T) {
+func requireFUSE(t *testing.T) { testenvFUSE(t) }
+
+func testenvFUSE(t testing.TB) {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireFile(t, "/dev/fuse", "fuse3")

@@ -19,7 +19,7 @@ import (
 
 // readCold reads a file of the mount after dropping its pages from the
 // page cache, so that the read reaches FUSE (or its passthrough file).
-func readCold(t *testing.T, path string) []byte {
+func readCold(t testing.TB, path string) []byte {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
