@@ -128,7 +128,8 @@ func New(t testing.TB) *Registry {
 }
 
 // Close stops the server, cutting connections in progress (stalled
-// bodies included).
+// bodies included), and waits for its handlers, so the request log is
+// complete afterwards. It may be called more than once.
 func (r *Registry) Close() {
 	r.srv.CloseClientConnections()
 	r.srv.Close()
