@@ -25,7 +25,10 @@
 //   - Down: every request gets 503.
 //
 // Every request is logged (Requests) with its path, Range header, status
-// and body bytes sent, for assertions such as "one single-range GET".
+// and body bytes sent, for assertions such as "one single-range GET"; a
+// request is logged when its handler returns, so the log is in completion
+// order. Hold installs a Gate that keeps blob bodies back until released
+// and reports each request as it arrives, for tests of queueing.
 //
 // It is test-only: it keeps everything in memory and trusts its callers.
 package regtest

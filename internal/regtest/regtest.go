@@ -86,6 +86,30 @@ type Registry struct {
 	secret  string
 	log     []Request
 	tokenNo int
+	gate    *Gate
+}
+
+// Gate holds blob bodies back: while it is closed, each blob GET that
+// would send bytes announces itself on Arrived and waits for Release (or
+// for its client to go away).
+type Gate struct {
+	// Arrived receives each held request (buffered: 1024).
+	Arrived chan Request
+	release chan struct{}
+	once    sync.Once
+}
+
+// Release lets every held and later request through.
+func (g *Gate) Release() { g.once.Do(func() { close(g.release) }) }
+
+// Hold installs a closed gate before blob bodies, replacing any other,
+// and returns it. Release it before the test ends.
+func (r *Registry) Hold() *Gate {
+	g := &Gate{Arrived: make(chan Request, 1024), release: make(chan struct{})}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gate = g
+	return g
 }
 
 // New starts a registry on loopback, closed when the test ends.
@@ -104,7 +128,8 @@ func New(t testing.TB) *Registry {
 }
 
 // Close stops the server, cutting connections in progress (stalled
-// bodies included).
+// bodies included), and waits for its handlers, so the request log is
+// complete afterwards. It may be called more than once.
 func (r *Registry) Close() {
 	r.srv.CloseClientConnections()
 	r.srv.Close()

@@ -13,9 +13,10 @@ import (
 
 func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	rng := req.Header.Get("Range")
 	defer func() {
 		r.mu.Lock()
-		r.log = append(r.log, Request{Method: req.Method, Path: req.URL.Path, Range: req.Header.Get("Range"), Status: rec.status, Bytes: rec.n})
+		r.log = append(r.log, Request{Method: req.Method, Path: req.URL.Path, Range: rng, Status: rec.status, Bytes: rec.n})
 		r.mu.Unlock()
 	}()
 	f := r.Faults()
@@ -184,6 +185,7 @@ func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, d digest.
 	b, ok := r.blobs[d]
 	f := &r.faults
 	rng := req.Header.Get("Range")
+	gate := r.gate
 	refuse := f.RefuseMultiRange && strings.Contains(rng, ",")
 	ignore := f.IgnoreRange
 	var fw *faultWriter
@@ -208,6 +210,17 @@ func (r *Registry) serveBlob(w http.ResponseWriter, req *http.Request, d digest.
 		return
 	case ignore:
 		req.Header.Del("Range")
+	}
+	if gate != nil {
+		select {
+		case gate.Arrived <- Request{Method: req.Method, Path: req.URL.Path, Range: rng}:
+		default:
+		}
+		select {
+		case <-gate.release:
+		case <-req.Context().Done():
+			return
+		}
 	}
 	w.Header().Set("Docker-Content-Digest", d.String())
 	w.Header().Set("Content-Type", "application/octet-stream")
