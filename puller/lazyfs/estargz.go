@@ -32,6 +32,7 @@ const chunkCacheEntries = 4
 // uncompressed bytes) before use.
 type EStargz struct {
 	blob      Blob
+	store     ChunkStore // nil: none
 	tocDigest digest.Digest
 	entries   []Entry
 	files     map[string][]tocChunk // regular file name → chunks, by file offset
@@ -59,24 +60,45 @@ type tocChunkKey struct {
 	off, inner int64
 }
 
+// ChunkStore keeps verified chunks by digest for the whole host; package
+// cache's Cache is one. Get returns only bytes that hash to d (an error
+// wrapping errdefs.ErrNotFound when it has none).
+type ChunkStore interface {
+	Get(ctx context.Context, d digest.Digest) ([]byte, error)
+	PutBytes(ctx context.Context, d digest.Digest, b []byte) error
+}
+
+// EStargzOptions configures OpenEStargz. The zero value reads an
+// unauthenticated TOC and keeps chunks only in memory.
+type EStargzOptions struct {
+	// TOCDigest, when set (the layer's
+	// "containerd.io/snapshot/stargz/toc.digest" annotation), is what the
+	// TOC must hash to (ErrCorrupt otherwise); the TOC's chunk digests
+	// then authenticate every byte read.
+	TOCDigest digest.Digest
+	// Chunks, when set, stores each verified chunk under its chunkDigest
+	// (sha256 of its uncompressed bytes) and is asked first, so a chunk
+	// is fetched once per host whatever image or layer holds it. The
+	// fetcher cannot cache eStargz chunks itself: the TOC has no digest of
+	// their compressed bytes.
+	Chunks ChunkStore
+}
+
 // OpenEStargz reads the footer and TOC of the eStargz blob of size bytes
-// that blob serves. When tocDigest is not empty (the layer's
-// "containerd.io/snapshot/stargz/toc.digest" annotation), the TOC must
-// hash to it (ErrCorrupt otherwise); the TOC's chunk digests then
-// authenticate every byte read.
-func OpenEStargz(ctx context.Context, blob Blob, size int64, tocDigest digest.Digest) (*EStargz, error) {
+// that blob serves.
+func OpenEStargz(ctx context.Context, blob Blob, size int64, opts EStargzOptions) (*EStargz, error) {
 	toc, payload, dgst, err := readTOC(ctx, blob, size)
 	if err != nil {
 		return nil, err
 	}
-	if tocDigest != "" && dgst != tocDigest {
-		return nil, fmt.Errorf("estargz TOC is %s, annotation says %s: %w", dgst, tocDigest, ErrCorrupt)
+	if opts.TOCDigest != "" && dgst != opts.TOCDigest {
+		return nil, fmt.Errorf("estargz TOC is %s, annotation says %s: %w", dgst, opts.TOCDigest, ErrCorrupt)
 	}
 	chunks, err := lru.New[tocChunkKey, []byte](chunkCacheEntries)
 	if err != nil {
 		return nil, err
 	}
-	s := &EStargz{blob: blob, tocDigest: dgst, files: make(map[string][]tocChunk), chunks: chunks}
+	s := &EStargz{blob: blob, store: opts.Chunks, tocDigest: dgst, files: make(map[string][]tocChunk), chunks: chunks}
 	if err := s.load(toc, payload); err != nil {
 		return nil, err
 	}
@@ -317,11 +339,23 @@ func (s *EStargz) chunk(ctx context.Context, c *tocChunk, prio remote.Priority) 
 		return b, nil
 	}
 	return s.flights.do(ctx, key, func(ctx context.Context) ([]byte, error) {
-		b, err := s.fetchChunk(ctx, c, prio)
-		if err == nil {
-			s.chunks.Add(key, b)
+		if s.store != nil {
+			if b, err := s.store.Get(ctx, c.digest); err == nil && int64(len(b)) == c.size {
+				s.chunks.Add(key, b)
+				return b, nil
+			}
 		}
-		return b, err
+		b, err := s.fetchChunk(ctx, c, prio)
+		if err != nil {
+			return nil, err
+		}
+		s.chunks.Add(key, b)
+		if s.store != nil {
+			// A chunk not stored is fetched again next time; the read
+			// itself has what it needs.
+			_ = s.store.PutBytes(ctx, c.digest, b)
+		}
+		return b, nil
 	})
 }
 

@@ -186,7 +186,7 @@ func buildLayer(t testing.TB, entries []tarEntry, prioritized ...string) *builtL
 // sources opens both Sources of the layer, by mode name.
 func (b *builtLayer) sources(t testing.TB) map[string]Source {
 	t.Helper()
-	es, err := OpenEStargz(context.Background(), b.esgz, int64(len(b.esgz.data)), digestOf(b.tocDgst))
+	es, err := OpenEStargz(context.Background(), b.esgz, int64(len(b.esgz.data)), EStargzOptions{TOCDigest: digestOf(b.tocDgst)})
 	if err != nil {
 		t.Fatalf("OpenEStargz: %v", err)
 	}

@@ -205,7 +205,7 @@ func TestPrefetch(t *testing.T) {
 	files := wantFiles(entries)
 	startup := []string{"etc/passwd", "big/medium"}
 	b := buildLayer(t, entries, startup...)
-	es, err := OpenEStargz(context.Background(), b.esgz, int64(len(b.esgz.data)), digestOf(b.tocDgst))
+	es, err := OpenEStargz(context.Background(), b.esgz, int64(len(b.esgz.data)), EStargzOptions{TOCDigest: digestOf(b.tocDgst)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func TestThroughRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	es, err := OpenEStargz(ctx, esBlob, esDesc.Size, digestOf(b.tocDgst))
+	es, err := OpenEStargz(ctx, esBlob, esDesc.Size, EStargzOptions{TOCDigest: digestOf(b.tocDgst), Chunks: c})
 	if err != nil {
 		t.Fatalf("OpenEStargz: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/fcd-dev/fcd/cache"
 	"github.com/fcd-dev/fcd/puller/remote"
 )
 
@@ -46,7 +47,7 @@ func propertySources(t testing.TB) (map[string]Source, map[string][]byte) {
 		propSource = propLayer.sources(t)
 		propFiles = wantFiles(entries)
 		blob, toc := packedEStargz(t, propLayer.tar)
-		packed, err := OpenEStargz(context.Background(), blob, int64(len(blob.data)), toc)
+		packed, err := OpenEStargz(context.Background(), blob, int64(len(blob.data)), EStargzOptions{TOCDigest: toc})
 		if err != nil {
 			t.Fatalf("OpenEStargz (packed): %v", err)
 		}
@@ -163,7 +164,7 @@ func TestSourceErrors(t *testing.T) {
 func TestEStargzCorruptChunk(t *testing.T) {
 	entries := []tarEntry{fileE("f", 0o644, pseudoRandom(3, 200<<10))}
 	b := buildLayer(t, entries)
-	es, err := OpenEStargz(context.Background(), b.esgz, int64(len(b.esgz.data)), digestOf(b.tocDgst))
+	es, err := OpenEStargz(context.Background(), b.esgz, int64(len(b.esgz.data)), EStargzOptions{TOCDigest: digestOf(b.tocDgst)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestEStargzCorruptChunk(t *testing.T) {
 
 func TestEStargzTOCDigest(t *testing.T) {
 	b := buildLayer(t, []tarEntry{fileE("f", 0o644, []byte("x"))})
-	_, err := OpenEStargz(context.Background(), b.esgz, int64(len(b.esgz.data)), "sha256:0000000000000000000000000000000000000000000000000000000000000000")
+	_, err := OpenEStargz(context.Background(), b.esgz, int64(len(b.esgz.data)), EStargzOptions{TOCDigest: "sha256:0000000000000000000000000000000000000000000000000000000000000000"})
 	if !errors.Is(err, ErrCorrupt) {
 		t.Errorf("wrong TOC digest: got %v, want ErrCorrupt", err)
 	}
@@ -185,7 +186,7 @@ func TestEStargzTOCDigest(t *testing.T) {
 
 func TestEStargzStartupOrder(t *testing.T) {
 	b := buildLayer(t, featureLayer(), "etc/passwd", "bin/ping")
-	es, err := OpenEStargz(context.Background(), b.esgz, int64(len(b.esgz.data)), digestOf(b.tocDgst))
+	es, err := OpenEStargz(context.Background(), b.esgz, int64(len(b.esgz.data)), EStargzOptions{TOCDigest: digestOf(b.tocDgst)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,5 +197,33 @@ func TestEStargzStartupOrder(t *testing.T) {
 		if e.Name == ".prefetch.landmark" || e.Name == ".no.prefetch.landmark" {
 			t.Errorf("landmark %s is an entry", e.Name)
 		}
+	}
+}
+
+// TestEStargzChunkStore reads a layer through two sources sharing the
+// host's chunk cache: the second fetches only its footer and TOC.
+func TestEStargzChunkStore(t *testing.T) {
+	entries := featureLayer()
+	b := buildLayer(t, entries)
+	c, err := cache.Open(t.TempDir(), cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	readAll := func(blob *memBlob) {
+		t.Helper()
+		es, err := OpenEStargz(context.Background(), blob, int64(len(blob.data)), EStargzOptions{TOCDigest: digestOf(b.tocDgst), Chunks: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, data := range wantFiles(entries) {
+			checkRead(t, es, name, data, 0, len(data)+1)
+		}
+	}
+	readAll(b.esgz)
+	second := &memBlob{data: b.esgz.data}
+	readAll(second)
+	if got := second.requests.Load(); got != 2 {
+		t.Errorf("second source made %d requests, want 2 (footer and TOC)", got)
 	}
 }
