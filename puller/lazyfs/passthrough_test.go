@@ -275,3 +275,33 @@ func TestMaterializeVerifies(t *testing.T) {
 		})
 	}
 }
+
+// TestOverlayPassthrough reads a materialized file through an overlayfs
+// on top of the layer, as a container does: passthrough still serves it
+// (overlayfs over a passthrough FUSE mount stays within the kernel's
+// stacking depth).
+func TestOverlayPassthrough(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	b := buildLayer(t, entries)
+	l := mountLayer(t, b.sources(t)["gzindex"], MountOptions{CacheDir: t.TempDir()})
+	if got := readCold(t, filepath.Join(l.Dir(), "big/random")); !bytes.Equal(got, files["big/random"]) {
+		t.Fatal("first read differs")
+	}
+	l.bg.wait()
+	mnt := t.TempDir()
+	// A read-only overlay needs two lower directories.
+	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+l.Dir()+":"+t.TempDir()); err != nil {
+		t.Fatalf("mount overlay: %v", err)
+	}
+	defer unix.Unmount(mnt, 0)
+	before := l.Stats()
+	if got := readCold(t, filepath.Join(mnt, "big/random")); !bytes.Equal(got, files["big/random"]) {
+		t.Fatal("read through overlay differs")
+	}
+	after := l.Stats()
+	if reads := after.Reads - before.Reads; reads != 0 || after.PassthroughOpens == before.PassthroughOpens {
+		t.Errorf("through overlay: %d daemon reads, %d new passthrough opens; want 0 and 1", reads, after.PassthroughOpens-before.PassthroughOpens)
+	}
+}
