@@ -305,3 +305,33 @@ func TestOverlayPassthrough(t *testing.T) {
 		t.Errorf("through overlay: %d daemon reads, %d new passthrough opens; want 0 and 1", reads, after.PassthroughOpens-before.PassthroughOpens)
 	}
 }
+
+// TestFetchAll fetches a whole layer in the background: afterwards every
+// file is local and reading the tree makes no fetch.
+func TestFetchAll(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	b := buildLayer(t, entries)
+	for mode, src := range b.sources(t) {
+		t.Run(mode, func(t *testing.T) {
+			blob := map[string]*memBlob{"estargz": b.esgz, "gzindex": b.gz}[mode]
+			l := mountLayer(t, src, MountOptions{CacheDir: t.TempDir()})
+			if err := l.FetchAll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			requests := blob.requests.Load()
+			for name, data := range files {
+				if got := readCold(t, filepath.Join(l.Dir(), name)); !bytes.Equal(got, data) {
+					t.Fatalf("%s differs", name)
+				}
+			}
+			if got := blob.requests.Load() - requests; got != 0 {
+				t.Errorf("%d fetches after FetchAll, want 0", got)
+			}
+			if st := l.Stats(); st.Reads != 0 {
+				t.Errorf("%d daemon reads after FetchAll, want 0", st.Reads)
+			}
+		})
+	}
+}
