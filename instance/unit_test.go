@@ -181,3 +181,10 @@ func TestStartErrorMessage(t *testing.T) {
 		})
 	}
 }
+
+func TestOptionsRequireImages(t *testing.T) {
+	_, err := Options{DataDir: t.TempDir()}.withDefaults()
+	if err == nil || !strings.Contains(err.Error(), "Images") {
+		t.Errorf("Options without Images: got %v, want an error naming Images", err)
+	}
+}
