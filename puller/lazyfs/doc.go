@@ -27,13 +27,18 @@
 //     directory, other ".wh..wh." entries (AUFS metadata) are dropped;
 //   - hard links are one inode under several names (same st_ino); a hard
 //     link to a file outside the layer is refused (ErrUnsupported): the
-//     layer cannot see below itself;
+//     layer cannot see below itself; so is a hard link that keeps alive a
+//     file a later entry of the same name replaced (a Source serves a
+//     name's last entry only);
 //   - modes (setuid, setgid, sticky), owners, times, symlinks and xattrs
 //     as recorded; character and block devices and FIFOs are reproduced
 //     as nodes (as a full unpack by root does); the FUSE mount itself is
 //     nodev and nosuid, the overlay on top decides for the container;
 //   - eStargz's landmark files (".prefetch.landmark",
 //     ".no.prefetch.landmark") are not part of the tree.
+//
+// The tree of a layer is held in memory for as long as it is mounted
+// (every inode is persistent in go-fuse): a few hundred bytes per entry.
 //
 // The kernel may cache entries and attributes for a day (layers never
 // change), keeps file pages across opens (FOPEN_KEEP_CACHE) and caches

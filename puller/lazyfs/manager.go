@@ -33,6 +33,11 @@ type ManagerOptions struct {
 	// IdleTimeout is how long an unreferenced layer stays mounted. Zero
 	// means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// Background, if set, makes a newly mounted layer fetch all of its
+	// files at Background priority once its start-up files are
+	// prefetched (Layer.FetchAll), so later reads never wait on the
+	// network. It costs the layer's size in cache and local copies.
+	Background bool
 	// Logger receives mount, unmount and read-failure logs. Nil: silent.
 	Logger *slog.Logger
 }
@@ -138,7 +143,7 @@ func (m *Manager) Dir(d digest.Digest) string {
 // returns if this is its first user, and takes a reference the caller
 // must Release. Concurrent Acquires of one layer share one mount. A newly
 // mounted layer starts prefetching its start-up files in the background
-// (Layer.Prefetch).
+// (Layer.Prefetch), then, with Options.Background, the rest.
 func (m *Manager) Acquire(ctx context.Context, d digest.Digest, open OpenFunc) (*Layer, error) {
 	if err := d.Validate(); err != nil {
 		return nil, fmt.Errorf("acquire layer %q: %w", d, err)
@@ -208,6 +213,12 @@ func (m *Manager) mount(ctx context.Context, d digest.Digest, open OpenFunc) (_ 
 	l.bg.goFn(func() {
 		if err := l.Prefetch(l.ctx); err != nil && l.ctx.Err() == nil {
 			m.log.Warn("prefetch failed; files are fetched when read", "layer", d, "err", err)
+		}
+		if !m.opts.Background {
+			return
+		}
+		if err := l.FetchAll(l.ctx); err != nil && l.ctx.Err() == nil {
+			m.log.Warn("background fetch failed; files are fetched when read", "layer", d, "err", err)
 		}
 	})
 

@@ -211,14 +211,34 @@ func (l *Layer) Prefetch(ctx context.Context) error {
 		if err != nil || n.file == "" {
 			continue // replaced or deleted later in the layer
 		}
-		if err := l.prefetch(ctx, n); err != nil {
+		if err := l.prefetch(ctx, n, remote.Prefetch); err != nil {
 			return fmt.Errorf("prefetch %s of layer %s: %w", name, l.name, err)
 		}
 	}
 	return nil
 }
 
-func (l *Layer) prefetch(ctx context.Context, n *tnode) error {
+// FetchAll reads every regular file of the layer, in layer order, at
+// Background priority, materializing those it can, so that nothing is
+// left to fetch once it returns. Like Prefetch, it returns at the first
+// error, or when ctx ends or the layer is unmounted.
+func (l *Layer) FetchAll(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.ctx, cancel)
+	defer stop()
+	for _, n := range l.tree.nodes {
+		if n.file == "" {
+			continue
+		}
+		if err := l.prefetch(ctx, n, remote.Background); err != nil {
+			return fmt.Errorf("fetch %s of layer %s: %w", n.file, l.name, err)
+		}
+	}
+	return nil
+}
+
+func (l *Layer) prefetch(ctx context.Context, n *tnode, prio remote.Priority) error {
 	if l.materializable(n) {
 		if !n.claim() {
 			return nil
@@ -229,12 +249,12 @@ func (l *Layer) prefetch(ctx context.Context, n *tnode) error {
 			n.mu.Unlock()
 			return nil
 		}
-		_, err := l.materialize(ctx, n, remote.Prefetch)
+		_, err := l.materialize(ctx, n, prio)
 		return err
 	}
 	buf := make([]byte, min(n.size, 1<<20))
 	for off := int64(0); off < n.size; {
-		m, err := l.src.ReadAt(ctx, n.file, buf, off, remote.Prefetch)
+		m, err := l.src.ReadAt(ctx, n.file, buf, off, prio)
 		if err != nil && err != io.EOF {
 			return err
 		}

@@ -275,3 +275,63 @@ func TestMaterializeVerifies(t *testing.T) {
 		})
 	}
 }
+
+// TestOverlayPassthrough reads a materialized file through an overlayfs
+// on top of the layer, as a container does: passthrough still serves it
+// (overlayfs over a passthrough FUSE mount stays within the kernel's
+// stacking depth).
+func TestOverlayPassthrough(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	b := buildLayer(t, entries)
+	l := mountLayer(t, b.sources(t)["gzindex"], MountOptions{CacheDir: t.TempDir()})
+	if got := readCold(t, filepath.Join(l.Dir(), "big/random")); !bytes.Equal(got, files["big/random"]) {
+		t.Fatal("first read differs")
+	}
+	l.bg.wait()
+	mnt := t.TempDir()
+	// A read-only overlay needs two lower directories.
+	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+l.Dir()+":"+t.TempDir()); err != nil {
+		t.Fatalf("mount overlay: %v", err)
+	}
+	defer unix.Unmount(mnt, 0)
+	before := l.Stats()
+	if got := readCold(t, filepath.Join(mnt, "big/random")); !bytes.Equal(got, files["big/random"]) {
+		t.Fatal("read through overlay differs")
+	}
+	after := l.Stats()
+	if reads := after.Reads - before.Reads; reads != 0 || after.PassthroughOpens == before.PassthroughOpens {
+		t.Errorf("through overlay: %d daemon reads, %d new passthrough opens; want 0 and 1", reads, after.PassthroughOpens-before.PassthroughOpens)
+	}
+}
+
+// TestFetchAll fetches a whole layer in the background: afterwards every
+// file is local and reading the tree makes no fetch.
+func TestFetchAll(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	b := buildLayer(t, entries)
+	for mode, src := range b.sources(t) {
+		t.Run(mode, func(t *testing.T) {
+			blob := map[string]*memBlob{"estargz": b.esgz, "gzindex": b.gz}[mode]
+			l := mountLayer(t, src, MountOptions{CacheDir: t.TempDir()})
+			if err := l.FetchAll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			requests := blob.requests.Load()
+			for name, data := range files {
+				if got := readCold(t, filepath.Join(l.Dir(), name)); !bytes.Equal(got, data) {
+					t.Fatalf("%s differs", name)
+				}
+			}
+			if got := blob.requests.Load() - requests; got != 0 {
+				t.Errorf("%d fetches after FetchAll, want 0", got)
+			}
+			if st := l.Stats(); st.Reads != 0 {
+				t.Errorf("%d daemon reads after FetchAll, want 0", st.Reads)
+			}
+		})
+	}
+}

@@ -52,7 +52,10 @@ func (n *tnode) isDir() bool { return n.mode&syscall.S_IFMT == syscall.S_IFDIR }
 
 // tree is a layer's inodes, built once at mount.
 type tree struct {
-	root   *tnode
+	root *tnode
+	// data is the node whose bytes Source.ReadAt serves under each name:
+	// the last regular entry of that name.
+	data   map[string]*tnode
 	nodes  []*tnode // every reachable node, by ino-1; the root first
 	xattrs bool     // some node has an extended attribute
 }
@@ -66,15 +69,14 @@ type tree struct {
 // A hard link must name an earlier non-directory entry of the same layer
 // (ErrUnsupported otherwise: the layer cannot see the layers below it).
 func buildTree(entries []Entry) (*tree, error) {
-	t := &tree{}
+	t := &tree{data: make(map[string]*tnode)}
 	t.root = t.newNode(syscall.S_IFDIR|0o755, 0, 0, time.Time{})
 	for i := range entries {
 		if err := t.apply(&entries[i]); err != nil {
 			return nil, err
 		}
 	}
-	t.finish()
-	return t, nil
+	return t, t.finish()
 }
 
 func (t *tree) newNode(mode uint32, uid, gid int, mtime time.Time) *tnode {
@@ -156,6 +158,7 @@ func (t *tree) apply(e *Entry) error {
 	case tar.TypeReg:
 		n = t.newNode(syscall.S_IFREG|perm, e.UID, e.GID, e.ModTime)
 		n.size, n.file, n.digest = e.Size, e.Name, string(e.Digest)
+		t.data[e.Name] = n
 	case tar.TypeSymlink:
 		n = t.newNode(syscall.S_IFLNK|0o777, e.UID, e.GID, e.ModTime)
 		n.target, n.size = e.Linkname, int64(len(e.Linkname))
@@ -217,8 +220,10 @@ func (t *tree) lookup(name string) (*tnode, error) {
 }
 
 // finish drops unreachable nodes (replaced entries), renumbers inodes
-// densely in tree order, and counts directory links.
-func (t *tree) finish() {
+// densely in tree order, and counts links. A file replaced by a later
+// entry of the same name but still reachable through a hard link is
+// refused: a Source serves only the last entry of a name.
+func (t *tree) finish() error {
 	var nodes []*tnode
 	seen := make(map[*tnode]bool)
 	var walk func(n *tnode)
@@ -255,4 +260,10 @@ func (t *tree) finish() {
 	}
 	walk(t.root)
 	t.nodes = nodes
+	for _, n := range nodes {
+		if n.file != "" && t.data[n.file] != n {
+			return fmt.Errorf("%s: a hard link keeps an entry that a later one of the same name replaced: %w", n.file, ErrUnsupported)
+		}
+	}
+	return nil
 }
