@@ -158,11 +158,27 @@ func newImages(t *testing.T, reg *regtest.Registry) (*Images, *lazyfs.Manager) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	imgs, err := New(Options{Fetcher: f, Layers: m, Hosts: func(remote.Credentials) docker.RegistryHosts { return reg.Hosts() }})
+	imgs, err := New(Options{Fetcher: f, Layers: m, Hosts: authHosts(reg)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return imgs, m
+}
+
+// authHosts is reg's hosts with containerd's token authorizer fed by the
+// call's credentials.
+func authHosts(reg *regtest.Registry) func(remote.Credentials) docker.RegistryHosts {
+	return func(creds remote.Credentials) docker.RegistryHosts {
+		return func(host string) ([]docker.RegistryHost, error) {
+			hs, err := reg.Hosts()(host)
+			for i := range hs {
+				if creds != nil {
+					hs[i].Authorizer = docker.NewDockerAuthorizer(docker.WithAuthCreds(creds), docker.WithAuthClient(hs[i].Client))
+				}
+			}
+			return hs, err
+		}
+	}
 }
 
 // TestPrepare prepares both accelerated forms of one image and reads the
@@ -236,5 +252,48 @@ func TestPrepareNotLazy(t *testing.T) {
 	}
 	if len(m.Mounted()) != 0 {
 		t.Errorf("Mounted() = %v after a refused image", m.Mounted())
+	}
+}
+
+// TestPrepareAuth prepares an image from a registry that requires tokens:
+// two uses share the layer mounts; wrong or missing credentials are
+// image.ErrUnauthorized.
+func TestPrepareAuth(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireFile(t, "/dev/fuse", "fuse3")
+	reg := regtest.New(t)
+	ref, _ := pushIndexOnly(t, reg, "private", testLayers(t))
+	reg.SetCredentials("fc", "secret")
+	reg.SetFaults(regtest.Faults{Auth: true, ExpiredStatus: 403})
+	imgs, _ := newImages(t, reg)
+	good := func(string) (string, string, error) { return "fc", "secret", nil }
+	var lower [][]string
+	for _, key := range []string{"a", "b"} {
+		img, err := imgs.Prepare(context.Background(), ref, image.Options{Key: key, Credentials: good, Role: "r"})
+		if err != nil {
+			t.Fatalf("Prepare %s: %v", key, err)
+		}
+		defer img.Release(context.Background())
+		lower = append(lower, img.LowerDirs())
+		reg.ExpireTokens()
+		mnt := t.TempDir()
+		if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+strings.Join(img.LowerDirs(), ":")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(mnt, "etc/a"))
+		unix.Unmount(mnt, 0)
+		if err != nil || string(got) != "top a" {
+			t.Fatalf("etc/a = %q, %v", got, err)
+		}
+	}
+	if strings.Join(lower[0], ":") != strings.Join(lower[1], ":") {
+		t.Errorf("two uses of one image: LowerDirs %q and %q, want the same mounts", lower[0], lower[1])
+	}
+	wrong := func(string) (string, string, error) { return "fc", "wrong", nil }
+	for name, creds := range map[string]func(string) (string, string, error){"wrong": wrong, "none": nil} {
+		_, err := imgs.Prepare(context.Background(), ref, image.Options{Key: "c", Credentials: creds, Role: "role/x"})
+		if !errors.Is(err, image.ErrUnauthorized) {
+			t.Errorf("%s credentials: got %v, want image.ErrUnauthorized", name, err)
+		}
 	}
 }
