@@ -14,17 +14,10 @@ import (
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/fcd-dev/fcd/puller/remote"
 )
-
-// chunkCacheEntries bounds the decompressed chunks an EStargz keeps in
-// memory (eStargz chunks are 4 MiB by default), so that the kernel's
-// 128 KiB reads of one chunk decompress it once. Memory, not speed, sets
-// the bound: a host may mount hundreds of layers.
-const chunkCacheEntries = 4
 
 // EStargz is the Source of an eStargz layer: entries from its table of
 // contents (TOC), file bytes from the gzip members that hold them, each
@@ -38,7 +31,6 @@ type EStargz struct {
 	files     map[string][]tocChunk // regular file name → chunks, by file offset
 	startup   []string
 
-	chunks  *lru.Cache[tocChunkKey, []byte]
 	flights flights[tocChunkKey]
 }
 
@@ -94,11 +86,7 @@ func OpenEStargz(ctx context.Context, blob Blob, size int64, opts EStargzOptions
 	if opts.TOCDigest != "" && dgst != opts.TOCDigest {
 		return nil, fmt.Errorf("estargz TOC is %s, annotation says %s: %w", dgst, opts.TOCDigest, ErrCorrupt)
 	}
-	chunks, err := lru.New[tocChunkKey, []byte](chunkCacheEntries)
-	if err != nil {
-		return nil, err
-	}
-	s := &EStargz{blob: blob, store: opts.Chunks, tocDigest: dgst, files: make(map[string][]tocChunk), chunks: chunks}
+	s := &EStargz{blob: blob, store: opts.Chunks, tocDigest: dgst, files: make(map[string][]tocChunk)}
 	if err := s.load(toc, payload); err != nil {
 		return nil, err
 	}
@@ -335,13 +323,14 @@ func (s *EStargz) ReadAt(ctx context.Context, name string, p []byte, off int64, 
 // for concurrent readers.
 func (s *EStargz) chunk(ctx context.Context, c *tocChunk, prio remote.Priority) ([]byte, error) {
 	key := tocChunkKey{c.off, c.inner}
-	if b, ok := s.chunks.Get(key); ok {
+	mk := memKey{s, c.off, c.inner}
+	if b, ok := decoded.get(mk); ok {
 		return b, nil
 	}
 	return s.flights.do(ctx, key, func(ctx context.Context) ([]byte, error) {
 		if s.store != nil {
 			if b, err := s.store.Get(ctx, c.digest); err == nil && int64(len(b)) == c.size {
-				s.chunks.Add(key, b)
+				decoded.add(mk, b)
 				return b, nil
 			}
 		}
@@ -349,7 +338,7 @@ func (s *EStargz) chunk(ctx context.Context, c *tocChunk, prio remote.Priority) 
 		if err != nil {
 			return nil, err
 		}
-		s.chunks.Add(key, b)
+		decoded.add(mk, b)
 		if s.store != nil {
 			// A chunk not stored is fetched again next time; the read
 			// itself has what it needs.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/fcd-dev/fcd/puller/gzindex"
@@ -15,12 +14,10 @@ import (
 )
 
 // Reads through an index start at a checkpoint and decode forward, so a
-// GzIndex reads the tar stream in aligned blocks and keeps a few, so
-// that the kernel's 128 KiB reads of a file decode each stretch once.
-const (
-	gzBlockSize    = 1 << 20
-	gzBlockEntries = 8
-)
+// GzIndex reads the tar stream in aligned blocks, kept in the shared
+// cache of decoded bytes, so that the kernel's 128 KiB reads of a file
+// decode each stretch once.
+const gzBlockSize = 1 << 20
 
 // GzIndex is the Source of an unmodified gzip layer with a gzindex index
 // (index-only acceleration): file bytes are decoded from verified chunks
@@ -32,7 +29,6 @@ type GzIndex struct {
 	files   map[string]*gzindex.Entry
 	startup []string
 
-	blocks  *lru.Cache[int64, []byte]
 	flights flights[int64]
 }
 
@@ -62,13 +58,9 @@ func NewGzIndex(x *gzindex.Index, blob Blob, startup []string) (*GzIndex, error)
 	fetch := x.ChunkFetcher(func(ctx context.Context, off, n int64, want digest.Digest) ([]byte, error) {
 		return blob.ReadChunk(ctx, off, n, want, priority(ctx))
 	})
-	blocks, err := lru.New[int64, []byte](gzBlockEntries)
-	if err != nil {
-		return nil, err
-	}
 	s := &GzIndex{
 		x: x, r: gzindex.NewReader(x, fetch), startup: startup,
-		files: make(map[string]*gzindex.Entry), blocks: blocks,
+		files: make(map[string]*gzindex.Entry),
 	}
 	for i := range x.Entries {
 		ie := &x.Entries[i]
@@ -146,7 +138,8 @@ func (s *GzIndex) ReadAt(ctx context.Context, name string, p []byte, off int64, 
 // block returns the gzBlockSize bytes of the tar stream at start (fewer at
 // its end).
 func (s *GzIndex) block(ctx context.Context, start int64, prio remote.Priority) ([]byte, error) {
-	if b, ok := s.blocks.Get(start); ok {
+	mk := memKey{s, start, 0}
+	if b, ok := decoded.get(mk); ok {
 		return b, nil
 	}
 	return s.flights.do(ctx, start, func(ctx context.Context) ([]byte, error) {
@@ -155,7 +148,7 @@ func (s *GzIndex) block(ctx context.Context, start int64, prio remote.Priority) 
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
-		s.blocks.Add(start, b)
+		decoded.add(mk, b)
 		return b, nil
 	})
 }
