@@ -13,6 +13,18 @@
 // It owns resolving the reference and reading the manifests, config and
 // indexes; layer mounts are shared host-wide by lazyfs.Manager, fetching
 // and caching by remote.Fetcher.
+//
+// A layer mount is shared by every image that has the layer, so the
+// credentials of the call that mounted it first fetch its bytes for all
+// later users too, for as long as it stays mounted (a layer's digest
+// names its content, so the bytes are the same; only the authority to
+// read them is borrowed).
+//
+// Metering: the pull ends at Ready; its bytes are those fetched through
+// the blobs this call opened (a layer already mounted by another image
+// counts there). Not done yet: choosing between the original and its
+// "_accelerated" tag (the caller names the reference) and falling back
+// to a full pull on ErrNotLazy (the caller's choice too).
 package lazy
 
 import (
