@@ -90,7 +90,7 @@ type Layer struct {
 // from src.Entries() first (ErrUnsupported for what a FUSE layer cannot
 // reproduce); a layer without any extended attribute is mounted with
 // xattr requests disabled, so the kernel stops sending them.
-func Mount(dir string, src Source, opts MountOptions) (_ *Layer, err error) {
+func Mount(dir string, src Source, opts MountOptions) (*Layer, error) {
 	t, err := buildTree(src.Entries())
 	if err != nil {
 		return nil, fmt.Errorf("mount layer %s: %w", opts.Name, err)
