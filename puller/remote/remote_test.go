@@ -67,7 +67,7 @@ type fixture struct {
 	login *login
 }
 
-func newFixture(t *testing.T, size int, opts Options) *fixture {
+func newFixture(t testing.TB, size int, opts Options) *fixture {
 	t.Helper()
 	r := regtest.New(t)
 	data := blobData(size, 7)

@@ -221,6 +221,12 @@ type authState struct {
 	gen       int
 	az        docker.Authorizer
 	challenge *http.Response // the host's last WWW-Authenticate answer
+
+	// call serializes calls into the authorizer: containerd 1.7's bearer
+	// handler races with itself when one scope's token is fetched while
+	// another call reads it (authorizer.go, doBearerAuth's expirationTime).
+	// Taken after mu, never before.
+	call sync.Mutex
 }
 
 func (b *Blob) authState(host string) *authState {
@@ -246,6 +252,8 @@ func (b *Blob) authorize(ctx context.Context, h *docker.RegistryHost, req *http.
 	if az == nil {
 		return gen, nil
 	}
+	st.call.Lock()
+	defer st.call.Unlock()
 	return gen, az.Authorize(ctx, req)
 }
 
@@ -275,6 +283,8 @@ func (b *Blob) reauth(ctx context.Context, h *docker.RegistryHost, ae *authError
 		if h.Authorizer == nil {
 			return fmt.Errorf("%s wants authentication and no credentials were given", h.Host)
 		}
+		st.call.Lock()
+		defer st.call.Unlock()
 		return h.Authorizer.AddResponses(ctx, []*http.Response{resp})
 	}
 	st.az = docker.NewDockerAuthorizer(docker.WithAuthClient(h.Client), docker.WithAuthCreds(b.creds), docker.WithAuthHeader(h.Header))
