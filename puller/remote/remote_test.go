@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/remotes/docker"
 	"github.com/fcd-dev/fcd/cache"
 	"github.com/fcd-dev/fcd/internal/regtest"
 	"github.com/opencontainers/go-digest"
@@ -462,5 +463,73 @@ func TestClose(t *testing.T) {
 	x.f.Close()
 	if _, err := x.b.ReadRange(context.Background(), 0, 10, OnDemand); !errors.Is(err, ErrClosed) {
 		t.Fatalf("got %v, want ErrClosed", err)
+	}
+}
+
+// TestHostAuthorizer reads through the hosts' own authorizer when no
+// Credentials are given, as a containerd resolver would.
+func TestHostAuthorizer(t *testing.T) {
+	r := regtest.New(t)
+	data := blobData(1<<20, 3)
+	desc := r.AddBlob(data)
+	r.SetCredentials("u", "p")
+	r.SetFaults(regtest.Faults{Auth: true})
+	az := docker.NewDockerAuthorizer(docker.WithAuthCreds(func(string) (string, string, error) { return "u", "p", nil }))
+	hosts := func(host string) ([]docker.RegistryHost, error) {
+		hs, err := r.Hosts()(host)
+		for i := range hs {
+			hs[i].Authorizer = az
+		}
+		return hs, err
+	}
+	f := New(testOptions())
+	defer f.Close()
+	b, err := f.Blob(r.Ref("fn/image"), desc, hosts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ReadRange(context.Background(), 100, 1000, OnDemand)
+	if err != nil || !bytes.Equal(got, data[100:1100]) {
+		t.Fatalf("got %d bytes, %v", len(got), err)
+	}
+	// Without any authorizer the registry's refusal is final.
+	b, err = f.Blob(r.Ref("fn/image"), desc, r.Hosts(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ReadRange(context.Background(), 0, 10, OnDemand); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("anonymous read of a private blob: got %v, want ErrUnauthorized", err)
+	}
+}
+
+// TestMirrorFallback reads through a second host when the first one is
+// unreachable.
+func TestMirrorFallback(t *testing.T) {
+	r := regtest.New(t)
+	data := blobData(1<<20, 4)
+	desc := r.AddBlob(data)
+	dead := regtest.New(t)
+	dead.Close()
+	hosts := func(host string) ([]docker.RegistryHost, error) {
+		good, _ := r.Hosts()(r.Host)
+		bad := good[0]
+		bad.Host = dead.Host
+		return []docker.RegistryHost{bad, good[0]}, nil
+	}
+	f := New(testOptions())
+	defer f.Close()
+	b, err := f.Blob(r.Ref("fn/image"), desc, hosts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		off := int64(i) * 1000
+		got, err := b.ReadRange(context.Background(), off, 500, OnDemand)
+		if err != nil || !bytes.Equal(got, data[off:off+500]) {
+			t.Fatalf("read %d: got %d bytes, %v", i, len(got), err)
+		}
+	}
+	if st := b.Stats(); st.Retries != 1 {
+		t.Fatalf("got %d retries, want 1 (the dead host once)", st.Retries)
 	}
 }
