@@ -13,7 +13,7 @@ type breaker struct {
 	threshold             int
 	baseCooldown, maxCool time.Duration
 
-	mu        sync.Mutex
+	mu         sync.Mutex
 	failures   int
 	cooldown   time.Duration
 	openUntil  time.Time
