@@ -65,10 +65,16 @@ func (b *Blob) get(g *group) error {
 			if authTries++; authTries > maxAuthRetries {
 				return fmt.Errorf("%w: %v (after %d re-authentications)", ErrUnauthorized, ae, maxAuthRetries)
 			}
-			if rerr := b.reauth(ctx, h, ae); rerr != nil {
+			rerr := b.reauth(ctx, h, ae)
+			if rerr == nil {
+				continue
+			}
+			// The credentials source or token endpoint may be down for a
+			// moment: back off, within the re-authentication bound.
+			if authTries == maxAuthRetries {
 				return fmt.Errorf("%w: %v", ErrUnauthorized, rerr)
 			}
-			continue
+			err = fmt.Errorf("authenticate: %w", rerr)
 		case errors.Is(err, ErrBadResponse):
 			br.success()
 			return err
