@@ -533,3 +533,27 @@ func TestMirrorFallback(t *testing.T) {
 		t.Fatalf("got %d retries, want 1 (the dead host once)", st.Retries)
 	}
 }
+
+// TestCredentialsFlaky reads through a credentials source that fails
+// once, as an STS endpoint might for a moment.
+func TestCredentialsFlaky(t *testing.T) {
+	x := newFixture(t, 1<<20, testOptions())
+	x.r.SetFaults(regtest.Faults{Auth: true})
+	var calls atomic.Int64
+	b, err := x.f.Blob(x.r.Ref("fn/image"), x.desc, x.r.Hosts(), func(host string) (string, string, error) {
+		if calls.Add(1) == 1 {
+			return "", "", errors.New("sts: service unavailable")
+		}
+		return x.login.creds(host)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ReadRange(context.Background(), 10, 100, OnDemand)
+	if err != nil || !bytes.Equal(got, x.data[10:110]) {
+		t.Fatalf("got %d bytes, %v", len(got), err)
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("got %d credential calls, want 2", calls.Load())
+	}
+}
