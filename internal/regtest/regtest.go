@@ -173,8 +173,8 @@ func (r *Registry) ExpireTokens() {
 	}
 }
 
-// AddBlob stores b (in every repository: blobs are not scoped) and
-// returns its descriptor. repo is informational.
+// AddBlob stores b, readable from every repository (blobs are not
+// scoped to one here), and returns its descriptor.
 func (r *Registry) AddBlob(b []byte) ocispec.Descriptor {
 	d := digest.FromBytes(b)
 	r.mu.Lock()

@@ -93,9 +93,12 @@ func (x *Index) FileChunks(e *Entry, off, n int64) (first, end int, err error) {
 type ChunkReader func(ctx context.Context, off, n int64, want digest.Digest) ([]byte, error)
 
 // ChunkFetcher returns a Fetcher that serves any range of the blob from
-// whole verified chunks read through read, one chunk at a time as the
-// decoder consumes them, so memory stays one chunk per read in progress.
-// It fails with ErrNoDigests for a version 1 index.
+// whole verified chunks read through read. It asks for up to
+// ChunkReadahead chunks at once (so a range spanning several chunks costs
+// one round trip when read coalesces them) and hands them to the decoder
+// in order; memory is those chunks per read in progress. Closing the body
+// early cancels the chunk reads still outstanding. It fails with
+// ErrNoDigests for a version 1 index.
 func (x *Index) ChunkFetcher(read ChunkReader) Fetcher {
 	return func(ctx context.Context, off, length int64) (io.ReadCloser, error) {
 		if x.chunkSize == 0 {
@@ -104,17 +107,52 @@ func (x *Index) ChunkFetcher(read ChunkReader) Fetcher {
 		if off < 0 || length < 0 || off+length > x.CompressedSize {
 			return nil, fmt.Errorf("gzindex: range %d+%d outside the blob (%d bytes)", off, length, x.CompressedSize)
 		}
-		return &chunkBody{ctx: ctx, x: x, read: read, off: off, end: off + length}, nil
+		ctx, cancel := context.WithCancel(ctx)
+		c := &chunkBody{ctx: ctx, cancel: cancel, x: x, read: read, off: off, end: off + length}
+		c.next = int(off / x.chunkSize)
+		return c, nil
 	}
 }
 
-// chunkBody reads [off, end) of the blob chunk by chunk.
+// ChunkReadahead is how many chunks a ChunkFetcher body asks for ahead of
+// the decoder.
+const ChunkReadahead = 4
+
+// chunkBody reads [off, end) of the blob chunk by chunk, with readahead.
 type chunkBody struct {
 	ctx      context.Context
+	cancel   context.CancelFunc
 	x        *Index
 	read     ChunkReader
 	off, end int64
+	next     int // next chunk to ask for
+	ahead    []chan chunkResult
 	cur      bytes.Reader
+}
+
+type chunkResult struct {
+	i    int
+	data []byte
+	err  error
+}
+
+// launch asks for chunks until ChunkReadahead are outstanding or the
+// range is covered.
+func (c *chunkBody) launch() {
+	for len(c.ahead) < ChunkReadahead && int64(c.next)*c.x.chunkSize < c.end {
+		i := c.next
+		c.next++
+		ch := make(chan chunkResult, 1)
+		c.ahead = append(c.ahead, ch)
+		go func() {
+			off, n := c.x.Chunk(i)
+			b, err := c.read(c.ctx, off, n, c.x.ChunkDigest(i))
+			if err == nil && int64(len(b)) != n {
+				err = fmt.Errorf("%w: chunk %d: got %d bytes, want %d", ErrShortFetch, i, len(b), n)
+			}
+			ch <- chunkResult{i: i, data: b, err: err}
+		}()
+	}
 }
 
 func (c *chunkBody) Read(p []byte) (int, error) {
@@ -122,20 +160,23 @@ func (c *chunkBody) Read(p []byte) (int, error) {
 		if c.off >= c.end {
 			return 0, io.EOF
 		}
-		i := int(c.off / c.x.chunkSize)
-		coff, n := c.x.Chunk(i)
-		b, err := c.read(c.ctx, coff, n, c.x.ChunkDigest(i))
-		if err != nil {
-			return 0, err
+		c.launch()
+		r := <-c.ahead[0]
+		c.ahead = c.ahead[1:]
+		if r.err != nil {
+			return 0, r.err
 		}
-		if int64(len(b)) != n {
-			return 0, fmt.Errorf("%w: chunk %d: got %d bytes, want %d", ErrShortFetch, i, len(b), n)
-		}
-		b = b[c.off-coff : min(n, c.end-coff)]
+		coff, n := c.x.Chunk(r.i)
+		b := r.data[c.off-coff : min(n, c.end-coff)]
 		c.cur.Reset(b)
 		c.off += int64(len(b))
+		c.launch()
 	}
 	return c.cur.Read(p)
 }
 
-func (c *chunkBody) Close() error { return nil }
+// Close cancels the chunk reads still outstanding.
+func (c *chunkBody) Close() error {
+	c.cancel()
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -80,18 +81,25 @@ func TestChunkFetcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var read []int64
-	r := NewReader(x, x.ChunkFetcher(func(ctx context.Context, off, n int64, want digest.Digest) ([]byte, error) {
-		mu.Lock()
-		read = append(read, off)
-		mu.Unlock()
-		b := z[off : off+n]
-		if got := digest.SHA256.FromBytes(b); got != want {
-			return nil, errors.New("chunk digest mismatch")
-		}
-		return b, nil
-	}))
+	// reader returns a Reader whose verified chunk reads are recorded in
+	// its own list (readahead may still add to it after a read returns).
+	type record struct {
+		mu   sync.Mutex
+		offs []int64
+	}
+	reader := func() (*Reader, *record) {
+		rec := &record{}
+		return NewReader(x, x.ChunkFetcher(func(ctx context.Context, off, n int64, want digest.Digest) ([]byte, error) {
+			rec.mu.Lock()
+			rec.offs = append(rec.offs, off)
+			rec.mu.Unlock()
+			b := z[off : off+n]
+			if got := digest.SHA256.FromBytes(b); got != want {
+				return nil, errors.New("chunk digest mismatch")
+			}
+			return b, nil
+		})), rec
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range x.Entries {
 		e := &x.Entries[i]
@@ -104,7 +112,7 @@ func TestChunkFetcher(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		read = read[:0]
+		r, rec := reader()
 		got := make([]byte, n)
 		if _, err := r.ReadFileAt(context.Background(), e, got, off); err != nil {
 			t.Fatalf("%s: %v", e.Name, err)
@@ -112,10 +120,13 @@ func TestChunkFetcher(t *testing.T) {
 		if want := tarBytes[e.Offset+off : e.Offset+off+n]; !bytes.Equal(got, want) {
 			t.Fatalf("%s [%d,+%d): wrong bytes", e.Name, off, n)
 		}
-		if len(read) == 0 {
+		rec.mu.Lock()
+		offs := slices.Clone(rec.offs)
+		rec.mu.Unlock()
+		if len(offs) == 0 {
 			t.Fatalf("%s: no chunk read", e.Name)
 		}
-		for _, c := range read {
+		for _, c := range offs {
 			if i := int(c / MinChunkSize); i < first || i >= end {
 				t.Fatalf("%s [%d,+%d): read chunk %d, FileChunks said [%d,%d)", e.Name, off, n, i, first, end)
 			}

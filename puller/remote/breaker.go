@@ -13,11 +13,11 @@ type breaker struct {
 	threshold             int
 	baseCooldown, maxCool time.Duration
 
-	mu        sync.Mutex
-	failures  int
-	cooldown  time.Duration
-	openUntil time.Time
-	probing   bool
+	mu         sync.Mutex
+	failures   int
+	cooldown   time.Duration
+	openUntil  time.Time
+	probeUntil time.Time // a probe is out; others wait until then
 }
 
 func newBreaker(threshold int, cooldown, maxCooldown time.Duration) *breaker {
@@ -36,24 +36,19 @@ func (b *breaker) wait(now time.Time) time.Duration {
 	if d := b.openUntil.Sub(now); d > 0 {
 		return d
 	}
-	if b.probing {
-		return b.baseCooldown
+	if d := b.probeUntil.Sub(now); d > 0 {
+		return d
 	}
-	b.probing = true
+	// A probe that neither succeeds nor fails (cancelled) frees the way
+	// for another after a cooldown.
+	b.probeUntil = now.Add(b.cooldown)
 	return 0
-}
-
-// open reports whether the breaker is open (requests are held back).
-func (b *breaker) open() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.failures >= b.threshold
 }
 
 func (b *breaker) success() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.failures, b.probing, b.cooldown = 0, false, b.baseCooldown
+	b.failures, b.probeUntil, b.cooldown = 0, time.Time{}, b.baseCooldown
 }
 
 func (b *breaker) failure(now time.Time) {
@@ -63,11 +58,12 @@ func (b *breaker) failure(now time.Time) {
 	if b.failures < b.threshold {
 		return
 	}
-	if b.probing || b.failures == b.threshold {
+	probing := !b.probeUntil.IsZero()
+	if probing || b.failures == b.threshold {
 		b.openUntil = now.Add(b.cooldown)
-		if b.probing {
+		if probing {
 			b.cooldown = min(2*b.cooldown, b.maxCool)
 		}
-		b.probing = false
+		b.probeUntil = time.Time{}
 	}
 }

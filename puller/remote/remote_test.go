@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/remotes/docker"
 	"github.com/fcd-dev/fcd/cache"
 	"github.com/fcd-dev/fcd/internal/regtest"
 	"github.com/opencontainers/go-digest"
@@ -67,7 +68,7 @@ type fixture struct {
 	login *login
 }
 
-func newFixture(t *testing.T, size int, opts Options) *fixture {
+func newFixture(t testing.TB, size int, opts Options) *fixture {
 	t.Helper()
 	r := regtest.New(t)
 	data := blobData(size, 7)
@@ -462,5 +463,97 @@ func TestClose(t *testing.T) {
 	x.f.Close()
 	if _, err := x.b.ReadRange(context.Background(), 0, 10, OnDemand); !errors.Is(err, ErrClosed) {
 		t.Fatalf("got %v, want ErrClosed", err)
+	}
+}
+
+// TestHostAuthorizer reads through the hosts' own authorizer when no
+// Credentials are given, as a containerd resolver would.
+func TestHostAuthorizer(t *testing.T) {
+	r := regtest.New(t)
+	data := blobData(1<<20, 3)
+	desc := r.AddBlob(data)
+	r.SetCredentials("u", "p")
+	r.SetFaults(regtest.Faults{Auth: true})
+	az := docker.NewDockerAuthorizer(docker.WithAuthCreds(func(string) (string, string, error) { return "u", "p", nil }))
+	hosts := func(host string) ([]docker.RegistryHost, error) {
+		hs, err := r.Hosts()(host)
+		for i := range hs {
+			hs[i].Authorizer = az
+		}
+		return hs, err
+	}
+	f := New(testOptions())
+	defer f.Close()
+	b, err := f.Blob(r.Ref("fn/image"), desc, hosts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ReadRange(context.Background(), 100, 1000, OnDemand)
+	if err != nil || !bytes.Equal(got, data[100:1100]) {
+		t.Fatalf("got %d bytes, %v", len(got), err)
+	}
+	// Without any authorizer the registry's refusal is final.
+	b, err = f.Blob(r.Ref("fn/image"), desc, r.Hosts(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ReadRange(context.Background(), 0, 10, OnDemand); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("anonymous read of a private blob: got %v, want ErrUnauthorized", err)
+	}
+}
+
+// TestMirrorFallback reads through a second host when the first one is
+// unreachable.
+func TestMirrorFallback(t *testing.T) {
+	r := regtest.New(t)
+	data := blobData(1<<20, 4)
+	desc := r.AddBlob(data)
+	dead := regtest.New(t)
+	dead.Close()
+	hosts := func(host string) ([]docker.RegistryHost, error) {
+		good, _ := r.Hosts()(r.Host)
+		bad := good[0]
+		bad.Host = dead.Host
+		return []docker.RegistryHost{bad, good[0]}, nil
+	}
+	f := New(testOptions())
+	defer f.Close()
+	b, err := f.Blob(r.Ref("fn/image"), desc, hosts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		off := int64(i) * 1000
+		got, err := b.ReadRange(context.Background(), off, 500, OnDemand)
+		if err != nil || !bytes.Equal(got, data[off:off+500]) {
+			t.Fatalf("read %d: got %d bytes, %v", i, len(got), err)
+		}
+	}
+	if st := b.Stats(); st.Retries != 1 {
+		t.Fatalf("got %d retries, want 1 (the dead host once)", st.Retries)
+	}
+}
+
+// TestCredentialsFlaky reads through a credentials source that fails
+// once, as an STS endpoint might for a moment.
+func TestCredentialsFlaky(t *testing.T) {
+	x := newFixture(t, 1<<20, testOptions())
+	x.r.SetFaults(regtest.Faults{Auth: true})
+	var calls atomic.Int64
+	b, err := x.f.Blob(x.r.Ref("fn/image"), x.desc, x.r.Hosts(), func(host string) (string, string, error) {
+		if calls.Add(1) == 1 {
+			return "", "", errors.New("sts: service unavailable")
+		}
+		return x.login.creds(host)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ReadRange(context.Background(), 10, 100, OnDemand)
+	if err != nil || !bytes.Equal(got, x.data[10:110]) {
+		t.Fatalf("got %d bytes, %v", len(got), err)
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("got %d credential calls, want 2", calls.Load())
 	}
 }

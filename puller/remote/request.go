@@ -17,16 +17,16 @@ import (
 
 // get reads g's range [g.pos, g.end) into its items: single-range GETs,
 // each resuming where the last one stopped, retried with exponential
-// back-off through transient failures until RetryTimeout, re-authenticating
-// after a 401 or 403.
+// back-off through transient failures until RetryTimeout passes without
+// progress, re-authenticating after a 401 or 403.
 func (b *Blob) get(g *group) error {
 	f := b.f
 	ctx := docker.ContextWithAppendPullRepositoryScope(g.ctx, b.repo)
 	deadline := time.Now().Add(f.opts.RetryTimeout)
 	backoff := f.opts.InitialBackoff
 	var lastErr error
-	authTries := 0
-	for attempt := 0; g.pos < g.end; attempt++ {
+	authTries, sent := 0, 0
+	for g.pos < g.end {
 		if err := g.ctx.Err(); err != nil {
 			return err
 		}
@@ -34,7 +34,7 @@ func (b *Blob) get(g *group) error {
 		if wait := br.wait(time.Now()); wait > 0 {
 			if time.Now().Add(wait).After(deadline) {
 				if lastErr == nil {
-					lastErr = errors.New("failing before this read started")
+					lastErr = errors.New("it was failing before this read started")
 				}
 				return fmt.Errorf("%w: circuit breaker open for %s: %v", ErrUnavailable, h.Host, lastErr)
 			}
@@ -43,42 +43,50 @@ func (b *Blob) get(g *group) error {
 			}
 			continue
 		}
-		if attempt > 0 {
+		if sent++; sent > 1 {
 			b.count(func(c *counters) *atomicInt { return &c.retries }, 1)
 		}
 		before := g.pos
 		err := b.attempt(ctx, h, g)
-		progress := g.pos > before
-		if progress {
-			br.success()
+		if g.pos > before {
 			backoff, authTries = f.opts.InitialBackoff, 0
-		}
-		if err == nil {
-			continue
+			deadline = time.Now().Add(f.opts.RetryTimeout)
 		}
 		if cerr := g.ctx.Err(); cerr != nil {
 			return cerr
 		}
 		var ae *authError
 		switch {
+		case err == nil:
+			br.success()
+			continue
 		case errors.As(err, &ae):
+			br.success() // it answered
 			if authTries++; authTries > maxAuthRetries {
 				return fmt.Errorf("%w: %v (after %d re-authentications)", ErrUnauthorized, ae, maxAuthRetries)
 			}
-			if rerr := b.reauth(ctx, h, ae); rerr != nil {
+			rerr := b.reauth(ctx, h, ae)
+			if rerr == nil {
+				continue
+			}
+			// The credentials source or token endpoint may be down for a
+			// moment: back off, within the re-authentication bound.
+			if authTries == maxAuthRetries {
 				return fmt.Errorf("%w: %v", ErrUnauthorized, rerr)
 			}
-			continue
+			err = fmt.Errorf("authenticate: %w", rerr)
 		case errors.Is(err, ErrBadResponse):
+			br.success()
 			return err
-		}
-		lastErr = err
-		if !progress {
+		case g.pos > before:
+			br.success() // a body broke off: the host is up
+		default:
 			br.failure(time.Now())
 			b.failHost(h)
 		}
+		lastErr = err
 		if time.Now().Add(backoff).After(deadline) {
-			return fmt.Errorf("%w: gave up after %v: %v", ErrUnavailable, f.opts.RetryTimeout, lastErr)
+			return fmt.Errorf("%w: no progress for %v: %v", ErrUnavailable, f.opts.RetryTimeout, lastErr)
 		}
 		f.log.Debug("remote: retrying", "registry", h.Host, "repo", b.repo, "digest", b.desc.Digest,
 			"range", fmt.Sprintf("%d-%d", g.pos, g.end-1), "backoff", backoff, "error", err)
@@ -221,6 +229,12 @@ type authState struct {
 	gen       int
 	az        docker.Authorizer
 	challenge *http.Response // the host's last WWW-Authenticate answer
+
+	// call serializes calls into the authorizer: containerd 1.7's bearer
+	// handler races with itself when one scope's token is fetched while
+	// another call reads it (authorizer.go, doBearerAuth's expirationTime).
+	// Taken after mu, never before.
+	call sync.Mutex
 }
 
 func (b *Blob) authState(host string) *authState {
@@ -246,6 +260,8 @@ func (b *Blob) authorize(ctx context.Context, h *docker.RegistryHost, req *http.
 	if az == nil {
 		return gen, nil
 	}
+	st.call.Lock()
+	defer st.call.Unlock()
 	return gen, az.Authorize(ctx, req)
 }
 
@@ -275,6 +291,8 @@ func (b *Blob) reauth(ctx context.Context, h *docker.RegistryHost, ae *authError
 		if h.Authorizer == nil {
 			return fmt.Errorf("%s wants authentication and no credentials were given", h.Host)
 		}
+		st.call.Lock()
+		defer st.call.Unlock()
 		return h.Authorizer.AddResponses(ctx, []*http.Response{resp})
 	}
 	st.az = docker.NewDockerAuthorizer(docker.WithAuthClient(h.Client), docker.WithAuthCreds(b.creds), docker.WithAuthHeader(h.Header))
