@@ -166,21 +166,21 @@ func TestStartFailures(t *testing.T) {
 		{
 			name:   "bound to localhost",
 			spec:   Spec{Function: "localhost", Image: e.refs[images.EchoLocalhost], MemoryMB: 128},
-			code:   CodeFunctionNotStarted,
+			code:   notStarted,
 			errHas: "connect: connection refused (the server listens on 127.0.0.1:9000 inside the instance, which is unreachable from outside it; it must listen on 0.0.0.0:9000)",
 			logHas: "listening on 127.0.0.1:9000",
 		},
 		{
 			name:     "exits at start",
 			spec:     Spec{Function: "exiter", Image: e.refs[images.Misbehave], Command: []string{"exit", "3"}, MemoryMB: 128},
-			code:     CodeCAExited,
+			code:     caExited,
 			exitCode: 3,
 			logHas:   "misbehave: exiting with code 3",
 		},
 		{
 			name:   "entrypoint not found",
 			spec:   Spec{Function: "noentry", Image: e.refs[images.Echo], Entrypoint: []string{"/nonexistent"}},
-			code:   CodeFunctionNotStarted,
+			code:   notStarted,
 			errHas: "/nonexistent: no such file or directory",
 		},
 	}
@@ -206,10 +206,10 @@ func TestStartFailures(t *testing.T) {
 				if !errors.As(err, &se) {
 					t.Fatalf("got %T %v, want *StartError", err, err)
 				}
-				if se.Code != tt.code {
-					t.Errorf("Code: got %q, want %q", se.Code, tt.code)
+				if got := startKind(se); got != tt.code {
+					t.Errorf("kind: got %q, want %q", got, tt.code)
 				}
-				if tt.code == CodeCAExited && se.Exit.Code != tt.exitCode {
+				if tt.code == caExited && se.Exit.Code != tt.exitCode {
 					t.Errorf("exit code: got %d, want %d", se.Exit.Code, tt.exitCode)
 				}
 				if !strings.Contains(err.Error(), tt.logHas) {

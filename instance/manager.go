@@ -112,9 +112,9 @@ func newID() string {
 // Options.StartTimeout, and its initializer, if any, succeeded.
 //
 // When the instance was created but did not become ready, the error is a
-// *StartError (Code CAExited when the process exited, FunctionNotStarted
-// otherwise) and the instance is already removed. Other errors (image,
-// host) are returned wrapped as they are. On error nothing is left behind.
+// *StartError (Exited when the process exited first) and the instance is
+// already removed. Other errors (image, host) are returned wrapped as they
+// are. On error nothing is left behind.
 func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error) {
 	begin := time.Now()
 	spec = spec.withDefaults()
@@ -300,9 +300,9 @@ func (i *Instance) ready(ctx context.Context) error {
 }
 
 func (i *Instance) startError(t time.Time, err error) error {
-	se := &StartError{Code: CodeFunctionNotStarted, InstanceID: i.spec.ID, Duration: time.Since(t), Err: err}
+	se := &StartError{InstanceID: i.spec.ID, Duration: time.Since(t), Err: err}
 	if isClosed(i.exited) {
-		se.Code = CodeCAExited
+		se.Exited = true
 		se.Exit = i.Exit()
 	}
 	// The process may still be writing its last words; flushing partial

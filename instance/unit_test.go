@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -160,14 +161,14 @@ func TestStartErrorMessage(t *testing.T) {
 	}{
 		{
 			"not started",
-			&StartError{Code: CodeFunctionNotStarted, InstanceID: "i", Duration: 1500 * time.Millisecond,
+			&StartError{InstanceID: "i", Duration: 1500 * time.Millisecond,
 				Err: errors.New("dial tcp 10.86.0.2:9000: connect: connection refused"), LogTail: []string{"listening on 127.0.0.1:9000"}},
-			[]string{"FunctionNotStarted", "1.5s", "connection refused", "listening on 127.0.0.1:9000"},
+			[]string{"did not become ready", "1.5s", "connection refused", "listening on 127.0.0.1:9000"},
 		},
 		{
 			"exited",
-			&StartError{Code: CodeCAExited, InstanceID: "i", Exit: ExitStatus{Code: 3}},
-			[]string{"CAExited", "exited with code 3"},
+			&StartError{Exited: true, InstanceID: "i", Exit: ExitStatus{Code: 3}},
+			[]string{"exited with code 3"},
 		},
 	}
 	for _, tt := range tests {
@@ -179,5 +180,31 @@ func TestStartErrorMessage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The kinds of start failure, as the proxy names them (FC's codes).
+const (
+	notStarted = "FunctionNotStarted"
+	caExited   = "CAExited"
+)
+
+// startKind names the kind of se as FC does; the proxy's mapping is tested
+// in package proxy.
+func startKind(se *StartError) string {
+	if se.Exited {
+		return caExited
+	}
+	return notStarted
+}
+
+func TestStartErrorCategory(t *testing.T) {
+	cause := errors.New("probe failed")
+	err := error(&StartError{InstanceID: "i", Err: cause})
+	if !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("got %v, want errdefs.ErrFailedPrecondition", err)
+	}
+	if !errors.Is(err, cause) {
+		t.Errorf("errors.Is(%v, cause): got false, want true", err)
 	}
 }

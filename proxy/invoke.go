@@ -23,9 +23,8 @@ import (
 // of the function, warm or freshly started, for one request.
 type Scheduler interface {
 	// Acquire returns a lease on an instance of fn, waiting for a cold start
-	// or a free slot while ctx allows. Errors: ErrThrottled-like errors
-	// (mapped by IsThrottled), start failures (mapped by StartFailure), and
-	// ctx's error when the caller went away.
+	// or a free slot while ctx allows. Errors carry an errdefs category
+	// or are start failures; acquireError lists how each is answered.
 	Acquire(ctx context.Context, fn *api.Function) (Lease, error)
 }
 
@@ -43,15 +42,6 @@ type Lease interface {
 	// Log appends a line to the instance's log, for the FC Invoke
 	// Start/End markers that group a request's lines.
 	Log(line string)
-}
-
-// ErrorClassifier tells the proxy what a Scheduler error means. Package
-// scheduler's sentinels and instance's start errors are not imported here,
-// so the wiring in cmd/fcd supplies this.
-type ErrorClassifier interface {
-	// Classify returns the FC error for err, or nil when err is not one the
-	// classifier knows.
-	Classify(err error) (status int, code, message string, ok bool)
 }
 
 // RequestLogs serves the log lines of one request, those between its FC
@@ -77,14 +67,8 @@ const (
 	bufferLimit = 64 << 10
 )
 
-// Codes of invocation errors.
-const (
-	CodeResourceExhausted   = "ResourceExhausted"   // 429
-	CodeClientClosedRequest = "ClientClosedRequest" // 499
-	CodeFunctionNotStarted  = "FunctionNotStarted"  // 412
-	CodeAsyncNotSupported   = "InvalidArgument"
-	statusClientClosed      = 499
-)
+// CodeAsyncNotSupported answers an invocation type fcd does not serve.
+const CodeAsyncNotSupported = "InvalidArgument"
 
 // invocation is what differs between InvokeFunction and an HTTP trigger.
 type invocation struct {
@@ -213,19 +197,14 @@ func (s *Server) failAcquire(ctx *fasthttp.RequestCtx, rid, name string, err err
 		writeError(ctx, rid, newError(statusClientClosed, CodeClientClosedRequest, "the client closed the request before an instance was ready"))
 		return
 	}
-	if s.opts.Errors != nil {
-		if status, code, msg, ok := s.opts.Errors.Classify(err); ok {
-			switch status {
-			case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-				s.metrics.throttled.Add(1)
-			case http.StatusPreconditionFailed:
-				s.metrics.startFailures.Add(1)
-			}
-			s.fail(ctx, rid, newError(status, code, msg))
-			return
-		}
+	aerr := acquireError(err)
+	switch aerr.Status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		s.metrics.throttled.Add(1)
+	case http.StatusPreconditionFailed:
+		s.metrics.startFailures.Add(1)
 	}
-	s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
+	s.fail(ctx, rid, aerr)
 }
 
 // exchange is one request on a leased instance, from the moment it is

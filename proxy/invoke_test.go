@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/containerd/errdefs"
 
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/store"
@@ -95,16 +96,7 @@ func (l *fakeLog) RequestLogs(fn, rid string) ([]string, error) {
 	return out, nil
 }
 
-type classifier struct{}
-
-var errBusy = errors.New("busy")
-
-func (classifier) Classify(err error) (int, string, string, bool) {
-	if errors.Is(err, errBusy) {
-		return 429, CodeResourceExhausted, "too many requests", true
-	}
-	return 0, "", "", false
-}
+var errBusy = fmt.Errorf("busy: %w", errdefs.ErrResourceExhausted)
 
 // invokeEnv is a proxy with one function "fn" (timeout 1 s) whose single
 // instance is backend.
@@ -145,7 +137,7 @@ func newInvokeEnvWith(t *testing.T, be *httptest.Server, timeout int32, wrap fun
 	if wrap != nil {
 		sched = wrap(sched)
 	}
-	env.addr = testServer(t, Options{Functions: st, Scheduler: sched, Errors: classifier{}, Log: env.log})
+	env.addr = testServer(t, Options{Functions: st, Scheduler: sched, Log: env.log})
 	return env
 }
 

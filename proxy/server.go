@@ -77,9 +77,6 @@ type Options struct {
 	// Scheduler places invocations on instances. Nil means invocations are
 	// refused with 503.
 	Scheduler Scheduler
-	// Errors classifies Scheduler errors into FC errors. Nil maps them as
-	// internal errors, but for the store's not-found.
-	Errors ErrorClassifier
 	// Log serves the log lines of one request for x-fc-log-type: Tail.
 	// Nil disables Tail.
 	Log RequestLogs

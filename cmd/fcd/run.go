@@ -104,7 +104,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		if err := restoreProvisioned(ctx, st, p); err != nil {
 			return err
 		}
-		popts.Scheduler, popts.Pools, popts.Errors = p, p, errorMap{}
+		popts.Scheduler, popts.Pools = p, p
 		popts.Log, popts.Logs = rt.manager, rt.manager
 		popts.Collectors = []prometheus.Collector{poolCollector{sched}}
 	}

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -163,28 +161,8 @@ func (l lease) Log(line string) {
 	}
 }
 
-// errorMap turns scheduler and start errors into FC errors.
-type errorMap struct{}
-
-var _ proxy.ErrorClassifier = errorMap{}
-
-func (errorMap) Classify(err error) (status int, code, msg string, ok bool) {
-	var se *instance.StartError
-	switch {
-	case errors.Is(err, scheduler.ErrThrottled):
-		return http.StatusTooManyRequests, proxy.CodeResourceExhausted, err.Error(), true
-	case errors.Is(err, scheduler.ErrFunctionDeleted):
-		return http.StatusNotFound, proxy.CodeFunctionNotFound, err.Error(), true
-	case errors.Is(err, scheduler.ErrClosed), errors.Is(err, context.Canceled):
-		return http.StatusServiceUnavailable, "ResourceThrottled", "fcd is shutting down", true
-	case errors.As(err, &se):
-		return http.StatusPreconditionFailed, se.Code, se.Error(), true
-	default:
-		// Anything else from Acquire is a cold start that failed before
-		// its container ran: pull, platform, size, network.
-		return http.StatusPreconditionFailed, instance.CodeFunctionNotStarted, "the function instance failed to start: " + err.Error(), true
-	}
-}
+// The proxy maps start failures to FC errors by what it declares of them.
+var _ proxy.StartFailure = (*instance.StartError)(nil)
 
 // poolCollector exports the scheduler's per-function stats.
 type poolCollector struct{ s *scheduler.Scheduler }
