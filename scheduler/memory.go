@@ -76,7 +76,7 @@ func (s *Scheduler) kickBlocked() {
 	clear(s.blocked)
 	s.nblocked.Store(0)
 	s.mu.Unlock()
-	now := time.Now()
+	now := s.clock.Now()
 	for _, p := range pools {
 		p.schedule()
 		p.provision(now)
