@@ -111,8 +111,10 @@ func TestStartEcho(t *testing.T) {
 		t.Errorf("POST /invoke: got %q, want the event body", body)
 	}
 
-	inst.Log("FC Invoke Start RequestId: r1")
-	inst.Log("FC Invoke End RequestId: r1")
+	rl := inst.RequestLog(true)
+	rl.Log("FC Invoke Start RequestId: r1")
+	rl.Log("FC Invoke End RequestId: r1")
+	req := rl.End()
 	lines, err := e.mgr.ReadLogs("echo", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -127,9 +129,8 @@ func TestStartEcho(t *testing.T) {
 	if !found {
 		t.Errorf("logs %q: want a line with %q and the listen address", lines, want)
 	}
-	req, err := e.mgr.RequestLogs("echo", "r1")
-	if err != nil || len(req) != 2 {
-		t.Errorf("RequestLogs: got %q, %v; want the two markers", req, err)
+	if len(req) != 2 {
+		t.Errorf("RequestLog: got %q; want the two markers", req)
 	}
 	if st := inst.StartStats(); st.Pull.Duration <= 0 || st.Create <= 0 || st.Ready <= 0 {
 		t.Errorf("StartStats: got %+v, want every phase measured", st)

@@ -86,11 +86,6 @@ func (m *Manager) ReadLogs(function string, tail int) ([]string, error) {
 	return ReadLogs(m.opts.DataDir, function, tail)
 }
 
-// RequestLogs returns the lines logged for one request; see RequestLogs.
-func (m *Manager) RequestLogs(function, requestID string) ([]string, error) {
-	return RequestLogs(m.opts.DataDir, function, requestID)
-}
-
 func (m *Manager) nsCtx(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, m.opts.Name)
 }

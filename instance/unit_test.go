@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -131,18 +132,22 @@ func TestRequestLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer files.release("fn")
 	a, b := &instanceLog{file: lf, id: "a"}, &instanceLog{file: lf, id: "b"}
-	a.line(StreamFC, []byte("FC Invoke Start RequestId: r1"))
+	a.line(StreamStdout, []byte("before"))
+	r1 := a.requestLog(true)
+	r1.Log("FC Invoke Start RequestId: r1")
 	b.line(StreamStdout, []byte("from b"))
 	a.line(StreamStdout, []byte("from a"))
-	a.line(StreamFC, []byte("FC Invoke End RequestId: r1"))
-	a.line(StreamStdout, []byte("after"))
-	files.release("fn")
-
-	lines, err := RequestLogs(dir, "fn", "r1")
-	if err != nil {
+	r1.Log("FC Invoke End RequestId: r1")
+	// The tail comes from memory: with the log files gone, and any file
+	// read failing or finding nothing, the request still has its lines.
+	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
+	lines := r1.End()
+	a.line(StreamStdout, []byte("after"))
+
 	var got []string
 	for _, l := range lines {
 		got = append(got, strings.SplitN(l, " ", 2)[1])
@@ -151,6 +156,65 @@ func TestRequestLogs(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
+	if len(a.reqs) != 0 {
+		t.Errorf("collecting RequestLogs after End: got %d, want 0", len(a.reqs))
+	}
+	if got := a.requestLog(false); got.End() != nil || len(a.reqs) != 0 {
+		t.Errorf("a RequestLog that does not collect: kept %d registrations, want 0", len(a.reqs))
+	}
+}
+
+func TestRequestLogBounds(t *testing.T) {
+	dir := t.TempDir()
+	files := &logFiles{dataDir: dir, maxSize: 1 << 20, maxFiles: 1, files: map[string]*logFile{}}
+	lf, err := files.acquire("fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.release("fn")
+	il := &instanceLog{file: lf, id: "a"}
+
+	t.Run("bytes", func(t *testing.T) {
+		r := il.requestLog(true)
+		for i := range 1000 {
+			il.line(StreamStdout, fmt.Appendf(nil, "line %04d", i))
+		}
+		lines := r.End()
+		size := 0
+		for _, l := range lines {
+			size += len(l) + 1
+		}
+		if size > RequestLogBytes || size < RequestLogBytes/2 {
+			t.Errorf("kept %d bytes, want at most %d and most of it", size, RequestLogBytes)
+		}
+		if last := lines[len(lines)-1]; !strings.HasSuffix(last, "line 0999") {
+			t.Errorf("last line: got %q, want line 0999", last)
+		}
+	})
+	t.Run("requests", func(t *testing.T) {
+		var rs []*RequestLog
+		for range maxRequestLogs + 1 {
+			rs = append(rs, il.requestLog(true))
+		}
+		if len(il.reqs) != maxRequestLogs {
+			t.Errorf("collecting: got %d, want %d", len(il.reqs), maxRequestLogs)
+		}
+		il.line(StreamStdout, []byte("shared"))
+		over := rs[maxRequestLogs]
+		over.Log("FC Invoke Start RequestId: over")
+		if got := over.End(); len(got) != 1 || !strings.HasSuffix(got[0], "RequestId: over") {
+			t.Errorf("RequestLog past the bound: got %q, want only its own line", got)
+		}
+		if got := rs[0].End(); len(got) != 2 {
+			t.Errorf("RequestLog within the bound: got %q, want the shared line and the marker", got)
+		}
+		for _, r := range rs[1:maxRequestLogs] {
+			r.End()
+		}
+		if len(il.reqs) != 0 {
+			t.Errorf("collecting after End: got %d, want 0", len(il.reqs))
+		}
+	})
 }
 
 func TestStartErrorMessage(t *testing.T) {

@@ -39,15 +39,21 @@ type Lease interface {
 	// Fail frees the slot of an instance that could not answer (its
 	// connection was refused or broke): the scheduler evicts it.
 	Fail(err error)
-	// Log appends a line to the instance's log, for the FC Invoke
-	// Start/End markers that group a request's lines.
-	Log(line string)
+	// RequestLog starts the log of this request on the instance, whose
+	// lines the FC Invoke Start/End markers written through it group.
+	// When collect is set the request's lines are kept in memory for
+	// x-fc-log-type: Tail; nothing is read back from log files.
+	RequestLog(collect bool) RequestLog
 }
 
-// RequestLogs serves the log lines of one request, those between its FC
-// Invoke Start and End markers.
-type RequestLogs interface {
-	RequestLogs(function, requestID string) ([]string, error)
+// RequestLog is one request's log on its instance (package instance's
+// RequestLog).
+type RequestLog interface {
+	// Log writes a line of fcd's own to the instance's log.
+	Log(line string)
+	// End stops collecting and returns the request's lines, oldest first
+	// (nil when not collecting). It is called once.
+	End() []string
 }
 
 // FC invocation headers.
@@ -213,6 +219,8 @@ type exchange struct {
 	s     *Server
 	cf    *cachedFunction
 	lease Lease
+	rlog  RequestLog
+	lines []string // the request's log, after end, when collected
 	cl    *call
 	rid   string
 	sent  time.Time
@@ -225,7 +233,8 @@ type exchange struct {
 func (x *exchange) end(failed error) {
 	x.once.Do(func() {
 		defer x.done()
-		x.lease.Log(invokeEnd + x.rid)
+		x.rlog.Log(invokeEnd + x.rid)
+		x.lines = x.rlog.End()
 		if m := x.s.opts.Meter; m != nil {
 			m.Record(billing.InvocationRecord{
 				Function: x.cf.fn.FunctionName, RequestID: x.rid, InstanceID: x.lease.InstanceID(),
@@ -254,13 +263,14 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 		return
 	}
 
-	tail := s.opts.Log != nil && bytes.EqualFold(ctx.Request.Header.Peek(headerLogType), []byte("Tail"))
+	tail := bytes.EqualFold(ctx.Request.Header.Peek(headerLogType), []byte("Tail"))
 	// The function's timeout runs from when its instance gets the request,
 	// not from the start of a cold start.
 	x.sent = time.Now()
-	lease.Log(invokeStart + rid)
+	x.rlog = lease.RequestLog(tail)
+	x.rlog.Log(invokeStart + rid)
 	resp := fasthttp.AcquireResponse()
-	conn, err := s.upstream.roundTrip(x.cl, lease.Addr(), up, resp, x.sent.Add(cf.deadline))
+	conn, err := s.upstream.roundTrip(x.cl, lease.InstanceID(), lease.Addr(), up, resp, x.sent.Add(cf.deadline))
 	if err != nil && body != nil && body.err != nil {
 		err = &errClientBody{body.err}
 	}
@@ -284,7 +294,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 		s.finish(conn, resp, x)
 		ctx.SetBody(out)
 		if tail {
-			s.setLogTail(ctx, cf.fn.FunctionName, rid)
+			setLogTail(ctx, x.lines)
 		}
 		return
 	}
@@ -399,14 +409,14 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 		// The instance is alive but slow: its slot is free again once its
 		// connection is gone, which roundTrip has closed.
 		msg := fmt.Sprintf("Function timed out after %d seconds", fn.Timeout)
-		lease.Log(msg + " RequestId: " + rid)
+		x.rlog.Log(msg + " RequestId: " + rid)
 		x.end(nil)
 		s.metrics.timeouts.Add(1)
 		s.log.Warn(msg, "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID())
 		s.functionError(ctx, inv, http.StatusGatewayTimeout, msg)
 	default:
 		x.end(err)
-		s.upstream.closeAddr(lease.Addr())
+		s.upstream.closeInstance(lease.InstanceID())
 		msg := fmt.Sprintf("The function instance %s could not serve the request: %v", lease.InstanceID(), err)
 		s.log.Warn("instance failed mid-request", "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID(), "error", err)
 		s.functionError(ctx, inv, http.StatusBadGateway, msg)
@@ -432,12 +442,7 @@ func (s *Server) functionError(ctx *fasthttp.RequestCtx, inv invocation, httpSta
 
 // setLogTail puts the last 4 KB of the request's log lines, base64, in
 // x-fc-log-result.
-func (s *Server) setLogTail(ctx *fasthttp.RequestCtx, fn, rid string) {
-	lines, err := s.opts.Log.RequestLogs(fn, rid)
-	if err != nil {
-		s.log.Warn("read request log", "requestId", rid, "function", fn, "error", err)
-		return
-	}
+func setLogTail(ctx *fasthttp.RequestCtx, lines []string) {
 	start, size := len(lines), 0
 	for start > 0 && size+len(lines[start-1])+1 <= maxLogTail {
 		start--

@@ -63,7 +63,9 @@ func (l *fakeLease) Release() {
 	l.s.mu.Unlock()
 	l.s.changed <- struct{}{}
 }
-func (l *fakeLease) Log(line string) { l.s.log.add(line) }
+func (l *fakeLease) RequestLog(collect bool) RequestLog {
+	return &fakeRequestLog{log: l.s.log, collect: collect}
+}
 func (l *fakeLease) Fail(err error) {
 	l.s.mu.Lock()
 	l.s.failed = append(l.s.failed, err)
@@ -84,17 +86,22 @@ func (l *fakeLog) add(line string) {
 	l.lines = append(l.lines, line)
 }
 
-func (l *fakeLog) RequestLogs(fn, rid string) ([]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range l.lines {
-		if strings.Contains(line, rid) {
-			out = append(out, line)
-		}
-	}
-	return out, nil
+// fakeRequestLog is one request's log: its lines go to the instance log
+// and, when collecting, are kept for End.
+type fakeRequestLog struct {
+	log     *fakeLog
+	collect bool
+	lines   []string
 }
+
+func (r *fakeRequestLog) Log(line string) {
+	r.log.add(line)
+	if r.collect {
+		r.lines = append(r.lines, line)
+	}
+}
+
+func (r *fakeRequestLog) End() []string { return r.lines }
 
 var errBusy = fmt.Errorf("busy: %w", errdefs.ErrResourceExhausted)
 
@@ -137,7 +144,7 @@ func newInvokeEnvWith(t *testing.T, be *httptest.Server, timeout int32, wrap fun
 	if wrap != nil {
 		sched = wrap(sched)
 	}
-	env.addr = testServer(t, Options{Functions: st, Scheduler: sched, Log: env.log})
+	env.addr = testServer(t, Options{Functions: st, Scheduler: sched})
 	return env
 }
 

@@ -77,9 +77,6 @@ type Options struct {
 	// Scheduler places invocations on instances. Nil means invocations are
 	// refused with 503.
 	Scheduler Scheduler
-	// Log serves the log lines of one request for x-fc-log-type: Tail.
-	// Nil disables Tail.
-	Log RequestLogs
 	// Domain routes HTTP trigger requests by Host: <function>.<Domain>.
 	// Empty means "fcd.localhost".
 	Domain string
@@ -220,6 +217,11 @@ func (s *Server) shutdown(errc <-chan error, abort context.CancelFunc) error {
 	<-done
 	return <-errc
 }
+
+// InstanceStopping tells the proxy that the scheduler took an instance out
+// of service: its idle connections are closed. Give it to
+// scheduler.Options.Stopping.
+func (s *Server) InstanceStopping(instanceID string) { s.upstream.closeInstance(instanceID) }
 
 // Handler returns the request handler, for tests that serve it themselves.
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }

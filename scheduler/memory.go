@@ -110,6 +110,9 @@ func (p *pool) stop(in *inst) {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
+		if s.opts.Stopping != nil {
+			s.opts.Stopping(in.ID())
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.opts.StopTimeout)
 		err := in.Stop(ctx)
 		cancel()

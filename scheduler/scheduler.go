@@ -83,6 +83,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock is the time source. Nil means the wall clock.
 	Clock Clock
+	// Stopping, when set, is told the ID of every instance the scheduler
+	// takes out of service (evicted, drained, idle or at Close), once,
+	// just before its Stop, outside the scheduler's locks; e.g. so the
+	// proxy closes its idle connections to it. It must not block.
+	Stopping func(instanceID string)
 }
 
 func (o Options) withDefaults() Options {

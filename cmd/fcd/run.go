@@ -75,6 +75,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		Ledger:      plat.ledger,
 		Meter:       plat.recorder,
 	}
+	// The scheduler is built before the proxy it tells of stopping
+	// instances.
+	var stopping instanceStopping
 	if !cfg.noRuntime {
 		rt, err := startRuntime(ctx, cfg, log)
 		if err != nil {
@@ -92,6 +95,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 			MemoryBudgetMB: cfg.MemoryBudgetMB,
 			QueueTimeout:   cfg.InstanceStartTimeout + cfg.QueueSlack,
 			Logger:         log.With("component", "scheduler"),
+			Stopping:       stopping.notify,
 		})
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
@@ -105,10 +109,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 			return err
 		}
 		popts.Scheduler, popts.Pools = p, p
-		popts.Log, popts.Logs = rt.manager, rt.manager
+		popts.Logs = rt.manager
 		popts.Collectors = []prometheus.Collector{poolCollector{sched}}
 	}
 	frontend := proxy.New(popts)
+	stopping.set(frontend)
 	if plat.registry != nil {
 		creds.Registry = plat.registry.Addr()
 	}

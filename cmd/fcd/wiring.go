@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,17 +148,26 @@ func (p *pools) Remove(name string)                        { p.s.Remove(name) }
 func (p *pools) SetProvisioned(f *api.Function, n int)     { p.s.SetProvisioned(p.function(f), n) }
 func (p *pools) Provisioned(name string) (target, cur int) { return p.s.Provisioned(name) }
 
-// lease is a scheduler lease as the proxy sees it.
+// lease is a scheduler lease as the proxy sees it. Its instances are the
+// starter's, *instance.Instance.
 type lease struct{ *scheduler.Lease }
 
 func (l lease) Addr() string       { return l.Instance().Addr() }
 func (l lease) InstanceID() string { return l.Instance().ID() }
 
-// Log appends to the instance's log; instances that keep none (test
-// fakes) drop the line.
-func (l lease) Log(line string) {
-	if i, ok := l.Instance().(interface{ Log(string) }); ok {
-		i.Log(line)
+func (l lease) RequestLog(collect bool) proxy.RequestLog {
+	return l.Instance().(*instance.Instance).RequestLog(collect)
+}
+
+// instanceStopping passes the scheduler's stopping instances on to the
+// proxy, which exists only once the scheduler does.
+type instanceStopping struct{ p atomic.Pointer[proxy.Server] }
+
+func (s *instanceStopping) set(p *proxy.Server) { s.p.Store(p) }
+
+func (s *instanceStopping) notify(id string) {
+	if p := s.p.Load(); p != nil {
+		p.InstanceStopping(id)
 	}
 }
 
