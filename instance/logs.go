@@ -184,6 +184,14 @@ type instanceLog struct {
 	mu   sync.Mutex
 	tail []string
 	reqs []*RequestLog // collecting, at most maxRequestLogs
+
+	plain RequestLog // the RequestLog of requests that do not collect
+}
+
+func newInstanceLog(file *logFile, id string) *instanceLog {
+	il := &instanceLog{file: file, id: id}
+	il.plain.il = il
+	return il
 }
 
 func (il *instanceLog) line(stream string, text []byte) { il.write(stream, text, nil) }

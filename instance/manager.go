@@ -149,7 +149,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	if err != nil {
 		return nil, err
 	}
-	i.log = &instanceLog{file: lf, id: spec.ID}
+	i.log = newInstanceLog(lf, spec.ID)
 
 	nctx := m.nsCtx(ctx)
 	if err := i.create(nctx); err != nil {

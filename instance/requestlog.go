@@ -43,10 +43,11 @@ func (i *Instance) RequestLog(collect bool) *RequestLog {
 }
 
 func (il *instanceLog) requestLog(collect bool) *RequestLog {
-	r := &RequestLog{il: il, collect: collect}
 	if !collect {
-		return r
+		// Stateless: one per instance serves every such request.
+		return &il.plain
 	}
+	r := &RequestLog{il: il, collect: true}
 	il.mu.Lock()
 	if len(il.reqs) < maxRequestLogs {
 		il.reqs = append(il.reqs, r)

@@ -85,7 +85,7 @@ func TestLogsRotateAndRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	il := &instanceLog{file: lf, id: "inst"}
+	il := newInstanceLog(lf, "inst")
 	w := il.stream(StreamStdout)
 	for i := range 20 {
 		fmt.Fprintf(w, "line %02d\n", i)
@@ -133,7 +133,7 @@ func TestRequestLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer files.release("fn")
-	a, b := &instanceLog{file: lf, id: "a"}, &instanceLog{file: lf, id: "b"}
+	a, b := newInstanceLog(lf, "a"), newInstanceLog(lf, "b")
 	a.line(StreamStdout, []byte("before"))
 	r1 := a.requestLog(true)
 	r1.Log("FC Invoke Start RequestId: r1")
@@ -172,7 +172,7 @@ func TestRequestLogBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer files.release("fn")
-	il := &instanceLog{file: lf, id: "a"}
+	il := newInstanceLog(lf, "a")
 
 	t.Run("bytes", func(t *testing.T) {
 		r := il.requestLog(true)
