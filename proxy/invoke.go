@@ -101,15 +101,15 @@ type cachedFunction struct {
 }
 
 // functionCache keeps parsed functions so the warm path does no store read.
-// The proxy is the only writer of functions and triggers, so its own
-// handlers keep the cache exact by forgetting what they change.
+// The store's watch keeps it exact (follow.go): every change to a function
+// or its triggers, whoever made it, forgets the function.
 type functionCache struct {
 	mu  sync.RWMutex
 	m   map[string]*cachedFunction
 	gen uint64 // bumped by forget, so a fill racing a change is not kept
 }
 
-func (c *functionCache) get(ctx context.Context, st FunctionStore, name string) (*cachedFunction, error) {
+func (c *functionCache) get(ctx context.Context, st FunctionReader, name string) (*cachedFunction, error) {
 	c.mu.RLock()
 	cf, gen := c.m[name], c.gen
 	c.mu.RUnlock()

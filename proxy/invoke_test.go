@@ -108,6 +108,7 @@ var errBusy = fmt.Errorf("busy: %w", errdefs.ErrResourceExhausted)
 // invokeEnv is a proxy with one function "fn" (timeout 1 s) whose single
 // instance is backend.
 type invokeEnv struct {
+	st    *store.Store
 	addr  string
 	sched *fakeScheduler
 	log   *fakeLog
@@ -138,7 +139,7 @@ func newInvokeEnvWith(t *testing.T, be *httptest.Server, timeout int32, wrap fun
 	if err := st.CreateFunction(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
-	env := &invokeEnv{sched: newFakeScheduler(strings.TrimPrefix(be.URL, "http://")), log: &fakeLog{}}
+	env := &invokeEnv{st: st, sched: newFakeScheduler(strings.TrimPrefix(be.URL, "http://")), log: &fakeLog{}}
 	env.sched.log = env.log
 	var sched Scheduler = env.sched
 	if wrap != nil {

@@ -27,25 +27,39 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/fcd-dev/fcd/api"
-	"github.com/fcd-dev/fcd/store"
 )
 
-// FunctionStore is what the proxy needs of the metadata store.
-type FunctionStore interface {
-	CreateFunction(ctx context.Context, f *api.Function) error
+// FunctionReader is what the proxy reads of the metadata store, and the
+// watch its function cache and the scheduler follow (follow.go).
+type FunctionReader interface {
 	GetFunction(ctx context.Context, name string) (*api.Function, error)
-	UpdateFunction(ctx context.Context, name string, change func(*api.Function) (*api.Function, error)) (*api.Function, error)
-	DeleteFunction(ctx context.Context, name string) error
 	ListFunctions(ctx context.Context, prefix, start string, limit int) ([]*api.Function, string, error)
-
-	CreateTrigger(ctx context.Context, function string, t *api.Trigger) error
 	GetTrigger(ctx context.Context, function, name string) (*api.Trigger, error)
-	UpdateTrigger(ctx context.Context, function, name string, change func(*api.Trigger) (*api.Trigger, error)) (*api.Trigger, error)
-	DeleteTrigger(ctx context.Context, function, name string) error
 	ListTriggers(ctx context.Context, function string) ([]*api.Trigger, error)
+
+	// Revision is the revision of the last committed change.
+	Revision(ctx context.Context) (uint64, error)
+	// Watch delivers the changes committed after the call, in revision
+	// order, until ctx ends.
+	Watch(ctx context.Context) <-chan api.Event
 }
 
-var _ FunctionStore = (*store.Store)(nil)
+// FunctionWriter is what the control API writes to the metadata store.
+type FunctionWriter interface {
+	CreateFunction(ctx context.Context, f *api.Function) error
+	UpdateFunction(ctx context.Context, name string, change func(*api.Function) (*api.Function, error)) (*api.Function, error)
+	DeleteFunction(ctx context.Context, name string) error
+
+	CreateTrigger(ctx context.Context, function string, t *api.Trigger) error
+	UpdateTrigger(ctx context.Context, function, name string, change func(*api.Trigger) (*api.Trigger, error)) (*api.Trigger, error)
+	DeleteTrigger(ctx context.Context, function, name string) error
+}
+
+// FunctionStore is the metadata store as the proxy uses it.
+type FunctionStore interface {
+	FunctionReader
+	FunctionWriter
+}
 
 // Headers fcd sets on responses.
 const (
@@ -82,9 +96,12 @@ type Options struct {
 	Domain string
 	// Collectors are registered with /metrics next to the proxy's own.
 	Collectors []prometheus.Collector
-	// Pools learns of function updates and deletions and keeps provisioned
-	// instances. Nil disables provision-config.
+	// Pools learns of function updates and deletions, as the store's
+	// watch reports them, and keeps provisioned instances. Nil disables
+	// provision-config.
 	Pools Pools
+	// Provision keeps provisioned targets. Nil disables provision-config.
+	Provision ProvisionStore
 	// Logs serves instance logs to fcctl logs. Nil disables the endpoint.
 	Logs LogReader
 	// Roles keeps roles: the role API and the check that a function's role
@@ -107,6 +124,7 @@ type Server struct {
 	ids      requestIDs
 	srv      *fasthttp.Server
 	fns      functionCache
+	follower *follower
 	upstream *upstream
 	metrics  metrics
 	metricsH fasthttp.RequestHandler
@@ -150,6 +168,7 @@ func New(opts Options) *Server {
 		verifier: verifier{keys: opts.Keys, skew: opts.ClockSkew, now: opts.Now},
 		ids:      newRequestIDs(),
 		upstream: newUpstream(),
+		follower: newFollower(),
 		ctx:      context.Background(),
 
 		hostSuffix: "." + strings.ToLower(opts.Domain),
@@ -182,6 +201,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer abort()
 	s.ctx = hard
 	defer s.upstream.closeAll()
+	// The watch starts before the first request, so every write a
+	// request makes reaches follow.
+	watchCtx, stopWatch := context.WithCancel(hard)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		s.follow(watchCtx, s.opts.Functions.Watch(watchCtx))
+	}()
+	defer func() {
+		stopWatch()
+		<-followed
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 	sweep := time.NewTicker(s.upstream.idleTimeout)

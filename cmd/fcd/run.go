@@ -62,6 +62,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 
 	popts := proxy.Options{
 		Functions: st,
+		Provision: st,
 		Keys:      proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret},
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,

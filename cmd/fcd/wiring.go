@@ -16,6 +16,7 @@ import (
 	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/proxy"
 	"github.com/fcd-dev/fcd/scheduler"
+	"github.com/fcd-dev/fcd/store"
 )
 
 // The adapters here join packages that do not import each other: the
@@ -158,6 +159,12 @@ func (l lease) InstanceID() string { return l.Instance().ID() }
 func (l lease) RequestLog(collect bool) proxy.RequestLog {
 	return l.Instance().(*instance.Instance).RequestLog(collect)
 }
+
+// The store is the proxy's metadata store.
+var (
+	_ proxy.FunctionStore  = (*store.Store)(nil)
+	_ proxy.ProvisionStore = (*store.Store)(nil)
+)
 
 // instanceStopping passes the scheduler's stopping instances on to the
 // proxy, which exists only once the scheduler does.
