@@ -17,7 +17,9 @@ import (
 // does not import.
 type fakeStartFailure struct{ exited bool }
 
-func (e fakeStartFailure) Error() string       { return "instance i did not become ready in 1s: connection refused" }
+func (e fakeStartFailure) Error() string {
+	return "instance i did not become ready in 1s: connection refused"
+}
 func (e fakeStartFailure) ProcessExited() bool { return e.exited }
 
 func TestAcquireError(t *testing.T) {

@@ -26,8 +26,10 @@ func (p *fakePools) add(s string) {
 	p.mu.Unlock()
 }
 
-func (p *fakePools) Update(fn *api.Function) { p.add(fmt.Sprintf("update %s %d", fn.FunctionName, fn.MemorySize)) }
-func (p *fakePools) Remove(name string)      { p.add("remove " + name) }
+func (p *fakePools) Update(fn *api.Function) {
+	p.add(fmt.Sprintf("update %s %d", fn.FunctionName, fn.MemorySize))
+}
+func (p *fakePools) Remove(name string) { p.add("remove " + name) }
 func (p *fakePools) SetProvisioned(fn *api.Function, n int) {
 	p.add(fmt.Sprintf("provision %s %d", fn.FunctionName, n))
 }
