@@ -35,6 +35,12 @@ type Manager struct {
 	http   *http.Client
 	log    *slog.Logger
 
+	// ctx bounds the instance watchers (wait, watchHealth); Close cancels
+	// it once every instance stopped and waits for them on wg.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	watches sync.WaitGroup
+
 	mu        sync.Mutex
 	instances map[string]*Instance
 }
@@ -62,7 +68,10 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
+		ctx:    ctx,
+		cancel: cancel,
 		opts:   opts,
 		client: client,
 		puller: p,
@@ -220,13 +229,13 @@ func (i *Instance) create(ctx context.Context) error {
 	}
 	// The instance outlives the Start call: follow it on a context of its
 	// own, cancelled by Stop.
-	bg, cancel := context.WithCancel(m.nsCtx(context.Background()))
+	bg, cancel := context.WithCancel(m.nsCtx(m.ctx))
 	i.cancel = cancel
 	exitCh, err := i.task.Wait(bg)
 	if err != nil {
 		return fmt.Errorf("wait task: %w", err)
 	}
-	go i.wait(bg, exitCh)
+	m.watch(func() { i.wait(bg, exitCh) })
 	if err := i.task.Start(ctx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
@@ -286,10 +295,10 @@ func (i *Instance) ready(ctx context.Context) error {
 	}
 	i.stats.Ready = time.Since(t)
 	if spec.HealthCheck != nil {
-		bg, cancel := context.WithCancel(context.Background())
+		bg, cancel := context.WithCancel(i.m.ctx)
 		prev := i.cancel
 		i.cancel = func() { cancel(); prev() }
-		go i.watchHealth(bg, spec.HealthCheck.withDefaults())
+		i.m.watch(func() { i.watchHealth(bg, spec.HealthCheck.withDefaults()) })
 	}
 	return nil
 }
@@ -346,11 +355,32 @@ func (m *Manager) Instances() []*Instance {
 	return out
 }
 
-// Close stops every live instance.
+// watch runs an instance watcher that Close waits for.
+func (m *Manager) watch(f func()) {
+	m.watches.Add(1)
+	go func() {
+		defer m.watches.Done()
+		f()
+	}()
+}
+
+// Close stops every live instance and waits for the goroutines that
+// watched them, or for ctx.
 func (m *Manager) Close(ctx context.Context) error {
 	var errs []error
 	for _, i := range m.Instances() {
 		errs = append(errs, i.Stop(ctx))
+	}
+	m.cancel()
+	watched := make(chan struct{})
+	go func() {
+		m.watches.Wait()
+		close(watched)
+	}()
+	select {
+	case <-watched:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("wait for instance watchers: %w", ctx.Err()))
 	}
 	if err := m.net.close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("remove network: %w", err))

@@ -224,13 +224,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		case now := <-sweep.C:
 			s.upstream.sweep(now)
 		case <-ctx.Done():
-			return s.shutdown(errc, abort)
+			return s.shutdown(ctx, errc, abort)
 		}
 	}
 }
 
-func (s *Server) shutdown(errc <-chan error, abort context.CancelFunc) error {
-	gctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownGrace)
+func (s *Server) shutdown(ctx context.Context, errc <-chan error, abort context.CancelFunc) error {
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownGrace)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.srv.ShutdownWithContext(gctx) }()
