@@ -1,7 +1,6 @@
 package instance
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,16 +11,30 @@ import (
 var (
 	// ErrMissingDependency is returned when a program fcd needs (containerd,
 	// runc, CNI plugins, mkfs.ext4, iptables) is absent; the message names
-	// the Debian package to install.
-	ErrMissingDependency = errors.New("missing host dependency")
+	// the Debian package to install. It wraps errdefs.ErrFailedPrecondition.
+	ErrMissingDependency = category("missing host dependency", errdefs.ErrFailedPrecondition)
 
 	// ErrSubnetOverlap is returned by NewManager when Options.Subnet
-	// overlaps a route of the host that is not fcd's own bridge.
-	ErrSubnetOverlap = errors.New("subnet overlaps an existing route")
+	// overlaps a route of the host that is not fcd's own bridge. It wraps
+	// errdefs.ErrInvalidArgument.
+	ErrSubnetOverlap = category("subnet overlaps an existing route", errdefs.ErrInvalidArgument)
 
-	// ErrStopped is returned by calls on an instance that has been stopped.
-	ErrStopped = errors.New("instance stopped")
+	// ErrStopped is returned by calls on an instance that has been
+	// stopped. It wraps errdefs.ErrFailedPrecondition.
+	ErrStopped = category("instance stopped", errdefs.ErrFailedPrecondition)
 )
+
+// categorized is a sentinel with an errdefs category that does not show
+// in its message.
+type categorized struct {
+	msg string
+	cat error
+}
+
+func category(msg string, cat error) error { return &categorized{msg: msg, cat: cat} }
+
+func (e *categorized) Error() string { return e.msg }
+func (e *categorized) Unwrap() error { return e.cat }
 
 // StartError is returned by Manager.Start when the instance was created but
 // did not become ready. Nothing of the instance is left running. It belongs
