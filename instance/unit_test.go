@@ -2,12 +2,15 @@ package instance
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,5 +273,44 @@ func TestStartErrorCategory(t *testing.T) {
 	}
 	if !errors.Is(err, cause) {
 		t.Errorf("errors.Is(%v, cause): got false, want true", err)
+	}
+}
+
+// closeOnlyManager is a Manager with no instances and no host network, for
+// testing Close's handling of its watcher goroutines.
+func closeOnlyManager(t *testing.T) *Manager {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		ctx: ctx, cancel: cancel,
+		opts:      Options{Name: "fcd-unit-close-none"},
+		net:       &network{bridge: "fcd-none-br0", nsDir: filepath.Join(t.TempDir(), "ns")},
+		instances: map[string]*Instance{},
+	}
+}
+
+func TestCloseWaitsForWatchers(t *testing.T) {
+	m := closeOnlyManager(t)
+	var ended atomic.Bool
+	m.watch(func() {
+		<-m.ctx.Done()
+		ended.Store(true)
+	})
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !ended.Load() {
+		t.Error("Close returned before the instance watcher ended")
+	}
+}
+
+func TestCloseBoundedByContext(t *testing.T) {
+	m := closeOnlyManager(t)
+	stuck := make(chan struct{})
+	defer close(stuck)
+	m.watch(func() { <-stuck }) // ignores the Manager's context
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := m.Close(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want the context's error naming the watchers", err)
 	}
 }
