@@ -125,6 +125,10 @@ func NewConverter(opts Options) *Converter {
 type Request struct {
 	// Ref is the source image, a tag: registry/repository:tag.
 	Ref string
+	// Digest, when set, pins the source manifest ("sha256:..."): that
+	// manifest in Ref's repository is converted, whatever the tag points
+	// at now, and the result is still tagged <tag>_accelerated.
+	Digest string
 	// Mode is ModeFull or ModeIndexOnly.
 	Mode Mode
 	// Prefetch lists absolute paths, one per entry; a trailing "/" means
@@ -208,7 +212,7 @@ func (c *Converter) Convert(ctx context.Context, req Request) (res Result, err e
 	if err != nil {
 		return res, err
 	}
-	src, err := c.resolve(ctx, tag)
+	src, err := c.resolve(ctx, tag, req.Digest)
 	if err != nil {
 		return res, err
 	}
@@ -245,7 +249,7 @@ func (c *Converter) Lookup(ctx context.Context, ref string, mode Mode) (res Resu
 	if err != nil {
 		return res, false, err
 	}
-	src, err := c.resolve(ctx, tag)
+	src, err := c.resolve(ctx, tag, "")
 	if err != nil {
 		return res, false, err
 	}
@@ -310,9 +314,17 @@ func (c *Converter) result(src *source, target name.Tag, d v1.Hash, mode Mode) R
 	}
 }
 
-// resolve reads the source's linux/amd64 manifest and its layers' sizes.
-func (c *Converter) resolve(ctx context.Context, tag name.Tag) (*source, error) {
-	img, err := remote.Image(tag, c.remoteOptions(ctx)...)
+// resolve reads the source's linux/amd64 manifest, or the manifest with
+// digest pin in tag's repository, and its layers' sizes.
+func (c *Converter) resolve(ctx context.Context, tag name.Tag, pin string) (*source, error) {
+	var ref name.Reference = tag
+	if pin != "" {
+		if _, err := v1.NewHash(pin); err != nil {
+			return nil, fmt.Errorf("%w: digest %q: %v", ErrInvalidRef, pin, err)
+		}
+		ref = tag.Context().Digest(pin)
+	}
+	img, err := remote.Image(ref, c.remoteOptions(ctx)...)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", tag, mapRemoteError(err))
 	}
