@@ -81,9 +81,9 @@ type Status struct {
 // FunctionStatus reports the acceleration state of image for a function
 // with accelerationType Default (accelerated true) or None, from the
 // records only, and queues a conversion (Ensure) when accelerated and
-// none is recorded. It does no network I/O.
-func (s *Service) FunctionStatus(ctx context.Context, image string, accelerated bool) Status {
-	job, err := s.Job(ctx, image)
+// none is recorded. It reads only the bbolt records.
+func (s *Service) FunctionStatus(image string, accelerated bool) Status {
+	job, err := s.Job(context.Background(), image)
 	if err != nil {
 		if accelerated {
 			s.Ensure(image)

@@ -152,7 +152,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if got, _ := s.Job(ctx, ref); got.State != StateFailed || got.Error != ev.Job.Error {
 		t.Errorf("Job after failure: got %+v", got)
 	}
-	if st := s.FunctionStatus(ctx, ref, true); st.State != StateFailed || !strings.Contains(st.Reason, "on fire") {
+	if st := s.FunctionStatus(ref, true); st.State != StateFailed || !strings.Contains(st.Reason, "on fire") {
 		t.Errorf("FunctionStatus after failure: got %+v", st)
 	}
 
@@ -189,11 +189,11 @@ func TestServiceLifecycle(t *testing.T) {
 	if err != nil || !res.Accelerated || res.Ref != host+"/svc/app@"+job.Result.TargetDigest || res.Source != host+"/svc/app@"+job.Digest {
 		t.Errorf("Resolve: got %+v, %v; want the accelerated image pinned", res, err)
 	}
-	st := s.FunctionStatus(ctx, ref, true)
+	st := s.FunctionStatus(ref, true)
 	if st.State != StateReady || st.ResolvedImage != res.Ref {
 		t.Errorf("FunctionStatus Default: got %+v, want Ready and %s", st, res.Ref)
 	}
-	if st := s.FunctionStatus(ctx, ref, false); st.ResolvedImage != res.Source {
+	if st := s.FunctionStatus(ref, false); st.ResolvedImage != res.Source {
 		t.Errorf("FunctionStatus None: got %+v, want %s", st, res.Source)
 	}
 	all, err := s.Jobs(ctx)
@@ -314,10 +314,10 @@ func TestServiceOnDemand(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if st := s.FunctionStatus(ctx, ref, true); st.State != StatePreparing {
+	if st := s.FunctionStatus(ref, true); st.State != StatePreparing {
 		t.Fatalf("got %+v, want Preparing", st)
 	}
-	if st := s.FunctionStatus(ctx, host+"/demand/missing:v1", true); st.State != StatePreparing {
+	if st := s.FunctionStatus(host+"/demand/missing:v1", true); st.State != StatePreparing {
 		t.Fatalf("got %+v, want Preparing", st)
 	}
 	runService(t, s)
@@ -335,7 +335,7 @@ func TestServiceOnDemand(t *testing.T) {
 	if err != nil || j.State != StateReady || j.Mode != ModeIndexOnly {
 		t.Fatalf("got %+v, %v; want Ready index-only", j, err)
 	}
-	if st := s.FunctionStatus(ctx, host+"/demand/missing:v1", true); st.State != StateFailed {
+	if st := s.FunctionStatus(host+"/demand/missing:v1", true); st.State != StateFailed {
 		t.Errorf("got %+v, want Failed", st)
 	}
 	res, err := s.Resolve(ctx, ref)
