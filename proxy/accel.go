@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/valyala/fasthttp"
@@ -35,6 +36,9 @@ type Accelerator interface {
 }
 
 var _ Accelerator = (*accel.Service)(nil)
+
+// resolveTimeout bounds the registry lookup of a conversion request.
+const resolveTimeout = 30 * time.Second
 
 // CodeAccelerationNotFound is the error code for a job or repository
 // setting that does not exist.
@@ -103,7 +107,12 @@ func (s *Server) startAcceleration(ctx *fasthttp.RequestCtx, body []byte) error 
 	if in.Mode == "" {
 		in.Mode = accel.ModeFull
 	}
-	job, err := s.opts.Accelerator.Accelerate(ctx, accel.Request{Ref: in.Image, Mode: in.Mode, Prefetch: in.Prefetch})
+	// Accelerate asks the registry for the image's digest. fasthttp does
+	// not cancel on disconnect, and its RequestCtx must not reach the HTTP
+	// client's goroutines: bound the call on the serving context instead.
+	rctx, cancel := context.WithTimeout(s.ctx, resolveTimeout)
+	defer cancel()
+	job, err := s.opts.Accelerator.Accelerate(rctx, accel.Request{Ref: in.Image, Mode: in.Mode, Prefetch: in.Prefetch})
 	if err != nil {
 		return err
 	}

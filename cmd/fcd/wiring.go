@@ -16,6 +16,7 @@ import (
 	"github.com/fcd-dev/fcd/billing"
 	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/proxy"
+	"github.com/fcd-dev/fcd/puller/accel"
 	"github.com/fcd-dev/fcd/scheduler"
 )
 
@@ -30,6 +31,7 @@ type starter struct {
 	platform *platform
 	cfg      Config
 	log      *slog.Logger
+	accel    *accel.Service // nil: images run as given
 }
 
 var _ scheduler.Starter = (*starter)(nil)
@@ -37,6 +39,7 @@ var _ scheduler.Starter = (*starter)(nil)
 func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.Instance, error) {
 	f := fn.Config.(*api.Function)
 	spec := instanceSpec(f, s.cfg)
+	spec.Image = s.image(ctx, f, spec.Image)
 	spec.Credentials = s.platform.registryCredentials(f.Role)
 	begin := time.Now()
 	inst, err := s.manager.Start(ctx, spec)
