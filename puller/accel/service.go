@@ -196,25 +196,21 @@ func (s *Service) Wait(ctx context.Context, ref string, until func(Job) bool) (J
 // Job returns the job of an image: by digest ("sha256:..."), digest-pinned
 // reference, or tag (the digest the tag named when last accelerated).
 func (s *Service) Job(ctx context.Context, ref string) (Job, error) {
-	key := ref
-	if !strings.HasPrefix(ref, "sha256:") {
-		n, err := NormalizeRef(ref)
-		if err != nil {
-			return Job{}, err
-		}
-		key = n
-		if _, d, ok := strings.Cut(n, "@"); ok {
-			key = d
-		}
-	}
 	var job Job
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if !strings.HasPrefix(key, "sha256:") {
-			d := refs(tx).Get([]byte(key))
-			if d == nil {
+		key := ref
+		if !strings.HasPrefix(ref, "sha256:") {
+			n, err := NormalizeRef(ref)
+			if err != nil {
+				return err
+			}
+			if d := refs(tx).Get([]byte(n)); d != nil {
+				key = string(d)
+			} else if _, d, ok := strings.Cut(n, "@"); ok {
+				key = d
+			} else {
 				return fmt.Errorf("%w: no acceleration job for %s", ErrNotFound, ref)
 			}
-			key = string(d)
 		}
 		ok, err := getJSON(jobs(tx), key, &job)
 		if err == nil && !ok {
@@ -339,9 +335,9 @@ func (s *Service) Ensure(image string) {
 	}
 }
 
-// ensure resolves and records a job queued by Ensure. A failure is kept
-// as a Failed job under the reference, so Ensure does not retry it;
-// Accelerate does.
+// ensure resolves and records a job queued by Ensure. A failure other
+// than a missing image is kept as a Failed job under the reference, so
+// Ensure does not retry it; Accelerate does.
 func (s *Service) ensure(ctx context.Context, ref string) {
 	defer func() {
 		s.mu.Lock()
@@ -356,7 +352,8 @@ func (s *Service) ensure(ctx context.Context, ref string) {
 		}
 	}
 	_, err := s.Accelerate(ctx, Request{Ref: ref, Mode: mode, Prefetch: prefetch})
-	if err == nil || ctx.Err() != nil {
+	if err == nil || ctx.Err() != nil || errors.Is(err, ErrNotFound) {
+		// An image not pushed yet is asked for again by the next Ensure.
 		return
 	}
 	s.log.Warn("on-demand acceleration refused", "ref", ref, "error", err)

@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/fcd-dev/fcd/examples/images"
 )
 
 func openDB(t testing.TB, path string) *bolt.DB {
@@ -324,19 +326,28 @@ func TestServiceOnDemand(t *testing.T) {
 	if got := <-g.started; got != ref {
 		t.Fatalf("got conversion of %s, want %s", got, ref)
 	}
-	// The missing image's resolution fails and is recorded, not retried.
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	j, err := s.Wait(wctx, host+"/demand/missing:v1", ended)
-	if err != nil || j.State != StateFailed || !strings.Contains(j.Error, "not found") {
-		t.Errorf("missing image: got %+v, %v; want Failed with the registry's reason", j, err)
-	}
-	j, err = s.Wait(wctx, ref, ended)
+	j, err := s.Wait(wctx, ref, ended)
 	if err != nil || j.State != StateReady || j.Mode != ModeIndexOnly {
 		t.Fatalf("got %+v, %v; want Ready index-only", j, err)
 	}
-	if st := s.FunctionStatus(host+"/demand/missing:v1", true); st.State != StateFailed {
-		t.Errorf("got %+v, want Failed", st)
+	// An image that is not there (yet) stays Preparing: it may be pushed.
+	if st := s.FunctionStatus(host+"/demand/missing:v1", true); st.State != StatePreparing {
+		t.Errorf("got %+v, want Preparing", st)
+	}
+
+	// A refusal is recorded Failed with its reason, and not retried.
+	other, _ := images.FromBinary("other", []byte("other"))
+	od, _ := other.Digest()
+	pinned := host + "/demand/other@" + od.String()
+	push(t, pinned, other)
+	if st := s.FunctionStatus(pinned, true); st.State != StatePreparing {
+		t.Errorf("got %+v, want Preparing", st)
+	}
+	j, err = s.Wait(wctx, pinned, func(j Job) bool { return j.State == StateFailed })
+	if err != nil || !strings.Contains(j.Error, "is a digest") {
+		t.Errorf("on-demand digest reference: got %+v, %v; want Failed saying a tag is needed", j, err)
 	}
 	res, err := s.Resolve(ctx, ref)
 	if err != nil || !res.Accelerated || res.Ref != res.Source || !strings.Contains(res.Index, "@sha256:") {
