@@ -43,7 +43,11 @@ func newAccelerator(cfg Config, creds api.Credentials, st *store.Store, plat *at
 		TempDir: tmp,
 		Logger:  log.With("component", "accel"),
 	})
-	return accel.NewService(st.DB(), conv, accel.ServiceOptions{Logger: log.With("component", "accel")})
+	var c accel.Converts = conv
+	if cfg.wrapConverter != nil {
+		c = cfg.wrapConverter(c)
+	}
+	return accel.NewService(st.DB(), c, accel.ServiceOptions{Logger: log.With("component", "accel")})
 }
 
 // onPush records a conversion for a tag pushed to the embedded registry

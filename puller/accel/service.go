@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/name"
 	bolt "go.etcd.io/bbolt"
 )
@@ -335,9 +336,10 @@ func (s *Service) Ensure(image string) {
 	}
 }
 
-// ensure resolves and records a job queued by Ensure. A failure other
-// than a missing image is kept as a Failed job under the reference, so
-// Ensure does not retry it; Accelerate does.
+// ensure resolves and records a job queued by Ensure. A refusal (an
+// invalid reference, credentials denied) is kept as a Failed job under the
+// reference, so Ensure does not retry it; Accelerate does. Other failures
+// (the image is not there yet, the registry is down) are not recorded.
 func (s *Service) ensure(ctx context.Context, ref string) {
 	defer func() {
 		s.mu.Lock()
@@ -352,8 +354,13 @@ func (s *Service) ensure(ctx context.Context, ref string) {
 		}
 	}
 	_, err := s.Accelerate(ctx, Request{Ref: ref, Mode: mode, Prefetch: prefetch})
-	if err == nil || ctx.Err() != nil || errors.Is(err, ErrNotFound) {
-		// An image not pushed yet is asked for again by the next Ensure.
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	if !errdefs.IsInvalidArgument(err) && !errdefs.IsPermissionDenied(err) {
+		// An image not pushed yet, or a registry down, is asked for
+		// again by the next Ensure.
+		s.log.Debug("on-demand acceleration deferred", "ref", ref, "error", err)
 		return
 	}
 	s.log.Warn("on-demand acceleration refused", "ref", ref, "error", err)
