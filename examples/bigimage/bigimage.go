@@ -116,7 +116,7 @@ func build(ctx context.Context, dir, path string, log io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(log, "bigimage: mmdebstrap %s %v\n", s.out, s.args)
-		args := append([]string{"--variant=minbase"}, s.args...)
+		args := append([]string{"--variant=minbase", "--format=tar"}, s.args...)
 		args = append(args, Suite, s.out+".tmp", Mirror)
 		cmd := exec.CommandContext(ctx, mmdebstrap, args...)
 		cmd.Stdout, cmd.Stderr = log, log

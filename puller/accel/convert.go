@@ -138,7 +138,14 @@ type Request struct {
 	// Progress, when set, is called as the conversion advances, at most a
 	// few times a second and once after each layer, never concurrently.
 	Progress func(Progress)
+	// KeepIndexes, when set, keeps index-only indexes that the registry
+	// refuses to take (fcd may not push there) instead of failing.
+	KeepIndexes KeepIndexes
 }
+
+// KeepIndexes stores the indexes of the source manifest with digest
+// source, by layer digest.
+type KeepIndexes func(ctx context.Context, source string, indexes map[string][]byte) error
 
 // Progress is a conversion's advance. Bytes count the source layers'
 // compressed bytes read.
@@ -174,6 +181,9 @@ type Result struct {
 	// Reused is true when a current accelerated image already existed and
 	// nothing was converted.
 	Reused bool `json:"reused,omitempty"`
+	// Local is true for index-only indexes the registry refused and
+	// Request.KeepIndexes kept; Target and TargetDigest are then empty.
+	Local bool `json:"local,omitempty"`
 }
 
 // source is a resolved source image.
@@ -227,7 +237,7 @@ func (c *Converter) Convert(ctx context.Context, req Request) (res Result, err e
 	case ModeFull:
 		res, err = c.convertFull(ctx, src, req.Prefetch, prog)
 	case ModeIndexOnly:
-		res, err = c.convertIndex(ctx, src, prog)
+		res, err = c.convertIndex(ctx, src, prog, req.KeepIndexes)
 	}
 	if err != nil {
 		return res, fmt.Errorf("accelerate %s (%s): %w", req.Ref, req.Mode, err)

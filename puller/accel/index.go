@@ -2,11 +2,15 @@ package accel
 
 import (
 	"context"
+	"io"
+
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/containerd/errdefs"
 	"strconv"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
@@ -41,8 +45,9 @@ func checkIndexable(m *v1.Manifest) error {
 }
 
 // convertIndex writes an index-only artifact for src: one gzindex per
-// layer, subject = the source manifest.
-func (c *Converter) convertIndex(ctx context.Context, src *source, prog *tracker) (res Result, err error) {
+// layer, subject = the source manifest. When the registry refuses the push
+// and keep is set, the indexes go to keep instead (Result.Local).
+func (c *Converter) convertIndex(ctx context.Context, src *source, prog *tracker, keep KeepIndexes) (res Result, err error) {
 	m, err := src.img.Manifest()
 	if err != nil {
 		return res, fmt.Errorf("read manifest: %w", err)
@@ -71,6 +76,30 @@ func (c *Converter) convertIndex(ctx context.Context, src *source, prog *tracker
 	}
 
 	target := src.tag.Context().Tag(AcceleratedTag(src.tag.TagStr()))
+	res, err = c.pushIndex(ctx, src, target, m, blobs, sizes)
+	if !errdefs.IsPermissionDenied(err) || keep == nil {
+		return res, err
+	}
+	indexes := make(map[string][]byte, len(blobs))
+	res = c.result(src, target, v1.Hash{}, ModeIndexOnly)
+	res.Target, res.TargetDigest, res.Local = "", "", true
+	for i, b := range blobs {
+		rc, _ := b.Compressed()
+		data, _ := io.ReadAll(rc)
+		rc.Close()
+		indexes[m.Layers[i].Digest.String()] = data
+		res.TargetSize += int64(len(data))
+		res.UncompressedSize += sizes[i]
+	}
+	c.log.Info("registry refused the index artifact; keeping the indexes locally", "source", res.Source, "error", err)
+	if err := keep(ctx, src.digest.String(), indexes); err != nil {
+		return res, fmt.Errorf("keep indexes: %w", err)
+	}
+	return res, nil
+}
+
+// pushIndex pushes the index artifact of src as target.
+func (c *Converter) pushIndex(ctx context.Context, src *source, target name.Tag, m *v1.Manifest, blobs []v1.Layer, sizes []int64) (res Result, err error) {
 	opts := c.remoteOptions(ctx)
 	manifest := v1.Manifest{
 		SchemaVersion: 2,

@@ -17,12 +17,15 @@ import (
 //	  jobs/<digest>     Job as JSON, by source manifest digest
 //	  refs/<ref>        the digest the tag <ref> (repo:tag) last named
 //	  repos/<repo>      Settings as JSON, by repository (host/path)
+//	  indexes/<digest>  a serialized gzindex, by the layer digest it serves,
+//	                    for registries fcd may not push to (since v2)
 
 var (
-	bucketRoot  = []byte("accel/v1")
-	bucketJobs  = []byte("jobs")
-	bucketRefs  = []byte("refs")
-	bucketRepos = []byte("repos")
+	bucketRoot    = []byte("accel/v1")
+	bucketJobs    = []byte("jobs")
+	bucketRefs    = []byte("refs")
+	bucketRepos   = []byte("repos")
+	bucketIndexes = []byte("indexes")
 )
 
 // migrations build the accel/v1 buckets. Append only; never edit one that
@@ -35,6 +38,10 @@ var migrations = []boltschema.Migration{
 			}
 		}
 		return nil
+	}},
+	{Version: 2, Name: "add indexes bucket", Migrate: func(tx *bolt.Tx, root *bolt.Bucket) error {
+		_, err := root.CreateBucketIfNotExists(bucketIndexes)
+		return err
 	}},
 }
 
@@ -114,6 +121,7 @@ func putJSON(b *bolt.Bucket, key string, v any) error {
 	return b.Put([]byte(key), data)
 }
 
-func jobs(tx *bolt.Tx) *bolt.Bucket  { return schema.Bucket(tx, bucketJobs) }
-func refs(tx *bolt.Tx) *bolt.Bucket  { return schema.Bucket(tx, bucketRefs) }
-func repos(tx *bolt.Tx) *bolt.Bucket { return schema.Bucket(tx, bucketRepos) }
+func jobs(tx *bolt.Tx) *bolt.Bucket    { return schema.Bucket(tx, bucketJobs) }
+func refs(tx *bolt.Tx) *bolt.Bucket    { return schema.Bucket(tx, bucketRefs) }
+func repos(tx *bolt.Tx) *bolt.Bucket   { return schema.Bucket(tx, bucketRepos) }
+func indexes(tx *bolt.Tx) *bolt.Bucket { return schema.Bucket(tx, bucketIndexes) }

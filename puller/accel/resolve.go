@@ -22,6 +22,9 @@ type Resolution struct {
 	// Index is the index-only artifact, digest-pinned, when Accelerated
 	// and Mode is ModeIndexOnly.
 	Index string
+	// LocalIndex is true when the registry refused the index artifact and
+	// fcd keeps the indexes itself: Service.Index serves them by layer.
+	LocalIndex bool
 }
 
 // Resolve returns the image an instance of a function with
@@ -49,9 +52,12 @@ func (s *Service) Resolve(ctx context.Context, image string) (Resolution, error)
 	}
 	r.Accelerated, r.Mode = true, job.Mode
 	pinned := repoOf(job.Result.Target) + "@" + job.Result.TargetDigest
-	if job.Mode == ModeFull {
+	switch {
+	case job.Mode == ModeFull:
 		r.Ref = pinned
-	} else {
+	case job.Result.Local:
+		r.LocalIndex = true
+	default:
 		r.Index = pinned
 	}
 	return r, nil

@@ -461,6 +461,7 @@ func (s *Service) convert(ctx context.Context, j Job) {
 	var saved time.Time
 	res, err := s.conv.Convert(ctx, Request{
 		Ref: j.Ref, Digest: j.Digest, Mode: j.Mode, Prefetch: j.Prefetch,
+		KeepIndexes: s.keepIndexes,
 		Progress: func(p Progress) {
 			if now := time.Now(); now.Sub(saved) >= progressSaveInterval || p.LayersDone == p.Layers {
 				saved = now
@@ -513,6 +514,34 @@ func (s *Service) update(key string, change func(*Job)) (Job, error) {
 		s.jobChanged()
 	}
 	return j, err
+}
+
+// keepIndexes stores indexes the registry refused, by layer digest.
+func (s *Service) keepIndexes(ctx context.Context, source string, byLayer map[string][]byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for layer, data := range byLayer {
+			if err := indexes(tx).Put([]byte(layer), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Index returns the serialized gzindex of a layer (by digest) that fcd
+// keeps itself, for an image whose registry refused the index artifact
+// (Result.Local); ErrNotFound otherwise.
+func (s *Service) Index(ctx context.Context, layer string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		data := indexes(tx).Get([]byte(layer))
+		if data == nil {
+			return fmt.Errorf("%w: no index kept for layer %s", ErrNotFound, layer)
+		}
+		out = bytes.Clone(data)
+		return nil
+	})
+	return out, err
 }
 
 // JobEvent is the body POSTed to a repository's webhook when a job ends.

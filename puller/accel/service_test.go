@@ -1,9 +1,12 @@
 package accel
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,10 +17,12 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/compression"
+	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/fcd-dev/fcd/examples/images"
+	"github.com/fcd-dev/fcd/puller/gzindex"
 )
 
 func openDB(t testing.TB, path string) *bolt.DB {
@@ -358,6 +363,16 @@ func TestServiceOnDemand(t *testing.T) {
 func TestMigrations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fcd.db")
 	db := openDB(t, path)
+	// A file an fcd with the first schema left.
+	if err := schema.Migrate(db, 1); err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketRoot).Bucket(bucketIndexes) != nil {
+			t.Error("version 1 has the indexes bucket")
+		}
+		return nil
+	})
 	if _, err := NewService(db, nil, ServiceOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +380,7 @@ func TestMigrations(t *testing.T) {
 		if v := schema.Version(tx); v != SchemaVersion() {
 			t.Errorf("got version %d, want %d", v, SchemaVersion())
 		}
-		for _, b := range [][]byte{bucketJobs, bucketRefs, bucketRepos} {
+		for _, b := range [][]byte{bucketJobs, bucketRefs, bucketRepos, bucketIndexes} {
 			if tx.Bucket(bucketRoot).Bucket(b) == nil {
 				t.Errorf("bucket %s missing", b)
 			}
@@ -375,5 +390,78 @@ func TestMigrations(t *testing.T) {
 	db.Update(func(tx *bolt.Tx) error { return schema.SetVersion(tx, SchemaVersion()+1) })
 	if _, err := NewService(db, nil, ServiceOptions{}); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Errorf("got %v, want a newer schema refused", err)
+	}
+}
+
+// readOnly refuses every write to the registry behind it, as a registry
+// fcd may only pull from does.
+func readOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"errors":[{"code":"DENIED","message":"read-only"}]}`))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Index-only conversion of an image in a registry fcd may not push to
+// keeps the indexes in fcd's store, and they serve the original layers.
+func TestServiceKeepsIndexesLocally(t *testing.T) {
+	mem := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	writable := httptest.NewServer(mem)
+	t.Cleanup(writable.Close)
+	ro := httptest.NewServer(readOnly(mem))
+	t.Cleanup(ro.Close)
+	img := generatedImage(t, compression.GZip, types.OCILayer)
+	push(t, strings.TrimPrefix(writable.URL, "http://")+"/ro/app:v1", img)
+	ref := strings.TrimPrefix(ro.URL, "http://") + "/ro/app:v1"
+
+	db := openDB(t, filepath.Join(t.TempDir(), "fcd.db"))
+	s, err := NewService(db, NewConverter(Options{}), ServiceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runService(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := s.Accelerate(ctx, Request{Ref: ref, Mode: ModeIndexOnly}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.Wait(ctx, ref, ended)
+	if err != nil || j.State != StateReady || j.Result == nil || !j.Result.Local || j.Result.Target != "" {
+		t.Fatalf("got %+v, %v; want Ready with the indexes kept locally", j, err)
+	}
+	res, err := s.Resolve(ctx, ref)
+	if err != nil || !res.Accelerated || !res.LocalIndex || res.Ref != res.Source {
+		t.Errorf("Resolve: got %+v, %v; want the original with a local index", res, err)
+	}
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		data, err := s.Index(ctx, d.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := gzindex.Load(data, d.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, _ := l.Compressed()
+		blob, _ := io.ReadAll(rc)
+		rc.Close()
+		r := gzindex.NewReader(x, gzindex.FileFetcher(bytes.NewReader(blob)))
+		for i := range x.Entries {
+			if e := &x.Entries[i]; e.IsRegular() {
+				if _, err := r.ReadFile(ctx, e); err != nil {
+					t.Errorf("%s: %v", e.Name, err)
+				}
+			}
+		}
+	}
+	if _, err := s.Index(ctx, "sha256:"+strings.Repeat("0", 64)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Index of an unknown layer: got %v, want ErrNotFound", err)
 	}
 }
