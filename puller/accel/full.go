@@ -225,7 +225,9 @@ func (c *Converter) fetchTar(l v1.Layer, path string, prog *tracker) (f *os.File
 		return nil, 0, fmt.Errorf("fetch: %w", mapRemoteError(err))
 	}
 	defer rc.Close()
-	r, err := decompress(bufio.NewReaderSize(countingReader{rc, prog}, 1<<20))
+	ahead := readAhead(countingReader{rc, prog}, 4, 1<<20)
+	defer ahead.Close()
+	r, err := decompress(bufio.NewReaderSize(ahead, 1<<20))
 	if err != nil {
 		return nil, 0, err
 	}

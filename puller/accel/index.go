@@ -161,7 +161,9 @@ func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *track
 		return nil, 0, fmt.Errorf("fetch: %w", mapRemoteError(err))
 	}
 	defer rc.Close()
-	x, err := gzindex.Build(ctx, countingReader{rc, prog}, gzindex.Options{
+	ahead := readAhead(countingReader{rc, prog}, 4, 1<<20)
+	defer ahead.Close()
+	x, err := gzindex.Build(ctx, ahead, gzindex.Options{
 		Digest:    desc.Digest.String(),
 		MediaType: string(desc.MediaType),
 	})
