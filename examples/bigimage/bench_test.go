@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -51,6 +52,7 @@ func BenchmarkAccelerate(b *testing.B) {
 	conv := accel.NewConverter(accel.Options{
 		Credentials: func(string) (string, string, error) { return id, secret, nil },
 		TempDir:     b.TempDir(),
+		Logger:      benchLogger(),
 	})
 	type run struct {
 		res      accel.Result
@@ -137,4 +139,13 @@ func benchModes() []accel.Mode {
 		return []accel.Mode{accel.ModeIndexOnly}
 	}
 	return []accel.Mode{accel.ModeIndexOnly, accel.ModeFull}
+}
+
+// benchLogger logs the converter's stages to stderr when FCD_BENCH_LOG is
+// set.
+func benchLogger() *slog.Logger {
+	if os.Getenv("FCD_BENCH_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -1,31 +1,26 @@
 package accel
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"maps"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	kgzip "github.com/klauspost/compress/gzip"
@@ -87,9 +82,11 @@ func (c *Converter) convertFull(ctx context.Context, src *source, prefetch []str
 		return res, err
 	}
 	target := src.tag.Context().Tag(AcceleratedTag(src.tag.TagStr()))
+	pushStart := time.Now()
 	if err := remote.Write(target, img, c.remoteOptions(ctx)...); err != nil {
 		return res, fmt.Errorf("push %s: %w", target, mapRemoteError(err))
 	}
+	c.log.Debug("eStargz image pushed", "target", target, "duration", time.Since(pushStart))
 	d, err := img.Digest()
 	if err != nil {
 		return res, err
@@ -146,76 +143,6 @@ type stargzLayer struct {
 	usize int64
 }
 
-// stargzLayer converts one layer: it streams the source blob, decompressed,
-// to <base>.tar, builds the eStargz blob from it into <base>.esgz and
-// returns a layer backed by that file.
-func (c *Converter) stargzLayer(ctx context.Context, base string, l v1.Layer, prefetch []string, prog *tracker) (_ *stargzLayer, err error) {
-	tarFile, usize, err := c.fetchTar(l, base+".tar", prog)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		tarFile.Close()
-		os.Remove(tarFile.Name())
-	}()
-	sr := io.NewSectionReader(tarFile, 0, usize)
-	opts := []estargz.Option{
-		estargz.WithContext(ctx),
-		estargz.WithCompression(newFastGzip(c.opts.CompressionLevel)),
-	}
-	if len(prefetch) > 0 {
-		files, err := prefetchFiles(sr, prefetch)
-		if err != nil {
-			return nil, err
-		}
-		if len(files) > 0 {
-			var missed []string
-			opts = append(opts, estargz.WithPrioritizedFiles(files), estargz.WithAllowPrioritizeNotFound(&missed))
-		}
-	}
-	blob, err := estargz.Build(sr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("build estargz: %w", err)
-	}
-	defer blob.Close()
-	out, err := os.Create(base + ".esgz")
-	if err != nil {
-		return nil, err
-	}
-	defer out.Close()
-	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(out, h), blob)
-	if err != nil {
-		return nil, fmt.Errorf("build estargz: %w", err)
-	}
-	if err := out.Close(); err != nil {
-		return nil, err
-	}
-	esgzSize, err := blob.UncompressedSize()
-	if err != nil {
-		return nil, err
-	}
-	diffID, err := v1.NewHash(blob.DiffID().String())
-	if err != nil {
-		return nil, err
-	}
-	toc, err := v1.NewHash(blob.TOCDigest().String())
-	if err != nil {
-		return nil, err
-	}
-	fl := &fileLayer{
-		path:   out.Name(),
-		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))},
-		diffID: diffID,
-		size:   size,
-	}
-	layer, err := partial.CompressedToLayer(fl)
-	if err != nil {
-		return nil, err
-	}
-	return &stargzLayer{layer: layer, toc: toc, usize: esgzSize}, nil
-}
-
 // fetchTar writes l's uncompressed tar to path and returns the open file
 // and its size. gzip and zstd are decompressed; an uncompressed layer is
 // copied.
@@ -267,43 +194,6 @@ func decompress(br *bufio.Reader) (io.ReadCloser, error) {
 	return io.NopCloser(br), nil
 }
 
-// prefetchFiles returns the names in the tar that the prefetch list
-// selects, in list order: a path names itself, a path ending in "/" its
-// directory and everything under it. Paths not in this layer are left out
-// (a list covers the whole image).
-func prefetchFiles(sr *io.SectionReader, list []string) ([]string, error) {
-	var names []string
-	tr := tar.NewReader(io.NewSectionReader(sr, 0, sr.Size()))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read tar: %w", err)
-		}
-		names = append(names, "/"+strings.TrimPrefix(path.Clean("/"+h.Name), "/"))
-	}
-	var out []string
-	seen := map[string]bool{}
-	add := func(n string) {
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	for _, p := range list {
-		dir, isDir := strings.CutSuffix(p, "/")
-		clean := path.Clean("/" + dir)
-		for _, n := range names {
-			if n == clean || (isDir && strings.HasPrefix(n, strings.TrimSuffix(clean, "/")+"/")) {
-				add(n)
-			}
-		}
-	}
-	return out, nil
-}
-
 // fileLayer is a converted layer blob in a file, for partial.CompressedToLayer.
 type fileLayer struct {
 	path   string
@@ -319,13 +209,15 @@ func (l *fileLayer) MediaType() (types.MediaType, error) { return types.OCILayer
 func (l *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
 
 // fastGzip is estargz's gzip Compression with klauspost/compress's
-// encoder and decoder, several times faster than compress/gzip at low
-// levels. The TOC, a few KiB, is written by estargz's own compressor.
+// encoder, several times faster than compress/gzip at low levels. The TOC,
+// a few KiB, is written by estargz's own compressor. It counts the
+// uncompressed bytes of the blob (entries and TOC) in usize.
 type fastGzip struct {
 	estargz.GzipDecompressor
 	level   int
 	toc     *estargz.GzipCompressor
 	writers sync.Pool
+	usize   atomic.Int64
 }
 
 func newFastGzip(level int) *fastGzip {
@@ -337,33 +229,49 @@ func newFastGzip(level int) *fastGzip {
 func (g *fastGzip) Writer(w io.Writer) (estargz.WriteFlushCloser, error) {
 	if zw, ok := g.writers.Get().(*kgzip.Writer); ok {
 		zw.Reset(w)
-		return &pooledWriter{Writer: zw, pool: &g.writers}, nil
+		return &pooledWriter{Writer: zw, g: g}, nil
 	}
 	zw, err := kgzip.NewWriterLevel(w, g.level)
 	if err != nil {
 		return nil, err
 	}
-	return &pooledWriter{Writer: zw, pool: &g.writers}, nil
+	return &pooledWriter{Writer: zw, g: g}, nil
 }
 
 func (g *fastGzip) WriteTOCAndFooter(w io.Writer, off int64, toc *estargz.JTOC, diffHash hash.Hash) (digest.Digest, error) {
-	return g.toc.WriteTOCAndFooter(w, off, toc, diffHash)
+	return g.toc.WriteTOCAndFooter(w, off, toc, countingHash{diffHash, &g.usize})
 }
 
-// Reader decompresses with klauspost/compress; estargz uses it for the
-// blob's diff ID.
+// Reader decompresses with klauspost/compress.
 func (g *fastGzip) Reader(r io.Reader) (io.ReadCloser, error) { return kgzip.NewReader(r) }
 
+// pooledWriter is one chunk's gzip writer, counting what it is given.
 type pooledWriter struct {
 	*kgzip.Writer
-	pool *sync.Pool
+	g *fastGzip
+}
+
+func (w *pooledWriter) Write(p []byte) (int, error) {
+	w.g.usize.Add(int64(len(p)))
+	return w.Writer.Write(p)
 }
 
 func (w *pooledWriter) Close() error {
 	err := w.Writer.Close()
 	if err == nil {
-		w.pool.Put(w.Writer)
+		w.g.writers.Put(w.Writer)
 	}
 	w.Writer = nil
 	return err
+}
+
+// countingHash counts the bytes written to a hash.
+type countingHash struct {
+	hash.Hash
+	n *atomic.Int64
+}
+
+func (h countingHash) Write(p []byte) (int, error) {
+	h.n.Add(int64(len(p)))
+	return h.Hash.Write(p)
 }
