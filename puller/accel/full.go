@@ -147,14 +147,7 @@ type stargzLayer struct {
 // and its size. gzip and zstd are decompressed; an uncompressed layer is
 // copied.
 func (c *Converter) fetchTar(l v1.Layer, path string, prog *tracker) (f *os.File, n int64, err error) {
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, 0, fmt.Errorf("fetch: %w", mapRemoteError(err))
-	}
-	defer rc.Close()
-	ahead := readAhead(countingReader{rc, prog}, 4, 1<<20)
-	defer ahead.Close()
-	r, err := decompress(bufio.NewReaderSize(ahead, 1<<20))
+	r, err := openTar(l, prog)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -172,6 +165,39 @@ func (c *Converter) fetchTar(l v1.Layer, path string, prog *tracker) (f *os.File
 		return nil, 0, fmt.Errorf("fetch: %w", mapRemoteError(err))
 	}
 	return f, n, nil
+}
+
+// openTar streams l's uncompressed tar, fetched ahead on another
+// goroutine.
+func openTar(l v1.Layer, prog *tracker) (io.ReadCloser, error) {
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", mapRemoteError(err))
+	}
+	ahead := readAhead(countingReader{rc, prog}, 4, 1<<20)
+	r, err := decompress(bufio.NewReaderSize(ahead, 1<<20))
+	if err != nil {
+		ahead.Close()
+		rc.Close()
+		return nil, err
+	}
+	return closers{r, []io.Closer{r, ahead, rc}}, nil
+}
+
+// closers reads from a reader and closes several closers in order.
+type closers struct {
+	io.Reader
+	cs []io.Closer
+}
+
+func (c closers) Close() error {
+	var first error
+	for _, cl := range c.cs {
+		if err := cl.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // decompress sniffs br's format and returns its tar stream.

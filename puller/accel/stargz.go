@@ -20,10 +20,14 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// stargzLayer converts one layer: it streams the source blob,
-// decompressed, to <base>.tar, orders its entries (prefetch list first,
-// then the landmark, then the rest) and writes them through one
-// estargz.Writer into <base>.esgz, hashed on another goroutine.
+// stargzLayer converts one layer through one estargz.Writer into
+// <base>.esgz, whose output is hashed on another goroutine.
+//
+// With a prefetch list, the source is first written, decompressed, to
+// <base>.tar, so its entries can be reordered: the prefetch list's first,
+// then the landmark, then the rest. Without one, the source streams from
+// the registry through the decompressor into the Writer, the fetch
+// overlapping the compression.
 //
 // estargz.Build would compress in parallel, but it then decompresses its
 // whole output again to learn the diff ID; the Writer hashes the
@@ -31,21 +35,32 @@ import (
 // (see examples/bigimage/BENCHMARKS.md).
 func (c *Converter) stargzLayer(ctx context.Context, base string, l v1.Layer, prefetch []string, prog *tracker) (_ *stargzLayer, err error) {
 	start := time.Now()
-	tarFile, usize, err := c.fetchTar(l, base+".tar", prog)
-	if err != nil {
-		return nil, err
+	var produce func(tw *tar.Writer) error
+	if len(prefetch) == 0 {
+		src, err := openTar(l, prog)
+		if err != nil {
+			return nil, err
+		}
+		defer src.Close()
+		produce = func(tw *tar.Writer) error { return streamEntries(ctx, tw, src) }
+	} else {
+		tarFile, usize, err := c.fetchTar(l, base+".tar", prog)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			tarFile.Close()
+			os.Remove(tarFile.Name())
+		}()
+		sr := io.NewSectionReader(tarFile, 0, usize)
+		entries, err := scanTar(sr)
+		if err != nil {
+			return nil, err
+		}
+		ordered := orderEntries(entries, prefetchNames(entries, prefetch))
+		produce = func(tw *tar.Writer) error { return copyEntries(ctx, tw, sr, ordered) }
 	}
-	defer func() {
-		tarFile.Close()
-		os.Remove(tarFile.Name())
-	}()
 	fetched := time.Now()
-	sr := io.NewSectionReader(tarFile, 0, usize)
-	entries, err := scanTar(sr)
-	if err != nil {
-		return nil, err
-	}
-	ordered := orderEntries(entries, prefetchNames(entries, prefetch))
 
 	out, err := os.Create(base + ".esgz")
 	if err != nil {
@@ -65,7 +80,7 @@ func (c *Converter) stargzLayer(ctx context.Context, base string, l v1.Layer, pr
 	comp := newFastGzip(c.opts.CompressionLevel)
 	bw := bufio.NewWriterSize(pw, 1<<20)
 	w := estargz.NewWriterWithCompressor(bw, comp)
-	toc, err := writeEntries(ctx, w, sr, ordered)
+	toc, err := writeStargz(w, produce)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -97,7 +112,7 @@ func (c *Converter) stargzLayer(ctx context.Context, base string, l v1.Layer, pr
 	if err != nil {
 		return nil, err
 	}
-	c.log.Debug("layer converted to eStargz", "layer", base, "tar", usize, "esgz", size,
+	c.log.Debug("layer converted to eStargz", "layer", base, "esgz", size,
 		"fetch", fetched.Sub(start), "build", time.Since(fetched))
 	return &stargzLayer{layer: layer, toc: tocHash, usize: comp.usize.Load()}, nil
 }
@@ -230,44 +245,89 @@ func orderEntries(entries []tarEntry, prioritized []string) []*tarEntry {
 // landmarkContents is the one byte of estargz's landmark files.
 const landmarkContents = 0xf
 
-// writeEntries writes the ordered entries (nil: the landmark) through w
-// and closes it, returning the TOC digest.
-func writeEntries(ctx context.Context, w *estargz.Writer, sr *io.SectionReader, ordered []*tarEntry) (digest.Digest, error) {
+// writeLandmark writes estargz's landmark entry: PrefetchLandmark after
+// prefetched entries, NoPrefetchLandmark first when there are none.
+func writeLandmark(tw *tar.Writer, name string) error {
+	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Size: 1, Mode: 0o644}); err != nil {
+		return err
+	}
+	_, err := tw.Write([]byte{landmarkContents})
+	return err
+}
+
+// copyEntries writes the ordered entries of the tar in sr (nil: the
+// landmark).
+func copyEntries(ctx context.Context, tw *tar.Writer, sr *io.SectionReader, ordered []*tarEntry) error {
 	landmark := estargz.NoPrefetchLandmark
 	if ordered[0] != nil {
 		landmark = estargz.PrefetchLandmark
 	}
+	for _, e := range ordered {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e == nil {
+			if err := writeLandmark(tw, landmark); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := tw.WriteHeader(e.hdr); err != nil {
+			return err
+		}
+		if e.hdr.Size > 0 && (e.hdr.Typeflag == tar.TypeReg || e.hdr.Typeflag == tar.TypeRegA) {
+			if _, err := io.Copy(tw, io.NewSectionReader(sr, e.off, e.hdr.Size)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// streamEntries writes the no-prefetch landmark, then src's entries as
+// they come, but for estargz's own landmarks.
+func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader) error {
+	if err := writeLandmark(tw, estargz.NoPrefetchLandmark); err != nil {
+		return err
+	}
+	tr := tar.NewReader(src)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if n := cleanName(h.Name); n == estargz.PrefetchLandmark || n == estargz.NoPrefetchLandmark {
+			continue
+		}
+		if h.Typeflag == tar.TypeGNUSparse || hasSparseRecords(h) {
+			return fmt.Errorf("%w: %s is a sparse tar entry, which eStargz cannot hold", ErrUnsupported, h.Name)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// writeStargz runs produce, which writes a tar, on its own goroutine and
+// appends that tar to w, then closes w and returns its TOC digest.
+func writeStargz(w *estargz.Writer, produce func(tw *tar.Writer) error) (digest.Digest, error) {
 	pr, pw := io.Pipe()
 	go func() {
 		tw := tar.NewWriter(pw)
-		for _, e := range ordered {
-			if err := ctx.Err(); err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			if e == nil {
-				err := tw.WriteHeader(&tar.Header{Name: landmark, Typeflag: tar.TypeReg, Size: 1, Mode: 0o644})
-				if err == nil {
-					_, err = tw.Write([]byte{landmarkContents})
-				}
-				if err != nil {
-					pw.CloseWithError(err)
-					return
-				}
-				continue
-			}
-			if err := tw.WriteHeader(e.hdr); err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			if e.hdr.Size > 0 && (e.hdr.Typeflag == tar.TypeReg || e.hdr.Typeflag == tar.TypeRegA) {
-				if _, err := io.Copy(tw, io.NewSectionReader(sr, e.off, e.hdr.Size)); err != nil {
-					pw.CloseWithError(err)
-					return
-				}
-			}
+		err := produce(tw)
+		if err == nil {
+			err = tw.Close()
 		}
-		pw.CloseWithError(tw.Close())
+		pw.CloseWithError(err)
 	}()
 	defer pr.Close()
 	if err := w.AppendTar(pr); err != nil {

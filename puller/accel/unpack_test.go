@@ -1,9 +1,11 @@
 package accel
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/fcd-dev/fcd/internal/testenv"
 )
@@ -94,25 +97,66 @@ func TestFullModeUnpacksLikeTheOriginal(t *testing.T) {
 		return generatedImage(t, compression.ZStd, types.OCILayerZStd)
 	}}) {
 		t.Run(tc.name, func(t *testing.T) {
-			ref := host + "/unpack/" + tc.name + ":v1"
 			src := tc.img(t)
-			push(t, ref, src)
-			res, err := NewConverter(Options{TempDir: t.TempDir()}).Convert(context.Background(), Request{Ref: ref, Mode: ModeFull, Prefetch: []string{"/app/", "/etc/motd"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			orig, acc := t.TempDir(), t.TempDir()
-			unpack(t, pull(t, ref), orig)
-			unpack(t, pull(t, res.Target), acc)
-			want, got := dirTree(t, orig), dirTree(t, acc)
-			if len(got) != len(want) {
-				t.Errorf("got %d paths, want %d", len(got), len(want))
-			}
-			for p, w := range want {
-				if got[p] != w {
-					t.Errorf("%s: got %q, want %q", p, got[p], w)
+			orig := t.TempDir()
+			unpack(t, src, orig)
+			want := dirTree(t, orig)
+			// With a prefetch list the layers are reordered from a file;
+			// without one they stream.
+			for tag, prefetch := range map[string][]string{"listed": {"/app/", "/etc/motd"}, "streamed": nil} {
+				ref := host + "/unpack/" + tc.name + ":" + tag
+				push(t, ref, src)
+				res, err := NewConverter(Options{TempDir: t.TempDir()}).Convert(context.Background(), Request{Ref: ref, Mode: ModeFull, Prefetch: prefetch})
+				if err != nil {
+					t.Fatal(err)
+				}
+				img := pull(t, res.Target)
+				if err := validate.Image(img); err != nil {
+					t.Fatalf("%s: %v", tag, err)
+				}
+				acc := t.TempDir()
+				unpack(t, img, acc)
+				got := dirTree(t, acc)
+				if len(got) != len(want) {
+					t.Errorf("%s: got %d paths, want %d", tag, len(got), len(want))
+				}
+				for p, w := range want {
+					if got[p] != w {
+						t.Errorf("%s: %s: got %q, want %q", tag, p, got[p], w)
+					}
+				}
+				if prefetch == nil {
+					checkNoPrefetch(t, img)
 				}
 			}
 		})
+	}
+}
+
+// checkNoPrefetch checks that every layer is eStargz opening with the
+// no-prefetch landmark.
+func checkNoPrefetch(t *testing.T, img v1.Image) {
+	t.Helper()
+	layers, _ := img.Layers()
+	for i, l := range layers {
+		rc, _ := l.Compressed()
+		blob, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := estargz.Open(io.NewSectionReader(bytes.NewReader(blob), 0, int64(len(blob))))
+		if err != nil {
+			t.Fatalf("layer %d: not eStargz: %v", i, err)
+		}
+		lm, ok := r.Lookup(estargz.NoPrefetchLandmark)
+		if !ok {
+			t.Fatalf("layer %d: no no-prefetch landmark", i)
+		}
+		for _, name := range []string{"app/echo", "etc/os-release", "app/main", "data/model.bin"} {
+			if e, has := r.Lookup(name); has && e.Offset <= lm.Offset {
+				t.Errorf("layer %d: %s at %d, before the landmark at %d", i, name, e.Offset, lm.Offset)
+			}
+		}
 	}
 }
