@@ -241,4 +241,3 @@ func startDaemonHook(t *testing.T, dataDir string, args []string, wrap func(acce
 	}
 	return &daemon{endpoint: ln.Addr().String(), creds: creds, stop: stop}
 }
-
