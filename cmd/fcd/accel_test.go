@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/billing"
 	"github.com/fcd-dev/fcd/examples/images"
 	"github.com/fcd-dev/fcd/puller/accel"
 )
@@ -240,4 +242,38 @@ func startDaemonHook(t *testing.T, dataDir string, args []string, wrap func(acce
 		t.Fatal(err)
 	}
 	return &daemon{endpoint: ln.Addr().String(), creds: creds, stop: stop}
+}
+
+// TestAcceleratedImageRuns starts an instance of a function with
+// accelerationType Default once its image's eStargz form is Ready: the
+// instance pulls and runs the accelerated image (containerd's full pull),
+// as the pull's billing record shows.
+func TestAcceleratedImageRuns(t *testing.T) {
+	requireRuntime(t)
+	d := startDaemonWith(t, t.TempDir(), []string{"-name", "fcdaccel", "-subnet", "10.94.0.0/16"}, true)
+	repo := d.creds.Registry + "/examples/echo"
+	hook, events := hookEvents(t)
+	enableAcceleration(t, d, repo, accel.Settings{Enabled: true, Mode: accel.ModeFull, Webhook: hook})
+	pushExample(t, d, repo+":v1")
+	ev := nextEvent(t, events)
+	if ev.Event != "acceleration.ready" {
+		t.Fatalf("got %+v, want the conversion ready", ev)
+	}
+	if status := call(t, d, http.MethodPost, "/fcd/v1/roles", map[string]any{"roleName": "puller", "repositories": []string{"examples/*"}}, nil); status != http.StatusOK {
+		t.Fatalf("create role: status %d", status)
+	}
+	c := sdkClient(t, d, d.creds.AccessKeySecret)
+	if err := createWithRole(c, "fast", repo+":v1", "acs:ram::1000000000000000:role/puller"); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := invoke(c, "fast", "hello"); err != nil || !strings.Contains(out, "hello") {
+		t.Fatalf("invoke: got %q, %v", out, err)
+	}
+	var page struct{ Records []billing.Record }
+	if status := call(t, d, http.MethodGet, "/fcd/v1/billing?function=fast&kind=pull", nil, &page); status != http.StatusOK || len(page.Records) != 1 {
+		t.Fatalf("billing: status %d, records %+v", status, page.Records)
+	}
+	if got, want := page.Records[0].Image, repo+"@"+ev.Job.Result.TargetDigest; got != want {
+		t.Errorf("pulled %s, want the accelerated image %s", got, want)
+	}
 }
