@@ -114,6 +114,10 @@ type Options struct {
 	// disables each.
 	Ledger Ledger
 	Meter  Meter
+	// Accelerator converts images and reports GetFunction's
+	// accelerationInfo. Nil disables the acceleration API and reports
+	// Preparing for functions that ask for acceleration.
+	Accelerator Accelerator
 }
 
 // Server is the frontend. Create it with New.
