@@ -28,7 +28,9 @@ type fakeTimer struct {
 	done bool
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0), armed: make(chan time.Time, 1000)} }
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Unix(1_700_000_000, 0), armed: make(chan time.Time, 1000)}
+}
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
@@ -150,12 +152,12 @@ func (h *harness) open() {
 	opts := h.opts
 	opts.Clock = h.clock
 	opts.observe = func(ev Event) { h.events <- ev }
-	if h.q, err = Open(db, h.d, opts); err != nil {
+	if h.q, err = Open(db, opts); err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.stop, h.done = cancel, make(chan error, 1)
-	go func() { h.done <- h.q.Run(ctx) }()
+	go func() { h.done <- h.q.Run(ctx, h.d) }()
 }
 
 // close stops the queue as a crash would leave it on disk: attempts in

@@ -63,9 +63,9 @@ type Queue struct {
 }
 
 // Open opens the queue's buckets in db (migrating them), recovers what a
-// crash left (see the package comment) and loads the pending events. d
-// runs the attempts once Run is called.
-func Open(db *bolt.DB, d Dispatcher, opts Options) (*Queue, error) {
+// crash left (see the package comment) and loads the pending events.
+// Nothing runs before Run.
+func Open(db *bolt.DB, opts Options) (*Queue, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 16
 	}
@@ -84,7 +84,7 @@ func Open(db *bolt.DB, d Dispatcher, opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("migrate async queue: %w", err)
 	}
 	q := &Queue{
-		db: db, opts: opts, clock: opts.Clock, log: log, d: d,
+		db: db, opts: opts, clock: opts.Clock, log: log,
 		commits: make(chan *commit, 1024),
 		closed:  make(chan struct{}),
 		blocked: map[string][]item{},

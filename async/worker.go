@@ -74,11 +74,11 @@ func (h *dueHeap) Pop() any {
 }
 func (h *dueHeap) push(it item) { heap.Push(h, it) }
 
-// Run runs the queue's committer and attempts until ctx ends, then aborts
+// Run runs the queue's committer, and attempts through d, until ctx ends, then aborts
 // the attempts in flight (they stay Running on disk and count when the
 // queue is next opened) and returns once every goroutine it started has.
 // Run may be called once.
-func (q *Queue) Run(parent context.Context) error {
+func (q *Queue) Run(parent context.Context, d Dispatcher) error {
 	// Attempts must learn that they end for a shutdown, not for a stop:
 	// their context ends only with errShutdown.
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
@@ -88,6 +88,7 @@ func (q *Queue) Run(parent context.Context) error {
 		q.committer(ctx)
 	}()
 	q.mu.Lock()
+	q.d = d
 	q.runCtx = ctx
 	q.pump()
 	q.mu.Unlock()

@@ -53,6 +53,9 @@ type Config struct {
 	// QueueSlack is how much longer than an instance start a request may
 	// wait for a slot before it is throttled.
 	QueueSlack time.Duration
+	// AsyncWorkers and AsyncPerFunction bound the async events running
+	// at once, host-wide and per function: async's fair share.
+	AsyncWorkers, AsyncPerFunction int
 
 	// listener, when set, is served instead of listening on Listen; tests
 	// use it to learn the address before fcd starts.
@@ -86,6 +89,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.STSEndpoint, "sts-endpoint", "", "URL of an STS-compatible AssumeRole service (empty: fcd's own, on loopback)")
 	fs.StringVar(&cfg.DebugAddress, "debug-address", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.QueueSlack, "queue-slack", 60*time.Second, "how much longer than -instance-start-timeout a request may wait for an instance slot")
+	fs.IntVar(&cfg.AsyncWorkers, "async-workers", 16, "async events running at once, host-wide")
+	fs.IntVar(&cfg.AsyncPerFunction, "async-per-function", 4, "async events of one function running at once (the rest of its slots stay for sync requests)")
 	fs.StringVar(&cfg.Domain, "domain", "fcd.localhost", "HTTP triggers answer at <function>.<domain>")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
