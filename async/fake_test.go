@@ -129,6 +129,7 @@ type harness struct {
 	clock  *fakeClock
 	d      *fakeDispatcher
 	events chan Event
+	seen   []Event // received, not yet waited for
 	stop   context.CancelFunc
 	done   chan error
 	opts   Options
@@ -149,6 +150,7 @@ func (h *harness) open() {
 	}
 	h.db = db
 	h.events = make(chan Event, 1000)
+	h.seen = nil
 	opts := h.opts
 	opts.Clock = h.clock
 	opts.observe = func(ev Event) { h.events <- ev }
@@ -181,16 +183,21 @@ func (h *harness) reopen() {
 	h.open()
 }
 
-// wait returns the next transition of id to state.
+// wait returns the first transition of id to state not yet waited for,
+// keeping the others for later waits.
 func (h *harness) wait(id, state string) Event {
 	h.t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
-		select {
-		case ev := <-h.events:
+		for i, ev := range h.seen {
 			if ev.ID == id && ev.State == state {
+				h.seen = append(h.seen[:i], h.seen[i+1:]...)
 				return ev
 			}
+		}
+		select {
+		case ev := <-h.events:
+			h.seen = append(h.seen, ev)
 		case <-timeout:
 			h.t.Fatalf("event %s never became %s", id, state)
 		}
