@@ -167,12 +167,12 @@ func (c *functionCache) forget(name string) {
 
 // invoke serves one invocation of function name.
 func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocation) {
-	if s.opts.Scheduler == nil {
-		s.fail(ctx, rid, newError(http.StatusServiceUnavailable, "ServiceUnavailable", "this fcd runs no instances (no scheduler configured)"))
-		return
-	}
 	if isAsync(ctx, inv) {
 		s.invokeAsync(ctx, rid, name, inv)
+		return
+	}
+	if s.opts.Scheduler == nil {
+		s.fail(ctx, rid, newError(http.StatusServiceUnavailable, "ServiceUnavailable", "this fcd runs no instances (no scheduler configured)"))
 		return
 	}
 	if it := ctx.Request.Header.Peek(headerInvocationType); inv.controlPath == "/invoke" && len(it) > 0 && !bytes.EqualFold(it, []byte("Sync")) {
