@@ -42,8 +42,8 @@ type Queue struct {
 	log   *slog.Logger
 	d     Dispatcher
 
-	commits chan *commit
-	closed  chan struct{} // closed when Run ends
+	ops     chan *op
+	closed  chan struct{} // closed when Run's committer ended
 	stopped atomic.Bool
 
 	// mu guards the scheduling state below; see worker.go.
@@ -85,7 +85,7 @@ func Open(db *bolt.DB, opts Options) (*Queue, error) {
 	}
 	q := &Queue{
 		db: db, opts: opts, clock: opts.Clock, log: log,
-		commits: make(chan *commit, 1024),
+		ops:     make(chan *op),
 		closed:  make(chan struct{}),
 		blocked: map[string][]item{},
 		perFn:   map[string]int{},
@@ -110,7 +110,7 @@ func (q *Queue) recover() error {
 		})
 	})
 	var items []item
-	err := q.update(func(tx *bolt.Tx, ch *change) error {
+	o := &op{done: make(chan struct{}), fn: func(tx *bolt.Tx, ch *change) error {
 		items = items[:0]
 		events := bucket(tx, bucketEvents)
 		for _, k := range keys {
@@ -137,10 +137,12 @@ func (q *Queue) recover() error {
 			}
 		}
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("recover async events: %w", err)
+	}}
+	q.runBatch([]*op{o})
+	if o.err != nil {
+		return fmt.Errorf("recover async events: %w", o.err)
 	}
+	q.committed(&o.ch)
 	q.mu.Lock()
 	for _, it := range items {
 		q.due.push(it)
@@ -159,15 +161,13 @@ type Invocation struct {
 	Payload []byte
 }
 
-type commit struct {
-	ev   *Event
-	done chan error
-}
-
 // Enqueue commits inv as a new event and schedules it. It returns once
 // the event is on disk, or with an error, in which case it was not
 // accepted: ErrTaskExists, ErrClosed, or the database's.
 func (q *Queue) Enqueue(ctx context.Context, inv Invocation) error {
+	if q.stopped.Load() {
+		return ErrClosed
+	}
 	now := q.clock.Now()
 	ev := &Event{
 		Function: inv.Function, ID: inv.TaskID, RequestID: inv.RequestID,
@@ -177,98 +177,27 @@ func (q *Queue) Enqueue(ctx context.Context, inv Invocation) error {
 	if ev.ID == "" {
 		ev.ID = inv.RequestID
 	}
-	ev.step(api.TaskEnqueued, now, "")
 	if len(ev.Payload) == 0 {
 		ev.Payload = nil
 	}
-	c := &commit{ev: ev, done: make(chan error, 1)}
-	if q.stopped.Load() {
-		return ErrClosed
-	}
-	select {
-	case q.commits <- c:
-	case <-q.closed:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	// Once handed over, the outcome is awaited whatever ctx says: the
-	// caller must learn whether the event was accepted.
-	if err := <-c.done; err != nil {
+	ev.step(api.TaskEnqueued, now, "")
+	err := q.update(func(tx *bolt.Tx, ch *change) error {
+		if bucket(tx, bucketEvents).Get(eventKey(ev.Function, ev.ID)) != nil {
+			return fmt.Errorf("task %s of %s: %w", ev.ID, ev.Function, ErrTaskExists)
+		}
+		if !ev.Task {
+			if cfg, err := getConfig(bucket(tx, bucketConfigs), ev.Function); err == nil && cfg.AsyncTask {
+				ev.Task = true
+			}
+		}
+		return ch.put(tx, ev)
+	})
+	if err != nil {
 		return err
 	}
 	q.stats.enqueued.Add(1)
-	q.committed(&change{saved: []*Event{ev}})
 	q.schedule(item{key: string(eventKey(ev.Function, ev.ID)), fn: ev.Function, at: ev.Due})
 	return nil
-}
-
-// committer writes enqueued events, each batch in one transaction: while
-// one commit is on its way to disk, the next batch gathers.
-func (q *Queue) committer(ctx context.Context) {
-	for {
-		var batch []*commit
-		select {
-		case c := <-q.commits:
-			batch = append(batch, c)
-		case <-ctx.Done():
-			q.drainCommits()
-			return
-		}
-	gather:
-		for len(batch) < 4096 {
-			select {
-			case c := <-q.commits:
-				batch = append(batch, c)
-			default:
-				break gather
-			}
-		}
-		q.commitBatch(batch)
-	}
-}
-
-func (q *Queue) commitBatch(batch []*commit) {
-	errs := make([]error, len(batch))
-	err := q.db.Update(func(tx *bolt.Tx) error {
-		events, configs := bucket(tx, bucketEvents), bucket(tx, bucketConfigs)
-		for i, c := range batch {
-			errs[i] = nil
-			key := eventKey(c.ev.Function, c.ev.ID)
-			if events.Get(key) != nil {
-				errs[i] = fmt.Errorf("task %s of %s: %w", c.ev.ID, c.ev.Function, ErrTaskExists)
-				continue
-			}
-			if !c.ev.Task {
-				if cfg, err := getConfig(configs, c.ev.Function); err == nil && cfg.AsyncTask {
-					c.ev.Task = true
-				}
-			}
-			if err := saveEvent(tx, c.ev); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	for i, c := range batch {
-		if err != nil {
-			c.done <- fmt.Errorf("commit async event: %w", err)
-		} else {
-			c.done <- errs[i]
-		}
-	}
-}
-
-// drainCommits refuses the enqueues that arrive while Run ends.
-func (q *Queue) drainCommits() {
-	for {
-		select {
-		case c := <-q.commits:
-			c.done <- ErrClosed
-		default:
-			return
-		}
-	}
 }
 
 // save writes ev and keeps the pending index in step with its state.

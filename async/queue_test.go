@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	bolt "go.etcd.io/bbolt"
 	"sync"
 	"testing"
 	"time"
@@ -380,4 +381,37 @@ func TestListTasks(t *testing.T) {
 	if len(evs) != 2 {
 		t.Errorf("got %d enqueued tasks of the last 1.5 s, want 2 (a4, b0)", len(evs))
 	}
+}
+
+// TestBatchIsolatesFailure runs three updates in one batch, the middle one
+// failing after it wrote: its write is rolled back, the others commit.
+func TestBatchIsolatesFailure(t *testing.T) {
+	h := newHarness(t, Options{})
+	write := func(id string, fail bool) *op {
+		return &op{done: make(chan struct{}), fn: func(tx *bolt.Tx, ch *change) error {
+			if err := ch.put(tx, &Event{Function: "f", ID: id, State: api.TaskEnqueued}); err != nil {
+				return err
+			}
+			if fail {
+				return errors.New("boom")
+			}
+			return nil
+		}}
+	}
+	ops := []*op{write("a", false), write("b", true), write("c", false)}
+	h.q.runBatch(append([]*op(nil), ops...))
+	for i, want := range []bool{false, true, false} {
+		<-ops[i].done
+		if (ops[i].err != nil) != want {
+			t.Errorf("op %d: got error %v, want error %v", i, ops[i].err, want)
+		}
+	}
+	h.db.View(func(tx *bolt.Tx) error {
+		for id, want := range map[string]bool{"a": true, "b": false, "c": true} {
+			if got := bucket(tx, bucketEvents).Get(eventKey("f", id)) != nil; got != want {
+				t.Errorf("event %s stored: got %v, want %v", id, got, want)
+			}
+		}
+		return nil
+	})
 }

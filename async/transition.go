@@ -17,6 +17,7 @@ type change struct {
 	saved   []*Event
 	spawned []*Event // new events (destinations), to schedule
 	live    []*Event // pending events merely loaded (recovery)
+	counts  struct{ succeeded, failed, expired, stopped, retries, throttled uint64 }
 }
 
 func (ch *change) put(tx *bolt.Tx, ev *Event) error {
@@ -28,24 +29,36 @@ func (ch *change) put(tx *bolt.Tx, ev *Event) error {
 }
 
 // update runs fn in a write transaction and, once it committed, applies
-// what it changed to the in-memory schedule.
+// what it changed to the in-memory schedule. While Run's committer runs,
+// concurrent updates share transactions (see commit.go); before Run it
+// waits for Run, after Run it runs alone. fn must return its error before
+// it writes, or its writes are rolled back with it.
 func (q *Queue) update(fn func(tx *bolt.Tx, ch *change) error) error {
-	ch := &change{}
-	err := q.db.Update(func(tx *bolt.Tx) error {
-		*ch = change{}
-		return fn(tx, ch)
-	})
-	if err != nil {
-		return err
+	o := &op{fn: fn, done: make(chan struct{})}
+	select {
+	case q.ops <- o:
+		<-o.done
+	case <-q.closed:
+		q.runBatch([]*op{o})
 	}
-	q.committed(ch)
-	for _, ev := range ch.spawned {
+	if o.err != nil {
+		return o.err
+	}
+	q.committed(&o.ch)
+	for _, ev := range o.ch.spawned {
 		q.schedule(item{key: string(eventKey(ev.Function, ev.ID)), fn: ev.Function, at: ev.Due})
 	}
 	return nil
 }
 
 func (q *Queue) committed(ch *change) {
+	c := &ch.counts
+	q.stats.succeeded.Add(c.succeeded)
+	q.stats.failed.Add(c.failed)
+	q.stats.expired.Add(c.expired)
+	q.stats.stopped.Add(c.stopped)
+	q.stats.retries.Add(c.retries)
+	q.stats.throttled.Add(c.throttled)
 	q.mu.Lock()
 	for _, ev := range append(ch.saved, ch.live...) {
 		key := string(eventKey(ev.Function, ev.ID))
@@ -76,10 +89,10 @@ func (q *Queue) config(tx *bolt.Tx, function string) api.AsyncConfig {
 func (q *Queue) failed(tx *bolt.Tx, ch *change, ev *Event, now time.Time) error {
 	cfg := q.config(tx, ev.Function)
 	if int64(ev.Attempts) > cfg.MaxAsyncRetryAttempts {
-		q.stats.failed.Add(1)
+		ch.counts.failed++
 		return q.finish(tx, ch, ev, api.TaskFailed, now, fmt.Sprintf("attempt %d of %d failed: %s", ev.Attempts, cfg.MaxAsyncRetryAttempts+1, ev.Error))
 	}
-	q.stats.retries.Add(1)
+	ch.counts.retries++
 	ev.Due = now.Add(q.opts.Policy.retryAfter(ev.Attempts))
 	ev.step(api.TaskRetrying, now, fmt.Sprintf("attempt %d failed: %s", ev.Attempts, ev.Error))
 	return ch.put(tx, ev)
@@ -90,7 +103,7 @@ func (q *Queue) failed(tx *bolt.Tx, ch *change, ev *Event, now time.Time) error 
 func (q *Queue) finish(tx *bolt.Tx, ch *change, ev *Event, state string, now time.Time, detail string) error {
 	ev.step(state, now, detail)
 	if state == api.TaskStopped {
-		q.stats.stopped.Add(1)
+		ch.counts.stopped++
 	}
 	if dc := q.config(tx, ev.Function).DestinationConfig; dc != nil {
 		d := dc.OnFailure

@@ -107,8 +107,6 @@ func (q *Queue) Run(parent context.Context, d Dispatcher) error {
 	q.mu.Unlock()
 	cancel(errShutdown)
 	<-cdone
-	close(q.closed)
-	q.drainCommits()
 	q.wg.Wait()
 	return nil
 }
@@ -203,7 +201,7 @@ func (q *Queue) attempt(ctx context.Context, it item) *item {
 		now := q.clock.Now()
 		cfg := q.config(tx, cur.Function)
 		if age := now.Sub(cur.Created); age > time.Duration(cfg.MaxAsyncEventAgeInSeconds)*time.Second {
-			q.stats.expired.Add(1)
+			ch.counts.expired++
 			return q.finish(tx, ch, cur, api.TaskExpired, now, fmt.Sprintf("the event is %s old, past maxAsyncEventAgeInSeconds (%d)", age.Truncate(time.Millisecond), cfg.MaxAsyncEventAgeInSeconds))
 		}
 		ev = cur
@@ -219,6 +217,7 @@ func (q *Queue) attempt(ctx context.Context, it item) *item {
 	begun := false
 	res := q.d.Dispatch(ctx, ev, func(instanceID string) error {
 		return q.update(func(tx *bolt.Tx, ch *change) error {
+			begun = false
 			cur, err := getEvent(bucket(tx, bucketEvents), key)
 			if err != nil {
 				return err
@@ -268,7 +267,7 @@ func (q *Queue) attempt(ctx context.Context, it item) *item {
 				res.Payload = res.Payload[:MaxResult]
 			}
 			cur.Result, cur.Error = res.Payload, ""
-			q.stats.succeeded.Add(1)
+			ch.counts.succeeded++
 			err = q.finish(tx, ch, cur, api.TaskSucceeded, now, "")
 		case Gone:
 			err = q.finish(tx, ch, cur, api.TaskFailed, now, res.Error)
@@ -280,7 +279,7 @@ func (q *Queue) attempt(ctx context.Context, it item) *item {
 				break
 			}
 			cur.Throttles++
-			q.stats.throttled.Add(1)
+			ch.counts.throttled++
 			cur.Due = now.Add(q.opts.Policy.throttleAfter(cur.Throttles))
 			err = ch.put(tx, cur)
 		default:
