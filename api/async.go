@@ -66,6 +66,11 @@ type Destination struct {
 	Destination string `json:"destination"`
 }
 
+// FunctionARN is the ARN of function name: acs:fc:<region>:<account>:functions/<name>.
+func FunctionARN(region, account, name string) string {
+	return "acs:fc:" + region + ":" + account + ":functions/" + name
+}
+
 // DestinationFunction returns the function a destination names: the part
 // after "functions/" of an ARN, without a qualifier, or the whole string.
 func DestinationFunction(dest string) string {

@@ -26,6 +26,9 @@ type Options struct {
 	Policy Policy
 	// Clock is the queue's time. Nil means the system clock.
 	Clock Clock
+	// FunctionARN names a function in the records sent to destinations.
+	// Nil means the bare name.
+	FunctionARN func(name string) string
 	// Logger receives transitions that went wrong. Nil means silent.
 	Logger *slog.Logger
 	// observe, when set, sees every committed transition; tests wait on it.
@@ -75,6 +78,9 @@ func Open(db *bolt.DB, opts Options) (*Queue, error) {
 	opts.Policy = opts.Policy.withDefaults()
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
+	}
+	if opts.FunctionARN == nil {
+		opts.FunctionARN = func(name string) string { return name }
 	}
 	log := opts.Logger
 	if log == nil {

@@ -151,7 +151,7 @@ func (q *Queue) destination(tx *bolt.Tx, ev *Event, function string, now time.Ti
 	var rec destinationRecord
 	rec.Timestamp = now.UnixMilli()
 	rec.RequestContext.RequestID = ev.RequestID
-	rec.RequestContext.FunctionArn = ev.Function
+	rec.RequestContext.FunctionArn = q.opts.FunctionARN(ev.Function)
 	rec.RequestContext.Condition = ev.State
 	rec.RequestContext.ApproximateInvokeCount = ev.Attempts
 	rec.RequestPayload = string(ev.Payload)

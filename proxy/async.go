@@ -223,7 +223,7 @@ func (s *Server) handleAsync(ctx *fasthttp.RequestCtx, name, sub, rest, method s
 }
 
 func (s *Server) functionArn(name string) string {
-	return fmt.Sprintf("acs:fc:%s:%s:functions/%s", s.opts.Region, s.opts.AccountID, name)
+	return api.FunctionARN(s.opts.Region, s.opts.AccountID, name)
 }
 
 func (s *Server) putAsyncConfig(ctx *fasthttp.RequestCtx, name string, body []byte) error {

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/fcd-dev/fcd/examples/images"
 )
 
@@ -127,4 +126,3 @@ func startLatency(b *testing.B, sk *sink, acks []ack) (p50, p99 float64) {
 	slices.Sort(lat)
 	return lat[len(lat)/2], lat[len(lat)*99/100]
 }
-

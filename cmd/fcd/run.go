@@ -109,7 +109,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		popts.Log, popts.Logs = rt.manager, rt.manager
 		popts.Collectors = []prometheus.Collector{poolCollector{sched}}
 	}
-	queue, err := async.Open(st.DB(), async.Options{Workers: cfg.AsyncWorkers, PerFunction: cfg.AsyncPerFunction, Logger: log.With("component", "async")})
+	queue, err := async.Open(st.DB(), async.Options{
+		Workers: cfg.AsyncWorkers, PerFunction: cfg.AsyncPerFunction,
+		FunctionARN: func(name string) string { return api.FunctionARN(cfg.Region, cfg.AccountID, name) },
+		Logger:      log.With("component", "async"),
+	})
 	if err != nil {
 		return err
 	}
