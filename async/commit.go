@@ -23,9 +23,9 @@ var errOpFailed = errors.New("an update of the batch failed")
 
 // committer runs updates in batches, each batch one transaction and one
 // fsync: while a batch is on its way to disk, the next one gathers, so
-// concurrent callers share commits without waiting on a timer. When ctx
-// ends it runs what is queued and closes q.closed, after which update runs
-// alone.
+// concurrent callers share commits without waiting on a timer. When idle
+// it deletes old finished events (retention.go). When ctx ends it runs
+// what was handed over and closes q.closed, after which update runs alone.
 func (q *Queue) committer(ctx context.Context) {
 	defer close(q.closed)
 	for {
@@ -33,14 +33,14 @@ func (q *Queue) committer(ctx context.Context) {
 		select {
 		case o := <-q.ops:
 			batch = append(batch, o)
-		case <-ctx.Done():
-			for {
-				select {
-				case o := <-q.ops:
-					q.runBatch([]*op{o})
-				default:
-					return
-				}
+		default:
+			q.maybeSweep()
+			select {
+			case o := <-q.ops:
+				batch = append(batch, o)
+			case <-ctx.Done():
+				q.drainOps()
+				return
 			}
 		}
 	gather:
@@ -53,6 +53,18 @@ func (q *Queue) committer(ctx context.Context) {
 			}
 		}
 		q.runBatch(batch)
+	}
+}
+
+// drainOps runs the updates that were handed over as Run ended.
+func (q *Queue) drainOps() {
+	for {
+		select {
+		case o := <-q.ops:
+			q.runBatch([]*op{o})
+		default:
+			return
+		}
 	}
 }
 

@@ -27,9 +27,11 @@
 //	Enqueued, Retrying ──► Stopped       (StopAsyncTask)
 //	Running ──► Stopping ──► Stopped     (StopAsyncTask aborts the attempt)
 //
-// Every transition is one bbolt transaction. Enqueue returns only once the
-// event is committed (fsynced): concurrent enqueues share a commit (group
-// commit), none waits on a timer. An attempt becomes Running, and counts,
+// Every transition is committed (fsynced) before anything acts on it, and
+// Enqueue returns only once the event is on disk. One committer runs all
+// transitions: those that arrive while a commit is on its way to disk
+// share the next transaction (group commit), none waits on a timer.
+// Finished events are deleted after Options.Retention. An attempt becomes Running, and counts,
 // only once its Dispatcher holds a slot on an instance, just before the
 // event is sent; a start failure counts as an attempt too. Throttling (no
 // capacity) uses no attempt: the event waits with exponential back-off

@@ -26,6 +26,9 @@ type Options struct {
 	Policy Policy
 	// Clock is the queue's time. Nil means the system clock.
 	Clock Clock
+	// Retention is how long finished events stay readable (GetAsyncTask,
+	// ListAsyncTasks) before they are deleted. Zero means 7 days.
+	Retention time.Duration
 	// FunctionARN names a function in the records sent to destinations.
 	// Nil means the bare name.
 	FunctionARN func(name string) string
@@ -63,6 +66,7 @@ type Queue struct {
 	timerAt time.Time
 
 	stats stats
+	swept time.Time // last sweep; the committer's
 }
 
 // Open opens the queue's buckets in db (migrating them), recovers what a
@@ -78,6 +82,9 @@ func Open(db *bolt.DB, opts Options) (*Queue, error) {
 	opts.Policy = opts.Policy.withDefaults()
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 7 * 24 * time.Hour
 	}
 	if opts.FunctionARN == nil {
 		opts.FunctionARN = func(name string) string { return name }

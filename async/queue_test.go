@@ -415,3 +415,25 @@ func TestBatchIsolatesFailure(t *testing.T) {
 		return nil
 	})
 }
+
+func TestRetention(t *testing.T) {
+	h := newHarness(t, Options{Retention: 24 * time.Hour})
+	h.enqueue("f", "old")
+	h.enqueue("f", "waiting")
+	c := h.d.next(t)
+	c.begin("i")
+	c.reply <- Result{Outcome: Succeeded}
+	h.wait("old", api.TaskSucceeded)
+	h.clock.Advance(25 * time.Hour)
+	if n, err := h.q.sweep(); err != nil || n != 1 {
+		t.Fatalf("sweep: got %d deleted, %v; want 1", n, err)
+	}
+	ctx := context.Background()
+	if _, err := h.q.Get(ctx, "f", "old"); !errors.Is(err, ErrTaskNotFound) {
+		t.Errorf("a task finished 25 h ago: got %v, want ErrTaskNotFound", err)
+	}
+	// The second event waits behind the fake dispatcher: never swept.
+	if _, err := h.q.Get(ctx, "f", "waiting"); err != nil {
+		t.Errorf("a pending task: %v", err)
+	}
+}
