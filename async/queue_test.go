@@ -437,3 +437,32 @@ func TestRetention(t *testing.T) {
 		t.Errorf("a pending task: %v", err)
 	}
 }
+
+// TestConcurrentDuplicates enqueues one task id from many goroutines at
+// once, so that they share commits: exactly one is accepted.
+func TestConcurrentDuplicates(t *testing.T) {
+	h := newHarness(t, Options{})
+	const n = 50
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted, refused := 0, 0
+	for i := range n {
+		wg.Go(func() {
+			err := h.q.Enqueue(context.Background(), Invocation{Function: "f", RequestID: fmt.Sprintf("r%d", i), TaskID: "same"})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				accepted++
+			case errors.Is(err, ErrTaskExists):
+				refused++
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if accepted != 1 || refused != n-1 {
+		t.Errorf("got %d accepted and %d refused, want 1 and %d", accepted, refused, n-1)
+	}
+}
