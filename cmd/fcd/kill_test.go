@@ -156,10 +156,12 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 	)
 	start := time.Now()
 	for round := range rounds {
-		c := sdkClient(t, d, d.creds.AccessKeySecret)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		for w := range 4 {
+			// One SDK client per goroutine: a client is not safe for
+			// concurrent use (see ownHTTP).
+			c := sdkClient(t, d, d.creds.AccessKeySecret)
 			wg.Go(func() {
 				for i := 0; i < 40; i++ {
 					select {
@@ -182,6 +184,7 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 				}
 			})
 		}
+		sc := sdkClient(t, d, d.creds.AccessKeySecret)
 		wg.Go(func() {
 			for i := 0; i < 20; i++ {
 				select {
@@ -189,7 +192,7 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 					return
 				default:
 				}
-				if _, _, err := invoke(c, "job", "sync"); err != nil {
+				if _, _, err := invoke(sc, "job", "sync"); err != nil {
 					return
 				}
 				mu.Lock()
@@ -258,6 +261,11 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 	}
 	p.stop(t)
 	assertNoLeaks(t, p)
+	if t.Failed() {
+		if log, err := os.ReadFile(logf.Name()); err == nil {
+			t.Logf("fcd's log (warnings and errors of every run):\n%s", log)
+		}
+	}
 	t.Logf("kill -9 loop: %d rounds in %s, kill points %v", rounds, killPhase.Round(time.Millisecond), roundAll(kills))
 	t.Logf("async: %d acknowledged, %d runs, %d duplicates, %d attempts cut short, %d failed, %d lost; sync: %d answered",
 		len(acked), runs, dups, interrupted, failed, lost, syncOK)
