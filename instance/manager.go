@@ -18,7 +18,6 @@ import (
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
-	"github.com/fcd-dev/fcd/puller"
 )
 
 // labelFunction is the container label holding the function name.
@@ -29,11 +28,17 @@ const labelFunction = "fcd.dev/function"
 type Manager struct {
 	opts   Options
 	client *containerd.Client
-	puller *puller.Puller
+	images Images
 	net    *network
 	logs   *logFiles
 	http   *http.Client
 	log    *slog.Logger
+
+	// ctx bounds the instance watchers (wait, watchHealth); Close cancels
+	// it once every instance stopped and waits for them on wg.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	watches sync.WaitGroup
 
 	mu        sync.Mutex
 	instances map[string]*Instance
@@ -54,18 +59,13 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := puller.New(client, puller.Options{
-		Namespace:           opts.Name,
-		MaxUncompressedSize: opts.MaxImageSize,
-		Logger:              opts.Logger,
-	})
-	if err != nil {
-		return nil, err
-	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
+		ctx:    ctx,
+		cancel: cancel,
 		opts:   opts,
 		client: client,
-		puller: p,
+		images: opts.Images,
 		net:    n,
 		logs:   &logFiles{dataDir: opts.DataDir, maxSize: opts.LogMaxSize, maxFiles: opts.LogMaxFiles, files: map[string]*logFile{}},
 		http: &http.Client{Transport: &http.Transport{
@@ -77,18 +77,10 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	}, nil
 }
 
-// Puller returns the Manager's image puller.
-func (m *Manager) Puller() *puller.Puller { return m.puller }
-
 // ReadLogs returns the last tail lines of function's logs (all when tail
 // <= 0), oldest first.
 func (m *Manager) ReadLogs(function string, tail int) ([]string, error) {
 	return ReadLogs(m.opts.DataDir, function, tail)
-}
-
-// RequestLogs returns the lines logged for one request; see RequestLogs.
-func (m *Manager) RequestLogs(function, requestID string) ([]string, error) {
-	return RequestLogs(m.opts.DataDir, function, requestID)
 }
 
 func (m *Manager) nsCtx(ctx context.Context) context.Context {
@@ -112,9 +104,9 @@ func newID() string {
 // Options.StartTimeout, and its initializer, if any, succeeded.
 //
 // When the instance was created but did not become ready, the error is a
-// *StartError (Code CAExited when the process exited, FunctionNotStarted
-// otherwise) and the instance is already removed. Other errors (image,
-// host) are returned wrapped as they are. On error nothing is left behind.
+// *StartError (Exited when the process exited first) and the instance is
+// already removed. Other errors (image, host) are returned wrapped as they
+// are. On error nothing is left behind.
 func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error) {
 	begin := time.Now()
 	spec = spec.withDefaults()
@@ -154,7 +146,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	if err != nil {
 		return nil, err
 	}
-	i.log = &instanceLog{file: lf, id: spec.ID}
+	i.log = newInstanceLog(lf, spec.ID)
 
 	nctx := m.nsCtx(ctx)
 	if err := i.create(nctx); err != nil {
@@ -169,6 +161,12 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	if err := i.ready(nctx); err != nil {
 		return nil, err
 	}
+	if err := i.img.Ready(ctx); err != nil {
+		// The instance runs; a pull that could not be metered is fcd's
+		// fault, not the caller's, and is loud in the log.
+		m.log.Error("meter image pull", "function", spec.Function, "instance", spec.ID, "err", err)
+	}
+	i.stats.Pull = i.img.Stats()
 	i.stats.Total = time.Since(begin)
 	m.log.Info("instance started", "function", spec.Function, "instance", spec.ID, "addr", i.Addr(),
 		"pull", i.stats.Pull.Duration, "cached", i.stats.Pull.Cached, "create", i.stats.Create,
@@ -180,15 +178,26 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 // and starts the container.
 func (i *Instance) create(ctx context.Context) error {
 	m, spec := i.m, i.spec
-	img, err := m.puller.Prepare(ctx, spec.Image, puller.PrepareOptions{Key: "instance/" + spec.ID, Credentials: spec.Credentials})
+	// The pull gets the start timeout too, whatever bounds the Images
+	// implementation keeps itself.
+	pctx, cancel := context.WithTimeout(ctx, m.opts.StartTimeout)
+	defer cancel()
+	img, err := m.images.Prepare(pctx, spec.Image, ImageOptions{
+		Key:         "instance/" + spec.ID,
+		Credentials: spec.Credentials,
+		Role:        spec.Role,
+		Function:    spec.Function,
+		InstanceID:  spec.ID,
+		MemoryMB:    spec.MemoryMB,
+	})
 	if err != nil {
 		return fmt.Errorf("prepare image %s: %w", spec.Image, err)
 	}
 	i.img = img
-	i.stats.Pull = img.Stats
+	i.stats.Pull = img.Stats()
 
 	t := time.Now()
-	if err := i.root.create(ctx, img.LowerDirs, spec.DiskMB); err != nil {
+	if err := i.root.create(ctx, img.LowerDirs(), spec.DiskMB); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	i.stats.Rootfs = time.Since(t)
@@ -202,7 +211,7 @@ func (i *Instance) create(ctx context.Context) error {
 	i.stats.Network = time.Since(t)
 
 	t = time.Now()
-	s, err := ociSpec(ctx, m.opts.Name, spec, img.Config, i.root.path(), nsPath)
+	s, err := ociSpec(ctx, m.opts.Name, spec, img.Config(), i.root.path(), nsPath)
 	if err != nil {
 		return err
 	}
@@ -225,13 +234,13 @@ func (i *Instance) create(ctx context.Context) error {
 	}
 	// The instance outlives the Start call: follow it on a context of its
 	// own, cancelled by Stop.
-	bg, cancel := context.WithCancel(m.nsCtx(context.Background()))
+	bg, cancel := context.WithCancel(m.nsCtx(m.ctx))
 	i.cancel = cancel
 	exitCh, err := i.task.Wait(bg)
 	if err != nil {
 		return fmt.Errorf("wait task: %w", err)
 	}
-	go i.wait(bg, exitCh)
+	m.watch(func() { i.wait(bg, exitCh) })
 	if err := i.task.Start(ctx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
@@ -291,18 +300,18 @@ func (i *Instance) ready(ctx context.Context) error {
 	}
 	i.stats.Ready = time.Since(t)
 	if spec.HealthCheck != nil {
-		bg, cancel := context.WithCancel(context.Background())
+		bg, cancel := context.WithCancel(i.m.ctx)
 		prev := i.cancel
 		i.cancel = func() { cancel(); prev() }
-		go i.watchHealth(bg, spec.HealthCheck.withDefaults())
+		i.m.watch(func() { i.watchHealth(bg, spec.HealthCheck.withDefaults()) })
 	}
 	return nil
 }
 
 func (i *Instance) startError(t time.Time, err error) error {
-	se := &StartError{Code: CodeFunctionNotStarted, InstanceID: i.spec.ID, Duration: time.Since(t), Err: err}
+	se := &StartError{InstanceID: i.spec.ID, Duration: time.Since(t), Err: err}
 	if isClosed(i.exited) {
-		se.Code = CodeCAExited
+		se.Exited = true
 		se.Exit = i.Exit()
 	}
 	// The process may still be writing its last words; flushing partial
@@ -351,11 +360,32 @@ func (m *Manager) Instances() []*Instance {
 	return out
 }
 
-// Close stops every live instance.
+// watch runs an instance watcher that Close waits for.
+func (m *Manager) watch(f func()) {
+	m.watches.Add(1)
+	go func() {
+		defer m.watches.Done()
+		f()
+	}()
+}
+
+// Close stops every live instance and waits for the goroutines that
+// watched them, or for ctx.
 func (m *Manager) Close(ctx context.Context) error {
 	var errs []error
 	for _, i := range m.Instances() {
 		errs = append(errs, i.Stop(ctx))
+	}
+	m.cancel()
+	watched := make(chan struct{})
+	go func() {
+		m.watches.Wait()
+		close(watched)
+	}()
+	select {
+	case <-watched:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("wait for instance watchers: %w", ctx.Err()))
 	}
 	if err := m.net.close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("remove network: %w", err))
@@ -369,9 +399,10 @@ func (m *Manager) Close(ctx context.Context) error {
 
 // Cleanup removes what an earlier run of an fcd with the same Name left
 // behind: containers and tasks in its containerd namespace, instance
-// mounts and disk files, network namespaces and their addresses, and image
-// views. Call it before the first Start; it must not run while this
-// Manager has live instances.
+// mounts and disk files, network namespaces and their addresses. Image
+// views are the Images implementation's to clean up (puller's
+// RemoveViews), after this. Call it before the first Start; it must not
+// run while this Manager has live instances.
 func (m *Manager) Cleanup(ctx context.Context) error {
 	ctx = m.nsCtx(ctx)
 	var errs []error
@@ -411,9 +442,6 @@ func (m *Manager) Cleanup(ctx context.Context) error {
 	}
 	_ = os.RemoveAll(m.fifoDir())
 	if err := removeTempMounts(m.opts.DataDir); err != nil {
-		errs = append(errs, err)
-	}
-	if err := m.puller.RemoveViews(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"regexp"
 	"time"
-
-	"github.com/fcd-dev/fcd/puller"
 )
 
 // Defaults for Options and Spec fields left zero.
@@ -49,8 +47,8 @@ type Options struct {
 	// CNIPluginDir holds the bridge, host-local and loopback plugins; ""
 	// means /usr/lib/cni.
 	CNIPluginDir string
-	// StartTimeout bounds the wait for an instance to accept on its port;
-	// 0 means 120 s.
+	// StartTimeout bounds the image's Prepare, and then the wait for an
+	// instance to accept on its port; 0 means 120 s.
 	StartTimeout time.Duration
 	// StopGrace is the time between SIGTERM and SIGKILL on Stop; 0 means
 	// 10 s.
@@ -59,8 +57,9 @@ type Options struct {
 	// means 16 MiB. LogMaxFiles rotated files are kept; 0 means 4.
 	LogMaxSize  int64
 	LogMaxFiles int
-	// MaxImageSize limits an image's uncompressed size; 0 means 10 GiB.
-	MaxImageSize int64
+	// Images prepares the images instances run on (package puller's
+	// Puller, or a lazy one). Required.
+	Images Images
 	// Logger receives the Manager's records; nil means silence.
 	Logger *slog.Logger
 }
@@ -97,8 +96,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.LogMaxFiles == 0 {
 		o.LogMaxFiles = DefaultLogMaxFiles
 	}
-	if o.MaxImageSize == 0 {
-		o.MaxImageSize = puller.DefaultMaxUncompressedSize
+	if o.Images == nil {
+		return o, errors.New("instance: Options.Images is required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,31 +34,6 @@ type AsyncQueue interface {
 var _ AsyncQueue = (*async.Queue)(nil)
 
 const headerAsyncTaskID = "x-fc-async-task-id"
-
-// FC codes of the async API.
-const (
-	CodeAsyncTaskNotFound      = "AsyncTaskNotFound"      // 404
-	CodeAsyncConfigNotFound    = "AsyncConfigNotFound"    // 404
-	CodeAsyncTaskAlreadyExists = "AsyncTaskAlreadyExists" // 409
-)
-
-// asyncError maps the queue's errors to FC's.
-func asyncError(err error) *apiError {
-	switch {
-	case errors.Is(err, async.ErrTaskExists):
-		return newError(http.StatusConflict, CodeAsyncTaskAlreadyExists, err.Error())
-	case errors.Is(err, async.ErrTaskNotFound):
-		return newError(http.StatusNotFound, CodeAsyncTaskNotFound, err.Error())
-	case errors.Is(err, async.ErrConfigNotFound):
-		return newError(http.StatusNotFound, CodeAsyncConfigNotFound, err.Error())
-	case errors.Is(err, async.ErrTaskFinished):
-		return newError(http.StatusBadRequest, CodeInvalidArgument, err.Error())
-	case errors.Is(err, async.ErrClosed):
-		return newError(http.StatusServiceUnavailable, "ResourceThrottled", "fcd is shutting down: the event was not accepted")
-	default:
-		return toAPIError(err, CodeFunctionNotFound)
-	}
-}
 
 // isAsync reports an InvokeFunction call with x-fc-invocation-type: Async.
 func isAsync(ctx *fasthttp.RequestCtx, inv invocation) bool {

@@ -61,7 +61,7 @@ func newAsyncEnv(t *testing.T) *asyncEnv {
 	}
 	sched := newFakeScheduler(strings.TrimPrefix(be.URL, "http://"))
 	sched.log = &fakeLog{}
-	srv := New(Options{Functions: st, Keys: StaticKeys{testKeyID: testSecret}, Scheduler: sched, Errors: classifier{}, Async: q})
+	srv := New(Options{Functions: st, Keys: StaticKeys{testKeyID: testSecret}, Scheduler: sched, Async: q})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

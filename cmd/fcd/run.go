@@ -63,6 +63,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 
 	popts := proxy.Options{
 		Functions: st,
+		Provision: st,
 		Keys:      proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret},
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,
@@ -76,8 +77,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		Ledger:      plat.ledger,
 		Meter:       plat.recorder,
 	}
+	// The scheduler is built before the proxy it tells of stopping
+	// instances.
+	var stopping instanceStopping
 	if !cfg.noRuntime {
-		rt, err := startRuntime(ctx, cfg, log)
+		rt, err := startRuntime(ctx, cfg, plat.ledger, log)
 		if err != nil {
 			return err
 		}
@@ -88,11 +92,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 				log.Warn("runtime shutdown", "error", cerr)
 			}
 		}()
-		sched := scheduler.New(&starter{manager: rt.manager, platform: plat, cfg: cfg, log: log}, scheduler.Options{
+		sched := scheduler.New(&starter{manager: rt.manager, platform: plat, cfg: cfg}, scheduler.Options{
 			IdleTimeout:    cfg.IdleTimeout,
 			MemoryBudgetMB: cfg.MemoryBudgetMB,
 			QueueTimeout:   cfg.InstanceStartTimeout + cfg.QueueSlack,
 			Logger:         log.With("component", "scheduler"),
+			Stopping:       stopping.notify,
 		})
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
@@ -105,8 +110,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		if err := restoreProvisioned(ctx, st, p); err != nil {
 			return err
 		}
-		popts.Scheduler, popts.Pools, popts.Errors = p, p, errorMap{}
-		popts.Log, popts.Logs = rt.manager, rt.manager
+		popts.Scheduler, popts.Pools = p, p
+		popts.Logs = rt.manager
 		popts.Collectors = []prometheus.Collector{poolCollector{sched}}
 	}
 	queue, err := async.Open(st.DB(), async.Options{
@@ -120,6 +125,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	popts.Async = queue
 	popts.Collectors = append(popts.Collectors, queue.Collector())
 	frontend := proxy.New(popts)
+	stopping.set(frontend)
 	g.Go(func() error { return queue.Run(gctx, frontend.AsyncDispatcher()) })
 	if plat.registry != nil {
 		creds.Registry = plat.registry.Addr()

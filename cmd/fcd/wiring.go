@@ -2,21 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net/http"
 	"strconv"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fcd-dev/fcd/api"
-	"github.com/fcd-dev/fcd/billing"
 	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/proxy"
 	"github.com/fcd-dev/fcd/scheduler"
+	"github.com/fcd-dev/fcd/store"
 )
 
 // The adapters here join packages that do not import each other: the
@@ -24,12 +20,11 @@ import (
 // them through the scheduler.
 
 // starter starts instances of a function on containerd, with registry
-// credentials from the function's role, and meters the image pull.
+// credentials from the function's role. The puller meters the image pull.
 type starter struct {
 	manager  *instance.Manager
 	platform *platform
 	cfg      Config
-	log      *slog.Logger
 }
 
 var _ scheduler.Starter = (*starter)(nil)
@@ -38,33 +33,10 @@ func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.I
 	f := fn.Config.(*api.Function)
 	spec := instanceSpec(f, s.cfg)
 	spec.Credentials = s.platform.registryCredentials(f.Role)
-	begin := time.Now()
+	spec.Role = f.Role
 	inst, err := s.manager.Start(ctx, spec)
-	if err != nil && strings.Contains(err.Error(), "failed to authorize") {
-		role := f.Role
-		if role == "" {
-			role = "none"
-		}
-		return nil, fmt.Errorf("image pull not authorized: the registry refused the function's credentials (role %s); a role whose repositories include this image is needed: %w", role, err)
-	}
 	if err != nil {
 		return nil, err
-	}
-	pull := inst.PullStats()
-	_, err = s.platform.ledger.MeterPull(ctx, billing.PullRecord{
-		Function:   f.FunctionName,
-		Image:      spec.Image,
-		InstanceID: inst.ID(),
-		MemoryMB:   int(f.MemorySize),
-		Start:      begin,
-		End:        begin.Add(pull.Duration),
-		Bytes:      pull.BytesFetched,
-		CacheHit:   pull.Cached,
-	})
-	if err != nil {
-		// The instance runs; a ledger that cannot be written is fcd's
-		// fault, not the caller's, and is loud in the log.
-		s.log.Error("meter image pull", "function", f.FunctionName, "instance", inst.ID(), "error", err)
 	}
 	return inst, nil
 }
@@ -149,42 +121,37 @@ func (p *pools) Remove(name string)                        { p.s.Remove(name) }
 func (p *pools) SetProvisioned(f *api.Function, n int)     { p.s.SetProvisioned(p.function(f), n) }
 func (p *pools) Provisioned(name string) (target, cur int) { return p.s.Provisioned(name) }
 
-// lease is a scheduler lease as the proxy sees it.
+// lease is a scheduler lease as the proxy sees it. Its instances are the
+// starter's, *instance.Instance.
 type lease struct{ *scheduler.Lease }
 
 func (l lease) Addr() string       { return l.Instance().Addr() }
 func (l lease) InstanceID() string { return l.Instance().ID() }
 
-// Log appends to the instance's log; instances that keep none (test
-// fakes) drop the line.
-func (l lease) Log(line string) {
-	if i, ok := l.Instance().(interface{ Log(string) }); ok {
-		i.Log(line)
+func (l lease) RequestLog(collect bool) proxy.RequestLog {
+	return l.Instance().(*instance.Instance).RequestLog(collect)
+}
+
+// The store is the proxy's metadata store.
+var (
+	_ proxy.FunctionStore  = (*store.Store)(nil)
+	_ proxy.ProvisionStore = (*store.Store)(nil)
+)
+
+// instanceStopping passes the scheduler's stopping instances on to the
+// proxy, which exists only once the scheduler does.
+type instanceStopping struct{ p atomic.Pointer[proxy.Server] }
+
+func (s *instanceStopping) set(p *proxy.Server) { s.p.Store(p) }
+
+func (s *instanceStopping) notify(id string) {
+	if p := s.p.Load(); p != nil {
+		p.InstanceStopping(id)
 	}
 }
 
-// errorMap turns scheduler and start errors into FC errors.
-type errorMap struct{}
-
-var _ proxy.ErrorClassifier = errorMap{}
-
-func (errorMap) Classify(err error) (status int, code, msg string, ok bool) {
-	var se *instance.StartError
-	switch {
-	case errors.Is(err, scheduler.ErrThrottled):
-		return http.StatusTooManyRequests, proxy.CodeResourceExhausted, err.Error(), true
-	case errors.Is(err, scheduler.ErrFunctionDeleted):
-		return http.StatusNotFound, proxy.CodeFunctionNotFound, err.Error(), true
-	case errors.Is(err, scheduler.ErrClosed), errors.Is(err, context.Canceled):
-		return http.StatusServiceUnavailable, "ResourceThrottled", "fcd is shutting down", true
-	case errors.As(err, &se):
-		return http.StatusPreconditionFailed, se.Code, se.Error(), true
-	default:
-		// Anything else from Acquire is a cold start that failed before
-		// its container ran: pull, platform, size, network.
-		return http.StatusPreconditionFailed, instance.CodeFunctionNotStarted, "the function instance failed to start: " + err.Error(), true
-	}
-}
+// The proxy maps start failures to FC errors by what it declares of them.
+var _ proxy.StartFailure = (*instance.StartError)(nil)
 
 // poolCollector exports the scheduler's per-function stats.
 type poolCollector struct{ s *scheduler.Scheduler }
