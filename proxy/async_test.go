@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -20,7 +21,9 @@ import (
 // instance is a backend that counts the requests of each request id and
 // fails those whose event is "fail".
 type asyncEnv struct {
-	addr string
+	addr  string
+	q     *async.Queue
+	sched *scripted
 	mu   sync.Mutex
 	runs map[string]int // by x-fc-request-id
 }
@@ -55,13 +58,14 @@ func newAsyncEnv(t *testing.T) *asyncEnv {
 			t.Fatal(err)
 		}
 	}
-	q, err := async.Open(st.DB(), async.Options{Policy: async.Policy{RetryBase: time.Millisecond}})
+	q, err := async.Open(st.DB(), async.Options{Policy: async.Policy{RetryBase: time.Millisecond, ThrottleBase: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sched := newFakeScheduler(strings.TrimPrefix(be.URL, "http://"))
-	sched.log = &fakeLog{}
-	srv := New(Options{Functions: st, Keys: StaticKeys{testKeyID: testSecret}, Scheduler: sched, Async: q})
+	fake := newFakeScheduler(strings.TrimPrefix(be.URL, "http://"))
+	fake.log = &fakeLog{}
+	env.q, env.sched = q, &scripted{next: fake}
+	srv := New(Options{Functions: st, Keys: StaticKeys{testKeyID: testSecret}, Scheduler: env.sched, Async: q})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -172,5 +176,49 @@ func TestAsyncRetriesAndDestination(t *testing.T) {
 	}
 	if resp := apiCall(t, env.addr, "GET", "/"+api.Version+"/functions/fn/async-tasks?status=Failed", "", &tasks); resp.StatusCode != 200 || len(tasks.Tasks) != 1 {
 		t.Errorf("ListAsyncTasks: got %d with %d tasks, want 200 with 1", resp.StatusCode, len(tasks.Tasks))
+	}
+}
+
+// scripted fails Acquire with its errors, in order, then leases through
+// next.
+type scripted struct {
+	mu   sync.Mutex
+	errs []error
+	next Scheduler
+}
+
+func (s *scripted) Acquire(ctx context.Context, fn *api.Function) (Lease, error) {
+	s.mu.Lock()
+	if len(s.errs) > 0 {
+		err := s.errs[0]
+		s.errs = s.errs[1:]
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.mu.Unlock()
+	return s.next.Acquire(ctx, fn)
+}
+
+// TestAsyncThrottleAndStartFailure: throttling (429) uses no attempt, a
+// failed cold start (412) uses one.
+func TestAsyncThrottleAndStartFailure(t *testing.T) {
+	env := newAsyncEnv(t)
+	env.sched.errs = []error{errBusy, errBusy, errors.New("pull: registry unreachable")}
+	resp := apiCall(t, env.addr, "PUT", "/"+api.Version+"/functions/fn/async-invoke-config", `{"maxAsyncRetryAttempts":1}`, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("PutAsyncInvokeConfig: %d", resp.StatusCode)
+	}
+	if resp, _ := env.invoke(t, "t1", "x"); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("got %d, want 202", resp.StatusCode)
+	}
+	task := env.task(t, "fn", "t1")
+	if task.Status != api.TaskSucceeded || task.AlreadyRetriedTimes != 1 {
+		t.Fatalf("got %s after %d retries, want Succeeded after 1 (the failed start)", task.Status, task.AlreadyRetriedTimes)
+	}
+	if st := env.q.Stats(); st.Throttled != 2 || st.Retries != 1 {
+		t.Errorf("got %d throttled tries and %d retries, want 2 and 1", st.Throttled, st.Retries)
+	}
+	if !strings.Contains(task.Events[len(task.Events)-3].EventDetail, "FunctionNotStarted") {
+		t.Errorf("the retry does not name the start failure: %+v", task.Events)
 	}
 }
