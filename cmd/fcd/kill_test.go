@@ -310,7 +310,8 @@ func assertNoLeaks(t *testing.T, p *fcdProcess) {
 	if ents, err := os.ReadDir(filepath.Join("/run/fcd", p.name, "netns")); err == nil && len(ents) > 0 {
 		t.Errorf("network namespaces left behind: %d in /run/fcd/%s/netns", len(ents), p.name)
 	}
-	for _, root := range []string{"/sys/fs/cgroup/" + p.name, "/sys/fs/cgroup/memory/" + p.name} {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + p.name)
+	for _, root := range append(roots, "/sys/fs/cgroup/"+p.name) {
 		if ents, err := os.ReadDir(root); err == nil {
 			for _, e := range ents {
 				if e.IsDir() {
