@@ -24,8 +24,8 @@ type asyncEnv struct {
 	addr  string
 	q     *async.Queue
 	sched *scripted
-	mu   sync.Mutex
-	runs map[string]int // by x-fc-request-id
+	mu    sync.Mutex
+	runs  map[string]int // by x-fc-request-id
 }
 
 func newAsyncEnv(t *testing.T) *asyncEnv {
