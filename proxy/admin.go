@@ -24,6 +24,7 @@ import (
 //	GET    /fcd/v1/roles/{name}     get a role
 //	DELETE /fcd/v1/roles/{name}     delete a role
 //	GET    /fcd/v1/billing?function=&kind=&since=&until=&limit=   records and totals
+//	...    /fcd/v1/acceleration/...   image acceleration (accel.go)
 
 // RoleStore keeps the roles functions may assume.
 type RoleStore interface {
@@ -74,6 +75,8 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, rid string) {
 	switch {
 	case resource == "roles" && s.opts.Roles == nil, resource == "billing" && s.opts.Ledger == nil:
 		err = newError(http.StatusNotImplemented, "NotImplemented", "this fcd has no "+resource)
+	case resource == "acceleration":
+		err = s.handleAcceleration(ctx, name, method, body)
 	case resource == "roles" && name == "" && method == http.MethodPost:
 		err = s.createRole(ctx, body)
 	case resource == "roles" && name == "" && method == http.MethodGet:

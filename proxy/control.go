@@ -121,17 +121,12 @@ func (s *Server) writeFunction(ctx *fasthttp.RequestCtx, f *api.Function) error 
 }
 
 // decorate fills the fields fcd derives at read time rather than stores.
-//
-// No image converter exists yet, so a function that asks for acceleration
-// reports Preparing, which by definition means it runs its original image.
 func (s *Server) decorate(f *api.Function) {
 	cc := f.CustomContainerConfig
 	if cc == nil {
 		return
 	}
-	if cc.AccelerationType == api.AccelerationDefault && cc.AccelerationInfo == nil {
-		cc.AccelerationInfo = &api.AccelerationInfo{Status: api.AccelerationPreparing}
-	}
+	s.decorateAcceleration(f)
 	if cc.ResolvedImageURI == "" {
 		cc.ResolvedImageURI = cc.Image
 	}

@@ -114,8 +114,13 @@ type Options struct {
 	// disables each.
 	Ledger Ledger
 	Meter  Meter
+	// Accelerator converts images and reports GetFunction's
+	// accelerationInfo. Nil disables the acceleration API and reports
+	// Preparing for functions that ask for acceleration.
+	Accelerator Accelerator
 	// Async queues asynchronous invocations and serves the async task
-	// and config APIs. Nil refuses them with 503/501.
+	// and config APIs. Nil refuses async invocations with 400 and the
+	// async APIs with 501.
 	Async AsyncQueue
 }
 

@@ -59,6 +59,10 @@ type Options struct {
 	Service, Issuer string
 	// Now is the token endpoint's clock. Nil means time.Now.
 	Now func() time.Time
+	// OnPush, when set, is called for every manifest pushed by tag,
+	// from distribution's notifications (asynchronous, retried while it
+	// fails to answer; see notify.go). It should return quickly.
+	OnPush func(context.Context, PushEvent)
 	// Logger receives refused token requests and serve errors. Nil means
 	// silent. (distribution itself logs through logrus's standard
 	// logger, which this package does not reconfigure.)
@@ -125,11 +129,20 @@ func Start(ctx context.Context, opts Options) (_ *Registry, err error) {
 	}()
 	addr := ln.Addr().String()
 
-	app, err := newApp(ctx, opts, addr)
+	mux := http.NewServeMux()
+	var endpoints []configuration.Endpoint
+	if opts.OnPush != nil {
+		n, err := newNotifier(addr, opts.OnPush, opts.Logger)
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle(notifyPath, n)
+		endpoints = append(endpoints, n.endpoint())
+	}
+	app, err := newApp(ctx, opts, addr, endpoints)
 	if err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
 	mux.Handle("/token", tokens)
 	mux.Handle("/", app)
 	r := &Registry{
@@ -158,7 +171,7 @@ func (r *Registry) serve(ln net.Listener, logger *slog.Logger) {
 
 // newApp builds distribution's handler, turning its configuration panics
 // into an error.
-func newApp(ctx context.Context, opts Options, addr string) (app *handlers.App, err error) {
+func newApp(ctx context.Context, opts Options, addr string, endpoints []configuration.Endpoint) (app *handlers.App, err error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
@@ -177,6 +190,7 @@ func newApp(ctx context.Context, opts Options, addr string) (app *handlers.App, 
 			},
 		},
 	}
+	cfg.Notifications.Endpoints = endpoints
 	cfg.HTTP.Addr = addr
 	cfg.HTTP.Secret = hex.EncodeToString(secret)
 	defer func() {

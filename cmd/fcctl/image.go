@@ -23,11 +23,27 @@ const imageUsage = `usage:
       print one file of the layer, read through the index
 `
 
-// runImage runs "fcctl image ..." with args after "image".
-func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// imageAPICommands are the image subcommands that call fcd's API.
+var imageAPICommands = map[string]func(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error{
+	"accelerate": runImageAccelerate,
+	"status":     runImageStatus,
+	"jobs":       runImageJobs,
+	"repo":       runImageRepo,
+}
+
+// runImage runs "fcctl image ..." with args after "image"; newClient
+// gives the subcommands that call fcd's API their client.
+func runImage(ctx context.Context, newClient func() (*client, error), args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, imageUsage)
+		fmt.Fprint(stderr, imageUsage+accelerateUsage)
 		return errors.New("image: missing subcommand")
+	}
+	if cmd, ok := imageAPICommands[args[0]]; ok {
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		return cmd(ctx, c, args[1:], stdout, stderr)
 	}
 	switch args[0] {
 	case "index":
@@ -35,10 +51,10 @@ func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "cat":
 		return runImageCat(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, imageUsage)
+		fmt.Fprint(stdout, imageUsage+accelerateUsage)
 		return nil
 	}
-	fmt.Fprint(stderr, imageUsage)
+	fmt.Fprint(stderr, imageUsage+accelerateUsage)
 	return fmt.Errorf("image: unknown subcommand %q", args[0])
 }
 

@@ -36,6 +36,7 @@ Commands:
   role create|get|list|delete              roles functions assume to pull images
   billing [--function F] [--since T]       image-pull and invocation charges
   image index|cat                          index gzip layers for lazy reads
+  image accelerate|status|jobs|repo        convert images for lazy loading (fcctl image help)
 
 Global flags (or FCD_ENDPOINT, FCD_ACCESS_KEY_ID, FCD_ACCESS_KEY_SECRET, FCD_DATA_DIR):
 `
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	if cmd == "image" {
-		return runImage(ctx, rest, stdout, stderr)
+		return runImage(ctx, g.client, rest, stdout, stderr)
 	}
 	runAPI, ok := apiCommands[cmd]
 	if !ok {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/puller/accel"
 )
 
 // Config is everything fcd can be told at start.
@@ -79,6 +80,9 @@ type Config struct {
 	// noRuntime serves the control API only, without containerd; tests of
 	// the API use it where root is not available.
 	noRuntime bool
+	// wrapConverter, when set, wraps the image converter; tests use it to
+	// hold a conversion.
+	wrapConverter func(accel.Converts) accel.Converts
 }
 
 // parseConfig reads flags from args and the FCD_* variables through getenv.

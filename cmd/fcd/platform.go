@@ -37,8 +37,9 @@ type platform struct {
 }
 
 // startPlatform opens the role store and ledger in st's file and starts
-// the STS issuer (on g) and the registry. The caller closes it.
-func startPlatform(ctx context.Context, g *errgroup.Group, cfg Config, creds api.Credentials, st *store.Store, log *slog.Logger) (_ *platform, err error) {
+// the STS issuer (on g) and the registry, which calls onPush for tags
+// pushed to it. The caller closes it.
+func startPlatform(ctx context.Context, g *errgroup.Group, cfg Config, creds api.Credentials, st *store.Store, onPush func(context.Context, registry.PushEvent), log *slog.Logger) (_ *platform, err error) {
 	p := &platform{}
 	if cfg.RegistryCredentials != "" {
 		if p.logins, err = loadRegistryLogins(cfg.RegistryCredentials); err != nil {
@@ -96,6 +97,7 @@ func startPlatform(ctx context.Context, g *errgroup.Group, cfg Config, creds api
 			AdminAccessKeyID:     creds.AccessKeyID,
 			AdminAccessKeySecret: creds.AccessKeySecret,
 			Roles:                p.roles,
+			OnPush:               onPush,
 			Logger:               log.With("component", "registry"),
 		})
 		if err != nil {

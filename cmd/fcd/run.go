@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,11 +56,18 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		cancel()
 		g.Wait()
 	}()
-	plat, err := startPlatform(gctx, g, cfg, creds, st, log)
+	var platRef atomic.Pointer[platform]
+	accelerator, err := newAccelerator(cfg, creds, st, &platRef, log)
+	if err != nil {
+		return err
+	}
+	plat, err := startPlatform(gctx, g, cfg, creds, st, onPush(accelerator, log), log)
 	if err != nil {
 		return err
 	}
 	defer plat.close(context.WithoutCancel(ctx))
+	platRef.Store(plat)
+	g.Go(func() error { return accelerator.Run(gctx) })
 
 	popts := proxy.Options{
 		Functions: st,
@@ -76,6 +84,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		Credentials: plat,
 		Ledger:      plat.ledger,
 		Meter:       plat.recorder,
+		Accelerator: accelerator,
 	}
 	// The scheduler is built before the proxy it tells of stopping
 	// instances.
@@ -92,7 +101,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 				log.Warn("runtime shutdown", "error", cerr)
 			}
 		}()
-		sched := scheduler.New(&starter{manager: rt.manager, platform: plat, cfg: cfg}, scheduler.Options{
+		sched := scheduler.New(&starter{manager: rt.manager, platform: plat, cfg: cfg, log: log, accel: accelerator, lazy: rt.lazy != nil}, scheduler.Options{
 			IdleTimeout:    cfg.IdleTimeout,
 			MemoryBudgetMB: cfg.MemoryBudgetMB,
 			QueueTimeout:   cfg.InstanceStartTimeout + cfg.QueueSlack,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/proxy"
+	"github.com/fcd-dev/fcd/puller/accel"
 	"github.com/fcd-dev/fcd/scheduler"
 	"github.com/fcd-dev/fcd/store"
 )
@@ -25,6 +27,9 @@ type starter struct {
 	manager  *instance.Manager
 	platform *platform
 	cfg      Config
+	log      *slog.Logger
+	accel    *accel.Service // nil: images run as given
+	lazy     bool           // index-only images can run (lazy pulls are on)
 }
 
 var _ scheduler.Starter = (*starter)(nil)
@@ -32,6 +37,7 @@ var _ scheduler.Starter = (*starter)(nil)
 func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.Instance, error) {
 	f := fn.Config.(*api.Function)
 	spec := instanceSpec(f, s.cfg)
+	spec.Image = s.image(ctx, f, spec.Image)
 	spec.Credentials = s.platform.registryCredentials(f.Role)
 	spec.Role = f.Role
 	inst, err := s.manager.Start(ctx, spec)

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+
+	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/puller/accel"
+	"github.com/fcd-dev/fcd/registry"
+	"github.com/fcd-dev/fcd/store"
+)
+
+// newAccelerator builds the image converter and its job service on st's
+// bbolt file. The converter authenticates with the admin key to the
+// embedded registry and with the configured logins elsewhere, once plat
+// is set; Run the service to convert.
+func newAccelerator(cfg Config, creds api.Credentials, st *store.Store, plat *atomic.Pointer[platform], log *slog.Logger) (*accel.Service, error) {
+	tmp := filepath.Join(cfg.DataDir, "accel")
+	// Files left by a conversion an earlier run did not finish.
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, fmt.Errorf("acceleration temp dir: %w", err)
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("acceleration temp dir: %w", err)
+	}
+	conv := accel.NewConverter(accel.Options{
+		Credentials: func(host string) (string, string, error) {
+			p := plat.Load()
+			if p == nil {
+				return "", "", nil
+			}
+			if p.registry != nil && host == p.registry.Addr() {
+				return creds.AccessKeyID, creds.AccessKeySecret, nil
+			}
+			l := p.logins[host]
+			return l.Username, l.Password, nil
+		},
+		TempDir: tmp,
+		Logger:  log.With("component", "accel"),
+	})
+	var c accel.Converts = conv
+	if cfg.wrapConverter != nil {
+		c = cfg.wrapConverter(c)
+	}
+	return accel.NewService(st.DB(), c, accel.ServiceOptions{Logger: log.With("component", "accel")})
+}
+
+// onPush records a conversion for a tag pushed to the embedded registry
+// when its repository has acceleration enabled.
+func onPush(svc *accel.Service, log *slog.Logger) func(context.Context, registry.PushEvent) {
+	return func(ctx context.Context, ev registry.PushEvent) {
+		digest := ev.Digest
+		if strings.Contains(ev.MediaType, "index") || strings.Contains(ev.MediaType, "list") {
+			// The job is for the linux/amd64 manifest: resolve it.
+			digest = ""
+		}
+		if _, err := svc.OnPush(ctx, ev.Repository, ev.Tag, digest); err != nil {
+			log.Warn("acceleration on push", "repository", ev.Repository, "tag", ev.Tag, "error", err)
+		}
+	}
+}
+
+// image returns the image an instance of f runs: for accelerationType
+// Default, the accelerated image once its conversion is Ready (named by
+// its _accelerated tag, so the lazy puller mounts it; an index-only
+// artifact only when lazy pulls are on, since it cannot be pulled whole),
+// else the original, digest-pinned; the image as given when that cannot
+// be resolved (the pull then reports why).
+func (s *starter) image(ctx context.Context, f *api.Function, image string) string {
+	cc := f.CustomContainerConfig
+	if s.accel == nil || cc == nil || cc.AccelerationType != api.AccelerationDefault {
+		return image
+	}
+	r, err := s.accel.Resolve(ctx, image)
+	if err != nil {
+		s.log.Debug("resolve accelerated image", "image", image, "error", err)
+		return image
+	}
+	switch {
+	case r.Lazy != "" && (r.Mode == accel.ModeFull || s.lazy):
+		return r.Lazy
+	case r.Mode == accel.ModeFull:
+		return r.Ref
+	default:
+		return r.Source
+	}
+}

@@ -1,0 +1,32 @@
+package accel
+
+import (
+	"fmt"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/fcd-dev/fcd/puller/gzindex"
+)
+
+// ErrUnsupported reports a source that cannot be converted in the
+// requested mode: a zstd or uncompressed layer in index-only mode. The
+// wrapping error names the layer and why. It wraps gzindex.ErrUnsupported;
+// errdefs.IsInvalidArgument reports true for it.
+var ErrUnsupported = fmt.Errorf("accel: %w (%w)", gzindex.ErrUnsupported, errdefs.ErrInvalidArgument)
+
+// ErrInvalidRef reports a reference that cannot be converted: not a tag (a
+// digest has no <tag>_accelerated) or already an accelerated tag. It wraps
+// errdefs.ErrInvalidArgument.
+var ErrInvalidRef = fmt.Errorf("accel: reference cannot be accelerated: %w", errdefs.ErrInvalidArgument)
+
+// ErrInvalidMode reports a mode other than ModeFull and ModeIndexOnly. It
+// wraps errdefs.ErrInvalidArgument.
+var ErrInvalidMode = fmt.Errorf("accel: unknown acceleration mode: %w", errdefs.ErrInvalidArgument)
+
+// ErrNotFound reports a job, a repository setting or an accelerated image
+// that does not exist. It wraps errdefs.ErrNotFound.
+var ErrNotFound = fmt.Errorf("accel: %w", errdefs.ErrNotFound)
+
+// ErrDenied reports a registry that refused fcd's credentials. It wraps
+// errdefs.ErrPermissionDenied.
+var ErrDenied = fmt.Errorf("accel: registry access denied: %w", errdefs.ErrPermissionDenied)

@@ -1,0 +1,576 @@
+package accel
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/name"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Converts is what a Service needs of a Converter.
+type Converts interface {
+	Convert(ctx context.Context, req Request) (Result, error)
+	// Resolve returns the digest of ref's linux/amd64 manifest.
+	Resolve(ctx context.Context, ref string) (string, error)
+}
+
+var _ Converts = (*Converter)(nil)
+
+// ServiceOptions configures a Service. The zero value of each field is its
+// default.
+type ServiceOptions struct {
+	// Workers bounds the conversions run at once. Zero means 1: each
+	// conversion already uses every core.
+	Workers int
+	// DefaultMode is the mode of conversions started on demand (Ensure)
+	// for repositories without a setting. Zero means ModeIndexOnly.
+	DefaultMode Mode
+	// HTTPClient calls webhooks. Nil means a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// Logger receives job records. Nil means silent.
+	Logger *slog.Logger
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Service keeps conversion jobs and repository settings in bbolt and runs
+// the jobs (Run). It is safe for concurrent use.
+//
+// A job's life: Accelerate (or Ensure, or OnPush) records it Preparing and
+// wakes Run; a worker converts it and records Ready with the Result, or
+// Failed with the reason. A job Preparing when fcd stops is converted
+// again from the start by the next Run. Accelerate on a Failed job, or on
+// a Ready one in another mode, starts it again; on a Preparing one it
+// returns the job as is, so a digest is never converted twice at once.
+type Service struct {
+	db   *bolt.DB
+	conv Converts
+	opts ServiceOptions
+	log  *slog.Logger
+
+	wake   chan struct{}
+	demand chan string
+
+	mu       sync.Mutex
+	running  map[string]bool // job keys being converted
+	demanded map[string]bool // refs queued on demand, not yet resolved
+	changed  chan struct{}   // closed and replaced when a job changes
+}
+
+// progressSaveInterval is the least time between two progress writes of a
+// job.
+const progressSaveInterval = time.Second
+
+// NewService returns a Service keeping its records in db (migrating its
+// buckets) and converting with conv. It does not own db.
+func NewService(db *bolt.DB, conv Converts, opts ServiceOptions) (*Service, error) {
+	if err := schema.Migrate(db, schema.Latest()); err != nil {
+		return nil, err
+	}
+	opts.Workers = cmp.Or(opts.Workers, 1)
+	opts.DefaultMode = cmp.Or(opts.DefaultMode, ModeIndexOnly)
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		db: db, conv: conv, opts: opts, log: log,
+		wake:     make(chan struct{}, 1),
+		demand:   make(chan string, 64),
+		running:  map[string]bool{},
+		demanded: map[string]bool{},
+		changed:  make(chan struct{}),
+	}, nil
+}
+
+// NormalizeRef returns ref fully qualified (host/repository:tag or
+// host/repository@digest), the form jobs are looked up by.
+func NormalizeRef(ref string) (string, error) {
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %v", ErrInvalidRef, ref, err)
+	}
+	return r.Name(), nil
+}
+
+// Accelerate records a conversion of req.Ref (resolved now to its digest,
+// unless req.Digest pins it) and returns its job. req.Progress is ignored:
+// follow the job. The repository's webhook, if set, is called when it
+// ends.
+func (s *Service) Accelerate(ctx context.Context, req Request) (Job, error) {
+	if err := req.Mode.Check(); err != nil {
+		return Job{}, err
+	}
+	tag, err := ParseTag(req.Ref)
+	if err != nil {
+		return Job{}, err
+	}
+	if req.Digest == "" {
+		if req.Digest, err = s.conv.Resolve(ctx, tag.String()); err != nil {
+			return Job{}, err
+		}
+	}
+	set, _ := s.Settings(ctx, tag.Context().Name())
+	var job Job
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		ok, err := getJSON(jobs(tx), req.Digest, &job)
+		if err != nil {
+			return err
+		}
+		switch {
+		case ok && job.State == StatePreparing,
+			ok && job.State == StateReady && job.Mode == req.Mode:
+			return refs(tx).Put([]byte(tag.Name()), []byte(req.Digest))
+		case !ok:
+			job = Job{Digest: req.Digest, Created: s.opts.Now()}
+		}
+		job.Ref, job.Mode, job.Prefetch, job.Webhook = tag.Name(), req.Mode, req.Prefetch, set.Webhook
+		job.State, job.Error, job.Result, job.Progress = StatePreparing, "", nil, Progress{}
+		job.Updated = s.opts.Now()
+		if err := putJSON(jobs(tx), job.Digest, &job); err != nil {
+			return err
+		}
+		// A failed on-demand resolution of this tag is superseded.
+		if prev := refs(tx).Get([]byte(tag.Name())); prev != nil && string(prev) == tag.Name() {
+			if err := jobs(tx).Delete(prev); err != nil {
+				return err
+			}
+		}
+		return refs(tx).Put([]byte(tag.Name()), []byte(job.Digest))
+	})
+	if err != nil {
+		return Job{}, err
+	}
+	s.jobChanged()
+	s.poke()
+	return job, nil
+}
+
+// jobChanged wakes the Wait calls.
+func (s *Service) jobChanged() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Wait returns ref's job (see Job) once until reports true for it, or
+// ctx's error. A job not recorded yet is waited for.
+func (s *Service) Wait(ctx context.Context, ref string, until func(Job) bool) (Job, error) {
+	for {
+		s.mu.Lock()
+		changed := s.changed
+		s.mu.Unlock()
+		j, err := s.Job(ctx, ref)
+		if err == nil && until(j) {
+			return j, nil
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return j, err
+		}
+		select {
+		case <-ctx.Done():
+			return j, ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// Job returns the job of an image: by digest ("sha256:..."), digest-pinned
+// reference, or tag (the digest the tag named when last accelerated).
+func (s *Service) Job(ctx context.Context, ref string) (Job, error) {
+	var job Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		key := ref
+		if !strings.HasPrefix(ref, "sha256:") {
+			n, err := NormalizeRef(ref)
+			if err != nil {
+				return err
+			}
+			if d := refs(tx).Get([]byte(n)); d != nil {
+				key = string(d)
+			} else if _, d, ok := strings.Cut(n, "@"); ok {
+				key = d
+			} else {
+				return fmt.Errorf("%w: no acceleration job for %s", ErrNotFound, ref)
+			}
+		}
+		ok, err := getJSON(jobs(tx), key, &job)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: no acceleration job for %s", ErrNotFound, ref)
+		}
+		return err
+	})
+	return job, err
+}
+
+// Jobs returns every job, the most recently updated first.
+func (s *Service) Jobs(ctx context.Context) ([]Job, error) {
+	var out []Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return jobs(tx).ForEach(func(k, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return fmt.Errorf("accel: decode job %s: %w", k, err)
+			}
+			out = append(out, j)
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b Job) int { return b.Updated.Compare(a.Updated) })
+	return out, err
+}
+
+// SetSettings records a repository's setting and returns it as stored.
+// Enabling does not convert the tags already in the repository.
+func (s *Service) SetSettings(ctx context.Context, set Settings) (Settings, error) {
+	repo, err := name.NewRepository(set.Repository, name.Insecure)
+	if err != nil {
+		return set, fmt.Errorf("%w: repository %q: %v", ErrInvalidRef, set.Repository, err)
+	}
+	set.Repository = repo.Name()
+	set.Mode = cmp.Or(set.Mode, s.opts.DefaultMode)
+	if err := set.Mode.Check(); err != nil {
+		return set, err
+	}
+	if set.Webhook != "" && !strings.HasPrefix(set.Webhook, "http://") && !strings.HasPrefix(set.Webhook, "https://") {
+		return set, fmt.Errorf("%w: webhook %q is not an http(s) URL", ErrInvalidRef, set.Webhook)
+	}
+	set.Updated = s.opts.Now()
+	return set, s.db.Update(func(tx *bolt.Tx) error { return putJSON(repos(tx), set.Repository, &set) })
+}
+
+// Settings returns a repository's setting; ErrNotFound when it has none.
+func (s *Service) Settings(ctx context.Context, repository string) (Settings, error) {
+	repo, err := name.NewRepository(repository, name.Insecure)
+	if err != nil {
+		return Settings{}, fmt.Errorf("%w: repository %q: %v", ErrInvalidRef, repository, err)
+	}
+	var set Settings
+	err = s.db.View(func(tx *bolt.Tx) error {
+		ok, err := getJSON(repos(tx), repo.Name(), &set)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: no acceleration setting for %s", ErrNotFound, repo.Name())
+		}
+		return err
+	})
+	return set, err
+}
+
+// AllSettings returns every repository's setting.
+func (s *Service) AllSettings(ctx context.Context) ([]Settings, error) {
+	var out []Settings
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return repos(tx).ForEach(func(k, v []byte) error {
+			var set Settings
+			if err := json.Unmarshal(v, &set); err != nil {
+				return fmt.Errorf("accel: decode setting %s: %w", k, err)
+			}
+			out = append(out, set)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// OnPush is told of a tag pushed to the embedded registry with its
+// manifest digest. It records a job when the repository has acceleration
+// enabled and the tag is not itself accelerated; queued reports whether
+// it did.
+func (s *Service) OnPush(ctx context.Context, repository, tag, digest string) (queued bool, err error) {
+	if IsAcceleratedTag(tag) || tag == "" {
+		return false, nil
+	}
+	set, err := s.Settings(ctx, repository)
+	if errors.Is(err, ErrNotFound) || (err == nil && !set.Enabled) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, err = s.Accelerate(ctx, Request{Ref: set.Repository + ":" + tag, Digest: digest, Mode: set.Mode, Prefetch: set.Prefetch})
+	return err == nil, err
+}
+
+// Ensure makes sure image has a job, without waiting: when none is
+// recorded for it, a conversion in the repository's mode (else
+// ServiceOptions.DefaultMode) is queued for Run to resolve and record. It
+// never blocks on the registry, so GetFunction may call it.
+func (s *Service) Ensure(image string) {
+	ref, err := NormalizeRef(image)
+	if err != nil {
+		return
+	}
+	var known bool
+	s.db.View(func(tx *bolt.Tx) error {
+		known = refs(tx).Get([]byte(ref)) != nil
+		return nil
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if known || s.demanded[ref] {
+		return
+	}
+	select {
+	case s.demand <- ref:
+		s.demanded[ref] = true
+	default: // full: a later call asks again
+	}
+}
+
+// ensure resolves and records a job queued by Ensure. A refusal (an
+// invalid reference, credentials denied) is kept as a Failed job under the
+// reference, so Ensure does not retry it; Accelerate does. Other failures
+// (the image is not there yet, the registry is down) are not recorded.
+func (s *Service) ensure(ctx context.Context, ref string) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.demanded, ref)
+		s.mu.Unlock()
+	}()
+	mode := s.opts.DefaultMode
+	var prefetch []string
+	if tag, err := name.NewTag(ref, name.Insecure); err == nil {
+		if set, err := s.Settings(ctx, tag.Context().Name()); err == nil {
+			mode, prefetch = set.Mode, set.Prefetch
+		}
+	}
+	_, err := s.Accelerate(ctx, Request{Ref: ref, Mode: mode, Prefetch: prefetch})
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	if !errdefs.IsInvalidArgument(err) && !errdefs.IsPermissionDenied(err) {
+		// An image not pushed yet, or a registry down, is asked for
+		// again by the next Ensure.
+		s.log.Debug("on-demand acceleration deferred", "ref", ref, "error", err)
+		return
+	}
+	s.log.Warn("on-demand acceleration refused", "ref", ref, "error", err)
+	now := s.opts.Now()
+	job := Job{Ref: ref, Mode: mode, State: StateFailed, Error: err.Error(), Created: now, Updated: now}
+	s.db.Update(func(tx *bolt.Tx) error {
+		if refs(tx).Get([]byte(ref)) != nil {
+			return nil
+		}
+		if err := putJSON(jobs(tx), ref, &job); err != nil {
+			return err
+		}
+		return refs(tx).Put([]byte(ref), []byte(ref))
+	})
+	s.jobChanged()
+}
+
+func (s *Service) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run converts recorded jobs until ctx ends, with at most
+// ServiceOptions.Workers at once, starting with those an earlier run left
+// Preparing. A conversion cut short by ctx stays Preparing for the next
+// Run. Run returns nil when ctx ends, after its conversions have stopped.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, s.opts.Workers)
+	for {
+		pending, err := s.pending()
+		if err != nil {
+			return err
+		}
+	start:
+		for _, j := range pending {
+			select {
+			case sem <- struct{}{}:
+			default:
+				break start
+			}
+			s.mu.Lock()
+			s.running[j.Digest] = true
+			s.mu.Unlock()
+			wg.Go(func() {
+				defer func() {
+					s.mu.Lock()
+					delete(s.running, j.Digest)
+					s.mu.Unlock()
+					<-sem
+					s.poke()
+				}()
+				s.convert(ctx, j)
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case ref := <-s.demand:
+			wg.Go(func() { s.ensure(ctx, ref) })
+		}
+	}
+}
+
+// pending returns the Preparing jobs not being converted, oldest first.
+func (s *Service) pending() ([]Job, error) {
+	var out []Job
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return jobs(tx).ForEach(func(k, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return fmt.Errorf("accel: decode job %s: %w", k, err)
+			}
+			if j.State == StatePreparing && !s.running[j.Digest] {
+				out = append(out, j)
+			}
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b Job) int { return a.Created.Compare(b.Created) })
+	return out, err
+}
+
+// convert runs one job and records its end.
+func (s *Service) convert(ctx context.Context, j Job) {
+	j, err := s.update(j.Digest, func(j *Job) { j.Attempts++ })
+	if err != nil {
+		s.log.Error("acceleration job", "digest", j.Digest, "error", err)
+		return
+	}
+	s.log.Info("acceleration started", "ref", j.Ref, "digest", j.Digest, "mode", j.Mode, "attempt", j.Attempts)
+	var saved time.Time
+	res, err := s.conv.Convert(ctx, Request{
+		Ref: j.Ref, Digest: j.Digest, Mode: j.Mode, Prefetch: j.Prefetch,
+		KeepIndexes: s.keepIndexes,
+		Progress: func(p Progress) {
+			if now := time.Now(); now.Sub(saved) >= progressSaveInterval || p.LayersDone == p.Layers {
+				saved = now
+				s.update(j.Digest, func(j *Job) { j.Progress = p })
+			}
+		},
+	})
+	if ctx.Err() != nil {
+		s.log.Info("acceleration interrupted; it restarts with fcd", "ref", j.Ref, "digest", j.Digest)
+		return
+	}
+	j, uerr := s.update(j.Digest, func(j *Job) {
+		if err != nil {
+			j.State, j.Error = StateFailed, err.Error()
+			return
+		}
+		j.State, j.Result = StateReady, &res
+		j.Progress.LayersDone, j.Progress.BytesDone = j.Progress.Layers, j.Progress.Bytes
+	})
+	if uerr != nil {
+		s.log.Error("acceleration job", "digest", j.Digest, "error", uerr)
+		return
+	}
+	if err != nil {
+		s.log.Warn("acceleration failed", "ref", j.Ref, "digest", j.Digest, "error", err)
+	} else {
+		s.log.Info("acceleration ready", "ref", j.Ref, "digest", j.Digest, "target", res.Target, "reused", res.Reused)
+	}
+	if j.Webhook != "" {
+		s.notify(ctx, j)
+	}
+}
+
+// update changes a recorded job and returns it.
+func (s *Service) update(key string, change func(*Job)) (Job, error) {
+	var j Job
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ok, err := getJSON(jobs(tx), key, &j)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: job %s", ErrNotFound, key)
+		}
+		change(&j)
+		j.Updated = s.opts.Now()
+		return putJSON(jobs(tx), key, &j)
+	})
+	if err == nil {
+		s.jobChanged()
+	}
+	return j, err
+}
+
+// keepIndexes stores indexes the registry refused, by layer digest.
+func (s *Service) keepIndexes(ctx context.Context, source string, byLayer map[string][]byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for layer, data := range byLayer {
+			if err := indexes(tx).Put([]byte(layer), data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Index returns the serialized gzindex of a layer (by digest) that fcd
+// keeps itself, for an image whose registry refused the index artifact
+// (Result.Local); ErrNotFound otherwise.
+func (s *Service) Index(ctx context.Context, layer string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		data := indexes(tx).Get([]byte(layer))
+		if data == nil {
+			return fmt.Errorf("%w: no index kept for layer %s", ErrNotFound, layer)
+		}
+		out = bytes.Clone(data)
+		return nil
+	})
+	return out, err
+}
+
+// JobEvent is the body POSTed to a repository's webhook when a job ends.
+type JobEvent struct {
+	// Event is "acceleration.ready" or "acceleration.failed".
+	Event string `json:"event"`
+	Job   Job    `json:"job"`
+}
+
+// notify POSTs the job's end to its webhook, once; a failure is logged.
+func (s *Service) notify(ctx context.Context, j Job) {
+	ev := JobEvent{Event: "acceleration.ready", Job: j}
+	if j.State == StateFailed {
+		ev.Event = "acceleration.failed"
+	}
+	body, _ := json.Marshal(ev)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.Webhook, bytes.NewReader(body))
+	if err != nil {
+		s.log.Warn("acceleration webhook", "url", j.Webhook, "error", err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.opts.HTTPClient.Do(req)
+	if err != nil {
+		s.log.Warn("acceleration webhook", "url", j.Webhook, "error", err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		s.log.Warn("acceleration webhook", "url", j.Webhook, "status", resp.Status)
+	}
+}
