@@ -75,7 +75,8 @@ func createNotify(t testing.TB, c *fc.Client, name, image, url string, concurren
 		Timeout:               dara.Int32(10),
 		InstanceConcurrency:   dara.Int32(concurrency),
 		EnvironmentVariables:  map[string]*string{"NOTIFY_URL": dara.String(url)},
-		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(image)},
+		// The plain image: these tests are about delivery, not lazy pulls.
+		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(image), AccelerationType: dara.String("None")},
 	}})
 	if err != nil {
 		t.Fatalf("CreateFunction %s: %v", name, err)
