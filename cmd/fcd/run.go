@@ -101,7 +101,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 				log.Warn("runtime shutdown", "error", cerr)
 			}
 		}()
-		sched := scheduler.New(&starter{manager: rt.manager, platform: plat, cfg: cfg, log: log, accel: accelerator, lazy: rt.lazy != nil}, scheduler.Options{
+		sched := scheduler.New(&starter{manager: rt.manager, platform: plat, cfg: cfg, log: log, accel: accelerator, lazy: rt.lazy != nil, local: rt.puller.Local}, scheduler.Options{
 			IdleTimeout:    cfg.IdleTimeout,
 			MemoryBudgetMB: cfg.MemoryBudgetMB,
 			QueueTimeout:   cfg.InstanceStartTimeout + cfg.QueueSlack,

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fcd-dev/fcd/api"
@@ -30,6 +31,9 @@ type starter struct {
 	log      *slog.Logger
 	accel    *accel.Service // nil: images run as given
 	lazy     bool           // index-only images can run (lazy pulls are on)
+	// local reports whether an image (by manifest digest) is unpacked on
+	// this host already; nil: never assumed.
+	local func(context.Context, digest.Digest) bool
 }
 
 var _ scheduler.Starter = (*starter)(nil)
