@@ -69,12 +69,12 @@ func (s *sink) count(id string) int {
 func createNotify(t testing.TB, c *fc.Client, name, image, url string, concurrency int32) {
 	t.Helper()
 	_, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{
-		FunctionName:          dara.String(name),
-		Runtime:               dara.String("custom-container"),
-		MemorySize:            dara.Int32(128),
-		Timeout:               dara.Int32(10),
-		InstanceConcurrency:   dara.Int32(concurrency),
-		EnvironmentVariables:  map[string]*string{"NOTIFY_URL": dara.String(url)},
+		FunctionName:         dara.String(name),
+		Runtime:              dara.String("custom-container"),
+		MemorySize:           dara.Int32(128),
+		Timeout:              dara.Int32(10),
+		InstanceConcurrency:  dara.Int32(concurrency),
+		EnvironmentVariables: map[string]*string{"NOTIFY_URL": dara.String(url)},
 		// The plain image: these tests are about delivery, not lazy pulls.
 		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(image), AccelerationType: dara.String("None")},
 	}})
