@@ -222,3 +222,20 @@ func TestAsyncThrottleAndStartFailure(t *testing.T) {
 		t.Errorf("the retry does not name the start failure: %+v", task.Events)
 	}
 }
+
+// TestAsyncConfigGoesWithItsFunction: deleting a function deletes its async
+// invoke config.
+func TestAsyncConfigGoesWithItsFunction(t *testing.T) {
+	env := newAsyncEnv(t)
+	path := "/" + api.Version + "/functions/dest/async-invoke-config"
+	if resp := apiCall(t, env.addr, "PUT", path, `{"maxAsyncRetryAttempts":1}`, nil); resp.StatusCode != 200 {
+		t.Fatalf("PutAsyncInvokeConfig: %d", resp.StatusCode)
+	}
+	if resp := apiCall(t, env.addr, "DELETE", "/"+api.Version+"/functions/dest", "", nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DeleteFunction: %d", resp.StatusCode)
+	}
+	resp, eb := signedRequest{method: "GET", path: path}.do(t, env.addr)
+	if resp.StatusCode != 404 || eb.Code != CodeAsyncConfigNotFound {
+		t.Errorf("after DeleteFunction: got %d %s, want 404 %s", resp.StatusCode, eb.Code, CodeAsyncConfigNotFound)
+	}
+}
