@@ -421,6 +421,9 @@ func (m *Manager) Cleanup(ctx context.Context) error {
 		}
 		m.log.Info("removed leftover container", "id", c.ID())
 	}
+	if err := removeOrphans(m.opts.Name); err != nil {
+		errs = append(errs, err)
+	}
 	dirs, _ := os.ReadDir(filepath.Join(m.opts.DataDir, "instances"))
 	for _, d := range dirs {
 		if err := (rootfs{dir: m.instanceDir(d.Name())}).remove(); err != nil {
@@ -441,5 +444,8 @@ func (m *Manager) Cleanup(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	_ = os.RemoveAll(m.fifoDir())
+	if err := removeTempMounts(m.opts.DataDir); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

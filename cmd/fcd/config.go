@@ -58,6 +58,9 @@ type Config struct {
 	// QueueSlack is how much longer than an instance start a request may
 	// wait for a slot before it is throttled.
 	QueueSlack time.Duration
+	// AsyncWorkers and AsyncPerFunction bound the async events running
+	// at once, host-wide and per function: async's fair share.
+	AsyncWorkers, AsyncPerFunction int
 	// RegistryHostsDir is a containerd hosts directory (certs.d layout)
 	// for mirrors, plain HTTP and CAs; empty means HTTPS, and plain HTTP
 	// to loopback registries.
@@ -105,6 +108,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.DebugAddress, "debug-address", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.RegistryTimeout, "registry-timeout", 30*time.Second, "how long a registry may stay silent during a pull (response headers, or between body bytes)")
 	fs.DurationVar(&cfg.QueueSlack, "queue-slack", 60*time.Second, "how much longer than -instance-start-timeout a request may wait for an instance slot")
+	fs.IntVar(&cfg.AsyncWorkers, "async-workers", 16, "async events running at once, host-wide")
+	fs.IntVar(&cfg.AsyncPerFunction, "async-per-function", 4, "async events of one function running at once (the rest of its slots stay for sync requests)")
 	fs.StringVar(&cfg.RegistryHostsDir, "registry-hosts-dir", "", "containerd hosts directory (certs.d layout: <dir>/<host>/hosts.toml) for mirrors, plain HTTP, CAs; empty: HTTPS, plain HTTP on loopback")
 	fs.BoolVar(&cfg.Lazy, "lazy", true, "start accelerated images (<tag>_accelerated) lazily over FUSE; false pulls every image whole")
 	fs.BoolVar(&cfg.LazyBackground, "lazy-background", true, "after a lazily mounted layer's start-up files, fetch the rest of it in the background")

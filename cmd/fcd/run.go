@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/async"
 	"github.com/fcd-dev/fcd/proxy"
 	"github.com/fcd-dev/fcd/scheduler"
 	"github.com/fcd-dev/fcd/store"
@@ -122,8 +123,19 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		popts.Logs = rt.manager
 		popts.Collectors = []prometheus.Collector{poolCollector{sched}}
 	}
+	queue, err := async.Open(st.DB(), async.Options{
+		Workers: cfg.AsyncWorkers, PerFunction: cfg.AsyncPerFunction,
+		FunctionARN: func(name string) string { return api.FunctionARN(cfg.Region, cfg.AccountID, name) },
+		Logger:      log.With("component", "async"),
+	})
+	if err != nil {
+		return err
+	}
+	popts.Async = queue
+	popts.Collectors = append(popts.Collectors, queue.Collector())
 	frontend := proxy.New(popts)
 	stopping.set(frontend)
+	g.Go(func() error { return queue.Run(gctx, frontend.AsyncDispatcher()) })
 	if plat.registry != nil {
 		creds.Registry = plat.registry.Addr()
 	}

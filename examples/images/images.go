@@ -32,6 +32,9 @@ const (
 	Echo          = "echo"
 	EchoLocalhost = "echo-localhost"
 	Misbehave     = "misbehave"
+	// Notify reports each invocation's request id to $NOTIFY_URL; not
+	// in All, only the async tests use it.
+	Notify = "notify"
 )
 
 // All lists every example image.
