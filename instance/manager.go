@@ -410,6 +410,9 @@ func (m *Manager) Cleanup(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	_ = os.RemoveAll(m.fifoDir())
+	if err := m.cleanupHost(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := m.puller.RemoveViews(ctx); err != nil {
 		errs = append(errs, err)
 	}

@@ -59,6 +59,11 @@ type Options struct {
 	// means 16 MiB. LogMaxFiles rotated files are kept; 0 means 4.
 	LogMaxSize  int64
 	LogMaxFiles int
+	// DenyOutbound, when true, keeps instances from reaching anything
+	// beyond the host; false lets them reach the outside world. Either
+	// way they never reach the host, one another, or link-local and
+	// metadata addresses (see firewall).
+	DenyOutbound bool
 	// MaxImageSize limits an image's uncompressed size; 0 means 10 GiB.
 	MaxImageSize int64
 	// Logger receives the Manager's records; nil means silence.

@@ -2,15 +2,19 @@ package instance
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/namespaces"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestProcessArgs(t *testing.T) {
@@ -179,5 +183,42 @@ func TestStartErrorMessage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOCISpecSandbox checks the confinement every instance's spec asks
+// for; TestSandbox checks what the process actually gets.
+func TestOCISpecSandbox(t *testing.T) {
+	ctx := namespaces.WithNamespace(context.Background(), "fcd")
+	s, err := ociSpec(ctx, "fcd", Spec{ID: "i1", Function: "f"}.withDefaults(),
+		ocispec.ImageConfig{Cmd: []string{"/app/f"}}, "/rootfs", "/run/netns/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := s.Process.Capabilities
+	for _, set := range [][]string{caps.Bounding, caps.Effective, caps.Permitted} {
+		for _, c := range set {
+			if slices.Contains(droppedCapabilities, c) {
+				t.Errorf("capability %s kept, want it dropped (set %v)", c, set)
+			}
+		}
+	}
+	if !slices.Contains(caps.Bounding, "CAP_NET_BIND_SERVICE") {
+		t.Errorf("bounding set %v lacks CAP_NET_BIND_SERVICE, want containerd's default set minus NET_RAW and MKNOD", caps.Bounding)
+	}
+	if s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActErrno || len(s.Linux.Seccomp.Syscalls) == 0 {
+		t.Errorf("seccomp: got %+v, want containerd's default profile (default action errno)", s.Linux.Seccomp)
+	}
+	if !s.Process.NoNewPrivileges {
+		t.Error("NoNewPrivileges: got false, want true")
+	}
+	if !slices.Contains(s.Linux.ReadonlyPaths, "/proc/sys") {
+		t.Errorf("read-only paths %v lack /proc/sys", s.Linux.ReadonlyPaths)
+	}
+	if !slices.Contains(s.Linux.MaskedPaths, "/proc/kcore") {
+		t.Errorf("masked paths %v lack /proc/kcore", s.Linux.MaskedPaths)
+	}
+	if s.Linux.Resources.Pids == nil || s.Linux.Resources.Pids.Limit != DefaultPidsLimit {
+		t.Errorf("pids limit: got %+v, want %d", s.Linux.Resources.Pids, DefaultPidsLimit)
 	}
 }

@@ -32,10 +32,13 @@ const (
 	Echo          = "echo"
 	EchoLocalhost = "echo-localhost"
 	Misbehave     = "misbehave"
+	// Probe reports its capabilities, seccomp mode and what it can
+	// reach, for tests of the instance sandbox.
+	Probe = "probe"
 )
 
 // All lists every example image.
-var All = []string{Echo, EchoLocalhost, Misbehave}
+var All = []string{Echo, EchoLocalhost, Misbehave, Probe}
 
 const pkgPrefix = "github.com/fcd-dev/fcd/examples/"
 
