@@ -62,9 +62,20 @@ type Spec struct {
 	// HealthCheck, when non-nil, replaces the TCP probe with an HTTP check
 	// and keeps checking while the instance runs.
 	HealthCheck *HealthCheck
+	// RoleKeys are the temporary credentials of the function's role,
+	// given to the process as ALIBABA_CLOUD_ACCESS_KEY_ID,
+	// ALIBABA_CLOUD_ACCESS_KEY_SECRET and ALIBABA_CLOUD_SECURITY_TOKEN; the
+	// zero value (no role) sets none. They expire: a long-lived process
+	// gets fresh ones in each request's x-fc-access-key-* headers.
+	RoleKeys Keys
 	// Credentials returns registry credentials for host; nil means
 	// anonymous pulls. It is called again whenever the registry answers 401.
 	Credentials func(host string) (user, secret string, err error)
+}
+
+// Keys are temporary credentials issued by STS AssumeRole.
+type Keys struct {
+	AccessKeyID, AccessKeySecret, SecurityToken string
 }
 
 func (s Spec) withDefaults() Spec {
@@ -103,7 +114,7 @@ func processArgs(s Spec, img ocispec.ImageConfig) []string {
 }
 
 // environment is the image's env, then the function's (sorted for a stable
-// spec), then the runtime's FC_* variables.
+// spec), then the runtime's FC_* variables and the role's keys.
 func environment(s Spec, img ocispec.ImageConfig) []string {
 	env := append([]string(nil), img.Env...)
 	keys := make([]string, 0, len(s.Env))
@@ -115,7 +126,7 @@ func environment(s Spec, img ocispec.ImageConfig) []string {
 		env = append(env, k+"="+s.Env[k])
 	}
 	port := strconv.Itoa(s.Port)
-	return append(env,
+	env = append(env,
 		"FC_FUNCTION_NAME="+s.Function,
 		"FC_FUNCTION_MEMORY_SIZE="+strconv.Itoa(s.MemoryMB),
 		"FC_FUNCTION_HANDLER="+s.Handler,
@@ -127,6 +138,14 @@ func environment(s Spec, img ocispec.ImageConfig) []string {
 		"FC_ACCOUNT_ID="+s.AccountID,
 		"FC_QUALIFIER="+s.Qualifier,
 	)
+	if k := s.RoleKeys; k.AccessKeyID != "" {
+		env = append(env,
+			"ALIBABA_CLOUD_ACCESS_KEY_ID="+k.AccessKeyID,
+			"ALIBABA_CLOUD_ACCESS_KEY_SECRET="+k.AccessKeySecret,
+			"ALIBABA_CLOUD_SECURITY_TOKEN="+k.SecurityToken,
+		)
+	}
+	return env
 }
 
 // ociSpec builds the runtime spec of an instance whose root filesystem is

@@ -51,6 +51,19 @@ func TestEnvironment(t *testing.T) {
 	}
 }
 
+func TestEnvironmentRoleKeys(t *testing.T) {
+	s := Spec{ID: "i1", Function: "f", RoleKeys: Keys{AccessKeyID: "STS.id", AccessKeySecret: "sec", SecurityToken: "tok"}}
+	got := environment(s, ocispec.ImageConfig{Env: []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=image"}})
+	want := []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=STS.id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=sec", "ALIBABA_CLOUD_SECURITY_TOKEN=tok"}
+	// The runtime's come last, so they win over the image's.
+	if tail := got[len(got)-len(want):]; !reflect.DeepEqual(tail, want) {
+		t.Errorf("got %q, want it to end with %q", got, want)
+	}
+	if got := environment(Spec{ID: "i1"}, ocispec.ImageConfig{}); slices.ContainsFunc(got, func(v string) bool { return strings.HasPrefix(v, "ALIBABA_CLOUD_") }) {
+		t.Errorf("without a role: got %q, want no ALIBABA_CLOUD_* variable", got)
+	}
+}
+
 func TestSubnetOverlap(t *testing.T) {
 	table := `Iface	Destination	Gateway 	Flags	RefCnt	Use	Metric	Mask		MTU	Window	IRTT
 eth0	00000000	010200C0	0003	0	0	0	00000000	0	0	0

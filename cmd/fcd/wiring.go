@@ -38,6 +38,15 @@ func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.I
 	f := fn.Config.(*api.Function)
 	spec := instanceSpec(f, s.cfg)
 	spec.Credentials = s.platform.registryCredentials(f.Role)
+	if f.Role != "" {
+		// DESIGN promises the role's keys in the instance's environment,
+		// as FC gives them; the request headers carry fresh ones.
+		id, secret, token, err := s.platform.RoleCredentials(ctx, f.Role)
+		if err != nil {
+			return nil, fmt.Errorf("assume role %s: %w", f.Role, err)
+		}
+		spec.RoleKeys = instance.Keys{AccessKeyID: id, AccessKeySecret: secret, SecurityToken: token}
+	}
 	begin := time.Now()
 	inst, err := s.manager.Start(ctx, spec)
 	if err != nil && strings.Contains(err.Error(), "failed to authorize") {

@@ -1,0 +1,164 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/fcd-dev/fcd/examples/images"
+)
+
+// TestCleanupAfterKill abandons a Manager with running instances, as a
+// kill -9 of fcd does, and lets its containerd forget their tasks (as a
+// containerd killed during a cold start may: the shim runs, the task was
+// never recorded). A new Manager's Cleanup must then leave nothing of its
+// name behind: shims, processes, cgroups, mounts, netns, veths, rules.
+func TestCleanupAfterKill(t *testing.T) {
+	e := setup(t)
+	const name = "fcdleak"
+	subnet := netip.MustParsePrefix("10.87.1.0/24")
+	dir, err := os.MkdirTemp("", name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	open := func() (*Daemon, *containerd.Client, *Manager) {
+		t.Helper()
+		d, err := StartDaemon(ctx, DaemonOptions{Name: name, DataDir: dir, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := containerd.New(d.Address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewManager(c, Options{Name: name, DataDir: dir, Subnet: subnet, StopGrace: time.Second, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Cleanup(ctx); err != nil {
+			t.Fatalf("Cleanup: %v", err)
+		}
+		return d, c, m
+	}
+
+	d1, c1, m1 := open()
+	var ids []string
+	var pids []int
+	for i := 0; i < 2; i++ {
+		inst, err := m1.Start(ctx, Spec{Function: "leak", Image: e.refs[images.Echo], MemoryMB: 128})
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		ids = append(ids, inst.ID())
+		pids = append(pids, int(inst.task.Pid()))
+	}
+	if n := len(shimPIDs(name)); n == 0 {
+		t.Fatalf("no shim of namespace %s found while instances run: the test cannot see what it checks", name)
+	}
+	// m1 is abandoned without Close. Its containerd stops (the shims live
+	// on) and loses the tasks' records.
+	c1.Close()
+	_ = d1.Close()
+	if err := os.RemoveAll(filepath.Join(dir, "containerd", "state", "io.containerd.runtime.v2.task", name)); err != nil {
+		t.Fatal(err)
+	}
+
+	d2, c2, m2 := open()
+	t.Logf("after Cleanup: %s", footprint(name, dir, ids, pids))
+	assertNoFootprint(t, name, dir, ids, pids, false)
+
+	if err := m2.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	c2.Close()
+	_ = d2.Close()
+	t.Logf("after Close: %s", footprint(name, dir, ids, pids))
+	assertNoFootprint(t, name, dir, ids, pids, true)
+}
+
+// leftovers is what of an fcd named name is on the host.
+type leftovers struct {
+	shims, processes, cgroups, mounts, netns, veths int
+	rules                                           bool
+	bridge                                          bool
+}
+
+func (l leftovers) String() string {
+	return fmt.Sprintf("%d shims, %d instance processes, %d cgroups, %d mounts, %d netns, %d veths, rules=%v, bridge=%v",
+		l.shims, l.processes, l.cgroups, l.mounts, l.netns, l.veths, l.rules, l.bridge)
+}
+
+func footprint(name, dir string, ids []string, pids []int) leftovers {
+	var l leftovers
+	l.shims = len(shimPIDs(name))
+	for _, pid := range pids {
+		if alive(pid) {
+			l.processes++
+		}
+	}
+	for _, d := range cgroupDirs(name) {
+		_ = filepath.WalkDir(d, func(_ string, e os.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				l.cgroups++
+			}
+			return nil
+		})
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		for _, id := range ids {
+			if strings.Contains(line, id) {
+				l.mounts++
+			}
+		}
+	}
+	ns, _ := os.ReadDir(filepath.Join(runDir(name), "netns"))
+	l.netns = len(ns)
+	ports, err := os.ReadDir(filepath.Join("/sys/class/net", bridgeName(name), "brif"))
+	l.veths = len(ports)
+	l.bridge = err == nil
+	l.rules = exec.Command("nft", "list", "table", "inet", "fcd-"+name).Run() == nil
+	return l
+}
+
+func assertNoFootprint(t *testing.T, name, dir string, ids []string, pids []int, closed bool) {
+	t.Helper()
+	got := footprint(name, dir, ids, pids)
+	want := leftovers{}
+	if !closed {
+		// A Manager that has not started an instance yet has no rules,
+		// but may have kept an empty bridge.
+		want.bridge = got.bridge
+	}
+	if got != want {
+		t.Errorf("left behind: %s; want %s", got, want)
+	}
+}
+
+// alive reports whether pid is a process that has not exited.
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// A zombie has exited; only its parent's wait is missing.
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(rest, "Z")
+}
