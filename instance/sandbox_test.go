@@ -68,6 +68,10 @@ func TestSandbox(t *testing.T) {
 		t.Errorf("NoNewPrivs: got %s, want 1", st.NoNewPrivs)
 	}
 
+	if got, want := parentPidsMax(t, e.mgr.opts.Name), strconv.Itoa(e.mgr.opts.TotalPids); got != want {
+		t.Errorf("pids.max of the instances' parent cgroup: got %s, want %s", got, want)
+	}
+
 	var packet probeResult
 	if err := json.Unmarshal(get(t, base+"/packet"), &packet); err != nil {
 		t.Fatal(err)
@@ -102,6 +106,18 @@ func TestSandbox(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parentPidsMax reads pids.max of cgroup /name in the pids hierarchy.
+func parentPidsMax(t *testing.T, name string) string {
+	t.Helper()
+	for _, p := range []string{cgroupRoot + "/pids/" + name + "/pids.max", cgroupRoot + "/" + name + "/pids.max"} {
+		if b, err := os.ReadFile(p); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	t.Fatalf("no pids.max for cgroup /%s", name)
+	return ""
 }
 
 type probeResult struct {

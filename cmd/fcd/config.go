@@ -41,6 +41,10 @@ type Config struct {
 	// a reserve (defaultMemoryBudgetMB), so that a flood of requests meets
 	// ResourceExhausted, not the host's OOM killer.
 	MemoryBudgetMB int
+	// DenyOutbound keeps instances from reaching anything beyond the
+	// host. They never reach the host, each other, or link-local and
+	// metadata addresses.
+	DenyOutbound bool
 	// MaxInstances caps the instances of one function; 0 is none beyond
 	// the memory budget.
 	MaxInstances int
@@ -87,6 +91,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&cfg.InstanceStartTimeout, "instance-start-timeout", 120*time.Second, "how long an instance may take to accept on its port")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 5*time.Minute, "idle time after which an on-demand instance is stopped")
 	fs.IntVar(&cfg.MemoryBudgetMB, "memory-budget", 0, "MB of memory all instances together may use (0: the host's memory less max(1 GiB, 10%); -1: no limit)")
+	fs.BoolVar(&cfg.DenyOutbound, "deny-outbound", false, "keep instances from reaching anything beyond this host (they never reach the host itself, each other, or metadata addresses)")
 	fs.IntVar(&cfg.MaxInstances, "max-instances", 0, "instances one function may run at once (0: no limit but the memory budget)")
 	fs.StringVar(&cfg.RegistryAddress, "registry-address", "127.0.0.1:5000", "address of the embedded registry (empty: none)")
 	fs.StringVar(&cfg.RegistryCredentials, "registry-credentials", "", `JSON file of logins for other registries: {"host:port": {"username": "...", "password": "..."}}`)

@@ -58,6 +58,7 @@ func startRuntime(ctx context.Context, cfg Config, log *slog.Logger) (_ *runtime
 		Subnet:       subnet,
 		CNIPluginDir: cfg.CNIPluginDir,
 		StartTimeout: cfg.InstanceStartTimeout,
+		DenyOutbound: cfg.DenyOutbound,
 		Logger:       log.With("component", "instance"),
 	})
 	if err != nil {
