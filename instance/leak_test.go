@@ -1,14 +1,17 @@
 package instance
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -92,14 +95,14 @@ func TestCleanupAfterKill(t *testing.T) {
 
 // leftovers is what of an fcd named name is on the host.
 type leftovers struct {
-	shims, processes, cgroups, mounts, netns, veths int
-	rules                                           bool
-	bridge                                          bool
+	shims, processes, cgroups, mounts, loops, netns, veths int
+	rules                                                  bool
+	bridge                                                 bool
 }
 
 func (l leftovers) String() string {
-	return fmt.Sprintf("%d shims, %d instance processes, %d cgroups, %d mounts, %d netns, %d veths, rules=%v, bridge=%v",
-		l.shims, l.processes, l.cgroups, l.mounts, l.netns, l.veths, l.rules, l.bridge)
+	return fmt.Sprintf("%d shims, %d instance processes, %d cgroups, %d mounts, %d loop devices, %d netns, %d veths, rules=%v, bridge=%v",
+		l.shims, l.processes, l.cgroups, l.mounts, l.loops, l.netns, l.veths, l.rules, l.bridge)
 }
 
 func footprint(name, dir string, ids []string, pids []int) leftovers {
@@ -120,10 +123,21 @@ func footprint(name, dir string, ids []string, pids []int) leftovers {
 	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(line, filepath.Join(dir, "instances")) || strings.Contains(line, runDir(name)) {
+			l.mounts++
+			continue
+		}
 		for _, id := range ids {
 			if strings.Contains(line, id) {
 				l.mounts++
+				break
 			}
+		}
+	}
+	backing, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, b := range backing {
+		if f, err := os.ReadFile(b); err == nil && strings.HasPrefix(string(f), dir) {
+			l.loops++
 		}
 	}
 	ns, _ := os.ReadDir(filepath.Join(runDir(name), "netns"))
@@ -161,4 +175,152 @@ func alive(pid int) bool {
 	// A zombie has exited; only its parent's wait is missing.
 	_, rest, _ := strings.Cut(string(b), ") ")
 	return !strings.HasPrefix(rest, "Z")
+}
+
+// Environment of TestHelperStorm, the process TestCleanupAfterKillStorm
+// kills.
+const (
+	stormDirEnv   = "FCD_TEST_STORM_DIR"
+	stormImageEnv = "FCD_TEST_STORM_IMAGE"
+	stormName     = "fcdstorm"
+)
+
+var stormSubnet = netip.MustParsePrefix("10.87.2.0/24")
+
+// TestCleanupAfterKillStorm kill -9s, round after round, a process that
+// is starting instances as fast as it can (and, every other round, its
+// containerd too); each next process's Cleanup must leave nothing of the
+// previous ones behind, and neither must the last Close.
+func TestCleanupAfterKillStorm(t *testing.T) {
+	e := setup(t)
+	const rounds = 10
+	dir, err := os.MkdirTemp("", stormName+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	for round := 0; round < rounds; round++ {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperStorm$", "-test.v")
+		cmd.Env = append(os.Environ(), stormDirEnv+"="+dir, stormImageEnv+"="+e.refs[images.Echo])
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		started := 0
+		var cleaned string
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			line := s.Text()
+			if c, ok := strings.CutPrefix(line, "cleaned: "); ok {
+				cleaned = c
+			}
+			if strings.HasPrefix(line, "started ") {
+				started++
+				if started == 2 {
+					break
+				}
+			}
+		}
+		// Other starts are under way: kill now.
+		_ = cmd.Process.Kill()
+		if round%2 == 1 {
+			killDaemon(t, dir)
+		}
+		go func() { _, _ = io.Copy(io.Discard, out) }()
+		_ = cmd.Wait()
+		t.Logf("round %d: %d instances started, then killed; its start-up cleanup left %s", round, started, cleaned)
+		if started < 2 {
+			t.Fatalf("round %d: the helper started %d instances before it ended, want 2", round, started)
+		}
+		if round > 0 && cleaned != (leftovers{bridge: true}).String() && cleaned != (leftovers{}).String() {
+			t.Errorf("round %d: the start-up cleanup left %s", round, cleaned)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	t.Logf("before the last clean-up: %s", footprint(stormName, dir, nil, nil))
+	d, err := StartDaemon(ctx, DaemonOptions{Name: stormName, DataDir: dir, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := containerd.New(d.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(c, Options{Name: stormName, DataDir: dir, Subnet: stormSubnet, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Cleanup(ctx); err != nil {
+		t.Errorf("Cleanup: %v", err)
+	}
+	t.Logf("after Cleanup: %s", footprint(stormName, dir, nil, nil))
+	assertNoFootprint(t, stormName, dir, nil, nil, false)
+	if err := m.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	c.Close()
+	_ = d.Close()
+	t.Logf("after Close: %s", footprint(stormName, dir, nil, nil))
+	assertNoFootprint(t, stormName, dir, nil, nil, true)
+}
+
+// killDaemon SIGKILLs the containerd the helper supervised.
+func killDaemon(t *testing.T, dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "containerd", "containerd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// TestHelperStorm is not a test: TestCleanupAfterKillStorm runs it in a
+// process of its own, which starts instances until it is killed.
+func TestHelperStorm(t *testing.T) {
+	dir := os.Getenv(stormDirEnv)
+	if dir == "" {
+		t.Skip("run by TestCleanupAfterKillStorm")
+	}
+	ctx := context.Background()
+	d, err := StartDaemon(ctx, DaemonOptions{Name: stormName, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := containerd.New(d.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(c, Options{Name: stormName, DataDir: dir, Subnet: stormSubnet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Cleanup(ctx); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	fmt.Printf("cleaned: %s\n", footprint(stormName, dir, nil, nil))
+	spec := Spec{Function: "storm", Image: os.Getenv(stormImageEnv), MemoryMB: 128}
+	errc := make(chan error)
+	for w := 0; w < 4; w++ {
+		go func() {
+			for {
+				inst, err := m.Start(ctx, spec)
+				if err != nil {
+					errc <- err
+					return
+				}
+				fmt.Printf("started %s\n", inst.ID())
+			}
+		}()
+	}
+	t.Fatal(<-errc)
 }
