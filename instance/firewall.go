@@ -38,6 +38,8 @@ var blockedAddrs = []netip.Prefix{
 //   - reach the outside world through the host's routes (unless
 //     denyOutbound), masqueraded by the CNI bridge plugin;
 //   - answer connections the host opened to it (probes, invocations);
+//     nothing routed through the host (another bridge's containers,
+//     another machine) may open one;
 //   - nothing else: not another instance (isolated ports on the bridge,
 //     dropped here when routed back through the host), not the host itself (its bridge
 //     gateway or any of its addresses: fcd provides no service, not even
@@ -77,6 +79,8 @@ table inet {{.Table}} {
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		iifname "{{.Bridge}}" oifname "{{.Bridge}}" drop comment "instance to instance, routed"
+		oifname "{{.Bridge}}" ct state established,related accept comment "replies to instances' own connections"
+		oifname "{{.Bridge}}" drop comment "into instances from anywhere but the host: other bridges, other hosts"
 		iifname "{{.Bridge}}" ip daddr @blocked4 reject with icmpx admin-prohibited comment "link-local and metadata"
 		iifname "{{.Bridge}}" ip6 daddr @blocked6 reject with icmpx admin-prohibited comment "link-local and metadata"
 		{{- if .DenyOutbound}}

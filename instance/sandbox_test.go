@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fcd-dev/fcd/examples/images"
 	"golang.org/x/sys/unix"
@@ -94,6 +95,15 @@ func TestSandbox(t *testing.T) {
 		{"metadata 100.100.100.200", net.JoinHostPort("100.100.100.200", out.port), false},
 		{"outside world", net.JoinHostPort(outsideAddr, out.port), true},
 	}
+	t.Run("outside to an instance", func(t *testing.T) {
+		// Only the host may open connections to an instance; the outside
+		// world has a route to the bridge's subnet through the host.
+		err := out.dial(probe.Addr())
+		t.Logf("connect %s from the outside: %v", probe.Addr(), err)
+		if err == nil {
+			t.Errorf("connect %s from the outside: got reachable, want refused", probe.Addr())
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got probeResult
@@ -160,7 +170,32 @@ const outsideAddr = "203.0.113.7"
 // host: an internet address and the metadata addresses, all served by
 // one listener, routed from the host through a veth pair.
 type outside struct {
+	ns   string // path of the namespace
 	port string
+}
+
+// dial opens and closes a TCP connection to addr from the namespace.
+func (o *outside) dial(addr string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread is discarded
+		f, err := os.Open(o.ns)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		errc <- err
+	}()
+	return <-errc
 }
 
 func newOutside(t *testing.T) *outside {
@@ -201,7 +236,7 @@ func newOutside(t *testing.T) *outside {
 	}
 	t.Cleanup(func() { l.Close() })
 	go acceptAll(l)
-	return &outside{port: strconv.Itoa(l.Addr().(*net.TCPAddr).Port)}
+	return &outside{ns: "/run/netns/" + ns, port: strconv.Itoa(l.Addr().(*net.TCPAddr).Port)}
 }
 
 // listenInNetNS opens a listener inside the network namespace at path. The
