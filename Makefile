@@ -16,7 +16,7 @@ BIN := bin
 TEST_TIMEOUT ?= 25m
 FUZZ_TIME ?= 10s
 
-.PHONY: all build deps test test-unit vet fuzz run stop example-images clean
+.PHONY: all build deps test test-unit vet fuzz run stop example-images clean bench-warm
 
 FCD_DATA_DIR ?= /var/lib/fcd
 REGISTRY ?=
@@ -75,3 +75,10 @@ example-images:
 
 clean:
 	rm -rf $(BIN)
+
+# bench-warm compares fcd's warm hop with haproxy and nginx in front of the
+# same echo instance (see BenchmarkProxies in cmd/fcd).
+bench-warm:
+	@command -v wrk >/dev/null && command -v haproxy >/dev/null && command -v nginx >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk haproxy nginx-light)
+	$(GO) test ./cmd/fcd -run '^$$' -bench '^BenchmarkProxies$$' -benchtime 1x -timeout 20m

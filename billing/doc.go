@@ -12,8 +12,10 @@
 // call returns, so a record that was acknowledged survives a crash. The
 // ledger is append-only: nothing updates or deletes a record.
 //
-// The package does not measure anything itself: callers (the scheduler's
-// cold start, the proxy's invoke path) pass start and end times.
+// The package does not measure anything itself: callers (the puller, as
+// its puller.Meter, once a cold-started instance is ready; the proxy's
+// invoke path) pass start and end times. What a pull record holds, for a
+// full and a lazy pull alike, is documented on puller.Meter.
 //
 // # Bucket schema
 //

@@ -6,7 +6,7 @@
 //
 // The lifecycle of an instance:
 //
-//	m.Start(ctx, spec)  pull (package puller), writable layer, netns + CNI,
+//	m.Start(ctx, spec)  image (Options.Images), writable layer, netns + CNI,
 //	                    OCI spec, container + task start, then readiness:
 //	                    TCP connect to <ip>:<port> (or the HTTP health
 //	                    check) with back-off until it accepts, the process

@@ -15,7 +15,6 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
-	"github.com/fcd-dev/fcd/puller"
 )
 
 // ExitStatus describes how an instance ended. It is valid once Done is
@@ -44,7 +43,7 @@ const (
 // StartStats are the measured phases of an instance's start.
 type StartStats struct {
 	// Pull is the image preparation (resolve, fetch, unpack, view).
-	Pull puller.Stats
+	Pull PullStats
 	// Rootfs is making and mounting the writable layer and overlay.
 	Rootfs time.Duration
 	// Network is creating the network namespace and its address.
@@ -69,7 +68,7 @@ type Instance struct {
 	m     *Manager
 	spec  Spec
 	addr  netip.AddrPort
-	img   *puller.Image
+	img   Image
 	root  rootfs
 	log   *instanceLog
 	outs  []*lineWriter
@@ -118,9 +117,8 @@ func (i *Instance) Exit() ExitStatus {
 	return i.exit
 }
 
-// PullStats returns the image pull statistics of this instance's start,
-// for billing.
-func (i *Instance) PullStats() puller.Stats { return i.stats.Pull }
+// PullStats returns the image pull statistics of this instance's start.
+func (i *Instance) PullStats() PullStats { return i.stats.Pull }
 
 // StartStats returns the measured phases of this instance's start.
 func (i *Instance) StartStats() StartStats { return i.stats }

@@ -330,6 +330,9 @@ func TestCleanupAfterCrash(t *testing.T) {
 	if err := m2.Cleanup(context.Background()); err != nil {
 		t.Fatalf("Cleanup: %v", err)
 	}
+	if err := e.puller.RemoveViews(context.Background()); err != nil {
+		t.Fatalf("RemoveViews: %v", err)
+	}
 	assertGone(t, e, inst.ID())
 	// The first Manager's view of it ends: the process was killed.
 	select {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/fcd-dev/fcd/examples/images"
+	"github.com/fcd-dev/fcd/puller"
 )
 
 // TestCleanupAfterKill abandons a Manager with running instances, as a
@@ -48,12 +49,9 @@ func TestCleanupAfterKill(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := NewManager(c, Options{Name: name, DataDir: dir, Subnet: subnet, StopGrace: time.Second, Logger: log})
+		m, err := openManager(ctx, c, Options{Name: name, DataDir: dir, Subnet: subnet, StopGrace: time.Second, Logger: log})
 		if err != nil {
 			t.Fatal(err)
-		}
-		if err := m.Cleanup(ctx); err != nil {
-			t.Fatalf("Cleanup: %v", err)
 		}
 		return d, c, m
 	}
@@ -95,14 +93,14 @@ func TestCleanupAfterKill(t *testing.T) {
 
 // leftovers is what of an fcd named name is on the host.
 type leftovers struct {
-	shims, processes, cgroups, mounts, loops, netns, veths int
-	rules                                                  bool
-	bridge                                                 bool
+	shims, processes, cgroups, mounts, loops, netns, veths, ips int
+	rules                                                       bool
+	bridge                                                      bool
 }
 
 func (l leftovers) String() string {
-	return fmt.Sprintf("%d shims, %d instance processes, %d cgroups, %d mounts, %d loop devices, %d netns, %d veths, rules=%v, bridge=%v",
-		l.shims, l.processes, l.cgroups, l.mounts, l.loops, l.netns, l.veths, l.rules, l.bridge)
+	return fmt.Sprintf("%d shims, %d instance processes, %d cgroups, %d mounts, %d loop devices, %d netns, %d veths, %d leased IPs, rules=%v, bridge=%v",
+		l.shims, l.processes, l.cgroups, l.mounts, l.loops, l.netns, l.veths, l.ips, l.rules, l.bridge)
 }
 
 func footprint(name, dir string, ids []string, pids []int) leftovers {
@@ -138,6 +136,13 @@ func footprint(name, dir string, ids []string, pids []int) leftovers {
 	for _, b := range backing {
 		if f, err := os.ReadFile(b); err == nil && strings.HasPrefix(string(f), dir) {
 			l.loops++
+		}
+	}
+	// host-local keeps one file per leased address, named after it.
+	leases, _ := filepath.Glob(filepath.Join(dir, "cni", "ipam", "*", "*"))
+	for _, p := range leases {
+		if _, err := netip.ParseAddr(filepath.Base(p)); err == nil {
+			l.ips++
 		}
 	}
 	ns, _ := os.ReadDir(filepath.Join(runDir(name), "netns"))
@@ -253,12 +258,9 @@ func TestCleanupAfterKillStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewManager(c, Options{Name: stormName, DataDir: dir, Subnet: stormSubnet, Logger: log})
+	m, err := openManager(ctx, c, Options{Name: stormName, DataDir: dir, Subnet: stormSubnet, Logger: log})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Cleanup(ctx); err != nil {
-		t.Errorf("Cleanup: %v", err)
+		t.Error(err)
 	}
 	t.Logf("after Cleanup: %s", footprint(stormName, dir, nil, nil))
 	assertNoFootprint(t, stormName, dir, nil, nil, false)
@@ -300,12 +302,9 @@ func TestHelperStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewManager(c, Options{Name: stormName, DataDir: dir, Subnet: stormSubnet})
+	m, err := openManager(ctx, c, Options{Name: stormName, DataDir: dir, Subnet: stormSubnet})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := m.Cleanup(ctx); err != nil {
-		t.Fatalf("Cleanup: %v", err)
 	}
 	fmt.Printf("cleaned: %s\n", footprint(stormName, dir, nil, nil))
 	spec := Spec{Function: "storm", Image: os.Getenv(stormImageEnv), MemoryMB: 128}
@@ -323,4 +322,26 @@ func TestHelperStorm(t *testing.T) {
 		}()
 	}
 	t.Fatal(<-errc)
+}
+
+// openManager returns a Manager of opts on c with a puller of its own,
+// after the start-up clean-up fcd does: Manager.Cleanup, then the
+// puller's image views.
+func openManager(ctx context.Context, c *containerd.Client, opts Options) (*Manager, error) {
+	p, err := puller.New(c, puller.Options{Namespace: opts.Name, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	opts.Images = p
+	m, err := NewManager(c, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Cleanup(ctx); err != nil {
+		return m, fmt.Errorf("Cleanup: %w", err)
+	}
+	if err := p.RemoveViews(ctx); err != nil {
+		return m, fmt.Errorf("remove image views: %w", err)
+	}
+	return m, nil
 }

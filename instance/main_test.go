@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/containerd"
 	"github.com/fcd-dev/fcd/examples/images"
 	"github.com/fcd-dev/fcd/internal/testenv"
+	"github.com/fcd-dev/fcd/puller"
 	"github.com/google/go-containerregistry/pkg/registry"
 )
 
@@ -29,6 +30,7 @@ type env struct {
 	daemon   *Daemon
 	client   *containerd.Client
 	registry *httptest.Server
+	puller   *puller.Puller
 	mgr      *Manager
 	refs     map[string]string // example name -> reference
 }
@@ -112,18 +114,25 @@ func newEnv() (_ *env, err error) {
 		}
 		e.refs[name] = ref
 	}
+	if e.puller, err = puller.New(e.client, puller.Options{Namespace: testName, Logger: log}); err != nil {
+		return e, err
+	}
 	e.mgr, err = NewManager(e.client, Options{
 		Name:         testName,
 		DataDir:      dir,
 		Subnet:       testSubnet,
 		StartTimeout: testStartTimeout,
 		StopGrace:    2 * time.Second,
+		Images:       e.puller,
 		Logger:       log,
 	})
 	if err != nil {
 		return e, err
 	}
 	if err := e.mgr.Cleanup(ctx); err != nil {
+		return e, fmt.Errorf("cleanup: %w", err)
+	}
+	if err := e.puller.RemoveViews(ctx); err != nil {
 		return e, fmt.Errorf("cleanup: %w", err)
 	}
 	return e, nil
@@ -135,6 +144,7 @@ func (e *env) close() {
 	if e.mgr != nil {
 		_ = e.mgr.Close(ctx)
 		_ = e.mgr.Cleanup(ctx)
+		_ = e.puller.RemoveViews(ctx)
 	}
 	if e.client != nil {
 		e.client.Close()

@@ -18,7 +18,6 @@ import (
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
-	"github.com/fcd-dev/fcd/puller"
 )
 
 // labelFunction is the container label holding the function name.
@@ -29,7 +28,7 @@ const labelFunction = "fcd.dev/function"
 type Manager struct {
 	opts   Options
 	client *containerd.Client
-	puller *puller.Puller
+	images Images
 	net    *network
 	logs   *logFiles
 	http   *http.Client
@@ -55,18 +54,10 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := puller.New(client, puller.Options{
-		Namespace:           opts.Name,
-		MaxUncompressedSize: opts.MaxImageSize,
-		Logger:              opts.Logger,
-	})
-	if err != nil {
-		return nil, err
-	}
 	return &Manager{
 		opts:   opts,
 		client: client,
-		puller: p,
+		images: opts.Images,
 		net:    n,
 		logs:   &logFiles{dataDir: opts.DataDir, maxSize: opts.LogMaxSize, maxFiles: opts.LogMaxFiles, files: map[string]*logFile{}},
 		http: &http.Client{Transport: &http.Transport{
@@ -77,9 +68,6 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 		instances: map[string]*Instance{},
 	}, nil
 }
-
-// Puller returns the Manager's image puller.
-func (m *Manager) Puller() *puller.Puller { return m.puller }
 
 // ReadLogs returns the last tail lines of function's logs (all when tail
 // <= 0), oldest first.
@@ -170,6 +158,12 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	if err := i.ready(nctx); err != nil {
 		return nil, err
 	}
+	if err := i.img.Ready(ctx); err != nil {
+		// The instance runs; a pull that could not be metered is fcd's
+		// fault, not the caller's, and is loud in the log.
+		m.log.Error("meter image pull", "function", spec.Function, "instance", spec.ID, "err", err)
+	}
+	i.stats.Pull = i.img.Stats()
 	i.stats.Total = time.Since(begin)
 	m.log.Info("instance started", "function", spec.Function, "instance", spec.ID, "addr", i.Addr(),
 		"pull", i.stats.Pull.Duration, "cached", i.stats.Pull.Cached, "create", i.stats.Create,
@@ -181,15 +175,26 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 // and starts the container.
 func (i *Instance) create(ctx context.Context) error {
 	m, spec := i.m, i.spec
-	img, err := m.puller.Prepare(ctx, spec.Image, puller.PrepareOptions{Key: "instance/" + spec.ID, Credentials: spec.Credentials})
+	// The pull gets the start timeout too, whatever bounds the Images
+	// implementation keeps itself.
+	pctx, cancel := context.WithTimeout(ctx, m.opts.StartTimeout)
+	defer cancel()
+	img, err := m.images.Prepare(pctx, spec.Image, ImageOptions{
+		Key:         "instance/" + spec.ID,
+		Credentials: spec.Credentials,
+		Role:        spec.Role,
+		Function:    spec.Function,
+		InstanceID:  spec.ID,
+		MemoryMB:    spec.MemoryMB,
+	})
 	if err != nil {
 		return fmt.Errorf("prepare image %s: %w", spec.Image, err)
 	}
 	i.img = img
-	i.stats.Pull = img.Stats
+	i.stats.Pull = img.Stats()
 
 	t := time.Now()
-	if err := i.root.create(ctx, img.LowerDirs, spec.DiskMB); err != nil {
+	if err := i.root.create(ctx, img.LowerDirs(), spec.DiskMB); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	i.stats.Rootfs = time.Since(t)
@@ -206,7 +211,7 @@ func (i *Instance) create(ctx context.Context) error {
 	i.stats.Network = time.Since(t)
 
 	t = time.Now()
-	s, err := ociSpec(ctx, m.opts.Name, spec, img.Config, i.root.path(), nsPath)
+	s, err := ociSpec(ctx, m.opts.Name, spec, img.Config(), i.root.path(), nsPath)
 	if err != nil {
 		return err
 	}
@@ -376,9 +381,10 @@ func (m *Manager) Close(ctx context.Context) error {
 
 // Cleanup removes what an earlier run of an fcd with the same Name left
 // behind: containers and tasks in its containerd namespace, instance
-// mounts and disk files, network namespaces and their addresses, and image
-// views. Call it before the first Start; it must not run while this
-// Manager has live instances.
+// mounts and disk files, network namespaces and their addresses. Image
+// views are the Images implementation's to clean up (puller's
+// RemoveViews), after this. Call it before the first Start; it must not
+// run while this Manager has live instances.
 func (m *Manager) Cleanup(ctx context.Context) error {
 	ctx = m.nsCtx(ctx)
 	var errs []error
@@ -422,8 +428,5 @@ func (m *Manager) Cleanup(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	_ = os.RemoveAll(m.fifoDir())
-	if err := m.puller.RemoveViews(ctx); err != nil {
-		errs = append(errs, err)
-	}
 	return errors.Join(errs...)
 }

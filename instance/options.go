@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/fcd-dev/fcd/puller"
 )
 
 // Defaults for Options and Spec fields left zero.
@@ -52,8 +50,8 @@ type Options struct {
 	// CNIPluginDir holds the bridge, host-local and loopback plugins; ""
 	// means /usr/lib/cni.
 	CNIPluginDir string
-	// StartTimeout bounds the wait for an instance to accept on its port;
-	// 0 means 120 s.
+	// StartTimeout bounds the image's Prepare, and then the wait for an
+	// instance to accept on its port; 0 means 120 s.
 	StartTimeout time.Duration
 	// StopGrace is the time between SIGTERM and SIGKILL on Stop; 0 means
 	// 10 s.
@@ -73,6 +71,9 @@ type Options struct {
 	TotalPids int
 	// MaxImageSize limits an image's uncompressed size; 0 means 10 GiB.
 	MaxImageSize int64
+	// Images prepares the images instances run on (package puller's
+	// Puller, or a lazy one). Required.
+	Images Images
 	// Logger receives the Manager's records; nil means silence.
 	Logger *slog.Logger
 }
@@ -109,8 +110,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.LogMaxFiles == 0 {
 		o.LogMaxFiles = DefaultLogMaxFiles
 	}
-	if o.MaxImageSize == 0 {
-		o.MaxImageSize = puller.DefaultMaxUncompressedSize
+	if o.Images == nil {
+		return o, errors.New("instance: Options.Images is required")
 	}
 	if o.TotalPids == 0 {
 		o.TotalPids = defaultTotalPids()

@@ -71,6 +71,9 @@ type Spec struct {
 	// Credentials returns registry credentials for host; nil means
 	// anonymous pulls. It is called again whenever the registry answers 401.
 	Credentials func(host string) (user, secret string, err error)
+	// Role names the function's role, whose temporary credentials
+	// Credentials returns; only for error messages. "" means none.
+	Role string
 }
 
 // Keys are temporary credentials issued by STS AssumeRole.

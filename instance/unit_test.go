@@ -235,3 +235,10 @@ func TestOCISpecSandbox(t *testing.T) {
 		t.Errorf("pids limit: got %+v, want %d", s.Linux.Resources.Pids, DefaultPidsLimit)
 	}
 }
+
+func TestOptionsRequireImages(t *testing.T) {
+	_, err := Options{DataDir: t.TempDir()}.withDefaults()
+	if err == nil || !strings.Contains(err.Error(), "Images") {
+		t.Errorf("Options without Images: got %v, want an error naming Images", err)
+	}
+}

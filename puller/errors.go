@@ -1,6 +1,10 @@
 package puller
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/fcd-dev/fcd/instance/image"
+)
 
 var (
 	// ErrPlatform is returned by Prepare when the image has no linux/amd64
@@ -15,4 +19,17 @@ var (
 	// ErrInvalidReference is returned for an image reference that cannot be
 	// parsed.
 	ErrInvalidReference = errors.New("invalid image reference")
+
+	// ErrUnauthorized is returned by Prepare when the registry refuses the
+	// credentials; it is image.ErrUnauthorized (category
+	// errdefs.ErrUnauthenticated).
+	ErrUnauthorized = image.ErrUnauthorized
+
+	// ErrRegistryTimeout is returned by Prepare when the registry did not
+	// answer within a bound: no response headers within
+	// Options.ResponseHeaderTimeout, a body that delivered no byte for
+	// Options.StallTimeout, or a pull not done within Options.PullTimeout.
+	// The message names the registry host. It is image.ErrRegistryTimeout
+	// (category errdefs.ErrUnavailable).
+	ErrRegistryTimeout = image.ErrRegistryTimeout
 )

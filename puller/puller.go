@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd"
@@ -22,9 +22,11 @@ import (
 	"github.com/containerd/containerd/snapshots"
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
+	"github.com/fcd-dev/fcd/instance/image"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -48,6 +50,17 @@ const (
 // Platform is the only platform Prepare accepts.
 var Platform = ocispec.Platform{OS: "linux", Architecture: "amd64"}
 
+// Defaults of the bounds on a pull.
+const (
+	// DefaultPullTimeout bounds one shared pull, fetch and unpack.
+	DefaultPullTimeout = 10 * time.Minute
+	// DefaultResponseHeaderTimeout bounds the wait for a registry's
+	// response headers.
+	DefaultResponseHeaderTimeout = 30 * time.Second
+	// DefaultStallTimeout bounds the silence within a response body.
+	DefaultStallTimeout = 30 * time.Second
+)
+
 // Options configures a Puller. The zero value of each field means its
 // default.
 type Options struct {
@@ -63,75 +76,36 @@ type Options struct {
 	// MaxUncompressedSize refuses images that unpack to more bytes; 0
 	// means DefaultMaxUncompressedSize.
 	MaxUncompressedSize int64
-	// HTTPClient is used for registry requests; nil means a client with
+	// PullTimeout bounds one pull (fetch and unpack), which concurrent
+	// Prepare calls of the image share, whoever still waits for it; 0
+	// means DefaultPullTimeout. fcd derives it from the instance start
+	// timeout. Each caller also stops waiting when its own ctx is done.
+	PullTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for a registry's response
+	// headers; 0 means DefaultResponseHeaderTimeout.
+	ResponseHeaderTimeout time.Duration
+	// StallTimeout fails a registry response body that delivers no byte
+	// for this long; 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
+	// HostsDir is a containerd hosts directory (certs.d layout:
+	// <HostsDir>/<host>/hosts.toml) saying how to reach each registry:
+	// mirrors, plain HTTP, CAs, skip-verify. "" means loopback registries
+	// in plain HTTP and every other in HTTPS.
+	HostsDir string
+	// HTTPClient is used for registry requests, its transport wrapped
+	// with the two bounds above; nil means a client with
 	// http.DefaultTransport.
 	HTTPClient *http.Client
+	// Meter receives each pull once its instance is ready; nil means
+	// pulls are not metered.
+	Meter Meter
 	// Logger receives debug records of pulls; nil means silence.
 	Logger *slog.Logger
 }
 
-// PrepareOptions are per call.
-type PrepareOptions struct {
-	// Key names the read-only view created for this use of the image; it
-	// must be unique among live views (the instance ID is a good key).
-	// It is required.
-	Key string
-	// Credentials returns the registry credentials for host. It is called
-	// whenever a registry answers 401, so temporary credentials may
-	// change between calls. Nil means anonymous access.
-	Credentials func(host string) (user, secret string, err error)
-}
-
-// Stats describes what Prepare did, for billing and measurements.
-type Stats struct {
-	// Cached is true when the image was already unpacked on this host and
-	// nothing but its manifest was read from the registry.
-	Cached bool
-	// BytesFetched is the number of compressed layer bytes downloaded.
-	BytesFetched int64
-	// UnpackedBytes is the number of uncompressed bytes written while
-	// unpacking layers that were not unpacked before.
-	UnpackedBytes int64
-	// Duration is the wall time of Prepare.
-	Duration time.Duration
-}
-
-// Image is a prepared image: its configuration and a read-only root
-// filesystem. Release must be called when the root filesystem is no
-// longer mounted.
-type Image struct {
-	// Ref is the normalized reference that was prepared.
-	Ref string
-	// Digest is the digest of the linux/amd64 manifest.
-	Digest digest.Digest
-	// Config is the image's runtime configuration (entrypoint, cmd, env,
-	// user, working dir, exposed ports).
-	Config ocispec.ImageConfig
-	// ChainID identifies the unpacked layer chain.
-	ChainID digest.Digest
-	// LowerDirs are the read-only layer directories, top-most first, in
-	// the order of an overlay mount's lowerdir option.
-	LowerDirs []string
-	// Stats describes the pull.
-	Stats Stats
-
-	release func(context.Context) error
-}
-
-// Release removes the read-only view of the image. The image itself stays
-// in the content store and snapshotter. Release is safe to call more than
-// once.
-func (i *Image) Release(ctx context.Context) error {
-	if i.release == nil {
-		return nil
-	}
-	r := i.release
-	i.release = nil
-	return r(ctx)
-}
-
-// Puller prepares images through one containerd client. It is safe for
-// concurrent use; concurrent pulls of the same reference share one pull.
+// Puller prepares images through one containerd client: the full pull,
+// which fetches and unpacks every layer before Prepare returns. It is safe
+// for concurrent use; concurrent pulls of the same image share one pull.
 type Puller struct {
 	client *containerd.Client
 	opts   Options
@@ -153,9 +127,24 @@ func New(client *containerd.Client, opts Options) (*Puller, error) {
 	if opts.MaxUncompressedSize == 0 {
 		opts.MaxUncompressedSize = DefaultMaxUncompressedSize
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Transport: http.DefaultTransport}
+	if opts.PullTimeout == 0 {
+		opts.PullTimeout = DefaultPullTimeout
 	}
+	if opts.ResponseHeaderTimeout == 0 {
+		opts.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
+	}
+	if opts.StallTimeout == 0 {
+		opts.StallTimeout = DefaultStallTimeout
+	}
+	hc := &http.Client{}
+	if opts.HTTPClient != nil {
+		*hc = *opts.HTTPClient
+	}
+	if hc.Transport == nil {
+		hc.Transport = http.DefaultTransport
+	}
+	hc.Transport = &boundedTransport{rt: hc.Transport, header: opts.ResponseHeaderTimeout, stall: opts.StallTimeout}
+	opts.HTTPClient = hc
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -173,76 +162,106 @@ func Normalize(ref string) (string, error) {
 	return named.String(), nil
 }
 
+var _ image.Images = (*Puller)(nil)
+
 // Prepare makes ref's linux/amd64 image available as a read-only root
 // filesystem: it resolves ref, checks platform and size, fetches the
 // missing blobs, unpacks the layers not yet unpacked and creates a view
 // named opts.Key. The returned Image must be released. On error nothing
 // created by this call is left behind (fetched blobs and unpacked layers
-// stay cached).
-func (p *Puller) Prepare(ctx context.Context, ref string, opts PrepareOptions) (_ *Image, err error) {
+// stay cached). See image.Images for the contract.
+func (p *Puller) Prepare(ctx context.Context, ref string, opts image.Options) (_ image.Image, err error) {
 	start := time.Now()
 	if opts.Key == "" {
-		return nil, errors.New("puller: PrepareOptions.Key is required")
+		return nil, errors.New("puller: image.Options.Key is required")
 	}
-	ref, err = Normalize(ref)
+	norm, err := Normalize(ref)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil && unauthorized(err) {
+			role := opts.Role
+			if role == "" {
+				role = "none"
+			}
+			err = fmt.Errorf("%w: the registry refused the function's credentials (role %s); a role whose repositories include this image is needed: %w", ErrUnauthorized, role, err)
+		}
+	}()
 	ctx = namespaces.WithNamespace(ctx, p.opts.Namespace)
 	resolver := p.resolver(opts.Credentials)
 
-	name, desc, err := resolver.Resolve(ctx, ref)
+	// Each caller resolves with its own credentials, so none can use a
+	// pull it was not allowed to start; the pull itself is shared.
+	name, desc, err := resolver.Resolve(ctx, norm)
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", ref, err)
+		return nil, fmt.Errorf("resolve %s: %w", norm, err)
 	}
-	pinned := pin(name, desc.Digest)
-	// Concurrent starts of one image share a single fetch and unpack.
-	v, err, _ := p.group.Do(pinned, func() (any, error) {
-		return p.pull(ctx, resolver, pinned, desc)
-	})
+	pulled, err := p.shared(ctx, resolver, pin(name, desc.Digest), desc)
 	if err != nil {
 		return nil, err
 	}
-	pulled := v.(*pulled)
 
-	mounts, err := p.client.SnapshotService(p.opts.Snapshotter).View(ctx, opts.Key, pulled.chainID.String(),
+	sn := p.client.SnapshotService(p.opts.Snapshotter)
+	mounts, err := sn.View(ctx, opts.Key, pulled.chainID.String(),
 		snapshots.WithLabels(map[string]string{
 			"containerd.io/gc.root": time.Now().UTC().Format(time.RFC3339),
 			viewLabel:               "1",
 		}))
 	if err != nil {
-		return nil, fmt.Errorf("view %s of %s: %w", opts.Key, ref, err)
+		return nil, fmt.Errorf("view %s of %s: %w", opts.Key, norm, err)
 	}
-	sn := p.client.SnapshotService(p.opts.Snapshotter)
-	release := func(ctx context.Context) error {
-		ctx = namespaces.WithNamespace(ctx, p.opts.Namespace)
-		if err := sn.Remove(ctx, opts.Key); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("remove view %s: %w", opts.Key, err)
-		}
-		return nil
+	img := &view{
+		p:       p,
+		ref:     ref,
+		key:     opts.Key,
+		opts:    opts,
+		start:   start,
+		digest:  pulled.manifest,
+		config:  pulled.config.Config,
+		stats:   pulled.stats,
+		release: true,
 	}
 	defer func() {
 		if err != nil {
-			_ = release(context.WithoutCancel(ctx))
+			_ = img.Release(context.WithoutCancel(ctx))
 		}
 	}()
-	lower, err := LowerDirs(mounts)
-	if err != nil {
-		return nil, fmt.Errorf("view %s of %s: %w", opts.Key, ref, err)
+	if img.lower, err = LowerDirs(mounts); err != nil {
+		return nil, fmt.Errorf("view %s of %s: %w", opts.Key, norm, err)
 	}
-	stats := pulled.stats
-	stats.Duration = time.Since(start)
-	p.log.DebugContext(ctx, "image prepared", "ref", ref, "digest", pulled.manifest,
-		"cached", stats.Cached, "bytes", stats.BytesFetched, "duration", stats.Duration)
-	return &Image{
-		Ref:       ref,
-		Digest:    pulled.manifest,
-		Config:    pulled.config.Config,
-		ChainID:   pulled.chainID,
-		LowerDirs: lower,
-		Stats:     stats,
-		release:   release,
-	}, nil
+	img.stats.Duration = time.Since(start)
+	p.log.DebugContext(ctx, "image prepared", "ref", norm, "digest", pulled.manifest,
+		"cached", img.stats.Cached, "bytes", img.stats.BytesFetched, "duration", img.stats.Duration)
+	return img, nil
+}
+
+// shared runs the pull of pinned, or joins the one in flight. The pull
+// runs on its own context bounded by Options.PullTimeout, so a caller
+// that gives up does not fail the others; a pull that failed is
+// forgotten, and the next Prepare starts afresh.
+func (p *Puller) shared(ctx context.Context, resolver remotes.Resolver, pinned string, desc ocispec.Descriptor) (*pulled, error) {
+	ch := p.group.DoChan(pinned, func() (any, error) {
+		pctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), p.opts.PullTimeout,
+			fmt.Errorf("pull %s not done within %s: %w", pinned, p.opts.PullTimeout, ErrRegistryTimeout))
+		defer cancel()
+		res, err := p.pull(pctx, resolver, pinned, desc)
+		if err != nil && pctx.Err() != nil {
+			if cause := context.Cause(pctx); !errors.Is(err, ErrRegistryTimeout) {
+				err = fmt.Errorf("%w: %w", cause, err)
+			}
+		}
+		return res, err
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*pulled), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("pull %s: gave up waiting: %w", pinned, context.Cause(ctx))
+	}
 }
 
 // RemoveViews removes every view an earlier Prepare created and nobody
@@ -277,27 +296,25 @@ func pin(name string, dgst digest.Digest) string {
 }
 
 func (p *Puller) resolver(creds func(string) (string, string, error)) remotes.Resolver {
-	authOpts := []docker.AuthorizerOpt{docker.WithAuthClient(p.opts.HTTPClient)}
-	if creds != nil {
-		authOpts = append(authOpts, docker.WithAuthCreds(creds))
-	}
-	return docker.NewResolver(docker.ResolverOptions{
-		Hosts: docker.ConfigureDefaultRegistries(
-			docker.WithClient(p.opts.HTTPClient),
-			docker.WithPlainHTTP(docker.MatchLocalhost),
-			docker.WithAuthorizer(docker.NewDockerAuthorizer(authOpts...)),
-		),
-	})
+	return docker.NewResolver(docker.ResolverOptions{Hosts: p.registryHosts(creds)})
+}
+
+// bound wraps rt with the puller's response-header and stall bounds.
+func (p *Puller) bound(rt http.RoundTripper) http.RoundTripper {
+	return &boundedTransport{rt: rt, header: p.opts.ResponseHeaderTimeout, stall: p.opts.StallTimeout}
 }
 
 type pulled struct {
 	manifest digest.Digest
 	config   ocispec.Image
 	chainID  digest.Digest
-	stats    Stats
+	stats    image.Stats
 }
 
-// pull checks, fetches and unpacks the image pinned to desc.
+// pull checks, fetches and unpacks the image pinned to desc. Index,
+// manifest and config are read from the content store, and fetched (once)
+// only when missing there; so a cached image costs no registry request
+// beyond the caller's resolve.
 func (p *Puller) pull(ctx context.Context, resolver remotes.Resolver, pinned string, desc ocispec.Descriptor) (*pulled, error) {
 	ctx, done, err := p.client.WithLease(ctx)
 	if err != nil {
@@ -309,7 +326,8 @@ func (p *Puller) pull(ctx context.Context, resolver remotes.Resolver, pinned str
 	if err != nil {
 		return nil, fmt.Errorf("fetcher for %s: %w", pinned, err)
 	}
-	mdesc, manifest, config, err := p.selectManifest(ctx, fetcher, pinned, desc)
+	cs := p.client.ContentStore()
+	mdesc, manifest, config, err := p.selectManifest(ctx, cs, fetcher, pinned, desc)
 	if err != nil {
 		return nil, err
 	}
@@ -330,36 +348,16 @@ func (p *Puller) pull(ctx context.Context, resolver remotes.Resolver, pinned str
 	_, statErr := sn.Stat(ctx, chainID.String())
 	res := &pulled{manifest: mdesc.Digest, config: config, chainID: chainID}
 	res.stats.Cached = statErr == nil
-
-	cs := p.client.ContentStore()
-	for _, l := range manifest.Layers {
-		if _, err := cs.Info(ctx, l.Digest); errdefs.IsNotFound(err) && !res.stats.Cached {
-			res.stats.BytesFetched += l.Size
+	if !res.stats.Cached {
+		// Layers are fetched only when they must be unpacked.
+		n, err := fetchAll(ctx, cs, fetcher, manifest.Layers)
+		if err != nil {
+			return nil, fmt.Errorf("fetch %s: %w", pinned, err)
 		}
+		res.stats.BytesFetched = n
 	}
-	// Fetch records the image and its manifest and config (cheap when they
-	// are present); layer blobs are only fetched when they must be unpacked.
-	handlerWrapper := func(h images.Handler) images.Handler {
-		return images.HandlerFunc(func(ctx context.Context, d ocispec.Descriptor) ([]ocispec.Descriptor, error) {
-			children, err := h.Handle(ctx, d)
-			if err != nil || !res.stats.Cached || !images.IsManifestType(d.MediaType) {
-				return children, err
-			}
-			var kept []ocispec.Descriptor
-			for _, c := range children {
-				if !images.IsLayerType(c.MediaType) {
-					kept = append(kept, c)
-				}
-			}
-			return kept, nil
-		})
-	}
-	if _, err := p.client.Fetch(ctx, pinned,
-		containerd.WithResolver(resolver),
-		containerd.WithPlatformMatcher(platforms.OnlyStrict(Platform)),
-		containerd.WithImageHandlerWrapper(handlerWrapper),
-	); err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", pinned, err)
+	if err := p.record(ctx, cs, pinned, desc, mdesc); err != nil {
+		return nil, err
 	}
 	if res.stats.Cached {
 		return res, nil
@@ -392,16 +390,39 @@ func (p *Puller) pull(ctx context.Context, resolver remotes.Resolver, pinned str
 	return res, nil
 }
 
-// selectManifest reads desc (an index or a manifest) from the registry and
-// returns the linux/amd64 manifest and its config.
-func (p *Puller) selectManifest(ctx context.Context, f remotes.Fetcher, ref string, desc ocispec.Descriptor) (ocispec.Descriptor, ocispec.Manifest, ocispec.Image, error) {
+// record labels the index and manifest with their children, for
+// containerd's garbage collector, and names the image pinned in the image
+// store, which roots it all once the pull's lease ends.
+func (p *Puller) record(ctx context.Context, cs content.Store, pinned string, desc, mdesc ocispec.Descriptor) error {
+	label := images.SetChildrenLabels(cs, images.ChildrenHandler(cs))
+	for _, d := range []ocispec.Descriptor{mdesc, desc} {
+		if _, err := label.Handle(ctx, d); err != nil {
+			return fmt.Errorf("label %s of %s: %w", d.Digest, pinned, err)
+		}
+	}
+	is := p.client.ImageService()
+	img := images.Image{Name: pinned, Target: desc}
+	if _, err := is.Create(ctx, img); errdefs.IsAlreadyExists(err) {
+		_, err = is.Update(ctx, img)
+		if err != nil {
+			return fmt.Errorf("image record %s: %w", pinned, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("image record %s: %w", pinned, err)
+	}
+	return nil
+}
+
+// selectManifest reads desc (an index or a manifest) and returns the
+// linux/amd64 manifest and its config.
+func (p *Puller) selectManifest(ctx context.Context, cs content.Store, f remotes.Fetcher, ref string, desc ocispec.Descriptor) (ocispec.Descriptor, ocispec.Manifest, ocispec.Image, error) {
 	var (
 		manifest ocispec.Manifest
 		config   ocispec.Image
 	)
 	if images.IsIndexType(desc.MediaType) {
 		var idx ocispec.Index
-		if err := fetchJSON(ctx, f, desc, &idx); err != nil {
+		if err := readJSON(ctx, cs, f, desc, &idx); err != nil {
 			return desc, manifest, config, fmt.Errorf("read index of %s: %w", ref, err)
 		}
 		match := platforms.OnlyStrict(Platform)
@@ -424,10 +445,10 @@ func (p *Puller) selectManifest(ctx context.Context, f remotes.Fetcher, ref stri
 	if !images.IsManifestType(desc.MediaType) {
 		return desc, manifest, config, fmt.Errorf("image %s: unsupported media type %s", ref, desc.MediaType)
 	}
-	if err := fetchJSON(ctx, f, desc, &manifest); err != nil {
+	if err := readJSON(ctx, cs, f, desc, &manifest); err != nil {
 		return desc, manifest, config, fmt.Errorf("read manifest of %s: %w", ref, err)
 	}
-	if err := fetchJSON(ctx, f, manifest.Config, &config); err != nil {
+	if err := readJSON(ctx, cs, f, manifest.Config, &config); err != nil {
 		return desc, manifest, config, fmt.Errorf("read config of %s: %w", ref, err)
 	}
 	if got := platforms.Normalize(config.Platform); got.OS != Platform.OS || got.Architecture != Platform.Architecture {
@@ -436,21 +457,53 @@ func (p *Puller) selectManifest(ctx context.Context, f remotes.Fetcher, ref stri
 	return desc, manifest, config, nil
 }
 
-func fetchJSON(ctx context.Context, f remotes.Fetcher, desc ocispec.Descriptor, v any) error {
+// readJSON decodes the blob desc from the content store, fetching it into
+// the store first (verified against its digest) when it is missing.
+func readJSON(ctx context.Context, cs content.Store, f remotes.Fetcher, desc ocispec.Descriptor, v any) error {
 	if desc.Size > maxManifestSize {
 		return fmt.Errorf("%s is %d bytes, over %d", desc.Digest, desc.Size, maxManifestSize)
 	}
-	rc, err := f.Fetch(ctx, desc)
-	if err != nil {
+	if _, err := fetch(ctx, cs, f, desc); err != nil {
 		return err
 	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, maxManifestSize+1))
+	b, err := content.ReadBlob(ctx, cs, desc)
 	if err != nil {
 		return err
-	}
-	if desc.Digest != "" && digest.FromBytes(b) != desc.Digest {
-		return fmt.Errorf("%s: digest mismatch", desc.Digest)
 	}
 	return json.Unmarshal(b, v)
+}
+
+// fetch puts desc's blob into the content store unless it is there, and
+// in both cases holds it in ctx's lease, so the garbage collector cannot
+// take it while the pull runs. It reports whether it fetched.
+func fetch(ctx context.Context, cs content.Store, f remotes.Fetcher, desc ocispec.Descriptor) (bool, error) {
+	err := remotes.Fetch(ctx, cs, f, desc)
+	switch {
+	case errdefs.IsAlreadyExists(err):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
+// fetchAll fetches the missing blobs of descs concurrently and returns the
+// bytes it fetched.
+func fetchAll(ctx context.Context, cs content.Store, f remotes.Fetcher, descs []ocispec.Descriptor) (int64, error) {
+	var n atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for _, d := range descs {
+		g.Go(func() error {
+			fetched, err := fetch(gctx, cs, f, d)
+			if err != nil {
+				return fmt.Errorf("layer %s: %w", d.Digest, err)
+			}
+			if fetched {
+				n.Add(d.Size)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	return n.Load(), err
 }

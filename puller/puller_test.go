@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/errdefs"
 	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/internal/testenv"
 	"github.com/fcd-dev/fcd/puller"
@@ -75,15 +76,20 @@ func setup(t *testing.T) *containerd.Client {
 	return client
 }
 
-// newRegistry serves an empty registry on loopback; handler, when non-nil,
-// wraps it.
-func newRegistry(t *testing.T, wrap func(http.Handler) http.Handler) string {
-	t.Helper()
+// registryHandler is an empty registry; wrap, when non-nil, wraps it.
+func registryHandler(wrap func(http.Handler) http.Handler) http.Handler {
 	var h http.Handler = registry.New(registry.Logger(stdlog.New(io.Discard, "", 0)))
 	if wrap != nil {
 		h = wrap(h)
 	}
-	s := httptest.NewServer(h)
+	return h
+}
+
+// newRegistry serves an empty registry on loopback; wrap, when non-nil,
+// wraps it.
+func newRegistry(t *testing.T, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	s := httptest.NewServer(registryHandler(wrap))
 	t.Cleanup(s.Close)
 	return strings.TrimPrefix(s.URL, "http://")
 }
@@ -142,34 +148,34 @@ func TestPrepare(t *testing.T) {
 	p := newPuller(t, c, puller.Options{})
 	ctx := context.Background()
 
-	img, err := p.Prepare(ctx, ref, puller.PrepareOptions{Key: t.Name() + "-1"})
+	img, err := p.Prepare(ctx, ref, instance.ImageOptions{Key: t.Name() + "-1"})
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
-	if got := len(img.LowerDirs); got != 2 {
+	if got := len(img.LowerDirs()); got != 2 {
 		t.Errorf("LowerDirs: got %d dirs, want 2", got)
 	}
-	for _, d := range img.LowerDirs {
+	for _, d := range img.LowerDirs() {
 		entries, err := os.ReadDir(d)
 		if err != nil || len(entries) == 0 {
 			t.Errorf("lower dir %s: got %d entries, err %v; want the layer's files", d, len(entries), err)
 		}
 	}
-	if img.Stats.Cached || img.Stats.BytesFetched == 0 || img.Stats.UnpackedBytes < 2*4096 {
-		t.Errorf("first Stats: got %+v, want an uncached pull of both layers", img.Stats)
+	if img.Stats().Cached || img.Stats().BytesFetched == 0 || img.Stats().UnpackedBytes < 2*4096 {
+		t.Errorf("first Stats: got %+v, want an uncached pull of both layers", img.Stats())
 	}
-	if got := img.Config.Entrypoint; len(got) != 1 || got[0] != "/bin/true" {
+	if got := img.Config().Entrypoint; len(got) != 1 || got[0] != "/bin/true" {
 		t.Errorf("Config.Entrypoint: got %q, want [/bin/true]", got)
 	}
 
-	again, err := p.Prepare(ctx, ref, puller.PrepareOptions{Key: t.Name() + "-2"})
+	again, err := p.Prepare(ctx, ref, instance.ImageOptions{Key: t.Name() + "-2"})
 	if err != nil {
 		t.Fatalf("second Prepare: %v", err)
 	}
-	if !again.Stats.Cached || again.Stats.BytesFetched != 0 {
-		t.Errorf("second Stats: got %+v, want Cached and nothing fetched", again.Stats)
+	if !again.Stats().Cached || again.Stats().BytesFetched != 0 {
+		t.Errorf("second Stats: got %+v, want Cached and nothing fetched", again.Stats())
 	}
-	for _, i := range []*puller.Image{img, again} {
+	for _, i := range []instance.Image{img, again} {
 		if err := i.Release(ctx); err != nil {
 			t.Errorf("Release: %v", err)
 		}
@@ -217,7 +223,7 @@ func TestPrepareRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newPuller(t, c, tt.opts)
-			_, err := p.Prepare(context.Background(), tt.ref, puller.PrepareOptions{Key: "refuse"})
+			_, err := p.Prepare(context.Background(), tt.ref, instance.ImageOptions{Key: "refuse"})
 			if err == nil {
 				t.Fatal("Prepare: got nil error, want a refusal")
 			}
@@ -266,9 +272,15 @@ func TestPrepareCredentials(t *testing.T) {
 				return user, tt.secret, nil
 			}
 			p := newPuller(t, c, puller.Options{})
-			img, err := p.Prepare(context.Background(), ref, puller.PrepareOptions{Key: "creds", Credentials: creds})
+			img, err := p.Prepare(context.Background(), ref, instance.ImageOptions{Key: "creds", Credentials: creds})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Prepare: got err %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr && (!errors.Is(err, puller.ErrUnauthorized) || !errdefs.IsUnauthorized(err)) {
+				t.Errorf("Prepare: got %v, want puller.ErrUnauthorized (errdefs unauthenticated)", err)
+			}
+			if tt.wantErr && !strings.Contains(err.Error(), "image pull not authorized: the registry refused the function's credentials (role none)") {
+				t.Errorf("Prepare: error %q does not say the credentials were refused", err)
 			}
 			if img != nil {
 				_ = img.Release(context.Background())

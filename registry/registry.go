@@ -40,6 +40,10 @@ type Options struct {
 	// loopback port; a daemon should pass a fixed one (e.g.
 	// 127.0.0.1:5000) because image references name it.
 	Addr string
+	// Listener, when set, is served instead of listening on Addr (a
+	// benchmark passes one opened inside a network namespace). Close
+	// closes it.
+	Listener net.Listener
 	// AdminAccessKeyID and AdminAccessKeySecret are the key pair granted
 	// push and pull on every repository. Required.
 	AdminAccessKeyID, AdminAccessKeySecret string
@@ -107,10 +111,12 @@ func Start(ctx context.Context, opts Options) (_ *Registry, err error) {
 		return nil, err
 	}
 
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", opts.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("registry listen: %w", err)
+	ln := opts.Listener
+	if ln == nil {
+		var lc net.ListenConfig
+		if ln, err = lc.Listen(ctx, "tcp", opts.Addr); err != nil {
+			return nil, fmt.Errorf("registry listen: %w", err)
+		}
 	}
 	defer func() {
 		if err != nil {

@@ -61,6 +61,10 @@ type Config struct {
 	// DebugAddress, when set, serves net/http/pprof there (like
 	// containerd's debug address); keep it on loopback.
 	DebugAddress string
+	// RegistryTimeout bounds a registry's silence during a pull: the wait
+	// for response headers, and the gap between bytes of a body. The
+	// whole pull is bounded by InstanceStartTimeout.
+	RegistryTimeout time.Duration
 	// QueueSlack is how much longer than an instance start a request may
 	// wait for a slot before it is throttled.
 	QueueSlack time.Duration
@@ -97,6 +101,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.RegistryCredentials, "registry-credentials", "", `JSON file of logins for other registries: {"host:port": {"username": "...", "password": "..."}}`)
 	fs.StringVar(&cfg.STSEndpoint, "sts-endpoint", "", "URL of an STS-compatible AssumeRole service (empty: fcd's own, on loopback)")
 	fs.StringVar(&cfg.DebugAddress, "debug-address", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
+	fs.DurationVar(&cfg.RegistryTimeout, "registry-timeout", 30*time.Second, "how long a registry may stay silent during a pull (response headers, or between body bytes)")
 	fs.DurationVar(&cfg.QueueSlack, "queue-slack", 60*time.Second, "how much longer than -instance-start-timeout a request may wait for an instance slot")
 	fs.StringVar(&cfg.Domain, "domain", "fcd.localhost", "HTTP triggers answer at <function>.<domain>")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")

@@ -108,6 +108,10 @@ func TestPrivateImages(t *testing.T) {
 			if code != "FunctionNotStarted" || status != 412 || !strings.Contains(strings.ToLower(err.Error()), "authoriz") {
 				t.Fatalf("got %q/%d (%v), want FunctionNotStarted/412 with an authorization error", code, status, err)
 			}
+			// The puller recognised the refusal (puller.ErrUnauthorized).
+			if !strings.Contains(err.Error(), "image pull not authorized: the registry refused the function's credentials") {
+				t.Errorf("error %v: want it to say the registry refused the function's credentials", err)
+			}
 		})
 	}
 	t.Run("role allowed the repository pulls", func(t *testing.T) {

@@ -76,7 +76,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		Meter:       plat.recorder,
 	}
 	if !cfg.noRuntime {
-		rt, err := startRuntime(ctx, cfg, log)
+		rt, err := startRuntime(ctx, cfg, plat.ledger, log)
 		if err != nil {
 			return err
 		}
@@ -87,7 +87,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 				log.Warn("runtime shutdown", "error", cerr)
 			}
 		}()
-		sched := scheduler.New(&starter{manager: rt.manager, platform: plat, cfg: cfg, log: log}, scheduler.Options{
+		sched := scheduler.New(&starter{manager: rt.manager, platform: plat, cfg: cfg}, scheduler.Options{
 			IdleTimeout:    cfg.IdleTimeout,
 			MemoryBudgetMB: cfg.MemoryBudgetMB,
 			QueueTimeout:   cfg.InstanceStartTimeout + cfg.QueueSlack,

@@ -10,19 +10,23 @@ import (
 	"github.com/containerd/containerd"
 
 	"github.com/fcd-dev/fcd/instance"
+	"github.com/fcd-dev/fcd/puller"
 )
 
 // runtime is fcd's container side: containerd (supervised, or the one at
-// --containerd-address), its client, and the instance manager.
+// --containerd-address), its client, the image puller and the instance
+// manager.
 type runtime struct {
 	daemon  *instance.Daemon // nil when containerd is external
 	client  *containerd.Client
+	puller  *puller.Puller
 	manager *instance.Manager
 }
 
 // startRuntime checks the host, starts or connects to containerd, and
-// cleans up what an earlier run of the same name left behind.
-func startRuntime(ctx context.Context, cfg Config, log *slog.Logger) (_ *runtime, err error) {
+// cleans up what an earlier run of the same name left behind. Image pulls
+// are reported to meter.
+func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, log *slog.Logger) (_ *runtime, err error) {
 	if err := instance.CheckHost(cfg.CNIPluginDir); err != nil {
 		return nil, fmt.Errorf("fcd cannot run instances on this host: %w", err)
 	}
@@ -52,6 +56,17 @@ func startRuntime(ctx context.Context, cfg Config, log *slog.Logger) (_ *runtime
 	if err != nil {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
 	}
+	rt.puller, err = puller.New(rt.client, puller.Options{
+		Namespace:             cfg.Name,
+		PullTimeout:           cfg.InstanceStartTimeout,
+		ResponseHeaderTimeout: cfg.RegistryTimeout,
+		StallTimeout:          cfg.RegistryTimeout,
+		Meter:                 meter,
+		Logger:                log.With("component", "puller"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	rt.manager, err = instance.NewManager(rt.client, instance.Options{
 		Name:         cfg.Name,
 		DataDir:      cfg.DataDir,
@@ -59,12 +74,17 @@ func startRuntime(ctx context.Context, cfg Config, log *slog.Logger) (_ *runtime
 		CNIPluginDir: cfg.CNIPluginDir,
 		StartTimeout: cfg.InstanceStartTimeout,
 		DenyOutbound: cfg.DenyOutbound,
+		Images:       rt.puller,
 		Logger:       log.With("component", "instance"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	if err := rt.manager.Cleanup(ctx); err != nil {
+		return nil, fmt.Errorf("clean up after an earlier run: %w", err)
+	}
+	// No instance is left to use an image view.
+	if err := rt.puller.RemoveViews(ctx); err != nil {
 		return nil, fmt.Errorf("clean up after an earlier run: %w", err)
 	}
 	return rt, nil

@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fcd-dev/fcd/api"
-	"github.com/fcd-dev/fcd/billing"
 	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/proxy"
 	"github.com/fcd-dev/fcd/scheduler"
@@ -24,12 +21,11 @@ import (
 // them through the scheduler.
 
 // starter starts instances of a function on containerd, with registry
-// credentials from the function's role, and meters the image pull.
+// credentials from the function's role. The puller meters the image pull.
 type starter struct {
 	manager  *instance.Manager
 	platform *platform
 	cfg      Config
-	log      *slog.Logger
 }
 
 var _ scheduler.Starter = (*starter)(nil)
@@ -38,6 +34,7 @@ func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.I
 	f := fn.Config.(*api.Function)
 	spec := instanceSpec(f, s.cfg)
 	spec.Credentials = s.platform.registryCredentials(f.Role)
+	spec.Role = f.Role
 	if f.Role != "" {
 		// DESIGN promises the role's keys in the instance's environment,
 		// as FC gives them; the request headers carry fresh ones.
@@ -47,33 +44,9 @@ func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.I
 		}
 		spec.RoleKeys = instance.Keys{AccessKeyID: id, AccessKeySecret: secret, SecurityToken: token}
 	}
-	begin := time.Now()
 	inst, err := s.manager.Start(ctx, spec)
-	if err != nil && strings.Contains(err.Error(), "failed to authorize") {
-		role := f.Role
-		if role == "" {
-			role = "none"
-		}
-		return nil, fmt.Errorf("image pull not authorized: the registry refused the function's credentials (role %s); a role whose repositories include this image is needed: %w", role, err)
-	}
 	if err != nil {
 		return nil, err
-	}
-	pull := inst.PullStats()
-	_, err = s.platform.ledger.MeterPull(ctx, billing.PullRecord{
-		Function:   f.FunctionName,
-		Image:      spec.Image,
-		InstanceID: inst.ID(),
-		MemoryMB:   int(f.MemorySize),
-		Start:      begin,
-		End:        begin.Add(pull.Duration),
-		Bytes:      pull.BytesFetched,
-		CacheHit:   pull.Cached,
-	})
-	if err != nil {
-		// The instance runs; a ledger that cannot be written is fcd's
-		// fault, not the caller's, and is loud in the log.
-		s.log.Error("meter image pull", "function", f.FunctionName, "instance", inst.ID(), "error", err)
 	}
 	return inst, nil
 }

@@ -71,6 +71,15 @@ func BuildBinary(ctx context.Context, name, dir string) (string, error) {
 
 // Build compiles example name and returns its image.
 func Build(ctx context.Context, name string) (v1.Image, error) {
+	data, err := buildBinaryBytes(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return FromBinary(name, data)
+}
+
+// buildBinaryBytes compiles example name and returns the binary.
+func buildBinaryBytes(ctx context.Context, name string) ([]byte, error) {
 	dir, err := os.MkdirTemp("", "fcd-example-")
 	if err != nil {
 		return nil, err
@@ -80,11 +89,7 @@ func Build(ctx context.Context, name string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		return nil, err
-	}
-	return FromBinary(name, data)
+	return os.ReadFile(bin)
 }
 
 // FromBinary returns an image holding data as /app/<name>, its entrypoint.
@@ -103,6 +108,12 @@ func FromBinary(name string, data []byte) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	return withAppConfig(img, name)
+}
+
+// withAppConfig gives img the examples' configuration: linux/amd64,
+// ENTRYPOINT /app/<name>, WORKDIR /app, EXPOSE 9000/tcp.
+func withAppConfig(img v1.Image, name string) (v1.Image, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err

@@ -21,6 +21,10 @@ type Load struct {
 	Concurrency int           // workers, each with its own connection
 	Requests    int           // total, split between the workers
 	Limit       time.Duration // stop early after this long
+	// Prepare, when set, is called on each request after its URI, method
+	// and body are set and before it is sent (to sign it, say). It runs
+	// on the worker's goroutine, so its cost is the client's.
+	Prepare func(*fasthttp.Request) error
 }
 
 // Result summarizes a run.
@@ -50,8 +54,14 @@ func Run(l Load) (Result, error) {
 				req.SetRequestURI("http://" + l.Addr + l.Path)
 				req.Header.SetMethod(fasthttp.MethodPost)
 				req.SetBody(l.Body)
+				var err error
+				if l.Prepare != nil {
+					err = l.Prepare(req)
+				}
 				t0 := time.Now()
-				err := c.Do(req, resp)
+				if err == nil {
+					err = c.Do(req, resp)
+				}
 				lat[w] = append(lat[w], time.Since(t0))
 				if err == nil && resp.StatusCode() != fasthttp.StatusOK {
 					err = fmt.Errorf("status %d", resp.StatusCode())

@@ -14,6 +14,8 @@ import (
 	"hash/crc32"
 	"io"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
 )
 
 const (
@@ -49,6 +51,10 @@ type Options struct {
 	// WindowLevel is the compress/flate level for windows. Zero means
 	// flate.BestSpeed.
 	WindowLevel int
+	// ChunkSize is the size of the aligned compressed chunks whose sha256
+	// the index records (the lazy reader's fetch and cache unit). Zero
+	// means ChunkSize; it must be at least MinChunkSize.
+	ChunkSize int64
 }
 
 func (o Options) span() int64 {
@@ -84,10 +90,16 @@ func Build(ctx context.Context, r io.Reader, opts Options) (*Index, error) {
 	if err := sniff(head); err != nil {
 		return nil, err
 	}
-	in := &hashReader{ctx: ctx, r: io.MultiReader(bytes.NewReader(head), r), h: sha256.New()}
+	chunk := cmp.Or(opts.ChunkSize, ChunkSize)
+	if chunk < MinChunkSize {
+		return nil, fmt.Errorf("gzindex: chunk size %d below the minimum %d", chunk, MinChunkSize)
+	}
+	in := &hashReader{ctx: ctx, r: io.MultiReader(bytes.NewReader(head), r), h: sha256.New(),
+		chunks: chunkHasher{size: chunk, h: sha256.New()}}
 	b := &builder{
 		in:      in,
-		x:       &Index{Span: opts.span(), MaxSpan: opts.maxSpan()},
+		fh:      sha256.New(),
+		x:       &Index{Span: opts.span(), MaxSpan: opts.maxSpan(), version: formatVersion, chunkSize: chunk},
 		s:       newStream(in, inChunk, outChunk, true),
 		span:    opts.span() * 8,
 		maxSpan: opts.maxSpan() * 8,
@@ -104,6 +116,7 @@ func Build(ctx context.Context, r io.Reader, opts Options) (*Index, error) {
 	x.CompressedSize = in.n
 	x.Size = b.s.consumed()
 	x.Digest = "sha256:" + hex.EncodeToString(in.h.Sum(nil))
+	x.chunkSums = in.chunks.finish()
 	if opts.Digest != "" && opts.Digest != x.Digest {
 		return nil, fmt.Errorf("%w: layer is %s, want %s", ErrDigestMismatch, x.Digest, opts.Digest)
 	}
@@ -123,6 +136,40 @@ type hashReader struct {
 	ret     []byte
 	retBase int64
 	retOff  bool // retention given up (ret grew past maxRetain)
+
+	chunks chunkHasher
+}
+
+// chunkHasher takes the sha256 of each aligned chunk of a stream.
+type chunkHasher struct {
+	size int64
+	h    hash.Hash
+	n    int64  // bytes of the current chunk hashed so far
+	sums []byte // 32 bytes per finished chunk
+}
+
+func (c *chunkHasher) write(p []byte) {
+	for len(p) > 0 {
+		k := int(min(int64(len(p)), c.size-c.n))
+		c.h.Write(p[:k])
+		c.n += int64(k)
+		p = p[k:]
+		if c.n == c.size {
+			c.sums = c.h.Sum(c.sums)
+			c.h.Reset()
+			c.n = 0
+		}
+	}
+}
+
+// finish returns the digests, including that of a final partial chunk.
+func (c *chunkHasher) finish() []byte {
+	if c.n > 0 {
+		c.sums = c.h.Sum(c.sums)
+		c.h.Reset()
+		c.n = 0
+	}
+	return c.sums
 }
 
 // maxRetain bounds the compressed bytes kept for window trimming; a
@@ -147,6 +194,7 @@ func (r *hashReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.r.Read(p)
 	r.h.Write(p[:n])
+	r.chunks.write(p[:n])
 	r.n += int64(n)
 	if !r.retOff {
 		if len(r.ret)+n > maxRetain {
@@ -173,8 +221,11 @@ type builder struct {
 	haveLast           bool
 	snap               []byte // last's window, saved when the stream slid past it
 	snapOK             bool
-	crc                uint32 // checksum of the current entry's data so far
-	dataStart, dataEnd int64  // the current entry's data in the stream
+	crc                uint32    // checksum of the current entry's data so far
+	fh                 hash.Hash // sha256 of the current entry's data so far
+	dataStart, dataEnd int64     // the current entry's data in the stream
+
+	sum [sha256.Size]byte
 
 	kept     boundary // latest checkpoint
 	haveKept bool
@@ -200,6 +251,7 @@ func (b *builder) run() error {
 		hdr, err := tr.Next()
 		if prev != nil {
 			prev.CRC32 = b.crc
+			prev.Digest = digest.NewDigestFromBytes(digest.SHA256, b.fh.Sum(b.sum[:0]))
 		}
 		if err == io.EOF {
 			break
@@ -215,6 +267,7 @@ func (b *builder) run() error {
 		prev = &b.x.Entries[len(b.x.Entries)-1]
 		// The data's CRC is taken as tar reads or skips past it.
 		b.crc, b.dataStart, b.dataEnd = 0, e.Offset, e.Offset
+		b.fh.Reset()
 		if e.IsRegular() && !e.Sparse {
 			b.dataEnd += e.Size
 		} else {
@@ -240,7 +293,9 @@ func (b *builder) pass(n int) {
 	lo, hi := max(pos, b.dataStart), min(pos+int64(n), b.dataEnd)
 	if lo < hi {
 		base := b.s.d.outBase
-		b.crc = crc32.Update(b.crc, crc32.IEEETable, b.s.d.out[lo-base:hi-base])
+		data := b.s.d.out[lo-base : hi-base]
+		b.crc = crc32.Update(b.crc, crc32.IEEETable, data)
+		b.fh.Write(data)
 	}
 }
 

@@ -22,6 +22,15 @@
 // hundred KiB plus the index, whatever the layer's size; nothing touches
 // the disk.
 //
+// In the same pass Build records, for format version 2, the sha256 of
+// every aligned compressed chunk of the blob (ChunkSize, 512 KiB: chunk i
+// is blob bytes [i*ChunkSize, min((i+1)*ChunkSize, size))) and of every
+// regular file's uncompressed data (Entry.Digest). Chunks are the lazy
+// reader's fetch, verification and cache unit: FileChunks maps a file
+// read to the chunks it needs, ChunkDigest names each one, and
+// ChunkFetcher turns a reader of whole verified chunks into a Fetcher.
+// File digests let a fully fetched file be materialized and checked.
+//
 // Checkpoints follow two policies, both measured in compressed bytes,
 // which is what a reader fetches:
 //
@@ -53,8 +62,10 @@
 //
 // MarshalBinary and Load use the versioned format documented in
 // format.go: the layer's digest and sizes, a DEFLATE-compressed table of
-// entries, checkpoints and block starts, the compressed windows, and a
-// sha256 over everything. Load verifies the checksum, every offset against
+// entries, checkpoints and block starts, the chunk and file digests
+// (version 2), the compressed windows, and a sha256 over everything.
+// Version 1 indexes (no digests) still load and serve reads, unverified;
+// the chunk queries refuse them with ErrNoDigests. Load verifies the checksum, every offset against
 // the sizes, and that the index is for the digest it is asked to serve.
 //
 // # What it does not do

@@ -38,4 +38,9 @@ var (
 	// recorded at build time: the blob behind the fetcher is not the layer
 	// the index was built from.
 	ErrChecksum = errors.New("gzindex: file data checksum mismatch")
+
+	// ErrNoDigests reports a chunk or digest query on a version 1 index,
+	// which records neither chunk nor file digests; such an index can be
+	// read unverified but cannot key a chunk cache. Rebuild it.
+	ErrNoDigests = errors.New("gzindex: version 1 index has no chunk digests")
 )

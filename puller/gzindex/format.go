@@ -12,20 +12,33 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
-// Serialized form, version 1. All integers are unsigned LEB128 varints
+// Serialized form, version 2. All integers are unsigned LEB128 varints
 // (uvarint) unless noted; strings are a uvarint length and the bytes.
 //
 //	magic       8 bytes "FCDGZIX\n"
-//	version     uvarint, 1
+//	version     uvarint, 2 (or 1)
 //	digest      32 bytes, the layer's sha256
 //	csize       uvarint, compressed layer size
 //	usize       uvarint, uncompressed tar size
 //	span        uvarint, maxSpan uvarint (policy, informational; 0 = disabled)
+//	chunkSize   uvarint (version 2 only), at least MinChunkSize
 //	metaLen     uvarint, then metaLen bytes: raw DEFLATE of the table below
+//	chunks      (version 2 only) 32 bytes per chunk, ceil(csize/chunkSize)
+//	              of them: the sha256 of blob bytes
+//	              [i*chunkSize, min((i+1)*chunkSize, csize))
+//	files       (version 2 only) 32 bytes per regular, non-sparse entry
+//	              with size > 0, in entry order: the sha256 of its data
+//	              (an empty file's digest is implied)
 //	windows     the checkpoints' windows, each raw DEFLATE, concatenated
 //	checksum    32 bytes, sha256 of everything before it
+//
+// Digests are stored raw, outside the DEFLATE table: they do not
+// compress. They are most of a version 2 index's growth (32 bytes per
+// file and per 512 KiB of blob).
 //
 // The table (before DEFLATE):
 //
@@ -45,11 +58,23 @@ import (
 // Windows hold the min(32 KiB, since member start) bytes before their
 // checkpoint. Load verifies the checksum before parsing, and every offset
 // against the sizes.
+//
+// Version 1 is version 2 without chunkSize, chunks and files. Load still
+// reads it (Version reports 1, ChunkSize 0, Entry.Digest is empty and the
+// chunk queries fail with ErrNoDigests), so old indexes keep serving
+// unverified full-file reads; MarshalBinary writes an index back in the
+// version it has. Build always makes version 2.
 
 const (
 	magic         = "FCDGZIX\n"
-	formatVersion = 1
+	formatVersion = 2
 )
+
+// hasFileDigest reports whether the format stores a digest for e.
+func hasFileDigest(e *Entry) bool { return e.IsRegular() && !e.Sparse && e.Size > 0 }
+
+// emptyDigest is the sha256 of no bytes, an empty file's digest.
+var emptyDigest = digest.SHA256.FromBytes(nil)
 
 // MarshalBinary serializes the index.
 func (x *Index) MarshalBinary() ([]byte, error) {
@@ -122,16 +147,37 @@ func (x *Index) MarshalBinary() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	v2 := x.chunkSize > 0
 	var o enc
 	o.b = append(o.b, magic...)
-	o.uvarint(formatVersion)
+	o.uvarint(uint64(x.Version()))
 	o.b = append(o.b, dg[:]...)
 	o.uvarint(uint64(x.CompressedSize))
 	o.uvarint(uint64(x.Size))
 	o.uvarint(uint64(max(x.Span, 0)))
 	o.uvarint(uint64(max(x.MaxSpan, 0)))
+	if v2 {
+		o.uvarint(uint64(x.chunkSize))
+	}
 	o.uvarint(uint64(meta.Len()))
 	o.b = append(o.b, meta.Bytes()...)
+	if v2 {
+		if int64(x.Chunks()) != chunkCount(x.CompressedSize, x.chunkSize) {
+			return nil, fmt.Errorf("gzindex: %d chunk digests for %d bytes in chunks of %d", x.Chunks(), x.CompressedSize, x.chunkSize)
+		}
+		o.b = append(o.b, x.chunkSums...)
+		for i := range x.Entries {
+			e := &x.Entries[i]
+			if !hasFileDigest(e) {
+				continue
+			}
+			sum, err := digestBytes(string(e.Digest))
+			if err != nil {
+				return nil, fmt.Errorf("gzindex: entry %q: %w", e.Name, err)
+			}
+			o.b = append(o.b, sum[:]...)
+		}
+	}
 	for _, c := range x.checkpoints {
 		o.b = append(o.b, c.window...)
 	}
@@ -178,16 +224,29 @@ func Load(data []byte, digest string) (*Index, error) {
 // parse decodes an index body (without its checksum) and validates it.
 func parse(body []byte) (*Index, error) {
 	d := dec{b: body[len(magic):]}
-	if v := d.uvarint(); d.err == nil && v != formatVersion {
-		return nil, fmt.Errorf("%w: unknown version %d", ErrBadIndex, v)
+	v := d.uvarint()
+	if d.err == nil && v != 1 && v != formatVersion {
+		return nil, fmt.Errorf("%w: unknown version %d (this build reads 1 and %d)", ErrBadIndex, v, formatVersion)
 	}
-	x := &Index{}
+	x := &Index{version: int(v)}
 	x.Digest = "sha256:" + hex.EncodeToString(d.bytes(32))
 	x.CompressedSize = d.int()
 	x.Size = d.int()
 	x.Span = d.int()
 	x.MaxSpan = d.int()
+	if v == 2 {
+		if x.chunkSize = d.int(); d.err == nil && x.chunkSize < MinChunkSize {
+			return nil, fmt.Errorf("%w: chunk size %d", ErrBadIndex, x.chunkSize)
+		}
+	}
 	metaZ := d.bytes(d.int())
+	if v == 2 && d.err == nil {
+		n := chunkCount(x.CompressedSize, x.chunkSize)
+		if n > int64(len(d.b)/sha256.Size) {
+			return nil, fmt.Errorf("%w: chunk digests truncated", ErrBadIndex)
+		}
+		x.chunkSums = d.bytes(n * sha256.Size)
+	}
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -242,6 +301,21 @@ func parse(body []byte) (*Index, error) {
 		}
 		x.Entries = append(x.Entries, e)
 	}
+	if v == 2 {
+		for i := range x.Entries {
+			e := &x.Entries[i]
+			switch {
+			case hasFileDigest(e):
+				if len(windows) < sha256.Size {
+					return nil, fmt.Errorf("%w: file digests truncated", ErrBadIndex)
+				}
+				e.Digest = digest.NewDigestFromBytes(digest.SHA256, windows[:sha256.Size])
+				windows = windows[sha256.Size:]
+			case e.IsRegular() && !e.Sparse:
+				e.Digest = emptyDigest
+			}
+		}
+	}
 	n = t.count(5)
 	x.checkpoints = make([]checkpoint, 0, n)
 	var pb, po int64
@@ -290,6 +364,9 @@ func parse(body []byte) (*Index, error) {
 	}
 	return x, nil
 }
+
+// chunkCount is the number of chunks of size chunk in size bytes.
+func chunkCount(size, chunk int64) int64 { return (size + chunk - 1) / chunk }
 
 type enc struct{ b []byte }
 

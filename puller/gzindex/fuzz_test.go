@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/opencontainers/go-digest"
 )
 
 const fuzzMaxOut = 256 << 10
@@ -129,7 +131,8 @@ func FuzzBuild(f *testing.F) {
 	f.Add(fuzzLayer(f, 0), 1)
 	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 0)
 	f.Fuzz(func(t *testing.T, z []byte, span int) {
-		x, err := Build(context.Background(), bytes.NewReader(z), Options{Span: int64(abs(span)%5000 + 1), MaxSpan: int64(abs(span)%3000 + 1)})
+		x, err := Build(context.Background(), bytes.NewReader(z), Options{Span: int64(abs(span)%5000 + 1), MaxSpan: int64(abs(span)%3000 + 1),
+			ChunkSize: MinChunkSize + int64(abs(span)%3)})
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) {
 				t.Fatalf("got error %v, want ErrCorrupt or ErrUnsupported", err)
@@ -142,6 +145,12 @@ func FuzzBuild(f *testing.F) {
 		}
 		if x, err = Load(data, x.Digest); err != nil {
 			t.Fatal(err)
+		}
+		for i := range x.Chunks() {
+			off, n := x.Chunk(i)
+			if got := digest.SHA256.FromBytes(z[off : off+n]); x.ChunkDigest(i) != got {
+				t.Fatalf("chunk %d: got %s, want %s", i, x.ChunkDigest(i), got)
+			}
 		}
 		zr, err := gzip.NewReader(bytes.NewReader(z))
 		if err != nil {
@@ -159,7 +168,13 @@ func FuzzBuild(f *testing.F) {
 			if e.Name != h.Name {
 				t.Fatalf("entry %d: got %q, want %q", i, e.Name, h.Name)
 			}
-			if !e.IsRegular() || e.Sparse || e.Size == 0 {
+			if !e.IsRegular() || e.Sparse {
+				continue
+			}
+			if got := digest.SHA256.FromBytes(want); e.Digest != got {
+				t.Fatalf("%s: got digest %s, want %s", e.Name, e.Digest, got)
+			}
+			if e.Size == 0 {
 				continue
 			}
 			got := make([]byte, e.Size)
@@ -195,6 +210,8 @@ func FuzzParseIndex(f *testing.F) {
 	}
 	data, _ := x.MarshalBinary()
 	f.Add(data[:len(data)-32])
+	v1 := version1(f, x)
+	f.Add(v1[:len(v1)-32])
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if len(body) < len(magic) {
 			return
@@ -215,7 +232,26 @@ func FuzzParseIndex(f *testing.F) {
 			r.ReadFileAt(context.Background(), &x.Entries[i], buf, 0)
 		}
 		r.ReadAt(context.Background(), make([]byte, 100), 0)
+		for i := range x.Entries {
+			x.FileChunks(&x.Entries[i], 0, 1<<16)
+		}
+		for i := range x.Chunks() {
+			x.Chunk(i)
+		}
 	})
+}
+
+// version1 returns x serialized in format version 1 (x is changed).
+func version1(t testing.TB, x *Index) []byte {
+	x.version, x.chunkSize, x.chunkSums = 1, 0, nil
+	for i := range x.Entries {
+		x.Entries[i].Digest = ""
+	}
+	data, err := x.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // TestWriteFuzzCorpus regenerates testdata/fuzz seed corpora when
@@ -264,4 +300,6 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	data, _ := x.MarshalBinary()
 	write("FuzzParseIndex", "valid", data[:len(data)-32])
 	write("FuzzParseIndex", "truncated", data[:len(data)/2])
+	v1 := version1(t, x)
+	write("FuzzParseIndex", "valid-v1", v1[:len(v1)-32])
 }

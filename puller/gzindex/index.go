@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // Index maps the files of one gzip-compressed tar layer to byte ranges of
@@ -27,6 +29,10 @@ type Index struct {
 
 	checkpoints []checkpoint
 	blocks      []blockPos
+
+	version   int    // format version it was built for or loaded from
+	chunkSize int64  // 0 in version 1
+	chunkSums []byte // sha256 of each chunk, 32 bytes apiece
 
 	once   sync.Once
 	byName map[string]int
@@ -53,6 +59,10 @@ type Entry struct {
 	Offset int64
 	// CRC32 is the IEEE CRC-32 of the entry's data (zero if it has none).
 	CRC32 uint32
+	// Digest is the sha256 of a regular, non-sparse file's data (empty
+	// files included), "" for other entries and in version 1 indexes.
+	// Materializing a file checks its bytes against it.
+	Digest digest.Digest
 	// Sparse is set for sparse files, whose data is not contiguous in the
 	// stream and cannot be read through the index.
 	Sparse bool

@@ -9,6 +9,8 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // Fetcher returns length bytes of the compressed layer blob starting at
@@ -167,7 +169,7 @@ func (c *countReader) Read(p []byte) (int, error) {
 // ReadFileAt reads len(p) bytes of a regular file's data at off, with
 // io.ReaderAt's contract. Hard links read their target's data.
 func (r *Reader) ReadFileAt(ctx context.Context, e *Entry, p []byte, off int64) (int, error) {
-	e, err := r.dataEntry(e)
+	e, err := r.x.dataEntry(e)
 	if err != nil {
 		return 0, err
 	}
@@ -188,9 +190,10 @@ func (r *Reader) ReadFileAt(ctx context.Context, e *Entry, p []byte, off int64) 
 }
 
 // ReadFile returns a regular file's whole data, checked against the CRC-32
-// recorded at build time (ErrChecksum).
+// and, in a version 2 index, the sha256 recorded at build time
+// (ErrChecksum).
 func (r *Reader) ReadFile(ctx context.Context, e *Entry) ([]byte, error) {
-	e, err := r.dataEntry(e)
+	e, err := r.x.dataEntry(e)
 	if err != nil {
 		return nil, err
 	}
@@ -201,14 +204,17 @@ func (r *Reader) ReadFile(ctx context.Context, e *Entry) ([]byte, error) {
 	if crc32.ChecksumIEEE(b) != e.CRC32 {
 		return nil, fmt.Errorf("read %s: %w", e.Name, ErrChecksum)
 	}
+	if e.Digest != "" && digest.SHA256.FromBytes(b) != e.Digest {
+		return nil, fmt.Errorf("read %s: %w (sha256)", e.Name, ErrChecksum)
+	}
 	return b, nil
 }
 
 // dataEntry resolves a hard link to its target and refuses entries with
 // no readable data.
-func (r *Reader) dataEntry(e *Entry) (*Entry, error) {
+func (x *Index) dataEntry(e *Entry) (*Entry, error) {
 	if e.Type == '1' {
-		t, ok := r.x.Lookup(e.Linkname)
+		t, ok := x.Lookup(e.Linkname)
 		if !ok {
 			return nil, fmt.Errorf("%s: hard link target %s: %w", e.Name, e.Linkname, ErrNotRegular)
 		}

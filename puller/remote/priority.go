@@ -5,6 +5,47 @@
 //
 // It owns network I/O for lazily read blobs; it does not know tar, gzip or
 // FUSE (that is puller/lazyfs), nor cache policy (that is cache).
+//
+// # Use
+//
+// One Fetcher per host process (New) holds the queues; a Blob (Fetcher.Blob)
+// names one blob of one repository, the registry hosts to read it from
+// (containerd's docker.RegistryHosts, so hosts.toml mirrors and TLS apply)
+// and the credentials callback. Blob.ReadChunk reads a whole chunk checked
+// against its sha256 and kept in the cache; Blob.ReadRange reads bytes that
+// are verified some other way (a TOC, an index footer). Reads are sized by
+// the caller (a chunk, 512 KiB for gzindex v2) and held in memory whole.
+//
+// # What a read survives
+//
+// Every request is one GET with a single "Range: bytes=a-b" (never
+// multi-range, which some registries refuse). A 206 for fewer bytes than
+// asked is resumed; a 200 with the whole blob is streamed, its leading
+// bytes discarded as they arrive (slow, but never buffered), and counted in
+// Stats.WholeBlob. Redirects (to pre-signed storage URLs) are followed on
+// every request, never remembered; a 403 from a redirect target (an expired
+// URL) is retried through the registry. A 401 or 403 from the registry
+// re-authenticates: a new containerd docker authorizer, fed by the
+// Credentials callback (so new temporary credentials), answers the host's
+// challenge (the last one seen, for a 403 that carries none). Connection
+// errors, 5xx and 429, bodies that stall (no bytes for StallTimeout) or
+// break off are retried from the first missing byte with exponential
+// back-off, moving on to the next host, until RetryTimeout; then the read
+// fails with ErrUnavailable in a FetchError naming the registry, repository,
+// digest and range. A later read tries again. A circuit breaker per
+// registry host holds requests back while the host keeps failing, so a
+// down registry sees a probe per cooldown instead of a storm.
+//
+// # Scheduling
+//
+// Reads wait in one queue per registry: OnDemand before Prefetch before
+// Background, oldest first, at most Options.Streams GETs at once, of which
+// Background may use all but one. A read identical to one pending or in
+// flight joins it; pending reads of one blob adjacent to the one being
+// sent ride in its GET, up to Options.MaxRequest bytes, each delivered as
+// soon as its last byte arrives. A caller whose context ends leaves; a
+// GET nobody waits for any more is cancelled. Memory in flight is at most
+// Streams GETs of MaxRequest (or one read's size, if larger).
 package remote
 
 // Priority orders fetches: a higher priority is served first, and a

@@ -1,0 +1,395 @@
+package imagetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	stdlog "log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/fcd-dev/fcd/instance/image"
+)
+
+// The credentials the suite's registry accepts.
+const (
+	User   = "imagetest"
+	Secret = "imagetest-secret"
+)
+
+// Run runs the conformance suite against the Images newImages returns;
+// see the package documentation.
+func Run(t *testing.T, newImages func(t *testing.T) image.Images) {
+	reg := newRegistry(t)
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, *testRegistry, image.Images)
+	}{
+		{"Tree", testTree},
+		{"SharedPull", testSharedPull},
+		{"Release", testRelease},
+		{"Unauthorized", testUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, reg, newImages(t)) })
+	}
+}
+
+// creds returns the suite registry's credentials.
+func creds(string) (string, string, error) { return User, Secret, nil }
+
+func options(t *testing.T, key string) image.Options {
+	return image.Options{Key: t.Name() + "/" + key, Credentials: creds, Role: "imagetest", Function: "imagetest", InstanceID: key, MemoryMB: 128}
+}
+
+func prepare(t *testing.T, imgs image.Images, ref string, opts image.Options) image.Image {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	img, err := imgs.Prepare(ctx, ref, opts)
+	if err != nil {
+		t.Fatalf("Prepare %s: %v", ref, err)
+	}
+	t.Cleanup(func() {
+		if err := img.Release(context.Background()); err != nil {
+			t.Errorf("Release: %v", err)
+		}
+	})
+	return img
+}
+
+func testTree(t *testing.T, reg *testRegistry, imgs image.Images) {
+	var layers [][]byte
+	for _, entries := range featureLayers() {
+		layers = append(layers, tarLayer(t, entries))
+	}
+	want, err := apply(layers)
+	if err != nil {
+		t.Fatalf("reference applier: %v", err)
+	}
+	ref, dgst := reg.push(t, "imagetest/tree:v1", layers)
+
+	img := prepare(t, imgs, ref, options(t, "tree"))
+	if got := img.Digest(); got.String() != dgst.String() {
+		t.Errorf("Digest: got %s, want %s", got, dgst)
+	}
+	if got := img.Config().Entrypoint; len(got) != 1 || got[0] != "/bin/tool" {
+		t.Errorf("Config().Entrypoint: got %q, want [/bin/tool]", got)
+	}
+	got, inodes, err := readTree(mountLowers(t, img.LowerDirs()))
+	if err != nil {
+		t.Fatalf("read prepared tree: %v", err)
+	}
+	for _, d := range diff(got, want) {
+		t.Error(d)
+	}
+	// Names that one layer linked and no later layer replaced share an
+	// inode.
+	byNode := map[*node][]string{}
+	for p, n := range want {
+		byNode[n] = append(byNode[n], p)
+	}
+	links := 0
+	for _, names := range byNode {
+		for _, p := range names[1:] {
+			links++
+			if inodes[p] != inodes[names[0]] {
+				t.Errorf("hard links %s and %s: got inodes %v and %v, want one", names[0], p, inodes[names[0]], inodes[p])
+			}
+		}
+	}
+	if links == 0 {
+		t.Error("the test image has no surviving hard link")
+	}
+}
+
+func testSharedPull(t *testing.T, reg *testRegistry, imgs image.Images) {
+	const n = 4
+	random := make([]byte, 256<<10)
+	rand.Read(random)
+	layers := [][]byte{
+		tarLayer(t, []entry{dir("data", 0o755), file("data/random", 0o644, string(random))}),
+		tarLayer(t, []entry{file("data/more", 0o644, string(random[:1024]))}),
+	}
+	ref, dgst := reg.push(t, "imagetest/shared:v1", layers)
+	reg.reset()
+	resolved := reg.notifyTagRequests(n)
+	release := reg.holdBlobs()
+
+	var wg sync.WaitGroup
+	got := make([]image.Image, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			got[i], errs[i] = imgs.Prepare(ctx, ref, options(t, "shared-"+string(rune('a'+i))))
+		})
+	}
+	// Serve blobs once every call resolved the tag, so the calls overlap;
+	// an implementation that resolves once for all is let go after a
+	// while.
+	select {
+	case <-resolved:
+	case <-time.After(10 * time.Second):
+	}
+	release()
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Prepare %d: %v", i, errs[i])
+		}
+		defer got[i].Release(context.Background())
+		if d := got[i].Digest(); d.String() != dgst.String() {
+			t.Errorf("Prepare %d: Digest %s, want %s", i, d, dgst)
+		}
+	}
+	var fetched int64
+	for d, size := range reg.blobs(t, ref) {
+		served := reg.served(d)
+		fetched += served
+		if served > size {
+			t.Errorf("blob %s (%d bytes): %d bytes served to %d concurrent Prepare calls, want one pull", d, size, served, n)
+		}
+	}
+	if fetched == 0 {
+		t.Error("no blob byte served: the image was not pulled")
+	}
+}
+
+func testRelease(t *testing.T, reg *testRegistry, imgs image.Images) {
+	ref, _ := reg.push(t, "imagetest/release:v1", [][]byte{tarLayer(t, []entry{file("f", 0o644, "release")})})
+	ctx := context.Background()
+	opts := options(t, "release")
+	img, err := imgs.Prepare(ctx, ref, opts)
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	for i := range 2 {
+		if err := img.Ready(ctx); err != nil {
+			t.Errorf("Ready %d: %v", i+1, err)
+		}
+	}
+	for i := range 2 {
+		if err := img.Release(ctx); err != nil {
+			t.Errorf("Release %d: %v", i+1, err)
+		}
+	}
+	// The key is free again.
+	again := prepare(t, imgs, ref, opts)
+	if len(again.LowerDirs()) != 1 {
+		t.Errorf("LowerDirs after a new Prepare: got %q, want one layer", again.LowerDirs())
+	}
+}
+
+func testUnauthorized(t *testing.T, reg *testRegistry, imgs image.Images) {
+	ref, _ := reg.push(t, "imagetest/private:v1", [][]byte{tarLayer(t, []entry{file("f", 0o644, "private")})})
+	wrong := func(string) (string, string, error) { return User, "wrong", nil }
+	for _, tc := range []struct {
+		name  string
+		creds func(string) (string, string, error)
+		role  string
+	}{
+		{"wrong secret", wrong, "role/wrong"},
+		{"no credentials", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := options(t, "private")
+			opts.Credentials, opts.Role = tc.creds, tc.role
+			img, err := imgs.Prepare(context.Background(), ref, opts)
+			if err == nil {
+				img.Release(context.Background())
+				t.Fatal("Prepare: got nil error, want image.ErrUnauthorized")
+			}
+			if !errors.Is(err, image.ErrUnauthorized) || !errdefs.IsUnauthorized(err) {
+				t.Errorf("Prepare: got %v, want image.ErrUnauthorized (errdefs unauthenticated)", err)
+			}
+			if !strings.Contains(err.Error(), "image pull not authorized") || (tc.role != "" && !strings.Contains(err.Error(), tc.role)) {
+				t.Errorf("Prepare: error %q does not say the pull was not authorized for role %q", err, tc.role)
+			}
+		})
+	}
+}
+
+// testRegistry is an in-process registry behind basic auth that counts
+// what it serves.
+type testRegistry struct {
+	host string
+
+	mu          sync.Mutex
+	tagRequests int              // authorized manifest requests by tag
+	tagWant     int              // close tagReached when tagRequests reaches it
+	tagReached  chan struct{}    // nil when nobody waits
+	bytes       map[string]int64 // blob digest -> bytes served to GETs
+	gate        chan struct{}    // when non-nil, blob GETs wait for it
+	images      map[string]v1.Image
+}
+
+func newRegistry(t *testing.T) *testRegistry {
+	r := &testRegistry{bytes: map[string]int64{}, images: map[string]v1.Image{}}
+	h := registry.New(registry.Logger(stdlog.New(io.Discard, "", 0)))
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if u, p, ok := req.BasicAuth(); !ok || u != User || p != Secret {
+			w.Header().Set("WWW-Authenticate", `Basic realm="imagetest"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		path := req.URL.Path
+		if i := strings.Index(path, "/manifests/"); i >= 0 && !strings.Contains(path[i:], ":") {
+			r.countTagRequest()
+		}
+		if i := strings.Index(path, "/blobs/"); i >= 0 && req.Method == http.MethodGet {
+			r.mu.Lock()
+			gate := r.gate
+			r.mu.Unlock()
+			if gate != nil {
+				select {
+				case <-gate:
+				case <-req.Context().Done():
+					return
+				}
+			}
+			w = &countingWriter{ResponseWriter: w, r: r, digest: path[i+len("/blobs/"):]}
+		}
+		h.ServeHTTP(w, req)
+	}))
+	t.Cleanup(s.Close)
+	r.host = strings.TrimPrefix(s.URL, "http://")
+	return r
+}
+
+// push pushes an image of the uncompressed tar layers (gzip compressed)
+// as repo:tag and returns its reference and manifest digest.
+func (r *testRegistry) push(t *testing.T, repoTag string, layers [][]byte) (string, v1.Hash) {
+	t.Helper()
+	img := empty.Image
+	for _, l := range layers {
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(l)), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, err = mutate.AppendLayers(img, layer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Entrypoint = []string{"/bin/tool"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref := r.host + "/" + repoTag
+	nref, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(nref, img, remote.WithAuth(&authn.Basic{Username: User, Password: Secret})); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	dgst, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.images[ref] = img
+	r.mu.Unlock()
+	return ref, dgst
+}
+
+// blobs returns the config and layer blobs of a pushed image with their
+// sizes.
+func (r *testRegistry) blobs(t *testing.T, ref string) map[string]int64 {
+	t.Helper()
+	r.mu.Lock()
+	img := r.images[ref]
+	r.mu.Unlock()
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{m.Config.Digest.String(): m.Config.Size}
+	for _, l := range m.Layers {
+		out[l.Digest.String()] = l.Size
+	}
+	return out
+}
+
+// reset forgets what was served.
+func (r *testRegistry) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bytes = map[string]int64{}
+	r.tagRequests = 0
+}
+
+// notifyTagRequests returns a channel closed once n manifest requests by
+// tag have arrived since the last reset.
+func (r *testRegistry) notifyTagRequests(n int) <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tagWant, r.tagReached = n, make(chan struct{})
+	return r.tagReached
+}
+
+func (r *testRegistry) countTagRequest() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tagRequests++
+	if r.tagReached != nil && r.tagRequests >= r.tagWant {
+		close(r.tagReached)
+		r.tagReached = nil
+	}
+}
+
+// holdBlobs makes blob GETs wait until the returned func is called.
+func (r *testRegistry) holdBlobs() func() {
+	gate := make(chan struct{})
+	r.mu.Lock()
+	r.gate = gate
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		r.gate = nil
+		r.mu.Unlock()
+		close(gate)
+	}
+}
+
+func (r *testRegistry) served(digest string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bytes[digest]
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	r      *testRegistry
+	digest string
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.r.mu.Lock()
+	w.r.bytes[w.digest] += int64(n)
+	w.r.mu.Unlock()
+	return n, err
+}

@@ -1,0 +1,372 @@
+// Package lazy prepares images lazily: it implements image.Images with
+// one read-only FUSE mount per layer (puller/lazyfs), whose bytes are
+// fetched on demand through puller/remote, instead of pulling and
+// unpacking every layer first.
+//
+// An image is lazy when its manifest's layers are eStargz (each carries
+// the "containerd.io/snapshot/stargz/toc.digest" annotation: the full
+// acceleration mode) or when the reference names an index-only artifact
+// (artifactType application/vnd.fcd.gzindex.v1+json, subject = the
+// original manifest, one gzindex per layer: the index-only mode). Any
+// other image is refused with ErrNotLazy; the caller pulls it whole.
+//
+// It owns resolving the reference and reading the manifests, config and
+// indexes; layer mounts are shared host-wide by lazyfs.Manager, fetching
+// and caching by remote.Fetcher.
+//
+// A layer mount is shared by every image that has the layer, so the
+// credentials of the call that mounted it first fetch its bytes for all
+// later users too, for as long as it stays mounted (a layer's digest
+// names its content, so the bytes are the same; only the authority to
+// read them is borrowed).
+//
+// Metering: the pull ends at Ready; its bytes are those fetched through
+// the blobs this call opened (a layer already mounted by another image
+// counts there). Not done yet: choosing between the original and its
+// "_accelerated" tag (the caller names the reference) and falling back
+// to a full pull on ErrNotLazy (the caller's choice too).
+package lazy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/images"
+	"github.com/containerd/containerd/remotes"
+	"github.com/containerd/containerd/remotes/docker"
+	remoteerrors "github.com/containerd/containerd/remotes/errors"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/fcd-dev/fcd/billing"
+	"github.com/fcd-dev/fcd/instance/image"
+	"github.com/fcd-dev/fcd/puller"
+	"github.com/fcd-dev/fcd/puller/lazyfs"
+	"github.com/fcd-dev/fcd/puller/remote"
+)
+
+// The index-only artifact's conventions; they must equal puller/accel's
+// ArtifactTypeGzindex and AnnotationLayer.
+const (
+	artifactTypeGzindex = "application/vnd.fcd.gzindex.v1+json"
+	annotationLayer     = "dev.fcd.gzindex.layer"
+)
+
+// maxManifestSize bounds manifests, configs and indexes read into memory.
+const maxManifestSize = 64 << 20
+
+// ErrNotLazy is returned by Prepare for an image whose layers can only be
+// pulled whole (neither eStargz nor index-only). It wraps
+// errdefs.ErrNotImplemented.
+var ErrNotLazy = fmt.Errorf("lazy: image cannot be mounted lazily: %w", errdefs.ErrNotImplemented)
+
+// Options configures New.
+type Options struct {
+	// Fetcher reads layer bytes from registries. Required.
+	Fetcher *remote.Fetcher
+	// Layers shares layer mounts host-wide. Required.
+	Layers *lazyfs.Manager
+	// Chunks keeps eStargz chunks host-wide (lazyfs.EStargzOptions).
+	// Nil: none.
+	Chunks lazyfs.ChunkStore
+	// Meter receives one record per pull, at Ready. Nil: not metered.
+	Meter puller.Meter
+	// Hosts configures the registries for a call's credentials. Nil means
+	// containerd's defaults: HTTPS, plain HTTP for localhost, the docker
+	// token authorizer fed by the credentials.
+	Hosts func(creds remote.Credentials) docker.RegistryHosts
+}
+
+// Images implements image.Images lazily. It is safe for concurrent use.
+type Images struct {
+	opts Options
+}
+
+var _ image.Images = (*Images)(nil)
+
+// New returns Images.
+func New(opts Options) (*Images, error) {
+	if opts.Fetcher == nil || opts.Layers == nil {
+		return nil, errors.New("lazy: Options.Fetcher and Options.Layers are required")
+	}
+	if opts.Hosts == nil {
+		opts.Hosts = defaultHosts
+	}
+	return &Images{opts: opts}, nil
+}
+
+func defaultHosts(creds remote.Credentials) docker.RegistryHosts {
+	var authOpts []docker.AuthorizerOpt
+	if creds != nil {
+		authOpts = append(authOpts, docker.WithAuthCreds(creds))
+	}
+	return docker.ConfigureDefaultRegistries(
+		docker.WithPlainHTTP(docker.MatchLocalhost),
+		docker.WithAuthorizer(docker.NewDockerAuthorizer(authOpts...)),
+	)
+}
+
+// Prepare resolves ref, reads its manifest (and, for an index-only
+// artifact, the original manifest and the layer indexes), mounts every
+// layer through the shared manager and returns the mounts as LowerDirs.
+// Layer bytes are fetched as the instance reads them; the pull is metered
+// until Ready.
+func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_ image.Image, err error) {
+	start := time.Now()
+	name, err := puller.Normalize(ref)
+	if err != nil {
+		return nil, err
+	}
+	var creds remote.Credentials
+	if opts.Credentials != nil {
+		creds = remote.Credentials(opts.Credentials)
+	}
+	hosts := i.opts.Hosts(creds)
+	defer func() {
+		if err != nil && unauthorized(err) && !errors.Is(err, puller.ErrUnauthorized) {
+			err = fmt.Errorf("%w: the registry refused the function's credentials (role %s): %w", puller.ErrUnauthorized, opts.Role, err)
+		}
+	}()
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: hosts})
+	rname, desc, err := resolver.Resolve(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", name, err)
+	}
+	f, err := resolver.Fetcher(ctx, rname)
+	if err != nil {
+		return nil, err
+	}
+	mdesc, m, err := manifest(ctx, f, name, desc)
+	if err != nil {
+		return nil, err
+	}
+	var indexes map[digest.Digest][]byte
+	if m.ArtifactType == artifactTypeGzindex {
+		if indexes, err = readIndexes(ctx, f, m); err != nil {
+			return nil, fmt.Errorf("index-only artifact %s: %w", name, err)
+		}
+		if m.Subject == nil {
+			return nil, fmt.Errorf("index-only artifact %s has no subject: %w", name, ErrNotLazy)
+		}
+		mdesc = *m.Subject
+		if err := readJSON(ctx, f, mdesc, &m); err != nil {
+			return nil, fmt.Errorf("manifest of %s: %w", name, err)
+		}
+	}
+	var config ocispec.Image
+	if err := readJSON(ctx, f, m.Config, &config); err != nil {
+		return nil, fmt.Errorf("config of %s: %w", name, err)
+	}
+	if p := platforms.Normalize(config.Platform); p.OS != puller.Platform.OS || p.Architecture != puller.Platform.Architecture {
+		return nil, fmt.Errorf("image %s is %s/%s: %w", name, config.OS, config.Architecture, puller.ErrPlatform)
+	}
+	v := &view{i: i, ref: ref, opts: opts, start: start, digest: mdesc.Digest, config: config.Config}
+	defer func() {
+		if err != nil {
+			v.Release(context.WithoutCancel(ctx))
+		}
+	}()
+	for _, l := range m.Layers {
+		if err := v.acquire(ctx, rname, l, hosts, creds, indexes[l.Digest]); err != nil {
+			return nil, fmt.Errorf("image %s: %w", name, err)
+		}
+	}
+	return v, nil
+}
+
+// manifest returns the linux/amd64 manifest desc names (desc itself, or
+// its entry in an index).
+func manifest(ctx context.Context, f remotes.Fetcher, name string, desc ocispec.Descriptor) (ocispec.Descriptor, ocispec.Manifest, error) {
+	var m ocispec.Manifest
+	if images.IsIndexType(desc.MediaType) {
+		var idx ocispec.Index
+		if err := readJSON(ctx, f, desc, &idx); err != nil {
+			return desc, m, fmt.Errorf("index of %s: %w", name, err)
+		}
+		match := platforms.OnlyStrict(puller.Platform)
+		i := slices.IndexFunc(idx.Manifests, func(d ocispec.Descriptor) bool { return d.Platform != nil && match.Match(*d.Platform) })
+		if i < 0 {
+			return desc, m, fmt.Errorf("image %s: %w", name, puller.ErrPlatform)
+		}
+		desc = idx.Manifests[i]
+	}
+	if !images.IsManifestType(desc.MediaType) {
+		return desc, m, fmt.Errorf("image %s: unsupported media type %s", name, desc.MediaType)
+	}
+	if err := readJSON(ctx, f, desc, &m); err != nil {
+		return desc, m, fmt.Errorf("manifest of %s: %w", name, err)
+	}
+	return desc, m, nil
+}
+
+// readIndexes fetches an index-only artifact's layer indexes, by the
+// digest of the layer each serves.
+func readIndexes(ctx context.Context, f remotes.Fetcher, m ocispec.Manifest) (map[digest.Digest][]byte, error) {
+	out := make(map[digest.Digest][]byte, len(m.Layers))
+	for _, l := range m.Layers {
+		d, err := digest.Parse(l.Annotations[annotationLayer])
+		if err != nil {
+			return nil, fmt.Errorf("index %s: annotation %s: %w", l.Digest, annotationLayer, err)
+		}
+		b, err := readBlob(ctx, f, l)
+		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", l.Digest, err)
+		}
+		out[d] = b
+	}
+	return out, nil
+}
+
+// readBlob reads a small blob whole and checks its digest.
+func readBlob(ctx context.Context, f remotes.Fetcher, desc ocispec.Descriptor) ([]byte, error) {
+	if desc.Size > maxManifestSize {
+		return nil, fmt.Errorf("%s is %d bytes, over %d", desc.Digest, desc.Size, maxManifestSize)
+	}
+	rc, err := f.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, desc.Size+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != desc.Size || digest.FromBytes(b) != desc.Digest {
+		return nil, fmt.Errorf("%s: fetched content does not match its descriptor: %w", desc.Digest, errdefs.ErrDataLoss)
+	}
+	return b, nil
+}
+
+func readJSON(ctx context.Context, f remotes.Fetcher, desc ocispec.Descriptor, v any) error {
+	b, err := readBlob(ctx, f, desc)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// unauthorized tells whether err is a registry's refusal of credentials.
+func unauthorized(err error) bool {
+	if errors.Is(err, docker.ErrInvalidAuthorization) || errors.Is(err, remote.ErrUnauthorized) {
+		return true
+	}
+	var us remoteerrors.ErrUnexpectedStatus
+	if errors.As(err, &us) {
+		return us.StatusCode == http.StatusUnauthorized || us.StatusCode == http.StatusForbidden
+	}
+	return false
+}
+
+// view is one prepared use of a lazy image.
+type view struct {
+	i      *Images
+	ref    string
+	opts   image.Options
+	start  time.Time
+	digest digest.Digest
+	config ocispec.ImageConfig
+
+	mu       sync.Mutex
+	layers   []digest.Digest // acquired, bottom first
+	lower    []string        // top first
+	blobs    []*remote.Blob
+	ready    bool
+	end      time.Time
+	released bool
+}
+
+var _ image.Image = (*view)(nil)
+
+// acquire mounts (or shares) layer l. The Source is opened only by the
+// first image that mounts the layer; its blob, and so its credentials,
+// serve the layer for every later user.
+func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, index []byte) error {
+	blob, err := v.i.opts.Fetcher.Blob(name, l, hosts, creds)
+	if err != nil {
+		return err
+	}
+	layer, err := v.i.opts.Layers.Acquire(ctx, l.Digest, func(ctx context.Context) (lazyfs.Source, error) {
+		src, err := lazyfs.OpenLayer(ctx, l, blob, lazyfs.LayerOptions{Index: index, Chunks: v.i.opts.Chunks})
+		if errors.Is(err, lazyfs.ErrUnsupported) {
+			err = fmt.Errorf("%w: %w", ErrNotLazy, err)
+		}
+		return src, err
+	})
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.layers = append(v.layers, l.Digest)
+	v.lower = append([]string{layer.Dir()}, v.lower...)
+	v.blobs = append(v.blobs, blob)
+	return nil
+}
+
+func (v *view) Digest() digest.Digest       { return v.digest }
+func (v *view) Config() ocispec.ImageConfig { return v.config }
+func (v *view) LowerDirs() []string         { return slices.Clone(v.lower) }
+
+// Stats counts the bytes this image's own blobs fetched; a layer another
+// image mounted first is read through that image's blob and counts
+// there.
+func (v *view) Stats() image.Stats {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var n int64
+	for _, b := range v.blobs {
+		n += b.Stats().NetworkBytes
+	}
+	end := v.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	return image.Stats{Cached: n == 0, BytesFetched: n, Duration: end.Sub(v.start)}
+}
+
+// Ready ends the lazy pull: the instance's start-up reads are done.
+func (v *view) Ready(ctx context.Context) error {
+	st := v.Stats()
+	v.mu.Lock()
+	if v.ready {
+		v.mu.Unlock()
+		return nil
+	}
+	v.ready, v.end = true, v.start.Add(st.Duration)
+	v.mu.Unlock()
+	if v.i.opts.Meter == nil {
+		return nil
+	}
+	_, err := v.i.opts.Meter.MeterPull(ctx, billing.PullRecord{
+		Function: v.opts.Function, Image: v.ref, InstanceID: v.opts.InstanceID, MemoryMB: v.opts.MemoryMB,
+		Start: v.start, End: v.end, Bytes: st.BytesFetched, CacheHit: st.Cached,
+	})
+	if err != nil {
+		return fmt.Errorf("meter pull of %s: %w", v.ref, err)
+	}
+	return nil
+}
+
+// Release drops this use's references to its layers; the manager
+// unmounts a layer once nothing has used it for its idle time.
+func (v *view) Release(ctx context.Context) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.released {
+		return nil
+	}
+	v.released = true
+	for _, d := range v.layers {
+		v.i.opts.Layers.Release(d)
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+// Package lazyfs serves image layers as read-only FUSE file systems whose
+// bytes are fetched on demand, for use as overlayfs lower directories
+// (see DESIGN.md, "Image acceleration").
+//
+// # Vocabulary and life cycle
+//
+// A Source is one layer as seen from here: its tar entries, the bytes of
+// its regular files at any offset, each file's digest, and the order in
+// which an instance is expected to read files at start-up. Two sources
+// exist: EStargz (the layer's TOC; chunks are gzip members, each checked
+// against the TOC's chunkDigest, the TOC against the
+// "containerd.io/snapshot/stargz/toc.digest" annotation) and GzIndex (an
+// index-only artifact over the unmodified gzip blob, puller/gzindex
+// format v2; aligned 512 KiB compressed chunks verified by sha256). Both
+// read compressed bytes through a Blob, which puller/remote implements
+// (single-range GETs, host-wide verified chunk cache, priorities).
+//
+// Mount turns a Source into a Layer: the tree is built once, in memory,
+// from the entries, as a full unpack of the layer with containerd's
+// overlayfs whiteout conversion would leave it, and mounted read-only:
+//
+//   - a later entry replaces an earlier one of the same name; a directory
+//     over a directory only changes its attributes;
+//   - parents no entry names are made 0755 root:root;
+//   - ".wh.name" becomes a character device 0/0 "name" (an overlayfs
+//     whiteout), ".wh..wh..opq" the xattr trusted.overlay.opaque=y on its
+//     directory, other ".wh..wh." entries (AUFS metadata) are dropped;
+//   - hard links are one inode under several names (same st_ino); a hard
+//     link to a file outside the layer is refused (ErrUnsupported): the
+//     layer cannot see below itself; so is a hard link that keeps alive a
+//     file a later entry of the same name replaced (a Source serves a
+//     name's last entry only);
+//   - modes (setuid, setgid, sticky), owners, times, symlinks and xattrs
+//     as recorded; character and block devices and FIFOs are reproduced
+//     as nodes (as a full unpack by root does); the FUSE mount itself is
+//     nodev and nosuid, the overlay on top decides for the container;
+//   - eStargz's landmark files (".prefetch.landmark",
+//     ".no.prefetch.landmark") are not part of the tree.
+//
+// The tree of a layer is held in memory for as long as it is mounted
+// (every inode is persistent in go-fuse): a few hundred bytes per entry.
+//
+// The kernel may cache entries and attributes for a day (layers never
+// change), keeps file pages across opens (FOPEN_KEEP_CACHE) and caches
+// symlink targets. A layer without any xattr is mounted with xattr
+// requests disabled, so the kernel stops sending them (the costliest FUSE
+// requests of a run phase, SOCI #971); getxattr then answers ENOTSUP
+// rather than ENODATA.
+//
+// # Reads
+//
+// A read reaching the daemon is served from the Source at OnDemand
+// priority. A failed fetch is EIO, logged with the layer and the file;
+// the mount stays up and a later read fetches again. The kernel's
+// FUSE_INTERRUPT cancels the read's context; a fetch shared by several
+// readers is cancelled when the last of them gives up.
+//
+// # Passthrough
+//
+// With a cache directory (MountOptions.CacheDir), a file whose every page
+// has been served through the daemon, or a small file at its first read,
+// is materialized: read whole, checked against its sha256, written under
+// CacheDir/files (named by digest, so layers share copies) and from then
+// on opened with FUSE passthrough: the kernel reads the local file
+// directly, at page-cache speed, without the daemon. The cache directory
+// must be on a non-stacked file system (ext4, xfs): the kernel refuses
+// backing files on overlayfs or FUSE, and go-fuse turns passthrough off
+// for the whole mount at the first refusal. Mount checks the file system
+// up front; if a refusal happens anyway, the layer notices (a read
+// arrives on a passthrough handle), logs it once, stops materializing and
+// serves reads from the local copy through the daemon.
+//
+// # Sharing
+//
+// Manager keeps one mount per layer digest for all images and instances,
+// counts references, and unmounts a layer unused for IdleTimeout. Mounts
+// die with the process serving them (go-fuse cannot hand a live FUSE
+// connection to another process), so a new Manager detaches the mounts a
+// previous process left under its root.
+//
+// # What it does not do
+//
+// It does not talk to registries, choose between sources or images, keep
+// the chunk cache (puller/remote, cache), or build the overlay with the
+// writable layer (instance).
+package lazyfs

@@ -1,0 +1,377 @@
+package lazyfs
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/fcd-dev/fcd/puller/remote"
+)
+
+// EStargz is the Source of an eStargz layer: entries from its table of
+// contents (TOC), file bytes from the gzip members that hold them, each
+// chunk verified against the TOC's chunkDigest (sha256 of its
+// uncompressed bytes) before use.
+type EStargz struct {
+	blob      Blob
+	store     ChunkStore // nil: none
+	tocDigest digest.Digest
+	entries   []Entry
+	files     map[string][]tocChunk // regular file name → chunks, by file offset
+	startup   []string
+
+	flights flights[tocChunkKey]
+}
+
+var _ Source = (*EStargz)(nil)
+
+// tocChunk is one verified unit of a file: ChunkSize bytes that start
+// InnerOffset bytes into the decompression of the gzip member(s) at
+// [off, end) of the blob.
+type tocChunk struct {
+	fileOff int64
+	size    int64
+	off     int64
+	end     int64
+	inner   int64
+	digest  digest.Digest
+}
+
+type tocChunkKey struct {
+	off, inner int64
+}
+
+// ChunkStore keeps verified chunks by digest for the whole host; package
+// cache's Cache is one. Get returns only bytes that hash to d (an error
+// wrapping errdefs.ErrNotFound when it has none).
+type ChunkStore interface {
+	Get(ctx context.Context, d digest.Digest) ([]byte, error)
+	PutBytes(ctx context.Context, d digest.Digest, b []byte) error
+}
+
+// EStargzOptions configures OpenEStargz. The zero value reads an
+// unauthenticated TOC and keeps chunks only in memory.
+type EStargzOptions struct {
+	// TOCDigest, when set (the layer's
+	// "containerd.io/snapshot/stargz/toc.digest" annotation), is what the
+	// TOC must hash to (ErrCorrupt otherwise); the TOC's chunk digests
+	// then authenticate every byte read.
+	TOCDigest digest.Digest
+	// Chunks, when set, stores each verified chunk under its chunkDigest
+	// (sha256 of its uncompressed bytes) and is asked first, so a chunk
+	// is fetched once per host whatever image or layer holds it. The
+	// fetcher cannot cache eStargz chunks itself: the TOC has no digest of
+	// their compressed bytes.
+	Chunks ChunkStore
+}
+
+// OpenEStargz reads the footer and TOC of the eStargz blob of size bytes
+// that blob serves.
+func OpenEStargz(ctx context.Context, blob Blob, size int64, opts EStargzOptions) (*EStargz, error) {
+	toc, payload, dgst, err := readTOC(ctx, blob, size)
+	if err != nil {
+		return nil, err
+	}
+	if opts.TOCDigest != "" && dgst != opts.TOCDigest {
+		return nil, fmt.Errorf("estargz TOC is %s, annotation says %s: %w", dgst, opts.TOCDigest, ErrCorrupt)
+	}
+	s := &EStargz{blob: blob, store: opts.Chunks, tocDigest: dgst, files: make(map[string][]tocChunk)}
+	if err := s.load(toc, payload); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// readTOC finds the TOC through the footer (current or legacy eStargz)
+// and returns it with the size of the payload before it and its digest.
+func readTOC(ctx context.Context, blob Blob, size int64) (*estargz.JTOC, int64, digest.Digest, error) {
+	decs := []estargz.Decompressor{new(estargz.GzipDecompressor), new(estargz.LegacyGzipDecompressor)}
+	n := int64(0)
+	for _, d := range decs {
+		n = max(n, min(d.FooterSize(), size))
+	}
+	footer, err := blob.ReadRange(ctx, size-n, n, remote.OnDemand)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("read estargz footer: %w", err)
+	}
+	var errs []error
+	for _, d := range decs {
+		fs := d.FooterSize()
+		if int64(len(footer)) < fs {
+			continue
+		}
+		_, tocOff, tocSize, err := d.ParseFooter(footer[int64(len(footer))-fs:])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if tocOff < 0 || tocOff > size-fs {
+			errs = append(errs, fmt.Errorf("TOC offset %d outside a blob of %d bytes", tocOff, size))
+			continue
+		}
+		if tocSize <= 0 {
+			tocSize = size - tocOff - fs
+		}
+		raw, err := blob.ReadRange(ctx, tocOff, tocSize, remote.OnDemand)
+		if err != nil {
+			return nil, 0, "", fmt.Errorf("read estargz TOC: %w", err)
+		}
+		toc, dgst, err := d.ParseTOC(bytes.NewReader(raw))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return toc, tocOff, dgst, nil
+	}
+	return nil, 0, "", fmt.Errorf("not an estargz blob: %w: %w", errors.Join(errs...), ErrUnsupported)
+}
+
+var tocTypes = map[string]byte{
+	"dir":      tar.TypeDir,
+	"reg":      tar.TypeReg,
+	"symlink":  tar.TypeSymlink,
+	"hardlink": tar.TypeLink,
+	"char":     tar.TypeChar,
+	"block":    tar.TypeBlock,
+	"fifo":     tar.TypeFifo,
+}
+
+// load turns the TOC into entries and chunk lists. The landmark files
+// eStargz adds are left out (they are not part of the image's tree); the
+// regular files before ".prefetch.landmark" are the start-up order.
+func (s *EStargz) load(toc *estargz.JTOC, payload int64) error {
+	// A chunk's compressed bytes end where the next member starts.
+	ends := make([]int64, len(toc.Entries))
+	next := payload
+	for i := len(toc.Entries) - 1; i >= 0; i-- {
+		ends[i] = next
+		if e := toc.Entries[i]; e.Offset != 0 && e.InnerOffset == 0 {
+			next = e.Offset
+		}
+	}
+	var last *Entry
+	landmark := false
+	var before []string
+	for i, te := range toc.Entries {
+		if te.Type == "chunk" {
+			if last == nil {
+				return fmt.Errorf("estargz TOC: chunk before any file: %w", ErrCorrupt)
+			}
+			if err := s.addChunk(last, te, ends[i]); err != nil {
+				return err
+			}
+			continue
+		}
+		name := cleanName(te.Name)
+		switch name {
+		case estargz.PrefetchLandmark:
+			landmark = true
+			last = nil
+			continue
+		case estargz.NoPrefetchLandmark:
+			last = nil
+			continue
+		}
+		typ, ok := tocTypes[te.Type]
+		if !ok {
+			return fmt.Errorf("estargz entry %s of type %q: %w", name, te.Type, ErrUnsupported)
+		}
+		e := Entry{
+			Name: name, Type: typ, Mode: te.Mode, UID: te.UID, GID: te.GID,
+			Linkname: te.LinkName, Devmajor: int64(te.DevMajor), Devminor: int64(te.DevMinor),
+		}
+		if te.ModTime3339 != "" {
+			if e.ModTime, _ = time.Parse(time.RFC3339, te.ModTime3339); !e.ModTime.IsZero() {
+				e.ModTime = e.ModTime.UTC()
+			}
+		}
+		if typ == tar.TypeLink {
+			e.Linkname = cleanName(te.LinkName)
+		}
+		if len(te.Xattrs) > 0 {
+			e.Xattrs = make(map[string]string, len(te.Xattrs))
+			for k, v := range te.Xattrs {
+				e.Xattrs[k] = string(v)
+			}
+		}
+		if typ == tar.TypeReg {
+			e.Size = te.Size
+			e.Digest = digest.Digest(te.Digest)
+			if !landmark {
+				before = append(before, name)
+			}
+		}
+		s.entries = append(s.entries, e)
+		last = &s.entries[len(s.entries)-1]
+		delete(s.files, name)
+		if typ == tar.TypeReg {
+			s.files[name] = nil
+		}
+		if typ == tar.TypeReg && te.Size > 0 {
+			if err := s.addChunk(last, te, ends[i]); err != nil {
+				return err
+			}
+		}
+	}
+	if landmark {
+		s.startup = before
+	}
+	for name, cs := range s.files {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].fileOff < cs[j].fileOff })
+		var want int64
+		for _, c := range cs {
+			if c.fileOff != want {
+				return fmt.Errorf("estargz file %s: chunk at %d, want %d: %w", name, c.fileOff, want, ErrCorrupt)
+			}
+			want += c.size
+		}
+	}
+	for i := range s.entries {
+		e := &s.entries[i]
+		if e.Type != tar.TypeReg || e.Size == 0 {
+			continue
+		}
+		var got int64
+		if cs := s.files[e.Name]; len(cs) > 0 {
+			got = cs[len(cs)-1].fileOff + cs[len(cs)-1].size
+		}
+		if got != e.Size {
+			return fmt.Errorf("estargz file %s: chunks cover %d of %d bytes: %w", e.Name, got, e.Size, ErrCorrupt)
+		}
+	}
+	return nil
+}
+
+// addChunk records the chunk te of file e. A chunk without a chunkDigest
+// is accepted only when it is the whole file and the file has a digest.
+func (s *EStargz) addChunk(e *Entry, te *estargz.TOCEntry, end int64) error {
+	size := te.ChunkSize
+	if size == 0 {
+		size = e.Size - te.ChunkOffset
+	}
+	d := digest.Digest(te.ChunkDigest)
+	if d == "" && te.ChunkOffset == 0 && size == e.Size {
+		d = e.Digest
+	}
+	if d.Validate() != nil {
+		return fmt.Errorf("estargz file %s: chunk at %d has no valid digest %q: %w", e.Name, te.ChunkOffset, d, ErrCorrupt)
+	}
+	if te.Offset <= 0 || end <= te.Offset || size <= 0 || te.ChunkOffset < 0 || te.ChunkOffset+size > e.Size {
+		return fmt.Errorf("estargz file %s: bad chunk at %d: %w", e.Name, te.ChunkOffset, ErrCorrupt)
+	}
+	s.files[e.Name] = append(s.files[e.Name], tocChunk{
+		fileOff: te.ChunkOffset, size: size, off: te.Offset, end: end, inner: te.InnerOffset, digest: d,
+	})
+	return nil
+}
+
+// TOCDigest returns the digest of the TOC JSON.
+func (s *EStargz) TOCDigest() digest.Digest { return s.tocDigest }
+
+// Entries implements Source.
+func (s *EStargz) Entries() []Entry { return s.entries }
+
+// StartupOrder implements Source: the files before the prefetch landmark,
+// or nil when the layer has none.
+func (s *EStargz) StartupOrder() []string { return s.startup }
+
+// ReadAt implements Source.
+func (s *EStargz) ReadAt(ctx context.Context, name string, p []byte, off int64, prio remote.Priority) (int, error) {
+	cs, ok := s.files[name]
+	if !ok {
+		return 0, fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	size := int64(0)
+	if len(cs) > 0 {
+		size = cs[len(cs)-1].fileOff + cs[len(cs)-1].size
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("%s: negative offset %d", name, off)
+	}
+	if off >= size {
+		return 0, io.EOF
+	}
+	want := min(int64(len(p)), size-off)
+	i := sort.Search(len(cs), func(i int) bool { return cs[i].fileOff+cs[i].size > off })
+	n := int64(0)
+	for ; n < want && i < len(cs); i++ {
+		c := &cs[i]
+		b, err := s.chunk(ctx, c, prio)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", name, err)
+		}
+		n += int64(copy(p[n:want], b[off+n-c.fileOff:]))
+	}
+	if n < int64(len(p)) {
+		return int(n), io.EOF
+	}
+	return int(n), nil
+}
+
+// chunk returns c's verified bytes, fetching and decompressing them once
+// for concurrent readers.
+func (s *EStargz) chunk(ctx context.Context, c *tocChunk, prio remote.Priority) ([]byte, error) {
+	key := tocChunkKey{c.off, c.inner}
+	mk := memKey{s, c.off, c.inner}
+	if b, ok := decoded.get(mk); ok {
+		return b, nil
+	}
+	return s.flights.do(ctx, key, func(ctx context.Context) ([]byte, error) {
+		if s.store != nil {
+			if b, err := s.store.Get(ctx, c.digest); err == nil && int64(len(b)) == c.size {
+				decoded.add(mk, b)
+				return b, nil
+			}
+		}
+		b, err := s.fetchChunk(ctx, c, prio)
+		if err != nil {
+			return nil, err
+		}
+		decoded.add(mk, b)
+		if s.store != nil {
+			// A chunk not stored is fetched again next time; the read
+			// itself has what it needs.
+			_ = s.store.PutBytes(ctx, c.digest, b)
+		}
+		return b, nil
+	})
+}
+
+func (s *EStargz) fetchChunk(ctx context.Context, c *tocChunk, prio remote.Priority) ([]byte, error) {
+	raw, err := s.blob.ReadRange(ctx, c.off, c.end-c.off, prio)
+	if err != nil {
+		return nil, fmt.Errorf("fetch chunk at %d: %w", c.fileOff, err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
+	}
+	if _, err := io.CopyN(io.Discard, zr, c.inner); err != nil {
+		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
+	}
+	b := make([]byte, c.size)
+	if _, err := io.ReadFull(zr, b); err != nil {
+		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
+	}
+	if got := digest.FromBytes(b); got != c.digest {
+		return nil, fmt.Errorf("chunk at %d is %s, TOC says %s: %w", c.fileOff, got, c.digest, ErrCorrupt)
+	}
+	return b, nil
+}
+
+// cleanName is the entry name of a tar name: no leading "/" or "./", no
+// trailing "/"; "" for the root.
+func cleanName(name string) string {
+	return strings.TrimPrefix(path.Clean("/"+name), "/")
+}

@@ -1,0 +1,230 @@
+package lazyfs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/fcd-dev/fcd/puller/remote"
+)
+
+// DefaultTimeout is how long the kernel may cache entries and attributes
+// of a layer: they never change, so only memory pressure evicts them.
+const DefaultTimeout = 24 * time.Hour
+
+// MountOptions configures Mount. The zero value mounts without
+// materialization or passthrough and logs nowhere.
+type MountOptions struct {
+	// Name identifies the layer in logs, usually its digest.
+	Name string
+	// CacheDir is where files whose bytes have all been read are
+	// materialized, verified, for FUSE passthrough. It must be on a
+	// filesystem that is not itself stacked (ext4, xfs; not overlayfs or
+	// FUSE), or passthrough is left off. Empty: no materialization.
+	CacheDir string
+	// SmallFile: a file of at most this many bytes is read whole and
+	// materialized at its first read. Zero means 128 KiB; negative, never.
+	SmallFile int64
+	// Timeout is the kernel's entry and attribute cache time. Zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// Logger receives read failures (with layer and file) and
+	// materialization errors. Nil: silent.
+	Logger *slog.Logger
+	// Debug logs every FUSE request (go-fuse's debug output).
+	Debug bool
+}
+
+// Stats counts what a mounted layer did since it was mounted.
+type Stats struct {
+	// Reads is the number of FUSE READ requests the daemon served; reads
+	// served by passthrough or the page cache do not count.
+	Reads int64
+	// Materialized is the number of files made local.
+	Materialized int64
+	// PassthroughOpens is the number of opens handed a local file for
+	// passthrough.
+	PassthroughOpens int64
+}
+
+type stats struct {
+	reads, materialized, passthroughOpens atomic.Int64
+}
+
+// Layer is one mounted layer: a read-only FUSE file system whose tree is
+// the full unpack of the layer, fit as an overlayfs lower directory.
+type Layer struct {
+	dir     string
+	name    string
+	src     Source
+	tree    *tree
+	server  *fuse.Server
+	log     *slog.Logger
+	timeout time.Duration
+	stats   stats
+
+	cacheDir string
+	small    int64
+	ptOK     atomic.Bool // passthrough still usable on this mount
+	ptWarn   sync.Once
+	ctx      context.Context // cancelled by Unmount: stops materialization
+	cancel   context.CancelFunc
+	bg       tasks
+
+	// backingFdHook, if set, replaces the fd handed to the kernel for
+	// passthrough (tests make the registration fail with it).
+	backingFdHook atomic.Pointer[func(*os.File) int]
+}
+
+// Mount mounts src read-only at dir, which must exist. The tree is built
+// from src.Entries() first (ErrUnsupported for what a FUSE layer cannot
+// reproduce); a layer without any extended attribute is mounted with
+// xattr requests disabled, so the kernel stops sending them.
+func Mount(dir string, src Source, opts MountOptions) (*Layer, error) {
+	t, err := buildTree(src.Entries())
+	if err != nil {
+		return nil, fmt.Errorf("mount layer %s: %w", opts.Name, err)
+	}
+	l := &Layer{
+		dir: dir, name: opts.Name, src: src, tree: t, log: opts.Logger,
+		timeout: opts.Timeout, cacheDir: opts.CacheDir, small: opts.SmallFile,
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	if l.timeout == 0 {
+		l.timeout = DefaultTimeout
+	}
+	if l.small == 0 {
+		l.small = 128 << 10
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	if l.cacheDir != "" {
+		if err := l.initCache(); err != nil {
+			l.cancel()
+			return nil, fmt.Errorf("mount layer %s: %w", opts.Name, err)
+		}
+	}
+	timeout := l.timeout
+	root := &inode{l: l, n: t.root}
+	server, err := fs.Mount(dir, root, &fs.Options{
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
+		// Mode 0 is real here: whiteouts are character devices 0/0 with
+		// no permission bits.
+		NullPermissions: true,
+		MountOptions: fuse.MountOptions{
+			FsName:        "fcd-lazy",
+			Name:          "fcdlazy",
+			AllowOther:    true,
+			Options:       []string{"ro", "default_permissions", "suid", "dev"},
+			DirectMount:   true,
+			DisableXAttrs: !t.xattrs,
+			MaxReadAhead:  1 << 20,
+			Debug:         opts.Debug,
+		},
+		RootStableAttr: &fs.StableAttr{Ino: t.root.ino},
+	})
+	if err != nil {
+		l.cancel()
+		return nil, fmt.Errorf("mount layer %s at %s: %w", opts.Name, dir, err)
+	}
+	l.server = server
+	return l, nil
+}
+
+// Dir returns the mount point.
+func (l *Layer) Dir() string { return l.dir }
+
+// Stats returns the layer's counters.
+func (l *Layer) Stats() Stats {
+	return Stats{
+		Reads:            l.stats.reads.Load(),
+		Materialized:     l.stats.materialized.Load(),
+		PassthroughOpens: l.stats.passthroughOpens.Load(),
+	}
+}
+
+// Wait blocks until the layer is unmounted, by Unmount or from outside
+// (umount, fusermount3 -u).
+func (l *Layer) Wait() { l.server.Wait() }
+
+// Unmount stops materialization and unmounts the layer; it fails (EBUSY)
+// while the mount is in use, an overlayfs on top of it for one.
+func (l *Layer) Unmount() error {
+	if err := l.server.Unmount(); err != nil {
+		return fmt.Errorf("unmount layer %s: %w", l.name, err)
+	}
+	l.cancel()
+	l.bg.wait()
+	return nil
+}
+
+// read serves a read through the source, then notes which blocks of the
+// file the daemon has served, to materialize it once all were.
+func (l *Layer) read(ctx context.Context, n *tnode, p []byte, off int64, prio remote.Priority) (int, error) {
+	if n.size <= l.small && l.materializable(n) && n.claim() {
+		data, err := l.materialize(ctx, n, prio)
+		if err == nil {
+			if off >= int64(len(data)) {
+				return 0, nil
+			}
+			return copy(p, data[off:]), nil
+		}
+		if ctx.Err() != nil {
+			return 0, err
+		}
+		l.log.Warn("materialize", "layer", l.name, "file", n.file, "err", err)
+		// Serve the read from the source all the same.
+	}
+	m, err := l.src.ReadAt(ctx, n.file, p, off, prio)
+	if err == io.EOF {
+		err = nil
+	}
+	if err == nil && l.materializable(n) {
+		l.served(n, off, int64(m))
+	}
+	return m, err
+}
+
+func (l *Layer) passthrough() bool { return l.cacheDir != "" && l.ptOK.Load() }
+
+// materializable reports whether n may be made local: passthrough works
+// and the file has a digest to verify the copy against (passthrough
+// bypasses the source's own checks).
+func (l *Layer) materializable(n *tnode) bool {
+	d := digest.Digest(n.digest)
+	return l.passthrough() && d.Validate() == nil && d.Algorithm() == digest.SHA256
+}
+
+// passthroughFailed is called when a read reaches the daemon on a handle
+// that was given to the kernel for passthrough: the kernel refused the
+// backing file, and go-fuse then turns passthrough off for the whole
+// mount. Later opens stop materializing for nothing.
+func (l *Layer) passthroughFailed() {
+	l.ptOK.Store(false)
+	l.ptWarn.Do(func() {
+		l.log.Warn("FUSE passthrough refused by the kernel; this layer's reads go through the daemon", "layer", l.name, "cache", l.cacheDir)
+	})
+}
+
+// stackedFS reports whether a filesystem magic is one the kernel refuses
+// as a passthrough backing file (it would exceed the stacking depth).
+func stackedFS(magic int64) bool {
+	switch magic {
+	case unix.FUSE_SUPER_MAGIC, unix.OVERLAYFS_SUPER_MAGIC, unix.ECRYPTFS_SUPER_MAGIC:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,267 @@
+package lazyfs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/fcd-dev/fcd/puller/remote"
+)
+
+// A file is materialized once every page of it has been served through
+// the daemon (the kernel reads whole pages): one bit per page, 32 KiB of
+// bitmap for a 1 GiB file while it is being read.
+const seenBlock = 4 << 10
+
+// initCache makes the cache directories and decides whether passthrough
+// can work at all: a backing file on a stacked filesystem makes the
+// kernel refuse the registration, and one refusal turns passthrough off
+// for the whole mount (go-fuse), so such a cache is not used.
+func (l *Layer) initCache() error {
+	for _, d := range []string{"files", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(l.cacheDir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(l.cacheDir, &st); err != nil {
+		return err
+	}
+	if stackedFS(st.Type) {
+		l.log.Warn("cache dir on a stacked filesystem; FUSE passthrough off", "layer", l.name, "cache", l.cacheDir)
+		return nil
+	}
+	l.ptOK.Store(true)
+	return nil
+}
+
+// localPath is where n's verified copy lives: by content digest when
+// known, so a file is kept once for every layer that has it; else by
+// layer and inode (inode numbers are assigned deterministically).
+func (l *Layer) localPath(n *tnode) string {
+	if d := digest.Digest(n.digest); d.Validate() == nil && d.Algorithm() == digest.SHA256 {
+		return filepath.Join(l.cacheDir, "files", d.Encoded())
+	}
+	return filepath.Join(l.cacheDir, "files", fmt.Sprintf("%s-%d", safeName(l.name), n.ino))
+}
+
+func safeName(s string) string {
+	return strings.NewReplacer("/", "_", ":", "_").Replace(s)
+}
+
+// openLocal opens n's local copy for passthrough, if there is one.
+func (l *Layer) openLocal(n *tnode) *os.File {
+	n.mu.Lock()
+	p := n.local
+	n.mu.Unlock()
+	if p == "" {
+		p = l.localPath(n)
+		if st, err := os.Stat(p); err != nil || st.Size() != n.size {
+			return nil
+		}
+		n.mu.Lock()
+		n.local = p
+		n.mu.Unlock()
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		l.log.Warn("open local copy", "layer", l.name, "file", n.file, "err", err)
+		return nil
+	}
+	return f
+}
+
+// served records that [off, off+size) of n was served; when that
+// completes the file, it is materialized in the background.
+func (l *Layer) served(n *tnode, off, size int64) {
+	if size <= 0 {
+		return
+	}
+	blocks := (n.size + seenBlock - 1) / seenBlock
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.local != "" || n.busy {
+		return
+	}
+	if n.seen == nil {
+		n.seen = make([]uint64, (blocks+63)/64)
+	}
+	end := off + size
+	for b := (off + seenBlock - 1) / seenBlock; b*seenBlock < end; b++ {
+		if min((b+1)*seenBlock, n.size) <= end {
+			n.seen[b/64] |= 1 << (b % 64)
+		}
+	}
+	for b := int64(0); b < blocks; b++ {
+		if n.seen[b/64]&(1<<(b%64)) == 0 {
+			return
+		}
+	}
+	n.busy = true
+	l.bg.goFn(func() {
+		if _, err := l.materialize(l.ctx, n, remote.Background); err != nil && l.ctx.Err() == nil {
+			l.log.Warn("materialize", "layer", l.name, "file", n.file, "err", err)
+		}
+	})
+
+}
+
+// claim marks n as being materialized by the caller, unless it is local
+// already or another materialization runs.
+func (n *tnode) claim() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.local != "" || n.busy {
+		return false
+	}
+	n.busy = true
+	return true
+}
+
+// materialize makes n's verified local copy, for a caller that claimed
+// n, and returns the file's bytes when it is small enough to hold
+// (n.size <= l.small), else nil.
+func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority) (data []byte, err error) {
+	defer func() {
+		n.mu.Lock()
+		n.busy = false
+		if err != nil {
+			n.seen = nil // start counting again; a later full read retries
+		}
+		n.mu.Unlock()
+	}()
+	final := l.localPath(n)
+	tmp, err := os.CreateTemp(filepath.Join(l.cacheDir, "tmp"), "m-*")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		tmp.Close()
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	// Passthrough bypasses the source's checks: a file without a digest
+	// is not materialized.
+	want := digest.Digest(n.digest)
+	if want.Validate() != nil || want.Algorithm() != digest.SHA256 {
+		return nil, fmt.Errorf("%s: no sha256 digest (%q) to verify a local copy: %w", n.file, want, ErrUnsupported)
+	}
+	check := sha256.New()
+	var keep []byte
+	if n.size <= l.small {
+		keep = make([]byte, 0, n.size)
+	}
+	buf := make([]byte, min(n.size, 4<<20))
+	for off := int64(0); off < n.size; {
+		m, err := l.src.ReadAt(ctx, n.file, buf, off, prio)
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		if m == 0 {
+			return nil, fmt.Errorf("%s: short read at %d of %d: %w", n.file, off, n.size, ErrCorrupt)
+		}
+		check.Write(buf[:m])
+		if _, err := tmp.Write(buf[:m]); err != nil {
+			return nil, err
+		}
+		if keep != nil {
+			keep = append(keep, buf[:m]...)
+		}
+		off += int64(m)
+	}
+	if got := hex.EncodeToString(check.Sum(nil)); got != want.Encoded() {
+		return nil, fmt.Errorf("%s: local copy is sha256:%s, want %s: %w", n.file, got, want, ErrCorrupt)
+	}
+	if err := tmp.Chmod(0o400); err != nil {
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	n.local = final
+	n.mu.Unlock()
+	l.stats.materialized.Add(1)
+	return keep, nil
+}
+
+// Prefetch reads the files of the source's StartupOrder, in order, at
+// Prefetch priority, materializing those it can, so an instance's
+// start-up reads find them local. It returns at the first error, or when
+// ctx ends or the layer is unmounted.
+func (l *Layer) Prefetch(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.ctx, cancel)
+	defer stop()
+	for _, name := range l.src.StartupOrder() {
+		n, err := l.tree.lookup(name)
+		if err != nil || n.file == "" {
+			continue // replaced or deleted later in the layer
+		}
+		if err := l.prefetch(ctx, n, remote.Prefetch); err != nil {
+			return fmt.Errorf("prefetch %s of layer %s: %w", name, l.name, err)
+		}
+	}
+	return nil
+}
+
+// FetchAll reads every regular file of the layer, in layer order, at
+// Background priority, materializing those it can, so that nothing is
+// left to fetch once it returns. Like Prefetch, it returns at the first
+// error, or when ctx ends or the layer is unmounted.
+func (l *Layer) FetchAll(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.ctx, cancel)
+	defer stop()
+	for _, n := range l.tree.nodes {
+		if n.file == "" {
+			continue
+		}
+		if err := l.prefetch(ctx, n, remote.Background); err != nil {
+			return fmt.Errorf("fetch %s of layer %s: %w", n.file, l.name, err)
+		}
+	}
+	return nil
+}
+
+func (l *Layer) prefetch(ctx context.Context, n *tnode, prio remote.Priority) error {
+	if l.materializable(n) {
+		if !n.claim() {
+			return nil
+		}
+		if st, err := os.Stat(l.localPath(n)); err == nil && st.Size() == n.size {
+			n.mu.Lock()
+			n.local, n.busy = l.localPath(n), false
+			n.mu.Unlock()
+			return nil
+		}
+		_, err := l.materialize(ctx, n, prio)
+		return err
+	}
+	buf := make([]byte, min(n.size, 1<<20))
+	for off := int64(0); off < n.size; {
+		m, err := l.src.ReadAt(ctx, n.file, buf, off, prio)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if m == 0 {
+			return fmt.Errorf("%s: short read at %d: %w", n.file, off, ErrCorrupt)
+		}
+		off += int64(m)
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package lazyfs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/fcd-dev/fcd/puller/remote"
+)
+
+// inode is the go-fuse face of a tnode.
+type inode struct {
+	fs.Inode
+	l *Layer
+	n *tnode
+}
+
+var (
+	_ fs.NodeOnAdder         = (*inode)(nil)
+	_ fs.NodeGetattrer       = (*inode)(nil)
+	_ fs.NodeReadlinker      = (*inode)(nil)
+	_ fs.NodeOpener          = (*inode)(nil)
+	_ fs.NodeReader          = (*inode)(nil)
+	_ fs.NodeGetxattrer      = (*inode)(nil)
+	_ fs.NodeListxattrer     = (*inode)(nil)
+	_ fs.NodeStatfser        = (*inode)(nil)
+	_ fs.NodeReleaser        = (*inode)(nil)
+	_ fs.NodeOpendirer       = (*inode)(nil)
+	_ fs.FilePassthroughFder = (*handle)(nil)
+)
+
+// OnAdd builds the whole tree under the root when the file system is
+// mounted: a layer's tree is known up front and never changes, so every
+// inode is persistent, and hard links are one inode under several names.
+func (r *inode) OnAdd(ctx context.Context) {
+	if r.n != r.l.tree.root {
+		return
+	}
+	made := map[*tnode]*fs.Inode{r.n: &r.Inode}
+	var add func(parent *fs.Inode, n *tnode)
+	add = func(parent *fs.Inode, n *tnode) {
+		for name, c := range n.children {
+			child, ok := made[c]
+			if !ok {
+				child = parent.NewPersistentInode(ctx, &inode{l: r.l, n: c}, fs.StableAttr{Mode: c.mode & syscall.S_IFMT, Ino: c.ino})
+				made[c] = child
+				if c.isDir() {
+					add(child, c)
+				}
+			}
+			parent.AddChild(name, child, false)
+		}
+	}
+	add(&r.Inode, r.n)
+}
+
+func (i *inode) fill(a *fuse.Attr) {
+	n := i.n
+	a.Ino = n.ino
+	a.Mode = n.mode
+	a.Size = uint64(n.size)
+	a.Blocks = (uint64(n.size) + 511) / 512
+	a.Blksize = 4096
+	a.Nlink = n.nlink
+	a.Uid, a.Gid = n.uid, n.gid
+	a.Rdev = n.rdev
+	if !n.mtime.IsZero() {
+		t := n.mtime
+		a.SetTimes(&t, &t, &t)
+	}
+}
+
+// Getattr implements fs.NodeGetattrer.
+func (i *inode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	i.fill(&out.Attr)
+	out.SetTimeout(i.l.timeout)
+	return 0
+}
+
+// Readlink implements fs.NodeReadlinker.
+func (i *inode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	if i.n.mode&syscall.S_IFMT != syscall.S_IFLNK {
+		return nil, syscall.EINVAL
+	}
+	return []byte(i.n.target), 0
+}
+
+// Getxattr implements fs.NodeGetxattrer. (A layer without any xattrs is
+// mounted with xattrs disabled, so the kernel stops asking at the first
+// call: SOCI #971.)
+func (i *inode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	v, ok := i.n.xattrs[attr]
+	if !ok {
+		return 0, syscall.ENODATA
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+// Listxattr implements fs.NodeListxattrer.
+func (i *inode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	var b []byte
+	for k := range i.n.xattrs {
+		b = append(append(b, k...), 0)
+	}
+	if len(dest) < len(b) {
+		return uint32(len(b)), syscall.ERANGE
+	}
+	return uint32(copy(dest, b)), 0
+}
+
+// Statfs implements fs.NodeStatfser.
+func (i *inode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	out.Bsize, out.Frsize, out.NameLen = 4096, 4096, 255
+	out.Files = uint64(len(i.l.tree.nodes))
+	return 0
+}
+
+// Opendir implements fs.NodeOpendirer.
+func (i *inode) Opendir(ctx context.Context) syscall.Errno { return 0 }
+
+// handle is an open regular file. local, when set, is its verified local
+// copy, handed to the kernel for passthrough.
+type handle struct {
+	local       *os.File
+	passthrough atomic.Bool // handed to the kernel for passthrough
+	backingFd   func(*os.File) int
+}
+
+// PassthroughFd implements fs.FilePassthroughFder. go-fuse calls it once
+// per open, before the handle is used.
+func (h *handle) PassthroughFd() (int, bool) {
+	if h.local == nil {
+		return -1, false
+	}
+	h.passthrough.Store(true)
+	if h.backingFd != nil {
+		return h.backingFd(h.local), true
+	}
+	return int(h.local.Fd()), true
+}
+
+// Open implements fs.NodeOpener. Writes are refused; a file already
+// local is opened for passthrough; reads are kept in the page cache
+// across opens, as the layer never changes.
+func (i *inode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	h := &handle{}
+	if hook := i.l.backingFdHook.Load(); hook != nil {
+		h.backingFd = *hook
+	}
+	if i.l.passthrough() {
+		if f := i.l.openLocal(i.n); f != nil {
+			h.local = f
+			i.l.stats.passthroughOpens.Add(1)
+		}
+	}
+	return h, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// Release implements fs.NodeReleaser.
+func (i *inode) Release(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	if h, ok := f.(*handle); ok && h.local != nil {
+		h.local.Close()
+	}
+	return 0
+}
+
+// Read implements fs.NodeReader: the bytes of a file not (yet) served by
+// passthrough. A failed fetch is EIO, logged with the layer and file; the
+// mount stays up and a later read fetches again. An interrupted read
+// cancels its fetch.
+func (i *inode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	i.l.stats.reads.Add(1)
+	if h, ok := f.(*handle); ok && h.local != nil {
+		if h.passthrough.Load() {
+			i.l.passthroughFailed()
+		}
+		n, err := h.local.ReadAt(dest, off)
+		if err != nil && n == 0 && off < i.n.size {
+			return nil, syscall.EIO
+		}
+		return fuse.ReadResultData(dest[:n]), 0
+	}
+	if off >= i.n.size {
+		return fuse.ReadResultData(nil), 0
+	}
+	n, err := i.l.read(ctx, i.n, dest, off, remote.OnDemand)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, syscall.EINTR
+		}
+		i.l.log.Error("lazy read failed", "layer", i.l.name, "file", i.n.file, "offset", off, "size", len(dest), "err", err)
+		return nil, syscall.EIO
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}

@@ -1,0 +1,68 @@
+package lazyfs
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/fcd-dev/fcd/puller/gzindex"
+)
+
+// LayerOptions says how OpenLayer reads one layer.
+type LayerOptions struct {
+	// Index is the serialized gzindex of the layer (from an index-only
+	// artifact), or nil.
+	Index []byte
+	// Startup is the recorded start-up order of the layer's files (Entry
+	// names), or nil; an eStargz layer's own landmark order wins.
+	Startup []string
+	// Chunks keeps eStargz chunks host-wide (EStargzOptions.Chunks).
+	Chunks ChunkStore
+}
+
+// OpenLayer returns the Source of the layer desc describes, whose blob
+// serves its bytes: an eStargz layer (one carrying the
+// "containerd.io/snapshot/stargz/toc.digest" annotation, which
+// authenticates its TOC) is read through its TOC; any other gzip layer
+// needs opts.Index, checked to be for desc.Digest (and ignored for an
+// eStargz layer). A layer with neither
+// cannot be read lazily (ErrUnsupported): pull it whole.
+func OpenLayer(ctx context.Context, desc ocispec.Descriptor, blob Blob, opts LayerOptions) (Source, error) {
+	if toc, ok := desc.Annotations[estargz.TOCJSONDigestAnnotation]; ok {
+		d, err := parseDigest(toc)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %s annotation: %w", desc.Digest, estargz.TOCJSONDigestAnnotation, err)
+		}
+		s, err := OpenEStargz(ctx, blob, desc.Size, EStargzOptions{TOCDigest: d, Chunks: opts.Chunks})
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
+		}
+		return s, nil
+	}
+	if opts.Index == nil {
+		return nil, fmt.Errorf("layer %s: neither eStargz nor indexed: %w", desc.Digest, ErrUnsupported)
+	}
+	x, err := gzindex.Load(opts.Index, desc.Digest.String())
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	if x.CompressedSize != desc.Size {
+		return nil, fmt.Errorf("layer %s: index is for %d bytes, descriptor says %d: %w", desc.Digest, x.CompressedSize, desc.Size, ErrCorrupt)
+	}
+	s, err := NewGzIndex(x, blob, opts.Startup)
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
+	}
+	return s, nil
+}
+
+func parseDigest(s string) (digest.Digest, error) {
+	d, err := digest.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return d, nil
+}

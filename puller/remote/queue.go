@@ -1,0 +1,307 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// item is one read: pending in its queue, then in flight as part of a
+// group, then finished (done closed, data or err set). Fields are guarded
+// by Fetcher.mu, except buf, which only the group's goroutine touches
+// while in flight.
+type item struct {
+	key     itemKey
+	b       *Blob
+	prio    Priority
+	seq     uint64
+	waiters int
+	g       *group // nil while pending
+	buf     []byte // allocated when dispatched
+	done    chan struct{}
+	data    []byte
+	err     error
+}
+
+func (it *item) end() int64 { return it.key.off + it.key.n }
+
+// queue holds one registry's pending reads.
+type queue struct {
+	name    string
+	pending []*item
+	running int // groups in flight
+}
+
+// group is one GET: contiguous items [off, end), sorted by offset, read
+// into in order by one goroutine.
+type group struct {
+	b      *Blob
+	q      *queue
+	items  []*item
+	next   int // first item not yet filled
+	pos    int64
+	end    int64
+	prio   Priority
+	ctx    context.Context
+	cancel context.CancelFunc
+	live   int // items with waiters
+}
+
+// fetch returns n bytes of b at off, checked against want when set,
+// sharing an identical read pending or in flight.
+func (f *Fetcher) fetch(ctx context.Context, b *Blob, off, n int64, want digest.Digest, prio Priority) ([]byte, error) {
+	it, err := f.join(b, off, n, want, prio)
+	if err != nil {
+		return nil, err
+	}
+	return f.wait(ctx, it)
+}
+
+// join registers a waiter for a read, queueing it unless an identical one
+// is pending or in flight.
+func (f *Fetcher) join(b *Blob, off, n int64, want digest.Digest, prio Priority) (*item, error) {
+	key := itemKey{blob: b.desc.Digest, off: off, n: n, want: want}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, ErrClosed
+	}
+	it, ok := f.items[key]
+	if ok {
+		b.count(func(c *counters) *atomicInt { return &c.shared }, 1)
+		if it.g == nil && prio > it.prio {
+			it.prio = prio
+		}
+		if it.waiters == 0 && it.g != nil {
+			it.g.live++
+		}
+	} else {
+		f.seq++
+		it = &item{key: key, b: b, prio: prio, seq: f.seq, done: make(chan struct{})}
+		f.items[key] = it
+		q := f.queueLocked(b.domain)
+		q.pending = append(q.pending, it)
+		f.dispatchLocked(q)
+	}
+	it.waiters++
+	return it, nil
+}
+
+// wait waits for a joined read, or leaves it when ctx ends first.
+func (f *Fetcher) wait(ctx context.Context, it *item) ([]byte, error) {
+	select {
+	case <-it.done:
+		return it.data, it.err
+	case <-ctx.Done():
+		f.leave(it)
+		select {
+		case <-it.done:
+			if it.data != nil {
+				return it.data, it.err
+			}
+		default:
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func (f *Fetcher) queueLocked(name string) *queue {
+	q, ok := f.queues[name]
+	if !ok {
+		q = &queue{name: name}
+		f.queues[name] = q
+	}
+	return q
+}
+
+// leave drops a waiter that gave up. A pending read nobody waits for is
+// removed; a GET none of whose reads has waiters is cancelled.
+func (f *Fetcher) leave(it *item) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-it.done:
+		return
+	default:
+	}
+	it.waiters--
+	if it.waiters > 0 {
+		return
+	}
+	if it.g == nil {
+		q := f.queues[it.b.domain]
+		for i, p := range q.pending {
+			if p == it {
+				q.pending = append(q.pending[:i], q.pending[i+1:]...)
+				break
+			}
+		}
+		f.finishLocked(it, nil, context.Canceled)
+		return
+	}
+	g := it.g
+	g.live--
+	if g.live == 0 {
+		// Nobody wants these bytes any more: stop the GET, and make later
+		// reads of the same bytes start afresh rather than join it.
+		for _, p := range g.items[g.next:] {
+			if f.items[p.key] == p {
+				delete(f.items, p.key)
+			}
+		}
+		g.cancel()
+	}
+}
+
+// finishLocked completes it, waking its waiters.
+func (f *Fetcher) finishLocked(it *item, data []byte, err error) {
+	select {
+	case <-it.done:
+		return
+	default:
+	}
+	if f.items[it.key] == it {
+		delete(f.items, it.key)
+	}
+	it.data, it.err, it.buf = data, err, nil
+	close(it.done)
+}
+
+// dispatchLocked starts GETs while q has pending reads and free streams.
+func (f *Fetcher) dispatchLocked(q *queue) {
+	for q.running < f.opts.Streams && len(q.pending) > 0 {
+		lead := pick(q.pending)
+		if q.pending[lead].prio == Background && f.opts.Streams > 1 && q.running >= f.opts.Streams-1 {
+			return // keep one stream for what a process waits on
+		}
+		g := f.coalesceLocked(q, lead)
+		q.running++
+		f.wg.Add(1)
+		go f.run(g)
+	}
+}
+
+// pick returns the index of the highest-priority, oldest pending read.
+func pick(p []*item) int {
+	best := 0
+	for i, it := range p[1:] {
+		if it.prio > p[best].prio || it.prio == p[best].prio && it.seq < p[best].seq {
+			best = i + 1
+		}
+	}
+	return best
+}
+
+// coalesceLocked takes pending[lead] out of q with the pending reads of
+// the same blob that continue it (of any priority) or precede it (of the
+// same priority), up to MaxRequest bytes, and makes their group.
+func (f *Fetcher) coalesceLocked(q *queue, lead int) *group {
+	first := q.pending[lead]
+	items := []*item{first}
+	q.pending = append(q.pending[:lead], q.pending[lead+1:]...)
+	lo, hi := first.key.off, first.end()
+	for grew := true; grew; {
+		grew = false
+		for i, p := range q.pending {
+			if p.key.blob != first.key.blob || hi-lo+p.key.n > f.opts.MaxRequest {
+				continue
+			}
+			switch {
+			case p.key.off == hi:
+				items = append(items, p)
+				hi = p.end()
+			case p.end() == lo && p.prio == first.prio:
+				items = append([]*item{p}, items...)
+				lo = p.key.off
+			default:
+				continue
+			}
+			q.pending = append(q.pending[:i], q.pending[i+1:]...)
+			grew = true
+			break
+		}
+	}
+	ctx, cancel := context.WithCancel(f.ctx)
+	g := &group{b: first.b, q: q, items: items, pos: lo, end: hi, prio: first.prio, ctx: ctx, cancel: cancel}
+	for _, it := range items {
+		it.g = g
+		it.buf = make([]byte, it.key.n)
+		if it.waiters > 0 {
+			g.live++
+		}
+		if it != first {
+			it.b.count(func(c *counters) *atomicInt { return &c.coalesced }, 1)
+		}
+	}
+	return g
+}
+
+// run performs g's GET with retries, then frees its stream.
+func (f *Fetcher) run(g *group) {
+	defer f.wg.Done()
+	err := g.b.get(g)
+	f.mu.Lock()
+	for _, it := range g.items[g.next:] {
+		f.finishLocked(it, nil, err)
+	}
+	g.q.running--
+	f.dispatchLocked(g.q)
+	f.mu.Unlock()
+	g.cancel()
+}
+
+// fill reads the body into g's items from g.pos up to upto, finishing
+// each item as its last byte arrives. It returns io.ErrUnexpectedEOF if
+// the body ends early.
+func (g *group) fill(f *Fetcher, r io.Reader, upto int64) error {
+	for g.pos < upto {
+		it := g.items[g.next]
+		k, err := io.ReadFull(r, it.buf[g.pos-it.key.off:min(it.key.n, upto-it.key.off)])
+		g.pos += int64(k)
+		if g.pos == it.end() {
+			g.next++
+			f.complete(it)
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// complete checks a filled item's digest, caches it, and finishes it.
+func (f *Fetcher) complete(it *item) {
+	data, err := it.buf, error(nil)
+	if want := it.key.want; want != "" {
+		if got := digest.SHA256.FromBytes(data); got != want {
+			data, err = nil, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, want)
+		} else if f.cache != nil {
+			// Cache even if every waiter left: the bytes were paid for.
+			if perr := f.cache.PutBytes(f.ctx, want, data); perr != nil && !errors.Is(perr, context.Canceled) {
+				f.log.Warn("remote: cache chunk", "digest", want, "error", perr)
+			}
+		}
+	}
+	f.mu.Lock()
+	f.finishLocked(it, data, err)
+	f.mu.Unlock()
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
