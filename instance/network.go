@@ -195,7 +195,13 @@ func (n *network) leftovers() ([]string, error) {
 // checkSubnet refuses a subnet that overlaps an IPv4 route of the host
 // other than the default route and routes through fcd's own bridge.
 func checkSubnet(subnet netip.Prefix, bridge string) error {
-	f, err := os.Open("/proc/net/route")
+	// /proc/net follows the main thread, which may be wedged in an
+	// instance's namespace: a goroutine that entered one (newNetNS) ends
+	// with its thread locked, and the runtime cannot end the main thread.
+	// This thread's own view is the host's.
+	runtime.LockOSThread()
+	f, err := os.Open("/proc/thread-self/net/route")
+	runtime.UnlockOSThread()
 	if err != nil {
 		return fmt.Errorf("read routes: %w", err)
 	}
