@@ -8,9 +8,19 @@
 //     GBSeconds 0.
 //   - invocation: from the request reaching the instance to its answer.
 //
-// Every record is written in its own bbolt transaction before the Meter
-// call returns, so a record that was acknowledged survives a crash. The
-// ledger is append-only: nothing updates or deletes a record.
+// What a crash may lose, and what it may not:
+//
+//   - pull records: Ledger.MeterPull writes each record in its own bbolt
+//     transaction (fsynced) before it returns, so no pull record is ever
+//     lost once MeterPull returned.
+//   - invocation records: the proxy meters through a Recorder, which
+//     batches them off the request path and commits once per
+//     flushInterval (200 ms). A crash loses at most the invocations
+//     gathered since the last commit; a clean shutdown (Recorder.Close)
+//     loses none. Ledger.MeterInvocation, used directly, commits per call
+//     like MeterPull.
+//
+// The ledger is append-only: nothing updates or deletes a record.
 //
 // The package does not measure anything itself: callers (the puller, as
 // its puller.Meter, once a cold-started instance is ready; the proxy's

@@ -111,8 +111,10 @@ func TestStartEcho(t *testing.T) {
 		t.Errorf("POST /invoke: got %q, want the event body", body)
 	}
 
-	inst.Log("FC Invoke Start RequestId: r1")
-	inst.Log("FC Invoke End RequestId: r1")
+	rl := inst.RequestLog(true)
+	rl.Log("FC Invoke Start RequestId: r1")
+	rl.Log("FC Invoke End RequestId: r1")
+	req := rl.End()
 	lines, err := e.mgr.ReadLogs("echo", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -127,9 +129,8 @@ func TestStartEcho(t *testing.T) {
 	if !found {
 		t.Errorf("logs %q: want a line with %q and the listen address", lines, want)
 	}
-	req, err := e.mgr.RequestLogs("echo", "r1")
-	if err != nil || len(req) != 2 {
-		t.Errorf("RequestLogs: got %q, %v; want the two markers", req, err)
+	if len(req) != 2 {
+		t.Errorf("RequestLog: got %q; want the two markers", req)
 	}
 	if st := inst.StartStats(); st.Pull.Duration <= 0 || st.Create <= 0 || st.Ready <= 0 {
 		t.Errorf("StartStats: got %+v, want every phase measured", st)
@@ -166,21 +167,21 @@ func TestStartFailures(t *testing.T) {
 		{
 			name:   "bound to localhost",
 			spec:   Spec{Function: "localhost", Image: e.refs[images.EchoLocalhost], MemoryMB: 128},
-			code:   CodeFunctionNotStarted,
+			code:   notStarted,
 			errHas: "connect: connection refused (the server listens on 127.0.0.1:9000 inside the instance, which is unreachable from outside it; it must listen on 0.0.0.0:9000)",
 			logHas: "listening on 127.0.0.1:9000",
 		},
 		{
 			name:     "exits at start",
 			spec:     Spec{Function: "exiter", Image: e.refs[images.Misbehave], Command: []string{"exit", "3"}, MemoryMB: 128},
-			code:     CodeCAExited,
+			code:     caExited,
 			exitCode: 3,
 			logHas:   "misbehave: exiting with code 3",
 		},
 		{
 			name:   "entrypoint not found",
 			spec:   Spec{Function: "noentry", Image: e.refs[images.Echo], Entrypoint: []string{"/nonexistent"}},
-			code:   CodeFunctionNotStarted,
+			code:   notStarted,
 			errHas: "/nonexistent: no such file or directory",
 		},
 	}
@@ -206,10 +207,10 @@ func TestStartFailures(t *testing.T) {
 				if !errors.As(err, &se) {
 					t.Fatalf("got %T %v, want *StartError", err, err)
 				}
-				if se.Code != tt.code {
-					t.Errorf("Code: got %q, want %q", se.Code, tt.code)
+				if got := startKind(se); got != tt.code {
+					t.Errorf("kind: got %q, want %q", got, tt.code)
 				}
-				if tt.code == CodeCAExited && se.Exit.Code != tt.exitCode {
+				if tt.code == caExited && se.Exit.Code != tt.exitCode {
 					t.Errorf("exit code: got %d, want %d", se.Exit.Code, tt.exitCode)
 				}
 				if !strings.Contains(err.Error(), tt.logHas) {

@@ -83,11 +83,8 @@ func (l *logFile) open() error {
 	return nil
 }
 
-// writeLine appends one formatted line, rotating first when it would
-// pass maxSize. Errors are dropped: a full log disk must not fail an
-// instance.
-func (l *logFile) writeLine(t time.Time, id, stream string, text []byte) {
-	var b bytes.Buffer
+// formatLine formats one log line, with its newline.
+func formatLine(b *bytes.Buffer, t time.Time, id, stream string, text []byte) {
 	b.Grow(len(logTimeFmt) + len(id) + len(stream) + len(text) + 4)
 	b.WriteString(t.UTC().Format(logTimeFmt))
 	b.WriteByte(' ')
@@ -97,16 +94,21 @@ func (l *logFile) writeLine(t time.Time, id, stream string, text []byte) {
 	b.WriteByte(' ')
 	b.Write(text)
 	b.WriteByte('\n')
+}
 
+// writeLine appends one formatted line, rotating first when it would
+// pass maxSize. Errors are dropped: a full log disk must not fail an
+// instance.
+func (l *logFile) writeLine(line []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
 		return
 	}
-	if l.size > 0 && l.size+int64(b.Len()) > l.maxSize {
+	if l.size > 0 && l.size+int64(len(line)) > l.maxSize {
 		l.rotate()
 	}
-	n, _ := l.f.Write(b.Bytes())
+	n, _ := l.f.Write(line)
 	l.size += int64(n)
 }
 
@@ -172,23 +174,48 @@ func (s *logFiles) release(function string) {
 	}
 }
 
-// instanceLog writes one instance's lines to its function's log and keeps
-// the last few for start errors.
+// instanceLog writes one instance's lines to its function's log, keeps the
+// last few for start errors, and hands each line to the requests that
+// collect theirs (RequestLog).
 type instanceLog struct {
 	file *logFile
 	id   string
 
 	mu   sync.Mutex
 	tail []string
+	reqs []*RequestLog // collecting, at most maxRequestLogs
+
+	plain RequestLog // the RequestLog of requests that do not collect
 }
 
-func (il *instanceLog) line(stream string, text []byte) {
-	il.file.writeLine(time.Now(), il.id, stream, text)
+func newInstanceLog(file *logFile, id string) *instanceLog {
+	il := &instanceLog{file: file, id: id}
+	il.plain.il = il
+	return il
+}
+
+func (il *instanceLog) line(stream string, text []byte) { il.write(stream, text, nil) }
+
+// write logs a line; self, when not nil, is the RequestLog writing it,
+// which keeps it even when it is not among those collecting.
+func (il *instanceLog) write(stream string, text []byte, self *RequestLog) {
+	var b bytes.Buffer
+	formatLine(&b, time.Now(), il.id, stream, text)
+	il.file.writeLine(b.Bytes())
 	il.mu.Lock()
 	if len(il.tail) == tailLines {
 		il.tail = il.tail[1:]
 	}
 	il.tail = append(il.tail, string(text))
+	if len(il.reqs) > 0 || (self != nil && self.collect && !self.registered) {
+		line := string(bytes.TrimSuffix(b.Bytes(), []byte{'\n'}))
+		for _, r := range il.reqs {
+			r.add(line)
+		}
+		if self != nil && self.collect && !self.registered {
+			self.add(line)
+		}
+	}
 	il.mu.Unlock()
 }
 
@@ -284,49 +311,6 @@ func ReadLogs(dataDir, function string, tail int) ([]string, error) {
 		}
 	}
 	return lines, nil
-}
-
-// RequestLogs returns the lines an instance logged for one request: those
-// between "FC Invoke Start RequestId: <id>" and "FC Invoke End RequestId:
-// <id>" (markers included) from the instance that wrote the start marker.
-func RequestLogs(dataDir, function, requestID string) ([]string, error) {
-	paths, err := logPaths(dataDir, function)
-	if err != nil {
-		return nil, err
-	}
-	start := "FC Invoke Start RequestId: " + requestID
-	end := "FC Invoke End RequestId: " + requestID
-	var (
-		out      []string
-		instance string
-	)
-	for _, p := range paths {
-		fl, err := readLines(p)
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range fl {
-			f := strings.SplitN(l, " ", 4)
-			if len(f) < 4 {
-				continue
-			}
-			if instance == "" {
-				if f[2] == StreamFC && f[3] == start {
-					instance = f[1]
-					out = append(out, l)
-				}
-				continue
-			}
-			if f[1] != instance {
-				continue
-			}
-			out = append(out, l)
-			if f[2] == StreamFC && f[3] == end {
-				return out, nil
-			}
-		}
-	}
-	return out, nil
 }
 
 func readLines(path string) ([]string, error) {

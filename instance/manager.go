@@ -34,7 +34,14 @@ type Manager struct {
 	http   *http.Client
 	log    *slog.Logger
 
-	host      hostState
+	host hostState
+
+	// ctx bounds the instance watchers (wait, watchHealth); Close cancels
+	// it once every instance stopped and waits for them on wg.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	watches sync.WaitGroup
+
 	mu        sync.Mutex
 	instances map[string]*Instance
 }
@@ -54,7 +61,10 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
+		ctx:    ctx,
+		cancel: cancel,
 		opts:   opts,
 		client: client,
 		images: opts.Images,
@@ -73,11 +83,6 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 // <= 0), oldest first.
 func (m *Manager) ReadLogs(function string, tail int) ([]string, error) {
 	return ReadLogs(m.opts.DataDir, function, tail)
-}
-
-// RequestLogs returns the lines logged for one request; see RequestLogs.
-func (m *Manager) RequestLogs(function, requestID string) ([]string, error) {
-	return RequestLogs(m.opts.DataDir, function, requestID)
 }
 
 func (m *Manager) nsCtx(ctx context.Context) context.Context {
@@ -101,9 +106,9 @@ func newID() string {
 // Options.StartTimeout, and its initializer, if any, succeeded.
 //
 // When the instance was created but did not become ready, the error is a
-// *StartError (Code CAExited when the process exited, FunctionNotStarted
-// otherwise) and the instance is already removed. Other errors (image,
-// host) are returned wrapped as they are. On error nothing is left behind.
+// *StartError (Exited when the process exited first) and the instance is
+// already removed. Other errors (image, host) are returned wrapped as they
+// are. On error nothing is left behind.
 func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error) {
 	begin := time.Now()
 	spec = spec.withDefaults()
@@ -143,7 +148,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	if err != nil {
 		return nil, err
 	}
-	i.log = &instanceLog{file: lf, id: spec.ID}
+	i.log = newInstanceLog(lf, spec.ID)
 
 	nctx := m.nsCtx(ctx)
 	if err := i.create(nctx); err != nil {
@@ -234,13 +239,13 @@ func (i *Instance) create(ctx context.Context) error {
 	}
 	// The instance outlives the Start call: follow it on a context of its
 	// own, cancelled by Stop.
-	bg, cancel := context.WithCancel(m.nsCtx(context.Background()))
+	bg, cancel := context.WithCancel(m.nsCtx(m.ctx))
 	i.cancel = cancel
 	exitCh, err := i.task.Wait(bg)
 	if err != nil {
 		return fmt.Errorf("wait task: %w", err)
 	}
-	go i.wait(bg, exitCh)
+	m.watch(func() { i.wait(bg, exitCh) })
 	if err := i.task.Start(ctx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
@@ -300,18 +305,18 @@ func (i *Instance) ready(ctx context.Context) error {
 	}
 	i.stats.Ready = time.Since(t)
 	if spec.HealthCheck != nil {
-		bg, cancel := context.WithCancel(context.Background())
+		bg, cancel := context.WithCancel(i.m.ctx)
 		prev := i.cancel
 		i.cancel = func() { cancel(); prev() }
-		go i.watchHealth(bg, spec.HealthCheck.withDefaults())
+		i.m.watch(func() { i.watchHealth(bg, spec.HealthCheck.withDefaults()) })
 	}
 	return nil
 }
 
 func (i *Instance) startError(t time.Time, err error) error {
-	se := &StartError{Code: CodeFunctionNotStarted, InstanceID: i.spec.ID, Duration: time.Since(t), Err: err}
+	se := &StartError{InstanceID: i.spec.ID, Duration: time.Since(t), Err: err}
 	if isClosed(i.exited) {
-		se.Code = CodeCAExited
+		se.Exited = true
 		se.Exit = i.Exit()
 	}
 	// The process may still be writing its last words; flushing partial
@@ -360,11 +365,32 @@ func (m *Manager) Instances() []*Instance {
 	return out
 }
 
-// Close stops every live instance.
+// watch runs an instance watcher that Close waits for.
+func (m *Manager) watch(f func()) {
+	m.watches.Add(1)
+	go func() {
+		defer m.watches.Done()
+		f()
+	}()
+}
+
+// Close stops every live instance and waits for the goroutines that
+// watched them, or for ctx.
 func (m *Manager) Close(ctx context.Context) error {
 	var errs []error
 	for _, i := range m.Instances() {
 		errs = append(errs, i.Stop(ctx))
+	}
+	m.cancel()
+	watched := make(chan struct{})
+	go func() {
+		m.watches.Wait()
+		close(watched)
+	}()
+	select {
+	case <-watched:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("wait for instance watchers: %w", ctx.Err()))
 	}
 	if err := m.net.close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("remove network: %w", err))

@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -100,7 +104,7 @@ func TestLogsRotateAndRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	il := &instanceLog{file: lf, id: "inst"}
+	il := newInstanceLog(lf, "inst")
 	w := il.stream(StreamStdout)
 	for i := range 20 {
 		fmt.Fprintf(w, "line %02d\n", i)
@@ -147,18 +151,22 @@ func TestRequestLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := &instanceLog{file: lf, id: "a"}, &instanceLog{file: lf, id: "b"}
-	a.line(StreamFC, []byte("FC Invoke Start RequestId: r1"))
+	defer files.release("fn")
+	a, b := newInstanceLog(lf, "a"), newInstanceLog(lf, "b")
+	a.line(StreamStdout, []byte("before"))
+	r1 := a.requestLog(true)
+	r1.Log("FC Invoke Start RequestId: r1")
 	b.line(StreamStdout, []byte("from b"))
 	a.line(StreamStdout, []byte("from a"))
-	a.line(StreamFC, []byte("FC Invoke End RequestId: r1"))
-	a.line(StreamStdout, []byte("after"))
-	files.release("fn")
-
-	lines, err := RequestLogs(dir, "fn", "r1")
-	if err != nil {
+	r1.Log("FC Invoke End RequestId: r1")
+	// The tail comes from memory: with the log files gone, and any file
+	// read failing or finding nothing, the request still has its lines.
+	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
+	lines := r1.End()
+	a.line(StreamStdout, []byte("after"))
+
 	var got []string
 	for _, l := range lines {
 		got = append(got, strings.SplitN(l, " ", 2)[1])
@@ -167,6 +175,65 @@ func TestRequestLogs(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
+	if len(a.reqs) != 0 {
+		t.Errorf("collecting RequestLogs after End: got %d, want 0", len(a.reqs))
+	}
+	if got := a.requestLog(false); got.End() != nil || len(a.reqs) != 0 {
+		t.Errorf("a RequestLog that does not collect: kept %d registrations, want 0", len(a.reqs))
+	}
+}
+
+func TestRequestLogBounds(t *testing.T) {
+	dir := t.TempDir()
+	files := &logFiles{dataDir: dir, maxSize: 1 << 20, maxFiles: 1, files: map[string]*logFile{}}
+	lf, err := files.acquire("fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.release("fn")
+	il := newInstanceLog(lf, "a")
+
+	t.Run("bytes", func(t *testing.T) {
+		r := il.requestLog(true)
+		for i := range 1000 {
+			il.line(StreamStdout, fmt.Appendf(nil, "line %04d", i))
+		}
+		lines := r.End()
+		size := 0
+		for _, l := range lines {
+			size += len(l) + 1
+		}
+		if size > RequestLogBytes || size < RequestLogBytes/2 {
+			t.Errorf("kept %d bytes, want at most %d and most of it", size, RequestLogBytes)
+		}
+		if last := lines[len(lines)-1]; !strings.HasSuffix(last, "line 0999") {
+			t.Errorf("last line: got %q, want line 0999", last)
+		}
+	})
+	t.Run("requests", func(t *testing.T) {
+		var rs []*RequestLog
+		for range maxRequestLogs + 1 {
+			rs = append(rs, il.requestLog(true))
+		}
+		if len(il.reqs) != maxRequestLogs {
+			t.Errorf("collecting: got %d, want %d", len(il.reqs), maxRequestLogs)
+		}
+		il.line(StreamStdout, []byte("shared"))
+		over := rs[maxRequestLogs]
+		over.Log("FC Invoke Start RequestId: over")
+		if got := over.End(); len(got) != 1 || !strings.HasSuffix(got[0], "RequestId: over") {
+			t.Errorf("RequestLog past the bound: got %q, want only its own line", got)
+		}
+		if got := rs[0].End(); len(got) != 2 {
+			t.Errorf("RequestLog within the bound: got %q, want the shared line and the marker", got)
+		}
+		for _, r := range rs[1:maxRequestLogs] {
+			r.End()
+		}
+		if len(il.reqs) != 0 {
+			t.Errorf("collecting after End: got %d, want 0", len(il.reqs))
+		}
+	})
 }
 
 func TestStartErrorMessage(t *testing.T) {
@@ -177,14 +244,14 @@ func TestStartErrorMessage(t *testing.T) {
 	}{
 		{
 			"not started",
-			&StartError{Code: CodeFunctionNotStarted, InstanceID: "i", Duration: 1500 * time.Millisecond,
+			&StartError{InstanceID: "i", Duration: 1500 * time.Millisecond,
 				Err: errors.New("dial tcp 10.86.0.2:9000: connect: connection refused"), LogTail: []string{"listening on 127.0.0.1:9000"}},
-			[]string{"FunctionNotStarted", "1.5s", "connection refused", "listening on 127.0.0.1:9000"},
+			[]string{"did not become ready", "1.5s", "connection refused", "listening on 127.0.0.1:9000"},
 		},
 		{
 			"exited",
-			&StartError{Code: CodeCAExited, InstanceID: "i", Exit: ExitStatus{Code: 3}},
-			[]string{"CAExited", "exited with code 3"},
+			&StartError{Exited: true, InstanceID: "i", Exit: ExitStatus{Code: 3}},
+			[]string{"exited with code 3"},
 		},
 	}
 	for _, tt := range tests {
@@ -240,5 +307,70 @@ func TestOptionsRequireImages(t *testing.T) {
 	_, err := Options{DataDir: t.TempDir()}.withDefaults()
 	if err == nil || !strings.Contains(err.Error(), "Images") {
 		t.Errorf("Options without Images: got %v, want an error naming Images", err)
+	}
+}
+
+// The kinds of start failure, as the proxy names them (FC's codes).
+const (
+	notStarted = "FunctionNotStarted"
+	caExited   = "CAExited"
+)
+
+// startKind names the kind of se as FC does; the proxy's mapping is tested
+// in package proxy.
+func startKind(se *StartError) string {
+	if se.Exited {
+		return caExited
+	}
+	return notStarted
+}
+
+func TestStartErrorCategory(t *testing.T) {
+	cause := errors.New("probe failed")
+	err := error(&StartError{InstanceID: "i", Err: cause})
+	if !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("got %v, want errdefs.ErrFailedPrecondition", err)
+	}
+	if !errors.Is(err, cause) {
+		t.Errorf("errors.Is(%v, cause): got false, want true", err)
+	}
+}
+
+// closeOnlyManager is a Manager with no instances and no host network, for
+// testing Close's handling of its watcher goroutines.
+func closeOnlyManager(t *testing.T) *Manager {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		ctx: ctx, cancel: cancel,
+		opts:      Options{Name: "fcd-unit-close-none"},
+		net:       &network{bridge: "fcd-none-br0", nsDir: filepath.Join(t.TempDir(), "ns")},
+		instances: map[string]*Instance{},
+	}
+}
+
+func TestCloseWaitsForWatchers(t *testing.T) {
+	m := closeOnlyManager(t)
+	var ended atomic.Bool
+	m.watch(func() {
+		<-m.ctx.Done()
+		ended.Store(true)
+	})
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !ended.Load() {
+		t.Error("Close returned before the instance watcher ended")
+	}
+}
+
+func TestCloseBoundedByContext(t *testing.T) {
+	m := closeOnlyManager(t)
+	stuck := make(chan struct{})
+	defer close(stuck)
+	m.watch(func() { <-stuck }) // ignores the Manager's context
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := m.Close(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want the context's error naming the watchers", err)
 	}
 }

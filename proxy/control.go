@@ -35,6 +35,9 @@ func (s *Server) createFunction(ctx *fasthttp.RequestCtx, body []byte) error {
 	if err := s.opts.Functions.CreateFunction(ctx, f); err != nil {
 		return err
 	}
+	if err := s.sync(ctx); err != nil {
+		return err
+	}
 	return s.writeFunction(ctx, f)
 }
 
@@ -62,24 +65,21 @@ func (s *Server) updateFunction(ctx *fasthttp.RequestCtx, name string, body []by
 	f, err := s.opts.Functions.UpdateFunction(ctx, unescape(name), func(f *api.Function) (*api.Function, error) {
 		return f.Update(&in, now)
 	})
-	s.fns.forget(unescape(name))
 	if err != nil {
 		return err
 	}
-	if s.opts.Pools != nil {
-		s.opts.Pools.Update(f)
+	if err := s.sync(ctx); err != nil {
+		return err
 	}
 	return s.writeFunction(ctx, f)
 }
 
 func (s *Server) deleteFunction(ctx *fasthttp.RequestCtx, name string) error {
-	err := s.opts.Functions.DeleteFunction(ctx, unescape(name))
-	s.fns.forget(unescape(name))
-	if err != nil {
+	if err := s.opts.Functions.DeleteFunction(ctx, unescape(name)); err != nil {
 		return err
 	}
-	if s.opts.Pools != nil {
-		s.opts.Pools.Remove(unescape(name))
+	if err := s.sync(ctx); err != nil {
+		return err
 	}
 	ctx.SetStatusCode(http.StatusNoContent)
 	return nil

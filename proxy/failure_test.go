@@ -172,7 +172,7 @@ func TestLateAbortSparesPooledConn(t *testing.T) {
 		req.SetRequestURI(path)
 		req.Header.SetHost(addr)
 		resp := fasthttp.AcquireResponse()
-		conn, err := u.roundTrip(cl, addr, req, resp, time.Now().Add(5*time.Second))
+		conn, err := u.roundTrip(cl, "i-1", addr, req, resp, time.Now().Add(5*time.Second))
 		if err != nil {
 			return err
 		}
@@ -192,5 +192,47 @@ func TestLateAbortSparesPooledConn(t *testing.T) {
 	first.abort() // the first call's client watch fires late
 	if err := <-errc; err != nil {
 		t.Fatalf("the second call failed because of the first one's abort: %v", err)
+	}
+}
+
+// TestInstanceStoppingClosesIdleConns: the idle connections to an instance
+// the scheduler stops are closed at once, and only its own: they are kept
+// by instance ID, so another instance at the same address keeps its own.
+func TestInstanceStoppingClosesIdleConns(t *testing.T) {
+	closed := make(chan struct{}, 4)
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	be.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	be.Start()
+	defer be.Close()
+	addr := strings.TrimPrefix(be.URL, "http://")
+	srv := New(Options{Keys: StaticKeys{}})
+	for _, id := range []string{"i-1", "i-2"} {
+		req := fasthttp.AcquireRequest()
+		req.SetRequestURI("/")
+		req.Header.SetHost(addr)
+		resp := fasthttp.AcquireResponse()
+		conn, err := srv.upstream.roundTrip(&call{}, id, addr, req, resp, time.Now().Add(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readResponseBody(resp)
+		srv.upstream.put(conn, time.Now())
+	}
+	srv.InstanceStopping("i-1")
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stopped instance's idle connection was not closed")
+	}
+	srv.upstream.mu.Lock()
+	_, gone := srv.upstream.idle["i-1"]
+	kept := len(srv.upstream.idle["i-2"])
+	srv.upstream.mu.Unlock()
+	if gone || kept != 1 {
+		t.Errorf("idle connections: i-1 present %v, i-2 %d; want i-1 gone, i-2 1", gone, kept)
 	}
 }

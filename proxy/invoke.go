@@ -23,9 +23,8 @@ import (
 // of the function, warm or freshly started, for one request.
 type Scheduler interface {
 	// Acquire returns a lease on an instance of fn, waiting for a cold start
-	// or a free slot while ctx allows. Errors: ErrThrottled-like errors
-	// (mapped by IsThrottled), start failures (mapped by StartFailure), and
-	// ctx's error when the caller went away.
+	// or a free slot while ctx allows. Errors carry an errdefs category
+	// or are start failures; acquireError lists how each is answered.
 	Acquire(ctx context.Context, fn *api.Function) (Lease, error)
 }
 
@@ -40,24 +39,21 @@ type Lease interface {
 	// Fail frees the slot of an instance that could not answer (its
 	// connection was refused or broke): the scheduler evicts it.
 	Fail(err error)
-	// Log appends a line to the instance's log, for the FC Invoke
-	// Start/End markers that group a request's lines.
+	// RequestLog starts the log of this request on the instance, whose
+	// lines the FC Invoke Start/End markers written through it group.
+	// When collect is set the request's lines are kept in memory for
+	// x-fc-log-type: Tail; nothing is read back from log files.
+	RequestLog(collect bool) RequestLog
+}
+
+// RequestLog is one request's log on its instance (package instance's
+// RequestLog).
+type RequestLog interface {
+	// Log writes a line of fcd's own to the instance's log.
 	Log(line string)
-}
-
-// ErrorClassifier tells the proxy what a Scheduler error means. Package
-// scheduler's sentinels and instance's start errors are not imported here,
-// so the wiring in cmd/fcd supplies this.
-type ErrorClassifier interface {
-	// Classify returns the FC error for err, or nil when err is not one the
-	// classifier knows.
-	Classify(err error) (status int, code, message string, ok bool)
-}
-
-// RequestLogs serves the log lines of one request, those between its FC
-// Invoke Start and End markers.
-type RequestLogs interface {
-	RequestLogs(function, requestID string) ([]string, error)
+	// End stops collecting and returns the request's lines, oldest first
+	// (nil when not collecting). It is called once.
+	End() []string
 }
 
 // FC invocation headers.
@@ -77,14 +73,8 @@ const (
 	bufferLimit = 64 << 10
 )
 
-// Codes of invocation errors.
-const (
-	CodeResourceExhausted   = "ResourceExhausted"   // 429
-	CodeClientClosedRequest = "ClientClosedRequest" // 499
-	CodeFunctionNotStarted  = "FunctionNotStarted"  // 412
-	CodeAsyncNotSupported   = "InvalidArgument"
-	statusClientClosed      = 499
-)
+// CodeAsyncNotSupported answers an invocation type fcd does not serve.
+const CodeAsyncNotSupported = "InvalidArgument"
 
 // invocation is what differs between InvokeFunction and an HTTP trigger.
 type invocation struct {
@@ -111,15 +101,15 @@ type cachedFunction struct {
 }
 
 // functionCache keeps parsed functions so the warm path does no store read.
-// The proxy is the only writer of functions and triggers, so its own
-// handlers keep the cache exact by forgetting what they change.
+// The store's watch keeps it exact (follow.go): every change to a function
+// or its triggers, whoever made it, forgets the function.
 type functionCache struct {
 	mu  sync.RWMutex
 	m   map[string]*cachedFunction
 	gen uint64 // bumped by forget, so a fill racing a change is not kept
 }
 
-func (c *functionCache) get(ctx context.Context, st FunctionStore, name string) (*cachedFunction, error) {
+func (c *functionCache) get(ctx context.Context, st FunctionReader, name string) (*cachedFunction, error) {
 	c.mu.RLock()
 	cf, gen := c.m[name], c.gen
 	c.mu.RUnlock()
@@ -213,19 +203,14 @@ func (s *Server) failAcquire(ctx *fasthttp.RequestCtx, rid, name string, err err
 		writeError(ctx, rid, newError(statusClientClosed, CodeClientClosedRequest, "the client closed the request before an instance was ready"))
 		return
 	}
-	if s.opts.Errors != nil {
-		if status, code, msg, ok := s.opts.Errors.Classify(err); ok {
-			switch status {
-			case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-				s.metrics.throttled.Add(1)
-			case http.StatusPreconditionFailed:
-				s.metrics.startFailures.Add(1)
-			}
-			s.fail(ctx, rid, newError(status, code, msg))
-			return
-		}
+	aerr := acquireError(err)
+	switch aerr.Status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		s.metrics.throttled.Add(1)
+	case http.StatusPreconditionFailed:
+		s.metrics.startFailures.Add(1)
 	}
-	s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
+	s.fail(ctx, rid, aerr)
 }
 
 // exchange is one request on a leased instance, from the moment it is
@@ -234,6 +219,8 @@ type exchange struct {
 	s     *Server
 	cf    *cachedFunction
 	lease Lease
+	rlog  RequestLog
+	lines []string // the request's log, after end, when collected
 	cl    *call
 	rid   string
 	sent  time.Time
@@ -246,7 +233,8 @@ type exchange struct {
 func (x *exchange) end(failed error) {
 	x.once.Do(func() {
 		defer x.done()
-		x.lease.Log(invokeEnd + x.rid)
+		x.rlog.Log(invokeEnd + x.rid)
+		x.lines = x.rlog.End()
 		if m := x.s.opts.Meter; m != nil {
 			m.Record(billing.InvocationRecord{
 				Function: x.cf.fn.FunctionName, RequestID: x.rid, InstanceID: x.lease.InstanceID(),
@@ -275,13 +263,14 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 		return
 	}
 
-	tail := s.opts.Log != nil && bytes.EqualFold(ctx.Request.Header.Peek(headerLogType), []byte("Tail"))
+	tail := bytes.EqualFold(ctx.Request.Header.Peek(headerLogType), []byte("Tail"))
 	// The function's timeout runs from when its instance gets the request,
 	// not from the start of a cold start.
 	x.sent = time.Now()
-	lease.Log(invokeStart + rid)
+	x.rlog = lease.RequestLog(tail)
+	x.rlog.Log(invokeStart + rid)
 	resp := fasthttp.AcquireResponse()
-	conn, err := s.upstream.roundTrip(x.cl, lease.Addr(), up, resp, x.sent.Add(cf.deadline))
+	conn, err := s.upstream.roundTrip(x.cl, lease.InstanceID(), lease.Addr(), up, resp, x.sent.Add(cf.deadline))
 	if err != nil && body != nil && body.err != nil {
 		err = &errClientBody{body.err}
 	}
@@ -305,7 +294,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 		s.finish(conn, resp, x)
 		ctx.SetBody(out)
 		if tail {
-			s.setLogTail(ctx, cf.fn.FunctionName, rid)
+			setLogTail(ctx, x.lines)
 		}
 		return
 	}
@@ -420,14 +409,14 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 		// The instance is alive but slow: its slot is free again once its
 		// connection is gone, which roundTrip has closed.
 		msg := fmt.Sprintf("Function timed out after %d seconds", fn.Timeout)
-		lease.Log(msg + " RequestId: " + rid)
+		x.rlog.Log(msg + " RequestId: " + rid)
 		x.end(nil)
 		s.metrics.timeouts.Add(1)
 		s.log.Warn(msg, "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID())
 		s.functionError(ctx, inv, http.StatusGatewayTimeout, msg)
 	default:
 		x.end(err)
-		s.upstream.closeAddr(lease.Addr())
+		s.upstream.closeInstance(lease.InstanceID())
 		msg := fmt.Sprintf("The function instance %s could not serve the request: %v", lease.InstanceID(), err)
 		s.log.Warn("instance failed mid-request", "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID(), "error", err)
 		s.functionError(ctx, inv, http.StatusBadGateway, msg)
@@ -453,12 +442,7 @@ func (s *Server) functionError(ctx *fasthttp.RequestCtx, inv invocation, httpSta
 
 // setLogTail puts the last 4 KB of the request's log lines, base64, in
 // x-fc-log-result.
-func (s *Server) setLogTail(ctx *fasthttp.RequestCtx, fn, rid string) {
-	lines, err := s.opts.Log.RequestLogs(fn, rid)
-	if err != nil {
-		s.log.Warn("read request log", "requestId", rid, "function", fn, "error", err)
-		return
-	}
+func setLogTail(ctx *fasthttp.RequestCtx, lines []string) {
 	start, size := len(lines), 0
 	for start > 0 && size+len(lines[start-1])+1 <= maxLogTail {
 		start--

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/containerd/errdefs"
 
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/store"
@@ -62,7 +63,9 @@ func (l *fakeLease) Release() {
 	l.s.mu.Unlock()
 	l.s.changed <- struct{}{}
 }
-func (l *fakeLease) Log(line string) { l.s.log.add(line) }
+func (l *fakeLease) RequestLog(collect bool) RequestLog {
+	return &fakeRequestLog{log: l.s.log, collect: collect}
+}
 func (l *fakeLease) Fail(err error) {
 	l.s.mu.Lock()
 	l.s.failed = append(l.s.failed, err)
@@ -83,32 +86,29 @@ func (l *fakeLog) add(line string) {
 	l.lines = append(l.lines, line)
 }
 
-func (l *fakeLog) RequestLogs(fn, rid string) ([]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range l.lines {
-		if strings.Contains(line, rid) {
-			out = append(out, line)
-		}
-	}
-	return out, nil
+// fakeRequestLog is one request's log: its lines go to the instance log
+// and, when collecting, are kept for End.
+type fakeRequestLog struct {
+	log     *fakeLog
+	collect bool
+	lines   []string
 }
 
-type classifier struct{}
-
-var errBusy = errors.New("busy")
-
-func (classifier) Classify(err error) (int, string, string, bool) {
-	if errors.Is(err, errBusy) {
-		return 429, CodeResourceExhausted, "too many requests", true
+func (r *fakeRequestLog) Log(line string) {
+	r.log.add(line)
+	if r.collect {
+		r.lines = append(r.lines, line)
 	}
-	return 0, "", "", false
 }
+
+func (r *fakeRequestLog) End() []string { return r.lines }
+
+var errBusy = fmt.Errorf("busy: %w", errdefs.ErrResourceExhausted)
 
 // invokeEnv is a proxy with one function "fn" (timeout 1 s) whose single
 // instance is backend.
 type invokeEnv struct {
+	st    *store.Store
 	addr  string
 	sched *fakeScheduler
 	log   *fakeLog
@@ -139,13 +139,13 @@ func newInvokeEnvWith(t *testing.T, be *httptest.Server, timeout int32, wrap fun
 	if err := st.CreateFunction(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
-	env := &invokeEnv{sched: newFakeScheduler(strings.TrimPrefix(be.URL, "http://")), log: &fakeLog{}}
+	env := &invokeEnv{st: st, sched: newFakeScheduler(strings.TrimPrefix(be.URL, "http://")), log: &fakeLog{}}
 	env.sched.log = env.log
 	var sched Scheduler = env.sched
 	if wrap != nil {
 		sched = wrap(sched)
 	}
-	env.addr = testServer(t, Options{Functions: st, Scheduler: sched, Errors: classifier{}, Log: env.log})
+	env.addr = testServer(t, Options{Functions: st, Scheduler: sched})
 	return env
 }
 

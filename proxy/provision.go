@@ -10,12 +10,11 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/fcd-dev/fcd/api"
-	"github.com/fcd-dev/fcd/store"
 )
 
-// Pools is what the control API tells the scheduler: a function's
-// configuration changed or it is gone (its instances drain), and how many
-// instances to keep warm.
+// Pools is what the store's watch tells the scheduler (follow.go): a
+// function's configuration changed or it is gone (its instances drain),
+// and how many instances to keep warm.
 type Pools interface {
 	// Update drains instances of fn's previous configuration.
 	Update(fn *api.Function)
@@ -29,12 +28,10 @@ type Pools interface {
 
 // ProvisionStore keeps provisioned targets across restarts.
 type ProvisionStore interface {
-	PutProvisionConfig(ctx context.Context, name string, pc store.ProvisionConfig) error
-	GetProvisionConfig(ctx context.Context, name string) (store.ProvisionConfig, error)
+	PutProvisionConfig(ctx context.Context, name string, pc api.ProvisionConfig) error
+	GetProvisionConfig(ctx context.Context, name string) (api.ProvisionConfig, error)
 	DeleteProvisionConfig(ctx context.Context, name string) error
 }
-
-var _ ProvisionStore = (*store.Store)(nil)
 
 // MaxProvisionTarget bounds defaultTarget on one host.
 const MaxProvisionTarget = 100
@@ -54,8 +51,8 @@ type provisionConfig struct {
 }
 
 func (s *Server) provisionStore() (ProvisionStore, error) {
-	ps, ok := s.opts.Functions.(ProvisionStore)
-	if !ok || s.opts.Pools == nil {
+	ps := s.opts.Provision
+	if ps == nil || s.opts.Pools == nil {
 		return nil, newError(http.StatusNotImplemented, "NotImplemented", "this fcd has no scheduler: provisioned instances are not available")
 	}
 	return ps, nil
@@ -81,10 +78,12 @@ func (s *Server) putProvision(ctx *fasthttp.RequestCtx, name string, body []byte
 	if err != nil {
 		return err
 	}
-	if err := ps.PutProvisionConfig(ctx, name, store.ProvisionConfig{Target: int(*target)}); err != nil {
+	if err := ps.PutProvisionConfig(ctx, name, api.ProvisionConfig{Target: int(*target)}); err != nil {
 		return err
 	}
-	s.opts.Pools.SetProvisioned(cf.fn, int(*target))
+	if err := s.sync(ctx); err != nil {
+		return err
+	}
 	return s.writeProvision(ctx, cf.fn, int(*target))
 }
 
@@ -112,14 +111,15 @@ func (s *Server) deleteProvision(ctx *fasthttp.RequestCtx, name string) error {
 	if err != nil {
 		return err
 	}
-	cf, err := s.fns.get(ctx, s.opts.Functions, name)
-	if err != nil {
+	if _, err := s.fns.get(ctx, s.opts.Functions, name); err != nil {
 		return err
 	}
 	if err := ps.DeleteProvisionConfig(ctx, name); err != nil {
 		return err
 	}
-	s.opts.Pools.SetProvisioned(cf.fn, 0)
+	if err := s.sync(ctx); err != nil {
+		return err
+	}
 	ctx.SetStatusCode(http.StatusNoContent)
 	return nil
 }

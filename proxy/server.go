@@ -27,25 +27,39 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/fcd-dev/fcd/api"
-	"github.com/fcd-dev/fcd/store"
 )
 
-// FunctionStore is what the proxy needs of the metadata store.
-type FunctionStore interface {
-	CreateFunction(ctx context.Context, f *api.Function) error
+// FunctionReader is what the proxy reads of the metadata store, and the
+// watch its function cache and the scheduler follow (follow.go).
+type FunctionReader interface {
 	GetFunction(ctx context.Context, name string) (*api.Function, error)
-	UpdateFunction(ctx context.Context, name string, change func(*api.Function) (*api.Function, error)) (*api.Function, error)
-	DeleteFunction(ctx context.Context, name string) error
 	ListFunctions(ctx context.Context, prefix, start string, limit int) ([]*api.Function, string, error)
-
-	CreateTrigger(ctx context.Context, function string, t *api.Trigger) error
 	GetTrigger(ctx context.Context, function, name string) (*api.Trigger, error)
-	UpdateTrigger(ctx context.Context, function, name string, change func(*api.Trigger) (*api.Trigger, error)) (*api.Trigger, error)
-	DeleteTrigger(ctx context.Context, function, name string) error
 	ListTriggers(ctx context.Context, function string) ([]*api.Trigger, error)
+
+	// Revision is the revision of the last committed change.
+	Revision(ctx context.Context) (uint64, error)
+	// Watch delivers the changes committed after the call, in revision
+	// order, until ctx ends.
+	Watch(ctx context.Context) <-chan api.Event
 }
 
-var _ FunctionStore = (*store.Store)(nil)
+// FunctionWriter is what the control API writes to the metadata store.
+type FunctionWriter interface {
+	CreateFunction(ctx context.Context, f *api.Function) error
+	UpdateFunction(ctx context.Context, name string, change func(*api.Function) (*api.Function, error)) (*api.Function, error)
+	DeleteFunction(ctx context.Context, name string) error
+
+	CreateTrigger(ctx context.Context, function string, t *api.Trigger) error
+	UpdateTrigger(ctx context.Context, function, name string, change func(*api.Trigger) (*api.Trigger, error)) (*api.Trigger, error)
+	DeleteTrigger(ctx context.Context, function, name string) error
+}
+
+// FunctionStore is the metadata store as the proxy uses it.
+type FunctionStore interface {
+	FunctionReader
+	FunctionWriter
+}
 
 // Headers fcd sets on responses.
 const (
@@ -77,20 +91,17 @@ type Options struct {
 	// Scheduler places invocations on instances. Nil means invocations are
 	// refused with 503.
 	Scheduler Scheduler
-	// Errors classifies Scheduler errors into FC errors. Nil maps them as
-	// internal errors, but for the store's not-found.
-	Errors ErrorClassifier
-	// Log serves the log lines of one request for x-fc-log-type: Tail.
-	// Nil disables Tail.
-	Log RequestLogs
 	// Domain routes HTTP trigger requests by Host: <function>.<Domain>.
 	// Empty means "fcd.localhost".
 	Domain string
 	// Collectors are registered with /metrics next to the proxy's own.
 	Collectors []prometheus.Collector
-	// Pools learns of function updates and deletions and keeps provisioned
-	// instances. Nil disables provision-config.
+	// Pools learns of function updates and deletions, as the store's
+	// watch reports them, and keeps provisioned instances. Nil disables
+	// provision-config.
 	Pools Pools
+	// Provision keeps provisioned targets. Nil disables provision-config.
+	Provision ProvisionStore
 	// Logs serves instance logs to fcctl logs. Nil disables the endpoint.
 	Logs LogReader
 	// Roles keeps roles: the role API and the check that a function's role
@@ -113,6 +124,7 @@ type Server struct {
 	ids      requestIDs
 	srv      *fasthttp.Server
 	fns      functionCache
+	follower *follower
 	upstream *upstream
 	metrics  metrics
 	metricsH fasthttp.RequestHandler
@@ -156,6 +168,7 @@ func New(opts Options) *Server {
 		verifier: verifier{keys: opts.Keys, skew: opts.ClockSkew, now: opts.Now},
 		ids:      newRequestIDs(),
 		upstream: newUpstream(),
+		follower: newFollower(),
 		ctx:      context.Background(),
 
 		hostSuffix: "." + strings.ToLower(opts.Domain),
@@ -188,6 +201,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer abort()
 	s.ctx = hard
 	defer s.upstream.closeAll()
+	// The watch starts before the first request, so every write a
+	// request makes reaches follow.
+	watchCtx, stopWatch := context.WithCancel(hard)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		s.follow(watchCtx, s.opts.Functions.Watch(watchCtx))
+	}()
+	defer func() {
+		stopWatch()
+		<-followed
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 	sweep := time.NewTicker(s.upstream.idleTimeout)
@@ -199,13 +224,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		case now := <-sweep.C:
 			s.upstream.sweep(now)
 		case <-ctx.Done():
-			return s.shutdown(errc, abort)
+			return s.shutdown(ctx, errc, abort)
 		}
 	}
 }
 
-func (s *Server) shutdown(errc <-chan error, abort context.CancelFunc) error {
-	gctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownGrace)
+func (s *Server) shutdown(ctx context.Context, errc <-chan error, abort context.CancelFunc) error {
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownGrace)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.srv.ShutdownWithContext(gctx) }()
@@ -223,6 +248,11 @@ func (s *Server) shutdown(errc <-chan error, abort context.CancelFunc) error {
 	<-done
 	return <-errc
 }
+
+// InstanceStopping tells the proxy that the scheduler took an instance out
+// of service: its idle connections are closed. Give it to
+// scheduler.Options.Stopping.
+func (s *Server) InstanceStopping(instanceID string) { s.upstream.closeInstance(instanceID) }
 
 // Handler returns the request handler, for tests that serve it themselves.
 func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }

@@ -78,12 +78,18 @@ func (s *Server) checkTrigger(ctx *fasthttp.RequestCtx, hc *api.HTTPTriggerConfi
 
 // handleTriggers serves CreateTrigger, GetTrigger, UpdateTrigger,
 // DeleteTrigger and ListTriggers.
-func (s *Server) handleTriggers(ctx *fasthttp.RequestCtx, function, name, method string, body []byte) error {
+func (s *Server) handleTriggers(ctx *fasthttp.RequestCtx, function, name, method string, body []byte) (err error) {
 	st := s.opts.Functions
 	if _, err := st.GetFunction(ctx, function); err != nil {
 		return err
 	}
-	defer s.fns.forget(function)
+	if method != http.MethodGet {
+		defer func() {
+			if err == nil {
+				err = s.sync(ctx)
+			}
+		}()
+	}
 	switch {
 	case name == "" && method == http.MethodPost:
 		var in api.TriggerInput

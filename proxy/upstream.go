@@ -13,7 +13,9 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// upstream keeps idle keep-alive connections to instances, by address.
+// upstream keeps idle keep-alive connections to instances, by instance ID:
+// an address may be reused by a later instance, an ID never is, and the
+// scheduler names the instances it stops by ID (Server.InstanceStopping).
 //
 // fcd drives the connections itself, with fasthttp's request writer and
 // response reader, rather than through fasthttp.Client: a call must be
@@ -21,7 +23,7 @@ import (
 // cancelled), and an aborted connection must never return to the pool.
 type upstream struct {
 	dialTimeout time.Duration
-	maxIdle     int           // per address
+	maxIdle     int           // per instance
 	idleTimeout time.Duration // idle connections older than this are not reused
 
 	mu   sync.Mutex
@@ -30,7 +32,7 @@ type upstream struct {
 
 type upConn struct {
 	net.Conn
-	addr string
+	id   string // the instance's
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	used time.Time // when it last went idle
@@ -45,27 +47,28 @@ func newUpstream() *upstream {
 	}
 }
 
-// get returns an idle connection to addr, or dials one. reused says which.
-func (u *upstream) get(addr string, now time.Time) (c *upConn, reused bool, err error) {
+// get returns an idle connection to instance id, or dials one at addr.
+// reused says which.
+func (u *upstream) get(id, addr string, now time.Time) (c *upConn, reused bool, err error) {
 	u.mu.Lock()
-	conns := u.idle[addr]
+	conns := u.idle[id]
 	for len(conns) > 0 {
 		c = conns[len(conns)-1]
 		conns = conns[:len(conns)-1]
 		if now.Sub(c.used) < u.idleTimeout && c.alive() {
-			u.idle[addr] = conns
+			u.idle[id] = conns
 			u.mu.Unlock()
 			return c, true, nil
 		}
 		c.Close()
 	}
-	delete(u.idle, addr)
+	delete(u.idle, id)
 	u.mu.Unlock()
 	nc, err := net.DialTimeout("tcp", addr, u.dialTimeout)
 	if err != nil {
 		return nil, false, err
 	}
-	return &upConn{Conn: nc, addr: addr, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+	return &upConn{Conn: nc, id: id, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
 }
 
 // alive reports whether an idle connection is still open: an instance that
@@ -90,32 +93,33 @@ func (u *upstream) put(c *upConn, now time.Time) {
 	}
 	c.used = now
 	u.mu.Lock()
-	if len(u.idle[c.addr]) >= u.maxIdle {
+	if len(u.idle[c.id]) >= u.maxIdle {
 		u.mu.Unlock()
 		c.Close()
 		return
 	}
-	u.idle[c.addr] = append(u.idle[c.addr], c)
+	u.idle[c.id] = append(u.idle[c.id], c)
 	u.mu.Unlock()
 }
 
-// closeAddr closes every idle connection to addr, for an evicted instance.
-func (u *upstream) closeAddr(addr string) {
+// closeInstance closes every idle connection to instance id, which was
+// evicted or is stopping.
+func (u *upstream) closeInstance(id string) {
 	u.mu.Lock()
-	conns := u.idle[addr]
-	delete(u.idle, addr)
+	conns := u.idle[id]
+	delete(u.idle, id)
 	u.mu.Unlock()
 	for _, c := range conns {
 		c.Close()
 	}
 }
 
-// sweep closes idle connections past idleTimeout, so addresses of instances
-// that are gone do not keep sockets open.
+// sweep closes idle connections past idleTimeout, a backstop for
+// instances that went away without the proxy being told.
 func (u *upstream) sweep(now time.Time) {
 	var stale []*upConn
 	u.mu.Lock()
-	for addr, conns := range u.idle {
+	for id, conns := range u.idle {
 		keep := conns[:0]
 		for _, c := range conns {
 			if now.Sub(c.used) >= u.idleTimeout {
@@ -125,9 +129,9 @@ func (u *upstream) sweep(now time.Time) {
 			}
 		}
 		if len(keep) == 0 {
-			delete(u.idle, addr)
+			delete(u.idle, id)
 		} else {
-			u.idle[addr] = keep
+			u.idle[id] = keep
 		}
 	}
 	u.mu.Unlock()
@@ -237,17 +241,17 @@ func (c *call) isAborted() bool {
 	return c.aborted
 }
 
-// roundTrip sends req to addr and reads the response head, leaving a
+// roundTrip sends req to instance id at addr and reads the response head, leaving a
 // streamed body unread in resp. The returned connection belongs to the
 // caller, who must put it back only after reading the body whole. Only a
 // request that could not be written on a reused connection is retried,
 // and only when its body is in memory: once a request is written the
 // instance may have acted on it, and a function must not run twice.
-func (u *upstream) roundTrip(cl *call, addr string, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (*upConn, error) {
+func (u *upstream) roundTrip(cl *call, id, addr string, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (*upConn, error) {
 	// fasthttp clears the body stream as it writes it: look first.
 	streamed := req.BodyStream() != nil
 	for attempt := 0; ; attempt++ {
-		conn, reused, err := u.get(addr, time.Now())
+		conn, reused, err := u.get(id, addr, time.Now())
 		if err != nil {
 			return nil, &errDial{err}
 		}

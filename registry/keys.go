@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/fcd-dev/fcd/internal/fsutil"
 )
 
 const (
@@ -50,7 +52,7 @@ func loadOrCreateKey(dir string) (signingKey, error) {
 	if err != nil {
 		return signingKey{}, err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, jwksFile), data, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, jwksFile), data, 0o644); err != nil {
 		return signingKey{}, err
 	}
 	return signingKey{priv: priv, kid: jwk.KeyID}, nil
@@ -86,36 +88,8 @@ func createKey(path string) (*ecdsa.PrivateKey, error) {
 		return nil, err
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(path, data, 0o600); err != nil {
 		return nil, err
 	}
 	return priv, nil
-}
-
-// writeFileAtomic replaces path with data, so a reader (or a crash) sees
-// the old file or the new one, never a part.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -8,7 +8,10 @@
 //
 // It knows nothing of HTTP or containerd: instances are started through the
 // Starter the caller provides and seen through the small Instance interface.
-// Mapping its errors to FC error codes is the caller's business.
+// Its errors carry errdefs categories (errors.go); mapping them to FC error
+// codes is the proxy's business. Time comes from Options.Clock, so tests
+// move it by hand; Options.Stopping tells the caller of every instance
+// taken out of service (the proxy closes its connections to it).
 //
 // Lifecycle of an instance in a pool:
 //

@@ -1,9 +1,6 @@
 package scheduler
 
-import (
-	"slices"
-	"time"
-)
+import "slices"
 
 // How instances leave a pool: they die (watch), fail a request (release
 // with failed), drain after an update or removal (update, shut), or idle
@@ -29,7 +26,7 @@ func (p *pool) watch(in *inst) {
 	p.s.log.Warn("instance died; evicted", "function", in.fn.Name, "instance", in.ID())
 	p.stop(in)
 	p.schedule()
-	p.provision(time.Now())
+	p.provision(p.s.clock.Now())
 }
 
 // goneLocked takes in out of the pool; the caller stops it.
@@ -45,7 +42,7 @@ func (p *pool) goneLocked(in *inst) {
 func (p *pool) release(in *inst, failed bool) {
 	p.mu.Lock()
 	in.busy--
-	in.lastUsed = time.Now()
+	in.lastUsed = p.s.clock.Now()
 	switch {
 	case in.gone:
 		p.mu.Unlock()
@@ -83,7 +80,7 @@ func (p *pool) update(fn Function) {
 		p.stop(in)
 	}
 	p.schedule()
-	p.provision(time.Now())
+	p.provision(p.s.clock.Now())
 }
 
 // updateLocked makes fn current; when its revision is new, instances and

@@ -158,3 +158,100 @@ func recv(t testing.TB, ch <-chan result) result {
 		return result{}
 	}
 }
+
+// fakeClock is a Clock moved by hand. Its tickers deliver only on Tick,
+// which waits until the scheduler's janitor has handled the tick, so a
+// test can assert what a tick did, and did not do, without sleeping. Its
+// timers fire when Tick moves the time past their deadline.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	tickers []*fakeTicker
+	timers  []*fakeTimer
+	ticking chan struct{} // closed when the first ticker exists
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ticking: make(chan struct{})}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NewTicker(time.Duration) Ticker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTicker{c: make(chan time.Time), stopped: make(chan struct{})}
+	if len(c.tickers) == 0 {
+		close(c.ticking)
+	}
+	c.tickers = append(c.tickers, t)
+	return t
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: make(chan time.Time, 1), at: c.now.Add(d)}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+// Tick moves the time by d, fires the timers now due, and delivers the
+// new time to every ticker twice: the second delivery is taken only once
+// the janitor has finished with the first.
+func (c *fakeClock) Tick(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case <-c.ticking:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ticker was created")
+	}
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	now, tickers := c.now, append([]*fakeTicker(nil), c.tickers...)
+	timers := c.timers[:0]
+	for _, tm := range c.timers {
+		if tm.stopped.Load() {
+			continue
+		}
+		if !now.Before(tm.at) {
+			tm.c <- now
+			continue
+		}
+		timers = append(timers, tm)
+	}
+	c.timers = timers
+	c.mu.Unlock()
+	for _, tk := range tickers {
+		for range 2 {
+			select {
+			case tk.c <- now:
+			case <-tk.stopped:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the janitor did not take a tick")
+			}
+		}
+	}
+}
+
+type fakeTicker struct {
+	c       chan time.Time
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func (t *fakeTicker) C() <-chan time.Time { return t.c }
+func (t *fakeTicker) Stop()               { t.once.Do(func() { close(t.stopped) }) }
+
+type fakeTimer struct {
+	c       chan time.Time
+	at      time.Time
+	stopped atomic.Bool
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+func (t *fakeTimer) Stop() bool          { return !t.stopped.Swap(true) }

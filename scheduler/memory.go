@@ -76,7 +76,7 @@ func (s *Scheduler) kickBlocked() {
 	clear(s.blocked)
 	s.nblocked.Store(0)
 	s.mu.Unlock()
-	now := time.Now()
+	now := s.clock.Now()
 	for _, p := range pools {
 		p.schedule()
 		p.provision(now)
@@ -110,6 +110,9 @@ func (p *pool) stop(in *inst) {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
+		if s.opts.Stopping != nil {
+			s.opts.Stopping(in.ID())
+		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), s.opts.StopTimeout)
 		err := in.Stop(ctx)
 		cancel()

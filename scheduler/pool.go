@@ -102,7 +102,7 @@ func (p *pool) admitLocked(ctx context.Context) error {
 
 // wait waits for w's result, the queue deadline or the caller's ctx.
 func (p *pool) wait(ctx context.Context, w *waiter) (*Lease, error) {
-	timer := time.NewTimer(p.s.opts.QueueTimeout)
+	timer := p.s.clock.NewTimer(p.s.opts.QueueTimeout)
 	defer timer.Stop()
 	var err error
 	select {
@@ -110,7 +110,7 @@ func (p *pool) wait(ctx context.Context, w *waiter) (*Lease, error) {
 		return r.lease, r.err
 	case <-ctx.Done():
 		err = ctx.Err()
-	case <-timer.C:
+	case <-timer.C():
 		err = fmt.Errorf("%w: no instance slot within %s", ErrThrottled, p.s.opts.QueueTimeout)
 	}
 	p.mu.Lock()
@@ -244,9 +244,12 @@ func (p *pool) startAndUnlock() bool {
 // start runs one cold start.
 func (p *pool) start(fn Function, gen uint64) {
 	defer p.s.wg.Done()
-	t := time.Now()
+	t := p.s.clock.Now()
 	in, err := p.s.starter.Start(p.s.ctx, fn)
-	p.started(fn, gen, in, err, time.Since(t))
+	if err != nil {
+		err = &StartError{Err: err}
+	}
+	p.started(fn, gen, in, err, p.s.clock.Now().Sub(t))
 }
 
 // started takes the outcome of a cold start.
@@ -273,7 +276,7 @@ func (p *pool) started(fn Function, gen uint64, instance Instance, err error, to
 		return
 	}
 	p.stats.observeStart(took)
-	in := &inst{Instance: instance, fn: fn, lastUsed: time.Now(), out: make(chan struct{})}
+	in := &inst{Instance: instance, fn: fn, lastUsed: p.s.clock.Now(), out: make(chan struct{})}
 	p.s.wg.Add(1) // the instance's life, until its Stop returned
 	if !current {
 		// Started for a configuration that is gone.
@@ -304,7 +307,7 @@ func (p *pool) startFailedLocked(current bool, err error) {
 	p.stats.coldStartFailures++
 	if p.provisioned > 0 {
 		p.backoff = min(max(2*p.backoff, p.s.opts.ProvisionRetry), maxProvisionBackoff)
-		p.nextProvision = time.Now().Add(p.backoff)
+		p.nextProvision = p.s.clock.Now().Add(p.backoff)
 	}
 	if current {
 		p.deliverLocked(min(p.fn.concurrency(), len(p.waiters)), result{err: err})

@@ -81,6 +81,13 @@ type Options struct {
 	ProvisionRetry time.Duration
 	// Logger receives the scheduler's records. Nil means silence.
 	Logger *slog.Logger
+	// Clock is the time source. Nil means the wall clock.
+	Clock Clock
+	// Stopping, when set, is told the ID of every instance the scheduler
+	// takes out of service (evicted, drained, idle or at Close), once,
+	// just before its Stop, outside the scheduler's locks; e.g. so the
+	// proxy closes its idle connections to it. It must not block.
+	Stopping func(instanceID string)
 }
 
 func (o Options) withDefaults() Options {
@@ -102,6 +109,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
 	return o
 }
 
@@ -118,6 +128,7 @@ type Scheduler struct {
 	starter Starter
 	opts    Options
 	log     *slog.Logger
+	clock   Clock
 
 	// ctx bounds starts and the janitor; Close cancels it.
 	ctx    context.Context
@@ -149,6 +160,7 @@ func New(starter Starter, opts Options) *Scheduler {
 		starter: starter,
 		opts:    opts,
 		log:     opts.Logger,
+		clock:   opts.Clock,
 		ctx:     ctx,
 		cancel:  cancel,
 		retired: map[*pool]struct{}{},
@@ -273,7 +285,7 @@ func (s *Scheduler) SetProvisioned(fn Function, target int) {
 		return
 	}
 	p.setProvisioned(fn, target)
-	p.provision(time.Now())
+	p.provision(s.clock.Now())
 }
 
 // Provisioned returns the provisioned target of the named function and
@@ -327,13 +339,13 @@ func (s *Scheduler) Close(ctx context.Context) error {
 // few times per IdleTimeout.
 func (s *Scheduler) janitor() {
 	defer s.wg.Done()
-	t := time.NewTicker(min(max(s.opts.IdleTimeout/4, 10*time.Millisecond), time.Second))
+	t := s.clock.NewTicker(min(max(s.opts.IdleTimeout/4, 10*time.Millisecond), time.Second))
 	defer t.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case now := <-t.C:
+		case now := <-t.C():
 			for _, p := range s.allPools() {
 				p.reapIdle(now)
 				p.provision(now)

@@ -14,7 +14,9 @@ import (
 // the idle timeout none remain; with a provisioned target of 2, two stay.
 func TestIssue4(t *testing.T) {
 	st := &fakeStarter{gate: make(chan struct{})}
-	s := newTest(t, st, Options{IdleTimeout: 30 * time.Millisecond})
+	clk := newFakeClock()
+	const idle = 30 * time.Second
+	s := newTest(t, st, Options{IdleTimeout: idle, Clock: clk})
 	fn := echoFn(10)
 	const n = 50
 
@@ -55,6 +57,7 @@ func TestIssue4(t *testing.T) {
 		t.Errorf("instances started: got %d, want 5", got)
 	}
 
+	clk.Tick(t, idle)
 	eventually(t, "idle instances stopped", func() bool { return st.running() == 0 })
 	if got := statsOf(s, "echo").Instances; got != 0 {
 		t.Errorf("instances after the idle timeout: got %d, want 0", got)
@@ -62,8 +65,10 @@ func TestIssue4(t *testing.T) {
 
 	s.SetProvisioned(fn, 2)
 	eventually(t, "two provisioned instances", func() bool { _, cur := s.Provisioned("echo"); return cur == 2 })
-	// Outlast several idle timeouts; a slow machine only makes this longer.
-	time.Sleep(150 * time.Millisecond)
+	// Outlast several idle timeouts, each handled by the janitor.
+	for range 5 {
+		clk.Tick(t, idle)
+	}
 	if target, cur := s.Provisioned("echo"); target != 2 || cur != 2 {
 		t.Errorf("Provisioned: got %d/%d, want 2/2", target, cur)
 	}
@@ -132,13 +137,18 @@ func TestProvisionBackOff(t *testing.T) {
 
 	// A long back-off holds retries back across many janitor ticks.
 	st2 := &fakeStarter{fail: func(int) error { return boom }}
-	s2 := newTest(t, st2, Options{IdleTimeout: 10 * time.Millisecond, ProvisionRetry: time.Hour})
+	clk := newFakeClock()
+	s2 := newTest(t, st2, Options{IdleTimeout: 10 * time.Second, ProvisionRetry: 5 * time.Minute, Clock: clk})
 	s2.SetProvisioned(echoFn(1), 1)
 	eventually(t, "first attempt", func() bool { return statsOf(s2, "echo").ColdStartFailures == 1 })
-	time.Sleep(100 * time.Millisecond) // about 40 janitor ticks
+	for range 9 { // janitor ticks across 4.5 of the 5 minutes
+		clk.Tick(t, 30*time.Second)
+	}
 	if got := st2.attempted(); got != 1 {
 		t.Errorf("start attempts within the back-off: got %d, want 1", got)
 	}
+	clk.Tick(t, 30*time.Second)
+	eventually(t, "a retry once the back-off is over", func() bool { return st2.attempted() == 2 })
 }
 
 func TestThrottle(t *testing.T) {

@@ -5,14 +5,17 @@
 // Bucket schema (version 1):
 //
 //	v1/                        root, versioned so a layout change is a migration
-//	  meta/                    schema: "version" -> uint64 big-endian
+//	  meta/                    schema: "version" -> uint64 big-endian;
+//	                           "revision" -> uint64 big-endian, the last
+//	                           change's revision (watch.go)
 //	  functions/<name>         JSON record: api.Function plus its revision
 //	                           (the bucket's sequence at its last write)
 //	  provision/<name>         JSON ProvisionConfig
 //	  triggers/<fn>/<trigger>  JSON api.Trigger (since version 2)
 //
 // Every write is one bbolt transaction, so a crash leaves the last committed
-// state. The store does not cache: bbolt's reads are memory-mapped.
+// state. The store does not cache: bbolt's reads are memory-mapped. Every
+// change takes a store revision and reaches Watch (watch.go).
 package store
 
 import (
@@ -21,6 +24,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -31,7 +35,9 @@ import (
 
 // Store is fcd's bbolt-backed metadata store. It is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db       *bolt.DB
+	wmu      sync.Mutex // serializes writes with their events
+	watchers *watchers
 }
 
 // Open opens (creating if needed) the store at path and brings its schema up
@@ -49,11 +55,14 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate store %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, watchers: newWatchers()}, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close ends every Watch and closes the file.
+func (s *Store) Close() error {
+	s.watchers.close()
+	return s.db.Close()
+}
 
 // DB returns the underlying database, for packages that keep their own
 // buckets in the same file (billing). They must not touch the v1 root.
@@ -96,12 +105,15 @@ func getFunction(b *bolt.Bucket, name string) (*api.Function, error) {
 // CreateFunction stores a new function and sets its Revision. It fails
 // with errdefs.ErrAlreadyExists when one of that name exists.
 func (s *Store) CreateFunction(ctx context.Context, f *api.Function) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx, emit func(api.Event) error) error {
 		b := bucket(tx, bucketFunctions)
 		if b.Get([]byte(f.FunctionName)) != nil {
 			return fmt.Errorf("function %q: %w", f.FunctionName, errdefs.ErrAlreadyExists)
 		}
-		return putFunction(b, f)
+		if err := putFunction(b, f); err != nil {
+			return err
+		}
+		return emitFunction(emit, b, f.FunctionName)
 	})
 }
 
@@ -124,7 +136,7 @@ func (s *Store) GetFunction(ctx context.Context, name string) (*api.Function, er
 // Revision. An error from change aborts the update and is returned as is.
 func (s *Store) UpdateFunction(ctx context.Context, name string, change func(*api.Function) (*api.Function, error)) (*api.Function, error) {
 	var updated *api.Function
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx, emit func(api.Event) error) error {
 		b := bucket(tx, bucketFunctions)
 		f, err := getFunction(b, name)
 		if err != nil {
@@ -135,7 +147,10 @@ func (s *Store) UpdateFunction(ctx context.Context, name string, change func(*ap
 			return err
 		}
 		updated = n
-		return putFunction(b, n)
+		if err := putFunction(b, n); err != nil {
+			return err
+		}
+		return emitFunction(emit, b, n.FunctionName)
 	})
 	return updated, err
 }
@@ -144,7 +159,7 @@ func (s *Store) UpdateFunction(ctx context.Context, name string, change func(*ap
 // triggers, or
 // returns errdefs.ErrNotFound.
 func (s *Store) DeleteFunction(ctx context.Context, name string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx, emit func(api.Event) error) error {
 		b := bucket(tx, bucketFunctions)
 		if b.Get([]byte(name)) == nil {
 			return fmt.Errorf("function %q: %w", name, errdefs.ErrNotFound)
@@ -155,7 +170,10 @@ func (s *Store) DeleteFunction(ctx context.Context, name string) error {
 		if err := deleteTriggers(bucket(tx, bucketTriggers), name); err != nil {
 			return err
 		}
-		return b.Delete([]byte(name))
+		if err := b.Delete([]byte(name)); err != nil {
+			return err
+		}
+		return emit(api.Event{Op: api.OpDelete, Kind: api.KindFunction, Function: name})
 	})
 }
 
@@ -186,17 +204,18 @@ func (s *Store) ListFunctions(ctx context.Context, prefix, start string, limit i
 }
 
 // ProvisionConfig is a function's provisioned (always warm) instance target.
-type ProvisionConfig struct {
-	Target int `json:"target"`
-}
+type ProvisionConfig = api.ProvisionConfig
 
 // PutProvisionConfig stores the provisioned target of an existing function.
 func (s *Store) PutProvisionConfig(ctx context.Context, name string, pc ProvisionConfig) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx, emit func(api.Event) error) error {
 		if bucket(tx, bucketFunctions).Get([]byte(name)) == nil {
 			return fmt.Errorf("function %q: %w", name, errdefs.ErrNotFound)
 		}
-		return putJSON(bucket(tx, bucketProvision), name, pc)
+		if err := putJSON(bucket(tx, bucketProvision), name, pc); err != nil {
+			return err
+		}
+		return emit(api.Event{Op: api.OpPut, Kind: api.KindProvision, Function: name, ProvisionValue: &pc})
 	})
 }
 
@@ -216,8 +235,15 @@ func (s *Store) GetProvisionConfig(ctx context.Context, name string) (ProvisionC
 // DeleteProvisionConfig removes a function's provisioned target; removing
 // none is not an error.
 func (s *Store) DeleteProvisionConfig(ctx context.Context, name string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		return bucket(tx, bucketProvision).Delete([]byte(name))
+	return s.update(func(tx *bolt.Tx, emit func(api.Event) error) error {
+		b := bucket(tx, bucketProvision)
+		if b.Get([]byte(name)) == nil {
+			return nil
+		}
+		if err := b.Delete([]byte(name)); err != nil {
+			return err
+		}
+		return emit(api.Event{Op: api.OpDelete, Kind: api.KindProvision, Function: name})
 	})
 }
 
@@ -245,7 +271,7 @@ func triggerKey(function, trigger string) []byte {
 // at most one HTTP trigger. Errors: errdefs.ErrNotFound (no function),
 // errdefs.ErrAlreadyExists (name in use, or an HTTP trigger exists).
 func (s *Store) CreateTrigger(ctx context.Context, function string, t *api.Trigger) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx, emit func(api.Event) error) error {
 		if bucket(tx, bucketFunctions).Get([]byte(function)) == nil {
 			return fmt.Errorf("function %q: %w", function, errdefs.ErrNotFound)
 		}
@@ -262,7 +288,10 @@ func (s *Store) CreateTrigger(ctx context.Context, function string, t *api.Trigg
 				return fmt.Errorf("function %q already has %s trigger %q: %w", function, e.TriggerType, e.TriggerName, errdefs.ErrAlreadyExists)
 			}
 		}
-		return putJSON(b, string(triggerKey(function, t.TriggerName)), t)
+		if err := putJSON(b, string(triggerKey(function, t.TriggerName)), t); err != nil {
+			return err
+		}
+		return emitTrigger(emit, b, function, t.TriggerName)
 	})
 }
 
@@ -281,7 +310,7 @@ func (s *Store) GetTrigger(ctx context.Context, function, name string) (*api.Tri
 // UpdateTrigger applies change to a trigger in one transaction.
 func (s *Store) UpdateTrigger(ctx context.Context, function, name string, change func(*api.Trigger) (*api.Trigger, error)) (*api.Trigger, error) {
 	var updated *api.Trigger
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx, emit func(api.Event) error) error {
 		b := bucket(tx, bucketTriggers)
 		var t api.Trigger
 		if err := getJSON(b, string(triggerKey(function, name)), &t); err != nil {
@@ -292,19 +321,25 @@ func (s *Store) UpdateTrigger(ctx context.Context, function, name string, change
 			return err
 		}
 		updated = n
-		return putJSON(b, string(triggerKey(function, name)), n)
+		if err := putJSON(b, string(triggerKey(function, name)), n); err != nil {
+			return err
+		}
+		return emitTrigger(emit, b, function, name)
 	})
 	return updated, err
 }
 
 // DeleteTrigger removes a trigger or returns errdefs.ErrNotFound.
 func (s *Store) DeleteTrigger(ctx context.Context, function, name string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx, emit func(api.Event) error) error {
 		b := bucket(tx, bucketTriggers)
 		if b.Get(triggerKey(function, name)) == nil {
 			return fmt.Errorf("trigger %q of function %q: %w", name, function, errdefs.ErrNotFound)
 		}
-		return b.Delete(triggerKey(function, name))
+		if err := b.Delete(triggerKey(function, name)); err != nil {
+			return err
+		}
+		return emit(api.Event{Op: api.OpDelete, Kind: api.KindTrigger, Function: function, TriggerName: name})
 	})
 }
 
@@ -358,4 +393,24 @@ func getJSON(b *bolt.Bucket, key string, v any) error {
 		return errdefs.ErrNotFound
 	}
 	return json.Unmarshal(data, v)
+}
+
+// emitFunction emits the put of the named function, with a copy decoded
+// from its record: the caller keeps what it stored, and each may change
+// its copy.
+func emitFunction(emit func(api.Event) error, b *bolt.Bucket, name string) error {
+	f, err := getFunction(b, name)
+	if err != nil {
+		return err
+	}
+	return emit(api.Event{Op: api.OpPut, Kind: api.KindFunction, Function: name, FunctionValue: f})
+}
+
+// emitTrigger is emitFunction for a trigger.
+func emitTrigger(emit func(api.Event) error, b *bolt.Bucket, function, name string) error {
+	var t api.Trigger
+	if err := getJSON(b, string(triggerKey(function, name)), &t); err != nil {
+		return err
+	}
+	return emit(api.Event{Op: api.OpPut, Kind: api.KindTrigger, Function: function, TriggerName: name, TriggerValue: &t})
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/fcd-dev/fcd/internal/fsutil"
 	"github.com/fcd-dev/fcd/puller/gzindex"
 )
 
@@ -91,7 +92,7 @@ func runImageIndex(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(*out, data); err != nil {
+	if err := fsutil.WriteFileAtomic(*out, data, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s\n  digest       %s\n  entries      %d\n  checkpoints  %d\n  index        %d bytes (%.3f%% of %d uncompressed, %.3f%% of %d compressed)\n  built in     %v (%.0f MB/s uncompressed)\n",
@@ -100,36 +101,6 @@ func runImageIndex(ctx context.Context, args []string, stdout, stderr io.Writer)
 		100*float64(len(data))/float64(max(x.CompressedSize, 1)), x.CompressedSize,
 		took.Round(time.Millisecond), float64(x.Size)/1e6/took.Seconds())
 	return nil
-}
-
-// writeFileAtomic writes through a temporary file, removed on failure.
-func writeFileAtomic(name string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(dirOf(name), ".gzindex-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
-}
-
-func dirOf(name string) string {
-	for i := len(name) - 1; i >= 0; i-- {
-		if name[i] == '/' {
-			return name[:i+1]
-		}
-	}
-	return "."
 }
 
 func runImageCat(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -68,6 +68,16 @@ type Config struct {
 	// QueueSlack is how much longer than an instance start a request may
 	// wait for a slot before it is throttled.
 	QueueSlack time.Duration
+	// RegistryHostsDir is a containerd hosts directory (certs.d layout)
+	// for mirrors, plain HTTP and CAs; empty means HTTPS, and plain HTTP
+	// to loopback registries.
+	RegistryHostsDir string
+	// Lazy starts accelerated images lazily over FUSE; LazyBackground
+	// fetches the rest of a lazily mounted layer after its start-up
+	// files; ChunkCacheMB is the budget of verified chunks on the host.
+	Lazy           bool
+	LazyBackground bool
+	ChunkCacheMB   int
 
 	// listener, when set, is served instead of listening on Listen; tests
 	// use it to learn the address before fcd starts.
@@ -103,6 +113,10 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.DebugAddress, "debug-address", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.RegistryTimeout, "registry-timeout", 30*time.Second, "how long a registry may stay silent during a pull (response headers, or between body bytes)")
 	fs.DurationVar(&cfg.QueueSlack, "queue-slack", 60*time.Second, "how much longer than -instance-start-timeout a request may wait for an instance slot")
+	fs.StringVar(&cfg.RegistryHostsDir, "registry-hosts-dir", "", "containerd hosts directory (certs.d layout: <dir>/<host>/hosts.toml) for mirrors, plain HTTP, CAs; empty: HTTPS, plain HTTP on loopback")
+	fs.BoolVar(&cfg.Lazy, "lazy", true, "start accelerated images (<tag>_accelerated) lazily over FUSE; false pulls every image whole")
+	fs.BoolVar(&cfg.LazyBackground, "lazy-background", true, "after a lazily mounted layer's start-up files, fetch the rest of it in the background")
+	fs.IntVar(&cfg.ChunkCacheMB, "chunk-cache-size", 20480, "MB of verified image chunks kept on the host for lazy pulls")
 	fs.StringVar(&cfg.Domain, "domain", "fcd.localhost", "HTTP triggers answer at <function>.<domain>")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {

@@ -62,6 +62,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 
 	popts := proxy.Options{
 		Functions: st,
+		Provision: st,
 		Keys:      proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret},
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,
@@ -75,6 +76,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		Ledger:      plat.ledger,
 		Meter:       plat.recorder,
 	}
+	// The scheduler is built before the proxy it tells of stopping
+	// instances.
+	var stopping instanceStopping
 	if !cfg.noRuntime {
 		rt, err := startRuntime(ctx, cfg, plat.ledger, log)
 		if err != nil {
@@ -92,6 +96,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 			MemoryBudgetMB: cfg.MemoryBudgetMB,
 			QueueTimeout:   cfg.InstanceStartTimeout + cfg.QueueSlack,
 			Logger:         log.With("component", "scheduler"),
+			Stopping:       stopping.notify,
 		})
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
@@ -104,11 +109,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		if err := restoreProvisioned(ctx, st, p); err != nil {
 			return err
 		}
-		popts.Scheduler, popts.Pools, popts.Errors = p, p, errorMap{}
-		popts.Log, popts.Logs = rt.manager, rt.manager
+		popts.Scheduler, popts.Pools = p, p
+		popts.Logs = rt.manager
 		popts.Collectors = []prometheus.Collector{poolCollector{sched}}
 	}
 	frontend := proxy.New(popts)
+	stopping.set(frontend)
 	if plat.registry != nil {
 		creds.Registry = plat.registry.Addr()
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/puller"
+	"github.com/fcd-dev/fcd/puller/lazy"
 )
 
 // runtime is fcd's container side: containerd (supervised, or the one at
@@ -20,6 +21,7 @@ type runtime struct {
 	daemon  *instance.Daemon // nil when containerd is external
 	client  *containerd.Client
 	puller  *puller.Puller
+	lazy    *lazyRuntime // nil when lazy pulls are off
 	manager *instance.Manager
 }
 
@@ -61,11 +63,21 @@ func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, log *slog
 		PullTimeout:           cfg.InstanceStartTimeout,
 		ResponseHeaderTimeout: cfg.RegistryTimeout,
 		StallTimeout:          cfg.RegistryTimeout,
+		HostsDir:              cfg.RegistryHostsDir,
 		Meter:                 meter,
 		Logger:                log.With("component", "puller"),
 	})
 	if err != nil {
 		return nil, err
+	}
+	var images instance.Images = rt.puller
+	if cfg.Lazy {
+		if rt.lazy, err = startLazy(cfg, rt.puller, meter, log); err != nil {
+			return nil, err
+		}
+		if rt.lazy != nil {
+			images = &lazy.Router{Lazy: rt.lazy.images, Full: rt.puller}
+		}
 	}
 	rt.manager, err = instance.NewManager(rt.client, instance.Options{
 		Name:         cfg.Name,
@@ -74,7 +86,7 @@ func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, log *slog
 		CNIPluginDir: cfg.CNIPluginDir,
 		StartTimeout: cfg.InstanceStartTimeout,
 		DenyOutbound: cfg.DenyOutbound,
-		Images:       rt.puller,
+		Images:       images,
 		Logger:       log.With("component", "instance"),
 	})
 	if err != nil {
@@ -96,6 +108,10 @@ func (rt *runtime) close(ctx context.Context) error {
 	var errs []error
 	if rt.manager != nil {
 		errs = append(errs, rt.manager.Close(ctx))
+	}
+	if rt.lazy != nil {
+		// After the instances: their root filesystems stand on these mounts.
+		errs = append(errs, rt.lazy.close())
 	}
 	if rt.client != nil {
 		errs = append(errs, rt.client.Close())

@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +13,7 @@ import (
 	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/proxy"
 	"github.com/fcd-dev/fcd/scheduler"
+	"github.com/fcd-dev/fcd/store"
 )
 
 // The adapters here join packages that do not import each other: the
@@ -131,42 +131,37 @@ func (p *pools) Remove(name string)                        { p.s.Remove(name) }
 func (p *pools) SetProvisioned(f *api.Function, n int)     { p.s.SetProvisioned(p.function(f), n) }
 func (p *pools) Provisioned(name string) (target, cur int) { return p.s.Provisioned(name) }
 
-// lease is a scheduler lease as the proxy sees it.
+// lease is a scheduler lease as the proxy sees it. Its instances are the
+// starter's, *instance.Instance.
 type lease struct{ *scheduler.Lease }
 
 func (l lease) Addr() string       { return l.Instance().Addr() }
 func (l lease) InstanceID() string { return l.Instance().ID() }
 
-// Log appends to the instance's log; instances that keep none (test
-// fakes) drop the line.
-func (l lease) Log(line string) {
-	if i, ok := l.Instance().(interface{ Log(string) }); ok {
-		i.Log(line)
+func (l lease) RequestLog(collect bool) proxy.RequestLog {
+	return l.Instance().(*instance.Instance).RequestLog(collect)
+}
+
+// The store is the proxy's metadata store.
+var (
+	_ proxy.FunctionStore  = (*store.Store)(nil)
+	_ proxy.ProvisionStore = (*store.Store)(nil)
+)
+
+// instanceStopping passes the scheduler's stopping instances on to the
+// proxy, which exists only once the scheduler does.
+type instanceStopping struct{ p atomic.Pointer[proxy.Server] }
+
+func (s *instanceStopping) set(p *proxy.Server) { s.p.Store(p) }
+
+func (s *instanceStopping) notify(id string) {
+	if p := s.p.Load(); p != nil {
+		p.InstanceStopping(id)
 	}
 }
 
-// errorMap turns scheduler and start errors into FC errors.
-type errorMap struct{}
-
-var _ proxy.ErrorClassifier = errorMap{}
-
-func (errorMap) Classify(err error) (status int, code, msg string, ok bool) {
-	var se *instance.StartError
-	switch {
-	case errors.Is(err, scheduler.ErrThrottled):
-		return http.StatusTooManyRequests, proxy.CodeResourceExhausted, err.Error(), true
-	case errors.Is(err, scheduler.ErrFunctionDeleted):
-		return http.StatusNotFound, proxy.CodeFunctionNotFound, err.Error(), true
-	case errors.Is(err, scheduler.ErrClosed), errors.Is(err, context.Canceled):
-		return http.StatusServiceUnavailable, "ResourceThrottled", "fcd is shutting down", true
-	case errors.As(err, &se):
-		return http.StatusPreconditionFailed, se.Code, se.Error(), true
-	default:
-		// Anything else from Acquire is a cold start that failed before
-		// its container ran: pull, platform, size, network.
-		return http.StatusPreconditionFailed, instance.CodeFunctionNotStarted, "the function instance failed to start: " + err.Error(), true
-	}
-}
+// The proxy maps start failures to FC errors by what it declares of them.
+var _ proxy.StartFailure = (*instance.StartError)(nil)
 
 // poolCollector exports the scheduler's per-function stats.
 type poolCollector struct{ s *scheduler.Scheduler }

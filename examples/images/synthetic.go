@@ -52,21 +52,30 @@ func (o SyntheticOptions) withDefaults() SyntheticOptions {
 
 // key names the cached layout of an image built with these options.
 func (o SyntheticOptions) key() string {
-	return fmt.Sprintf("synthetic-%d-%d-%g-%d", o.Size, o.Layers, o.StartupFraction, o.Seed)
+	return fmt.Sprintf("synthetic2-%d-%d-%g-%d", o.Size, o.Layers, o.StartupFraction, o.Seed)
 }
 
 // synthFile is one generated data file.
 type synthFile struct {
-	path   string
-	size   int64
-	random bool // incompressible, like a shared library or a wheel
+	path string
+	size int64
+	kind fillKind
 }
 
+// fillKind is how a generated file's bytes compress.
+type fillKind int
+
+const (
+	text   fillKind = iota // source and text: about 4:1
+	binary                 // shared libraries, executables: about 2:1
+	random                 // archives, wheels, media: incompressible
+)
+
 // Synthetic builds the startread example into an image that looks like a
-// large application: data layers of many files, mostly small and
-// compressible (source, text) with some large incompressible ones
-// (libraries, archives), about 3:1 compressible overall as real images
-// are, and /app/startup.list naming the files the function reads before it
+// large application: data layers of many files, mostly small source-like
+// text with a few large library-like binaries carrying most of the bytes
+// and some incompressible archives, about 2:1 compressible overall as
+// real images are, and /app/startup.list naming the files the function reads before it
 // listens, spread over every layer. /app/data.list names every data file,
 // for the run-phase reads.
 //
@@ -125,10 +134,13 @@ func buildSynthetic(ctx context.Context, opts SyntheticOptions, tmpDir string) (
 			f := synthFile{path: fmt.Sprintf("/data/l%d/pkg%03d/f%05d", l, i/200, i)}
 			switch r := rng.Float64(); {
 			case r < 0.04: // a few large binaries carry most of the bytes
-				f.size, f.random = 1<<20+rng.Int64N(7<<20), true
+				f.size, f.kind = 1<<20+rng.Int64N(7<<20), binary
 				f.path += ".so"
 			case r < 0.25:
-				f.size, f.random = 16<<10+rng.Int64N(240<<10), rng.IntN(2) == 0
+				f.size, f.kind = 16<<10+rng.Int64N(240<<10), binary
+				if rng.IntN(3) == 0 {
+					f.kind = random
+				}
 				f.path += ".bin"
 			default:
 				f.size = 512 + rng.Int64N(32<<10)
@@ -313,7 +325,7 @@ func writeSynthLayer(tw *tar.Writer, files []synthFile, seed uint64) error {
 		}
 		for left := f.size; left > 0; {
 			n := min(left, int64(len(buf)))
-			fill(rng, buf[:n], f.random)
+			fill(rng, buf[:n], f.kind)
 			if _, err := tw.Write(buf[:n]); err != nil {
 				return err
 			}
@@ -323,16 +335,36 @@ func writeSynthLayer(tw *tar.Writer, files []synthFile, seed uint64) error {
 	return nil
 }
 
-func fill(rng *rand.Rand, b []byte, random bool) {
-	if random {
-		for i := 0; i+8 <= len(b); i += 8 {
-			v := rng.Uint64()
-			for j := range 8 {
-				b[i+j] = byte(v >> (8 * j))
+func fill(rng *rand.Rand, b []byte, kind fillKind) {
+	switch kind {
+	case random:
+		fillRandom(rng, b)
+	case binary:
+		// Code and data sections: runs of noise between runs of
+		// structure, as a compiled library is.
+		for i := 0; i < len(b); i += 8 << 10 {
+			end := min(i+8<<10, len(b))
+			if (i/(8<<10))%2 == 0 {
+				fillRandom(rng, b[i:end])
+			} else {
+				fillText(rng, b[i:end])
 			}
 		}
-		return
+	default:
+		fillText(rng, b)
 	}
+}
+
+func fillRandom(rng *rand.Rand, b []byte) {
+	for i := 0; i < len(b); i += 8 {
+		v := rng.Uint64()
+		for j := 0; j < 8 && i+j < len(b); j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+}
+
+func fillText(rng *rand.Rand, b []byte) {
 	for i := 0; i < len(b); {
 		w := words[rng.IntN(len(words))]
 		i += copy(b[i:], w)

@@ -1,0 +1,44 @@
+package api
+
+// ProvisionConfig is a function's provisioned (always warm) instance target.
+type ProvisionConfig struct {
+	Target int `json:"target"`
+}
+
+// Op is what an Event did.
+type Op int
+
+const (
+	// OpPut created or replaced the record.
+	OpPut Op = iota + 1
+	// OpDelete removed it. Deleting a function removes its triggers and
+	// provision config with it, in the same revision, without events of
+	// their own.
+	OpDelete
+)
+
+// Kind is the kind of record an Event changed.
+type Kind int
+
+const (
+	KindFunction Kind = iota + 1
+	KindTrigger
+	KindProvision
+)
+
+// Event is one change to fcd's metadata, as a store's Watch delivers it.
+// Revisions are the store's: every committed write takes the next one, so
+// events arrive in strictly increasing Revision order.
+type Event struct {
+	Revision uint64
+	Op       Op
+	Kind     Kind
+	// Function names the function the record belongs to.
+	Function string
+	// TriggerName names the trigger, for KindTrigger.
+	TriggerName string
+	// The record as written, on OpPut, for its Kind; nil otherwise.
+	FunctionValue  *Function
+	TriggerValue   *Trigger
+	ProvisionValue *ProvisionConfig
+}
