@@ -132,8 +132,12 @@ func (f *firewall) ensure(ctx context.Context) error {
 	return nil
 }
 
-// remove deletes fcd's tables, whichever process installed them.
+// remove deletes fcd's tables, whichever process installed them. A nil
+// firewall (a network that was never set up) has none.
 func (f *firewall) remove(ctx context.Context) error {
+	if f == nil {
+		return nil
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := nft(ctx, f.ruleset(false)); err != nil {
