@@ -34,6 +34,8 @@ type Manager struct {
 	http   *http.Client
 	log    *slog.Logger
 
+	host hostState
+
 	// ctx bounds the instance watchers (wait, watchHealth); Close cancels
 	// it once every instance stopped and waits for them on wg.
 	ctx     context.Context
@@ -203,6 +205,9 @@ func (i *Instance) create(ctx context.Context) error {
 	i.stats.Rootfs = time.Since(t)
 
 	t = time.Now()
+	if err := m.prepareHost(ctx); err != nil {
+		return err
+	}
 	nsPath, ip, err := m.net.attach(ctx, spec.ID)
 	if err != nil {
 		return fmt.Errorf("network: %w", err)
@@ -390,6 +395,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	if err := m.net.close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("remove network: %w", err))
 	}
+	if err := m.closeHost(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	// The runtime directory goes too once empty; the supervised containerd
 	// may still keep its socket there, and removes it when it stops.
 	os.Remove(m.fifoDir())
@@ -421,7 +429,9 @@ func (m *Manager) Cleanup(ctx context.Context) error {
 		}
 		m.log.Info("removed leftover container", "id", c.ID())
 	}
-	if err := removeOrphans(m.opts.Name); err != nil {
+	// Shims and processes containerd no longer knows of, before their
+	// mounts and namespaces go.
+	if err := m.cleanupHost(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	dirs, _ := os.ReadDir(filepath.Join(m.opts.DataDir, "instances"))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -44,6 +45,15 @@ func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.I
 	spec.Image = s.image(ctx, f, spec.Image)
 	spec.Credentials = s.platform.registryCredentials(f.Role)
 	spec.Role = f.Role
+	if f.Role != "" {
+		// DESIGN promises the role's keys in the instance's environment,
+		// as FC gives them; the request headers carry fresh ones.
+		id, secret, token, err := s.platform.RoleCredentials(ctx, f.Role)
+		if err != nil {
+			return nil, fmt.Errorf("assume role %s: %w", f.Role, err)
+		}
+		spec.RoleKeys = instance.Keys{AccessKeyID: id, AccessKeySecret: secret, SecurityToken: token}
+	}
 	inst, err := s.manager.Start(ctx, spec)
 	if err != nil {
 		return nil, err
