@@ -190,9 +190,14 @@ func startProcessWith(b *testing.B, name string, args ...string) (*process, func
 	b.Helper()
 	bin := fcdBinary(b)
 	data := b.TempDir()
-	all := append([]string{"-data-dir", data, "-listen", "127.0.0.1:0", "-name", name, "-subnet", "10.91.0.0/16", "-log-level", "info"}, args...)
+	all := append([]string{"-data-dir", data, "-listen", "127.0.0.1:0", "-registry-address", "", "-name", name, "-subnet", "10.91.0.0/16", "-log-level", "info"}, args...)
 	cmd := exec.Command(bin, all...)
-	logf, err := os.Create(filepath.Join(data, "fcd.log"))
+	logDir := data
+	if d := os.Getenv("FCD_BENCH_LOG_DIR"); d != "" {
+		// Kept after the benchmark, to read what an fcd said.
+		logDir = d
+	}
+	logf, err := os.CreateTemp(logDir, name+"-*.log")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -200,11 +205,15 @@ func startProcessWith(b *testing.B, name string, args ...string) (*process, func
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	var once sync.Once
 	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		logf.Close()
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+			logf.Close()
+		})
 	}
+	b.Cleanup(stop) // also when the benchmark fails before it stops fcd
 	deadline := time.Now().Add(time.Minute)
 	for {
 		creds, err := api.LoadCredentials(filepath.Join(data, api.CredentialsFile))
