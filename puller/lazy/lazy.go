@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/images"
+	"github.com/containerd/containerd/reference"
 	"github.com/containerd/containerd/remotes"
 	"github.com/containerd/containerd/remotes/docker"
 	remoteerrors "github.com/containerd/containerd/remotes/errors"
@@ -84,11 +85,18 @@ type Options struct {
 	// containerd's defaults: HTTPS, plain HTTP for localhost, the docker
 	// token authorizer fed by the credentials.
 	Hosts func(creds remote.Credentials) docker.RegistryHosts
+	// MetadataBytes bounds the memory that keeps manifests, configs and
+	// layer indexes read by Prepare, so that concurrent and later calls
+	// for one image share one fetch of each. Zero means
+	// DefaultMetadataBytes; negative keeps none (concurrent calls still
+	// share their fetches).
+	MetadataBytes int64
 }
 
 // Images implements image.Images lazily. It is safe for concurrent use.
 type Images struct {
 	opts Options
+	meta *metadata
 }
 
 var _ image.Images = (*Images)(nil)
@@ -101,7 +109,10 @@ func New(opts Options) (*Images, error) {
 	if opts.Hosts == nil {
 		opts.Hosts = defaultHosts
 	}
-	return &Images{opts: opts}, nil
+	if opts.MetadataBytes == 0 {
+		opts.MetadataBytes = DefaultMetadataBytes
+	}
+	return &Images{opts: opts, meta: newMetadata(max(opts.MetadataBytes, 0))}, nil
 }
 
 func defaultHosts(creds remote.Credentials) docker.RegistryHosts {
@@ -141,7 +152,11 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", name, err)
 	}
-	f, err := resolver.Fetcher(ctx, rname)
+	rf, err := resolver.Fetcher(ctx, rname)
+	if err != nil {
+		return nil, err
+	}
+	f, err := i.shared(rname, rf)
 	if err != nil {
 		return nil, err
 	}
@@ -183,9 +198,27 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 	return v, nil
 }
 
+// blobReader reads a small blob whole and verified.
+type blobReader func(ctx context.Context, desc ocispec.Descriptor) ([]byte, error)
+
+// shared returns the blobReader of repository name (a resolved
+// reference) that reads through f and shares its reads with every other
+// Prepare call (Images.meta).
+func (i *Images) shared(name string, f remotes.Fetcher) (blobReader, error) {
+	spec, err := reference.Parse(name)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+		return i.meta.read(ctx, spec.Locator, desc.Digest, func(ctx context.Context) ([]byte, error) {
+			return readBlob(ctx, f, desc)
+		})
+	}, nil
+}
+
 // manifest returns the linux/amd64 manifest desc names (desc itself, or
 // its entry in an index).
-func manifest(ctx context.Context, f remotes.Fetcher, name string, desc ocispec.Descriptor) (ocispec.Descriptor, ocispec.Manifest, error) {
+func manifest(ctx context.Context, f blobReader, name string, desc ocispec.Descriptor) (ocispec.Descriptor, ocispec.Manifest, error) {
 	var m ocispec.Manifest
 	if images.IsIndexType(desc.MediaType) {
 		var idx ocispec.Index
@@ -210,14 +243,14 @@ func manifest(ctx context.Context, f remotes.Fetcher, name string, desc ocispec.
 
 // readIndexes fetches an index-only artifact's layer indexes, by the
 // digest of the layer each serves.
-func readIndexes(ctx context.Context, f remotes.Fetcher, m ocispec.Manifest) (map[digest.Digest][]byte, error) {
+func readIndexes(ctx context.Context, f blobReader, m ocispec.Manifest) (map[digest.Digest][]byte, error) {
 	out := make(map[digest.Digest][]byte, len(m.Layers))
 	for _, l := range m.Layers {
 		d, err := digest.Parse(l.Annotations[annotationLayer])
 		if err != nil {
 			return nil, fmt.Errorf("index %s: annotation %s: %w", l.Digest, annotationLayer, err)
 		}
-		b, err := readBlob(ctx, f, l)
+		b, err := f(ctx, l)
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", l.Digest, err)
 		}
@@ -246,8 +279,8 @@ func readBlob(ctx context.Context, f remotes.Fetcher, desc ocispec.Descriptor) (
 	return b, nil
 }
 
-func readJSON(ctx context.Context, f remotes.Fetcher, desc ocispec.Descriptor, v any) error {
-	b, err := readBlob(ctx, f, desc)
+func readJSON(ctx context.Context, f blobReader, desc ocispec.Descriptor, v any) error {
+	b, err := f(ctx, desc)
 	if err != nil {
 		return err
 	}

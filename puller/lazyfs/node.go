@@ -129,7 +129,9 @@ func (i *inode) Opendir(ctx context.Context) syscall.Errno { return 0 }
 // handle is an open regular file. local, when set, is its verified local
 // copy, handed to the kernel for passthrough.
 type handle struct {
-	local       *os.File
+	local  *os.File
+	cached bool // counted in tnode.cached
+
 	passthrough atomic.Bool // handed to the kernel for passthrough
 	backingFd   func(*os.File) int
 }
@@ -148,8 +150,10 @@ func (h *handle) PassthroughFd() (int, bool) {
 }
 
 // Open implements fs.NodeOpener. Writes are refused; a file already
-// local is opened for passthrough; reads are kept in the page cache
-// across opens, as the layer never changes.
+// local is opened for passthrough, unless the file is still open through
+// the daemon (the kernel refuses to mix the two modes on one inode: the
+// open would fail with EIO); reads are kept in the page cache across
+// opens, as the layer never changes.
 func (i *inode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
@@ -158,19 +162,39 @@ func (i *inode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, 
 	if hook := i.l.backingFdHook.Load(); hook != nil {
 		h.backingFd = *hook
 	}
+	var local *os.File
 	if i.l.passthrough() {
-		if f := i.l.openLocal(i.n); f != nil {
-			h.local = f
-			i.l.stats.passthroughOpens.Add(1)
-		}
+		local = i.l.openLocal(i.n)
+	}
+	i.n.mu.Lock()
+	if local != nil && i.n.cached == 0 {
+		h.local = local
+	} else {
+		h.cached = true
+		i.n.cached++
+	}
+	i.n.mu.Unlock()
+	if h.local != nil {
+		i.l.stats.passthroughOpens.Add(1)
+	} else if local != nil {
+		local.Close()
 	}
 	return h, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // Release implements fs.NodeReleaser.
 func (i *inode) Release(ctx context.Context, f fs.FileHandle) syscall.Errno {
-	if h, ok := f.(*handle); ok && h.local != nil {
+	h, ok := f.(*handle)
+	if !ok {
+		return 0
+	}
+	if h.local != nil {
 		h.local.Close()
+	}
+	if h.cached {
+		i.n.mu.Lock()
+		i.n.cached--
+		i.n.mu.Unlock()
 	}
 	return 0
 }

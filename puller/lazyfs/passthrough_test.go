@@ -335,3 +335,66 @@ func TestFetchAll(t *testing.T) {
 		})
 	}
 }
+
+// TestPassthroughWhileOpen opens a file again after it was materialized
+// while an earlier open, served through the daemon, is still open: the
+// kernel fails a passthrough open of an inode that has such an open with
+// EIO, so the new open must go through the daemon too, and only opens
+// after the last of those is closed use passthrough.
+func TestPassthroughWhileOpen(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	b := buildLayer(t, entries)
+	for mode, src := range b.sources(t) {
+		t.Run(mode, func(t *testing.T) {
+			l := mountLayer(t, src, MountOptions{CacheDir: t.TempDir()})
+			path := filepath.Join(l.Dir(), "etc/passwd")
+			first, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer first.Close()
+			var buf bytes.Buffer
+			if _, err := buf.ReadFrom(first); err != nil || !bytes.Equal(buf.Bytes(), files["etc/passwd"]) {
+				t.Fatalf("first read: %v, or content differs", err)
+			}
+			l.bg.wait() // background materialization
+			if got := l.Stats().Materialized; got != 1 {
+				t.Fatalf("materialized %d files, want 1", got)
+			}
+			if got := readCold(t, path); !bytes.Equal(got, files["etc/passwd"]) {
+				t.Fatal("read while the first open is open differs")
+			}
+			if got := l.Stats().PassthroughOpens; got != 0 {
+				t.Errorf("%d passthrough opens while a daemon open is open, want 0", got)
+			}
+			first.Close()
+			// The kernel has dropped the first open before the daemon
+			// hears of it (RELEASE is asynchronous): wait for the daemon.
+			for deadline := time.Now().Add(10 * time.Second); l.openedCached("etc/passwd") != 0; {
+				if time.Now().After(deadline) {
+					t.Fatal("the daemon never saw the first open released")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := readCold(t, path); !bytes.Equal(got, files["etc/passwd"]) {
+				t.Fatal("read after the first open is closed differs")
+			}
+			if got := l.Stats().PassthroughOpens; got != 1 {
+				t.Errorf("%d passthrough opens after every daemon open closed, want 1", got)
+			}
+		})
+	}
+}
+
+// openedCached is the number of opens of name served through the daemon.
+func (l *Layer) openedCached(name string) int {
+	n, err := l.tree.lookup(name)
+	if err != nil {
+		return -1
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cached
+}

@@ -46,6 +46,11 @@ type tnode struct {
 	seen  []uint64 // bitmap of blocks served through the daemon
 	local string   // path of the verified local copy, once made
 	busy  bool     // a materialization runs
+	// cached counts the open handles served through the daemon (the
+	// kernel's cached I/O mode). The kernel fails an open for
+	// passthrough with EIO while the inode has any such open, so none
+	// is made until they are all released (node.go, Open).
+	cached int
 }
 
 func (n *tnode) isDir() bool { return n.mode&syscall.S_IFMT == syscall.S_IFDIR }

@@ -22,14 +22,24 @@
 //     major and minor), not refused. Timestamps are not compared. Digest
 //     is the manifest's digest, Config the image's.
 //   - SharedPull: concurrent Prepare calls of one image, all started
-//     before the registry serves any blob, get the same image and fetch
-//     no blob byte twice (bytes served per blob at most its size), for a
-//     full and a lazy pull alike.
+//     before the registry serves any blob, get the same image; then every
+//     prepared tree is read at once and equals the reference. Prepare
+//     and reads together fetch no blob byte twice (bytes served per blob,
+//     manifests' and an artifact's subject's included, at most its size),
+//     for a full pull (which fetches in Prepare) and a lazy pull (which
+//     fetches as the trees are read) alike.
 //   - Release: Release is idempotent and frees the key for a new Prepare;
 //     Ready is idempotent.
 //   - Unauthorized: wrong or missing credentials fail Prepare with an
 //     error wrapping image.ErrUnauthorized (errdefs unauthenticated) whose
 //     message names Options.Role.
+//
+// An implementation that only prepares accelerated images (package
+// puller/lazy) runs the suite with RunWith and Options.Accelerate: every
+// image the suite pushes is converted by that hook (puller/accel's
+// Converter, in either mode) and the suite prepares the reference the
+// hook returns, expecting the manifest digest it names; each check above
+// then holds for the accelerated image as it does for the plain one.
 //
 // The suite needs whatever the implementation needs (root, containerd,
 // FUSE) and root to mount the overlay it compares; the constructor should

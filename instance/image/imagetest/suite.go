@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/fcd-dev/fcd/instance/image"
 )
@@ -33,10 +34,47 @@ const (
 	Secret = "imagetest-secret"
 )
 
+// Credentials returns the user name and secret for a registry host, as
+// image.Options.Credentials does.
+type Credentials = func(host string) (user, secret string, err error)
+
+// Accelerated is an accelerated form of a pushed image, as
+// Options.Accelerate returns it.
+type Accelerated struct {
+	// Ref is the reference the suite prepares instead of the pushed one
+	// (<tag>_accelerated, for instance).
+	Ref string
+	// Digest is the manifest digest the prepared image must report
+	// (image.Image.Digest): the accelerated manifest's for an image that
+	// replaces the original (eStargz), the original's for an artifact
+	// that only points at it (an index-only artifact's subject).
+	Digest digest.Digest
+}
+
+// Options configures RunWith.
+type Options struct {
+	// NewImages returns the Images under test; it is called once per
+	// test. Required.
+	NewImages func(t *testing.T) image.Images
+	// Accelerate, if set, converts every image the suite pushes (ref, a
+	// repo:tag on the suite's registry, read and written with creds)
+	// before it is prepared, for implementations that only prepare
+	// accelerated images (package puller/lazy). Nil: the pushed plain
+	// gzip image is prepared as it is.
+	Accelerate func(t *testing.T, ref string, creds Credentials) (Accelerated, error)
+}
+
 // Run runs the conformance suite against the Images newImages returns;
-// see the package documentation.
+// see the package documentation. It is RunWith with only NewImages.
 func Run(t *testing.T, newImages func(t *testing.T) image.Images) {
+	RunWith(t, Options{NewImages: newImages})
+}
+
+// RunWith runs the conformance suite as opts says; see the package
+// documentation.
+func RunWith(t *testing.T, opts Options) {
 	reg := newRegistry(t)
+	reg.accelerate = opts.Accelerate
 	for _, tc := range []struct {
 		name string
 		test func(*testing.T, *testRegistry, image.Images)
@@ -46,7 +84,7 @@ func Run(t *testing.T, newImages func(t *testing.T) image.Images) {
 		{"Release", testRelease},
 		{"Unauthorized", testUnauthorized},
 	} {
-		t.Run(tc.name, func(t *testing.T) { tc.test(t, reg, newImages(t)) })
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, reg, opts.NewImages(t)) })
 	}
 }
 
@@ -122,9 +160,17 @@ func testSharedPull(t *testing.T, reg *testRegistry, imgs image.Images) {
 	const n = 4
 	random := make([]byte, 256<<10)
 	rand.Read(random)
-	layers := [][]byte{
-		tarLayer(t, []entry{dir("data", 0o755), file("data/random", 0o644, string(random))}),
-		tarLayer(t, []entry{file("data/more", 0o644, string(random[:1024]))}),
+	entries := [][]entry{
+		{dir("data", 0o755), file("data/random", 0o644, string(random))},
+		{file("data/more", 0o644, string(random[:1024]))},
+	}
+	var layers [][]byte
+	for _, e := range entries {
+		layers = append(layers, tarLayer(t, e))
+	}
+	want, err := apply(layers)
+	if err != nil {
+		t.Fatalf("reference applier: %v", err)
 	}
 	ref, dgst := reg.push(t, "imagetest/shared:v1", layers)
 	reg.reset()
@@ -159,12 +205,31 @@ func testSharedPull(t *testing.T, reg *testRegistry, imgs image.Images) {
 			t.Errorf("Prepare %d: Digest %s, want %s", i, d, dgst)
 		}
 	}
+	// Read every image's tree at once: a lazy pull fetches as it is read,
+	// and concurrent reads of one image must share that fetch too.
+	roots := make([]string, n)
+	for i := range n {
+		roots[i] = mountLowers(t, got[i].LowerDirs())
+	}
+	trees := make([]tree, n)
+	for i := range n {
+		wg.Go(func() { trees[i], _, errs[i] = readTree(roots[i]) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("read tree %d: %v", i, errs[i])
+		}
+		for _, d := range diff(trees[i], want) {
+			t.Errorf("tree %d: %s", i, d)
+		}
+	}
 	var fetched int64
 	for d, size := range reg.blobs(t, ref) {
 		served := reg.served(d)
 		fetched += served
 		if served > size {
-			t.Errorf("blob %s (%d bytes): %d bytes served to %d concurrent Prepare calls, want one pull", d, size, served, n)
+			t.Errorf("blob %s (%d bytes): %d bytes served to %d concurrent Prepare calls and reads, want each byte at most once", d, size, served, n)
 		}
 	}
 	if fetched == 0 {
@@ -237,11 +302,12 @@ type testRegistry struct {
 	tagReached  chan struct{}    // nil when nobody waits
 	bytes       map[string]int64 // blob digest -> bytes served to GETs
 	gate        chan struct{}    // when non-nil, blob GETs wait for it
-	images      map[string]v1.Image
+
+	accelerate func(*testing.T, string, Credentials) (Accelerated, error) // Options.Accelerate
 }
 
 func newRegistry(t *testing.T) *testRegistry {
-	r := &testRegistry{bytes: map[string]int64{}, images: map[string]v1.Image{}}
+	r := &testRegistry{bytes: map[string]int64{}}
 	h := registry.New(registry.Logger(stdlog.New(io.Discard, "", 0)))
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if u, p, ok := req.BasicAuth(); !ok || u != User || p != Secret {
@@ -309,26 +375,49 @@ func (r *testRegistry) push(t *testing.T, repoTag string, layers [][]byte) (stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.mu.Lock()
-	r.images[ref] = img
-	r.mu.Unlock()
-	return ref, dgst
+	if r.accelerate == nil {
+		return ref, dgst
+	}
+	acc, err := r.accelerate(t, ref, creds)
+	if err != nil {
+		t.Fatalf("accelerate %s: %v", ref, err)
+	}
+	want, err := v1.NewHash(acc.Digest.String())
+	if err != nil {
+		t.Fatalf("accelerate %s: digest %q: %v", ref, acc.Digest, err)
+	}
+	return acc.Ref, want
 }
 
-// blobs returns the config and layer blobs of a pushed image with their
-// sizes.
+// blobs returns the config and layer blobs, with their sizes, of the
+// manifest ref names and of the manifest that one's subject names (an
+// index-only artifact's original image), as the registry serves them.
+// Reading manifests serves no blob byte.
 func (r *testRegistry) blobs(t *testing.T, ref string) map[string]int64 {
 	t.Helper()
-	r.mu.Lock()
-	img := r.images[ref]
-	r.mu.Unlock()
-	m, err := img.Manifest()
+	nref, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]int64{m.Config.Digest.String(): m.Config.Size}
-	for _, l := range m.Layers {
-		out[l.Digest.String()] = l.Size
+	out := map[string]int64{}
+	for nref != nil {
+		desc, err := remote.Get(nref, remote.WithAuth(&authn.Basic{Username: User, Password: Secret}))
+		if err != nil {
+			t.Fatalf("get manifest %s: %v", nref, err)
+		}
+		m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
+		if err != nil {
+			t.Fatalf("manifest %s: %v", nref, err)
+		}
+		out[m.Config.Digest.String()] = m.Config.Size
+		for _, l := range m.Layers {
+			out[l.Digest.String()] = l.Size
+		}
+		repo := nref.Context()
+		nref = nil
+		if m.Subject != nil {
+			nref = repo.Digest(m.Subject.Digest.String())
+		}
 	}
 	return out
 }
