@@ -31,6 +31,7 @@ func BenchmarkRead(b *testing.B) {
 					b.Fatal("content differs")
 				}
 				l.bg.wait()
+				waitReleased(b, l)
 				reads := l.Stats().Reads
 				b.SetBytes(int64(len(data)))
 				b.ResetTimer()

@@ -68,7 +68,12 @@
 // for the whole mount at the first refusal. Mount checks the file system
 // up front; if a refusal happens anyway, the layer notices (a read
 // arrives on a passthrough handle), logs it once, stops materializing and
-// serves reads from the local copy through the daemon.
+// serves reads from the local copy through the daemon. The kernel fails
+// a passthrough open of an inode that still has an open served through
+// the daemon (its cached I/O mode) with EIO, so a file is opened for
+// passthrough only once the daemon has seen every such open released; an
+// open before that (a second reader of a file just materialized) is
+// served through the daemon like the first.
 //
 // # Sharing
 //

@@ -63,6 +63,7 @@ func TestPassthrough(t *testing.T) {
 					}
 				}
 				l.bg.wait() // background materialization
+				waitReleased(t, l)
 				before := l.Stats()
 				for _, f := range []string{"big/random", "bin/ping", "etc/passwd"} {
 					if got := readCold(t, filepath.Join(l.Dir(), f)); !bytes.Equal(got, files[f]) {
@@ -290,6 +291,7 @@ func TestOverlayPassthrough(t *testing.T) {
 		t.Fatal("first read differs")
 	}
 	l.bg.wait()
+	waitReleased(t, l)
 	mnt := t.TempDir()
 	// A read-only overlay needs two lower directories.
 	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+l.Dir()+":"+t.TempDir()); err != nil {
@@ -370,14 +372,7 @@ func TestPassthroughWhileOpen(t *testing.T) {
 				t.Errorf("%d passthrough opens while a daemon open is open, want 0", got)
 			}
 			first.Close()
-			// The kernel has dropped the first open before the daemon
-			// hears of it (RELEASE is asynchronous): wait for the daemon.
-			for deadline := time.Now().Add(10 * time.Second); l.openedCached("etc/passwd") != 0; {
-				if time.Now().After(deadline) {
-					t.Fatal("the daemon never saw the first open released")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			waitReleased(t, l)
 			if got := readCold(t, path); !bytes.Equal(got, files["etc/passwd"]) {
 				t.Fatal("read after the first open is closed differs")
 			}
@@ -388,13 +383,27 @@ func TestPassthroughWhileOpen(t *testing.T) {
 	}
 }
 
-// openedCached is the number of opens of name served through the daemon.
-func (l *Layer) openedCached(name string) int {
-	n, err := l.tree.lookup(name)
-	if err != nil {
-		return -1
+// waitReleased waits until the daemon has seen every open of l served
+// through it released. close(2) returns before the daemon hears of it
+// (FUSE RELEASE is asynchronous), and a file is opened for passthrough
+// only once no such open is left (inode.Open).
+func waitReleased(t testing.TB, l *Layer) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); l.cachedOpens() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d opens served through the daemon never released", l.cachedOpens())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.cached
+}
+
+// cachedOpens counts the open handles served through the daemon.
+func (l *Layer) cachedOpens() int {
+	n := 0
+	for _, tn := range l.tree.nodes {
+		tn.mu.Lock()
+		n += tn.cached
+		tn.mu.Unlock()
+	}
+	return n
 }
