@@ -29,6 +29,15 @@ const (
 	maxLineLen = 16 << 10
 	// tailLines is how many lines an instance keeps for start errors.
 	tailLines = 20
+	// Lines are buffered per log file and written together, so the FC
+	// Invoke markers of a warm request cost no write(2) of their own:
+	// when logFlushSize bytes are pending, or logFlushDelay after the
+	// first pending line, whichever comes first. Every line of a function
+	// (its instances' output and fcd's own) goes through the one buffer,
+	// so the file keeps their order. Reads through Manager.ReadLogs flush
+	// first; a crash of fcd loses at most logFlushDelay of lines.
+	logFlushSize  = 32 << 10
+	logFlushDelay = 100 * time.Millisecond
 )
 
 // Log streams.
@@ -52,10 +61,12 @@ type logFile struct {
 	maxSize  int64
 	maxFiles int
 
-	mu   sync.Mutex
-	f    *os.File
-	size int64
-	refs int
+	mu    sync.Mutex
+	f     *os.File
+	size  int64 // of the file, with the pending lines
+	buf   []byte
+	timer *time.Timer // armed while lines are pending
+	refs  int
 }
 
 func openLogFile(dir string, maxSize int64, maxFiles int) (*logFile, error) {
@@ -96,9 +107,9 @@ func formatLine(b *bytes.Buffer, t time.Time, id, stream string, text []byte) {
 	b.WriteByte('\n')
 }
 
-// writeLine appends one formatted line, rotating first when it would
-// pass maxSize. Errors are dropped: a full log disk must not fail an
-// instance.
+// writeLine appends one formatted line to the pending lines, rotating
+// first when it would pass maxSize. Errors are dropped: a full log disk
+// must not fail an instance.
 func (l *logFile) writeLine(line []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -107,12 +118,45 @@ func (l *logFile) writeLine(line []byte) {
 	}
 	if l.size > 0 && l.size+int64(len(line)) > l.maxSize {
 		l.rotate()
+		if l.f == nil {
+			return
+		}
 	}
-	n, _ := l.f.Write(line)
-	l.size += int64(n)
+	l.buf = append(l.buf, line...)
+	l.size += int64(len(line))
+	switch {
+	case len(l.buf) >= logFlushSize:
+		l.flushLocked()
+	case l.timer == nil:
+		l.timer = time.AfterFunc(logFlushDelay, l.flush)
+	}
+}
+
+// flush writes the pending lines.
+func (l *logFile) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushLocked()
+}
+
+func (l *logFile) flushLocked() {
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	if len(l.buf) == 0 || l.f == nil {
+		return
+	}
+	_, _ = l.f.Write(l.buf)
+	if cap(l.buf) > 4*logFlushSize {
+		l.buf = nil // a burst of long lines must not pin its memory
+	} else {
+		l.buf = l.buf[:0]
+	}
 }
 
 func (l *logFile) rotate() {
+	l.flushLocked()
 	l.f.Close()
 	l.f = nil
 	base := filepath.Join(l.dir, logFileName)
@@ -127,6 +171,7 @@ func (l *logFile) rotate() {
 func (l *logFile) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.flushLocked()
 	if l.f != nil {
 		l.f.Close()
 		l.f = nil
@@ -159,6 +204,16 @@ func (s *logFiles) acquire(function string) (*logFile, error) {
 	}
 	l.refs++
 	return l, nil
+}
+
+// flush writes function's pending lines, if its log is open.
+func (s *logFiles) flush(function string) {
+	s.mu.Lock()
+	l := s.files[function]
+	s.mu.Unlock()
+	if l != nil {
+		l.flush()
+	}
 }
 
 func (s *logFiles) release(function string) {

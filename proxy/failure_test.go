@@ -176,7 +176,8 @@ func TestLateAbortSparesPooledConn(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		readResponseBody(resp)
+		var out fasthttp.Response
+		readResponseBody(&out, resp, resp.Header.ContentLength())
 		resp.CloseBodyStream()
 		cl.detach() // as Server.finish does before pooling
 		u.put(conn, time.Now())
@@ -219,7 +220,8 @@ func TestInstanceStoppingClosesIdleConns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		readResponseBody(resp)
+		var out fasthttp.Response
+		readResponseBody(&out, resp, resp.Header.ContentLength())
 		srv.upstream.put(conn, time.Now())
 	}
 	srv.InstanceStopping("i-1")

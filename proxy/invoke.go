@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -284,15 +285,13 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 
 	size := resp.Header.ContentLength()
 	if tail || (size >= 0 && size <= bufferLimit) {
-		out, err := readResponseBody(resp)
-		if err != nil {
+		if err := readResponseBody(&ctx.Response, resp, size); err != nil {
 			conn.Close()
 			fasthttp.ReleaseResponse(resp)
 			s.upstreamFailed(ctx, x, inv, err)
 			return
 		}
 		s.finish(conn, resp, x)
-		ctx.SetBody(out)
 		if tail {
 			setLogTail(ctx, x.lines)
 		}
@@ -310,16 +309,44 @@ const maxTailBody = 32 << 20
 // instance did nothing wrong.
 var errTooLargeForTail = fmt.Errorf("the response is over %d bytes, too large to return with x-fc-log-type: Tail", maxTailBody)
 
-func readResponseBody(resp *fasthttp.Response) ([]byte, error) {
+// readResponseBody reads resp's body whole into dst's body, in dst's own
+// pooled buffer: one copy, from the connection's reader to the client's
+// response. size is the announced length, -1 when unknown.
+func readResponseBody(dst, resp *fasthttp.Response, size int) error {
 	stream := resp.BodyStream()
 	if stream == nil {
-		return append([]byte(nil), resp.Body()...), nil
+		dst.SetBody(resp.Body())
+		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(stream, maxTailBody+1))
-	if err == nil && len(body) > maxTailBody {
+	b := dst.SwapBody(nil)[:0]
+	if size > 0 {
+		// Room for the body and the read that reports its end.
+		b = slices.Grow(b, min(size, maxTailBody)+512)
+	}
+	b, err := appendRead(b, io.LimitReader(stream, maxTailBody+1))
+	dst.SwapBody(b)
+	if err == nil && len(b) > maxTailBody {
 		err = errTooLargeForTail
 	}
-	return body, err
+	return err
+}
+
+// appendRead appends what r yields until EOF to b, like io.ReadAll into
+// a buffer of the caller's.
+func appendRead(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // finish ends a request whose response body was read whole, pooling the
