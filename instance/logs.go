@@ -94,17 +94,16 @@ func (l *logFile) open() error {
 	return nil
 }
 
-// formatLine formats one log line, with its newline.
-func formatLine(b *bytes.Buffer, t time.Time, id, stream string, text []byte) {
-	b.Grow(len(logTimeFmt) + len(id) + len(stream) + len(text) + 4)
-	b.WriteString(t.UTC().Format(logTimeFmt))
-	b.WriteByte(' ')
-	b.WriteString(id)
-	b.WriteByte(' ')
-	b.WriteString(stream)
-	b.WriteByte(' ')
-	b.Write(text)
-	b.WriteByte('\n')
+// appendLine appends one formatted log line, with its newline, to dst.
+func appendLine(dst []byte, t time.Time, id, stream string, text []byte) []byte {
+	dst = t.UTC().AppendFormat(dst, logTimeFmt)
+	dst = append(dst, ' ')
+	dst = append(dst, id...)
+	dst = append(dst, ' ')
+	dst = append(dst, stream...)
+	dst = append(dst, ' ')
+	dst = append(dst, text...)
+	return append(dst, '\n')
 }
 
 // writeLine appends one formatted line to the pending lines, rotating
@@ -254,16 +253,17 @@ func (il *instanceLog) line(stream string, text []byte) { il.write(stream, text,
 // write logs a line; self, when not nil, is the RequestLog writing it,
 // which keeps it even when it is not among those collecting.
 func (il *instanceLog) write(stream string, text []byte, self *RequestLog) {
-	var b bytes.Buffer
-	formatLine(&b, time.Now(), il.id, stream, text)
-	il.file.writeLine(b.Bytes())
+	// Most lines fit the stack buffer; writeLine copies what it keeps.
+	var stack [256]byte
+	b := appendLine(stack[:0], time.Now(), il.id, stream, text)
+	il.file.writeLine(b)
 	il.mu.Lock()
 	if len(il.tail) == tailLines {
 		il.tail = il.tail[1:]
 	}
 	il.tail = append(il.tail, string(text))
 	if len(il.reqs) > 0 || (self != nil && self.collect && !self.registered) {
-		line := string(bytes.TrimSuffix(b.Bytes(), []byte{'\n'}))
+		line := string(b[:len(b)-1])
 		for _, r := range il.reqs {
 			r.add(line)
 		}

@@ -544,6 +544,15 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Req
 	return body
 }
 
+func isHopHeader(k []byte) bool {
+	for _, h := range hopHeaders {
+		if len(k) == len(h) && bytes.EqualFold(k, []byte(h)) {
+			return true
+		}
+	}
+	return false
+}
+
 // stripHopHeaders removes the connection-scoped headers, those RFC 9110
 // names and those the Connection header lists.
 func stripHopHeaders(h *fasthttp.RequestHeader) {
@@ -560,10 +569,9 @@ func stripHopHeaders(h *fasthttp.RequestHeader) {
 func (s *Server) copyResponseHead(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, inv invocation) {
 	ctx.SetStatusCode(resp.StatusCode())
 	for k, v := range resp.Header.All() {
-		ctx.Response.Header.AddBytesKV(k, v)
-	}
-	for _, h := range hopHeaders {
-		ctx.Response.Header.Del(h)
+		if !isHopHeader(k) {
+			ctx.Response.Header.AddBytesKV(k, v)
+		}
 	}
 	if inv.controlPath == "/invoke" && string(resp.Header.Peek(headerStatus)) == "404" {
 		ctx.Response.Header.Set(headerErrorType, errorTypeUnhandled)
