@@ -556,9 +556,15 @@ func isHopHeader(k []byte) bool {
 // stripHopHeaders removes the connection-scoped headers, those RFC 9110
 // names and those the Connection header lists.
 func stripHopHeaders(h *fasthttp.RequestHeader) {
-	for _, name := range bytes.Split(h.Peek("Connection"), []byte(",")) {
-		if name = bytes.TrimSpace(name); len(name) > 0 {
-			h.DelBytes(name)
+	if conn := h.Peek("Connection"); len(conn) > 0 {
+		// Deleting changes what Peek returned: work on a copy.
+		var stack [64]byte
+		for rest := append(stack[:0], conn...); len(rest) > 0; {
+			var name []byte
+			name, rest, _ = bytes.Cut(rest, []byte(","))
+			if name = bytes.TrimSpace(name); len(name) > 0 {
+				h.DelBytes(name)
+			}
 		}
 	}
 	for _, name := range hopHeaders {
