@@ -175,17 +175,19 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 		}
 	}
 
-	// reqCtx ends when the client goes away or fcd stops for good; either
-	// aborts the call to the instance. The exchange releases it when the
-	// request ends, which for a streamed response is after this handler.
-	reqCtx, cancel := context.WithCancelCause(s.ctx)
+	// reqCtx ends when the client goes away or fcd stops for good, as the
+	// client watch finds; either aborts the call to the instance. It is
+	// not a child of fcd's context: registering every request with one
+	// shared parent costs more than the warm request itself. The exchange
+	// releases it when the request ends, which for a streamed response is
+	// after this handler.
+	reqCtx, cancel := context.WithCancelCause(context.WithoutCancel(s.ctx))
 	cl := &call{}
-	stopAbort := context.AfterFunc(reqCtx, cl.abort)
-	done := func() {
-		stopAbort()
-		cancel(nil)
-	}
-	watch := watchClient(ctx.Conn(), func() { cancel(errAborted) })
+	done := func() { cancel(nil) }
+	watch := watchClient(ctx.Conn(), s.ctx, func(cause error) {
+		cancel(cause)
+		cl.abort()
+	})
 	defer watch.stop()
 
 	lease, err := s.opts.Scheduler.Acquire(reqCtx, cf.fn)
