@@ -9,26 +9,32 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Recorder meters invocations off the request path: Record queues a record
-// and returns, and one goroutine writes whatever has queued in a single
-// transaction, so the ledger keeps up with any request rate at one fsync
-// per batch. Within a batch, the invocations of one function on one
-// instance become one record (Count, summed Seconds and GB·s), so a busy
-// function costs one ledger write per commit rather than one per request;
-// a lone request keeps its own record with its request id. A full queue
-// blocks Record rather than drop a record. Close writes everything queued
-// before it returns.
+// Recorder meters invocations off the request path: Record appends a
+// record to a pending batch under a lock and returns, waking nothing but
+// for the first record of a batch, and one goroutine writes the batch in a
+// single transaction flushInterval later, so the ledger keeps up with any
+// request rate at one fsync per batch and a warm request costs no
+// goroutine wake-up. Within a batch, the invocations of one function on
+// one instance become one record (Count, summed Seconds and GB·s), so a
+// busy function costs one ledger write per commit rather than one per
+// request; a lone request keeps its own record with its request id. A
+// full queue blocks Record rather than drop a record. Close writes
+// everything queued before it returns.
 //
 // A crash loses the invocations gathered since the last commit, at most
 // flushInterval's worth; a clean shutdown loses none.
 type Recorder struct {
-	l     *Ledger
-	log   *slog.Logger
-	queue chan InvocationRecord
-	done  chan struct{}
+	l    *Ledger
+	log  *slog.Logger
+	kick chan struct{} // cap 1: a batch has started
+	full chan struct{} // cap 1: a batch reached maxBatch
+	stop chan struct{} // closed by Close
+	done chan struct{}
 
-	mu     sync.RWMutex // held shared by Record, exclusively by Close
-	closed bool
+	mu      sync.Mutex
+	room    sync.Cond // signalled when the run loop takes the pending batch
+	pending []InvocationRecord
+	closed  bool
 }
 
 // recorderQueue bounds the records waiting to be written.
@@ -43,7 +49,12 @@ func NewRecorder(l *Ledger, log *slog.Logger) *Recorder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Recorder{l: l, log: log, queue: make(chan InvocationRecord, recorderQueue), done: make(chan struct{})}
+	r := &Recorder{
+		l: l, log: log,
+		kick: make(chan struct{}, 1), full: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	r.room.L = &r.mu
 	go r.run()
 	return r
 }
@@ -51,13 +62,31 @@ func NewRecorder(l *Ledger, log *slog.Logger) *Recorder {
 // Record queues an invocation record. A record that arrives after Close
 // (a request that outlived fcd's shutdown) is logged, not written.
 func (r *Recorder) Record(in InvocationRecord) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
+	r.mu.Lock()
+	for len(r.pending) >= recorderQueue && !r.closed {
+		r.room.Wait()
+	}
 	if r.closed {
+		r.mu.Unlock()
 		r.log.Error("billing: invocation after shutdown not recorded", "function", in.Function, "requestId", in.RequestID)
 		return
 	}
-	r.queue <- in
+	r.pending = append(r.pending, in)
+	n := len(r.pending)
+	r.mu.Unlock()
+	switch n {
+	case 1:
+		signal(r.kick)
+	case maxBatch:
+		signal(r.full)
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // Close writes every queued record and stops the Recorder. It is
@@ -66,7 +95,8 @@ func (r *Recorder) Close() {
 	r.mu.Lock()
 	if !r.closed {
 		r.closed = true
-		close(r.queue)
+		close(r.stop)
+		r.room.Broadcast()
 	}
 	r.mu.Unlock()
 	<-r.done
@@ -78,28 +108,52 @@ const flushInterval = 200 * time.Millisecond
 
 func (r *Recorder) run() {
 	defer close(r.done)
-	batch := make([]InvocationRecord, 0, maxBatch)
 	timer := time.NewTimer(flushInterval)
-	defer timer.Stop()
-	for in := range r.queue {
-		batch = append(batch[:0], in)
-		timer.Reset(flushInterval)
-	fill:
-		for len(batch) < maxBatch {
+	timer.Stop()
+	var batch []InvocationRecord
+	for {
+		stopped := false
+		select {
+		case <-r.kick:
+			timer.Reset(flushInterval)
 			select {
-			case in, ok := <-r.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, in)
 			case <-timer.C:
-				break fill
+			case <-r.full:
+			case <-r.stop:
+				stopped = true
 			}
+			timer.Stop()
+		case <-r.stop:
+			stopped = true
 		}
-		records := aggregate(batch)
-		if err := r.l.appendAll(records); err != nil {
-			r.log.Error("billing: invocation records lost", "invocations", len(batch), "records", len(records), "error", err)
+		batch = r.take(batch[:0])
+		for rest := batch; len(rest) > 0; {
+			n := min(len(rest), maxBatch)
+			r.write(rest[:n])
+			rest = rest[n:]
 		}
+		if stopped {
+			// Close refuses records from now on: the batch was the last.
+			return
+		}
+	}
+}
+
+// take swaps the pending records for the empty buf and wakes any Record
+// waiting for room.
+func (r *Recorder) take(buf []InvocationRecord) []InvocationRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	batch := r.pending
+	r.pending = buf
+	r.room.Broadcast()
+	return batch
+}
+
+func (r *Recorder) write(batch []InvocationRecord) {
+	records := aggregate(batch)
+	if err := r.l.appendAll(records); err != nil {
+		r.log.Error("billing: invocation records lost", "invocations", len(batch), "records", len(records), "error", err)
 	}
 }
 

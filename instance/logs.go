@@ -29,6 +29,15 @@ const (
 	maxLineLen = 16 << 10
 	// tailLines is how many lines an instance keeps for start errors.
 	tailLines = 20
+	// Lines are buffered per log file and written together, so the FC
+	// Invoke markers of a warm request cost no write(2) of their own:
+	// when logFlushSize bytes are pending, or logFlushDelay after the
+	// first pending line, whichever comes first. Every line of a function
+	// (its instances' output and fcd's own) goes through the one buffer,
+	// so the file keeps their order. Reads through Manager.ReadLogs flush
+	// first; a crash of fcd loses at most logFlushDelay of lines.
+	logFlushSize  = 32 << 10
+	logFlushDelay = 100 * time.Millisecond
 )
 
 // Log streams.
@@ -52,10 +61,12 @@ type logFile struct {
 	maxSize  int64
 	maxFiles int
 
-	mu   sync.Mutex
-	f    *os.File
-	size int64
-	refs int
+	mu    sync.Mutex
+	f     *os.File
+	size  int64 // of the file, with the pending lines
+	buf   []byte
+	timer *time.Timer // armed while lines are pending
+	refs  int
 }
 
 func openLogFile(dir string, maxSize int64, maxFiles int) (*logFile, error) {
@@ -83,22 +94,21 @@ func (l *logFile) open() error {
 	return nil
 }
 
-// formatLine formats one log line, with its newline.
-func formatLine(b *bytes.Buffer, t time.Time, id, stream string, text []byte) {
-	b.Grow(len(logTimeFmt) + len(id) + len(stream) + len(text) + 4)
-	b.WriteString(t.UTC().Format(logTimeFmt))
-	b.WriteByte(' ')
-	b.WriteString(id)
-	b.WriteByte(' ')
-	b.WriteString(stream)
-	b.WriteByte(' ')
-	b.Write(text)
-	b.WriteByte('\n')
+// appendLine appends one formatted log line, with its newline, to dst.
+func appendLine(dst []byte, t time.Time, id, stream string, text []byte) []byte {
+	dst = t.UTC().AppendFormat(dst, logTimeFmt)
+	dst = append(dst, ' ')
+	dst = append(dst, id...)
+	dst = append(dst, ' ')
+	dst = append(dst, stream...)
+	dst = append(dst, ' ')
+	dst = append(dst, text...)
+	return append(dst, '\n')
 }
 
-// writeLine appends one formatted line, rotating first when it would
-// pass maxSize. Errors are dropped: a full log disk must not fail an
-// instance.
+// writeLine appends one formatted line to the pending lines, rotating
+// first when it would pass maxSize. Errors are dropped: a full log disk
+// must not fail an instance.
 func (l *logFile) writeLine(line []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -107,12 +117,45 @@ func (l *logFile) writeLine(line []byte) {
 	}
 	if l.size > 0 && l.size+int64(len(line)) > l.maxSize {
 		l.rotate()
+		if l.f == nil {
+			return
+		}
 	}
-	n, _ := l.f.Write(line)
-	l.size += int64(n)
+	l.buf = append(l.buf, line...)
+	l.size += int64(len(line))
+	switch {
+	case len(l.buf) >= logFlushSize:
+		l.flushLocked()
+	case l.timer == nil:
+		l.timer = time.AfterFunc(logFlushDelay, l.flush)
+	}
+}
+
+// flush writes the pending lines.
+func (l *logFile) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushLocked()
+}
+
+func (l *logFile) flushLocked() {
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	if len(l.buf) == 0 || l.f == nil {
+		return
+	}
+	_, _ = l.f.Write(l.buf)
+	if cap(l.buf) > 4*logFlushSize {
+		l.buf = nil // a burst of long lines must not pin its memory
+	} else {
+		l.buf = l.buf[:0]
+	}
 }
 
 func (l *logFile) rotate() {
+	l.flushLocked()
 	l.f.Close()
 	l.f = nil
 	base := filepath.Join(l.dir, logFileName)
@@ -127,6 +170,7 @@ func (l *logFile) rotate() {
 func (l *logFile) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.flushLocked()
 	if l.f != nil {
 		l.f.Close()
 		l.f = nil
@@ -159,6 +203,16 @@ func (s *logFiles) acquire(function string) (*logFile, error) {
 	}
 	l.refs++
 	return l, nil
+}
+
+// flush writes function's pending lines, if its log is open.
+func (s *logFiles) flush(function string) {
+	s.mu.Lock()
+	l := s.files[function]
+	s.mu.Unlock()
+	if l != nil {
+		l.flush()
+	}
 }
 
 func (s *logFiles) release(function string) {
@@ -199,16 +253,17 @@ func (il *instanceLog) line(stream string, text []byte) { il.write(stream, text,
 // write logs a line; self, when not nil, is the RequestLog writing it,
 // which keeps it even when it is not among those collecting.
 func (il *instanceLog) write(stream string, text []byte, self *RequestLog) {
-	var b bytes.Buffer
-	formatLine(&b, time.Now(), il.id, stream, text)
-	il.file.writeLine(b.Bytes())
+	// Most lines fit the stack buffer; writeLine copies what it keeps.
+	var stack [256]byte
+	b := appendLine(stack[:0], time.Now(), il.id, stream, text)
+	il.file.writeLine(b)
 	il.mu.Lock()
 	if len(il.tail) == tailLines {
 		il.tail = il.tail[1:]
 	}
 	il.tail = append(il.tail, string(text))
 	if len(il.reqs) > 0 || (self != nil && self.collect && !self.registered) {
-		line := string(bytes.TrimSuffix(b.Bytes(), []byte{'\n'}))
+		line := string(b[:len(b)-1])
 		for _, r := range il.reqs {
 			r.add(line)
 		}

@@ -80,8 +80,9 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 }
 
 // ReadLogs returns the last tail lines of function's logs (all when tail
-// <= 0), oldest first.
+// <= 0), oldest first, including lines still pending in memory.
 func (m *Manager) ReadLogs(function string, tail int) ([]string, error) {
+	m.logs.flush(function)
 	return ReadLogs(m.opts.DataDir, function, tail)
 }
 

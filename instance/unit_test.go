@@ -374,3 +374,38 @@ func TestCloseBoundedByContext(t *testing.T) {
 		t.Errorf("got %v, want the context's error naming the watchers", err)
 	}
 }
+
+// TestLogLinesBufferedInOrder: fcd's markers and an instance's output share
+// one buffer per function's log, so the file keeps their order, and a read
+// through flush sees lines written a moment before.
+func TestLogLinesBufferedInOrder(t *testing.T) {
+	dir := t.TempDir()
+	files := &logFiles{dataDir: dir, maxSize: 1 << 20, maxFiles: 1, files: map[string]*logFile{}}
+	lf, err := files.acquire("fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.release("fn")
+	il := newInstanceLog(lf, "a")
+	out := il.stream(StreamStdout)
+	var want []string
+	for i := range 50 {
+		r := il.requestLog(false)
+		r.Log(fmt.Sprintf("FC Invoke Start RequestId: r%d", i))
+		fmt.Fprintf(out, "handling r%d\n", i)
+		r.Log(fmt.Sprintf("FC Invoke End RequestId: r%d", i))
+		want = append(want, fmt.Sprintf("fc FC Invoke Start RequestId: r%d", i), fmt.Sprintf("stdout handling r%d", i), fmt.Sprintf("fc FC Invoke End RequestId: r%d", i))
+	}
+	files.flush("fn")
+	lines, err := ReadLogs(dir, "fn", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range lines {
+		got = append(got, strings.SplitN(l, " ", 3)[2])
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %d lines %q..., want %d lines in write order", len(got), got[:min(len(got), 3)], len(want))
+	}
+}

@@ -176,7 +176,8 @@ func TestLateAbortSparesPooledConn(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		readResponseBody(resp)
+		var out fasthttp.Response
+		readResponseBody(&out, resp, resp.Header.ContentLength())
 		resp.CloseBodyStream()
 		cl.detach() // as Server.finish does before pooling
 		u.put(conn, time.Now())
@@ -219,7 +220,8 @@ func TestInstanceStoppingClosesIdleConns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		readResponseBody(resp)
+		var out fasthttp.Response
+		readResponseBody(&out, resp, resp.Header.ContentLength())
 		srv.upstream.put(conn, time.Now())
 	}
 	srv.InstanceStopping("i-1")
@@ -234,5 +236,53 @@ func TestInstanceStoppingClosesIdleConns(t *testing.T) {
 	srv.upstream.mu.Unlock()
 	if gone || kept != 1 {
 		t.Errorf("idle connections: i-1 present %v, i-2 %d; want i-1 gone, i-2 1", gone, kept)
+	}
+}
+
+// TestShutdownAbortsPastGrace: a request still running when Serve's grace
+// period is over is aborted and answered 499, and Serve returns.
+func TestShutdownAbortsPastGrace(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+	}))
+	defer be.Close()
+	defer close(release)
+	env := newInvokeEnvWith(t, be, 300, nil)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() {
+		served <- New(Options{Functions: env.st, Scheduler: env.sched, ShutdownGrace: 50 * time.Millisecond}).Serve(ctx, ln)
+	}()
+	status := make(chan int, 1)
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/fn/fn/")
+		if err != nil {
+			t.Error(err)
+			status <- 0
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	<-arrived
+	cancel()
+	select {
+	case got := <-status:
+		if got != statusClientClosed {
+			t.Errorf("got %d, want %d", got, statusClientClosed)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request was not aborted")
+	}
+	if err := <-served; err != nil {
+		t.Errorf("serve: %v", err)
 	}
 }

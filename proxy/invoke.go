@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -181,21 +182,24 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 		}
 	}
 
-	// reqCtx ends when the client goes away or fcd stops for good; either
-	// aborts the call to the instance. The exchange releases it when the
+	// reqCtx ends when the client goes away or fcd stops for good, as the
+	// client watch finds; either aborts the call to the instance. It is
+	// not a child of fcd's context: registering every request with one
+	// shared parent costs more than the warm request itself. An async
+	// attempt has no client to watch: its own context (a stopped task, the
+	// queue closing) ends it. The exchange releases reqCtx when the
 	// request ends, which for a streamed response is after this handler.
-	parent := s.ctx
+	parent := context.WithoutCancel(s.ctx)
 	if inv.async != nil {
 		parent = inv.async.ctx
 	}
 	reqCtx, cancel := context.WithCancelCause(parent)
 	cl := &call{}
-	stopAbort := context.AfterFunc(reqCtx, cl.abort)
-	done := func() {
-		stopAbort()
-		cancel(nil)
-	}
-	watch := watchClient(ctx.Conn(), func() { cancel(errAborted) })
+	done := func() { cancel(nil) }
+	watch := watchClient(ctx.Conn(), s.ctx, func(cause error) {
+		cancel(cause)
+		cl.abort()
+	})
 	defer watch.stop()
 
 	lease, err := s.opts.Scheduler.Acquire(reqCtx, cf.fn)
@@ -299,15 +303,13 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 
 	size := resp.Header.ContentLength()
 	if tail || (size >= 0 && size <= bufferLimit) {
-		out, err := readResponseBody(resp)
-		if err != nil {
+		if err := readResponseBody(&ctx.Response, resp, size); err != nil {
 			conn.Close()
 			fasthttp.ReleaseResponse(resp)
 			s.upstreamFailed(ctx, x, inv, err)
 			return
 		}
 		s.finish(conn, resp, x)
-		ctx.SetBody(out)
 		if tail {
 			setLogTail(ctx, x.lines)
 		}
@@ -325,16 +327,44 @@ const maxTailBody = 32 << 20
 // instance did nothing wrong.
 var errTooLargeForTail = fmt.Errorf("the response is over %d bytes, too large to return with x-fc-log-type: Tail", maxTailBody)
 
-func readResponseBody(resp *fasthttp.Response) ([]byte, error) {
+// readResponseBody reads resp's body whole into dst's body, in dst's own
+// pooled buffer: one copy, from the connection's reader to the client's
+// response. size is the announced length, -1 when unknown.
+func readResponseBody(dst, resp *fasthttp.Response, size int) error {
 	stream := resp.BodyStream()
 	if stream == nil {
-		return append([]byte(nil), resp.Body()...), nil
+		dst.SetBody(resp.Body())
+		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(stream, maxTailBody+1))
-	if err == nil && len(body) > maxTailBody {
+	b := dst.SwapBody(nil)[:0]
+	if size > 0 {
+		// Room for the body and the read that reports its end.
+		b = slices.Grow(b, min(size, maxTailBody)+512)
+	}
+	b, err := appendRead(b, io.LimitReader(stream, maxTailBody+1))
+	dst.SwapBody(b)
+	if err == nil && len(b) > maxTailBody {
 		err = errTooLargeForTail
 	}
-	return body, err
+	return err
+}
+
+// appendRead appends what r yields until EOF to b, like io.ReadAll into
+// a buffer of the caller's.
+func appendRead(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // finish ends a request whose response body was read whole, pooling the
@@ -532,12 +562,27 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Req
 	return body
 }
 
+func isHopHeader(k []byte) bool {
+	for _, h := range hopHeaders {
+		if len(k) == len(h) && bytes.EqualFold(k, []byte(h)) {
+			return true
+		}
+	}
+	return false
+}
+
 // stripHopHeaders removes the connection-scoped headers, those RFC 9110
 // names and those the Connection header lists.
 func stripHopHeaders(h *fasthttp.RequestHeader) {
-	for _, name := range bytes.Split(h.Peek("Connection"), []byte(",")) {
-		if name = bytes.TrimSpace(name); len(name) > 0 {
-			h.DelBytes(name)
+	if conn := h.Peek("Connection"); len(conn) > 0 {
+		// Deleting changes what Peek returned: work on a copy.
+		var stack [64]byte
+		for rest := append(stack[:0], conn...); len(rest) > 0; {
+			var name []byte
+			name, rest, _ = bytes.Cut(rest, []byte(","))
+			if name = bytes.TrimSpace(name); len(name) > 0 {
+				h.DelBytes(name)
+			}
 		}
 	}
 	for _, name := range hopHeaders {
@@ -548,10 +593,9 @@ func stripHopHeaders(h *fasthttp.RequestHeader) {
 func (s *Server) copyResponseHead(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, inv invocation) {
 	ctx.SetStatusCode(resp.StatusCode())
 	for k, v := range resp.Header.All() {
-		ctx.Response.Header.AddBytesKV(k, v)
-	}
-	for _, h := range hopHeaders {
-		ctx.Response.Header.Del(h)
+		if !isHopHeader(k) {
+			ctx.Response.Header.AddBytesKV(k, v)
+		}
 	}
 	if inv.controlPath == "/invoke" && string(resp.Header.Peek(headerStatus)) == "404" {
 		ctx.Response.Header.Set(headerErrorType, errorTypeUnhandled)

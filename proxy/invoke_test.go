@@ -440,3 +440,46 @@ func TestHTTPTriggerConfig(t *testing.T) {
 		t.Fatalf("GetTrigger after delete: got %d %+v, want 404 TriggerNotFound", resp.StatusCode, eb)
 	}
 }
+
+// TestHopHeaders: connection-scoped headers, RFC 9110's and those the
+// Connection header lists, cross the proxy in neither direction.
+func TestHopHeaders(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	env := newInvokeEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("Proxy-Authenticate", "Basic")
+		w.Header().Set("X-Kept", "1")
+		w.Write([]byte("ok"))
+	}))
+	req, _ := http.NewRequest("GET", "http://"+env.addr+"/fn/fn/", nil)
+	req.Header.Set("Connection", "keep-alive, X-Private ,X-Other")
+	req.Header.Set("X-Private", "secret")
+	req.Header.Set("X-Other", "o")
+	req.Header.Set("Te", "trailers")
+	req.Header.Set("X-Custom", "v")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	env.waitLease(t)
+	got := <-seen
+	for _, h := range []string{"X-Private", "X-Other", "Te"} {
+		if v := got.Get(h); v != "" {
+			t.Errorf("instance got %s: %q, want it stripped", h, v)
+		}
+	}
+	if v := got.Get("X-Custom"); v != "v" {
+		t.Errorf("instance got X-Custom %q, want v", v)
+	}
+	for _, h := range []string{"Keep-Alive", "Proxy-Authenticate"} {
+		if v := resp.Header.Get(h); v != "" {
+			t.Errorf("client got %s: %q, want it stripped", h, v)
+		}
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("X-Kept") != "1" {
+		t.Errorf("got %d with X-Kept %q, want 200 and 1", resp.StatusCode, resp.Header.Get("X-Kept"))
+	}
+}

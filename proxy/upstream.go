@@ -25,6 +25,14 @@ type upstream struct {
 	dialTimeout time.Duration
 	maxIdle     int           // per instance
 	idleTimeout time.Duration // idle connections older than this are not reused
+	// checkAfter is how long a connection may sit idle before its reuse
+	// costs a liveness check (alive). Servers close idle keep-alive
+	// connections after seconds (Node's 5 s is the shortest common
+	// default), so a connection idle for less has not been closed by its
+	// instance unless the instance died, which fails the request anyway;
+	// under load connections idle for microseconds and reuse costs no
+	// syscall.
+	checkAfter time.Duration
 
 	mu   sync.Mutex
 	idle map[string][]*upConn
@@ -43,6 +51,7 @@ func newUpstream() *upstream {
 		dialTimeout: 3 * time.Second,
 		maxIdle:     256,
 		idleTimeout: 30 * time.Second,
+		checkAfter:  10 * time.Millisecond,
 		idle:        map[string][]*upConn{},
 	}
 }
@@ -55,7 +64,7 @@ func (u *upstream) get(id, addr string, now time.Time) (c *upConn, reused bool, 
 	for len(conns) > 0 {
 		c = conns[len(conns)-1]
 		conns = conns[:len(conns)-1]
-		if now.Sub(c.used) < u.idleTimeout && c.alive() {
+		if idle := now.Sub(c.used); idle < u.idleTimeout && (idle < u.checkAfter || c.alive()) {
 			u.idle[id] = conns
 			u.mu.Unlock()
 			return c, true, nil

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net"
 	"sync"
 	"syscall"
@@ -12,27 +13,27 @@ import (
 // (valyala/fasthttp#468, #965), so fcd peeks at the socket itself.
 const clientWatchInterval = 100 * time.Millisecond
 
-// clientWatch calls gone once if the client's connection reaches EOF while
-// the request is in flight. The first check runs after one interval, so a
-// fast request costs one timer and no goroutine.
+// clientWatch calls gone once, with errAborted, if the client's connection
+// reaches EOF while the request is in flight, or with fcd's cause when fcd
+// stops for good (Server.Serve past its grace). The first check runs after
+// one interval, so a fast request costs one timer and no goroutine, and no
+// registration with fcd's context, which every request would contend on.
 type clientWatch struct {
 	mu    sync.Mutex
-	conn  syscall.RawConn
+	conn  syscall.RawConn // nil: a connection that cannot be peeked at
+	hard  context.Context // fcd's: done when requests in flight must end
 	timer *time.Timer
-	gone  func()
+	gone  func(cause error)
 	done  bool
 }
 
-func watchClient(c net.Conn, gone func()) *clientWatch {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
+func watchClient(c net.Conn, hard context.Context, gone func(cause error)) *clientWatch {
+	w := &clientWatch{hard: hard, gone: gone}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			w.conn = raw
+		}
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	w := &clientWatch{conn: raw, gone: gone}
 	w.mu.Lock()
 	w.timer = time.AfterFunc(clientWatchInterval, w.check)
 	w.mu.Unlock()
@@ -45,9 +46,13 @@ func (w *clientWatch) check() {
 	if w.done {
 		return
 	}
-	if peerClosed(w.conn) {
+	cause := context.Cause(w.hard)
+	if cause == nil && w.conn != nil && peerClosed(w.conn) {
+		cause = errAborted
+	}
+	if cause != nil {
 		w.done = true
-		go w.gone()
+		go w.gone(cause)
 		return
 	}
 	w.timer.Reset(clientWatchInterval)
