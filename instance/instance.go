@@ -74,6 +74,10 @@ type Instance struct {
 	outs  []*lineWriter
 	stats StartStats
 
+	// netID names the instance's network namespace in the network: the
+	// instance ID, or the pooled namespace's.
+	netID string
+
 	container containerd.Container
 	task      containerd.Task
 

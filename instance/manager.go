@@ -18,6 +18,8 @@ import (
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/containerd/plugin"
+	"github.com/containerd/containerd/runtime/v2/runc/options"
 )
 
 // labelFunction is the container label holding the function name.
@@ -30,9 +32,13 @@ type Manager struct {
 	client *containerd.Client
 	images Images
 	net    *network
-	logs   *logFiles
-	http   *http.Client
-	log    *slog.Logger
+	pool   *netPool // nil when Options.NetPool < 0
+	// poolOnce starts the pool's filler on the first Start, after the
+	// caller's Cleanup, which would remove its namespaces.
+	poolOnce sync.Once
+	logs     *logFiles
+	http     *http.Client
+	log      *slog.Logger
 
 	// ctx bounds the instance watchers (wait, watchHealth); Close cancels
 	// it once every instance stopped and waits for them on wg.
@@ -59,8 +65,13 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	var pool *netPool
+	if opts.NetPool > 0 {
+		pool = newNetPool(n, opts.NetPool, opts.Logger)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
+		pool:   pool,
 		ctx:    ctx,
 		cancel: cancel,
 		opts:   opts,
@@ -76,6 +87,10 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 		instances: map[string]*Instance{},
 	}, nil
 }
+
+// Runtime returns the OCI runtime binary instances run with
+// (Options.Runtime with its default applied).
+func (m *Manager) Runtime() string { return m.opts.Runtime }
 
 // ReadLogs returns the last tail lines of function's logs (all when tail
 // <= 0), oldest first.
@@ -148,6 +163,9 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	}
 	i.log = newInstanceLog(lf, spec.ID)
 
+	if m.pool != nil {
+		defer m.pool.refill()
+	}
 	nctx := m.nsCtx(ctx)
 	if err := i.create(nctx); err != nil {
 		if i.container != nil {
@@ -203,11 +221,12 @@ func (i *Instance) create(ctx context.Context) error {
 	i.stats.Rootfs = time.Since(t)
 
 	t = time.Now()
-	nsPath, ip, err := m.net.attach(ctx, spec.ID)
+	net, err := m.attach(ctx, i)
 	if err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
-	i.addr = netip.AddrPortFrom(ip, uint16(spec.Port))
+	nsPath := net.path
+	i.addr = netip.AddrPortFrom(net.ip, uint16(spec.Port))
 	i.stats.Network = time.Since(t)
 
 	t = time.Now()
@@ -215,9 +234,10 @@ func (i *Instance) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.runtimeSpec(s)
 	i.container, err = m.client.NewContainer(ctx, spec.ID,
 		containerd.WithSpec(s),
-		containerd.WithRuntime("io.containerd.runc.v2", nil),
+		containerd.WithRuntime(plugin.RuntimeRuncV2, &options.Options{BinaryName: m.opts.Runtime}),
 		containerd.WithContainerLabels(map[string]string{labelFunction: spec.Function}),
 	)
 	if err != nil {
@@ -246,6 +266,25 @@ func (i *Instance) create(ctx context.Context) error {
 	}
 	i.stats.Create = time.Since(t)
 	return nil
+}
+
+// attach gives i a network namespace: a pooled one when there is one,
+// else one made now. i.netID names it from then on, so release detaches
+// it even when attach fails half way.
+func (m *Manager) attach(ctx context.Context, i *Instance) (attachment, error) {
+	if m.pool == nil {
+		i.netID = i.spec.ID
+		path, ip, err := m.net.attach(ctx, i.netID)
+		return attachment{id: i.netID, path: path, ip: ip}, err
+	}
+	m.poolOnce.Do(func() { m.watch(func() { m.pool.run(m.ctx) }) })
+	if a, ok := m.pool.take(ctx); ok {
+		i.netID = a.id
+		return a, nil
+	}
+	i.netID = i.spec.ID
+	path, ip, err := m.net.attach(ctx, i.netID)
+	return attachment{id: i.netID, path: path, ip: ip}, err
 }
 
 // loopbackOnly explains why a refused probe can never succeed: the server
@@ -330,7 +369,10 @@ func (m *Manager) release(ctx context.Context, i *Instance) error {
 	if err := i.root.remove(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := m.net.detach(ctx, i.spec.ID); err != nil {
+	if i.netID == "" {
+		i.netID = i.spec.ID
+	}
+	if err := m.net.detach(ctx, i.netID); err != nil {
 		errs = append(errs, err)
 	}
 	if i.img != nil {
@@ -386,6 +428,11 @@ func (m *Manager) Close(ctx context.Context) error {
 	case <-watched:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("wait for instance watchers: %w", ctx.Err()))
+	}
+	if m.pool != nil {
+		if err := m.pool.drain(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("empty network pool: %w", err))
+		}
 	}
 	if err := m.net.close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("remove network: %w", err))
