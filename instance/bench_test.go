@@ -35,7 +35,7 @@ func BenchmarkStartEcho(b *testing.B) {
 				}
 				b.ResetTimer()
 			}
-			var pull, rootfs, network, create, ready, total, toReady []time.Duration
+			var pull, rootfs, network, container, task, taskStart, create, ready, total, toReady []time.Duration
 			for range b.N {
 				if cold {
 					b.StopTimer()
@@ -54,6 +54,9 @@ func BenchmarkStartEcho(b *testing.B) {
 				rootfs = append(rootfs, st.Rootfs)
 				network = append(network, st.Network)
 				create = append(create, st.Create)
+				container = append(container, st.Container)
+				task = append(task, st.Task)
+				taskStart = append(taskStart, st.TaskStart)
 				toReady = append(toReady, st.Rootfs+st.Network+st.Create+st.Ready)
 				ready = append(ready, st.Ready)
 				total = append(total, st.Total)
@@ -67,6 +70,9 @@ func BenchmarkStartEcho(b *testing.B) {
 			b.ReportMetric(median(rootfs), "rootfs-ms")
 			b.ReportMetric(median(network), "network-ms")
 			b.ReportMetric(median(create), "create+start-ms")
+			b.ReportMetric(median(container), "container-ms")
+			b.ReportMetric(median(task), "task-ms")
+			b.ReportMetric(median(taskStart), "task-start-ms")
 			b.ReportMetric(median(ready), "probe-to-ready-ms")
 			b.ReportMetric(median(toReady), "create-to-ready-p50-ms")
 			b.ReportMetric(percentile(toReady, 0.99), "create-to-ready-p99-ms")

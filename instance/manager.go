@@ -243,6 +243,8 @@ func (i *Instance) create(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create container: %w", err)
 	}
+	i.stats.Container = time.Since(t)
+	tt := time.Now()
 	if err := os.MkdirAll(m.fifoDir(), 0o700); err != nil {
 		return err
 	}
@@ -252,6 +254,8 @@ func (i *Instance) create(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create task: %w", err)
 	}
+	i.stats.Task = time.Since(tt)
+	tt = time.Now()
 	// The instance outlives the Start call: follow it on a context of its
 	// own, cancelled by Stop.
 	bg, cancel := context.WithCancel(m.nsCtx(m.ctx))
@@ -264,6 +268,7 @@ func (i *Instance) create(ctx context.Context) error {
 	if err := i.task.Start(ctx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
+	i.stats.TaskStart = time.Since(tt)
 	i.stats.Create = time.Since(t)
 	return nil
 }
