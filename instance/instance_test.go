@@ -401,6 +401,9 @@ func TestNetPool(t *testing.T) {
 		t.Errorf("instance network: got %q, want a pooled namespace", inst.netID)
 	}
 	get(t, "http://"+inst.Addr()+"/")
+	if rs := e.mgr.ColdStarts("echo", 1); len(rs) != 1 || rs[0].Instance != inst.ID() {
+		t.Errorf("ColdStarts(echo, 1): got %+v, want the start of %s", rs, inst.ID())
+	}
 	if err := inst.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}

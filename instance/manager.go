@@ -46,6 +46,8 @@ type Manager struct {
 	cancel  context.CancelFunc
 	watches sync.WaitGroup
 
+	timeline *timeline
+
 	mu        sync.Mutex
 	instances map[string]*Instance
 }
@@ -84,6 +86,7 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 			Proxy:             nil,
 		}},
 		log:       opts.Logger,
+		timeline:  newTimeline(),
 		instances: map[string]*Instance{},
 	}, nil
 }
@@ -186,9 +189,9 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	}
 	i.stats.Pull = i.img.Stats()
 	i.stats.Total = time.Since(begin)
+	m.timeline.add(StartRecord{Function: spec.Function, Instance: spec.ID, At: begin, Stats: i.stats})
 	m.log.Info("instance started", "function", spec.Function, "instance", spec.ID, "addr", i.Addr(),
-		"pull", i.stats.Pull.Duration, "cached", i.stats.Pull.Cached, "create", i.stats.Create,
-		"ready", i.stats.Ready, "total", i.stats.Total)
+		slog.Attr{Key: "phases", Value: i.stats.logValue()})
 	return i, nil
 }
 
