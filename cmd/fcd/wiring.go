@@ -205,3 +205,18 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descEvicted, float64(st.Evicted))
 	}
 }
+
+// startCollector exports the instance manager's start phases.
+type startCollector struct{ m *instance.Manager }
+
+var descStartPhase = prometheus.NewDesc("fcd_instance_start_phase_seconds",
+	"Duration of each phase of successful instance starts: pull, rootfs, network, container, task, task_start, probe.",
+	[]string{"phase"}, nil)
+
+func (c startCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descStartPhase }
+
+func (c startCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, h := range c.m.StartHistograms() {
+		ch <- prometheus.MustNewConstHistogram(descStartPhase, h.Count, h.Sum, h.Buckets, h.Phase)
+	}
+}
