@@ -29,6 +29,7 @@ Usage:
 
 Commands:
   function create|get|list|update|delete   manage functions
+  function coldstarts FUNCTION [-n N]      last instance starts as a timeline (ms per phase)
   invoke FUNCTION [-d BODY|@FILE] [-v]     invoke a function (InvokeFunction)
   logs FUNCTION [--tail N]                 print a function's instance logs
   provision set|get|delete FUNCTION        keep instances warm

@@ -120,6 +120,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		}
 		popts.Scheduler, popts.Pools = p, p
 		popts.Logs = rt.manager
+		popts.ColdStarts = coldStarts{rt.manager}
 		popts.Collectors = []prometheus.Collector{poolCollector{sched}, startCollector{rt.manager}}
 	}
 	frontend := proxy.New(popts)

@@ -220,3 +220,29 @@ func (c startCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstHistogram(descStartPhase, h.Count, h.Sum, h.Buckets, h.Phase)
 	}
 }
+
+// coldStarts serves the instance manager's start records to the proxy.
+type coldStarts struct{ m *instance.Manager }
+
+var _ proxy.ColdStartReader = coldStarts{}
+
+func (c coldStarts) ColdStarts(function string, n int) []api.ColdStart {
+	recs := c.m.ColdStarts(function, n)
+	out := make([]api.ColdStart, 0, len(recs))
+	for _, r := range recs {
+		cs := api.ColdStart{
+			InstanceID:   r.Instance,
+			StartedAt:    r.At,
+			TotalMs:      millis(r.Stats.Total),
+			Cached:       r.Stats.Pull.Cached,
+			FetchedBytes: r.Stats.Pull.BytesFetched,
+		}
+		for _, p := range r.Stats.Phases() {
+			cs.Phases = append(cs.Phases, api.ColdStartPhase{Name: p.Name, Ms: millis(p.Duration)})
+		}
+		out = append(out, cs)
+	}
+	return out
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
