@@ -64,7 +64,7 @@ func (f *Function) Validate() error {
 	if f.InstanceConcurrency < 1 || f.InstanceConcurrency > MaxInstanceConcurrency {
 		return invalid("instanceConcurrency %d is invalid: it must be between 1 and %d", f.InstanceConcurrency, MaxInstanceConcurrency)
 	}
-	if f.Role != "" && !roleRE.MatchString(f.Role) {
+	if f.Role != "" && (!roleRE.MatchString(f.Role) || strings.HasSuffix(f.Role, "/.") || strings.HasSuffix(f.Role, "/..")) {
 		return invalid("role %q is invalid: expected acs:ram::<account>:role/<name>", f.Role)
 	}
 	if err := ValidateEnvironment(f.EnvironmentVariables); err != nil {
@@ -101,8 +101,8 @@ func validateCPU(cpu float32, memoryMB int32) error {
 }
 
 // ValidateEnvironment checks user environment variables: names start with a
-// letter and hold letters, digits and '_'; FC_ names are reserved; all names
-// and values together are at most 4 KB.
+// letter and hold letters, digits and '_'; FC_ names are reserved; values
+// hold no NUL byte; all names and values together are at most 4 KB.
 func ValidateEnvironment(env map[string]string) error {
 	size := 0
 	for k, v := range env {
@@ -111,6 +111,11 @@ func ValidateEnvironment(env map[string]string) error {
 		}
 		if strings.HasPrefix(strings.ToUpper(k), "FC_") {
 			return invalid("environment variable name %q is reserved: names starting with FC_ belong to the runtime", k)
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			// execve takes NUL-terminated strings: such a value cannot
+			// reach the process, and would fail every start.
+			return invalid("environment variable %q: its value contains a NUL byte", k)
 		}
 		size += len(k) + len(v)
 	}

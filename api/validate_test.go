@@ -82,8 +82,10 @@ func TestValidationRules(t *testing.T) {
 		{"env bad key", func(in *Input) { in.EnvironmentVariables = map[string]string{"1A": "x"} }, "environment variable name"},
 		{"env reserved", func(in *Input) { in.EnvironmentVariables = map[string]string{"FC_X": "x"} }, "reserved"},
 		{"env too big", func(in *Input) { in.EnvironmentVariables = map[string]string{"A": strings.Repeat("x", 4096)} }, "4096"},
+		{"env NUL in value", func(in *Input) { in.EnvironmentVariables = map[string]string{"A": "x\x00y"} }, "NUL"},
 		{"env ok", func(in *Input) { in.EnvironmentVariables = map[string]string{"A_1": "x"} }, ""},
 		{"role bad", func(in *Input) { in.Role = ptr("admin") }, "role"},
+		{"role dot-dot", func(in *Input) { in.Role = ptr("acs:ram::123:role/..") }, "role"},
 		{"role ok", func(in *Input) { in.Role = ptr("acs:ram::123:role/puller") }, ""},
 		{"health check bad url", func(in *Input) {
 			in.CustomContainerConfig.HealthCheckConfig = &HealthCheckConfig{HTTPGetURL: "health"}

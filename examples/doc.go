@@ -8,6 +8,8 @@
 //     reach: its start must fail with FunctionNotStarted.
 //   - misbehave: the echo server plus failure modes for tests (exit at
 //     start, allocate until OOM-killed, fill the disk).
+//   - probe: the echo server plus reports of its sandbox (capabilities,
+//     seccomp mode, TCP reachability of an address, AF_PACKET sockets).
 //   - images: builds those images with go-containerregistry and pushes them.
 //   - cmd/push-images: `go run ./examples/cmd/push-images -registry host:port`.
 package examples

@@ -71,8 +71,8 @@ func matchAncestor(prefix, repository string) bool {
 
 // validate checks the fields a caller sets on create.
 func (r Role) validate() error {
-	if !roleNameRE.MatchString(r.Name) {
-		return fmt.Errorf("role name %q: want 1-64 of [A-Za-z0-9._-]: %w", r.Name, ErrInvalidRole)
+	if !validRoleName(r.Name) {
+		return fmt.Errorf("role name %q: want 1-64 of [A-Za-z0-9._-], not . or ..: %w", r.Name, ErrInvalidRole)
 	}
 	for _, p := range r.Repositories {
 		if p == "" {

@@ -51,6 +51,7 @@ func TestParseRoleARN(t *testing.T) {
 		{"acs:ram::123:user/puller", "", "", false},
 		{"acs:ram::123:role/", "", "", false},
 		{"acs:ram::123:role/a/b", "", "", false},
+		{"acs:ram::123:role/..", "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.arn, func(t *testing.T) {
@@ -95,6 +96,8 @@ func TestRoleStore(t *testing.T) {
 		{"duplicate", Role{Name: "puller"}, errdefs.IsAlreadyExists},
 		{"bad name", Role{Name: "a/b"}, errdefs.IsInvalidArgument},
 		{"empty name", Role{}, errdefs.IsInvalidArgument},
+		{"dot name", Role{Name: "."}, errdefs.IsInvalidArgument},
+		{"dot-dot name", Role{Name: ".."}, errdefs.IsInvalidArgument},
 		{"bad pattern", Role{Name: "x", Repositories: []string{"examples/["}}, errdefs.IsInvalidArgument},
 		{"empty pattern", Role{Name: "x", Repositories: []string{""}}, errdefs.IsInvalidArgument},
 	}

@@ -44,6 +44,7 @@ func Requirements(pluginDir string) []Requirement {
 		{filepath.Join(pluginDir, "loopback"), "containernetworking-plugins"},
 		{"mkfs.ext4", "e2fsprogs"},
 		{"iptables", "iptables"},
+		{"nft", "nftables"},
 		{"ip", "iproute2"},
 	}
 }

@@ -17,8 +17,20 @@
 //	inst.Stop(ctx)      GET /pre-stop, SIGTERM, grace, SIGKILL, then
 //	                    remove container, mounts, disk file, netns, address.
 //
+// The sandbox of every instance: containerd's default seccomp profile, its
+// default capability set less NET_RAW and MKNOD, NoNewPrivileges, masked
+// /proc paths and a read-only /proc/sys, a pids limit per instance and one
+// for all of them (Options.TotalPids, on the parent cgroup /<Name>). On the
+// network, an instance reaches the outside world (unless
+// Options.DenyOutbound) but not the host, not another instance and not
+// link-local or metadata addresses: the bridge's ports are isolated and an
+// nftables table named fcd-<Name> (see firewall) filters the rest. The
+// Manager installs it before its first instance and removes it on Close.
+//
 // Package instance also supervises a containerd child process (Daemon) and
-// removes what an earlier run left behind (Manager.Cleanup). It does not
+// removes what an earlier run left behind (Manager.Cleanup): containers
+// and, found by its name rather than through containerd, shim processes,
+// cgroups, mounts, network namespaces and firewall rules. It does not
 // decide which instance serves a request or when to start or stop one:
 // that is the scheduler's.
 package instance

@@ -344,6 +344,13 @@ func TestCleanupAfterCrash(t *testing.T) {
 	e.mgr.mu.Lock()
 	delete(e.mgr.instances, inst.ID())
 	e.mgr.mu.Unlock()
+	// Cleanup also removed the firewall and cgroup parent that the first
+	// Manager set up, which a crashed fcd cannot mind; this one lives on
+	// for the next tests and must set them up again.
+	e.mgr.net.firewall.mu.Lock()
+	e.mgr.net.firewall.installed = false
+	e.mgr.net.firewall.mu.Unlock()
+	e.mgr.host = hostState{}
 }
 
 func TestDaemonRestarts(t *testing.T) {

@@ -40,6 +40,8 @@ type Manager struct {
 	http     *http.Client
 	log      *slog.Logger
 
+	host hostState
+
 	// ctx bounds the instance watchers (wait, watchHealth); Close cancels
 	// it once every instance stopped and waits for them on wg.
 	ctx     context.Context
@@ -224,6 +226,9 @@ func (i *Instance) create(ctx context.Context) error {
 	i.stats.Rootfs = time.Since(t)
 
 	t = time.Now()
+	if err := m.prepareHost(ctx); err != nil {
+		return err
+	}
 	net, err := m.attach(ctx, i)
 	if err != nil {
 		return fmt.Errorf("network: %w", err)
@@ -445,6 +450,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	if err := m.net.close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("remove network: %w", err))
 	}
+	if err := m.closeHost(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	// The runtime directory goes too once empty; the supervised containerd
 	// may still keep its socket there, and removes it when it stops.
 	os.Remove(m.fifoDir())
@@ -476,6 +484,11 @@ func (m *Manager) Cleanup(ctx context.Context) error {
 		}
 		m.log.Info("removed leftover container", "id", c.ID())
 	}
+	// Shims and processes containerd no longer knows of, before their
+	// mounts and namespaces go.
+	if err := m.cleanupHost(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	dirs, _ := os.ReadDir(filepath.Join(m.opts.DataDir, "instances"))
 	for _, d := range dirs {
 		if err := (rootfs{dir: m.instanceDir(d.Name())}).remove(); err != nil {
@@ -496,5 +509,8 @@ func (m *Manager) Cleanup(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	_ = os.RemoveAll(m.fifoDir())
+	if err := removeTempMounts(m.opts.DataDir); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

@@ -24,10 +24,11 @@ import (
 // interface and one address on fcd's bridge, through the CNI bridge,
 // host-local and loopback plugins.
 type network struct {
-	cni     gocni.CNI
-	nsDir   string // per-instance netns directories: nsDir/<instance id>/
-	ipamDir string
-	bridge  string
+	cni      gocni.CNI
+	nsDir    string // per-instance netns directories: nsDir/<instance id>/
+	ipamDir  string
+	bridge   string
+	firewall *firewall
 }
 
 // netConfList is the CNI configuration of fcd's bridge network.
@@ -58,6 +59,7 @@ func newNetwork(opts Options) (*network, error) {
 		ipamDir: filepath.Join(opts.DataDir, "cni", "ipam"),
 		bridge:  bridgeName(opts.Name),
 	}
+	n.firewall = newFirewall(opts.Name, n.bridge, opts.DenyOutbound)
 	if err := checkSubnet(opts.Subnet, n.bridge); err != nil {
 		return nil, err
 	}
@@ -84,6 +86,11 @@ func bridgeName(name string) string { return name + "0" }
 // attach creates the instance's network namespace and its interfaces and
 // returns the namespace path and the instance's address.
 func (n *network) attach(ctx context.Context, id string) (_ string, _ netip.Addr, err error) {
+	// Before the first address is handed out: no instance is ever
+	// unconfined.
+	if err := n.firewall.ensure(ctx); err != nil {
+		return "", netip.Addr{}, err
+	}
 	dir := filepath.Join(n.nsDir, id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", netip.Addr{}, fmt.Errorf("netns dir: %w", err)
@@ -101,6 +108,11 @@ func (n *network) attach(ctx context.Context, id string) (_ string, _ netip.Addr
 	res, err := n.cni.Setup(ctx, id, path)
 	if err != nil {
 		return "", netip.Addr{}, fmt.Errorf("cni setup: %w", err)
+	}
+	for ifname := range res.Interfaces {
+		if err := n.isolatePort(ifname); err != nil {
+			return "", netip.Addr{}, err
+		}
 	}
 	for ifname, c := range res.Interfaces {
 		if ifname == "lo" {
@@ -147,6 +159,23 @@ func (n *network) detach(ctx context.Context, id string) error {
 	return errors.Join(errs...)
 }
 
+// isolatePort marks ifname isolated when it is a port of fcd's bridge
+// (the host end of an instance's veth; the result's other interfaces live
+// in the instance's namespace). The bridge forwards nothing between two
+// isolated ports (unicast, broadcast or ARP), only between them and the
+// bridge itself, so one instance cannot reach another on the link layer
+// whatever netfilter sees.
+func (n *network) isolatePort(ifname string) error {
+	if _, err := os.Stat(filepath.Join("/sys/class/net", n.bridge, "brif", ifname)); err != nil {
+		return nil
+	}
+	p := filepath.Join("/sys/class/net", ifname, "brport", "isolated")
+	if err := os.WriteFile(p, []byte("1"), 0); err != nil {
+		return fmt.Errorf("isolate bridge port %s: %w", ifname, err)
+	}
+	return nil
+}
+
 // leftovers returns the instance IDs whose namespaces exist.
 func (n *network) leftovers() ([]string, error) {
 	entries, err := os.ReadDir(n.nsDir)
@@ -166,7 +195,13 @@ func (n *network) leftovers() ([]string, error) {
 // checkSubnet refuses a subnet that overlaps an IPv4 route of the host
 // other than the default route and routes through fcd's own bridge.
 func checkSubnet(subnet netip.Prefix, bridge string) error {
-	f, err := os.Open("/proc/net/route")
+	// /proc/net follows the main thread, which may be wedged in an
+	// instance's namespace: a goroutine that entered one (newNetNS) ends
+	// with its thread locked, and the runtime cannot end the main thread.
+	// This thread's own view is the host's.
+	runtime.LockOSThread()
+	f, err := os.Open("/proc/thread-self/net/route")
+	runtime.UnlockOSThread()
 	if err != nil {
 		return fmt.Errorf("read routes: %w", err)
 	}
@@ -271,10 +306,14 @@ func removeNetNS(path string) error {
 	return nil
 }
 
-// close removes fcd's bridge and the netns directory once no instance
-// uses them, so a stopped fcd leaves no interface behind. A bridge that
-// still has ports belongs to instances of a live process and is kept.
+// close removes fcd's firewall, and its bridge and the netns directory
+// once no instance uses them, so a stopped fcd leaves no interface or rule
+// behind. A bridge that still has ports belongs to instances of a live
+// process and is kept.
 func (n *network) close(ctx context.Context) error {
+	if err := n.firewall.remove(ctx); err != nil {
+		return err
+	}
 	ports, err := os.ReadDir(filepath.Join("/sys/class/net", n.bridge, "brif"))
 	if errors.Is(err, os.ErrNotExist) {
 		if err := os.Remove(n.nsDir); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -59,6 +62,17 @@ type Options struct {
 	// means 16 MiB. LogMaxFiles rotated files are kept; 0 means 4.
 	LogMaxSize  int64
 	LogMaxFiles int
+	// DenyOutbound, when true, keeps instances from reaching anything
+	// beyond the host; false lets them reach the outside world. Either
+	// way they never reach the host, one another, or link-local and
+	// metadata addresses (see firewall).
+	DenyOutbound bool
+	// TotalPids caps the processes of all instances together (pids.max of
+	// their parent cgroup; each instance has DefaultPidsLimit of its
+	// own); 0 means half of the host's kernel.pid_max.
+	TotalPids int
+	// MaxImageSize limits an image's uncompressed size; 0 means 10 GiB.
+	MaxImageSize int64
 	// Images prepares the images instances run on (package puller's
 	// Puller, or a lazy one). Required.
 	Images Images
@@ -134,8 +148,26 @@ func (o Options) withDefaults() (Options, error) {
 	if o.NetPool == 0 {
 		o.NetPool = DefaultNetPool
 	}
+	if o.TotalPids == 0 {
+		o.TotalPids = defaultTotalPids()
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
+}
+
+// defaultTotalPids is half of kernel.pid_max, so instances together can
+// never take the last process IDs the host needs; 16384 when it cannot be
+// read.
+func defaultTotalPids() int {
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		return 16384
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 2 {
+		return 16384
+	}
+	return n / 2
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/containers"
+	"github.com/containerd/containerd/contrib/seccomp"
 	"github.com/containerd/containerd/oci"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -61,12 +62,23 @@ type Spec struct {
 	// HealthCheck, when non-nil, replaces the TCP probe with an HTTP check
 	// and keeps checking while the instance runs.
 	HealthCheck *HealthCheck
+	// RoleKeys are the temporary credentials of the function's role,
+	// given to the process as ALIBABA_CLOUD_ACCESS_KEY_ID,
+	// ALIBABA_CLOUD_ACCESS_KEY_SECRET and ALIBABA_CLOUD_SECURITY_TOKEN; the
+	// zero value (no role) sets none. They expire: a long-lived process
+	// gets fresh ones in each request's x-fc-access-key-* headers.
+	RoleKeys Keys
 	// Credentials returns registry credentials for host; nil means
 	// anonymous pulls. It is called again whenever the registry answers 401.
 	Credentials func(host string) (user, secret string, err error)
 	// Role names the function's role, whose temporary credentials
 	// Credentials returns; only for error messages. "" means none.
 	Role string
+}
+
+// Keys are temporary credentials issued by STS AssumeRole.
+type Keys struct {
+	AccessKeyID, AccessKeySecret, SecurityToken string
 }
 
 func (s Spec) withDefaults() Spec {
@@ -105,7 +117,7 @@ func processArgs(s Spec, img ocispec.ImageConfig) []string {
 }
 
 // environment is the image's env, then the function's (sorted for a stable
-// spec), then the runtime's FC_* variables.
+// spec), then the runtime's FC_* variables and the role's keys.
 func environment(s Spec, img ocispec.ImageConfig) []string {
 	env := append([]string(nil), img.Env...)
 	keys := make([]string, 0, len(s.Env))
@@ -117,7 +129,7 @@ func environment(s Spec, img ocispec.ImageConfig) []string {
 		env = append(env, k+"="+s.Env[k])
 	}
 	port := strconv.Itoa(s.Port)
-	return append(env,
+	env = append(env,
 		"FC_FUNCTION_NAME="+s.Function,
 		"FC_FUNCTION_MEMORY_SIZE="+strconv.Itoa(s.MemoryMB),
 		"FC_FUNCTION_HANDLER="+s.Handler,
@@ -129,6 +141,14 @@ func environment(s Spec, img ocispec.ImageConfig) []string {
 		"FC_ACCOUNT_ID="+s.AccountID,
 		"FC_QUALIFIER="+s.Qualifier,
 	)
+	if k := s.RoleKeys; k.AccessKeyID != "" {
+		env = append(env,
+			"ALIBABA_CLOUD_ACCESS_KEY_ID="+k.AccessKeyID,
+			"ALIBABA_CLOUD_ACCESS_KEY_SECRET="+k.AccessKeySecret,
+			"ALIBABA_CLOUD_SECURITY_TOKEN="+k.SecurityToken,
+		)
+	}
+	return env
 }
 
 // ociSpec builds the runtime spec of an instance whose root filesystem is
@@ -157,6 +177,9 @@ func ociSpec(ctx context.Context, name string, s Spec, img ocispec.ImageConfig, 
 		oci.WithCPUCFS(int64(s.CPU*float64(period)), period),
 		oci.WithPidsLimit(DefaultPidsLimit),
 		oci.WithNoNewPrivileges,
+		// A raw socket on the shared bridge could spoof or sniff other
+		// instances' traffic; device nodes have no use in a function.
+		oci.WithDroppedCapabilities(droppedCapabilities),
 	}
 	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err == nil {
 		// Without swap accounting the limit is memory alone; with it,
@@ -169,12 +192,19 @@ func ociSpec(ctx context.Context, name string, s Spec, img ocispec.ImageConfig, 
 	if img.User != "" {
 		opts = append(opts, oci.WithUser(img.User))
 	}
+	// Last: the profile allows the syscalls the final capability set
+	// needs, and no more.
+	opts = append(opts, seccomp.WithDefaultProfile())
 	spec, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: s.ID}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("oci spec: %w", err)
 	}
 	return spec, nil
 }
+
+// droppedCapabilities are taken from containerd's default set (which
+// already omits NET_ADMIN, SYS_ADMIN and the like).
+var droppedCapabilities = []string{"CAP_NET_RAW", "CAP_MKNOD"}
 
 func withMemorySwap(limit int64) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {

@@ -9,13 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestProcessArgs(t *testing.T) {
@@ -49,6 +52,19 @@ func TestEnvironment(t *testing.T) {
 		"FC_INSTANCE_ID=i1", "FC_REGION=r", "FC_ACCOUNT_ID=a", "FC_QUALIFIER="}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestEnvironmentRoleKeys(t *testing.T) {
+	s := Spec{ID: "i1", Function: "f", RoleKeys: Keys{AccessKeyID: "STS.id", AccessKeySecret: "sec", SecurityToken: "tok"}}
+	got := environment(s, ocispec.ImageConfig{Env: []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=image"}})
+	want := []string{"ALIBABA_CLOUD_ACCESS_KEY_ID=STS.id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=sec", "ALIBABA_CLOUD_SECURITY_TOKEN=tok"}
+	// The runtime's come last, so they win over the image's.
+	if tail := got[len(got)-len(want):]; !reflect.DeepEqual(tail, want) {
+		t.Errorf("got %q, want it to end with %q", got, want)
+	}
+	if got := environment(Spec{ID: "i1"}, ocispec.ImageConfig{}); slices.ContainsFunc(got, func(v string) bool { return strings.HasPrefix(v, "ALIBABA_CLOUD_") }) {
+		t.Errorf("without a role: got %q, want no ALIBABA_CLOUD_* variable", got)
 	}
 }
 
@@ -247,6 +263,43 @@ func TestStartErrorMessage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOCISpecSandbox checks the confinement every instance's spec asks
+// for; TestSandbox checks what the process actually gets.
+func TestOCISpecSandbox(t *testing.T) {
+	ctx := namespaces.WithNamespace(context.Background(), "fcd")
+	s, err := ociSpec(ctx, "fcd", Spec{ID: "i1", Function: "f"}.withDefaults(),
+		ocispec.ImageConfig{Cmd: []string{"/app/f"}}, "/rootfs", "/run/netns/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := s.Process.Capabilities
+	for _, set := range [][]string{caps.Bounding, caps.Effective, caps.Permitted} {
+		for _, c := range set {
+			if slices.Contains(droppedCapabilities, c) {
+				t.Errorf("capability %s kept, want it dropped (set %v)", c, set)
+			}
+		}
+	}
+	if !slices.Contains(caps.Bounding, "CAP_NET_BIND_SERVICE") {
+		t.Errorf("bounding set %v lacks CAP_NET_BIND_SERVICE, want containerd's default set minus NET_RAW and MKNOD", caps.Bounding)
+	}
+	if s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActErrno || len(s.Linux.Seccomp.Syscalls) == 0 {
+		t.Errorf("seccomp: got %+v, want containerd's default profile (default action errno)", s.Linux.Seccomp)
+	}
+	if !s.Process.NoNewPrivileges {
+		t.Error("NoNewPrivileges: got false, want true")
+	}
+	if !slices.Contains(s.Linux.ReadonlyPaths, "/proc/sys") {
+		t.Errorf("read-only paths %v lack /proc/sys", s.Linux.ReadonlyPaths)
+	}
+	if !slices.Contains(s.Linux.MaskedPaths, "/proc/kcore") {
+		t.Errorf("masked paths %v lack /proc/kcore", s.Linux.MaskedPaths)
+	}
+	if s.Linux.Resources.Pids == nil || s.Linux.Resources.Pids.Limit != DefaultPidsLimit {
+		t.Errorf("pids limit: got %+v, want %d", s.Linux.Resources.Pids, DefaultPidsLimit)
 	}
 }
 

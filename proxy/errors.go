@@ -7,6 +7,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/valyala/fasthttp"
+
+	"github.com/fcd-dev/fcd/async"
 )
 
 // FC error codes fcd returns, with the HTTP status each goes with.
@@ -127,6 +129,31 @@ func acquireError(err error) *apiError {
 		return newError(http.StatusServiceUnavailable, CodeResourceThrottled, "fcd is shutting down")
 	default:
 		return newError(http.StatusPreconditionFailed, CodeFunctionNotStarted, "the function instance failed to start: "+err.Error())
+	}
+}
+
+// FC codes of the async API.
+const (
+	CodeAsyncTaskNotFound      = "AsyncTaskNotFound"      // 404
+	CodeAsyncConfigNotFound    = "AsyncConfigNotFound"    // 404
+	CodeAsyncTaskAlreadyExists = "AsyncTaskAlreadyExists" // 409
+)
+
+// asyncError maps the queue's errors to FC's.
+func asyncError(err error) *apiError {
+	switch {
+	case errors.Is(err, async.ErrTaskExists):
+		return newError(http.StatusConflict, CodeAsyncTaskAlreadyExists, err.Error())
+	case errors.Is(err, async.ErrTaskNotFound):
+		return newError(http.StatusNotFound, CodeAsyncTaskNotFound, err.Error())
+	case errors.Is(err, async.ErrConfigNotFound):
+		return newError(http.StatusNotFound, CodeAsyncConfigNotFound, err.Error())
+	case errors.Is(err, async.ErrTaskFinished):
+		return newError(http.StatusBadRequest, CodeInvalidArgument, err.Error())
+	case errors.Is(err, async.ErrClosed):
+		return newError(http.StatusServiceUnavailable, CodeResourceThrottled, "fcd is shutting down: the event was not accepted")
+	default:
+		return toAPIError(err, CodeFunctionNotFound)
 	}
 }
 

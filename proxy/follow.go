@@ -64,11 +64,16 @@ func (s *Server) follow(ctx context.Context, events <-chan api.Event) {
 	}
 }
 
-// apply brings the function cache and the scheduler up to e.
+// apply brings the function cache, the scheduler and the async configs up
+// to e.
 func (s *Server) apply(ctx context.Context, e api.Event) {
 	switch e.Kind {
 	case api.KindFunction:
 		s.fns.forget(e.Function)
+		if e.Op == api.OpDelete && s.opts.Async != nil {
+			// Its waiting events fail when they come due (the function is gone).
+			s.opts.Async.DeleteConfig(ctx, e.Function)
+		}
 		if s.opts.Pools == nil {
 			return
 		}

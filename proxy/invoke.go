@@ -87,6 +87,9 @@ type invocation struct {
 	// stream the client's body instead.
 	body   []byte
 	signed bool
+	// async, for an attempt of an async event, begins the attempt once
+	// it holds a lease; nil for a client's request.
+	async *asyncAttempt
 }
 
 // cachedFunction is a function with its HTTP trigger and the per-request
@@ -154,12 +157,16 @@ func (c *functionCache) forget(name string) {
 
 // invoke serves one invocation of function name.
 func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocation) {
+	if isAsync(ctx, inv) {
+		s.invokeAsync(ctx, rid, name, inv)
+		return
+	}
 	if s.opts.Scheduler == nil {
 		s.fail(ctx, rid, newError(http.StatusServiceUnavailable, "ServiceUnavailable", "this fcd runs no instances (no scheduler configured)"))
 		return
 	}
 	if it := ctx.Request.Header.Peek(headerInvocationType); inv.controlPath == "/invoke" && len(it) > 0 && !bytes.EqualFold(it, []byte("Sync")) {
-		s.fail(ctx, rid, newError(http.StatusBadRequest, CodeInvalidArgument, fmt.Sprintf("%s %q is not supported yet: only Sync invocations", headerInvocationType, it)))
+		s.fail(ctx, rid, newError(http.StatusBadRequest, CodeInvalidArgument, fmt.Sprintf("%s %q is invalid: Sync or Async", headerInvocationType, it)))
 		return
 	}
 	cf, err := s.fns.get(ctx, s.opts.Functions, name)
@@ -177,7 +184,11 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 	// reqCtx ends when the client goes away or fcd stops for good; either
 	// aborts the call to the instance. The exchange releases it when the
 	// request ends, which for a streamed response is after this handler.
-	reqCtx, cancel := context.WithCancelCause(s.ctx)
+	parent := s.ctx
+	if inv.async != nil {
+		parent = inv.async.ctx
+	}
+	reqCtx, cancel := context.WithCancelCause(parent)
 	cl := &call{}
 	stopAbort := context.AfterFunc(reqCtx, cl.abort)
 	done := func() {
@@ -190,6 +201,10 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 	lease, err := s.opts.Scheduler.Acquire(reqCtx, cf.fn)
 	if err != nil {
 		s.failAcquire(ctx, rid, name, err, reqCtx)
+		done()
+		return
+	}
+	if inv.async != nil && !inv.async.start(lease) {
 		done()
 		return
 	}

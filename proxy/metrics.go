@@ -19,6 +19,7 @@ type metrics struct {
 	clientClosed   atomic.Uint64
 	throttled      atomic.Uint64
 	startFailures  atomic.Uint64
+	asyncAccepted  atomic.Uint64
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
@@ -32,6 +33,7 @@ func (m *metrics) collectors() []prometheus.Collector {
 		counter("invocation_timeouts_total", "Invocations that ran past the function's timeout.", &m.timeouts),
 		counter("invocation_client_closed_total", "Invocations whose client went away first (ClientClosedRequest, 499).", &m.clientClosed),
 		counter("invocation_throttled_total", "Invocations refused for lack of capacity (ResourceExhausted, 429).", &m.throttled),
+		counter("async_invocations_accepted_total", "Async invocations answered 202 (their event committed).", &m.asyncAccepted),
 		counter("invocation_start_failures_total", "Invocations that failed because their instance did not start.", &m.startFailures),
 	}
 }

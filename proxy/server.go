@@ -121,6 +121,10 @@ type Options struct {
 	// accelerationInfo. Nil disables the acceleration API and reports
 	// Preparing for functions that ask for acceleration.
 	Accelerator Accelerator
+	// Async queues asynchronous invocations and serves the async task
+	// and config APIs. Nil refuses async invocations with 400 and the
+	// async APIs with 501.
+	Async AsyncQueue
 }
 
 // Server is the frontend. Create it with New.
@@ -282,6 +286,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.handleFunctions(ctx, rid, strings.TrimPrefix(string(path), apiPrefix))
 	case bytes.HasPrefix(path, adminPrefixBytes):
 		s.handleAdmin(ctx, rid)
+	case string(path) == asyncConfigsPath:
+		s.listAsyncConfigs(ctx, rid)
 	case string(path) == "/metrics":
 		s.metricsH(ctx)
 	default:
@@ -338,6 +344,8 @@ func (s *Server) handleFunctions(ctx *fasthttp.RequestCtx, rid, rest string) {
 		err = s.deleteProvision(ctx, unescape(name))
 	case name != "" && sub == "logs" && method == http.MethodGet:
 		err = s.readLogs(ctx, unescape(name))
+	case name != "" && (sub == "async-invoke-config" || sub == "async-tasks"):
+		err = s.handleAsync(ctx, unescape(name), sub, subName, method, body)
 	case name != "" && sub == "triggers":
 		err = s.handleTriggers(ctx, unescape(name), unescape(subName), method, body)
 	case name == "" || sub == "" || sub == "provision-config" || sub == "logs":

@@ -64,6 +64,13 @@ type signedRequest struct {
 
 func (r signedRequest) do(t *testing.T, addr string) (*http.Response, errorBody) {
 	t.Helper()
+	return r.doBody(t, addr, nil)
+}
+
+// doBody is do that decodes a successful response's JSON body into out,
+// when out is not nil.
+func (r signedRequest) doBody(t *testing.T, addr string, out any) (*http.Response, errorBody) {
+	t.Helper()
 	if r.keyID == "" {
 		r.keyID, r.secret = testKeyID, testSecret
 	}
@@ -107,6 +114,11 @@ func (r signedRequest) do(t *testing.T, addr string) (*http.Response, errorBody)
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
 	var eb errorBody
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("response body %q: %v", data, err)
+		}
+	}
 	if resp.StatusCode >= 300 {
 		if err := json.Unmarshal(data, &eb); err != nil {
 			t.Fatalf("error body %q is not FC's JSON: %v", data, err)

@@ -12,7 +12,9 @@ import (
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/remotes/docker"
 	remoteerrors "github.com/containerd/containerd/remotes/errors"
+	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/fcd-dev/fcd/billing"
@@ -98,4 +100,23 @@ func unauthorized(err error) bool {
 		return us.StatusCode == http.StatusUnauthorized || us.StatusCode == http.StatusForbidden
 	}
 	return false
+}
+
+// Local reports whether the image whose manifest is dgst was pulled and
+// unpacked on this host before, so that Prepare of it would fetch no layer
+// and be a free cache hit. It asks containerd only, never a registry; an
+// image pulled under an index (several platforms) is found by its index
+// digest.
+func (p *Puller) Local(ctx context.Context, dgst digest.Digest) bool {
+	ctx = namespaces.WithNamespace(ctx, p.opts.Namespace)
+	imgs, err := p.client.ImageService().List(ctx, "target.digest=="+dgst.String())
+	if err != nil || len(imgs) == 0 {
+		return false
+	}
+	diffIDs, err := imgs[0].RootFS(ctx, p.client.ContentStore(), platforms.OnlyStrict(Platform))
+	if err != nil {
+		return false
+	}
+	_, err = p.client.SnapshotService(p.opts.Snapshotter).Stat(ctx, identity.ChainID(diffIDs).String())
+	return err == nil
 }

@@ -20,6 +20,8 @@ func runInvoke(ctx context.Context, c *client, args []string, stdout, stderr io.
 	data := fs.String("d", "", "event body; @FILE reads a file, @- stdin")
 	verbose := fs.Bool("v", false, "print status, request id and timing to stderr")
 	tail := fs.Bool("log", false, "print the request's log lines (x-fc-log-type: Tail) to stderr")
+	async := fs.Bool("async", false, "invoke asynchronously (x-fc-invocation-type: Async): print the request id once the event is accepted")
+	taskID := fs.String("task-id", "", "with --async: the async task id (x-fc-async-task-id)")
 	name, err := parseWithName(fs, args)
 	if err != nil {
 		return err
@@ -32,11 +34,22 @@ func runInvoke(ctx context.Context, c *client, args []string, stdout, stderr io.
 	if *tail {
 		h.Set("x-fc-log-type", "Tail")
 	}
+	if *async {
+		h.Set("x-fc-invocation-type", "Async")
+		if *taskID != "" {
+			h.Set("x-fc-async-task-id", *taskID)
+		}
+	} else if *taskID != "" {
+		return fmt.Errorf("%w: --task-id needs --async", errUsage)
+	}
 	start := time.Now()
 	resp, out, err := c.do(ctx, http.MethodPost, "/"+api.Version+"/functions/"+url.PathEscape(name)+"/invocations", nil, body, h)
 	elapsed := time.Since(start)
 	if err != nil {
 		return err
+	}
+	if *async {
+		fmt.Fprintf(stdout, "accepted: request id %s\n", resp.Header.Get("x-fc-request-id"))
 	}
 	stdout.Write(out)
 	if len(out) > 0 && out[len(out)-1] != '\n' {

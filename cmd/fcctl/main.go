@@ -30,7 +30,8 @@ Usage:
 Commands:
   function create|get|list|update|delete   manage functions
   function coldstarts FUNCTION [-n N]      last instance starts as a timeline (ms per phase)
-  invoke FUNCTION [-d BODY|@FILE] [-v]     invoke a function (InvokeFunction)
+  invoke FUNCTION [-d BODY|@FILE] [-v]     invoke a function (InvokeFunction); --async [--task-id ID]
+  task list|get|stop FUNCTION [TASK_ID]    async tasks
   logs FUNCTION [--tail N]                 print a function's instance logs
   provision set|get|delete FUNCTION        keep instances warm
   role create|get|list|delete              roles functions assume to pull images
@@ -118,6 +119,8 @@ var apiCommands = map[string]func(ctx context.Context, c *client, args []string,
 	"role":      runRole,
 	"roles":     runRole,
 	"billing":   runBilling,
+	"task":      runTask,
+	"tasks":     runTask,
 }
 
 // client builds an API client from flags, falling back to credentials.json.

@@ -13,6 +13,7 @@ import (
 	"github.com/fcd-dev/fcd/puller/accel"
 	"github.com/fcd-dev/fcd/registry"
 	"github.com/fcd-dev/fcd/store"
+	"github.com/opencontainers/go-digest"
 )
 
 // newAccelerator builds the image converter and its job service on st's
@@ -66,7 +67,9 @@ func onPush(svc *accel.Service, log *slog.Logger) func(context.Context, registry
 }
 
 // image returns the image an instance of f runs: for accelerationType
-// Default, the accelerated image once its conversion is Ready (named by
+// Default, the original when it is already unpacked on this host (a free
+// cache hit, and the fastest start), else the accelerated image once its
+// conversion is Ready (named by
 // its _accelerated tag, so the lazy puller mounts it; an index-only
 // artifact only when lazy pulls are on, since it cannot be pulled whole),
 // else the original, digest-pinned; the image as given when that cannot
@@ -82,6 +85,9 @@ func (s *starter) image(ctx context.Context, f *api.Function, image string) stri
 		return image
 	}
 	switch {
+	case r.Accelerated && s.local != nil && s.local(ctx, digestOf(r.Source)):
+		// Already unpacked here: the original starts at once, for free.
+		return r.Source
 	case r.Lazy != "" && (r.Mode == accel.ModeFull || s.lazy):
 		return r.Lazy
 	case r.Mode == accel.ModeFull:
@@ -89,4 +95,12 @@ func (s *starter) image(ctx context.Context, f *api.Function, image string) stri
 	default:
 		return r.Source
 	}
+}
+
+// digestOf returns the digest a pinned reference ends with.
+func digestOf(pinned string) digest.Digest {
+	if i := strings.LastIndexByte(pinned, '@'); i >= 0 {
+		return digest.Digest(pinned[i+1:])
+	}
+	return ""
 }

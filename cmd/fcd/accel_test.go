@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +26,7 @@ import (
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/billing"
 	"github.com/fcd-dev/fcd/examples/images"
+	"github.com/fcd-dev/fcd/internal/testenv"
 	"github.com/fcd-dev/fcd/puller/accel"
 )
 
@@ -250,30 +254,82 @@ func startDaemonHook(t *testing.T, dataDir string, args []string, wrap func(acce
 // as the pull's billing record shows.
 func TestAcceleratedImageRuns(t *testing.T) {
 	requireRuntime(t)
-	d := startDaemonWith(t, t.TempDir(), []string{"-name", "fcdaccel", "-subnet", "10.94.0.0/16"}, true)
-	repo := d.creds.Registry + "/examples/echo"
-	hook, events := hookEvents(t)
-	enableAcceleration(t, d, repo, accel.Settings{Enabled: true, Mode: accel.ModeFull, Webhook: hook})
-	pushExample(t, d, repo+":v1")
-	ev := nextEvent(t, events)
-	if ev.Event != "acceleration.ready" {
-		t.Fatalf("got %+v, want the conversion ready", ev)
+	testenv.RequireFile(t, "/dev/fuse", "fuse3")
+	for i, mode := range []accel.Mode{accel.ModeFull, accel.ModeIndexOnly} {
+		t.Run(string(mode), func(t *testing.T) {
+			dir := t.TempDir()
+			d := startDaemonWith(t, dir, []string{"-name", fmt.Sprintf("fcdaccel%d", i), "-subnet", fmt.Sprintf("10.%d.0.0/16", 94+i)}, true)
+			repo := d.creds.Registry + "/examples/echo"
+			hook, events := hookEvents(t)
+			enableAcceleration(t, d, repo, accel.Settings{Enabled: true, Mode: mode, Webhook: hook})
+			pushExample(t, d, repo+":v1")
+			ev := nextEvent(t, events)
+			if ev.Event != "acceleration.ready" {
+				t.Fatalf("got %+v, want the conversion ready", ev)
+			}
+			if status := call(t, d, http.MethodPost, "/fcd/v1/roles", map[string]any{"roleName": "puller", "repositories": []string{"examples/*"}}, nil); status != http.StatusOK {
+				t.Fatalf("create role: status %d", status)
+			}
+			c := sdkClient(t, d, d.creds.AccessKeySecret)
+			if err := createWithRole(c, "fast", repo+":v1", "acs:ram::1000000000000000:role/puller"); err != nil {
+				t.Fatal(err)
+			}
+			if _, out, err := invoke(c, "fast", "hello"); err != nil || !strings.Contains(out, "hello") {
+				t.Fatalf("invoke: got %q, %v", out, err)
+			}
+			// Several instances starting at once exec the same binary
+			// through the shared layer while its file materializes.
+			if _, err := c.UpdateFunction(dara.String("fast"), &fc.UpdateFunctionRequest{Body: &fc.UpdateFunctionInput{InstanceConcurrency: dara.Int32(1)}}); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for i := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := sdkClient(t, d, d.creds.AccessKeySecret)
+					if _, out, err := invoke(c, "fast", fmt.Sprint("hello ", i)); err != nil || !strings.Contains(out, "hello") {
+						t.Errorf("concurrent invoke %d: got %q, %v", i, out, err)
+					}
+				}()
+			}
+			wg.Wait()
+			// The instance runs on the lazily mounted layers, not on an
+			// unpacked snapshot.
+			if n := fuseMountsUnder(t, filepath.Join(dir, "lazy", "mnt")); n == 0 {
+				t.Errorf("got no FUSE layer mounted under %s, want the image mounted lazily", dir)
+			}
+			var page struct{ Records []billing.Record }
+			if status := call(t, d, http.MethodGet, "/fcd/v1/billing?function=fast&kind=pull", nil, &page); status != http.StatusOK || len(page.Records) < 2 {
+				t.Fatalf("billing: status %d, records %+v; want the first start and more", status, page.Records)
+			}
+			for i, r := range page.Records {
+				if want := "@" + ev.Job.Result.TargetDigest; !strings.HasSuffix(r.Image, want) {
+					t.Errorf("pull %d: %s, want the accelerated image %s", i, r.Image, want)
+				}
+				// The first start fetched the image; the later ones found
+				// every byte they read on the host.
+				if first := i == 0; r.CacheHit == first || (r.Bytes > 0) != first {
+					t.Errorf("pull %d: cache hit %v after %d bytes, want a hit only after the first", i, r.CacheHit, r.Bytes)
+				}
+			}
+		})
 	}
-	if status := call(t, d, http.MethodPost, "/fcd/v1/roles", map[string]any{"roleName": "puller", "repositories": []string{"examples/*"}}, nil); status != http.StatusOK {
-		t.Fatalf("create role: status %d", status)
-	}
-	c := sdkClient(t, d, d.creds.AccessKeySecret)
-	if err := createWithRole(c, "fast", repo+":v1", "acs:ram::1000000000000000:role/puller"); err != nil {
+}
+
+// fuseMountsUnder counts the FUSE mounts below dir.
+func fuseMountsUnder(t *testing.T, dir string) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, out, err := invoke(c, "fast", "hello"); err != nil || !strings.Contains(out, "hello") {
-		t.Fatalf("invoke: got %q, %v", out, err)
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") && strings.Contains(line, " - fuse") {
+			n++
+		}
 	}
-	var page struct{ Records []billing.Record }
-	if status := call(t, d, http.MethodGet, "/fcd/v1/billing?function=fast&kind=pull", nil, &page); status != http.StatusOK || len(page.Records) != 1 {
-		t.Fatalf("billing: status %d, records %+v", status, page.Records)
-	}
-	if got, want := page.Records[0].Image, repo+"@"+ev.Job.Result.TargetDigest; got != want {
-		t.Errorf("pulled %s, want the accelerated image %s", got, want)
-	}
+	return n
 }

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fcd-dev/fcd/api"
@@ -34,8 +38,15 @@ type Config struct {
 	InstanceStartTimeout time.Duration
 	// IdleTimeout is how long an on-demand instance may sit idle.
 	IdleTimeout time.Duration
-	// MemoryBudgetMB caps the memory of all running instances; 0 is none.
+	// MemoryBudgetMB caps the memory of all running instances; 0 or less
+	// is none. The -memory-budget flag defaults to the host's memory less
+	// a reserve (defaultMemoryBudgetMB), so that a flood of requests meets
+	// ResourceExhausted, not the host's OOM killer.
 	MemoryBudgetMB int
+	// DenyOutbound keeps instances from reaching anything beyond the
+	// host. They never reach the host, each other, or link-local and
+	// metadata addresses.
+	DenyOutbound bool
 	// MaxInstances caps the instances of one function; 0 is none beyond
 	// the memory budget.
 	MaxInstances int
@@ -59,6 +70,9 @@ type Config struct {
 	// QueueSlack is how much longer than an instance start a request may
 	// wait for a slot before it is throttled.
 	QueueSlack time.Duration
+	// AsyncWorkers and AsyncPerFunction bound the async events running
+	// at once, host-wide and per function: async's fair share.
+	AsyncWorkers, AsyncPerFunction int
 	// RegistryHostsDir is a containerd hosts directory (certs.d layout)
 	// for mirrors, plain HTTP and CAs; empty means HTTPS, and plain HTTP
 	// to loopback registries.
@@ -105,7 +119,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.CNIPluginDir, "cni-plugin-dir", "/usr/lib/cni", "directory of the CNI bridge, host-local and loopback plugins")
 	fs.DurationVar(&cfg.InstanceStartTimeout, "instance-start-timeout", 120*time.Second, "how long an instance may take to accept on its port")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 5*time.Minute, "idle time after which an on-demand instance is stopped")
-	fs.IntVar(&cfg.MemoryBudgetMB, "memory-budget", 0, "MB of memory all instances together may use (0: no limit)")
+	fs.IntVar(&cfg.MemoryBudgetMB, "memory-budget", 0, "MB of memory all instances together may use (0: the host's memory less max(1 GiB, 10%); -1: no limit)")
+	fs.BoolVar(&cfg.DenyOutbound, "deny-outbound", false, "keep instances from reaching anything beyond this host (they never reach the host itself, each other, or metadata addresses)")
 	fs.IntVar(&cfg.MaxInstances, "max-instances", 0, "instances one function may run at once (0: no limit but the memory budget)")
 	fs.StringVar(&cfg.RegistryAddress, "registry-address", "127.0.0.1:5000", "address of the embedded registry (empty: none)")
 	fs.StringVar(&cfg.RegistryCredentials, "registry-credentials", "", `JSON file of logins for other registries: {"host:port": {"username": "...", "password": "..."}}`)
@@ -113,6 +128,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.DebugAddress, "debug-address", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.RegistryTimeout, "registry-timeout", 30*time.Second, "how long a registry may stay silent during a pull (response headers, or between body bytes)")
 	fs.DurationVar(&cfg.QueueSlack, "queue-slack", 60*time.Second, "how much longer than -instance-start-timeout a request may wait for an instance slot")
+	fs.IntVar(&cfg.AsyncWorkers, "async-workers", 16, "async events running at once, host-wide")
+	fs.IntVar(&cfg.AsyncPerFunction, "async-per-function", 4, "async events of one function running at once (the rest of its slots stay for sync requests)")
 	fs.StringVar(&cfg.RegistryHostsDir, "registry-hosts-dir", "", "containerd hosts directory (certs.d layout: <dir>/<host>/hosts.toml) for mirrors, plain HTTP, CAs; empty: HTTPS, plain HTTP on loopback")
 	fs.BoolVar(&cfg.Lazy, "lazy", true, "start accelerated images (<tag>_accelerated) lazily over FUSE; false pulls every image whole")
 	fs.BoolVar(&cfg.LazyBackground, "lazy-background", true, "after a lazily mounted layer's start-up files, fetch the rest of it in the background")
@@ -131,10 +148,42 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return cfg, fmt.Errorf("-log-level: %w", err)
 	}
+	if cfg.MemoryBudgetMB == 0 {
+		b, err := os.ReadFile("/proc/meminfo")
+		if err != nil {
+			return cfg, fmt.Errorf("-memory-budget: read the host's memory: %w (set the flag)", err)
+		}
+		if cfg.MemoryBudgetMB, err = defaultMemoryBudgetMB(string(b)); err != nil {
+			return cfg, fmt.Errorf("-memory-budget: %w (set the flag)", err)
+		}
+	}
 	cfg.AccessKeyID = getenv("FCD_ACCESS_KEY_ID")
 	cfg.AccessKeySecret = getenv("FCD_ACCESS_KEY_SECRET")
 	if (cfg.AccessKeyID == "") != (cfg.AccessKeySecret == "") {
 		return cfg, fmt.Errorf("set both FCD_ACCESS_KEY_ID and FCD_ACCESS_KEY_SECRET, or neither")
 	}
 	return cfg, nil
+}
+
+// defaultMemoryBudgetMB is the memory instances may use together unless
+// told otherwise: the host's MemTotal (from meminfo, /proc/meminfo's
+// text) less a reserve for the host, containerd, shims and fcd itself of
+// 10% or 1 GiB, whichever is more. At least 128 MB, FC's smallest
+// function, remains.
+func defaultMemoryBudgetMB(meminfo string) (int, error) {
+	s := bufio.NewScanner(strings.NewReader(meminfo))
+	for s.Scan() {
+		f := strings.Fields(s.Text())
+		if len(f) < 2 || f[0] != "MemTotal:" {
+			continue
+		}
+		kb, err := strconv.Atoi(f[1])
+		if err != nil || len(f) > 2 && f[2] != "kB" {
+			return 0, fmt.Errorf("meminfo: bad MemTotal line %q", s.Text())
+		}
+		total := kb >> 10
+		reserve := max(1024, total/10)
+		return max(total-reserve, 128), nil
+	}
+	return 0, fmt.Errorf("meminfo: no MemTotal")
 }

@@ -133,6 +133,37 @@ func TestPrivateImages(t *testing.T) {
 			}
 		}
 	})
+	t.Run("role keys reach the environment", func(t *testing.T) {
+		probe, err := images.Build(ctx, images.Probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pref := images.Ref(d.creds.Registry, images.Probe)
+		if err := images.Push(ctx, pref, probe, &authn.Basic{Username: d.creds.AccessKeyID, Password: d.creds.AccessKeySecret}); err != nil {
+			t.Fatalf("admin push: %v", err)
+		}
+		if err := createWithRole(c, "roleenv", pref, arn("puller")); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"} {
+			resp, err := http.Get("http://" + d.endpoint + "/fn/roleenv/env?name=" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Value string
+				Set   bool
+			}
+			err = json.NewDecoder(resp.Body).Decode(&got)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("status %d: %v", resp.StatusCode, err)
+			}
+			if !got.Set || got.Value == "" {
+				t.Errorf("%s: got set=%v value %q, want the role's key", name, got.Set, got.Value)
+			}
+		}
+	})
 	t.Run("second cold start is a cache hit", func(t *testing.T) {
 		// A new revision drains the warm instance, so the next request
 		// starts another one, which finds the image on the host.

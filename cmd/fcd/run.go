@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/async"
 	"github.com/fcd-dev/fcd/proxy"
 	"github.com/fcd-dev/fcd/scheduler"
 	"github.com/fcd-dev/fcd/store"
@@ -100,7 +101,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 				log.Warn("runtime shutdown", "error", cerr)
 			}
 		}()
-		sched := scheduler.New(&starter{manager: rt.manager, platform: plat, cfg: cfg, log: log, accel: accelerator, lazy: rt.lazy != nil}, scheduler.Options{
+		sched := scheduler.New(&starter{manager: rt.manager, platform: plat, cfg: cfg, log: log, accel: accelerator, lazy: rt.lazy != nil, local: rt.puller.Local}, scheduler.Options{
 			IdleTimeout:    cfg.IdleTimeout,
 			MemoryBudgetMB: cfg.MemoryBudgetMB,
 			QueueTimeout:   cfg.InstanceStartTimeout + cfg.QueueSlack,
@@ -123,8 +124,19 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		popts.ColdStarts = coldStarts{rt.manager}
 		popts.Collectors = []prometheus.Collector{poolCollector{sched}, startCollector{rt.manager}}
 	}
+	queue, err := async.Open(st.DB(), async.Options{
+		Workers: cfg.AsyncWorkers, PerFunction: cfg.AsyncPerFunction,
+		FunctionARN: func(name string) string { return api.FunctionARN(cfg.Region, cfg.AccountID, name) },
+		Logger:      log.With("component", "async"),
+	})
+	if err != nil {
+		return err
+	}
+	popts.Async = queue
+	popts.Collectors = append(popts.Collectors, queue.Collector())
 	frontend := proxy.New(popts)
 	stopping.set(frontend)
+	g.Go(func() error { return queue.Run(gctx, frontend.AsyncDispatcher()) })
 	if plat.registry != nil {
 		creds.Registry = plat.registry.Addr()
 	}

@@ -85,6 +85,7 @@ func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, log *slog
 		Subnet:       subnet,
 		CNIPluginDir: cfg.CNIPluginDir,
 		StartTimeout: cfg.InstanceStartTimeout,
+		DenyOutbound: cfg.DenyOutbound,
 		Images:       images,
 		Runtime:      cfg.Runtime,
 		ShimGroup:    cfg.ShimGroup,

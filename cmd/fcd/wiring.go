@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fcd-dev/fcd/api"
@@ -30,6 +32,9 @@ type starter struct {
 	log      *slog.Logger
 	accel    *accel.Service // nil: images run as given
 	lazy     bool           // index-only images can run (lazy pulls are on)
+	// local reports whether an image (by manifest digest) is unpacked on
+	// this host already; nil: never assumed.
+	local func(context.Context, digest.Digest) bool
 }
 
 var _ scheduler.Starter = (*starter)(nil)
@@ -40,6 +45,15 @@ func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.I
 	spec.Image = s.image(ctx, f, spec.Image)
 	spec.Credentials = s.platform.registryCredentials(f.Role)
 	spec.Role = f.Role
+	if f.Role != "" {
+		// DESIGN promises the role's keys in the instance's environment,
+		// as FC gives them; the request headers carry fresh ones.
+		id, secret, token, err := s.platform.RoleCredentials(ctx, f.Role)
+		if err != nil {
+			return nil, fmt.Errorf("assume role %s: %w", f.Role, err)
+		}
+		spec.RoleKeys = instance.Keys{AccessKeyID: id, AccessKeySecret: secret, SecurityToken: token}
+	}
 	inst, err := s.manager.Start(ctx, spec)
 	if err != nil {
 		return nil, err

@@ -32,10 +32,16 @@ const (
 	Echo          = "echo"
 	EchoLocalhost = "echo-localhost"
 	Misbehave     = "misbehave"
+	// Notify reports each invocation's request id to $NOTIFY_URL; not
+	// in All, only the async tests use it.
+	Notify = "notify"
+	// Probe reports its capabilities, seccomp mode and what it can
+	// reach, for tests of the instance sandbox.
+	Probe = "probe"
 )
 
 // All lists every example image.
-var All = []string{Echo, EchoLocalhost, Misbehave}
+var All = []string{Echo, EchoLocalhost, Misbehave, Probe}
 
 const pkgPrefix = "github.com/fcd-dev/fcd/examples/"
 

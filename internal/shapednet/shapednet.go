@@ -29,7 +29,9 @@ type Options struct {
 	Name string
 	// Prefix is the /30 the pair is addressed from: the host end gets the
 	// first address, the namespace end the second. Zero means
-	// 10.213.0.0/30.
+	// 198.18.0.0/30, from the range set aside for benchmarks (RFC 2544),
+	// which clients that refuse private addresses (token realms, say)
+	// still accept.
 	Prefix netip.Prefix
 	// RateMbit limits traffic leaving the namespace (what a registry
 	// inside sends); 0 means unlimited.
@@ -51,7 +53,7 @@ func New(opts Options) (_ *Link, err error) {
 		return nil, errors.New("shapednet: Options.Name must be 1-12 bytes")
 	}
 	if !opts.Prefix.IsValid() {
-		opts.Prefix = netip.MustParsePrefix("10.213.0.0/30")
+		opts.Prefix = netip.MustParsePrefix("198.18.0.0/30")
 	}
 	if opts.Prefix.Bits() != 30 || !opts.Prefix.Addr().Is4() {
 		return nil, fmt.Errorf("shapednet: prefix %s is not an IPv4 /30", opts.Prefix)

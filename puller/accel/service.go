@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -291,12 +292,18 @@ func (s *Service) AllSettings(ctx context.Context) ([]Settings, error) {
 	return out, err
 }
 
+// referrersTag is the tag under which a registry without the referrers
+// API keeps the artifacts that refer to a manifest (OCI distribution
+// spec, "referrers tag schema"): pushing an index-only artifact writes
+// one, and it is no image to convert.
+var referrersTag = regexp.MustCompile(`^sha256-[0-9a-f]{64}$`)
+
 // OnPush is told of a tag pushed to the embedded registry with its
 // manifest digest. It records a job when the repository has acceleration
-// enabled and the tag is not itself accelerated; queued reports whether
-// it did.
+// enabled and the tag is neither accelerated itself nor a referrers tag;
+// queued reports whether it did.
 func (s *Service) OnPush(ctx context.Context, repository, tag, digest string) (queued bool, err error) {
-	if IsAcceleratedTag(tag) || tag == "" {
+	if IsAcceleratedTag(tag) || tag == "" || referrersTag.MatchString(tag) {
 		return false, nil
 	}
 	set, err := s.Settings(ctx, repository)

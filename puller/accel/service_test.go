@@ -289,6 +289,7 @@ func TestServiceOnPush(t *testing.T) {
 		{host + "/push/off", "v1", false},
 		{host + "/push/none", "v1", false},
 		{host + "/push/on", "v1" + TagSuffix, false},
+		{host + "/push/on", "sha256-" + strings.Repeat("ab", 32), false},
 		{host + "/push/on", "v1", true},
 	} {
 		queued, err := s.OnPush(ctx, tc.repo, tc.tag, digest)

@@ -342,7 +342,11 @@ func (v *view) Ready(ctx context.Context) error {
 		return nil
 	}
 	v.ready, v.end = true, v.start.Add(st.Duration)
+	layers := append([]digest.Digest(nil), v.layers...)
 	v.mu.Unlock()
+	for _, d := range layers {
+		v.i.opts.Layers.StartBackground(d)
+	}
 	if v.i.opts.Meter == nil {
 		return nil
 	}

@@ -80,6 +80,11 @@ type Layer struct {
 	ctx      context.Context // cancelled by Unmount: stops materialization
 	cancel   context.CancelFunc
 	bg       tasks
+	// started is closed by StartBackground: the instance that mounted
+	// the layer is ready, so background fetching no longer competes with
+	// its start-up reads.
+	started     chan struct{}
+	startedOnce sync.Once
 
 	// backingFdHook, if set, replaces the fd handed to the kernel for
 	// passthrough (tests make the registration fail with it).
@@ -109,6 +114,7 @@ func Mount(dir string, src Source, opts MountOptions) (*Layer, error) {
 		l.small = 128 << 10
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.started = make(chan struct{})
 	if l.cacheDir != "" {
 		if err := l.initCache(); err != nil {
 			l.cancel()
@@ -227,4 +233,11 @@ func stackedFS(magic int64) bool {
 		return true
 	}
 	return false
+}
+
+// StartBackground lets a background fetch of the whole layer
+// (ManagerOptions.Background) begin: an instance using the layer has
+// started, so its start-up reads are satisfied. Later calls do nothing.
+func (l *Layer) StartBackground() {
+	l.startedOnce.Do(func() { close(l.started) })
 }

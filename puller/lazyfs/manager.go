@@ -34,9 +34,11 @@ type ManagerOptions struct {
 	// means DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// Background, if set, makes a newly mounted layer fetch all of its
-	// files at Background priority once its start-up files are
-	// prefetched (Layer.FetchAll), so later reads never wait on the
-	// network. It costs the layer's size in cache and local copies.
+	// files at Background priority (Layer.FetchAll) once its start-up
+	// files are prefetched and an instance using it has started
+	// (StartBackground), so later reads never wait on the network and
+	// the start-up never shares the link with it. It costs the layer's
+	// size in cache and local copies.
 	Background bool
 	// Logger receives mount, unmount and read-failure logs. Nil: silent.
 	Logger *slog.Logger
@@ -217,12 +219,36 @@ func (m *Manager) mount(ctx context.Context, d digest.Digest, open OpenFunc) (_ 
 		if !m.opts.Background {
 			return
 		}
+		select {
+		case <-l.started:
+		case <-l.ctx.Done():
+			return
+		}
 		if err := l.FetchAll(l.ctx); err != nil && l.ctx.Err() == nil {
 			m.log.Warn("background fetch failed; files are fetched when read", "layer", d, "err", err)
 		}
 	})
 
 	return l, nil
+}
+
+// StartBackground tells layer d that an instance using it has started:
+// with Options.Background its background fetch may begin. Unknown layers
+// are ignored.
+func (m *Manager) StartBackground(d digest.Digest) {
+	m.mu.Lock()
+	e, ok := m.layers[d]
+	m.mu.Unlock()
+	if !ok {
+		return
+	}
+	select {
+	case <-e.ready:
+		if e.layer != nil {
+			e.layer.StartBackground()
+		}
+	default:
+	}
 }
 
 // Release drops a reference Acquire took. A layer without references is

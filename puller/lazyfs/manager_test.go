@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fcd-dev/fcd/puller/remote"
 	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/go-digest"
 )
@@ -157,5 +158,46 @@ func TestManagerCleansStaleMounts(t *testing.T) {
 	case <-served:
 	case <-time.After(time.Minute): // a hang bound
 		t.Fatal("the old FUSE server still runs after its mount was detached")
+	}
+}
+
+// countingSource counts reads made at Background priority.
+type countingSource struct {
+	Source
+	background atomic.Int64
+}
+
+func (c *countingSource) ReadAt(ctx context.Context, name string, p []byte, off int64, prio remote.Priority) (int, error) {
+	if prio == remote.Background {
+		c.background.Add(1)
+	}
+	return c.Source.ReadAt(ctx, name, p, off, prio)
+}
+
+// TestManagerBackgroundWaitsForStart checks that a layer's background
+// fetch waits until an instance using it has started, so it never shares
+// the link with the start-up reads, and then reads the layer.
+func TestManagerBackgroundWaitsForStart(t *testing.T) {
+	requireFUSE(t)
+	b := buildLayer(t, featureLayer())
+	src := &countingSource{Source: b.sources(t)["gzindex"]}
+	m, err := NewManager(ManagerOptions{Root: t.TempDir(), CacheDir: t.TempDir(), IdleTimeout: time.Hour, Background: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	d := digest.FromString("background")
+	l, err := m.Acquire(context.Background(), d, func(context.Context) (Source, error) { return src, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Release(d)
+	if n := src.background.Load(); n != 0 {
+		t.Fatalf("before the instance started: %d background reads, want 0", n)
+	}
+	m.StartBackground(d)
+	l.bg.wait()
+	if n := src.background.Load(); n == 0 {
+		t.Error("after StartBackground: no background read, want the layer fetched")
 	}
 }

@@ -1,0 +1,51 @@
+package main
+
+import "testing"
+
+func TestDefaultMemoryBudget(t *testing.T) {
+	tests := []struct {
+		name    string
+		meminfo string
+		want    int
+		err     bool
+	}{
+		{"23.5 GiB host keeps 10%", "MemTotal:       24684084 kB\nMemFree: 1 kB\n", 24105 - 2410, false},
+		{"4 GiB host keeps 1 GiB", "MemFree: 1 kB\nMemTotal: 4194304 kB\n", 3072, false},
+		{"tiny host still runs one", "MemTotal: 1048576 kB\n", 128, false},
+		{"no MemTotal", "MemFree: 1 kB\n", 0, true},
+		{"bad number", "MemTotal: x kB\n", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := defaultMemoryBudgetMB(tt.meminfo)
+			if (err != nil) != tt.err || got != tt.want {
+				t.Errorf("got %d, %v; want %d, error %v", got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+// TestMemoryBudgetFlag checks that fcd bounds its instances' memory by
+// default, so anonymous load cannot scale out past the host.
+func TestMemoryBudgetFlag(t *testing.T) {
+	none := func(string) string { return "" }
+	cfg, err := parseConfig(nil, none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MemoryBudgetMB <= 0 {
+		t.Errorf("default memory budget: got %d, want the host's memory less a reserve", cfg.MemoryBudgetMB)
+	}
+	for _, tt := range []struct {
+		flag string
+		want int
+	}{{"2048", 2048}, {"-1", -1}} {
+		cfg, err := parseConfig([]string{"-memory-budget", tt.flag}, none)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MemoryBudgetMB != tt.want {
+			t.Errorf("-memory-budget %s: got %d, want %d", tt.flag, cfg.MemoryBudgetMB, tt.want)
+		}
+	}
+}
