@@ -9,7 +9,7 @@ GO    ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
 # Debian packages fcd and its tests need.
-DEB_PACKAGES := containerd runc containernetworking-plugins fuse3 iptables nftables iproute2 \
+DEB_PACKAGES := containerd runc crun containernetworking-plugins fuse3 iptables nftables iproute2 \
                 e2fsprogs mount util-linux pigz gzip tar python3 ca-certificates
 
 BIN := bin

@@ -48,8 +48,16 @@ type StartStats struct {
 	Rootfs time.Duration
 	// Network is creating the network namespace and its address.
 	Network time.Duration
-	// Create is creating and starting the container and its task.
+	// Create is creating and starting the container and its task: the
+	// sum of Container, Task and TaskStart.
 	Create time.Duration
+	// Container is building the runtime spec and the container record.
+	Container time.Duration
+	// Task is creating the task: the shim, the runtime's create (the
+	// process set up, stopped before exec) and the log pipes.
+	Task time.Duration
+	// TaskStart is following the task's exit and starting its process.
+	TaskStart time.Duration
 	// Ready is from task start until the probe (and initializer) passed.
 	Ready time.Duration
 	// Total is the whole Start call.
@@ -73,6 +81,10 @@ type Instance struct {
 	log   *instanceLog
 	outs  []*lineWriter
 	stats StartStats
+
+	// netID names the instance's network namespace in the network: the
+	// instance ID, or the pooled namespace's.
+	netID string
 
 	container containerd.Container
 	task      containerd.Task

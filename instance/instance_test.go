@@ -385,3 +385,42 @@ func TestDaemonRestarts(t *testing.T) {
 	inst := start(t, e, Spec{Function: "echo", Image: e.refs[images.Echo], MemoryMB: 128})
 	get(t, "http://"+inst.Addr()+"/")
 }
+
+func TestNetPool(t *testing.T) {
+	e := setup(t)
+	if e.mgr.pool == nil {
+		t.Skip("the test Manager has no network pool")
+	}
+	ctx := context.Background()
+	// Earlier tests may have left the pool holding namespaces that another
+	// Manager's Cleanup removed; start from fresh ones.
+	if err := e.mgr.pool.drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.mgr.pool.fill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.mgr.pool.len(); got != e.mgr.pool.size {
+		t.Fatalf("pooled namespaces: got %d, want %d", got, e.mgr.pool.size)
+	}
+	inst := start(t, e, Spec{Function: "echo", Image: e.refs[images.Echo], MemoryMB: 128})
+	if !strings.HasPrefix(inst.netID, "pool-") {
+		t.Errorf("instance network: got %q, want a pooled namespace", inst.netID)
+	}
+	get(t, "http://"+inst.Addr()+"/")
+	if rs := e.mgr.ColdStarts("echo", 1); len(rs) != 1 || rs[0].Instance != inst.ID() {
+		t.Errorf("ColdStarts(echo, 1): got %+v, want the start of %s", rs, inst.ID())
+	}
+	if err := inst.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The pooled namespace went with the instance, never back to the pool.
+	assertGone(t, e, inst.netID)
+	e.mgr.pool.mu.Lock()
+	for _, a := range e.mgr.pool.ready {
+		if a.id == inst.netID {
+			t.Errorf("namespace %s back in the pool after its instance stopped", a.id)
+		}
+	}
+	e.mgr.pool.mu.Unlock()
+}

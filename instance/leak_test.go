@@ -223,6 +223,7 @@ func TestCleanupAfterKillStorm(t *testing.T) {
 		s := bufio.NewScanner(out)
 		for s.Scan() {
 			line := s.Text()
+			t.Log("helper: " + line)
 			if c, ok := strings.CutPrefix(line, "cleaned: "); ok {
 				cleaned = c
 			}

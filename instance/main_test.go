@@ -4,6 +4,7 @@ import (
 	"github.com/sasha-s/go-deadlock"
 
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	stdlog "log"
@@ -40,6 +41,13 @@ const (
 	// testStartTimeout is the production limit: the localhost case must
 	// fail by detecting the loopback-only listener, not by waiting it out.
 	testStartTimeout = 120 * time.Second
+)
+
+// Flags choosing the Manager's start options, to compare them with
+// BenchmarkStartEcho; the whole suite runs with each.
+var (
+	flagRuntime   = flag.String("runtime", "", "Options.Runtime of the test Manager")
+	flagShimGroup = flag.Bool("shim-group", false, "Options.ShimGroup of the test Manager")
 )
 
 var (
@@ -125,6 +133,8 @@ func newEnv() (_ *env, err error) {
 		StopGrace:    2 * time.Second,
 		Images:       e.puller,
 		Logger:       log,
+		Runtime:      *flagRuntime,
+		ShimGroup:    *flagShimGroup,
 	})
 	if err != nil {
 		return e, err

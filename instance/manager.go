@@ -18,6 +18,8 @@ import (
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/containerd/plugin"
+	"github.com/containerd/containerd/runtime/v2/runc/options"
 )
 
 // labelFunction is the container label holding the function name.
@@ -30,9 +32,13 @@ type Manager struct {
 	client *containerd.Client
 	images Images
 	net    *network
-	logs   *logFiles
-	http   *http.Client
-	log    *slog.Logger
+	pool   *netPool // nil when Options.NetPool < 0
+	// poolOnce starts the pool's filler on the first Start, after the
+	// caller's Cleanup, which would remove its namespaces.
+	poolOnce sync.Once
+	logs     *logFiles
+	http     *http.Client
+	log      *slog.Logger
 
 	host hostState
 
@@ -41,6 +47,8 @@ type Manager struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	watches sync.WaitGroup
+
+	timeline *timeline
 
 	mu        sync.Mutex
 	instances map[string]*Instance
@@ -61,8 +69,13 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	var pool *netPool
+	if opts.NetPool > 0 {
+		pool = newNetPool(n, opts.NetPool, opts.Logger)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
+		pool:   pool,
 		ctx:    ctx,
 		cancel: cancel,
 		opts:   opts,
@@ -75,9 +88,14 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 			Proxy:             nil,
 		}},
 		log:       opts.Logger,
+		timeline:  newTimeline(),
 		instances: map[string]*Instance{},
 	}, nil
 }
+
+// Runtime returns the OCI runtime binary instances run with
+// (Options.Runtime with its default applied).
+func (m *Manager) Runtime() string { return m.opts.Runtime }
 
 // ReadLogs returns the last tail lines of function's logs (all when tail
 // <= 0), oldest first, including lines still pending in memory.
@@ -151,6 +169,9 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	}
 	i.log = newInstanceLog(lf, spec.ID)
 
+	if m.pool != nil {
+		defer m.pool.refill()
+	}
 	nctx := m.nsCtx(ctx)
 	if err := i.create(nctx); err != nil {
 		if i.container != nil {
@@ -171,9 +192,9 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	}
 	i.stats.Pull = i.img.Stats()
 	i.stats.Total = time.Since(begin)
+	m.timeline.add(StartRecord{Function: spec.Function, Instance: spec.ID, At: begin, Stats: i.stats})
 	m.log.Info("instance started", "function", spec.Function, "instance", spec.ID, "addr", i.Addr(),
-		"pull", i.stats.Pull.Duration, "cached", i.stats.Pull.Cached, "create", i.stats.Create,
-		"ready", i.stats.Ready, "total", i.stats.Total)
+		slog.Attr{Key: "phases", Value: i.stats.logValue()})
 	return i, nil
 }
 
@@ -209,11 +230,12 @@ func (i *Instance) create(ctx context.Context) error {
 	if err := m.prepareHost(ctx); err != nil {
 		return err
 	}
-	nsPath, ip, err := m.net.attach(ctx, spec.ID)
+	net, err := m.attach(ctx, i)
 	if err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
-	i.addr = netip.AddrPortFrom(ip, uint16(spec.Port))
+	nsPath := net.path
+	i.addr = netip.AddrPortFrom(net.ip, uint16(spec.Port))
 	i.stats.Network = time.Since(t)
 
 	t = time.Now()
@@ -221,14 +243,17 @@ func (i *Instance) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.runtimeSpec(s)
 	i.container, err = m.client.NewContainer(ctx, spec.ID,
 		containerd.WithSpec(s),
-		containerd.WithRuntime("io.containerd.runc.v2", nil),
+		containerd.WithRuntime(plugin.RuntimeRuncV2, &options.Options{BinaryName: m.opts.Runtime}),
 		containerd.WithContainerLabels(map[string]string{labelFunction: spec.Function}),
 	)
 	if err != nil {
 		return fmt.Errorf("create container: %w", err)
 	}
+	i.stats.Container = time.Since(t)
+	tt := time.Now()
 	if err := os.MkdirAll(m.fifoDir(), 0o700); err != nil {
 		return err
 	}
@@ -238,6 +263,8 @@ func (i *Instance) create(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create task: %w", err)
 	}
+	i.stats.Task = time.Since(tt)
+	tt = time.Now()
 	// The instance outlives the Start call: follow it on a context of its
 	// own, cancelled by Stop.
 	bg, cancel := context.WithCancel(m.nsCtx(m.ctx))
@@ -250,8 +277,28 @@ func (i *Instance) create(ctx context.Context) error {
 	if err := i.task.Start(ctx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
+	i.stats.TaskStart = time.Since(tt)
 	i.stats.Create = time.Since(t)
 	return nil
+}
+
+// attach gives i a network namespace: a pooled one when there is one,
+// else one made now. i.netID names it from then on, so release detaches
+// it even when attach fails half way.
+func (m *Manager) attach(ctx context.Context, i *Instance) (attachment, error) {
+	if m.pool == nil {
+		i.netID = i.spec.ID
+		path, ip, err := m.net.attach(ctx, i.netID)
+		return attachment{id: i.netID, path: path, ip: ip}, err
+	}
+	m.poolOnce.Do(func() { m.watch(func() { m.pool.run(m.ctx) }) })
+	if a, ok := m.pool.take(ctx); ok {
+		i.netID = a.id
+		return a, nil
+	}
+	i.netID = i.spec.ID
+	path, ip, err := m.net.attach(ctx, i.netID)
+	return attachment{id: i.netID, path: path, ip: ip}, err
 }
 
 // loopbackOnly explains why a refused probe can never succeed: the server
@@ -336,7 +383,10 @@ func (m *Manager) release(ctx context.Context, i *Instance) error {
 	if err := i.root.remove(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := m.net.detach(ctx, i.spec.ID); err != nil {
+	if i.netID == "" {
+		i.netID = i.spec.ID
+	}
+	if err := m.net.detach(ctx, i.netID); err != nil {
 		errs = append(errs, err)
 	}
 	if i.img != nil {
@@ -392,6 +442,11 @@ func (m *Manager) Close(ctx context.Context) error {
 	case <-watched:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("wait for instance watchers: %w", ctx.Err()))
+	}
+	if m.pool != nil {
+		if err := m.pool.drain(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("empty network pool: %w", err))
+		}
 	}
 	if err := m.net.close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("remove network: %w", err))

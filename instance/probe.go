@@ -51,15 +51,35 @@ func (h HealthCheck) withDefaults() HealthCheck {
 	return h
 }
 
-// probeTCP dials addr with a short back-off until it accepts, exited is
-// closed, or ctx ends. It returns the last dial error on failure. hopeless,
+// Probe pacing: a server that starts in tens of milliseconds is seen
+// within probeFastStep while the start is young (a refused dial to a local
+// namespace costs microseconds); after probeFastFor the pause doubles up
+// to probeMaxStep, for servers that take seconds.
+const (
+	probeFastStep = time.Millisecond
+	probeFastFor  = 50 * time.Millisecond
+	probeMaxStep  = 100 * time.Millisecond
+)
+
+// probeDelay is the pause after a failed probe made elapsed after the
+// first one, following a pause of prev.
+func probeDelay(elapsed, prev time.Duration) time.Duration {
+	if elapsed < probeFastFor {
+		return probeFastStep
+	}
+	return min(max(2*prev, 5*time.Millisecond), probeMaxStep)
+}
+
+// probeTCP dials addr, quickly at first and then with a back-off (see
+// probeDelay), until it accepts, exited is closed, or ctx ends. It returns the last dial error on failure. hopeless,
 // when non-nil, is asked after a refused dial whether the server can never
 // be reached (it listens on loopback only); a non-empty answer ends the
 // probe at once with the dial error and that explanation.
 func probeTCP(ctx context.Context, addr string, exited <-chan struct{}, hopeless func() string) error {
 	var d net.Dialer
 	var last error
-	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+	start := time.Now()
+	for delay := time.Duration(0); ; {
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
 		c, err := d.DialContext(dctx, "tcp", addr)
 		cancel()
@@ -75,6 +95,7 @@ func probeTCP(ctx context.Context, addr string, exited <-chan struct{}, hopeless
 				return fmt.Errorf("%w (%s)", err, why)
 			}
 		}
+		delay = probeDelay(time.Since(start), delay)
 		if err := pause(ctx, exited, delay, last); err != nil || isClosed(exited) {
 			return err
 		}
@@ -125,6 +146,7 @@ func checkHTTP(ctx context.Context, client *http.Client, addr string, h HealthCh
 func probeHTTP(ctx context.Context, client *http.Client, addr string, h HealthCheck, exited <-chan struct{}) error {
 	var last error
 	wait := h.InitialDelay
+	start, fast := time.Now().Add(wait), time.Duration(0)
 	for ok := 0; ok < h.SuccessThreshold; {
 		if err := pause(ctx, exited, wait, last); err != nil || isClosed(exited) {
 			return err
@@ -134,7 +156,8 @@ func probeHTTP(ctx context.Context, client *http.Client, addr string, h HealthCh
 			ok = 0
 			// Until the server first answers, retry faster than Period
 			// so a ready server is noticed promptly.
-			wait = min(h.Period, 100*time.Millisecond)
+			fast = probeDelay(time.Since(start), fast)
+			wait = min(h.Period, fast)
 			continue
 		}
 		ok++

@@ -409,3 +409,20 @@ func TestLogLinesBufferedInOrder(t *testing.T) {
 		t.Errorf("got %d lines %q..., want %d lines in write order", len(got), got[:min(len(got), 3)], len(want))
 	}
 }
+
+func TestProbeDelay(t *testing.T) {
+	for _, tc := range []struct {
+		elapsed, prev, want time.Duration
+	}{
+		{0, 0, probeFastStep},
+		{probeFastFor - time.Millisecond, probeFastStep, probeFastStep},
+		{probeFastFor, probeFastStep, 5 * time.Millisecond},
+		{probeFastFor + 10*time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond},
+		{time.Second, 80 * time.Millisecond, probeMaxStep},
+		{time.Second, probeMaxStep, probeMaxStep},
+	} {
+		if got := probeDelay(tc.elapsed, tc.prev); got != tc.want {
+			t.Errorf("probeDelay(%v, %v): got %v, want %v", tc.elapsed, tc.prev, got, tc.want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ import (
 //	DELETE /fcd/v1/roles/{name}     delete a role
 //	GET    /fcd/v1/billing?function=&kind=&since=&until=&limit=   records and totals
 //	...    /fcd/v1/acceleration/...   image acceleration (accel.go)
+//	GET    /fcd/v1/coldstarts/{function}?limit=N   last instance starts, phase by phase
 
 // RoleStore keeps the roles functions may assume.
 type RoleStore interface {
@@ -73,7 +74,8 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, rid string) {
 	method := string(ctx.Method())
 	var err error
 	switch {
-	case resource == "roles" && s.opts.Roles == nil, resource == "billing" && s.opts.Ledger == nil:
+	case resource == "roles" && s.opts.Roles == nil, resource == "billing" && s.opts.Ledger == nil,
+		resource == "coldstarts" && s.opts.ColdStarts == nil:
 		err = newError(http.StatusNotImplemented, "NotImplemented", "this fcd has no "+resource)
 	case resource == "acceleration":
 		err = s.handleAcceleration(ctx, name, method, body)
@@ -87,7 +89,9 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, rid string) {
 		err = s.deleteRole(ctx, unescape(name))
 	case resource == "billing" && name == "" && method == http.MethodGet:
 		err = s.queryBilling(ctx)
-	case resource == "roles" || resource == "billing":
+	case resource == "coldstarts" && name != "" && method == http.MethodGet:
+		err = s.coldStarts(ctx, unescape(name))
+	case resource == "roles" || resource == "billing" || resource == "coldstarts":
 		err = newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, method+" is not allowed on "+string(ctx.Path()))
 	default:
 		err = newError(http.StatusNotFound, CodePathNotFound, "no API at "+string(ctx.Path()))
@@ -203,4 +207,24 @@ func (s *Server) roleHeaders(ctx context.Context, h *fasthttp.RequestHeader, rol
 	h.Set("x-fc-access-key-secret", secret)
 	h.Set("x-fc-security-token", token)
 	return nil
+}
+
+// coldStarts serves GET /fcd/v1/coldstarts/{function}?limit=N.
+func (s *Server) coldStarts(ctx *fasthttp.RequestCtx, name string) error {
+	if _, err := s.fns.get(ctx, s.opts.Functions, name); err != nil {
+		return toAPIError(err, CodeFunctionNotFound)
+	}
+	limit := 0
+	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 0 {
+			return newError(http.StatusBadRequest, CodeInvalidArgument, fmt.Sprintf("limit %q is invalid: it must be a number of starts, 0 for all", v))
+		}
+		limit = n
+	}
+	starts := s.opts.ColdStarts.ColdStarts(name, limit)
+	if starts == nil {
+		starts = []api.ColdStart{}
+	}
+	return writeJSON(ctx, http.StatusOK, api.ColdStartsPage{ColdStarts: starts})
 }

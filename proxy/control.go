@@ -177,6 +177,13 @@ type LogReader interface {
 	ReadLogs(function string, tail int) ([]string, error)
 }
 
+// ColdStartReader reads the last instance starts of a function.
+type ColdStartReader interface {
+	// ColdStarts returns the last n starts of function (all kept when n
+	// <= 0), oldest first.
+	ColdStarts(function string, n int) []api.ColdStart
+}
+
 // logsPage is the fcd-specific GetFunctionLogs response.
 type logsPage struct {
 	Lines []string `json:"lines"`

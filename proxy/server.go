@@ -104,6 +104,9 @@ type Options struct {
 	Provision ProvisionStore
 	// Logs serves instance logs to fcctl logs. Nil disables the endpoint.
 	Logs LogReader
+	// ColdStarts serves fcctl function coldstarts. Nil disables the
+	// endpoint.
+	ColdStarts ColdStartReader
 	// Roles keeps roles: the role API and the check that a function's role
 	// exists. Nil disables both.
 	Roles RoleStore

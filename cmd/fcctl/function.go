@@ -21,6 +21,7 @@ const functionUsage = `Usage:
   fcctl function list [--prefix P] [--limit N] [-o json]
   fcctl function update NAME [spec flags]      (only the flags given change)
   fcctl function delete NAME
+  fcctl function coldstarts NAME [-n N] [-o json]   last instance starts, phase by phase
 `
 
 func runFunction(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
@@ -38,6 +39,8 @@ func runFunction(ctx context.Context, c *client, args []string, stdout, stderr i
 		return functionList(ctx, c, args, stdout, stderr)
 	case "delete", "rm":
 		return functionDelete(ctx, c, args, stdout, stderr)
+	case "coldstarts":
+		return functionColdStarts(ctx, c, args, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, functionUsage)
 		return fmt.Errorf("%w: unknown function subcommand %q", errUsage, verb)

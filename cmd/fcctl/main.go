@@ -29,6 +29,7 @@ Usage:
 
 Commands:
   function create|get|list|update|delete   manage functions
+  function coldstarts FUNCTION [-n N]      last instance starts as a timeline (ms per phase)
   invoke FUNCTION [-d BODY|@FILE] [-v]     invoke a function (InvokeFunction); --async [--task-id ID]
   task list|get|stop FUNCTION [TASK_ID]    async tasks
   logs FUNCTION [--tail N]                 print a function's instance logs

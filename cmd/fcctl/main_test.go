@@ -18,6 +18,12 @@ import (
 // credentials.json into a fresh data dir, which it returns.
 func serve(t *testing.T) string {
 	t.Helper()
+	return serveWith(t, proxy.Options{})
+}
+
+// serveWith is serve with opts, to which it adds the store and keys.
+func serveWith(t *testing.T, opts proxy.Options) string {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "fcd.db"), 0)
 	if err != nil {
@@ -35,7 +41,8 @@ func serve(t *testing.T) string {
 	if err := api.SaveCredentials(filepath.Join(dir, api.CredentialsFile), creds); err != nil {
 		t.Fatal(err)
 	}
-	srv := proxy.New(proxy.Options{Functions: st, Keys: proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret}})
+	opts.Functions, opts.Keys = st, proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret}
+	srv := proxy.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/puller/accel"
 )
 
@@ -82,6 +83,13 @@ type Config struct {
 	Lazy           bool
 	LazyBackground bool
 	ChunkCacheMB   int
+	// Runtime is the OCI runtime instances run with (runc, crun or a
+	// path); ShimGroup runs them all under one containerd shim; NetPool is
+	// how many network namespaces are attached ahead of starts. See
+	// instance.Options.
+	Runtime   string
+	ShimGroup bool
+	NetPool   int
 
 	// listener, when set, is served instead of listening on Listen; tests
 	// use it to learn the address before fcd starts.
@@ -126,6 +134,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.BoolVar(&cfg.Lazy, "lazy", true, "start accelerated images (<tag>_accelerated) lazily over FUSE; false pulls every image whole")
 	fs.BoolVar(&cfg.LazyBackground, "lazy-background", true, "after a lazily mounted layer's start-up files, fetch the rest of it in the background")
 	fs.IntVar(&cfg.ChunkCacheMB, "chunk-cache-size", 20480, "MB of verified image chunks kept on the host for lazy pulls")
+	fs.StringVar(&cfg.Runtime, "runtime", "runc", "OCI runtime of instances: runc, crun (faster create; crun 1.8 refuses hosts with cgroups in hybrid mode) or a path")
+	fs.BoolVar(&cfg.ShimGroup, "shim-group", true, "run all instances under one containerd shim process (saves a shim spawn per start; a shim crash ends them all)")
+	fs.IntVar(&cfg.NetPool, "net-pool", instance.DefaultNetPool, "network namespaces attached ahead of instance starts (0: none)")
 	fs.StringVar(&cfg.Domain, "domain", "fcd.localhost", "HTTP triggers answer at <function>.<domain>")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {

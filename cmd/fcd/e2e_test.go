@@ -63,12 +63,19 @@ func pushExamples(t testing.TB, names ...string) map[string]string {
 // metric returns the value of a /metrics sample, 0 when absent.
 func metric(t *testing.T, d *daemon, name, function string) float64 {
 	t.Helper()
+	return sample(t, d, name+`{function="`+function+`"}`)
+}
+
+// sample returns the value of the /metrics sample named and labelled as
+// in series (e.g. `x{a="b"}`), 0 when absent.
+func sample(t *testing.T, d *daemon, series string) float64 {
+	t.Helper()
 	resp, err := http.Get("http://" + d.endpoint + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	prefix := name + `{function="` + function + `"} `
+	prefix := series + " "
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
@@ -134,6 +141,13 @@ func TestEndToEnd(t *testing.T) {
 		}
 		if dara.Int32Value(resp.StatusCode) != 200 || body != `{"event":1}` || dara.StringValue(resp.Headers["x-fc-request-id"]) == "" {
 			t.Fatalf("got %d %q headers %v, want 200, the event back and a request id", dara.Int32Value(resp.StatusCode), body, resp.Headers)
+		}
+	})
+	t.Run("start phases in metrics", func(t *testing.T) {
+		for _, phase := range []string{"pull", "network", "task", "probe"} {
+			if n := sample(t, d, `fcd_instance_start_phase_seconds_count{phase="`+phase+`"}`); n < 1 {
+				t.Errorf("fcd_instance_start_phase_seconds_count{phase=%q}: got %v, want at least 1 after a cold start", phase, n)
+			}
 		}
 	})
 	t.Run("HTTP trigger", func(t *testing.T) {

@@ -121,7 +121,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		}
 		popts.Scheduler, popts.Pools = p, p
 		popts.Logs = rt.manager
-		popts.Collectors = []prometheus.Collector{poolCollector{sched}}
+		popts.ColdStarts = coldStarts{rt.manager}
+		popts.Collectors = []prometheus.Collector{poolCollector{sched}, startCollector{rt.manager}}
 	}
 	queue, err := async.Open(st.DB(), async.Options{
 		Workers: cfg.AsyncWorkers, PerFunction: cfg.AsyncPerFunction,

@@ -87,6 +87,9 @@ func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, log *slog
 		StartTimeout: cfg.InstanceStartTimeout,
 		DenyOutbound: cfg.DenyOutbound,
 		Images:       images,
+		Runtime:      cfg.Runtime,
+		ShimGroup:    cfg.ShimGroup,
+		NetPool:      netPool(cfg.NetPool),
 		Logger:       log.With("component", "instance"),
 	})
 	if err != nil {
@@ -120,4 +123,13 @@ func (rt *runtime) close(ctx context.Context) error {
 		errs = append(errs, rt.daemon.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// netPool maps the -net-pool flag, where 0 means none, to
+// instance.Options.NetPool, where 0 means the default.
+func netPool(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }

@@ -219,3 +219,44 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descEvicted, float64(st.Evicted))
 	}
 }
+
+// startCollector exports the instance manager's start phases.
+type startCollector struct{ m *instance.Manager }
+
+var descStartPhase = prometheus.NewDesc("fcd_instance_start_phase_seconds",
+	"Duration of each phase of successful instance starts: pull, rootfs, network, container, task, task_start, probe.",
+	[]string{"phase"}, nil)
+
+func (c startCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descStartPhase }
+
+func (c startCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, h := range c.m.StartHistograms() {
+		ch <- prometheus.MustNewConstHistogram(descStartPhase, h.Count, h.Sum, h.Buckets, h.Phase)
+	}
+}
+
+// coldStarts serves the instance manager's start records to the proxy.
+type coldStarts struct{ m *instance.Manager }
+
+var _ proxy.ColdStartReader = coldStarts{}
+
+func (c coldStarts) ColdStarts(function string, n int) []api.ColdStart {
+	recs := c.m.ColdStarts(function, n)
+	out := make([]api.ColdStart, 0, len(recs))
+	for _, r := range recs {
+		cs := api.ColdStart{
+			InstanceID:   r.Instance,
+			StartedAt:    r.At,
+			TotalMs:      millis(r.Stats.Total),
+			Cached:       r.Stats.Pull.Cached,
+			FetchedBytes: r.Stats.Pull.BytesFetched,
+		}
+		for _, p := range r.Stats.Phases() {
+			cs.Phases = append(cs.Phases, api.ColdStartPhase{Name: p.Name, Ms: millis(p.Duration)})
+		}
+		out = append(out, cs)
+	}
+	return out
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
