@@ -143,6 +143,13 @@ func (n *network) detach(ctx context.Context, id string) error {
 	if len(entries) > 0 {
 		path = filepath.Join(dir, entries[0].Name())
 	}
+	if path != "" && !isNetNS(path) {
+		// Killed between creating the file and mounting the namespace
+		// on it: there is no namespace to clean, and the plugins refuse
+		// a path that is not one. CNI DEL without it still releases the
+		// address.
+		path = ""
+	}
 	// CNI DEL with the namespace releases the address and the veth; the
 	// plugins tolerate a namespace that is already gone.
 	if err := n.cni.Remove(ctx, id, path); err != nil {
@@ -331,4 +338,10 @@ func (n *network) close(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// isNetNS reports whether path is a mounted network namespace (nsfs).
+func isNetNS(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
 }

@@ -426,3 +426,16 @@ func TestProbeDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestIsNetNS(t *testing.T) {
+	plain := filepath.Join(t.TempDir(), "net")
+	if err := os.WriteFile(plain, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if isNetNS(plain) {
+		t.Errorf("isNetNS(%s): got true for a regular file, want false", plain)
+	}
+	if !isNetNS("/proc/self/ns/net") {
+		t.Error("isNetNS(/proc/self/ns/net): got false, want true")
+	}
+}
