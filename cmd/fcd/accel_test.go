@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -211,41 +210,9 @@ func TestAccelerationResumesAfterRestart(t *testing.T) {
 // converter wrapped.
 func startDaemonHook(t *testing.T, dataDir string, args []string, wrap func(accel.Converts) accel.Converts) *daemon {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := parseConfig(append([]string{"-data-dir", dataDir}, args...), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.listener, cfg.noRuntime, cfg.ready, cfg.wrapConverter = ln, true, make(chan struct{}), wrap
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { done <- run(ctx, cfg, log) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("fcd exited: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	select {
-	case <-cfg.ready:
-	case err := <-done:
-		t.Fatalf("fcd exited at start: %v", err)
-	}
-	creds, err := api.LoadCredentials(filepath.Join(dataDir, api.CredentialsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &daemon{endpoint: ln.Addr().String(), creds: creds, stop: stop}
+	return startDaemonConfig(t, dataDir, args, func(cfg *Config) {
+		cfg.noRuntime, cfg.wrapConverter = true, wrap
+	})
 }
 
 // TestAcceleratedImageRuns starts an instance of a function with

@@ -35,17 +35,26 @@ func startDaemon(t *testing.T, dataDir string) *daemon {
 // startDaemonWith runs fcd with extra flags, with instances when runtime.
 func startDaemonWith(t *testing.T, dataDir string, args []string, runtime bool) *daemon {
 	t.Helper()
+	return startDaemonConfig(t, dataDir, append([]string{"-registry-address", "127.0.0.1:0"}, args...), func(cfg *Config) {
+		cfg.noRuntime = !runtime
+	})
+}
+
+// startDaemonConfig runs fcd with flags args, letting adjust change the
+// parsed configuration before it starts; it stops when the test ends.
+func startDaemonConfig(t *testing.T, dataDir string, args []string, adjust func(*Config)) *daemon {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseConfig(append([]string{"-data-dir", dataDir, "-registry-address", "127.0.0.1:0"}, args...), func(string) string { return "" })
+	cfg, err := parseConfig(append([]string{"-data-dir", dataDir}, args...), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.listener = ln
-	cfg.noRuntime = !runtime
 	cfg.ready = make(chan struct{})
+	adjust(&cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
