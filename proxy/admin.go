@@ -63,8 +63,9 @@ const CodeRoleNotFound = "RoleNotFound"
 
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, rid string) {
 	body, aerr := readBody(ctx, s.opts.MaxControlBody)
+	var keyID string
 	if aerr == nil {
-		_, aerr = s.verifier.verify(ctx, body)
+		keyID, aerr = s.verifier.verify(ctx, body)
 	}
 	if aerr != nil {
 		s.fail(ctx, rid, aerr)
@@ -77,6 +78,8 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, rid string) {
 	case resource == "roles" && s.opts.Roles == nil, resource == "billing" && s.opts.Ledger == nil,
 		resource == "coldstarts" && s.opts.ColdStarts == nil:
 		err = newError(http.StatusNotImplemented, "NotImplemented", "this fcd has no "+resource)
+	case isConsoleResource(resource):
+		err = s.handleConsoleAPI(ctx, resource, name, method, keyID)
 	case resource == "acceleration":
 		err = s.handleAcceleration(ctx, name, method, body)
 	case resource == "roles" && name == "" && method == http.MethodPost:

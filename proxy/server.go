@@ -125,6 +125,9 @@ type Options struct {
 	// and config APIs. Nil refuses async invocations with 400 and the
 	// async APIs with 501.
 	Async AsyncQueue
+	// Console serves the web console's pages under /console/ (package
+	// console). Nil serves none.
+	Console fasthttp.RequestHandler
 }
 
 // Server is the frontend. Create it with New.
@@ -139,6 +142,7 @@ type Server struct {
 	upstream *upstream
 	metrics  metrics
 	metricsH fasthttp.RequestHandler
+	gatherer prometheus.Gatherer // /metrics' registry, for /fcd/v1/stats
 	// hostSuffix is "." + Domain, lower-case.
 	hostSuffix string
 	// ctx is the serving context: invocation contexts derive from it, so
@@ -188,6 +192,7 @@ func New(opts Options) *Server {
 	reg.MustRegister(s.metrics.collectors()...)
 	reg.MustRegister(opts.Collectors...)
 	s.metricsH = metricsHandler(reg)
+	s.gatherer = reg
 	s.srv = &fasthttp.Server{
 		Handler:               s.handle,
 		Name:                  "fcd",
@@ -290,6 +295,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.listAsyncConfigs(ctx, rid)
 	case string(path) == "/metrics":
 		s.metricsH(ctx)
+	case s.opts.Console != nil && bytes.HasPrefix(path, consolePrefix):
+		s.opts.Console(ctx)
 	default:
 		writeError(ctx, rid, newError(http.StatusNotFound, CodePathNotFound, "no API at "+string(path)))
 	}

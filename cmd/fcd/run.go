@@ -18,6 +18,7 @@ import (
 
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/async"
+	"github.com/fcd-dev/fcd/console"
 	"github.com/fcd-dev/fcd/proxy"
 	"github.com/fcd-dev/fcd/scheduler"
 	"github.com/fcd-dev/fcd/store"
@@ -85,6 +86,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		Ledger:      plat.ledger,
 		Meter:       plat.recorder,
 		Accelerator: accelerator,
+		Console:     console.Handler(),
 	}
 	// The scheduler is built before the proxy it tells of stopping
 	// instances.
@@ -151,7 +153,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if cfg.ready != nil {
 		close(cfg.ready)
 	}
-	log.Info("fcd serving", "endpoint", "http://"+endpoint, "dataDir", cfg.DataDir,
+	log.Info("fcd serving", "endpoint", "http://"+endpoint, "console", "http://"+endpoint+console.Prefix, "dataDir", cfg.DataDir,
 		"credentials", filepath.Join(cfg.DataDir, api.CredentialsFile))
 	err = g.Wait()
 	log.Info("fcd stopping")
