@@ -10,13 +10,13 @@ export PATH := $(PATH):/usr/local/go/bin
 
 # Debian packages fcd and its tests need.
 DEB_PACKAGES := containerd runc crun containernetworking-plugins fuse3 iptables nftables iproute2 \
-                e2fsprogs mount util-linux pigz gzip tar python3 ca-certificates
+                e2fsprogs mount util-linux pigz gzip tar python3 ca-certificates chromium
 
 BIN := bin
 TEST_TIMEOUT ?= 25m
 FUZZ_TIME ?= 10s
 
-.PHONY: all build deps test test-unit vet fuzz run stop example-images clean bench-warm
+.PHONY: all build deps test test-unit vet fuzz run stop example-images clean bench-warm console-screenshots
 
 FCD_DATA_DIR ?= /var/lib/fcd
 REGISTRY ?=
@@ -82,3 +82,13 @@ bench-warm:
 	@command -v wrk >/dev/null && command -v haproxy >/dev/null && command -v nginx >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk haproxy nginx-light)
 	$(GO) test ./cmd/fcd -run '^$$' -bench '^BenchmarkProxies$$' -benchtime 1x -timeout 20m
+
+# console-screenshots runs the console's browser test against a real fcd
+# and writes PNGs of every page at desktop (1280x800) and phone (390x844)
+# width into CONSOLE_SHOTS.
+CONSOLE_SHOTS ?= $(CURDIR)/screenshots/console
+console-screenshots: deps
+	mkdir -p $(CONSOLE_SHOTS)
+	FCD_CONSOLE_SCREENSHOTS=$(CONSOLE_SHOTS) flock -o /tmp/fcd-integration.lock \
+	  $(GO) test ./cmd/fcd -run '^TestConsoleBrowser$$' -count=1 -v -timeout 15m
+	@ls $(CONSOLE_SHOTS)

@@ -12,7 +12,7 @@ export async function page() {
   const image = h('input', { id: 'accel-image', required: true, placeholder: 'registry:port/repo:tag', spellcheck: 'false' });
   const mode = h('select', { id: 'accel-mode' }, h('option', { value: 'full' }, 'full (eStargz)'), h('option', { value: 'index-only' }, 'index-only'));
   const err = errorBox();
-  const start = h('button', { class: 'primary', type: 'submit' }, 'Accelerate');
+  const start = h('button', { class: 'primary', type: 'submit', id: 'accel-start' }, 'Accelerate');
   const form = h('form', {
     class: 'toolbar',
     onsubmit: async (e) => {

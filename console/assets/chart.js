@@ -33,8 +33,8 @@ function fmtTime(t, span) {
 
 // lineChart draws series [{name, cls, points: [[timeMs, value], ...]}]
 // over a shared time axis.
-export function lineChart(series, { title, unit = '', height = 180 } = {}) {
-  const W = 640, H = height, L = 48, R = 12, T = 12, B = 26;
+export function lineChart(series, { title, unit = '', height = 180, width = 360 } = {}) {
+  const W = width, H = height, L = 52, R = 14, T = 12, B = 26;
   const all = series.flatMap((s) => s.points);
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img' });
   root.append(svg('title', {}, title || ''));
@@ -52,9 +52,10 @@ export function lineChart(series, { title, unit = '', height = 180 } = {}) {
     root.append(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
     root.append(svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, fmtNum(v) + unit));
   }
-  for (let i = 0; i <= 4; i++) {
-    const t = t0 + ((t1 - t0) * i) / 4;
-    root.append(svg('text', { x: x(t), y: H - 8, 'text-anchor': i === 0 ? 'start' : i === 4 ? 'end' : 'middle', class: 'axis' }, fmtTime(t, t1 - t0)));
+  const nx = W < 500 ? 2 : 4;
+  for (let i = 0; i <= nx; i++) {
+    const t = t0 + ((t1 - t0) * i) / nx;
+    root.append(svg('text', { x: x(t), y: H - 8, 'text-anchor': i === 0 ? 'start' : i === nx ? 'end' : 'middle', class: 'axis' }, fmtTime(t, t1 - t0)));
   }
   series.forEach((s, i) => {
     if (s.points.length === 0) return;
@@ -84,14 +85,15 @@ export function legend(series) {
 
 // waterfall draws phases [{name, startMs, ms, kind}] on one time scale,
 // one row each, with the total on the right.
-export function waterfall(phases, { title = 'cold start' } = {}) {
-  const rowH = 22, L = 120, R = 70, W = 640, T = 8;
+export function waterfall(phases, { title = 'cold start', width = 640 } = {}) {
+  const rowH = 22, L = 104, R = 64, W = width, T = 8;
   const end = Math.max(1, ...phases.map((p) => p.startMs + p.ms));
   const H = T + phases.length * rowH + 24;
   const x = (ms) => L + (ms / end) * (W - L - R);
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart waterfall', role: 'img' });
   root.append(svg('title', {}, `${title}: ${phases.map((p) => `${p.name} ${fmtNum(p.ms)} ms`).join(', ')}`));
-  const step = niceMax(end / 5) / (niceMax(end / 5) > end / 2.5 ? 2 : 1);
+  const ticks = W < 500 ? 3 : 5;
+  const step = niceMax(end / ticks) / (niceMax(end / ticks) > end / (ticks / 2) ? 2 : 1);
   for (let t = 0; t <= end + 1e-9; t += step) {
     root.append(svg('line', { x1: x(t), x2: x(t), y1: T, y2: H - 20, class: 'grid' }));
     root.append(svg('text', { x: x(t), y: H - 6, 'text-anchor': 'middle', class: 'axis' }, `${fmtNum(t)} ms`));
@@ -102,7 +104,8 @@ export function waterfall(phases, { title = 'cold start' } = {}) {
     const bar = svg('rect', { x: x(p.startMs), y: yy + 4, width: Math.max(1.5, x(p.startMs + p.ms) - x(p.startMs)), height: rowH - 8, rx: 2, class: `bar ${p.kind || ''}` });
     bar.append(svg('title', {}, `${p.name}: ${fmtNum(p.ms)} ms, from ${fmtNum(p.startMs)} ms`));
     root.append(bar);
-    root.append(svg('text', { x: Math.min(W - 4, x(p.startMs + p.ms) + 6), y: yy + 15, class: 'value', 'text-anchor': x(p.startMs + p.ms) + 6 > W - R ? 'end' : 'start' }, `${fmtNum(p.ms)} ms`));
+    // Bars end at most at W - R, which leaves room for the label.
+    root.append(svg('text', { x: x(p.startMs + p.ms) + 5, y: yy + 15, class: 'value' }, `${fmtNum(p.ms)} ms`));
   });
   return root;
 }

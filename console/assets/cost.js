@@ -2,16 +2,27 @@
 // and cumulative over time, for every function or one.
 
 import { call, enc64 } from './api.js';
-import { h, render, title, panel, table, ms, bytes, empty } from './ui.js';
+import { h, render, title, panel, table, ms, bytes, empty, fitWidth } from './ui.js';
 import { lineChart, legend, fmtNum } from './chart.js';
 
 const RANGES = [['1h', 3600e3], ['24h', 86400e3], ['7d', 7 * 86400e3], ['30d', 30 * 86400e3]];
 
 // cumulative turns records into a running total of GB·s per kind.
+// Each series starts at 0 at the first record of any kind and runs to now,
+// so a kind with one record still draws a line.
 export function cumulative(records, kind) {
+  if (records.length === 0) return [];
+  const t0 = Math.min(...records.map((r) => new Date(r.start).getTime()));
   let sum = 0;
-  return records.filter((r) => r.kind === kind).sort((a, b) => new Date(a.end) - new Date(b.end))
-    .map((r) => { sum += r.gbSeconds; return [new Date(r.end).getTime(), sum]; });
+  const points = [[t0, 0]];
+  for (const r of records.filter((x) => x.kind === kind).sort((a, b) => new Date(a.end) - new Date(b.end))) {
+    const t = new Date(r.end).getTime();
+    points.push([t, sum]);
+    sum += r.gbSeconds;
+    points.push([t, sum]);
+  }
+  points.push([Date.now(), sum]);
+  return points;
 }
 
 export async function page() {
@@ -37,7 +48,7 @@ export async function page() {
         panel('Total', h('div', { class: 'stat' }, h('b', {}, fmtNum(totals.gbSeconds)), h('span', {}, 'GB·s'))),
         panel('Invocations', h('div', { class: 'stat' }, h('b', {}, fmtNum(totals.invocationGBSeconds)), h('span', {}, `GB·s · ${totals.invocations} requests · ${ms(totals.invocationSeconds * 1000)}`))),
         panel('Image pulls', h('div', { class: 'stat' }, h('b', {}, fmtNum(totals.pullGBSeconds)), h('span', {}, `GB·s · ${totals.coldStarts} cold starts, ${totals.cacheHits} cached · ${bytes(totals.pullBytes)}`)))),
-      panel('GB·s over time (cumulative)', lineChart(s, { title: 'cumulative GB·s', height: 220 }), legend(s)),
+      panel('GB·s over time (cumulative)', lineChart(s, { title: 'cumulative GB·s', height: 220, width: fitWidth() }), legend(s)),
       panel('By function', table(['Function', ['Invocations', 'num'], ['Invocation GB·s', 'num'], ['Pulls', 'num'], ['Pull GB·s', 'num']],
         [...byFn.entries()].sort((a, b) => (b[1].pull + b[1].inv) - (a[1].pull + a[1].inv)).map(([name, t]) => h('tr', {},
           h('td', {}, h('a', { href: nav(range[0], name) }, name)), h('td', { class: 'num' }, String(t.n)), h('td', { class: 'num' }, fmtNum(t.inv)),

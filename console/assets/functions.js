@@ -3,7 +3,7 @@
 // form, whose errors are FC's validation messages as fcd returns them.
 
 import { call, request, FC, enc64 } from './api.js';
-import { h, render, title, panel, table, badge, props, toast, errorBox, showError, ago, age, ms, link, noFunctions } from './ui.js';
+import { h, render, title, panel, table, badge, props, toast, errorBox, showError, ago, age, ms, bytes, clock, link, noFunctions } from './ui.js';
 
 export async function listFunctions() {
   const out = [];
@@ -92,18 +92,16 @@ export async function detail(name) {
     ? table(['Name', 'Type', 'URL'], triggers.map((t) => h('tr', {}, h('td', {}, t.triggerName), h('td', {}, t.triggerType),
       h('td', { class: 'mono' }, t.httpTrigger?.urlInternet ? link(t.httpTrigger.urlInternet, t.httpTrigger.urlInternet) : ''))))
     : h('p', { class: 'muted' }, 'No triggers. Its HTTP endpoint: ', link(endpoint, endpoint, { class: 'mono' })));
-  const starts = (cs.coldStarts || []).slice().reverse();
-  const instPanel = panel('Instances',
-    h('div', { class: 'stats' },
-      h('div', { class: 'stat' }, h('b', { id: 'inst-ready' }, String(c.ready || 0)), h('span', {}, 'ready')),
-      h('div', { class: 'stat' }, h('b', {}, String(c._busy || 0)), h('span', {}, 'busy')),
-      h('div', { class: 'stat' }, h('b', {}, String(c._starting || 0)), h('span', {}, 'starting')),
-      h('div', { class: 'stat' }, h('b', {}, prov ? `${prov.current}/${prov.target}` : '—'), h('span', {}, 'provisioned (current/target)'))),
-    h('h2', { style: 'margin-top:16px' }, 'Recent instance starts'),
-    table(['Instance', 'Started', 'Age', ['Start took', 'num'], 'Image'], starts.map((s) => h('tr', {},
-      h('td', { class: 'mono' }, s.instanceId), h('td', {}, new Date(s.startedAt).toLocaleTimeString()), h('td', {}, age(s.startedAt)),
-      h('td', { class: 'num' }, ms(s.totalMs)), h('td', {}, s.cached ? 'cached' : `pulled ${(s.fetchedBytes / 1048576).toFixed(1)} MB`)))),
-    { empty: 'No instance has started yet: the first invocation starts one.' }));
+  const inst = h('div', {}, instancesPanel(name, c, prov, cs.coldStarts || []));
+  // After a test invocation, the instance it may have started shows.
+  const refresh = async () => {
+    const [p2, c2, cs2] = await Promise.all([
+      call('GET', `${path}/provision-config`).catch(() => null),
+      instanceCounts().catch(() => ({})),
+      call('GET', `/fcd/v1/coldstarts/${enc64(name)}?limit=10`).catch(() => ({ coldStarts: [] })),
+    ]);
+    inst.replaceChildren(instancesPanel(name, c2[name] || {}, p2, cs2.coldStarts || []));
+  };
   render(
     h('div', { class: 'crumbs' }, link('#/functions', 'Functions'), ' / ', name),
     title(name,
@@ -111,7 +109,23 @@ export async function detail(name) {
       h('a', { class: 'button', href: `#/logs/${enc64(name)}` }, 'Logs'),
       h('a', { class: 'button', href: `#/functions/${enc64(name)}/edit`, id: 'edit-function' }, 'Edit'),
       deleteButton(name)),
-    h('div', { class: 'grid2' }, h('div', { class: 'stack' }, config, trigPanel), h('div', { class: 'stack' }, invokePanel(name), instPanel)));
+    h('div', { class: 'grid2' }, h('div', { class: 'stack' }, config, trigPanel), h('div', { class: 'stack' }, invokePanel(name, refresh), inst)));
+}
+
+function instancesPanel(name, c, prov, coldStarts) {
+  const starts = coldStarts.slice().reverse();
+  return panel('Instances',
+    h('div', { class: 'stats' },
+      h('div', { class: 'stat' }, h('b', { id: 'inst-ready' }, String(c.ready || 0)), h('span', {}, 'ready')),
+      h('div', { class: 'stat' }, h('b', {}, String(c._busy || 0)), h('span', {}, 'busy')),
+      h('div', { class: 'stat' }, h('b', {}, String(c._starting || 0)), h('span', {}, 'starting')),
+      h('div', { class: 'stat' }, h('b', {}, prov ? `${prov.current}/${prov.target}` : '—'), h('span', {}, 'provisioned (current/target)'))),
+    h('h2', { class: 'sub' }, 'Recent instance starts'),
+    table(['Instance', 'Started', 'Age', ['Start took', 'num'], ['Image', 'hide-sm']], starts.map((s) => h('tr', {},
+      h('td', { class: 'mono' }, s.instanceId), h('td', {}, clock(s.startedAt)), h('td', {}, age(s.startedAt)),
+      h('td', { class: 'num' }, ms(s.totalMs)), h('td', { class: 'hide-sm' }, s.cached ? 'cached' : `pulled ${bytes(s.fetchedBytes)}`))),
+    { empty: 'No instance has started yet: the first invocation starts one.' }),
+    h('p', { class: 'muted' }, 'Instances are reclaimed after a few idle minutes; an age here is since the start.'));
 }
 
 function deleteButton(name) {
@@ -138,9 +152,9 @@ function deleteButton(name) {
   return btn;
 }
 
-function invokePanel(name) {
+function invokePanel(name, onDone) {
   const event = h('textarea', { id: 'invoke-event', 'aria-label': 'Event' }, '{"hello":"console"}');
-  const out = h('div', { id: 'invoke-result' });
+  const out = h('div', { id: 'invoke-result', class: 'result' });
   const btn = h('button', { class: 'primary', type: 'submit', id: 'invoke' }, 'Invoke');
   const form = h('form', {
     onsubmit: async (e) => {
@@ -163,6 +177,7 @@ function invokePanel(name) {
         out.replaceChildren(errorBox(err));
       } finally {
         btn.disabled = false;
+        onDone().catch(() => {});
       }
     },
   }, h('label', {}, 'Event', event), h('div', { class: 'form-actions', style: 'margin-top:8px' }, btn));
@@ -190,6 +205,7 @@ export async function edit(name) {
     env: h('textarea', { id: 'env', spellcheck: 'false', placeholder: 'KEY=value, one a line' }, Object.entries(f?.environmentVariables || {}).map(([k, v]) => `${k}=${v}`).join('\n')),
   };
   const err = errorBox();
+  err.id = 'form-error';
   const save = h('button', { class: 'primary', type: 'submit', id: 'save-function' }, f ? 'Save' : 'Create');
   const form = h('form', {
     class: 'edit',
@@ -197,6 +213,7 @@ export async function edit(name) {
     onsubmit: async (e) => {
       e.preventDefault();
       showError(err, null);
+      form.querySelectorAll('[aria-invalid]').forEach((el) => el.removeAttribute('aria-invalid'));
       const num = (el) => (el.value === '' ? undefined : Number(el.value));
       const env = {};
       for (const line of fields.env.value.split('\n').map((l) => l.trim()).filter(Boolean)) {
@@ -224,8 +241,17 @@ export async function edit(name) {
         location.hash = `#/functions/${enc64(saved.functionName)}`;
       } catch (ex) {
         showError(err, ex);
-        err.scrollIntoView({ block: 'nearest' });
         save.disabled = false;
+        // FC's messages start with the field they are about: mark it.
+        const key = (ex.message.match(/^(?:customContainerConfig\.)?(\w+)/) || [])[1];
+        const el = fields[key] || (/^environment/.test(ex.message) ? fields.env : null);
+        if (el) {
+          el.setAttribute('aria-invalid', 'true');
+          el.setAttribute('aria-describedby', 'form-error');
+          el.focus();
+        } else {
+          err.scrollIntoView({ block: 'nearest' });
+        }
       }
     },
   },

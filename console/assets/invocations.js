@@ -3,7 +3,7 @@
 // phases and its first response, drawn to one time scale.
 
 import { call, enc64 } from './api.js';
-import { h, render, title, panel, table, badge, link, ms, ago, functionPicker, noFunctions, empty, props } from './ui.js';
+import { h, render, title, panel, table, badge, link, ms, ago, clock, fitWidth, functionPicker, noFunctions, empty, props } from './ui.js';
 import { waterfall } from './chart.js';
 import { listFunctions } from './functions.js';
 
@@ -44,7 +44,7 @@ export async function page(name) {
     const end = Math.max(...ph.map((p) => p.startMs + p.ms));
     detail.replaceChildren(panel(`Cold start of ${inv.requestId}`,
       props([['Instance', h('code', {}, inv.instanceId)], ['Instance start', ms(cs.totalMs)], ['Image', cs.cached ? 'already on this host' : `pulled ${(cs.fetchedBytes / 1048576).toFixed(1)} MB`], ['Start to response', ms(end)]]),
-      waterfall(ph, { title: `cold start of ${inv.requestId}` }),
+      waterfall(ph, { title: `cold start of ${inv.requestId}`, width: fitWidth() }),
       h('p', { class: 'muted' }, 'Phases as the instance manager timed them (fcd_instance_start_phase_seconds); the last bar is the request on the new instance.')));
   };
   const rows = invocations.map((inv) => {
@@ -52,8 +52,8 @@ export async function page(name) {
       tabindex: 0, 'data-request-id': inv.requestId, class: inv.cold ? 'cold-row' : '',
       onclick: () => show(inv, tr), onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); show(inv, tr); } },
     },
-    h('td', {}, new Date(inv.start).toLocaleTimeString(), h('div', { class: 'muted hide-sm' }, ago(inv.start))),
-    h('td', { class: 'mono truncate' }, inv.requestId),
+    h('td', { title: new Date(inv.start).toLocaleString() }, clock(inv.start), h('div', { class: 'muted hide-sm' }, ago(inv.start))),
+    h('td', { class: 'mono truncate hide-sm' }, inv.requestId),
     h('td', {}, badge(inv.status)),
     h('td', { class: 'num' }, inv.status === 'running' ? '…' : ms(inv.durationMs)),
     h('td', {}, inv.cold ? badge('cold') : badge('warm')),
@@ -68,7 +68,7 @@ export async function page(name) {
       ? empty(`${name} has not been invoked yet`, h('p', {}, 'Invoke it from its page, or: ', h('code', {}, `fcctl invoke ${name} -d '{}'`)), h('p', {}, link(`#/functions/${enc64(name)}`, 'Open ' + name)))
       : h('div', { class: 'stack' },
         panel(`Recent requests of ${name}`, h('p', { class: 'muted' }, 'Select a request (Enter) to see its cold-start waterfall.'),
-          table(['Time', 'Request ID', 'Status', ['Duration', 'num'], 'Start', ['Instance', 'hide-sm']], rows)),
+          table(['Time', ['Request ID', 'hide-sm'], 'Status', ['Duration', 'num'], 'Start', ['Instance', 'hide-sm']], rows)),
         detail));
   const firstCold = invocations.find((i) => i.cold);
   if (firstCold) show(firstCold, rows[invocations.indexOf(firstCold)]);

@@ -8,6 +8,8 @@ import { lineChart, legend, fmtNum } from './chart.js';
 import { listFunctions } from './functions.js';
 
 const MAX_FUNCTIONS = 8;
+// STEPS are the bucket widths a chart may use, in ms.
+const STEPS = [1e3, 5e3, 10e3, 30e3, 60e3, 300e3, 900e3, 3600e3, 6 * 3600e3, 86400e3];
 
 function quantile(sorted, q) {
   if (sorted.length === 0) return 0;
@@ -21,23 +23,25 @@ export function series(invs) {
   if (done.length === 0) return { rate: [], p50: [], p99: [], cold: [], width: 60e3 };
   const times = done.map((i) => new Date(i.start).getTime());
   const t0 = Math.min(...times), t1 = Math.max(...times);
-  const width = Math.max(60e3, Math.ceil((t1 - t0) / 30 / 60e3) * 60e3);
+  const width = STEPS.find((w) => w >= (t1 - t0) / 30) || STEPS[STEPS.length - 1];
   const groups = new Map();
   done.forEach((inv, k) => {
     const b = Math.floor(times[k] / width) * width;
     if (!groups.has(b)) groups.set(b, []);
     groups.get(b).push(inv);
   });
-  const keys = [...groups.keys()].sort((a, b) => a - b);
+  const first = Math.floor(t0 / width) * width;
   const rate = [], p50 = [], p99 = [], cold = [];
-  for (const b of keys) {
-    const g = groups.get(b);
-    const d = g.map((i) => i.durationMs).sort((x, y) => x - y);
+  // Every bucket from the first to the last, so quiet ones read 0.
+  for (let b = first - width; b <= t1 + width; b += width) {
+    const g = groups.get(b) || [];
     const mid = b + width / 2;
     rate.push([mid, g.length / (width / 1000)]);
+    cold.push([mid, g.filter((i) => i.cold).length]);
+    if (g.length === 0) continue;
+    const d = g.map((i) => i.durationMs).sort((x, y) => x - y);
     p50.push([mid, quantile(d, 0.5)]);
     p99.push([mid, quantile(d, 0.99)]);
-    cold.push([mid, g.filter((i) => i.cold).length]);
   }
   return { rate, p50, p99, cold, width };
 }
@@ -61,7 +65,7 @@ export async function page() {
     const name = f.functionName;
     const { invocations } = await call('GET', `/fcd/v1/invocations/${enc64(name)}?limit=2000`).catch(() => ({ invocations: [] }));
     const s = series(invocations);
-    const per = s.width >= 3600e3 ? `${s.width / 3600e3} h` : `${s.width / 60e3} min`;
+    const per = s.width >= 3600e3 ? `${s.width / 3600e3} h` : s.width >= 60e3 ? `${s.width / 60e3} min` : `${s.width / 1000} s`;
     return panel(null,
       h('h2', {}, link(`#/functions/${enc64(name)}`, name), h('span', { class: 'muted', style: 'font-weight:400' }, ` · ${invocations.length} recent requests, ${fmtNum(value('fcd_cold_starts_total', name))} cold starts since fcd started`)),
       invocations.length === 0 ? h('p', { class: 'muted' }, 'No requests yet.') :

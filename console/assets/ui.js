@@ -7,6 +7,9 @@ export function h(tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'class') el.className = v;
+    // Through the CSSOM: the Content-Security-Policy refuses style
+    // attributes.
+    else if (k === 'style') el.style.cssText = v;
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, v);
   }
@@ -23,7 +26,7 @@ export function main() { return document.getElementById('main'); }
 // keyboard user starts at the top of the new page.
 export function render(...children) {
   const m = main();
-  m.replaceChildren(...children.flat());
+  m.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   return m;
 }
 
@@ -78,6 +81,12 @@ export function ago(t) {
   if (d < 86400) return `${Math.floor(d / 3600)} h ago`;
   return `${Math.floor(d / 86400)} d ago`;
 }
+
+// fitWidth is the drawing width of a chart that spans its panel: about
+// its size on screen, so its text stays readable on a phone.
+export function fitWidth(max = 900) { return Math.max(320, Math.min(max, window.innerWidth - 64)); }
+
+export function clock(t) { return new Date(t).toTimeString().slice(0, 8); }
 
 export function age(t) { return ago(t).replace(' ago', ''); }
 
