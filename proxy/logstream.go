@@ -51,7 +51,10 @@ func (s *Server) followLogs(ctx *fasthttp.RequestCtx, name string) error {
 	if tail == 0 && len(first) > 0 {
 		seen, first = first[len(first)-1], nil
 	}
-	logs, done := s.opts.Logs, s.ctx.Done()
+	// The stream ends when fasthttp shuts down (ctx.Done, a channel of the
+	// server's), so an open console does not hold a restart for the
+	// shutdown grace period.
+	logs, shutdown, done := s.opts.Logs, ctx.Done(), s.ctx.Done()
 	ctx.SetContentType("text/plain; charset=utf-8")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
@@ -68,6 +71,8 @@ func (s *Server) followLogs(ctx *fasthttp.RequestCtx, name string) error {
 		for {
 			select {
 			case <-done:
+				return
+			case <-shutdown:
 				return
 			case <-limit.C:
 				return
