@@ -44,14 +44,14 @@ export async function page() {
   render(title('Cost'),
     h('div', { class: 'toolbar' }, h('label', {}, 'Range', picker), fn ? h('a', { href: nav(range[0], '') }, `all functions (now: ${fn})`) : null),
     records.length === 0 ? empty(`Nothing metered in the last ${range[0]}`, h('p', {}, 'Invocations and image pulls are metered in GB·s (memory × time) as they happen.')) : [
-      h('div', { class: 'grid3' },
+      h('div', { class: 'grid3 tiles' },
         panel('Total', h('div', { class: 'stat' }, h('b', {}, fmtNum(totals.gbSeconds)), h('span', {}, 'GB·s'))),
         panel('Invocations', h('div', { class: 'stat' }, h('b', {}, fmtNum(totals.invocationGBSeconds)), h('span', {}, `GB·s · ${totals.invocations} requests · ${ms(totals.invocationSeconds * 1000)}`))),
         panel('Image pulls', h('div', { class: 'stat' }, h('b', {}, fmtNum(totals.pullGBSeconds)), h('span', {}, `GB·s · ${totals.coldStarts} cold starts, ${totals.cacheHits} cached · ${bytes(totals.pullBytes)}`)))),
       panel('GB·s over time (cumulative)', lineChart(s, { title: 'cumulative GB·s', height: 220, width: fitWidth() }), legend(s)),
-      panel('By function', table(['Function', ['Invocations', 'num'], ['Invocation GB·s', 'num'], ['Pulls', 'num'], ['Pull GB·s', 'num']],
+      panel('By function', table(['Function', ['Invocations', 'num hide-sm'], ['Invocation GB·s', 'num'], ['Pulls', 'num hide-sm'], ['Pull GB·s', 'num']],
         [...byFn.entries()].sort((a, b) => (b[1].pull + b[1].inv) - (a[1].pull + a[1].inv)).map(([name, t]) => h('tr', {},
-          h('td', {}, h('a', { href: nav(range[0], name) }, name)), h('td', { class: 'num' }, String(t.n)), h('td', { class: 'num' }, fmtNum(t.inv)),
-          h('td', { class: 'num' }, String(t.pulls)), h('td', { class: 'num' }, fmtNum(t.pull)))))),
+          h('td', {}, h('a', { href: nav(range[0], name) }, name)), h('td', { class: 'num hide-sm' }, String(t.n)), h('td', { class: 'num' }, fmtNum(t.inv)),
+          h('td', { class: 'num hide-sm' }, String(t.pulls)), h('td', { class: 'num' }, fmtNum(t.pull)))))),
     ]);
 }

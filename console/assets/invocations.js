@@ -7,6 +7,9 @@ import { h, render, title, panel, table, badge, link, ms, ago, clock, fitWidth, 
 import { waterfall } from './chart.js';
 import { listFunctions } from './functions.js';
 
+// SHOWN is how many requests the table lists before "Show all".
+const SHOWN = 50;
+
 // phaseKind groups instance start phases for the waterfall's colours.
 const phaseKind = { pull: 'pull', mount: 'pull', prefetch: 'pull', resolve: 'pull', auth: 'pull', probe: 'probe' };
 
@@ -32,7 +35,7 @@ export async function page(name) {
   if (!name || !names.includes(name)) name = names[0];
   const { invocations } = await call('GET', `/fcd/v1/invocations/${enc64(name)}?limit=200`);
   const detail = h('div', { id: 'waterfall' });
-  const show = (inv, tr) => {
+  const show = (inv, tr, scroll = true) => {
     document.querySelectorAll('tr.selected').forEach((r) => r.classList.remove('selected'));
     tr?.classList.add('selected');
     if (!inv.cold) {
@@ -46,6 +49,7 @@ export async function page(name) {
       props([['Instance', h('code', {}, inv.instanceId)], ['Instance start', ms(cs.totalMs)], ['Image', cs.cached ? 'already on this host' : `pulled ${(cs.fetchedBytes / 1048576).toFixed(1)} MB`], ['Start to response', ms(end)]]),
       waterfall(ph, { title: `cold start of ${inv.requestId}`, width: fitWidth() }),
       h('p', { class: 'muted' }, 'Phases as the instance manager timed them (fcd_instance_start_phase_seconds); the last bar is the request on the new instance.')));
+    if (scroll) detail.scrollIntoView({ block: 'nearest' });
   };
   const rows = invocations.map((inv) => {
     const tr = h('tr', {
@@ -67,9 +71,11 @@ export async function page(name) {
     invocations.length === 0
       ? empty(`${name} has not been invoked yet`, h('p', {}, 'Invoke it from its page, or: ', h('code', {}, `fcctl invoke ${name} -d '{}'`)), h('p', {}, link(`#/functions/${enc64(name)}`, 'Open ' + name)))
       : h('div', { class: 'stack' },
-        panel(`Recent requests of ${name}`, h('p', { class: 'muted' }, 'Select a request (Enter) to see its cold-start waterfall.'),
-          table(['Time', ['Request ID', 'hide-sm'], 'Status', ['Duration', 'num'], 'Start', ['Instance', 'hide-sm']], rows)),
-        detail));
+        detail,
+        panel(`Recent requests of ${name}`, h('p', { class: 'muted' }, 'Select a request (Enter) to see its cold-start waterfall above.'),
+          table(['Time', ['Request ID', 'hide-sm'], 'Status', ['Duration', 'num'], 'Start', ['Instance', 'hide-sm']], rows.slice(0, SHOWN)),
+          rows.length > SHOWN ? h('button', { type: 'button', onclick: (e) => { e.target.previousSibling.querySelector('tbody').append(...rows.slice(SHOWN)); e.target.remove(); } }, `Show all ${rows.length}`) : null)));
+  // The newest cold start is shown first.
   const firstCold = invocations.find((i) => i.cold);
-  if (firstCold) show(firstCold, rows[invocations.indexOf(firstCold)]);
+  if (firstCold) show(firstCold, rows[invocations.indexOf(firstCold)], false);
 }
