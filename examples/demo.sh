@@ -64,6 +64,7 @@ $FCCTL billing --function echo --kind pull --limit 5
 cat <<TXT
 
 fcd is running (pid $(cat "$DATA/fcd.pid")), API at http://$LISTEN.
+  web console:       http://$LISTEN/console/  (sign in with the key in $DATA/credentials.json)
   bin/fcctl --data-dir $DATA function list
   bin/fcctl --data-dir $DATA logs echo
   make stop          # stops fcd and its instances

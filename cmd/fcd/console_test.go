@@ -15,6 +15,7 @@ import (
 	"github.com/alibabacloud-go/tea/dara"
 	"github.com/chromedp/chromedp"
 
+	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/examples/images"
 	"github.com/fcd-dev/fcd/internal/testenv"
 )
@@ -175,6 +176,23 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 		if strings.Contains(kept, secret) {
 			t.Fatal("the access key secret is in the page's storage, cookies or DOM after sign-in")
+		}
+	})
+
+	t.Run("the fallback signer matches api.Sign", func(t *testing.T) {
+		// Pages that are not a secure context have no crypto.subtle and
+		// sign with sha256.js.
+		const canonical = "POST\n/fcd/v1/session\n\nhost:h\n\nhost\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+		js := fmt.Sprintf(`import('./sha256.js').then((m) => {
+			const e = new TextEncoder();
+			return m.hex(m.hmacSHA256(e.encode(%q), e.encode('ACS3-HMAC-SHA256\n' + m.hex(m.sha256(e.encode(%q))))));
+		})`, secret, canonical)
+		got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := api.Sign(secret, canonical); got != want {
+			t.Fatalf("sha256.js signs %q, want %q", got, want)
 		}
 	})
 
