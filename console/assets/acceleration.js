@@ -36,8 +36,11 @@ export async function page() {
       h('td', { class: 'mono truncate', title: j.ref }, j.ref),
       h('td', {}, j.mode),
       h('td', {}, badge(j.state), j.error ? h('div', { class: 'muted' }, j.error) : null),
-      h('td', {}, h('div', { class: 'progress', role: 'progressbar', 'aria-valuenow': pct, 'aria-valuemin': 0, 'aria-valuemax': 100 }, h('span', { style: `width:${pct}%` })),
-        h('small', { class: 'muted' }, `${pct}% · ${p.layersDone ?? 0}/${p.layers ?? 0} layers · ${bytes(p.bytesDone)} of ${bytes(p.bytes)}`)),
+      h('td', {}, !p.bytes && j.state !== 'Ready' ? h('span', { class: 'muted' }, '—') : [
+        h('div', { class: 'progress', role: 'progressbar', 'aria-valuenow': pct, 'aria-valuemin': 0, 'aria-valuemax': 100 }, h('span', { style: `width:${pct}%` })),
+        h('small', { class: 'muted' }, [`${pct}% · ${p.layersDone ?? 0}/${p.layers ?? 0} layers · ${bytes(p.bytesDone)} of ${bytes(p.bytes)}`,
+          j.state === 'Preparing' && p.bytesPerSecond ? ` · ${bytes(p.bytesPerSecond)}/s` : '',
+          j.state === 'Preparing' && p.eta ? ` · ${Math.ceil(p.eta / 1e9)} s left` : ''].join(''))]),
       h('td', { class: 'hide-sm muted' }, ago(j.updated)));
   });
   const timer = (jobs || []).some((j) => j.state === 'Preparing') ? setTimeout(() => { if (location.hash === '#/acceleration') page(); }, 2000) : null;
