@@ -248,7 +248,7 @@ func TestConsoleBrowser(t *testing.T) {
 		b.route("#/acceleration")
 		b.waitFor("the acceleration page", `!!document.getElementById('accel-image')`)
 		b.do("start a conversion", chromedp.SendKeys(chromedp.ID("accel-image"), refs[images.Echo]), chromedp.Click(chromedp.ID("accel-start")))
-		b.waitFor("the job", `document.querySelectorAll('.progress').length > 0`)
+		b.waitFor("the job", `!!document.querySelector('.badge.Preparing, .badge.Ready, .badge.Failed')`)
 		b.shot("acceleration")
 		b.route("#/functions")
 		b.waitFor("the function list", `!!document.querySelector('tr[data-name="hello"]')`)
