@@ -2,9 +2,10 @@
 // repositories set to convert on push; a form starts a conversion.
 
 import { call } from './api.js';
-import { h, render, title, panel, table, badge, bytes, ago, errorBox, showError, toast, empty } from './ui.js';
+import { h, view, title, panel, table, badge, bytes, ago, errorBox, showError, toast, empty } from './ui.js';
 
 export async function page() {
+  const render = view();
   const [{ jobs }, { repositories }] = await Promise.all([
     call('GET', '/fcd/v1/acceleration/jobs'),
     call('GET', '/fcd/v1/acceleration/repositories').catch(() => ({ repositories: [] })),

@@ -3,7 +3,7 @@
 // <main> and may return a cleanup function (streams, timers).
 
 import { signIn, signOut, hasSession, call, whenSignedOut } from './api.js';
-import { h, render, errorBox, showError, toast } from './ui.js';
+import { h, render, view, errorBox, showError, toast, nextView } from './ui.js';
 import * as functions from './functions.js';
 import * as invocations from './invocations.js';
 import * as logs from './logs.js';
@@ -29,6 +29,8 @@ let session = null;
 async function route() {
   if (typeof cleanup === 'function') cleanup();
   cleanup = null;
+  nextView();
+  const show = view();
   if (!session) return showSignIn();
   const hash = (location.hash || '#/functions').split('?')[0];
   const section = hash.split('/')[1];
@@ -42,7 +44,9 @@ async function route() {
       try {
         cleanup = await page(m);
       } catch (err) {
-        render(h('h1', {}, 'Something went wrong'), errorBox(err));
+        // An API refusal is shown; anything else is a bug, logged too.
+        if (!err.code) console.error(err);
+        show(h('h1', {}, 'Something went wrong'), errorBox(err));
       }
       return;
     }
@@ -57,6 +61,7 @@ function setShell(signedIn) {
 }
 
 function showSignIn(reason) {
+  nextView();
   session = null;
   setShell(false);
   document.title = 'Sign in · fcd';

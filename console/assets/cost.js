@@ -2,7 +2,7 @@
 // and cumulative over time, for every function or one.
 
 import { call, enc64 } from './api.js';
-import { h, render, title, panel, table, ms, bytes, empty, fitWidth } from './ui.js';
+import { h, view, title, panel, table, ms, bytes, empty, fitWidth } from './ui.js';
 import { lineChart, legend, fmtNum } from './chart.js';
 
 const RANGES = [['1h', 3600e3], ['24h', 86400e3], ['7d', 7 * 86400e3], ['30d', 30 * 86400e3]];
@@ -26,6 +26,7 @@ export function cumulative(records, kind) {
 }
 
 export async function page() {
+  const render = view();
   const q = new URLSearchParams(location.hash.split('?')[1] || '');
   const range = RANGES.find(([k]) => k === q.get('range')) || RANGES[1];
   const fn = q.get('function') || '';

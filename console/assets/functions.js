@@ -3,7 +3,7 @@
 // form, whose errors are FC's validation messages as fcd returns them.
 
 import { call, request, FC, enc64 } from './api.js';
-import { h, render, title, panel, table, badge, props, toast, errorBox, showError, ago, age, ms, bytes, clock, link, noFunctions } from './ui.js';
+import { h, view, title, panel, table, badge, props, toast, errorBox, showError, ago, age, ms, bytes, clock, link, noFunctions } from './ui.js';
 
 export async function listFunctions() {
   const out = [];
@@ -32,6 +32,7 @@ export async function instanceCounts() {
 }
 
 export async function list() {
+  const render = view();
   const [fns, counts] = await Promise.all([listFunctions(), instanceCounts().catch(() => ({}))]);
   const newBtn = h('a', { class: 'button primary', href: '#/new', id: 'new-function' }, '+ New function');
   if (fns.length === 0) {
@@ -61,6 +62,7 @@ export async function list() {
 }
 
 export async function detail(name) {
+  const render = view();
   const path = `${FC}/functions/${enc64(name)}`;
   const [f, trig, prov, counts, cs] = await Promise.all([
     call('GET', path),
@@ -186,6 +188,7 @@ function invokePanel(name, onDone) {
 
 // edit is the create form (name null) or the edit form of a function.
 export async function edit(name) {
+  const render = view();
   const f = name ? await call('GET', `${FC}/functions/${enc64(name)}`) : null;
   const cc = f?.customContainerConfig || {};
   const field = (label, input, hint) => h('label', {}, label, input, hint ? h('small', {}, hint) : null);

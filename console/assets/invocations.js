@@ -3,7 +3,7 @@
 // phases and its first response, drawn to one time scale.
 
 import { call, enc64 } from './api.js';
-import { h, render, title, panel, table, badge, link, ms, ago, clock, fitWidth, functionPicker, noFunctions, empty, props } from './ui.js';
+import { h, view, title, panel, table, badge, link, ms, ago, clock, fitWidth, functionPicker, noFunctions, empty, props } from './ui.js';
 import { waterfall } from './chart.js';
 import { listFunctions } from './functions.js';
 
@@ -29,6 +29,7 @@ export function phases(inv) {
 }
 
 export async function page(name) {
+  const render = view();
   const fns = await listFunctions();
   if (fns.length === 0) return render(title('Invocations'), noFunctions());
   const names = fns.map((f) => f.functionName);

@@ -2,7 +2,7 @@
 // /fcd/v1/logs/{function} and followed until the page is left.
 
 import { request, enc64 } from './api.js';
-import { h, render, title, functionPicker, noFunctions, link } from './ui.js';
+import { h, view, title, functionPicker, noFunctions, link } from './ui.js';
 import { listFunctions } from './functions.js';
 
 const MAX_LINES = 2000;
@@ -19,6 +19,7 @@ function lineEl(raw) {
 }
 
 export async function page(name) {
+  const render = view();
   const fns = await listFunctions();
   if (fns.length === 0) return render(title('Logs'), noFunctions());
   const names = fns.map((f) => f.functionName);

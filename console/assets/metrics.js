@@ -3,7 +3,7 @@
 // invocations page shows), next to fcd's counters from /fcd/v1/stats.
 
 import { call, enc64 } from './api.js';
-import { h, render, title, panel, noFunctions, link } from './ui.js';
+import { h, view, title, panel, noFunctions, link } from './ui.js';
 import { lineChart, legend, fmtNum } from './chart.js';
 import { listFunctions } from './functions.js';
 
@@ -51,6 +51,7 @@ function chartBox(heading, s, opts) {
 }
 
 export async function page() {
+  const render = view();
   const fns = await listFunctions();
   if (fns.length === 0) return render(title('Metrics'), noFunctions());
   const { stats } = await call('GET', '/fcd/v1/stats?prefix=fcd_').catch(() => ({ stats: [] }));

@@ -30,6 +30,16 @@ export function render(...children) {
   return m;
 }
 
+// Views: each route starts a new one, and a page renders through the
+// view it began in, so a page whose data arrives after the user moved on
+// renders nothing over the page they are on.
+let generation = 0;
+export function nextView() { generation++; }
+export function view() {
+  const g = generation;
+  return (...children) => (g === generation ? render(...children) : main());
+}
+
 export function title(text, ...actions) {
   document.title = `${text} · fcd`;
   return h('h1', {}, text, actions.length ? h('span', { class: 'actions' }, ...actions) : null);

@@ -1,0 +1,220 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/billing"
+	"github.com/fcd-dev/fcd/console"
+	"github.com/fcd-dev/fcd/internal/testenv"
+	"github.com/fcd-dev/fcd/proxy"
+	"github.com/fcd-dev/fcd/store"
+)
+
+// This test runs every page of the console in headless Chromium against
+// fcd's real frontend (package proxy) with a real store, and stand-ins for
+// what needs containerd: a log, start records and a ledger with a
+// function's history. It needs no root, so it runs on every machine with
+// Chromium; cmd/fcd's TestConsoleBrowser drives the same console against
+// a whole fcd with real instances.
+
+const (
+	keyID  = "AKCONSOLE"
+	secret = "console-test-secret"
+)
+
+// history is a function's recent past: its log lines, one instance start
+// and the ledger records, as fcd would have them.
+type history struct {
+	lines  []string
+	starts []api.ColdStart
+	recs   []billing.Record
+}
+
+func newHistory(now time.Time) *history {
+	h := &history{}
+	t0 := now.Add(-20 * time.Minute)
+	cs := api.ColdStart{InstanceID: "c0ffee12ab34cd56", StartedAt: t0.Add(-600 * time.Millisecond), TotalMs: 560, FetchedBytes: 2 << 20,
+		Phases: []api.ColdStartPhase{{Name: "pull", Ms: 204}, {Name: "rootfs", Ms: 18}, {Name: "network", Ms: 106}, {Name: "container", Ms: 19}, {Name: "task", Ms: 177}, {Name: "task_start", Ms: 6}, {Name: "probe", Ms: 18}}}
+	h.starts = []api.ColdStart{cs}
+	h.recs = append(h.recs, billing.Record{Kind: billing.KindPull, Function: "hello", Start: cs.StartedAt, End: cs.StartedAt.Add(204 * time.Millisecond), GBSeconds: 0.026, Bytes: 2 << 20})
+	line := func(at time.Time, stream, text string) {
+		h.lines = append(h.lines, at.UTC().Format("2006-01-02T15:04:05.000000Z")+" "+cs.InstanceID+" "+stream+" "+text)
+	}
+	for i := range 40 {
+		at := t0.Add(time.Duration(i) * 30 * time.Second)
+		d := time.Duration(300+(i*37)%900) * time.Microsecond
+		rid := fmt.Sprintf("1-test-%x", i)
+		line(at, "fc", "FC Invoke Start RequestId: "+rid)
+		line(at.Add(d/2), "stdout", fmt.Sprintf(`handling {"n":%d}`, i))
+		line(at.Add(d), "fc", "FC Invoke End RequestId: "+rid)
+		h.recs = append(h.recs, billing.Record{Kind: billing.KindInvocation, Function: "hello", Start: at, End: at.Add(d), Seconds: d.Seconds(), GBSeconds: 0.125 * d.Seconds(), MemoryMB: 128})
+	}
+	return h
+}
+
+func (h *history) ReadLogs(function string, tail int) ([]string, error) {
+	if function != "hello" {
+		return nil, nil
+	}
+	if tail > 0 && tail < len(h.lines) {
+		return h.lines[len(h.lines)-tail:], nil
+	}
+	return h.lines, nil
+}
+
+func (h *history) ColdStarts(function string, n int) []api.ColdStart {
+	if function != "hello" {
+		return nil
+	}
+	return h.starts
+}
+
+func (h *history) Query(ctx context.Context, f billing.Filter) ([]billing.Record, billing.Totals, error) {
+	var t billing.Totals
+	for _, r := range h.recs {
+		if r.Kind == billing.KindPull {
+			t.ColdStarts++
+			t.PullGBSeconds += r.GBSeconds
+		} else {
+			t.Invocations++
+			t.InvocationGBSeconds += r.GBSeconds
+		}
+		t.GBSeconds += r.GBSeconds
+	}
+	return h.recs, t, nil
+}
+
+// serve runs fcd's frontend with the console on a loopback port.
+func serve(t *testing.T) string {
+	t.Helper()
+	st, err := store.Open(t.TempDir()+"/fcd.db", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	name, rt, img := "hello", api.RuntimeCustomContainer, "127.0.0.1:5000/examples/echo:latest"
+	f, err := api.NewFunction(&api.Input{FunctionName: &name, Runtime: &rt, CustomContainerConfig: &api.ContainerInput{Image: &img}}, "id", "local", "1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateFunction(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	h := newHistory(time.Now())
+	srv := proxy.New(proxy.Options{
+		Functions: st, Keys: proxy.StaticKeys{keyID: secret},
+		Logs: h, ColdStarts: h, Ledger: h, Console: console.Handler(),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestPagesInBrowser signs in, opens every page, creates a function
+// (after FC refuses a bad memory size) and deletes it, and signs out; any
+// error the page logs fails it.
+func TestPagesInBrowser(t *testing.T) {
+	chromium := testenv.RequireCommand(t, "chromium", "chromium")
+	addr := serve(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()))
+	defer cancelAlloc()
+	tab, cancelTab := chromedp.NewContext(actx)
+	defer cancelTab()
+	act, stop := context.WithCancel(tab)
+	var mu sync.Mutex
+	var pageErrors []string
+	messages := chromedp.Console(tab)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if (m.Type == chromedp.ConsoleError || m.IsException()) && m.Source != "network" {
+				mu.Lock()
+				pageErrors = append(pageErrors, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line+1))
+				mu.Unlock()
+				stop()
+			}
+		}
+	}()
+	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		err := chromedp.Do(act, actions...)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(pageErrors) > 0 {
+			t.Fatalf("%s: the page logged errors:\n%s", what, strings.Join(pageErrors, "\n"))
+		}
+		if err != nil {
+			text, _ := chromedp.Run(tab, chromedp.Evaluate[string](`location.hash + ': ' + document.getElementById('main').innerText.slice(0, 400)`))
+			t.Fatalf("%s: %v; the page shows %q", what, err, text)
+		}
+	}
+	wait := func(what, expr string) {
+		t.Helper()
+		do(what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(30*time.Second)))
+	}
+	route := func(hash, ready string) {
+		t.Helper()
+		do("open "+hash, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("location.hash = %q", hash)))
+		wait(hash, ready)
+	}
+
+	do("open", chromedp.Navigate("http://"+addr+"/console/"), chromedp.WaitVisible(chromedp.ID("ak-id")))
+	do("sign in with a wrong secret", chromedp.SendKeys(chromedp.ID("ak-id"), keyID), chromedp.SendKeys(chromedp.ID("ak-secret"), "wrong"), chromedp.Click(chromedp.ID("sign-in")))
+	wait("the refusal", `document.querySelector('.error')?.textContent.includes('SignatureNotMatch')`)
+	do("sign in", chromedp.SetValue(chromedp.ID("ak-secret"), secret), chromedp.Click(chromedp.ID("sign-in")))
+	wait("the function list", `!!document.querySelector('tr[data-name="hello"]')`)
+
+	route("#/functions/hello", `document.title.startsWith('hello') && !!document.getElementById('invoke') && document.body.textContent.includes('c0ffee12ab34cd56')`)
+	route("#/invocations/hello", `document.title.startsWith('Invocations') && !!document.querySelector('#waterfall svg.waterfall') && document.querySelectorAll('tr[data-request-id]').length === 40`)
+	route("#/logs/hello", `document.title.startsWith('Logs') && document.getElementById('log-lines')?.textContent.includes('FC Invoke End RequestId: 1-test-27')`)
+	route("#/metrics", `document.title.startsWith('Metrics') && document.querySelectorAll('svg.chart path.line').length >= 3`)
+	route("#/cost", `document.title.startsWith('Cost') && !!document.querySelector('svg.chart path.line')`)
+
+	route("#/new", `document.title.startsWith('New function') && !!document.getElementById('functionName')`)
+	do("fill the form",
+		chromedp.SendKeys(chromedp.ID("functionName"), "second"),
+		chromedp.SendKeys(chromedp.ID("image"), "127.0.0.1:5000/examples/echo:latest"),
+		chromedp.SetValue(chromedp.ID("memorySize"), "100"),
+		chromedp.Click(chromedp.ID("save-function")))
+	wait("FC's validation message on the field", `document.querySelector('.error')?.textContent.includes('memorySize 100 is invalid') && document.activeElement.id === 'memorySize'`)
+	do("fix it", chromedp.SetValue(chromedp.ID("memorySize"), "256"), chromedp.Click(chromedp.ID("save-function")))
+	wait("the new function", `location.hash === '#/functions/second' && !!document.getElementById('delete-function')`)
+	do("delete it", chromedp.Click(chromedp.ID("delete-function")), chromedp.Click(chromedp.ID("delete-function")))
+	wait("the list without it", `location.hash === '#/functions' && !!document.querySelector('tr[data-name="hello"]') && !document.querySelector('tr[data-name="second"]')`)
+
+	stored, err := chromedp.Run(act, chromedp.Evaluate[string](`JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie + document.documentElement.outerHTML`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored, secret) {
+		t.Fatal("the secret is in the page's storage, cookies or DOM")
+	}
+	do("sign out", chromedp.Click(chromedp.ID("sign-out")))
+	wait("the sign-in form", `!!document.getElementById('ak-id')`)
+	do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("ak-id")))
+}
