@@ -83,12 +83,15 @@ bench-warm:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk haproxy nginx-light)
 	$(GO) test ./cmd/fcd -run '^$$' -bench '^BenchmarkProxies$$' -benchtime 1x -timeout 20m
 
-# console-screenshots runs the console's browser test against a real fcd
-# and writes PNGs of every page at desktop (1280x800) and phone (390x844)
-# width into CONSOLE_SHOTS.
+# console-screenshots drives the web console in headless Chromium against
+# fcd's frontend with a recorded function history (no root needed) and
+# writes a PNG of every page at desktop (1280x800) and phone (390x844)
+# width into CONSOLE_SHOTS. With LIVE=1 it also runs the browser test
+# against a real fcd with instances (root, containerd), adding live-*.png.
 CONSOLE_SHOTS ?= $(CURDIR)/screenshots/console
 console-screenshots: deps
 	mkdir -p $(CONSOLE_SHOTS)
-	FCD_CONSOLE_SCREENSHOTS=$(CONSOLE_SHOTS) flock -o /tmp/fcd-integration.lock \
-	  $(GO) test ./cmd/fcd -run '^TestConsoleBrowser$$' -count=1 -v -timeout 15m
+	FCD_CONSOLE_SCREENSHOTS=$(CONSOLE_SHOTS) $(GO) test ./console -run '^TestPagesInBrowser$$' -count=1 -v
+	$(if $(LIVE),FCD_CONSOLE_SCREENSHOTS=$(CONSOLE_SHOTS) flock -o /tmp/fcd-integration.lock \
+	  $(GO) test ./cmd/fcd -run '^TestConsoleBrowser$$' -count=1 -v -timeout 15m)
 	@ls $(CONSOLE_SHOTS)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/fcd-dev/fcd/console"
 	"github.com/fcd-dev/fcd/internal/testenv"
 	"github.com/fcd-dev/fcd/proxy"
+	"github.com/fcd-dev/fcd/puller/accel"
 	"github.com/fcd-dev/fcd/store"
 )
 
@@ -93,6 +96,36 @@ func (h *history) Query(ctx context.Context, f billing.Filter) ([]billing.Record
 	return h.recs, t, nil
 }
 
+// jobs stands in for the acceleration service: three jobs, one of each
+// state, and a repository converted on push.
+type jobs struct{}
+
+var _ proxy.Accelerator = jobs{}
+
+func (jobs) Jobs(context.Context) ([]accel.Job, error) {
+	now := time.Now()
+	return []accel.Job{
+		{Ref: "127.0.0.1:5000/examples/bigimage:v1", Mode: accel.ModeFull, State: accel.StatePreparing, Created: now, Updated: now,
+			Progress: accel.Progress{LayersDone: 2, Layers: 5, BytesDone: 420 << 20, Bytes: 1100 << 20, BytesPerSecond: 60 << 20, ETA: 11 * time.Second}},
+		{Ref: "127.0.0.1:5000/examples/echo:latest", Mode: accel.ModeIndexOnly, State: accel.StateReady, Created: now.Add(-time.Hour), Updated: now.Add(-time.Hour),
+			Progress: accel.Progress{LayersDone: 1, Layers: 1, BytesDone: 2 << 20, Bytes: 2 << 20}},
+		{Ref: "127.0.0.1:5000/examples/zstd:v2", Mode: accel.ModeIndexOnly, State: accel.StateFailed, Created: now.Add(-2 * time.Hour), Updated: now.Add(-2 * time.Hour),
+			Error: "layer sha256:ab12… is zstd: index-only takes gzip layers only"},
+	}, nil
+}
+
+func (jobs) AllSettings(context.Context) ([]accel.Settings, error) {
+	return []accel.Settings{{Repository: "127.0.0.1:5000/examples/bigimage", Enabled: true, Mode: accel.ModeFull}}, nil
+}
+
+func (jobs) Accelerate(context.Context, accel.Request) (accel.Job, error) { return accel.Job{}, nil }
+func (jobs) Job(context.Context, string) (accel.Job, error)               { return accel.Job{}, nil }
+func (jobs) SetSettings(_ context.Context, s accel.Settings) (accel.Settings, error) {
+	return s, nil
+}
+func (jobs) Settings(context.Context, string) (accel.Settings, error) { return accel.Settings{}, nil }
+func (jobs) FunctionStatus(string, bool) accel.Status                 { return accel.Status{} }
+
 // serve runs fcd's frontend with the console on a loopback port.
 func serve(t *testing.T) string {
 	t.Helper()
@@ -112,7 +145,7 @@ func serve(t *testing.T) string {
 	h := newHistory(time.Now())
 	srv := proxy.New(proxy.Options{
 		Functions: st, Keys: proxy.StaticKeys{keyID: secret},
-		Logs: h, ColdStarts: h, Ledger: h, Console: console.Handler(),
+		Logs: h, ColdStarts: h, Ledger: h, Accelerator: jobs{}, Console: console.Handler(),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -132,7 +165,9 @@ func serve(t *testing.T) string {
 
 // TestPagesInBrowser signs in, opens every page, creates a function
 // (after FC refuses a bad memory size) and deletes it, and signs out; any
-// error the page logs fails it.
+// error the page logs fails it. With FCD_CONSOLE_SCREENSHOTS set to a
+// folder it writes a PNG of every page at desktop and phone size there
+// (make console-screenshots).
 func TestPagesInBrowser(t *testing.T) {
 	chromium := testenv.RequireCommand(t, "chromium", "chromium")
 	addr := serve(t)
@@ -182,19 +217,65 @@ func TestPagesInBrowser(t *testing.T) {
 		do("open "+hash, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("location.hash = %q", hash)))
 		wait(hash, ready)
 	}
+	shots := os.Getenv("FCD_CONSOLE_SCREENSHOTS")
+	// shot writes the page at each size; charts are drawn for the width
+	// they are shown at, so the page is drawn again (hashchange) after
+	// each resize, and ready says when it is.
+	shot := func(name, ready string) {
+		t.Helper()
+		if shots == "" {
+			return
+		}
+		if err := os.MkdirAll(shots, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, vp := range []struct {
+			name          string
+			width, height int64
+			mobile        bool
+		}{{"desktop", 1280, 800, false}, {"phone", 390, 844, true}} {
+			opts := []chromedp.EmulateViewportOption{}
+			if vp.mobile {
+				opts = append(opts, chromedp.EmulateMobile)
+			}
+			do("resize", chromedp.EmulateViewport(vp.width, vp.height, opts...))
+			if ready != "" {
+				do("redraw", chromedp.Evaluate[chromedp.Void](`document.title = ''; window.dispatchEvent(new HashChangeEvent('hashchange'))`))
+				wait("redraw", ready)
+			}
+			do("top", chromedp.Evaluate[chromedp.Void]("window.scrollTo(0, 0)"))
+			png, err := chromedp.Run(act, chromedp.FullScreenshot(100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(shots, name+"-"+vp.name+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		do("resize", chromedp.EmulateViewport(1280, 800))
+	}
+	page := func(name, hash, ready string) {
+		t.Helper()
+		route(hash, ready)
+		shot(name, ready)
+	}
 
 	do("open", chromedp.Navigate("http://"+addr+"/console/"), chromedp.WaitVisible(chromedp.ID("ak-id")))
+	shot("signin", "")
 	do("sign in with a wrong secret", chromedp.SendKeys(chromedp.ID("ak-id"), keyID), chromedp.SendKeys(chromedp.ID("ak-secret"), "wrong"), chromedp.Click(chromedp.ID("sign-in")))
 	wait("the refusal", `document.querySelector('.error')?.textContent.includes('SignatureNotMatch')`)
 	do("sign in", chromedp.SetValue(chromedp.ID("ak-secret"), secret), chromedp.Click(chromedp.ID("sign-in")))
 	wait("the function list", `!!document.querySelector('tr[data-name="hello"]')`)
 
-	route("#/functions/hello", `document.title.startsWith('hello') && !!document.getElementById('invoke') && document.body.textContent.includes('c0ffee12ab34cd56')`)
-	route("#/invocations/hello", `document.title.startsWith('Invocations') && !!document.querySelector('#waterfall svg.waterfall') && document.querySelectorAll('tr[data-request-id]').length === 40`)
-	route("#/logs/hello", `document.title.startsWith('Logs') && document.getElementById('log-lines')?.textContent.includes('FC Invoke End RequestId: 1-test-27')`)
-	route("#/metrics", `document.title.startsWith('Metrics') && document.querySelectorAll('svg.chart path.line').length >= 3`)
-	route("#/cost", `document.title.startsWith('Cost') && !!document.querySelector('svg.chart path.line')`)
+	shot("functions", "")
+	page("function", "#/functions/hello", `document.title.startsWith('hello') && !!document.getElementById('invoke') && document.body.textContent.includes('c0ffee12ab34cd56')`)
+	page("invocations", "#/invocations/hello", `document.title.startsWith('Invocations') && !!document.querySelector('#waterfall svg.waterfall') && document.querySelectorAll('tr[data-request-id]').length === 40`)
+	page("logs", "#/logs/hello", `document.title.startsWith('Logs') && document.getElementById('log-lines')?.textContent.includes('FC Invoke End RequestId: 1-test-27')`)
+	page("metrics", "#/metrics", `document.title.startsWith('Metrics') && document.querySelectorAll('svg.chart path.line').length >= 3`)
+	page("cost", "#/cost", `document.title.startsWith('Cost') && !!document.querySelector('svg.chart path.line')`)
 
+	page("acceleration", "#/acceleration", `document.title.startsWith('Image acceleration') && document.querySelectorAll('.badge.Preparing, .badge.Ready, .badge.Failed').length === 3`)
+	page("function-edit", "#/functions/hello/edit", `document.title.startsWith('Edit hello') && !!document.getElementById('save-function')`)
 	route("#/new", `document.title.startsWith('New function') && !!document.getElementById('functionName')`)
 	do("fill the form",
 		chromedp.SendKeys(chromedp.ID("functionName"), "second"),
@@ -202,10 +283,14 @@ func TestPagesInBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("memorySize"), "100"),
 		chromedp.Click(chromedp.ID("save-function")))
 	wait("FC's validation message on the field", `document.querySelector('.error')?.textContent.includes('memorySize 100 is invalid') && document.activeElement.id === 'memorySize'`)
+	shot("function-new-refused", "")
 	do("fix it", chromedp.SetValue(chromedp.ID("memorySize"), "256"), chromedp.Click(chromedp.ID("save-function")))
 	wait("the new function", `location.hash === '#/functions/second' && !!document.getElementById('delete-function')`)
 	do("delete it", chromedp.Click(chromedp.ID("delete-function")), chromedp.Click(chromedp.ID("delete-function")))
 	wait("the list without it", `location.hash === '#/functions' && !!document.querySelector('tr[data-name="hello"]') && !document.querySelector('tr[data-name="second"]')`)
+	do("delete hello", chromedp.Evaluate[chromedp.Void](`fetch('/2023-03-30/functions/hello', {method: 'DELETE', headers: {'x-fcd-csrf': sessionStorage.getItem('fcd.csrf')}}).then(() => { location.hash = '#/x'; location.hash = '#/functions'; })`))
+	wait("the empty state", `document.body.textContent.includes('No functions yet')`)
+	shot("functions-empty", "")
 
 	stored, err := chromedp.Run(act, chromedp.Evaluate[string](`JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie + document.documentElement.outerHTML`))
 	if err != nil {

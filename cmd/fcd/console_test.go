@@ -134,7 +134,7 @@ func (b *browser) shot(name string) {
 		if err != nil {
 			b.t.Fatalf("screenshot %s: %v", name, err)
 		}
-		if err := os.WriteFile(filepath.Join(b.shots, name+"-"+vp.name+".png"), png, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(b.shots, "live-"+name+"-"+vp.name+".png"), png, 0o644); err != nil {
 			b.t.Fatal(err)
 		}
 	}
