@@ -263,7 +263,7 @@ export async function edit(name) {
   field('Memory (MB)', fields.memorySize, '128-32768, a multiple of 64.'),
   field('vCPU', fields.cpu, '0.05 steps; cpu : memory GB between 1:1 and 1:4.'),
   field('Timeout (s)', fields.timeout, '1-86400.'),
-  field('Concurrency per instance', fields.instanceConcurrency),
+  field('Concurrency per instance', fields.instanceConcurrency, 'Requests one instance serves at once.'),
   field('Port', fields.port), field('Disk', fields.diskSize),
   field('Acceleration', fields.accelerationType, 'Default runs the lazily-loaded <tag>_accelerated image once it is Ready.'),
   field('Role', fields.role, 'For private images: the role whose temporary keys pull it.'),
