@@ -34,8 +34,7 @@ export async function page() {
     const p = j.progress || {};
     const pct = p.bytes ? Math.round((100 * p.bytesDone) / p.bytes) : j.state === 'Ready' ? 100 : 0;
     return h('tr', {},
-      h('td', { class: 'mono truncate', title: j.ref }, j.ref),
-      h('td', {}, j.mode),
+      h('td', { class: 'mono wrap' }, j.ref, h('div', { class: 'muted' }, j.mode)),
       h('td', {}, badge(j.state), j.error ? h('div', { class: 'muted' }, j.error) : null),
       h('td', {}, !p.bytes && j.state !== 'Ready' ? h('span', { class: 'muted' }, '—') : [
         h('div', { class: 'progress', role: 'progressbar', 'aria-valuenow': pct, 'aria-valuemin': 0, 'aria-valuemax': 100 }, h('span', { style: `width:${pct}%` })),
@@ -49,7 +48,7 @@ export async function page() {
     panel('Convert an image', h('p', { class: 'muted' }, 'Writes <tag>_accelerated next to it; functions with acceleration Default run it lazily once Ready.'), form, err),
     rows.length === 0
       ? empty('No acceleration jobs yet', h('p', {}, 'Start one above, or enable conversion on push for a repository: ', h('code', {}, 'fcctl image accelerate <image>')))
-      : panel('Jobs', table(['Image', 'Mode', 'State', 'Progress', ['Updated', 'hide-sm']], rows)),
-    panel('Repositories converted on push', table(['Repository', 'Enabled', 'Mode'], (repositories || []).map((r) => h('tr', {}, h('td', { class: 'mono' }, r.repository), h('td', {}, r.enabled ? 'yes' : 'no'), h('td', {}, r.mode))), { empty: 'None: conversion runs only when asked.' })));
+      : panel('Jobs', table(['Image', 'State', 'Progress', ['Updated', 'hide-sm']], rows)),
+    panel('Repositories converted on push', table(['Repository', 'Enabled', 'Mode'], (repositories || []).map((r) => h('tr', {}, h('td', { class: 'mono wrap' }, r.repository), h('td', {}, r.enabled ? 'yes' : 'no'), h('td', {}, r.mode))), { empty: 'None: conversion runs only when asked.' })));
   return () => clearTimeout(timer);
 }
