@@ -60,7 +60,7 @@ export function lineChart(series, { title, unit = '', height = 180, width = 360 
   series.forEach((s, i) => {
     if (s.points.length === 0) return;
     const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join('');
-    root.append(svg('path', { d, class: `line s${i}` }));
+    root.append(svg('path', { d, class: `line s${i}${s.dashed ? ' dashed' : ''}` }));
     for (const p of s.points.length <= 60 ? s.points : []) {
       const c = svg('circle', { cx: x(p[0]), cy: y(p[1]), r: 2.5, class: `dot s${i}` });
       c.append(svg('title', {}, `${s.name}: ${fmtNum(p[1])}${unit} at ${new Date(p[0]).toLocaleTimeString()}`));

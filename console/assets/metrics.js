@@ -72,7 +72,7 @@ export async function page() {
       invocations.length === 0 ? h('p', { class: 'muted' }, 'No requests yet.') :
         h('div', { class: 'grid3' },
           chartBox(`Requests per second (${per} buckets)`, [{ name: 'req/s', points: s.rate }], { title: `${name} request rate`, height: 160 }),
-          chartBox('Latency', [{ name: 'p50', points: s.p50 }, { name: 'p99', points: s.p99 }], { title: `${name} latency p50 and p99`, unit: ' ms', height: 160 }),
+          chartBox('Latency', [{ name: 'p50', points: s.p50 }, { name: 'p99', points: s.p99, dashed: true }], { title: `${name} latency p50 and p99`, unit: ' ms', height: 160 }),
           chartBox(`Cold starts per ${per}`, [{ name: 'cold starts', points: s.cold }], { title: `${name} cold starts`, height: 160 })));
   }));
   render(title('Metrics'), totals, blocks,
