@@ -27,8 +27,9 @@ type Invocation struct {
 	// End is zero while the request runs.
 	End        time.Time `json:"end,omitzero"`
 	DurationMs float64   `json:"durationMs"`
-	// Status is "ok" (the instance answered), "timeout" (it ran past the
-	// function's timeout) or "running".
+	// Status is "ended" (the request ended: the instance answered, or
+	// failed; the log's markers do not say which, nor the HTTP status),
+	// "timeout" (it ran past the function's timeout) or "running".
 	Status string `json:"status"`
 	// Cold marks the first request of an instance started for it;
 	// ColdStart is then that start, phase by phase.
@@ -46,7 +47,7 @@ const invocationLogLines = 20000
 
 // Invocation statuses.
 const (
-	StatusOK      = "ok"
+	StatusEnded   = "ended"
 	StatusTimeout = "timeout"
 	StatusRunning = "running"
 )
@@ -126,7 +127,7 @@ func invocationsFromLog(lines []string, starts []api.ColdStart) []Invocation {
 				inv.End = l.at
 				inv.DurationMs = float64(l.at.Sub(inv.Start).Microseconds()) / 1000
 				if inv.Status == StatusRunning {
-					inv.Status = StatusOK
+					inv.Status = StatusEnded
 				}
 			}
 		case strings.HasPrefix(l.text, timedOutPrefix):

@@ -237,8 +237,8 @@ func TestInvocationsFromLog(t *testing.T) {
 	}{
 		{"r4", StatusRunning, 0, false},
 		{"r3", StatusTimeout, 1000, false},
-		{"r2", StatusOK, 10, false},
-		{"r1", StatusOK, 40, true},
+		{"r2", StatusEnded, 10, false},
+		{"r1", StatusEnded, 40, true},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d invocations %+v, want %d", len(got), got, len(want))
