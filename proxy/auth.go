@@ -50,7 +50,7 @@ func (v *verifier) verify(ctx *fasthttp.RequestCtx, body []byte) (string, *apiEr
 	authz := h.Peek(api.HeaderAuthorization)
 	if len(authz) == 0 {
 		if fromConsole(h) {
-			return v.sessions.check(ctx, v.now())
+			return v.sessions.check(ctx, v.keys, v.now())
 		}
 		return "", newError(http.StatusForbidden, CodeAccessDenied, "the request is not signed: Authorization header missing (fcd accepts ACS3-HMAC-SHA256 signatures)")
 	}

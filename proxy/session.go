@@ -156,10 +156,11 @@ func fromConsole(h *fasthttp.RequestHeader) bool {
 }
 
 // check authenticates an unsigned request by its session cookie and CSRF
-// header, returning the session's access key id. The cookie and the
+// header, returning the session's access key id, which keys must still
+// know. The cookie and the
 // header are removed from the request, so an invocation does not forward
 // them to the function.
-func (s *sessions) check(ctx *fasthttp.RequestCtx, now time.Time) (string, *apiError) {
+func (s *sessions) check(ctx *fasthttp.RequestCtx, keys Keys, now time.Time) (string, *apiError) {
 	h := &ctx.Request.Header
 	token := sessionCookie(h)
 	sess, ok := s.lookup(token, now)
@@ -169,6 +170,10 @@ func (s *sessions) check(ctx *fasthttp.RequestCtx, now time.Time) (string, *apiE
 	csrf := h.Peek(HeaderCSRF)
 	if len(csrf) == 0 || subtle.ConstantTimeCompare(csrf, []byte(sess.csrf)) != 1 {
 		return "", newError(http.StatusForbidden, CodeAccessDenied, "a console session needs its CSRF token in the "+HeaderCSRF+" header")
+	}
+	if _, ok := keys.Secret(sess.accessKeyID); !ok {
+		s.remove(token)
+		return "", newError(http.StatusForbidden, CodeAccessDenied, "the console session's access key is no longer known: sign in again")
 	}
 	ctx.SetUserValue(sessionTokenKey{}, string(token))
 	for _, c := range SessionCookies {
