@@ -10,6 +10,12 @@ var (
 	bucketFunctions = []byte("functions")
 	bucketProvision = []byte("provision")
 	bucketTriggers  = []byte("triggers")
+
+	// Since version 3 (versions.go).
+	bucketVersions     = []byte("versions")
+	bucketAliases      = []byte("aliases")
+	bucketConcurrency  = []byte("concurrency")
+	bucketRestrictions = []byte("restrictions")
 )
 
 // bucket returns a child of the v1 root.

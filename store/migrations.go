@@ -21,6 +21,14 @@ var migrations = []boltschema.Migration{
 		_, err := root.CreateBucketIfNotExists(bucketTriggers)
 		return err
 	}},
+	{Version: 3, Name: "add versions, aliases, concurrency and invocation restrictions", Migrate: func(tx *bolt.Tx, root *bolt.Bucket) error {
+		for _, name := range [][]byte{bucketVersions, bucketAliases, bucketConcurrency, bucketRestrictions} {
+			if _, err := root.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
 }
 
 var schema = boltschema.Schema{Root: bucketRoot, Migrations: migrations}

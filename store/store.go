@@ -170,6 +170,9 @@ func (s *Store) DeleteFunction(ctx context.Context, name string) error {
 		if err := deleteTriggers(bucket(tx, bucketTriggers), name); err != nil {
 			return err
 		}
+		if err := deleteVersioning(tx, name); err != nil {
+			return err
+		}
 		if err := b.Delete([]byte(name)); err != nil {
 			return err
 		}
