@@ -197,11 +197,16 @@ func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range c.s.Stats() {
+		// A published version's pool is labelled function="<name>:<version>".
+		label := st.Function
+		if st.Version != "" {
+			label += ":" + st.Version
+		}
 		gauge := func(d *prometheus.Desc, v float64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, st.Function)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, label)
 		}
 		counter := func(d *prometheus.Desc, v float64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, st.Function)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, label)
 		}
 		gauge(descInstances, float64(st.Instances))
 		gauge(descBusy, float64(st.Busy))
@@ -213,7 +218,7 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, b := range st.ColdStartBuckets {
 			buckets[b.UpperBound] = b.Count
 		}
-		ch <- prometheus.MustNewConstHistogram(descColdSecs, st.ColdStartCount, st.ColdStartSeconds, buckets, st.Function)
+		ch <- prometheus.MustNewConstHistogram(descColdSecs, st.ColdStartCount, st.ColdStartSeconds, buckets, label)
 		counter(descCanceled, float64(st.Canceled))
 		counter(descThrottled, float64(st.Throttled))
 		counter(descEvicted, float64(st.Evicted))
