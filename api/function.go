@@ -41,6 +41,10 @@ type Function struct {
 	// grows on every create and update, so instances of an older
 	// configuration can be told apart. It is not part of FC's API.
 	Revision uint64 `json:"-"`
+	// VersionID is set on a published version's frozen configuration
+	// (versions.go): the version it is. Empty for the latest. Not
+	// serialized: the scheduler keys its pools by it.
+	VersionID string `json:"-"`
 }
 
 // CustomContainerConfig says which image a function runs and how.

@@ -67,6 +67,7 @@ func (s *Server) follow(ctx context.Context, events <-chan api.Event) {
 // apply brings the function cache, the scheduler and the async configs up
 // to e.
 func (s *Server) apply(ctx context.Context, e api.Event) {
+	s.applyVersioning(e)
 	switch e.Kind {
 	case api.KindFunction:
 		s.fns.forget(e.Function)

@@ -75,6 +75,10 @@ func instanceSpec(f *api.Function, cfg Config) instance.Spec {
 		AccountID: cfg.AccountID,
 		Qualifier: "LATEST",
 	}
+	if f.VersionID != "" {
+		// Instances run one version; FC_QUALIFIER names it.
+		spec.Qualifier = f.VersionID
+	}
 	if cc := f.CustomContainerConfig; cc != nil {
 		spec.Image = cc.Image
 		spec.Port = int(cc.Port)
@@ -118,9 +122,15 @@ var (
 )
 
 func (p *pools) function(f *api.Function) scheduler.Function {
+	rev := strconv.FormatUint(f.Revision, 10)
+	if f.VersionID != "" {
+		// A published version never changes.
+		rev = "v" + f.VersionID
+	}
 	return scheduler.Function{
 		Name:         f.FunctionName,
-		Revision:     strconv.FormatUint(f.Revision, 10),
+		Version:      f.VersionID,
+		Revision:     rev,
 		MemoryMB:     int(f.MemorySize),
 		Concurrency:  int(f.InstanceConcurrency),
 		MaxInstances: p.maxInstances,
@@ -141,6 +151,20 @@ func (p *pools) Remove(name string)                        { p.s.Remove(name) }
 func (p *pools) SetProvisioned(f *api.Function, n int)     { p.s.SetProvisioned(p.function(f), n) }
 func (p *pools) Provisioned(name string) (target, cur int) { return p.s.Provisioned(name) }
 
+var _ proxy.VersionPools = (*pools)(nil)
+
+func (p *pools) RemoveVersion(name, version string)     { p.s.RemoveVersion(name, version) }
+func (p *pools) SetConcurrencyLimit(name string, n int) { p.s.SetConcurrencyLimit(name, n) }
+
+func (p *pools) Instances(name string) []proxy.InstanceInfo {
+	infos := p.s.Instances(name)
+	out := make([]proxy.InstanceInfo, len(infos))
+	for i, in := range infos {
+		out[i] = proxy.InstanceInfo{ID: in.ID, VersionID: in.Version, Created: in.Created, Busy: in.Busy, Draining: in.Draining}
+	}
+	return out
+}
+
 // lease is a scheduler lease as the proxy sees it. Its instances are the
 // starter's, *instance.Instance.
 type lease struct{ *scheduler.Lease }
@@ -156,6 +180,7 @@ func (l lease) RequestLog(collect bool) proxy.RequestLog {
 var (
 	_ proxy.FunctionStore  = (*store.Store)(nil)
 	_ proxy.ProvisionStore = (*store.Store)(nil)
+	_ proxy.VersionStore   = (*store.Store)(nil)
 )
 
 // instanceStopping passes the scheduler's stopping instances on to the
