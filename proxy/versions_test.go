@@ -209,7 +209,7 @@ func (e *versionEnv) createFunction(t *testing.T) {
 	t.Helper()
 	_, err := e.c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{
 		FunctionName: dara.String("fn"), Runtime: dara.String("custom-container"), MemorySize: dara.Int32(512),
-		InstanceConcurrency: dara.Int32(10),
+		InstanceConcurrency:   dara.Int32(10),
 		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String("r/i:t")},
 	}})
 	if err != nil {
