@@ -22,6 +22,7 @@ func runInvoke(ctx context.Context, c *client, args []string, stdout, stderr io.
 	tail := fs.Bool("log", false, "print the request's log lines (x-fc-log-type: Tail) to stderr")
 	async := fs.Bool("async", false, "invoke asynchronously (x-fc-invocation-type: Async): print the request id once the event is accepted")
 	taskID := fs.String("task-id", "", "with --async: the async task id (x-fc-async-task-id)")
+	qualifier := fs.String("qualifier", "", "LATEST (the default), a version or an alias")
 	name, err := parseWithName(fs, args)
 	if err != nil {
 		return err
@@ -43,7 +44,11 @@ func runInvoke(ctx context.Context, c *client, args []string, stdout, stderr io.
 		return fmt.Errorf("%w: --task-id needs --async", errUsage)
 	}
 	start := time.Now()
-	resp, out, err := c.do(ctx, http.MethodPost, "/"+api.Version+"/functions/"+url.PathEscape(name)+"/invocations", nil, body, h)
+	var q url.Values
+	if *qualifier != "" {
+		q = url.Values{"qualifier": {*qualifier}}
+	}
+	resp, out, err := c.do(ctx, http.MethodPost, "/"+api.Version+"/functions/"+url.PathEscape(name)+"/invocations", q, body, h)
 	elapsed := time.Since(start)
 	if err != nil {
 		return err
