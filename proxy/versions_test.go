@@ -543,3 +543,47 @@ func TestSDKConcurrencyAndInvocationSwitch(t *testing.T) {
 	_, err = c.DisableFunctionInvocation(dara.String("nosuch"), &fc.DisableFunctionInvocationRequest{})
 	wantCode(t, "DisableFunctionInvocation of a missing function", err, CodeFunctionNotFound, 404)
 }
+
+// TestHTTPTriggerQualifier: an HTTP trigger routes to its qualifier's
+// version; a trigger on an alias that does not exist answers AliasNotFound.
+func TestHTTPTriggerQualifier(t *testing.T) {
+	env := newVersionEnv(t)
+	c := env.c
+	env.createFunction(t)
+	env.publish(t, "")
+	trigger := func(q string) *fc.CreateTriggerRequest {
+		return &fc.CreateTriggerRequest{Body: &fc.CreateTriggerInput{TriggerName: dara.String("http"), TriggerType: dara.String("http"),
+			TriggerConfig: dara.String(`{"authType":"anonymous"}`), Qualifier: dara.String(q)}}
+	}
+	_, err := c.CreateTrigger(dara.String("fn"), trigger("bad/q"))
+	wantCode(t, "CreateTrigger with an invalid qualifier", err, CodeInvalidArgument, 400)
+	created, err := c.CreateTrigger(dara.String("fn"), trigger("1"))
+	if err != nil || dara.StringValue(created.Body.Qualifier) != "1" {
+		t.Fatalf("CreateTrigger qualifier 1: got %v, %v", created, err)
+	}
+	get := func() *http.Response {
+		t.Helper()
+		resp, err := http.Get("http://" + env.addr + "/fn/fn/path")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get(); resp.StatusCode != 200 || resp.Header.Get("x-echo-version") != "1" || resp.Header.Get("x-echo-qualifier") != "1" {
+		t.Errorf("trigger on version 1: got %d version %q qualifier %q", resp.StatusCode, resp.Header.Get("x-echo-version"), resp.Header.Get("x-echo-qualifier"))
+	}
+	if _, err := c.UpdateTrigger(dara.String("fn"), dara.String("http"), &fc.UpdateTriggerRequest{Body: &fc.UpdateTriggerInput{Qualifier: dara.String("nosuch")}}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := get(); resp.StatusCode != 404 {
+		t.Errorf("trigger on a missing alias: got %d, want 404", resp.StatusCode)
+	}
+	if _, err := c.UpdateTrigger(dara.String("fn"), dara.String("http"), &fc.UpdateTriggerRequest{Body: &fc.UpdateTriggerInput{Qualifier: dara.String("LATEST")}}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := get(); resp.Header.Get("x-echo-version") != "LATEST" {
+		t.Errorf("trigger on LATEST: got version %q", resp.Header.Get("x-echo-version"))
+	}
+}
