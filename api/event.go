@@ -30,6 +30,9 @@ const (
 	KindAlias
 	KindConcurrency
 	KindRestriction
+	// KindQualifiedProvision is the provision config of a version or an
+	// alias (Qualifier); ProvisionValue on OpPut.
+	KindQualifiedProvision
 )
 
 // Event is one change to fcd's metadata, as a store's Watch delivers it.
@@ -47,7 +50,8 @@ type Event struct {
 	FunctionValue  *Function
 	TriggerValue   *Trigger
 	ProvisionValue *ProvisionConfig
-	// Qualifier is the version id (KindVersion) or alias name (KindAlias).
+	// Qualifier is the version id (KindVersion) or alias name (KindAlias),
+	// or either (KindQualifiedProvision).
 	Qualifier        string
 	AliasValue       *Alias
 	ConcurrencyValue *ConcurrencyConfig

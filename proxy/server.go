@@ -346,6 +346,8 @@ func (s *Server) handleFunctions(ctx *fasthttp.RequestCtx, rid, rest string) {
 		err = s.updateFunction(ctx, name, body)
 	case name != "" && sub == "" && method == http.MethodDelete:
 		err = s.deleteFunction(ctx, name)
+	case name != "" && sub == "provision-config" && isQualified(ctx):
+		err = s.qualifiedProvision(ctx, unescape(name), method, body) // provision_versions.go
 	case name != "" && sub == "provision-config" && method == http.MethodPut:
 		err = s.putProvision(ctx, unescape(name), body)
 	case name != "" && sub == "provision-config" && method == http.MethodGet:

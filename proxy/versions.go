@@ -47,6 +47,11 @@ type VersionStore interface {
 
 	SetInvocationRestriction(ctx context.Context, function string, r *api.InvocationRestriction) error
 	InvocationRestriction(ctx context.Context, function string) (*api.InvocationRestriction, error)
+
+	PutQualifiedProvision(ctx context.Context, function, qualifier string, pc api.ProvisionConfig) error
+	GetQualifiedProvision(ctx context.Context, function, qualifier string) (api.ProvisionConfig, error)
+	DeleteQualifiedProvision(ctx context.Context, function, qualifier string) error
+	QualifiedProvisions(ctx context.Context) (map[string]map[string]api.ProvisionConfig, error)
 }
 
 // VersionPools is what versioning needs of the scheduler beyond Pools.
@@ -58,6 +63,8 @@ type VersionPools interface {
 	SetConcurrencyLimit(function string, max int)
 	// Instances lists the function's instances, every version.
 	Instances(function string) []InstanceInfo
+	// ProvisionedVersion is Pools.Provisioned for a version.
+	ProvisionedVersion(function, version string) (target, current int)
 }
 
 // InstanceInfo is one instance as ListInstances reports it.
@@ -107,6 +114,11 @@ type versionCache struct {
 	versions     map[string]*cachedFunction // "<fn>/<id>"
 	aliases      map[string]*api.Alias      // "<fn>/<alias>"
 	restrictions map[string]*api.InvocationRestriction
+
+	// provisioned is the provisioned target last given to each version
+	// pool (function -> version -> target), by qualified provision
+	// configs. Only the follow goroutine touches it.
+	provisioned map[string]map[string]int
 }
 
 func (c *versionCache) load(key string, from func(*versionCache) (any, bool)) (any, bool, uint64) {
@@ -278,13 +290,16 @@ func (s *Server) resolve(ctx context.Context, latest *cachedFunction, name, qual
 
 // applyVersioning brings the version cache and the scheduler's version
 // pools and limits up to e.
-func (s *Server) applyVersioning(e api.Event) {
+func (s *Server) applyVersioning(ctx context.Context, e api.Event) {
 	vp := s.opts.VersionPools
 	switch e.Kind {
 	case api.KindFunction, api.KindTrigger:
 		s.vc.forgetFunction(e.Function)
-		if e.Kind == api.KindFunction && e.Op == api.OpDelete && vp != nil {
-			vp.SetConcurrencyLimit(e.Function, -1)
+		if e.Kind == api.KindFunction && e.Op == api.OpDelete {
+			delete(s.vc.provisioned, e.Function) // its pools are removed
+			if vp != nil {
+				vp.SetConcurrencyLimit(e.Function, -1)
+			}
 		}
 	case api.KindVersion:
 		if e.Op == api.OpDelete {
@@ -297,6 +312,9 @@ func (s *Server) applyVersioning(e api.Event) {
 	case api.KindAlias:
 		key := e.Function + "/" + e.Qualifier
 		s.vc.forget(func(c *versionCache) { delete(c.aliases, key) })
+		s.reprovision(ctx, e.Function)
+	case api.KindQualifiedProvision:
+		s.reprovision(ctx, e.Function)
 	case api.KindRestriction:
 		s.vc.forget(func(c *versionCache) { delete(c.restrictions, e.Function) })
 	case api.KindConcurrency:

@@ -60,6 +60,9 @@ func (p *schedPools) SetProvisioned(f *api.Function, n int)    { p.s.SetProvisio
 func (p *schedPools) Provisioned(name string) (int, int)       { return p.s.Provisioned(name) }
 func (p *schedPools) RemoveVersion(name, version string)       { p.s.RemoveVersion(name, version) }
 func (p *schedPools) SetConcurrencyLimit(name string, max int) { p.s.SetConcurrencyLimit(name, max) }
+func (p *schedPools) ProvisionedVersion(name, version string) (int, int) {
+	return p.s.ProvisionedVersion(name, version)
+}
 
 func (p *schedPools) Instances(name string) []InstanceInfo {
 	var out []InstanceInfo
@@ -112,6 +115,7 @@ func (i *backendInstance) Stop(context.Context) error {
 // answer with the version and qualifier they were sent. A request whose
 // body is "hold" waits until release is closed.
 type versionEnv struct {
+	pools   *schedPools
 	addr    string
 	c       *fc.Client
 	release chan struct{}
@@ -145,6 +149,7 @@ func newVersionEnv(t *testing.T) *versionEnv {
 		sched.Close(ctx)
 	})
 	p := &schedPools{s: sched, log: &fakeLog{}}
+	env.pools = p
 	env.addr = testServer(t, Options{Functions: st, Provision: st, Versions: st, Scheduler: p, Pools: p, VersionPools: p})
 	env.c, err = fc.NewClient(&openapiutil.Config{
 		HttpClient:      ownHTTP{&http.Client{}},
@@ -585,5 +590,79 @@ func TestHTTPTriggerQualifier(t *testing.T) {
 	}
 	if resp := get(); resp.Header.Get("x-echo-version") != "LATEST" {
 		t.Errorf("trigger on LATEST: got version %q", resp.Header.Get("x-echo-version"))
+	}
+}
+
+// TestSDKQualifiedProvision: a provision config on an alias keeps its
+// version's instances warm, and follows the alias to another version.
+func TestSDKQualifiedProvision(t *testing.T) {
+	env := newVersionEnv(t)
+	c := env.c
+	env.createFunction(t)
+	env.publish(t, "")
+	env.publish(t, "")
+	if _, err := c.CreateAlias(dara.String("fn"), &fc.CreateAliasRequest{Body: &fc.CreateAliasInput{AliasName: dara.String("prod"), VersionId: dara.String("1")}}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(q string, n int64) (*fc.PutProvisionConfigResponse, error) {
+		return c.PutProvisionConfig(dara.String("fn"), &fc.PutProvisionConfigRequest{Qualifier: dara.String(q), Body: &fc.PutProvisionConfigInput{DefaultTarget: dara.Int64(n)}})
+	}
+	_, err := put("9", 1)
+	wantCode(t, "PutProvisionConfig of a missing version", err, CodeVersionNotFound, 404)
+	_, err = put("nosuch", 1)
+	wantCode(t, "PutProvisionConfig of a missing alias", err, CodeAliasNotFound, 404)
+	_, err = c.GetProvisionConfig(dara.String("fn"), &fc.GetProvisionConfigRequest{Qualifier: dara.String("prod")})
+	wantCode(t, "GetProvisionConfig before any", err, CodeProvisionNotFound, 404)
+	if _, err := put("prod", 2); err != nil {
+		t.Fatal(err)
+	}
+	provisioned := func(version string) (target, current int) { return env.pools.ProvisionedVersion("fn", version) }
+	waitFor(t, "2 instances of version 1", func() bool { _, cur := provisioned("1"); return cur == 2 })
+	got, err := c.GetProvisionConfig(dara.String("fn"), &fc.GetProvisionConfigRequest{Qualifier: dara.String("prod")})
+	if err != nil || dara.Int64Value(got.Body.DefaultTarget) != 2 || dara.Int64Value(got.Body.Current) != 2 {
+		t.Fatalf("GetProvisionConfig prod: got %v, %v; want target 2, current 2", got, err)
+	}
+	if target, _ := env.pools.s.Provisioned("fn"); target != 0 {
+		t.Errorf("LATEST's provisioned target: got %d, want 0", target)
+	}
+
+	// The alias moves to version 2: so do its warm instances.
+	if _, err := c.UpdateAlias(dara.String("fn"), dara.String("prod"), &fc.UpdateAliasRequest{Body: &fc.UpdateAliasInput{VersionId: dara.String("2")}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "2 instances of version 2", func() bool { _, cur := provisioned("2"); return cur == 2 })
+	if target, _ := provisioned("1"); target != 0 {
+		t.Errorf("version 1's provisioned target after the alias moved: got %d, want 0", target)
+	}
+	if _, err := c.DeleteProvisionConfig(dara.String("fn"), &fc.DeleteProvisionConfigRequest{Qualifier: dara.String("prod")}); err != nil {
+		t.Fatal(err)
+	}
+	if target, _ := provisioned("2"); target != 0 {
+		t.Errorf("version 2's provisioned target after DeleteProvisionConfig: got %d, want 0", target)
+	}
+	_, err = c.GetProvisionConfig(dara.String("fn"), &fc.GetProvisionConfigRequest{Qualifier: dara.String("prod")})
+	wantCode(t, "GetProvisionConfig after delete", err, CodeProvisionNotFound, 404)
+
+	// Deleting an alias deletes its provision config.
+	if _, err := put("prod", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteAlias(dara.String("fn"), dara.String("prod")); err != nil {
+		t.Fatal(err)
+	}
+	if target, _ := provisioned("2"); target != 0 {
+		t.Errorf("version 2's provisioned target after its alias was deleted: got %d, want 0", target)
+	}
+}
+
+// waitFor polls cond until it holds, for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

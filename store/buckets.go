@@ -16,6 +16,7 @@ var (
 	bucketAliases      = []byte("aliases")
 	bucketConcurrency  = []byte("concurrency")
 	bucketRestrictions = []byte("restrictions")
+	bucketProvisionQ   = []byte("provision-qualified")
 )
 
 // bucket returns a child of the v1 root.

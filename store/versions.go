@@ -168,7 +168,10 @@ func (s *Store) DeleteVersion(ctx context.Context, function, id string) error {
 		if err := bucket(tx, bucketVersions).Bucket([]byte(function)).Delete(versionKey(n)); err != nil {
 			return err
 		}
-		return emit(api.Event{Op: api.OpDelete, Kind: api.KindVersion, Function: function, Qualifier: id})
+		if err := emit(api.Event{Op: api.OpDelete, Kind: api.KindVersion, Function: function, Qualifier: id}); err != nil {
+			return err
+		}
+		return deleteQualifiedProvision(tx, emit, function, id)
 	})
 }
 
@@ -272,7 +275,10 @@ func (s *Store) DeleteAlias(ctx context.Context, function, name string) error {
 		if err := b.Delete(key); err != nil {
 			return err
 		}
-		return emit(api.Event{Op: api.OpDelete, Kind: api.KindAlias, Function: function, Qualifier: name})
+		if err := emit(api.Event{Op: api.OpDelete, Kind: api.KindAlias, Function: function, Qualifier: name}); err != nil {
+			return err
+		}
+		return deleteQualifiedProvision(tx, emit, function, name)
 	})
 }
 
@@ -419,10 +425,90 @@ func deleteVersioning(tx *bolt.Tx, function string) error {
 	if err := deleteTriggers(bucket(tx, bucketAliases), function); err != nil {
 		return err
 	}
+	if err := deleteTriggers(bucket(tx, bucketProvisionQ), function); err != nil {
+		return err
+	}
 	for _, name := range [][]byte{bucketConcurrency, bucketRestrictions} {
 		if err := bucket(tx, name).Delete([]byte(function)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// PutQualifiedProvision stores the provisioned target of a version or an
+// alias of a function. Errors: errdefs.ErrNotFound (no function),
+// api.ErrVersionNotFound, api.ErrAliasNotFound. Deleting the version or
+// alias deletes it.
+func (s *Store) PutQualifiedProvision(ctx context.Context, function, qualifier string, pc ProvisionConfig) error {
+	return s.update(func(tx *bolt.Tx, emit func(api.Event) error) error {
+		if err := requireFunction(tx, function); err != nil {
+			return err
+		}
+		if api.IsVersionID(qualifier) {
+			if _, err := getVersion(tx, function, qualifier); err != nil {
+				return err
+			}
+		} else if err := getAlias(tx, function, qualifier, &api.Alias{}); err != nil {
+			return err
+		}
+		if err := putJSON(bucket(tx, bucketProvisionQ), string(triggerKey(function, qualifier)), pc); err != nil {
+			return err
+		}
+		return emit(api.Event{Op: api.OpPut, Kind: api.KindQualifiedProvision, Function: function, Qualifier: qualifier, ProvisionValue: &pc})
+	})
+}
+
+// GetQualifiedProvision returns the provisioned target of a version or an
+// alias, or errdefs.ErrNotFound.
+func (s *Store) GetQualifiedProvision(ctx context.Context, function, qualifier string) (ProvisionConfig, error) {
+	var pc ProvisionConfig
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return getJSON(bucket(tx, bucketProvisionQ), string(triggerKey(function, qualifier)), &pc)
+	})
+	if err != nil {
+		return pc, fmt.Errorf("provision config of %s:%s: %w", function, qualifier, err)
+	}
+	return pc, nil
+}
+
+// DeleteQualifiedProvision removes the provisioned target of a version or
+// an alias; removing none is not an error.
+func (s *Store) DeleteQualifiedProvision(ctx context.Context, function, qualifier string) error {
+	return s.update(func(tx *bolt.Tx, emit func(api.Event) error) error {
+		return deleteQualifiedProvision(tx, emit, function, qualifier)
+	})
+}
+
+func deleteQualifiedProvision(tx *bolt.Tx, emit func(api.Event) error, function, qualifier string) error {
+	b := bucket(tx, bucketProvisionQ)
+	key := triggerKey(function, qualifier)
+	if b.Get(key) == nil {
+		return nil
+	}
+	if err := b.Delete(key); err != nil {
+		return err
+	}
+	return emit(api.Event{Op: api.OpDelete, Kind: api.KindQualifiedProvision, Function: function, Qualifier: qualifier})
+}
+
+// QualifiedProvisions returns the provisioned targets of every version and
+// alias, by function and qualifier.
+func (s *Store) QualifiedProvisions(ctx context.Context) (map[string]map[string]ProvisionConfig, error) {
+	out := map[string]map[string]ProvisionConfig{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return bucket(tx, bucketProvisionQ).ForEach(func(k, v []byte) error {
+			function, qualifier, _ := bytes.Cut(k, []byte("/"))
+			var pc ProvisionConfig
+			if err := json.Unmarshal(v, &pc); err != nil {
+				return fmt.Errorf("decode provision config %q: %w", k, err)
+			}
+			if out[string(function)] == nil {
+				out[string(function)] = map[string]ProvisionConfig{}
+			}
+			out[string(function)][string(qualifier)] = pc
+			return nil
+		})
+	})
+	return out, err
 }

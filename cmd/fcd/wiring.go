@@ -155,6 +155,9 @@ var _ proxy.VersionPools = (*pools)(nil)
 
 func (p *pools) RemoveVersion(name, version string)     { p.s.RemoveVersion(name, version) }
 func (p *pools) SetConcurrencyLimit(name string, n int) { p.s.SetConcurrencyLimit(name, n) }
+func (p *pools) ProvisionedVersion(name, version string) (target, cur int) {
+	return p.s.ProvisionedVersion(name, version)
+}
 
 func (p *pools) Instances(name string) []proxy.InstanceInfo {
 	infos := p.s.Instances(name)
