@@ -462,13 +462,6 @@ func (s *Server) deleteVersion(ctx *fasthttp.RequestCtx, vs VersionStore, name, 
 	return nil
 }
 
-// functionView is GetFunction's answer: the function (or the version a
-// qualifier names) and its invocation switch.
-type functionView struct {
-	*api.Function
-	InvocationRestriction *api.InvocationRestriction `json:"invocationRestriction,omitempty"`
-}
-
 // getQualified serves GetFunction with ?qualifier=: a version's frozen
 // configuration, or for an alias the configuration of its main version.
 func (s *Server) getQualified(ctx *fasthttp.RequestCtx, name string) error {
@@ -497,14 +490,13 @@ func (s *Server) getQualified(ctx *fasthttp.RequestCtx, name string) error {
 			return versioningError(err)
 		}
 	}
-	view := functionView{Function: f}
+	f.InvocationRestriction = nil
 	if s.opts.Versions != nil {
-		if view.InvocationRestriction, err = s.opts.Versions.InvocationRestriction(ctx, name); err != nil {
+		if f.InvocationRestriction, err = s.opts.Versions.InvocationRestriction(ctx, name); err != nil {
 			return err
 		}
 	}
-	s.decorate(f)
-	return writeJSON(ctx, http.StatusOK, view)
+	return s.writeFunction(ctx, f)
 }
 
 // asyncQualifier refuses an asynchronous invocation of a qualifier other

@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/fcd-dev/fcd/api"
 )
@@ -117,5 +119,41 @@ func TestVersionsAndAliases(t *testing.T) {
 	}
 	if r, _ := s2.InvocationRestriction(ctx, "a"); r != nil {
 		t.Fatalf("restriction of a re-created function: got %+v, want none", r)
+	}
+}
+
+// TestMigrationV3: a version 2 store, with a function in it, gains the
+// versioning buckets and keeps its data.
+func TestMigrationV3(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Migrate(db, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return putFunction(bucket(tx, bucketFunctions), fn("old")) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.db.View(func(tx *bolt.Tx) error {
+		if v := schemaVersion(tx); v != 3 {
+			t.Errorf("schema version: got %d, want 3", v)
+		}
+		for _, b := range [][]byte{bucketVersions, bucketAliases, bucketConcurrency, bucketRestrictions, bucketProvisionQ} {
+			if tx.Bucket(bucketRoot).Bucket(b) == nil {
+				t.Errorf("bucket %s missing", b)
+			}
+		}
+		return nil
+	})
+	if v, err := s.PublishVersion(context.Background(), "old", "", time.Now()); err != nil || v.VersionID != "1" {
+		t.Fatalf("publish a version of a function from v2: got %+v, %v", v, err)
 	}
 }

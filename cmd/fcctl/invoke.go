@@ -109,9 +109,10 @@ func runLogs(ctx context.Context, c *client, args []string, stdout, stderr io.Wr
 }
 
 const provisionUsage = `Usage:
-  fcctl provision set FUNCTION --target N
-  fcctl provision get FUNCTION [-o json]
-  fcctl provision delete FUNCTION
+  fcctl provision set FUNCTION --target N [--qualifier Q]
+  fcctl provision get FUNCTION [--qualifier Q] [-o json]
+  fcctl provision delete FUNCTION [--qualifier Q]
+  (--qualifier: a version or an alias; default LATEST)
 `
 
 func runProvision(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
@@ -123,11 +124,16 @@ func runProvision(ctx context.Context, c *client, args []string, stdout, stderr 
 	fs := newFlagSet("provision "+verb, stderr)
 	target := fs.Int("target", -1, "instances to keep warm")
 	output := fs.String("o", "", "output format: json")
+	qualifier := fs.String("qualifier", "", "a version or an alias (default LATEST)")
 	name, err := parseWithName(fs, args)
 	if err != nil {
 		return err
 	}
 	path := "/" + api.Version + "/functions/" + url.PathEscape(name) + "/provision-config"
+	var q url.Values
+	if *qualifier != "" {
+		q = url.Values{"qualifier": {*qualifier}}
+	}
 	var data []byte
 	switch verb {
 	case "set", "put":
@@ -135,11 +141,11 @@ func runProvision(ctx context.Context, c *client, args []string, stdout, stderr 
 			return fmt.Errorf("%w: provision set needs --target N", errUsage)
 		}
 		body, _ := json.Marshal(map[string]int{"defaultTarget": *target})
-		_, data, err = c.do(ctx, http.MethodPut, path, nil, body, nil)
+		_, data, err = c.do(ctx, http.MethodPut, path, q, body, nil)
 	case "get":
-		_, data, err = c.do(ctx, http.MethodGet, path, nil, nil, nil)
+		_, data, err = c.do(ctx, http.MethodGet, path, q, nil, nil)
 	case "delete", "rm":
-		if _, _, err = c.do(ctx, http.MethodDelete, path, nil, nil, nil); err == nil {
+		if _, _, err = c.do(ctx, http.MethodDelete, path, q, nil, nil); err == nil {
 			fmt.Fprintf(stdout, "provision config of %s deleted\n", name)
 		}
 		return err
