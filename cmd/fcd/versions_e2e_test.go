@@ -20,7 +20,9 @@ import (
 func TestVersionsEndToEnd(t *testing.T) {
 	requireRuntime(t)
 	refs := pushExamples(t, images.Echo)
-	d := startDaemonWith(t, t.TempDir(), []string{"-name", "fcdver", "-subnet", "10.113.0.0/16"}, true)
+	dataDir := t.TempDir()
+	flags := []string{"-name", "fcdver", "-subnet", "10.113.0.0/16"}
+	d := startDaemonWith(t, dataDir, flags, true)
 	c := sdkClient(t, d, d.creds.AccessKeySecret)
 	createFunction(t, c, "echo", refs[images.Echo], 10)
 	publish := func() string {
@@ -125,5 +127,27 @@ func TestVersionsEndToEnd(t *testing.T) {
 	}
 	if _, body, err := invoke(c, "echo", "again"); err != nil || body != "again" {
 		t.Fatalf("invoke after enable: got %q, %v", body, err)
+	}
+
+	// After a restart the alias still routes, and a reserved concurrency
+	// set before it still applies.
+	if _, err := c.PutConcurrencyConfig(dara.String("echo"), &fc.PutConcurrencyConfigRequest{Body: &fc.PutConcurrencyInput{ReservedConcurrency: dara.Int64(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	d.stop()
+	d = startDaemonWith(t, dataDir, flags, true)
+	c = sdkClient(t, d, d.creds.AccessKeySecret)
+	req := &fc.InvokeFunctionRequest{Qualifier: dara.String("prod"), Body: strings.NewReader("x")}
+	_, err = c.InvokeFunctionWithOptions(dara.String("echo"), req, &fc.InvokeFunctionHeaders{}, &dara.RuntimeOptions{})
+	if code, status := sdkCode(err); code != "ResourceThrottled" || status != 429 {
+		t.Errorf("invoke prod with reserved concurrency 0 after a restart: got %q %d (%v)", code, status, err)
+	}
+	if _, err := c.DeleteConcurrencyConfig(dara.String("echo")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.InvokeFunctionWithOptions(dara.String("echo"), &fc.InvokeFunctionRequest{Qualifier: dara.String("prod"), Body: strings.NewReader("y")},
+		&fc.InvokeFunctionHeaders{}, &dara.RuntimeOptions{})
+	if err != nil || dara.Int32Value(resp.StatusCode) != 200 {
+		t.Fatalf("invoke prod after a restart: got %v, %v", resp, err)
 	}
 }
