@@ -121,11 +121,28 @@ type versionCache struct {
 	provisioned map[string]map[string]int
 }
 
-func (c *versionCache) load(key string, from func(*versionCache) (any, bool)) (any, bool, uint64) {
+// The lookups return the cache's generation with a miss, for keep. They
+// are typed and closure-free: restriction runs on every invocation.
+
+func (c *versionCache) version(key string) (*cachedFunction, bool, uint64) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	v, ok := from(c)
-	return v, ok, c.gen
+	cf, ok := c.versions[key]
+	return cf, ok, c.gen
+}
+
+func (c *versionCache) alias(key string) (*api.Alias, bool, uint64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	a, ok := c.aliases[key]
+	return a, ok, c.gen
+}
+
+func (c *versionCache) restriction(name string) (*api.InvocationRestriction, bool, uint64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	r, ok := c.restrictions[name]
+	return r, ok, c.gen
 }
 
 // keep stores a filled entry unless something was forgotten since gen.
@@ -171,9 +188,9 @@ func (c *versionCache) forgetFunction(name string) {
 // is the function's current entry, whose HTTP trigger it shares.
 func (s *Server) version(ctx context.Context, latest *cachedFunction, name, id string) (*cachedFunction, error) {
 	key := name + "/" + id
-	v, ok, gen := s.vc.load(key, func(c *versionCache) (any, bool) { cf, ok := c.versions[key]; return cf, ok })
+	cached, ok, gen := s.vc.version(key)
 	if ok {
-		return v.(*cachedFunction), nil
+		return cached, nil
 	}
 	_, f, err := s.opts.Versions.GetVersion(ctx, name, id)
 	if err != nil {
@@ -188,9 +205,9 @@ func (s *Server) version(ctx context.Context, latest *cachedFunction, name, id s
 
 func (s *Server) alias(ctx context.Context, name, alias string) (*api.Alias, error) {
 	key := name + "/" + alias
-	v, ok, gen := s.vc.load(key, func(c *versionCache) (any, bool) { a, ok := c.aliases[key]; return a, ok })
+	cached, ok, gen := s.vc.alias(key)
 	if ok {
-		return v.(*api.Alias), nil
+		return cached, nil
 	}
 	a, err := s.opts.Versions.GetAlias(ctx, name, alias)
 	if err != nil {
@@ -206,9 +223,9 @@ func (s *Server) restriction(ctx context.Context, name string) (*api.InvocationR
 	if s.opts.Versions == nil {
 		return nil, nil
 	}
-	v, ok, gen := s.vc.load(name, func(c *versionCache) (any, bool) { r, ok := c.restrictions[name]; return r, ok })
+	cached, ok, gen := s.vc.restriction(name)
 	if ok {
-		return v.(*api.InvocationRestriction), nil
+		return cached, nil
 	}
 	r, err := s.opts.Versions.InvocationRestriction(ctx, name)
 	if err != nil {
