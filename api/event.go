@@ -24,6 +24,15 @@ const (
 	KindFunction Kind = iota + 1
 	KindTrigger
 	KindProvision
+	// Versioning and invocation control (version.go, alias.go,
+	// concurrency.go): Qualifier names the version or alias.
+	KindVersion
+	KindAlias
+	KindConcurrency
+	KindRestriction
+	// KindQualifiedProvision is the provision config of a version or an
+	// alias (Qualifier); ProvisionValue on OpPut.
+	KindQualifiedProvision
 )
 
 // Event is one change to fcd's metadata, as a store's Watch delivers it.
@@ -41,4 +50,10 @@ type Event struct {
 	FunctionValue  *Function
 	TriggerValue   *Trigger
 	ProvisionValue *ProvisionConfig
+	// Qualifier is the version id (KindVersion) or alias name (KindAlias),
+	// or either (KindQualifiedProvision).
+	Qualifier        string
+	AliasValue       *Alias
+	ConcurrencyValue *ConcurrencyConfig
+	RestrictionValue *InvocationRestriction
 }

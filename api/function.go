@@ -41,6 +41,15 @@ type Function struct {
 	// grows on every create and update, so instances of an older
 	// configuration can be told apart. It is not part of FC's API.
 	Revision uint64 `json:"-"`
+	// InvocationRestriction is set on GetFunction's answer while
+	// invocations are disabled (DisableFunctionInvocation); it is kept in
+	// a record of its own, not with the function.
+	InvocationRestriction *InvocationRestriction `json:"invocationRestriction,omitempty"`
+
+	// VersionID is set on a published version's frozen configuration
+	// (versions.go): the version it is. Empty for the latest. Not
+	// serialized: the scheduler keys its pools by it.
+	VersionID string `json:"-"`
 }
 
 // CustomContainerConfig says which image a function runs and how.

@@ -114,8 +114,11 @@ func (t *Trigger) apply(in *TriggerInput) error {
 	if in.TriggerConfig != nil {
 		t.TriggerConfig = *in.TriggerConfig
 	}
-	if t.Qualifier != "LATEST" {
-		return invalid("qualifier %q is not supported: fcd has no versions or aliases, use LATEST", t.Qualifier)
+	if t.Qualifier == "" {
+		t.Qualifier = QualifierLatest
+	}
+	if err := ValidateQualifier(t.Qualifier); err != nil {
+		return err
 	}
 	_, err := t.HTTPConfig()
 	return err

@@ -42,11 +42,7 @@ func (s *Server) createFunction(ctx *fasthttp.RequestCtx, body []byte) error {
 }
 
 func (s *Server) getFunction(ctx *fasthttp.RequestCtx, name string) error {
-	f, err := s.opts.Functions.GetFunction(ctx, unescape(name))
-	if err != nil {
-		return err
-	}
-	return s.writeFunction(ctx, f)
+	return s.getQualified(ctx, unescape(name)) // versions.go
 }
 
 func (s *Server) updateFunction(ctx *fasthttp.RequestCtx, name string, body []byte) error {

@@ -94,6 +94,7 @@ type coldStartFailure interface {
 // acquireError maps an error of Scheduler.Acquire to the FC error the
 // caller sees:
 //
+//	a reserved concurrency limit  429 ResourceThrottled (concurrency.go)
 //	StartFailure                  412 CAExited or FunctionNotStarted, with its message
 //	a cold start's failure        412 FunctionNotStarted, whatever its category
 //	errdefs.ErrResourceExhausted  429 ResourceExhausted (queue full or too long, memory)
@@ -111,6 +112,8 @@ func acquireError(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case limitError(err) != nil:
+		return limitError(err)
 	case errors.As(err, &sf):
 		code := CodeFunctionNotStarted
 		if sf.ProcessExited() {

@@ -58,6 +58,7 @@ func (f *follower) wait(ctx context.Context, rev uint64) error {
 // follow applies events until the watch ends.
 func (s *Server) follow(ctx context.Context, events <-chan api.Event) {
 	defer s.follower.advance(0, true)
+	s.reprovisionAll(ctx) // provision_versions.go
 	for e := range events {
 		s.apply(ctx, e)
 		s.follower.advance(e.Revision, false)
@@ -67,6 +68,7 @@ func (s *Server) follow(ctx context.Context, events <-chan api.Event) {
 // apply brings the function cache, the scheduler and the async configs up
 // to e.
 func (s *Server) apply(ctx context.Context, e api.Event) {
+	s.applyVersioning(ctx, e)
 	switch e.Kind {
 	case api.KindFunction:
 		s.fns.forget(e.Function)

@@ -88,6 +88,9 @@ type invocation struct {
 	// stream the client's body instead.
 	body   []byte
 	signed bool
+	// qualifier is what the request asked for (LATEST, a version id, an
+	// alias), as the instance is told in x-fc-qualifier; set by target.
+	qualifier string
 	// async, for an attempt of an async event, begins the attempt once
 	// it holds a lease; nil for a client's request.
 	async *asyncAttempt
@@ -102,6 +105,8 @@ type cachedFunction struct {
 	// http is the function's HTTP trigger configuration, nil when it has
 	// none (then its HTTP endpoint is anonymous and takes every method).
 	http *api.HTTPTriggerConfig
+	// triggerQualifier is the qualifier the HTTP trigger routes to.
+	triggerQualifier string
 }
 
 // functionCache keeps parsed functions so the warm path does no store read.
@@ -136,6 +141,7 @@ func (c *functionCache) get(ctx context.Context, st FunctionReader, name string)
 				return nil, fmt.Errorf("trigger %s of %s: %w", t.TriggerName, name, err)
 			}
 			cf.http = &hc
+			cf.triggerQualifier = t.Qualifier
 		}
 	}
 	c.mu.Lock()
@@ -159,6 +165,10 @@ func (c *functionCache) forget(name string) {
 // invoke serves one invocation of function name.
 func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocation) {
 	if isAsync(ctx, inv) {
+		if aerr := asyncQualifier(ctx); aerr != nil {
+			s.fail(ctx, rid, aerr)
+			return
+		}
 		s.invokeAsync(ctx, rid, name, inv)
 		return
 	}
@@ -170,7 +180,7 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 		s.fail(ctx, rid, newError(http.StatusBadRequest, CodeInvalidArgument, fmt.Sprintf("%s %q is invalid: Sync or Async", headerInvocationType, it)))
 		return
 	}
-	cf, err := s.fns.get(ctx, s.opts.Functions, name)
+	cf, err := s.target(ctx, name, &inv) // versions.go
 	if err != nil {
 		s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
 		return
@@ -556,8 +566,12 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Req
 	h.Set("x-fc-function-handler", fn.Handler)
 	h.Set("x-fc-region", s.opts.Region)
 	h.Set("x-fc-account-id", s.opts.AccountID)
-	h.Set("x-fc-qualifier", "LATEST")
-	h.Set("x-fc-version-id", "LATEST")
+	h.Set("x-fc-qualifier", inv.qualifier)
+	if fn.VersionID != "" {
+		h.Set("x-fc-version-id", fn.VersionID)
+	} else {
+		h.Set("x-fc-version-id", api.QualifierLatest)
+	}
 	h.Set(headerControlPath, inv.controlPath)
 	return body
 }

@@ -121,6 +121,13 @@ type Options struct {
 	// accelerationInfo. Nil disables the acceleration API and reports
 	// Preparing for functions that ask for acceleration.
 	Accelerator Accelerator
+	// Versions keeps versions, aliases, reserved concurrency and the
+	// invocation switch (versions.go). Nil answers their APIs with 501 and
+	// every qualifier but LATEST with VersionNotFound.
+	Versions VersionStore
+	// VersionPools drains deleted versions, caps reserved concurrency and
+	// lists instances. Nil: no cap is applied and ListInstances is empty.
+	VersionPools VersionPools
 	// Async queues asynchronous invocations and serves the async task
 	// and config APIs. Nil refuses async invocations with 400 and the
 	// async APIs with 501.
@@ -138,6 +145,7 @@ type Server struct {
 	ids      requestIDs
 	srv      *fasthttp.Server
 	fns      functionCache
+	vc       versionCache
 	follower *follower
 	upstream *upstream
 	metrics  metrics
@@ -293,6 +301,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.handleAdmin(ctx, rid)
 	case string(path) == asyncConfigsPath:
 		s.listAsyncConfigs(ctx, rid)
+	case string(path) == concurrencyConfigsPath:
+		s.listConcurrencyConfigs(ctx, rid)
 	case string(path) == "/metrics":
 		s.metricsH(ctx)
 	case s.opts.Console != nil && bytes.HasPrefix(path, consolePrefix):
@@ -343,6 +353,8 @@ func (s *Server) handleFunctions(ctx *fasthttp.RequestCtx, rid, rest string) {
 		err = s.updateFunction(ctx, name, body)
 	case name != "" && sub == "" && method == http.MethodDelete:
 		err = s.deleteFunction(ctx, name)
+	case name != "" && sub == "provision-config" && isQualified(ctx):
+		err = s.qualifiedProvision(ctx, unescape(name), method, body) // provision_versions.go
 	case name != "" && sub == "provision-config" && method == http.MethodPut:
 		err = s.putProvision(ctx, unescape(name), body)
 	case name != "" && sub == "provision-config" && method == http.MethodGet:
@@ -355,6 +367,8 @@ func (s *Server) handleFunctions(ctx *fasthttp.RequestCtx, rid, rest string) {
 		err = s.handleAsync(ctx, unescape(name), sub, subName, method, body)
 	case name != "" && sub == "triggers":
 		err = s.handleTriggers(ctx, unescape(name), unescape(subName), method, body)
+	case name != "" && isVersioningPath(sub):
+		err = s.handleVersioning(ctx, unescape(name), sub, unescape(subName), method, body)
 	case name == "" || sub == "" || sub == "provision-config" || sub == "logs":
 		err = newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, method+" is not allowed on "+string(ctx.Path()))
 	default:

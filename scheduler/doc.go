@@ -1,5 +1,7 @@
 // Package scheduler decides which instance serves each invocation: it keeps
-// a pool of instances per function, hands out concurrency slots on warm
+// a pool of instances per function and published version (the latest
+// configuration is a pool of its own), caps a function's concurrent
+// requests over all its versions (reserved concurrency), hands out concurrency slots on warm
 // instances (least loaded first), coalesces cold starts so that N waiting
 // requests start at most ceil(N/concurrency) instances, queues requests with
 // a bound and a deadline, keeps the host within its memory budget, keeps

@@ -8,6 +8,7 @@ import "sync/atomic"
 type Lease struct {
 	p     *pool
 	in    *inst
+	lim   *limit // nil: the function has no concurrency limit
 	ended atomic.Bool
 }
 
@@ -19,6 +20,7 @@ func (l *Lease) Instance() Instance { return l.in.Instance }
 // last lease, it is stopped.
 func (l *Lease) Release() {
 	if !l.ended.Swap(true) {
+		l.lim.put()
 		l.p.release(l.in, false)
 	}
 }
@@ -29,6 +31,7 @@ func (l *Lease) Release() {
 func (l *Lease) Fail(err error) {
 	if !l.ended.Swap(true) {
 		l.p.s.log.Warn("instance failed a request; evicted", "function", l.in.fn.Name, "instance", l.in.ID(), "error", err)
+		l.lim.put()
 		l.p.release(l.in, true)
 	}
 }

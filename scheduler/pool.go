@@ -36,6 +36,7 @@ type pool struct {
 type inst struct {
 	Instance
 	fn       Function // the revision it was started with
+	created  time.Time
 	busy     int
 	lastUsed time.Time
 	draining bool          // serves no new leases; stops when idle
@@ -276,7 +277,8 @@ func (p *pool) started(fn Function, gen uint64, instance Instance, err error, to
 		return
 	}
 	p.stats.observeStart(took)
-	in := &inst{Instance: instance, fn: fn, lastUsed: p.s.clock.Now(), out: make(chan struct{})}
+	now := p.s.clock.Now()
+	in := &inst{Instance: instance, fn: fn, created: now, lastUsed: now, out: make(chan struct{})}
 	p.s.wg.Add(1) // the instance's life, until its Stop returned
 	if !current {
 		// Started for a configuration that is gone.

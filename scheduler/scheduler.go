@@ -34,8 +34,11 @@ type Starter interface {
 
 // Function is the scheduler's view of a function.
 type Function struct {
-	// Name identifies the function's pool.
-	Name string
+	// Name and Version identify the function's pool: each published
+	// version of a function has instances of its own. Version is empty for
+	// the function's latest (unpublished) configuration.
+	Name    string
+	Version string
 	// Revision changes whenever the function's configuration changes;
 	// instances of another revision drain.
 	Revision string
@@ -137,9 +140,12 @@ type Scheduler struct {
 	// its start until its Stop returned, and every instance watcher.
 	wg sync.WaitGroup
 
-	// pools maps function names to pools. It is copied on write under mu,
-	// so Acquire finds a pool without a lock.
-	pools atomic.Pointer[map[string]*pool]
+	// pools maps function names and versions to pools. It is copied on
+	// write under mu, so Acquire finds a pool without a lock.
+	pools atomic.Pointer[map[poolKey]*pool]
+	// limits caps each function's leases over all its versions
+	// (concurrency.go).
+	limits limits
 
 	mu      sync.Mutex
 	closed  bool
@@ -166,7 +172,7 @@ func New(starter Starter, opts Options) *Scheduler {
 		retired: map[*pool]struct{}{},
 		blocked: map[*pool]struct{}{},
 	}
-	s.pools.Store(&map[string]*pool{})
+	s.pools.Store(&map[poolKey]*pool{})
 	s.wg.Add(1)
 	go s.janitor()
 	return s
@@ -183,15 +189,30 @@ func New(starter Starter, opts Options) *Scheduler {
 // budget), ErrFunctionDeleted, ErrClosed, the Starter's error of the cold
 // start the request waited for, and ctx.Err() when the caller went away.
 func (s *Scheduler) Acquire(ctx context.Context, fn Function) (*Lease, error) {
-	p := (*s.pools.Load())[fn.Name]
+	lim, err := s.limits.take(fn.Name)
+	if err != nil {
+		return nil, err
+	}
+	p := (*s.pools.Load())[keyOf(fn)]
 	if p == nil {
-		var err error
 		if p, err = s.pool(fn); err != nil {
+			lim.put()
 			return nil, err
 		}
 	}
-	return p.acquire(ctx)
+	l, err := p.acquire(ctx)
+	if err != nil {
+		lim.put()
+		return nil, err
+	}
+	l.lim = lim
+	return l, nil
 }
+
+// poolKey identifies a pool: a function and one of its versions.
+type poolKey struct{ name, version string }
+
+func keyOf(fn Function) poolKey { return poolKey{fn.Name, fn.Version} }
 
 // pool returns the pool of fn, creating it.
 func (s *Scheduler) pool(fn Function) (*pool, error) {
@@ -201,21 +222,23 @@ func (s *Scheduler) pool(fn Function) (*pool, error) {
 		return nil, ErrClosed
 	}
 	old := *s.pools.Load()
-	if p := old[fn.Name]; p != nil {
+	if p := old[keyOf(fn)]; p != nil {
 		return p, nil
 	}
-	pools := make(map[string]*pool, len(old)+1)
+	pools := make(map[poolKey]*pool, len(old)+1)
 	for k, v := range old {
 		pools[k] = v
 	}
 	p := newPool(s, fn)
-	pools[fn.Name] = p
+	pools[keyOf(fn)] = p
 	s.pools.Store(&pools)
 	return p, nil
 }
 
-// lookup returns the named pool or nil.
-func (s *Scheduler) lookup(name string) *pool { return (*s.pools.Load())[name] }
+// lookup returns the pool of a function's version or nil.
+func (s *Scheduler) lookup(name, version string) *pool {
+	return (*s.pools.Load())[poolKey{name, version}]
+}
 
 // allPools returns the live pools.
 func (s *Scheduler) allPools() []*pool {
@@ -240,25 +263,38 @@ func (s *Scheduler) Update(fn Function) {
 	}
 }
 
-// Remove drains the named function: requests waiting for it fail with
-// ErrFunctionDeleted, idle instances stop now, busy ones when their last
-// lease is released. A later Acquire of the name starts afresh.
+// Remove drains the named function, every version of it: requests
+// waiting for it fail with ErrFunctionDeleted, idle instances stop now,
+// busy ones when their last lease is released. A later Acquire of the
+// name starts afresh. Its concurrency limit stays until changed.
 func (s *Scheduler) Remove(name string) {
+	s.remove(func(k poolKey) bool { return k.name == name })
+}
+
+// RemoveVersion drains one published version of a function, as Remove
+// does the whole function.
+func (s *Scheduler) RemoveVersion(name, version string) {
+	s.remove(func(k poolKey) bool { return k == poolKey{name, version} })
+}
+
+func (s *Scheduler) remove(match func(poolKey) bool) {
 	s.mu.Lock()
 	old := *s.pools.Load()
-	p := old[name]
-	if p != nil {
-		pools := make(map[string]*pool, len(old))
-		for k, v := range old {
-			if k != name {
-				pools[k] = v
-			}
+	var gone []*pool
+	pools := make(map[poolKey]*pool, len(old))
+	for k, v := range old {
+		if match(k) {
+			gone = append(gone, v)
+			s.retired[v] = struct{}{}
+		} else {
+			pools[k] = v
 		}
+	}
+	if len(gone) > 0 {
 		s.pools.Store(&pools)
-		s.retired[p] = struct{}{}
 	}
 	s.mu.Unlock()
-	if p != nil {
+	for _, p := range gone {
 		p.shut(ErrFunctionDeleted)
 		s.forgetIfDrained(p)
 	}
@@ -288,10 +324,17 @@ func (s *Scheduler) SetProvisioned(fn Function, target int) {
 	p.provision(s.clock.Now())
 }
 
-// Provisioned returns the provisioned target of the named function and
-// how many ready instances of its current revision it has.
+// Provisioned returns the provisioned target of the named function's
+// latest configuration and how many ready instances of its current
+// revision it has.
 func (s *Scheduler) Provisioned(name string) (target, current int) {
-	if p := s.lookup(name); p != nil {
+	return s.ProvisionedVersion(name, "")
+}
+
+// ProvisionedVersion is Provisioned for one version of a function ("":
+// the latest configuration).
+func (s *Scheduler) ProvisionedVersion(name, version string) (target, current int) {
+	if p := s.lookup(name, version); p != nil {
 		return p.provisionedStatus()
 	}
 	return 0, 0
@@ -314,7 +357,7 @@ func (s *Scheduler) Close(ctx context.Context) error {
 	for p := range s.retired {
 		pools = append(pools, p)
 	}
-	s.pools.Store(&map[string]*pool{})
+	s.pools.Store(&map[poolKey]*pool{})
 	s.mu.Unlock()
 
 	for _, p := range pools {

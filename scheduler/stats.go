@@ -44,6 +44,9 @@ type Bucket struct {
 // FunctionStats is a snapshot of one function's pool, for metrics.
 type FunctionStats struct {
 	Function string
+	// Version is the pool's function version, "" for the latest
+	// configuration.
+	Version string
 	// Instances are ready instances (draining ones included); Busy of
 	// them hold at least one lease. Starting counts cold starts in
 	// flight.
@@ -75,7 +78,12 @@ func (s *Scheduler) Stats() []FunctionStats {
 	for _, p := range pools {
 		out = append(out, p.snapshot())
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Function < out[j].Function })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Function != out[j].Function {
+			return out[i].Function < out[j].Function
+		}
+		return out[i].Version < out[j].Version
+	})
 	return out
 }
 
@@ -84,6 +92,7 @@ func (p *pool) snapshot() FunctionStats {
 	defer p.mu.Unlock()
 	st := FunctionStats{
 		Function:          p.fn.Name,
+		Version:           p.fn.Version,
 		Instances:         len(p.instances),
 		Starting:          p.starting + p.stale,
 		Queued:            len(p.waiters),

@@ -10,6 +10,13 @@ var (
 	bucketFunctions = []byte("functions")
 	bucketProvision = []byte("provision")
 	bucketTriggers  = []byte("triggers")
+
+	// Since version 3 (versions.go).
+	bucketVersions     = []byte("versions")
+	bucketAliases      = []byte("aliases")
+	bucketConcurrency  = []byte("concurrency")
+	bucketRestrictions = []byte("restrictions")
+	bucketProvisionQ   = []byte("provision-qualified")
 )
 
 // bucket returns a child of the v1 root.

@@ -21,6 +21,14 @@ var migrations = []boltschema.Migration{
 		_, err := root.CreateBucketIfNotExists(bucketTriggers)
 		return err
 	}},
+	{Version: 3, Name: "add versions, aliases, concurrency, invocation restrictions and qualified provision configs", Migrate: func(tx *bolt.Tx, root *bolt.Bucket) error {
+		for _, name := range [][]byte{bucketVersions, bucketAliases, bucketConcurrency, bucketRestrictions, bucketProvisionQ} {
+			if _, err := root.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
 }
 
 var schema = boltschema.Schema{Root: bucketRoot, Migrations: migrations}

@@ -12,6 +12,15 @@
 //	                           (the bucket's sequence at its last write)
 //	  provision/<name>         JSON ProvisionConfig
 //	  triggers/<fn>/<trigger>  JSON api.Trigger (since version 2)
+//	  versions/<fn>/           a bucket per function (since version 3);
+//	                           its sequence is the last version id
+//	    <id>                   uint64 big-endian -> JSON versionRecord
+//	  aliases/<fn>/<alias>     JSON api.Alias (since version 3)
+//	  concurrency/<fn>         JSON api.ConcurrencyConfig (since version 3)
+//	  restrictions/<fn>        JSON api.InvocationRestriction (since version 3)
+//	  provision-qualified/<fn>/<qualifier>
+//	                           JSON ProvisionConfig of a version or an
+//	                           alias (since version 3)
 //
 // Every write is one bbolt transaction, so a crash leaves the last committed
 // state. The store does not cache: bbolt's reads are memory-mapped. Every
@@ -168,6 +177,9 @@ func (s *Store) DeleteFunction(ctx context.Context, name string) error {
 			return err
 		}
 		if err := deleteTriggers(bucket(tx, bucketTriggers), name); err != nil {
+			return err
+		}
+		if err := deleteVersioning(tx, name); err != nil {
 			return err
 		}
 		if err := b.Delete([]byte(name)); err != nil {

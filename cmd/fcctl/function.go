@@ -22,6 +22,8 @@ const functionUsage = `Usage:
   fcctl function update NAME [spec flags]      (only the flags given change)
   fcctl function delete NAME
   fcctl function coldstarts NAME [-n N] [-o json]   last instance starts, phase by phase
+  fcctl function disable NAME [--reason R]     refuse invocations until enabled
+  fcctl function enable NAME
 `
 
 func runFunction(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
@@ -41,6 +43,8 @@ func runFunction(ctx context.Context, c *client, args []string, stdout, stderr i
 		return functionDelete(ctx, c, args, stdout, stderr)
 	case "coldstarts":
 		return functionColdStarts(ctx, c, args, stdout, stderr)
+	case "disable", "enable":
+		return functionInvocation(ctx, c, verb, args, stdout, stderr) // versions.go
 	default:
 		fmt.Fprint(stderr, functionUsage)
 		return fmt.Errorf("%w: unknown function subcommand %q", errUsage, verb)
@@ -241,15 +245,20 @@ func functionWrite(ctx context.Context, c *client, verb string, args []string, s
 func functionGet(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("function get", stderr)
 	output := fs.String("o", "", "output format: json")
+	qualifier := fs.String("qualifier", "", "LATEST (the default), a version or an alias")
 	name, err := parseWithName(fs, args)
 	if err != nil {
 		return err
 	}
-	_, data, err := c.do(ctx, http.MethodGet, "/"+api.Version+"/functions/"+url.PathEscape(name), nil, nil, nil)
+	var q url.Values
+	if *qualifier != "" {
+		q = url.Values{"qualifier": {*qualifier}}
+	}
+	_, data, err := c.do(ctx, http.MethodGet, "/"+api.Version+"/functions/"+url.PathEscape(name), q, nil, nil)
 	if err != nil {
 		return err
 	}
-	return printFunction(stdout, data, *output)
+	return printFunctionView(stdout, data, *output) // versions.go
 }
 
 func functionDelete(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {

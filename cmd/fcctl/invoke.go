@@ -22,6 +22,7 @@ func runInvoke(ctx context.Context, c *client, args []string, stdout, stderr io.
 	tail := fs.Bool("log", false, "print the request's log lines (x-fc-log-type: Tail) to stderr")
 	async := fs.Bool("async", false, "invoke asynchronously (x-fc-invocation-type: Async): print the request id once the event is accepted")
 	taskID := fs.String("task-id", "", "with --async: the async task id (x-fc-async-task-id)")
+	qualifier := fs.String("qualifier", "", "LATEST (the default), a version or an alias")
 	name, err := parseWithName(fs, args)
 	if err != nil {
 		return err
@@ -43,7 +44,11 @@ func runInvoke(ctx context.Context, c *client, args []string, stdout, stderr io.
 		return fmt.Errorf("%w: --task-id needs --async", errUsage)
 	}
 	start := time.Now()
-	resp, out, err := c.do(ctx, http.MethodPost, "/"+api.Version+"/functions/"+url.PathEscape(name)+"/invocations", nil, body, h)
+	var q url.Values
+	if *qualifier != "" {
+		q = url.Values{"qualifier": {*qualifier}}
+	}
+	resp, out, err := c.do(ctx, http.MethodPost, "/"+api.Version+"/functions/"+url.PathEscape(name)+"/invocations", q, body, h)
 	elapsed := time.Since(start)
 	if err != nil {
 		return err
@@ -104,9 +109,10 @@ func runLogs(ctx context.Context, c *client, args []string, stdout, stderr io.Wr
 }
 
 const provisionUsage = `Usage:
-  fcctl provision set FUNCTION --target N
-  fcctl provision get FUNCTION [-o json]
-  fcctl provision delete FUNCTION
+  fcctl provision set FUNCTION --target N [--qualifier Q]
+  fcctl provision get FUNCTION [--qualifier Q] [-o json]
+  fcctl provision delete FUNCTION [--qualifier Q]
+  (--qualifier: a version or an alias; default LATEST)
 `
 
 func runProvision(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
@@ -118,11 +124,16 @@ func runProvision(ctx context.Context, c *client, args []string, stdout, stderr 
 	fs := newFlagSet("provision "+verb, stderr)
 	target := fs.Int("target", -1, "instances to keep warm")
 	output := fs.String("o", "", "output format: json")
+	qualifier := fs.String("qualifier", "", "a version or an alias (default LATEST)")
 	name, err := parseWithName(fs, args)
 	if err != nil {
 		return err
 	}
 	path := "/" + api.Version + "/functions/" + url.PathEscape(name) + "/provision-config"
+	var q url.Values
+	if *qualifier != "" {
+		q = url.Values{"qualifier": {*qualifier}}
+	}
 	var data []byte
 	switch verb {
 	case "set", "put":
@@ -130,11 +141,11 @@ func runProvision(ctx context.Context, c *client, args []string, stdout, stderr 
 			return fmt.Errorf("%w: provision set needs --target N", errUsage)
 		}
 		body, _ := json.Marshal(map[string]int{"defaultTarget": *target})
-		_, data, err = c.do(ctx, http.MethodPut, path, nil, body, nil)
+		_, data, err = c.do(ctx, http.MethodPut, path, q, body, nil)
 	case "get":
-		_, data, err = c.do(ctx, http.MethodGet, path, nil, nil, nil)
+		_, data, err = c.do(ctx, http.MethodGet, path, q, nil, nil)
 	case "delete", "rm":
-		if _, _, err = c.do(ctx, http.MethodDelete, path, nil, nil, nil); err == nil {
+		if _, _, err = c.do(ctx, http.MethodDelete, path, q, nil, nil); err == nil {
 			fmt.Fprintf(stdout, "provision config of %s deleted\n", name)
 		}
 		return err

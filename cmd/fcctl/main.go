@@ -29,11 +29,16 @@ Usage:
 
 Commands:
   function create|get|list|update|delete   manage functions
+  function disable|enable FUNCTION         refuse or accept invocations (--reason R)
   function coldstarts FUNCTION [-n N]      last instance starts as a timeline (ms per phase)
-  invoke FUNCTION [-d BODY|@FILE] [-v]     invoke a function (InvokeFunction); --async [--task-id ID]
+  invoke FUNCTION [-d BODY|@FILE] [-v]     invoke a function (InvokeFunction); --async [--task-id ID]; --qualifier Q
   task list|get|stop FUNCTION [TASK_ID]    async tasks
   logs FUNCTION [--tail N]                 print a function's instance logs
   provision set|get|delete FUNCTION        keep instances warm
+  version publish|list|delete FUNCTION     published versions (immutable snapshots)
+  alias create|get|update|delete|list      aliases, with a weighted split between two versions
+  concurrency put|get|delete|list          reserved concurrency (caps concurrent requests)
+  instance list FUNCTION [--qualifier Q]   running instances
   role create|get|list|delete              roles functions assume to pull images
   billing [--function F] [--since T]       image-pull and invocation charges
   image index|cat                          index gzip layers for lazy reads
@@ -121,6 +126,14 @@ var apiCommands = map[string]func(ctx context.Context, c *client, args []string,
 	"billing":   runBilling,
 	"task":      runTask,
 	"tasks":     runTask,
+	// versions.go
+	"version":     runVersion,
+	"versions":    runVersion,
+	"alias":       runAlias,
+	"aliases":     runAlias,
+	"concurrency": runConcurrency,
+	"instance":    runInstance,
+	"instances":   runInstance,
 }
 
 // client builds an API client from flags, falling back to credentials.json.

@@ -41,7 +41,7 @@ func serveWith(t *testing.T, opts proxy.Options) string {
 	if err := api.SaveCredentials(filepath.Join(dir, api.CredentialsFile), creds); err != nil {
 		t.Fatal(err)
 	}
-	opts.Functions, opts.Keys = st, proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret}
+	opts.Functions, opts.Versions, opts.Keys = st, st, proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret}
 	srv := proxy.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -73,6 +73,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	popts := proxy.Options{
 		Functions: st,
 		Provision: st,
+		Versions:  st,
 		Keys:      proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret},
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,
@@ -121,7 +122,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		if err := restoreProvisioned(ctx, st, p); err != nil {
 			return err
 		}
-		popts.Scheduler, popts.Pools = p, p
+		if err := restoreConcurrency(ctx, st, p); err != nil {
+			return err
+		}
+		popts.Scheduler, popts.Pools, popts.VersionPools = p, p, p
 		popts.Logs = rt.manager
 		popts.ColdStarts = coldStarts{rt.manager}
 		popts.Collectors = []prometheus.Collector{poolCollector{sched}, startCollector{rt.manager}}
@@ -176,6 +180,19 @@ func restoreProvisioned(ctx context.Context, st *store.Store, p *pools) error {
 			return fmt.Errorf("provisioned function %q: %w", name, err)
 		}
 		p.SetProvisioned(f, pc.Target)
+	}
+	return nil
+}
+
+// restoreConcurrency gives the scheduler the stored reserved
+// concurrencies; the proxy follows changes from then on.
+func restoreConcurrency(ctx context.Context, st *store.Store, p *pools) error {
+	ccs, err := st.ConcurrencyConfigs(ctx)
+	if err != nil {
+		return err
+	}
+	for name, cc := range ccs {
+		p.SetConcurrencyLimit(name, int(cc.ReservedConcurrency))
 	}
 	return nil
 }

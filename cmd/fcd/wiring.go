@@ -75,6 +75,10 @@ func instanceSpec(f *api.Function, cfg Config) instance.Spec {
 		AccountID: cfg.AccountID,
 		Qualifier: "LATEST",
 	}
+	if f.VersionID != "" {
+		// Instances run one version; FC_QUALIFIER names it.
+		spec.Qualifier = f.VersionID
+	}
 	if cc := f.CustomContainerConfig; cc != nil {
 		spec.Image = cc.Image
 		spec.Port = int(cc.Port)
@@ -118,9 +122,15 @@ var (
 )
 
 func (p *pools) function(f *api.Function) scheduler.Function {
+	rev := strconv.FormatUint(f.Revision, 10)
+	if f.VersionID != "" {
+		// A published version never changes.
+		rev = "v" + f.VersionID
+	}
 	return scheduler.Function{
 		Name:         f.FunctionName,
-		Revision:     strconv.FormatUint(f.Revision, 10),
+		Version:      f.VersionID,
+		Revision:     rev,
 		MemoryMB:     int(f.MemorySize),
 		Concurrency:  int(f.InstanceConcurrency),
 		MaxInstances: p.maxInstances,
@@ -141,6 +151,23 @@ func (p *pools) Remove(name string)                        { p.s.Remove(name) }
 func (p *pools) SetProvisioned(f *api.Function, n int)     { p.s.SetProvisioned(p.function(f), n) }
 func (p *pools) Provisioned(name string) (target, cur int) { return p.s.Provisioned(name) }
 
+var _ proxy.VersionPools = (*pools)(nil)
+
+func (p *pools) RemoveVersion(name, version string)     { p.s.RemoveVersion(name, version) }
+func (p *pools) SetConcurrencyLimit(name string, n int) { p.s.SetConcurrencyLimit(name, n) }
+func (p *pools) ProvisionedVersion(name, version string) (target, cur int) {
+	return p.s.ProvisionedVersion(name, version)
+}
+
+func (p *pools) Instances(name string) []proxy.InstanceInfo {
+	infos := p.s.Instances(name)
+	out := make([]proxy.InstanceInfo, len(infos))
+	for i, in := range infos {
+		out[i] = proxy.InstanceInfo{ID: in.ID, VersionID: in.Version, Created: in.Created, Busy: in.Busy, Draining: in.Draining}
+	}
+	return out
+}
+
 // lease is a scheduler lease as the proxy sees it. Its instances are the
 // starter's, *instance.Instance.
 type lease struct{ *scheduler.Lease }
@@ -156,6 +183,7 @@ func (l lease) RequestLog(collect bool) proxy.RequestLog {
 var (
 	_ proxy.FunctionStore  = (*store.Store)(nil)
 	_ proxy.ProvisionStore = (*store.Store)(nil)
+	_ proxy.VersionStore   = (*store.Store)(nil)
 )
 
 // instanceStopping passes the scheduler's stopping instances on to the
@@ -197,11 +225,16 @@ func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range c.s.Stats() {
+		// A published version's pool is labelled function="<name>:<version>".
+		label := st.Function
+		if st.Version != "" {
+			label += ":" + st.Version
+		}
 		gauge := func(d *prometheus.Desc, v float64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, st.Function)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, label)
 		}
 		counter := func(d *prometheus.Desc, v float64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, st.Function)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, label)
 		}
 		gauge(descInstances, float64(st.Instances))
 		gauge(descBusy, float64(st.Busy))
@@ -213,7 +246,7 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, b := range st.ColdStartBuckets {
 			buckets[b.UpperBound] = b.Count
 		}
-		ch <- prometheus.MustNewConstHistogram(descColdSecs, st.ColdStartCount, st.ColdStartSeconds, buckets, st.Function)
+		ch <- prometheus.MustNewConstHistogram(descColdSecs, st.ColdStartCount, st.ColdStartSeconds, buckets, label)
 		counter(descCanceled, float64(st.Canceled))
 		counter(descThrottled, float64(st.Throttled))
 		counter(descEvicted, float64(st.Evicted))
