@@ -225,7 +225,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-followed
 	}()
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(ln) }()
+	go func() { errc <- s.srv.Serve(fastWriteListener{ln}) }()
 	sweep := time.NewTicker(s.upstream.idleTimeout)
 	defer sweep.Stop()
 	for {

@@ -77,6 +77,7 @@ func (u *upstream) get(id, addr string, now time.Time) (c *upConn, reused bool, 
 	if err != nil {
 		return nil, false, err
 	}
+	nc = fastWrite(nc)
 	return &upConn{Conn: nc, id: id, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
 }
 
