@@ -362,6 +362,7 @@ func envInt(name string, def int) int {
 // environment variables and flags it runs with beyond the bench's own.
 type benchVariant struct {
 	name string
+	bin  string // empty: this tree's fcd
 	env  []string
 	args []string
 }
@@ -369,10 +370,12 @@ type benchVariant struct {
 // benchVariants reads FCD_BENCH_VARIANTS, which runs several fcds side by
 // side in one run, each with its own echo instance, to compare settings
 // under the same load on the machine: variants separated by ';', each
-// "name: token...", a token starting with '-' a flag, others environment
-// variables. Unset: one fcd named "fcd" with no extras. For example
+// "name: token...", a token starting with '-' a flag, "bin=<path>" an fcd
+// binary to run instead of this tree's (another commit's build), others
+// environment variables. Unset: one fcd named "fcd" with no extras. For
+// example
 //
-//	FCD_BENCH_VARIANTS='procs2: -gomaxprocs=2; procs1: -gomaxprocs=1'
+//	FCD_BENCH_VARIANTS='before: bin=/tmp/fcd-main; procs2: -gomaxprocs=2; procs1: -gomaxprocs=1'
 func benchVariants(b *testing.B) []benchVariant {
 	spec := os.Getenv("FCD_BENCH_VARIANTS")
 	if strings.TrimSpace(spec) == "" {
@@ -387,7 +390,9 @@ func benchVariants(b *testing.B) []benchVariant {
 		}
 		v := benchVariant{name: name}
 		for _, tok := range strings.Fields(rest) {
-			if strings.HasPrefix(tok, "-") {
+			if path, ok := strings.CutPrefix(tok, "bin="); ok {
+				v.bin = path
+			} else if strings.HasPrefix(tok, "-") {
 				v.args = append(v.args, tok)
 			} else {
 				v.env = append(v.env, tok)
@@ -429,6 +434,9 @@ func startBenchFCD(b *testing.B, bin string, i int, v benchVariant, image string
 	if debug {
 		f.debug = freeLoopback(b)
 		args = append(args, "-debug-address", f.debug)
+	}
+	if v.bin != "" {
+		bin = v.bin
 	}
 	cmd := exec.Command(bin, append(args, v.args...)...)
 	cmd.Env = append(os.Environ(), v.env...)
