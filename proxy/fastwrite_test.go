@@ -35,11 +35,10 @@ func fastPair(t *testing.T) (*fastWriteConn, net.Conn) {
 	if !ok {
 		t.Fatal("accept failed")
 	}
-	raw, err := c.(*net.TCPConn).SyscallConn()
+	fc, err := newFastWriteConn(c.(*net.TCPConn))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fc := &fastWriteConn{TCPConn: c.(*net.TCPConn), raw: raw}
 	t.Cleanup(func() { fc.Close(); peer.Close() })
 	return fc, peer
 }

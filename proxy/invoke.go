@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -193,26 +194,24 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 	if inv.async != nil {
 		parent = inv.async.ctx
 	}
-	reqCtx, cancel := context.WithCancelCause(parent)
-	cl := &call{}
-	done := func() { cancel(nil) }
-	watch := watchClient(ctx.Conn(), s.ctx, func(cause error) {
-		cancel(cause)
-		cl.abort()
-	})
-	defer watch.stop()
+	// One allocation holds the request's state, its call and its watch.
+	x := &exchange{s: s, cf: cf, rid: rid}
+	x.ctx, x.cancel = context.WithCancelCause(parent)
+	x.watch.start(ctx.Conn(), s.ctx, x)
+	defer x.watch.stop()
 
-	lease, err := s.opts.Scheduler.Acquire(reqCtx, cf.fn)
+	lease, err := s.opts.Scheduler.Acquire(x.ctx, cf.fn)
 	if err != nil {
-		s.failAcquire(ctx, rid, name, err, reqCtx)
-		done()
+		s.failAcquire(ctx, rid, name, err, x.ctx)
+		x.done()
 		return
 	}
 	if inv.async != nil && !inv.async.start(lease) {
-		done()
+		x.done()
 		return
 	}
-	s.forward(ctx, rid, cf, inv, &exchange{s: s, cf: cf, lease: lease, cl: cl, rid: rid, done: done})
+	x.lease = lease
+	s.forward(ctx, rid, cf, inv, x)
 }
 
 func (s *Server) failAcquire(ctx *fasthttp.RequestCtx, rid, name string, err error, reqCtx context.Context) {
@@ -240,32 +239,49 @@ type exchange struct {
 	lease Lease
 	rlog  RequestLog
 	lines []string // the request's log, after end, when collected
-	cl    *call
+	cl    call
 	rid   string
 	sent  time.Time
-	done  func() // releases the request's context
-	once  sync.Once
+	ended atomic.Bool
+
+	// ctx is the request's context (see invoke); cancel ends it.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	watch  clientWatch
+	// body wraps a streamed client body (buildUpstreamRequest).
+	body clientBody
+}
+
+// done releases the request's context.
+func (x *exchange) done() { x.cancel(nil) }
+
+// clientGone is the client watch's verdict: the client went away, or fcd
+// stops for good.
+func (x *exchange) clientGone(cause error) {
+	x.cancel(cause)
+	x.cl.abort()
 }
 
 // end closes the request's log, meters it and ends its lease; failed
 // evicts the instance. Only the first call counts.
 func (x *exchange) end(failed error) {
-	x.once.Do(func() {
-		defer x.done()
-		x.rlog.Log(invokeEnd + x.rid)
-		x.lines = x.rlog.End()
-		if m := x.s.opts.Meter; m != nil {
-			m.Record(billing.InvocationRecord{
-				Function: x.cf.fn.FunctionName, RequestID: x.rid, InstanceID: x.lease.InstanceID(),
-				MemoryMB: int(x.cf.fn.MemorySize), Start: x.sent, End: time.Now(),
-			})
-		}
-		if failed != nil {
-			x.lease.Fail(failed)
-		} else {
-			x.lease.Release()
-		}
-	})
+	if !x.ended.CompareAndSwap(false, true) {
+		return
+	}
+	defer x.done()
+	x.rlog.Log(invokeEnd + x.rid)
+	x.lines = x.rlog.End()
+	if m := x.s.opts.Meter; m != nil {
+		m.Record(billing.InvocationRecord{
+			Function: x.cf.fn.FunctionName, RequestID: x.rid, InstanceID: x.lease.InstanceID(),
+			MemoryMB: int(x.cf.fn.MemorySize), Start: x.sent, End: time.Now(),
+		})
+	}
+	if failed != nil {
+		x.lease.Fail(failed)
+	} else {
+		x.lease.Release()
+	}
 }
 
 // forward sends the request to the leased instance and relays its answer.
@@ -274,7 +290,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	lease := x.lease
 	up := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(up)
-	body := s.buildUpstreamRequest(ctx, up, rid, cf, inv, lease.Addr())
+	body := s.buildUpstreamRequest(ctx, up, rid, cf, inv, lease.Addr(), &x.body)
 	if err := s.roleHeaders(ctx, &up.Header, cf.fn.Role); err != nil {
 		x.done()
 		lease.Release()
@@ -289,7 +305,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	x.rlog = lease.RequestLog(tail)
 	x.rlog.Log(invokeStart + rid)
 	resp := fasthttp.AcquireResponse()
-	conn, err := s.upstream.roundTrip(x.cl, lease.InstanceID(), lease.Addr(), up, resp, x.sent.Add(cf.deadline))
+	conn, err := s.upstream.roundTrip(&x.cl, lease.InstanceID(), lease.Addr(), up, resp, x.sent.Add(cf.deadline))
 	if err != nil && body != nil && body.err != nil {
 		err = &errClientBody{body.err}
 	}
@@ -341,7 +357,7 @@ func readResponseBody(dst, resp *fasthttp.Response, size int) error {
 		// Room for the body and the read that reports its end.
 		b = slices.Grow(b, min(size, maxTailBody)+512)
 	}
-	b, err := appendRead(b, io.LimitReader(stream, maxTailBody+1))
+	b, err := appendRead(b, stream, maxTailBody+1)
 	dst.SwapBody(b)
 	if err == nil && len(b) > maxTailBody {
 		err = errTooLargeForTail
@@ -350,13 +366,13 @@ func readResponseBody(dst, resp *fasthttp.Response, size int) error {
 }
 
 // appendRead appends what r yields until EOF to b, like io.ReadAll into
-// a buffer of the caller's.
-func appendRead(b []byte, r io.Reader) ([]byte, error) {
-	for {
+// a buffer of the caller's, stopping once b holds limit bytes.
+func appendRead(b []byte, r io.Reader, limit int) ([]byte, error) {
+	for len(b) < limit {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
-		n, err := r.Read(b[len(b):cap(b)])
+		n, err := r.Read(b[len(b):min(cap(b), limit)])
 		b = b[:len(b)+n]
 		if err == io.EOF {
 			return b, nil
@@ -365,6 +381,7 @@ func appendRead(b []byte, r io.Reader) ([]byte, error) {
 			return b, err
 		}
 	}
+	return b, nil
 }
 
 // finish ends a request whose response body was read whole, pooling the
@@ -511,9 +528,9 @@ const (
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // buildUpstreamRequest fills up with the request the instance receives.
-// It returns the wrapper of a streamed client body, nil when the body is in
-// memory.
-func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Request, rid string, cf *cachedFunction, inv invocation, addr string) *clientBody {
+// It returns body, set to wrap a streamed client body, or nil when the
+// body is in memory.
+func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Request, rid string, cf *cachedFunction, inv invocation, addr string, body *clientBody) *clientBody {
 	fn := cf.fn
 	if inv.controlPath == "/invoke" {
 		up.Header.SetMethod(http.MethodPost)
@@ -539,15 +556,16 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Req
 	if !up.UseHostHeader {
 		up.Header.SetHost(addr)
 	}
-	var body *clientBody
 	switch stream := ctx.RequestBodyStream(); {
 	case inv.controlPath == "/invoke" || inv.signed:
 		up.SetBodyRaw(inv.body)
+		body = nil
 	case stream != nil:
-		body = &clientBody{r: stream, want: int64(ctx.Request.Header.ContentLength())}
+		*body = clientBody{r: stream, want: int64(ctx.Request.Header.ContentLength())}
 		up.SetBodyStream(body, ctx.Request.Header.ContentLength())
 	default:
 		up.SetBodyRaw(ctx.Request.Body())
+		body = nil
 	}
 	h := &up.Header
 	h.Set("x-fc-request-id", rid)

@@ -23,21 +23,28 @@ type clientWatch struct {
 	conn  syscall.RawConn // nil: a connection that cannot be peeked at
 	hard  context.Context // fcd's: done when requests in flight must end
 	timer *time.Timer
-	gone  func(cause error)
+	gone  clientGoner
 	done  bool
 }
 
-func watchClient(c net.Conn, hard context.Context, gone func(cause error)) *clientWatch {
-	w := &clientWatch{hard: hard, gone: gone}
-	if sc, ok := c.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
+// clientGoner learns that a request's client went away (errAborted) or
+// that fcd stops for good (its cause).
+type clientGoner interface{ clientGone(cause error) }
+
+// start watches client connection c, which may be nil (no client).
+func (w *clientWatch) start(c net.Conn, hard context.Context, gone clientGoner) {
+	w.hard, w.gone = hard, gone
+	switch c := c.(type) {
+	case *fastWriteConn:
+		w.conn = c.raw // no allocation
+	case syscall.Conn:
+		if raw, err := c.SyscallConn(); err == nil {
 			w.conn = raw
 		}
 	}
 	w.mu.Lock()
 	w.timer = time.AfterFunc(clientWatchInterval, w.check)
 	w.mu.Unlock()
-	return w
 }
 
 func (w *clientWatch) check() {
@@ -52,7 +59,7 @@ func (w *clientWatch) check() {
 	}
 	if cause != nil {
 		w.done = true
-		go w.gone(cause)
+		go w.gone.clientGone(cause)
 		return
 	}
 	w.timer.Reset(clientWatchInterval)
