@@ -538,18 +538,7 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Req
 		up.Header.SetContentType("application/octet-stream")
 	} else {
 		ctx.Request.Header.CopyTo(&up.Header)
-		stripHopHeaders(&up.Header)
-		// x-fc-* headers come from fcd alone: a client must not pose as the
-		// platform, e.g. with role credentials of its own.
-		var fcHeaders [][]byte
-		for k := range up.Header.All() {
-			if len(k) > 5 && bytes.EqualFold(k[:5], []byte("x-fc-")) {
-				fcHeaders = append(fcHeaders, append([]byte(nil), k...))
-			}
-		}
-		for _, k := range fcHeaders {
-			up.Header.DelBytes(k)
-		}
+		stripClientHeaders(&up.Header)
 		up.SetRequestURIBytes(inv.path)
 	}
 	up.UseHostHeader = inv.controlPath != "/invoke"
@@ -567,16 +556,17 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Req
 		up.SetBodyRaw(ctx.Request.Body())
 		body = nil
 	}
+	// No x-fc-* header is left from the client: Add need not look for one.
 	h := &up.Header
-	h.Set("x-fc-request-id", rid)
-	h.Set("x-fc-function-name", fn.FunctionName)
-	h.Set("x-fc-function-memory", cf.memory)
-	h.Set("x-fc-function-handler", fn.Handler)
-	h.Set("x-fc-region", s.opts.Region)
-	h.Set("x-fc-account-id", s.opts.AccountID)
-	h.Set("x-fc-qualifier", "LATEST")
-	h.Set("x-fc-version-id", "LATEST")
-	h.Set(headerControlPath, inv.controlPath)
+	h.Add("x-fc-request-id", rid)
+	h.Add("x-fc-function-name", fn.FunctionName)
+	h.Add("x-fc-function-memory", cf.memory)
+	h.Add("x-fc-function-handler", fn.Handler)
+	h.Add("x-fc-region", s.opts.Region)
+	h.Add("x-fc-account-id", s.opts.AccountID)
+	h.Add("x-fc-qualifier", "LATEST")
+	h.Add("x-fc-version-id", "LATEST")
+	h.Add(headerControlPath, inv.controlPath)
 	return body
 }
 
@@ -588,6 +578,36 @@ func isHopHeader(k []byte) bool {
 	}
 	return false
 }
+
+// stripClientHeaders removes what a client's request must not pass on:
+// the connection-scoped headers (stripHopHeaders), and the x-fc-* headers,
+// which come from fcd alone: a client must not pose as the platform, e.g.
+// with role credentials of its own. A request with none of them, the
+// common case, costs one pass over its headers.
+func stripClientHeaders(h *fasthttp.RequestHeader) {
+	found := false
+	for k := range h.All() {
+		if isHopHeader(k) || isFCHeader(k) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	stripHopHeaders(h)
+	var fcHeaders [][]byte
+	for k := range h.All() {
+		if isFCHeader(k) {
+			fcHeaders = append(fcHeaders, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range fcHeaders {
+		h.DelBytes(k)
+	}
+}
+
+func isFCHeader(k []byte) bool { return len(k) > 5 && bytes.EqualFold(k[:5], []byte("x-fc-")) }
 
 // stripHopHeaders removes the connection-scoped headers, those RFC 9110
 // names and those the Connection header lists.
