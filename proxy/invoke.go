@@ -242,7 +242,9 @@ type exchange struct {
 	cl    call
 	rid   string
 	sent  time.Time
-	ended atomic.Bool
+	// finished is when the response was read, zero until then.
+	finished time.Time
+	ended    atomic.Bool
 
 	// ctx is the request's context (see invoke); cancel ends it.
 	ctx    context.Context
@@ -250,6 +252,14 @@ type exchange struct {
 	watch  clientWatch
 	// body wraps a streamed client body (buildUpstreamRequest).
 	body clientBody
+}
+
+// endTime is when the request ended, for metering.
+func (x *exchange) endTime() time.Time {
+	if !x.finished.IsZero() {
+		return x.finished
+	}
+	return time.Now()
 }
 
 // done releases the request's context.
@@ -274,7 +284,7 @@ func (x *exchange) end(failed error) {
 	if m := x.s.opts.Meter; m != nil {
 		m.Record(billing.InvocationRecord{
 			Function: x.cf.fn.FunctionName, RequestID: x.rid, InstanceID: x.lease.InstanceID(),
-			MemoryMB: int(x.cf.fn.MemorySize), Start: x.sent, End: time.Now(),
+			MemoryMB: int(x.cf.fn.MemorySize), Start: x.sent, End: x.endTime(),
 		})
 	}
 	if failed != nil {
@@ -305,7 +315,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	x.rlog = lease.RequestLog(tail)
 	x.rlog.Log(invokeStart + rid)
 	resp := fasthttp.AcquireResponse()
-	conn, err := s.upstream.roundTrip(&x.cl, lease.InstanceID(), lease.Addr(), up, resp, x.sent.Add(cf.deadline))
+	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), lease.Addr(), up, resp, x.sent, x.sent.Add(cf.deadline))
 	if err != nil && body != nil && body.err != nil {
 		err = &errClientBody{body.err}
 	}
@@ -392,8 +402,9 @@ func (s *Server) finish(conn *upConn, resp *fasthttp.Response, x *exchange) {
 	fasthttp.ReleaseResponse(resp)
 	// A late abort must not reach the connection's next user.
 	x.cl.detach()
+	x.finished = time.Now()
 	if keep {
-		s.upstream.put(conn, time.Now())
+		s.upstream.put(conn, x.finished)
 	} else {
 		conn.Close()
 	}
