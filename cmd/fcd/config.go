@@ -149,6 +149,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if cfg.GOMAXPROCS < 0 {
+		return cfg, fmt.Errorf("-gomaxprocs %d: want 0 (Go's default) or more", cfg.GOMAXPROCS)
+	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return cfg, fmt.Errorf("-log-level: %w", err)
 	}
