@@ -183,26 +183,26 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 		}
 	}
 
-	// reqCtx ends when the client goes away or fcd stops for good, as the
-	// client watch finds; either aborts the call to the instance. It is
-	// not a child of fcd's context: registering every request with one
-	// shared parent costs more than the warm request itself. An async
-	// attempt has no client to watch: its own context (a stopped task, the
-	// queue closing) ends it. The exchange releases reqCtx when the
-	// request ends, which for a streamed response is after this handler.
-	parent := context.WithoutCancel(s.ctx)
-	if inv.async != nil {
-		parent = inv.async.ctx
-	}
-	// One allocation holds the request's state, its call and its watch.
+	// The request's context (x.ctx) ends when the client goes away or fcd
+	// stops for good, as the client watch finds; either aborts the call
+	// to the instance. It is not a child of fcd's context: registering
+	// every request with one shared parent costs more than the warm
+	// request itself. An async attempt has no client to watch: its own
+	// context (a stopped task, the queue closing) ends it. The exchange
+	// releases the context when the request ends, which for a streamed
+	// response is after this handler. One allocation holds the request's
+	// state, its context, call and watch.
 	x := &exchange{s: s, cf: cf, rid: rid}
-	x.ctx, x.cancel = context.WithCancelCause(parent)
+	x.ctx.parent, x.ctx.detach = s.ctx, true
+	if inv.async != nil {
+		x.ctx.parent, x.ctx.detach = inv.async.ctx, false
+	}
 	x.watch.start(ctx.Conn(), s.ctx, x)
 	defer x.watch.stop()
 
-	lease, err := s.opts.Scheduler.Acquire(x.ctx, cf.fn)
+	lease, err := s.opts.Scheduler.Acquire(&x.ctx, cf.fn)
 	if err != nil {
-		s.failAcquire(ctx, rid, name, err, x.ctx)
+		s.failAcquire(ctx, rid, name, err, &x.ctx)
 		x.done()
 		return
 	}
@@ -246,10 +246,9 @@ type exchange struct {
 	finished time.Time
 	ended    atomic.Bool
 
-	// ctx is the request's context (see invoke); cancel ends it.
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	watch  clientWatch
+	// ctx is the request's context (see invoke).
+	ctx   requestContext
+	watch clientWatch
 	// body wraps a streamed client body (buildUpstreamRequest).
 	body clientBody
 }
@@ -263,12 +262,12 @@ func (x *exchange) endTime() time.Time {
 }
 
 // done releases the request's context.
-func (x *exchange) done() { x.cancel(nil) }
+func (x *exchange) done() { x.ctx.cancelCause(nil) }
 
 // clientGone is the client watch's verdict: the client went away, or fcd
 // stops for good.
 func (x *exchange) clientGone(cause error) {
-	x.cancel(cause)
+	x.ctx.cancelCause(cause)
 	x.cl.abort()
 }
 
