@@ -299,7 +299,8 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	lease := x.lease
 	up := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(up)
-	body := s.buildUpstreamRequest(ctx, up, rid, cf, inv, lease.Addr(), &x.body)
+	addr := lease.Addr() // formats the address: once per request
+	body := s.buildUpstreamRequest(ctx, up, rid, cf, inv, addr, &x.body)
 	if err := s.roleHeaders(ctx, &up.Header, cf.fn.Role); err != nil {
 		x.done()
 		lease.Release()
@@ -314,7 +315,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	x.rlog = lease.RequestLog(tail)
 	x.rlog.Log(invokeStart + rid)
 	resp := fasthttp.AcquireResponse()
-	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), lease.Addr(), up, resp, x.sent, x.sent.Add(cf.deadline))
+	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), addr, up, resp, x.sent, x.sent.Add(cf.deadline))
 	if err != nil && body != nil && body.err != nil {
 		err = &errClientBody{body.err}
 	}
