@@ -197,7 +197,7 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 	if inv.async != nil {
 		x.ctx.parent, x.ctx.detach = inv.async.ctx, false
 	}
-	x.watch.start(ctx.Conn(), s.ctx, x)
+	x.watch.start(&s.clients, ctx.Conn(), s.ctx, x)
 	defer x.watch.stop()
 
 	lease, err := s.opts.Scheduler.Acquire(&x.ctx, cf.fn)

@@ -137,6 +137,7 @@ type Server struct {
 	fns      functionCache
 	follower *follower
 	upstream *upstream
+	clients  clientWatcher // of the requests in flight (watch.go)
 	metrics  metrics
 	metricsH fasthttp.RequestHandler
 	// hostSuffix is "." + Domain, lower-case.
