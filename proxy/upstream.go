@@ -44,6 +44,23 @@ type upConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	used time.Time // when it last went idle
+	// deadline is the one set on the connection, zero for none.
+	deadline time.Time
+}
+
+// deadlineSlack is how much later than asked a call's deadline may be, so
+// that the calls on one busy connection, each a little later than the
+// last, do not each move the runtime's timers: a function's timeout
+// (whole seconds) fires up to this much late.
+const deadlineSlack = 100 * time.Millisecond
+
+// setDeadline makes the connection's deadline d, or up to deadlineSlack
+// later.
+func (c *upConn) setDeadline(d time.Time) {
+	if c.deadline.Before(d) || c.deadline.After(d.Add(deadlineSlack)) {
+		c.deadline = d.Add(deadlineSlack)
+		c.SetDeadline(c.deadline)
+	}
 }
 
 func newUpstream() *upstream {
@@ -92,6 +109,7 @@ func (c *upConn) alive() bool {
 		return true
 	}
 	// A read past the deadline would fail before it peeks.
+	c.deadline = time.Time{}
 	if c.SetDeadline(time.Time{}) != nil {
 		return false
 	}
@@ -224,7 +242,7 @@ func (c *call) setConn(conn *upConn, deadline time.Time) bool {
 	if c.aborted {
 		return false
 	}
-	conn.SetDeadline(deadline)
+	conn.setDeadline(deadline)
 	c.conn = conn
 	return true
 }
@@ -235,8 +253,11 @@ func (c *call) abort() {
 	c.aborted = true
 	if c.conn != nil {
 		// A past deadline fails blocked reads and writes immediately; the
-		// connection is then closed by the caller, never pooled.
-		c.conn.SetDeadline(time.Unix(1, 0))
+		// connection is then closed by the caller, never pooled, unless
+		// its response was read whole already: then the next call on it
+		// must see the deadline to replace (setDeadline).
+		c.conn.deadline = time.Unix(1, 0)
+		c.conn.SetDeadline(c.conn.deadline)
 	}
 }
 

@@ -64,3 +64,44 @@ func TestPooledConnPastDeadline(t *testing.T) {
 	}
 	got.Close()
 }
+
+// TestAbortBeforePooling: an abort that lands after the response was read
+// but before the connection went back to the pool leaves a past deadline
+// on it; the next call on the connection replaces it.
+func TestAbortBeforePooling(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))
+	defer be.Close()
+	addr := strings.TrimPrefix(be.URL, "http://")
+	u := newUpstream()
+	do := func(abortBeforePut bool) *upConn {
+		t.Helper()
+		req := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		req.SetRequestURI("/")
+		req.Header.SetHost(addr)
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseResponse(resp)
+		cl := &call{}
+		conn, err := u.roundTrip(cl, "i-1", addr, req, resp, time.Now().Add(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out fasthttp.Response
+		if err := readResponseBody(&out, resp, resp.Header.ContentLength()); err != nil {
+			t.Fatal(err)
+		}
+		resp.CloseBodyStream()
+		if abortBeforePut {
+			cl.abort() // the client watch fires just before Server.finish detaches
+		}
+		cl.detach()
+		u.put(conn, time.Now())
+		return conn
+	}
+	first := do(true)
+	if second := do(false); second != first {
+		t.Fatal("the connection was not reused")
+	}
+}
