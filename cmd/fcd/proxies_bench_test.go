@@ -43,7 +43,10 @@ import (
 //	sudo go test ./cmd/fcd -run '^$' -bench Proxies -benchtime 1x
 //
 // FCD_BENCH_SECONDS (default 8) and FCD_BENCH_ROUNDS (default 3) bound it:
-// about 2 × 4 × rounds × seconds plus start-up.
+// about 2 × 4 × rounds × seconds plus start-up. FCD_BENCH_VARIANTS runs
+// several fcds side by side (benchVariants), each one more target;
+// FCD_BENCH_PROFILE=<dir> saves a CPU profile of each fcd taken during
+// its first 16-connection run, as <dir>/<variant>.pprof.
 func BenchmarkProxies(b *testing.B) {
 	requireRuntime(b)
 	wrk := testenv.RequireCommand(b, "wrk", "wrk")
