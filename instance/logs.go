@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -96,7 +97,7 @@ func (l *logFile) open() error {
 
 // appendLine appends one formatted log line, with its newline, to dst.
 func appendLine(dst []byte, t time.Time, id, stream string, text []byte) []byte {
-	dst = t.UTC().AppendFormat(dst, logTimeFmt)
+	dst = appendLogTime(dst, t)
 	dst = append(dst, ' ')
 	dst = append(dst, id...)
 	dst = append(dst, ' ')
@@ -104,6 +105,33 @@ func appendLine(dst []byte, t time.Time, id, stream string, text []byte) []byte 
 	dst = append(dst, ' ')
 	dst = append(dst, text...)
 	return append(dst, '\n')
+}
+
+// logSecond is the formatted second of the last log line, which the
+// lines of a busy instance share: formatting only the microseconds costs
+// a tenth of time.Format.
+var logSecond atomic.Pointer[struct {
+	unix   int64
+	prefix string // "2006-01-02T15:04:05."
+}]
+
+// appendLogTime appends t in logTimeFmt.
+func appendLogTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	sec := logSecond.Load()
+	if sec == nil || sec.unix != t.Unix() {
+		sec = &struct {
+			unix   int64
+			prefix string
+		}{t.Unix(), t.Truncate(time.Second).Format("2006-01-02T15:04:05.")}
+		logSecond.Store(sec)
+	}
+	dst = append(dst, sec.prefix...)
+	us := t.Nanosecond() / 1000
+	for div := 100000; div > 0; div /= 10 {
+		dst = append(dst, byte('0'+us/div%10))
+	}
+	return append(dst, 'Z')
 }
 
 // writeLine appends one formatted line to the pending lines, rotating

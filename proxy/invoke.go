@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -192,37 +193,35 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 		}
 	}
 
-	// reqCtx ends when the client goes away or fcd stops for good, as the
-	// client watch finds; either aborts the call to the instance. It is
-	// not a child of fcd's context: registering every request with one
-	// shared parent costs more than the warm request itself. An async
-	// attempt has no client to watch: its own context (a stopped task, the
-	// queue closing) ends it. The exchange releases reqCtx when the
-	// request ends, which for a streamed response is after this handler.
-	parent := context.WithoutCancel(s.ctx)
+	// The request's context (x.ctx) ends when the client goes away or fcd
+	// stops for good, as the client watch finds; either aborts the call
+	// to the instance. It is not a child of fcd's context: registering
+	// every request with one shared parent costs more than the warm
+	// request itself. An async attempt has no client to watch: its own
+	// context (a stopped task, the queue closing) ends it. The exchange
+	// releases the context when the request ends, which for a streamed
+	// response is after this handler. One allocation holds the request's
+	// state, its context, call and watch.
+	x := &exchange{s: s, cf: cf, rid: rid}
+	x.ctx.parent, x.ctx.detach = s.ctx, true
 	if inv.async != nil {
-		parent = inv.async.ctx
+		x.ctx.parent, x.ctx.detach = inv.async.ctx, false
 	}
-	reqCtx, cancel := context.WithCancelCause(parent)
-	cl := &call{}
-	done := func() { cancel(nil) }
-	watch := watchClient(ctx.Conn(), s.ctx, func(cause error) {
-		cancel(cause)
-		cl.abort()
-	})
-	defer watch.stop()
+	x.watch.start(&s.clients, ctx.Conn(), s.ctx, x)
+	defer x.watch.stop()
 
-	lease, err := s.opts.Scheduler.Acquire(reqCtx, cf.fn)
+	lease, err := s.opts.Scheduler.Acquire(&x.ctx, cf.fn)
 	if err != nil {
-		s.failAcquire(ctx, rid, name, err, reqCtx)
-		done()
+		s.failAcquire(ctx, rid, name, err, &x.ctx)
+		x.done()
 		return
 	}
 	if inv.async != nil && !inv.async.start(lease) {
-		done()
+		x.done()
 		return
 	}
-	s.forward(ctx, rid, cf, inv, &exchange{s: s, cf: cf, lease: lease, cl: cl, rid: rid, done: done})
+	x.lease = lease
+	s.forward(ctx, rid, cf, inv, x)
 }
 
 func (s *Server) failAcquire(ctx *fasthttp.RequestCtx, rid, name string, err error, reqCtx context.Context) {
@@ -250,32 +249,58 @@ type exchange struct {
 	lease Lease
 	rlog  RequestLog
 	lines []string // the request's log, after end, when collected
-	cl    *call
+	cl    call
 	rid   string
 	sent  time.Time
-	done  func() // releases the request's context
-	once  sync.Once
+	// finished is when the response was read, zero until then.
+	finished time.Time
+	ended    atomic.Bool
+
+	// ctx is the request's context (see invoke).
+	ctx   requestContext
+	watch clientWatch
+	// body wraps a streamed client body (buildUpstreamRequest).
+	body clientBody
+}
+
+// endTime is when the request ended, for metering.
+func (x *exchange) endTime() time.Time {
+	if !x.finished.IsZero() {
+		return x.finished
+	}
+	return time.Now()
+}
+
+// done releases the request's context.
+func (x *exchange) done() { x.ctx.cancelCause(nil) }
+
+// clientGone is the client watch's verdict: the client went away, or fcd
+// stops for good.
+func (x *exchange) clientGone(cause error) {
+	x.ctx.cancelCause(cause)
+	x.cl.abort()
 }
 
 // end closes the request's log, meters it and ends its lease; failed
 // evicts the instance. Only the first call counts.
 func (x *exchange) end(failed error) {
-	x.once.Do(func() {
-		defer x.done()
-		x.rlog.Log(invokeEnd + x.rid)
-		x.lines = x.rlog.End()
-		if m := x.s.opts.Meter; m != nil {
-			m.Record(billing.InvocationRecord{
-				Function: x.cf.fn.FunctionName, RequestID: x.rid, InstanceID: x.lease.InstanceID(),
-				MemoryMB: int(x.cf.fn.MemorySize), Start: x.sent, End: time.Now(),
-			})
-		}
-		if failed != nil {
-			x.lease.Fail(failed)
-		} else {
-			x.lease.Release()
-		}
-	})
+	if !x.ended.CompareAndSwap(false, true) {
+		return
+	}
+	defer x.done()
+	x.rlog.Log(invokeEnd + x.rid)
+	x.lines = x.rlog.End()
+	if m := x.s.opts.Meter; m != nil {
+		m.Record(billing.InvocationRecord{
+			Function: x.cf.fn.FunctionName, RequestID: x.rid, InstanceID: x.lease.InstanceID(),
+			MemoryMB: int(x.cf.fn.MemorySize), Start: x.sent, End: x.endTime(),
+		})
+	}
+	if failed != nil {
+		x.lease.Fail(failed)
+	} else {
+		x.lease.Release()
+	}
 }
 
 // forward sends the request to the leased instance and relays its answer.
@@ -284,7 +309,8 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	lease := x.lease
 	up := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(up)
-	body := s.buildUpstreamRequest(ctx, up, rid, cf, inv, lease.Addr())
+	addr := lease.Addr() // formats the address: once per request
+	body := s.buildUpstreamRequest(ctx, up, rid, cf, inv, addr, &x.body)
 	if err := s.roleHeaders(ctx, &up.Header, cf.fn.Role); err != nil {
 		x.done()
 		lease.Release()
@@ -299,7 +325,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	x.rlog = lease.RequestLog(tail)
 	x.rlog.Log(invokeStart + rid)
 	resp := fasthttp.AcquireResponse()
-	conn, err := s.upstream.roundTrip(x.cl, lease.InstanceID(), lease.Addr(), up, resp, x.sent.Add(cf.deadline))
+	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), addr, up, resp, x.sent, x.sent.Add(cf.deadline))
 	if err != nil && body != nil && body.err != nil {
 		err = &errClientBody{body.err}
 	}
@@ -351,7 +377,7 @@ func readResponseBody(dst, resp *fasthttp.Response, size int) error {
 		// Room for the body and the read that reports its end.
 		b = slices.Grow(b, min(size, maxTailBody)+512)
 	}
-	b, err := appendRead(b, io.LimitReader(stream, maxTailBody+1))
+	b, err := appendRead(b, stream, maxTailBody+1)
 	dst.SwapBody(b)
 	if err == nil && len(b) > maxTailBody {
 		err = errTooLargeForTail
@@ -360,13 +386,13 @@ func readResponseBody(dst, resp *fasthttp.Response, size int) error {
 }
 
 // appendRead appends what r yields until EOF to b, like io.ReadAll into
-// a buffer of the caller's.
-func appendRead(b []byte, r io.Reader) ([]byte, error) {
-	for {
+// a buffer of the caller's, stopping once b holds limit bytes.
+func appendRead(b []byte, r io.Reader, limit int) ([]byte, error) {
+	for len(b) < limit {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
-		n, err := r.Read(b[len(b):cap(b)])
+		n, err := r.Read(b[len(b):min(cap(b), limit)])
 		b = b[:len(b)+n]
 		if err == io.EOF {
 			return b, nil
@@ -375,6 +401,7 @@ func appendRead(b []byte, r io.Reader) ([]byte, error) {
 			return b, err
 		}
 	}
+	return b, nil
 }
 
 // finish ends a request whose response body was read whole, pooling the
@@ -385,8 +412,9 @@ func (s *Server) finish(conn *upConn, resp *fasthttp.Response, x *exchange) {
 	fasthttp.ReleaseResponse(resp)
 	// A late abort must not reach the connection's next user.
 	x.cl.detach()
+	x.finished = time.Now()
 	if keep {
-		s.upstream.put(conn, time.Now())
+		s.upstream.put(conn, x.finished)
 	} else {
 		conn.Close()
 	}
@@ -521,9 +549,9 @@ const (
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // buildUpstreamRequest fills up with the request the instance receives.
-// It returns the wrapper of a streamed client body, nil when the body is in
-// memory.
-func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Request, rid string, cf *cachedFunction, inv invocation, addr string) *clientBody {
+// It returns body, set to wrap a streamed client body, or nil when the
+// body is in memory.
+func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Request, rid string, cf *cachedFunction, inv invocation, addr string, body *clientBody) *clientBody {
 	fn := cf.fn
 	if inv.controlPath == "/invoke" {
 		up.Header.SetMethod(http.MethodPost)
@@ -531,48 +559,39 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Req
 		up.Header.SetContentType("application/octet-stream")
 	} else {
 		ctx.Request.Header.CopyTo(&up.Header)
-		stripHopHeaders(&up.Header)
-		// x-fc-* headers come from fcd alone: a client must not pose as the
-		// platform, e.g. with role credentials of its own.
-		var fcHeaders [][]byte
-		for k := range up.Header.All() {
-			if len(k) > 5 && bytes.EqualFold(k[:5], []byte("x-fc-")) {
-				fcHeaders = append(fcHeaders, append([]byte(nil), k...))
-			}
-		}
-		for _, k := range fcHeaders {
-			up.Header.DelBytes(k)
-		}
+		stripClientHeaders(&up.Header)
 		up.SetRequestURIBytes(inv.path)
 	}
 	up.UseHostHeader = inv.controlPath != "/invoke"
 	if !up.UseHostHeader {
 		up.Header.SetHost(addr)
 	}
-	var body *clientBody
 	switch stream := ctx.RequestBodyStream(); {
 	case inv.controlPath == "/invoke" || inv.signed:
 		up.SetBodyRaw(inv.body)
+		body = nil
 	case stream != nil:
-		body = &clientBody{r: stream, want: int64(ctx.Request.Header.ContentLength())}
+		*body = clientBody{r: stream, want: int64(ctx.Request.Header.ContentLength())}
 		up.SetBodyStream(body, ctx.Request.Header.ContentLength())
 	default:
 		up.SetBodyRaw(ctx.Request.Body())
+		body = nil
 	}
+	// No x-fc-* header is left from the client: Add need not look for one.
 	h := &up.Header
-	h.Set("x-fc-request-id", rid)
-	h.Set("x-fc-function-name", fn.FunctionName)
-	h.Set("x-fc-function-memory", cf.memory)
-	h.Set("x-fc-function-handler", fn.Handler)
-	h.Set("x-fc-region", s.opts.Region)
-	h.Set("x-fc-account-id", s.opts.AccountID)
-	h.Set("x-fc-qualifier", inv.qualifier)
+	h.Add("x-fc-request-id", rid)
+	h.Add("x-fc-function-name", fn.FunctionName)
+	h.Add("x-fc-function-memory", cf.memory)
+	h.Add("x-fc-function-handler", fn.Handler)
+	h.Add("x-fc-region", s.opts.Region)
+	h.Add("x-fc-account-id", s.opts.AccountID)
+	h.Add("x-fc-qualifier", inv.qualifier)
 	if fn.VersionID != "" {
-		h.Set("x-fc-version-id", fn.VersionID)
+		h.Add("x-fc-version-id", fn.VersionID)
 	} else {
-		h.Set("x-fc-version-id", api.QualifierLatest)
+		h.Add("x-fc-version-id", api.QualifierLatest)
 	}
-	h.Set(headerControlPath, inv.controlPath)
+	h.Add(headerControlPath, inv.controlPath)
 	return body
 }
 
@@ -584,6 +603,36 @@ func isHopHeader(k []byte) bool {
 	}
 	return false
 }
+
+// stripClientHeaders removes what a client's request must not pass on:
+// the connection-scoped headers (stripHopHeaders), and the x-fc-* headers,
+// which come from fcd alone: a client must not pose as the platform, e.g.
+// with role credentials of its own. A request with none of them, the
+// common case, costs one pass over its headers.
+func stripClientHeaders(h *fasthttp.RequestHeader) {
+	found := false
+	for k := range h.All() {
+		if isHopHeader(k) || isFCHeader(k) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	stripHopHeaders(h)
+	var fcHeaders [][]byte
+	for k := range h.All() {
+		if isFCHeader(k) {
+			fcHeaders = append(fcHeaders, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range fcHeaders {
+		h.DelBytes(k)
+	}
+}
+
+func isFCHeader(k []byte) bool { return len(k) > 5 && bytes.EqualFold(k[:5], []byte("x-fc-")) }
 
 // stripHopHeaders removes the connection-scoped headers, those RFC 9110
 // names and those the Connection header lists.

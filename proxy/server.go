@@ -148,6 +148,7 @@ type Server struct {
 	vc       versionCache
 	follower *follower
 	upstream *upstream
+	clients  clientWatcher // of the requests in flight (watch.go)
 	metrics  metrics
 	metricsH fasthttp.RequestHandler
 	gatherer prometheus.Gatherer // /metrics' registry, for /fcd/v1/stats
@@ -238,7 +239,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-followed
 	}()
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(ln) }()
+	go func() { errc <- s.srv.Serve(fastWriteListener{ln}) }()
 	sweep := time.NewTicker(s.upstream.idleTimeout)
 	defer sweep.Stop()
 	for {

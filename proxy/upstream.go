@@ -44,6 +44,23 @@ type upConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	used time.Time // when it last went idle
+	// deadline is the one set on the connection, zero for none.
+	deadline time.Time
+}
+
+// deadlineSlack is how much later than asked a call's deadline may be, so
+// that the calls on one busy connection, each a little later than the
+// last, do not each move the runtime's timers: a function's timeout
+// (whole seconds) fires up to this much late.
+const deadlineSlack = 100 * time.Millisecond
+
+// setDeadline makes the connection's deadline d, or up to deadlineSlack
+// later.
+func (c *upConn) setDeadline(d time.Time) {
+	if c.deadline.Before(d) || c.deadline.After(d.Add(deadlineSlack)) {
+		c.deadline = d.Add(deadlineSlack)
+		c.SetDeadline(c.deadline)
+	}
 }
 
 func newUpstream() *upstream {
@@ -77,6 +94,7 @@ func (u *upstream) get(id, addr string, now time.Time) (c *upConn, reused bool, 
 	if err != nil {
 		return nil, false, err
 	}
+	nc = fastWrite(nc)
 	return &upConn{Conn: nc, id: id, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
 }
 
@@ -90,16 +108,20 @@ func (c *upConn) alive() bool {
 	if !ok {
 		return true
 	}
+	// A read past the deadline would fail before it peeks.
+	c.deadline = time.Time{}
+	if c.SetDeadline(time.Time{}) != nil {
+		return false
+	}
 	raw, err := sc.SyscallConn()
 	return err == nil && !peerClosed(raw)
 }
 
-// put returns a connection whose last response was read whole.
+// put returns a connection whose last response was read whole. Its
+// deadline stays as the call left it, which saves two timer updates per
+// call: the next call sets its own, and alive, before it peeks, clears
+// one that passed.
 func (u *upstream) put(c *upConn, now time.Time) {
-	if c.SetDeadline(time.Time{}) != nil {
-		c.Close()
-		return
-	}
 	c.used = now
 	u.mu.Lock()
 	if len(u.idle[c.id]) >= u.maxIdle {
@@ -220,7 +242,7 @@ func (c *call) setConn(conn *upConn, deadline time.Time) bool {
 	if c.aborted {
 		return false
 	}
-	conn.SetDeadline(deadline)
+	conn.setDeadline(deadline)
 	c.conn = conn
 	return true
 }
@@ -231,8 +253,11 @@ func (c *call) abort() {
 	c.aborted = true
 	if c.conn != nil {
 		// A past deadline fails blocked reads and writes immediately; the
-		// connection is then closed by the caller, never pooled.
-		c.conn.SetDeadline(time.Unix(1, 0))
+		// connection is then closed by the caller, never pooled, unless
+		// its response was read whole already: then the next call on it
+		// must see the deadline to replace (setDeadline).
+		c.conn.deadline = time.Unix(1, 0)
+		c.conn.SetDeadline(c.conn.deadline)
 	}
 }
 
@@ -257,10 +282,18 @@ func (c *call) isAborted() bool {
 // and only when its body is in memory: once a request is written the
 // instance may have acted on it, and a function must not run twice.
 func (u *upstream) roundTrip(cl *call, id, addr string, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (*upConn, error) {
+	return u.roundTripAt(cl, id, addr, req, resp, time.Now(), deadline)
+}
+
+// roundTripAt is roundTrip with the caller's reading of the clock.
+func (u *upstream) roundTripAt(cl *call, id, addr string, req *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time) (*upConn, error) {
 	// fasthttp clears the body stream as it writes it: look first.
 	streamed := req.BodyStream() != nil
 	for attempt := 0; ; attempt++ {
-		conn, reused, err := u.get(id, addr, time.Now())
+		if attempt > 0 {
+			now = time.Now()
+		}
+		conn, reused, err := u.get(id, addr, now)
 		if err != nil {
 			return nil, &errDial{err}
 		}

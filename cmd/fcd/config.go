@@ -90,6 +90,9 @@ type Config struct {
 	Runtime   string
 	ShimGroup bool
 	NetPool   int
+	// GOMAXPROCS is how many OS threads run fcd's Go code at once; 0
+	// leaves Go's default (the CPUs fcd may use, or $GOMAXPROCS).
+	GOMAXPROCS int
 
 	// listener, when set, is served instead of listening on Listen; tests
 	// use it to learn the address before fcd starts.
@@ -137,6 +140,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Runtime, "runtime", "runc", "OCI runtime of instances: runc, crun (faster create; crun 1.8 refuses hosts with cgroups in hybrid mode) or a path")
 	fs.BoolVar(&cfg.ShimGroup, "shim-group", true, "run all instances under one containerd shim process (saves a shim spawn per start; a shim crash ends them all)")
 	fs.IntVar(&cfg.NetPool, "net-pool", instance.DefaultNetPool, "network namespaces attached ahead of instance starts (0: none)")
+	fs.IntVar(&cfg.GOMAXPROCS, "gomaxprocs", 0, "OS threads running fcd's Go code at once (0: Go's default, the CPUs fcd may use)")
 	fs.StringVar(&cfg.Domain, "domain", "fcd.localhost", "HTTP triggers answer at <function>.<domain>")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -144,6 +148,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if cfg.GOMAXPROCS < 0 {
+		return cfg, fmt.Errorf("-gomaxprocs %d: want 0 (Go's default) or more", cfg.GOMAXPROCS)
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return cfg, fmt.Errorf("-log-level: %w", err)

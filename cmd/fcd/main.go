@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	goruntime "runtime"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -19,6 +20,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fcd:", err)
 		os.Exit(2)
+	}
+	if cfg.GOMAXPROCS > 0 {
+		goruntime.GOMAXPROCS(cfg.GOMAXPROCS)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	// The embedded registry (distribution) and containerd's client log

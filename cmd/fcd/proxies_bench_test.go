@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,7 +43,10 @@ import (
 //	sudo go test ./cmd/fcd -run '^$' -bench Proxies -benchtime 1x
 //
 // FCD_BENCH_SECONDS (default 8) and FCD_BENCH_ROUNDS (default 3) bound it:
-// about 2 × 4 × rounds × seconds plus start-up.
+// about 2 × 4 × rounds × seconds plus start-up. FCD_BENCH_VARIANTS runs
+// several fcds side by side (benchVariants), each one more target;
+// FCD_BENCH_PROFILE=<dir> saves a CPU profile of each fcd taken during
+// its first 16-connection run, as <dir>/<variant>.pprof.
 func BenchmarkProxies(b *testing.B) {
 	requireRuntime(b)
 	wrk := testenv.RequireCommand(b, "wrk", "wrk")
@@ -51,33 +55,14 @@ func BenchmarkProxies(b *testing.B) {
 	seconds, rounds := envInt("FCD_BENCH_SECONDS", 8), envInt("FCD_BENCH_ROUNDS", 3)
 
 	refs := pushExamples(b, images.Echo)
-	d := startProcess(b)
-	c := sdkClient(b, &d.daemon, d.creds.AccessKeySecret)
-	if _, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{
-		FunctionName:          dara.String("echo"),
-		Runtime:               dara.String("custom-container"),
-		MemorySize:            dara.Int32(2048),
-		Cpu:                   dara.Float32(2),
-		InstanceConcurrency:   dara.Int32(200),
-		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(refs[images.Echo])},
-	}}); err != nil {
-		b.Fatal(err)
+	variants := benchVariants(b)
+	profiles := os.Getenv("FCD_BENCH_PROFILE")
+	bin := buildBenchFCD(b)
+	var fcds []*benchFCD
+	for i, v := range variants {
+		fcds = append(fcds, startBenchFCD(b, bin, i, v, refs[images.Echo], profiles != ""))
 	}
-	if _, err := c.CreateTrigger(dara.String("echo"), &fc.CreateTriggerRequest{Body: &fc.CreateTriggerInput{
-		TriggerName:   dara.String("http"),
-		TriggerType:   dara.String("http"),
-		TriggerConfig: dara.String(`{"authType":"anonymous","methods":["GET","POST"]}`),
-	}}); err != nil {
-		b.Fatal(err)
-	}
-	status, body, err := fasthttp.Post(nil, "http://"+d.endpoint+"/fn/echo/", nil)
-	if err != nil || status != 200 {
-		b.Fatalf("first request: %d %v", status, err)
-	}
-	var echo struct{ Server string }
-	if err := json.Unmarshal(body, &echo); err != nil || echo.Server == "" {
-		b.Fatalf("echo did not report its address: %s", body)
-	}
+	echoAddr := fcds[0].echo
 
 	dir := b.TempDir()
 	script := filepath.Join(dir, "post.lua")
@@ -85,14 +70,16 @@ func BenchmarkProxies(b *testing.B) {
 	if err := os.WriteFile(script, []byte(lua), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	hp := startHAProxy(b, haproxy, dir, echo.Server)
-	np := startNginx(b, nginx, dir, echo.Server)
+	hp := startHAProxy(b, haproxy, dir, echoAddr)
+	np := startNginx(b, nginx, dir, echoAddr)
 
 	targets := []proxyTarget{
-		{name: "direct", url: "http://" + echo.Server + "/"},
+		{name: "direct", url: "http://" + echoAddr + "/"},
 		{name: "haproxy", url: "http://" + hp.addr + "/", pid: hp.pid},
 		{name: "nginx", url: "http://" + np.addr + "/", pid: np.pid},
-		{name: "fcd", url: "http://" + d.endpoint + "/fn/echo/", pid: d.pid},
+	}
+	for _, f := range fcds {
+		targets = append(targets, proxyTarget{name: f.name, url: "http://" + f.endpoint + "/fn/echo/", pid: f.pid, debug: f.debug})
 	}
 	results := map[string][]wrkResult{}
 	for range b.N {
@@ -102,14 +89,24 @@ func BenchmarkProxies(b *testing.B) {
 				// right after the same one.
 				for i := range targets {
 					t := targets[(i+r)%len(targets)]
+					var prof func()
+					if r == 0 && conns == 16 && t.debug != "" {
+						prof = fetchProfile(b, t.debug, seconds, filepath.Join(profiles, t.name+".pprof"))
+					}
 					res := runWrk(b, wrk, script, t, conns, seconds)
+					if prof != nil {
+						prof()
+					}
 					k := fmt.Sprintf("%s/%d", t.name, conns)
 					results[k] = append(results[k], res)
 				}
 			}
 		}
-		signed := runSigned(b, d, seconds, rounds)
-		printProxyTable(b, targets, results, signed)
+		signed := map[string][]wrkResult{}
+		for _, f := range fcds {
+			signed[f.name] = runSigned(b, &f.process, seconds, rounds)
+		}
+		printProxyTable(b, targets, results, fcds, signed)
 	}
 }
 
@@ -117,6 +114,9 @@ type proxyTarget struct {
 	name string
 	url  string
 	pid  int // 0: nothing to measure
+	// debug is the address of the target's /debug/pprof, empty when
+	// it has none.
+	debug string
 }
 
 type wrkResult struct {
@@ -217,7 +217,7 @@ func median(rs []wrkResult, f func(wrkResult) float64) float64 {
 	return v[len(v)/2]
 }
 
-func printProxyTable(b *testing.B, targets []proxyTarget, results map[string][]wrkResult, signed []wrkResult) {
+func printProxyTable(b *testing.B, targets []proxyTarget, results map[string][]wrkResult, fcds []*benchFCD, signed map[string][]wrkResult) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n%-8s %5s %10s %8s %9s %9s %14s %12s\n", "target", "conns", "req/s", "vs-dir", "p50-µs", "p99-µs", "cpu-s/10k-req", "added-p50")
 	for _, conns := range []int{16, 1} {
@@ -240,14 +240,20 @@ func printProxyTable(b *testing.B, targets []proxyTarget, results map[string][]w
 		}
 	}
 	for i, conns := range []int{16, 1} {
-		var rs []wrkResult
-		for j := i; j < len(signed); j += 2 {
-			rs = append(rs, signed[j])
+		for _, f := range fcds {
+			var rs []wrkResult
+			for j := i; j < len(signed[f.name]); j += 2 {
+				rs = append(rs, signed[f.name][j])
+			}
+			name := "invoke"
+			if len(fcds) > 1 {
+				name = "inv-" + f.name
+			}
+			fmt.Fprintf(&sb, "%-8s %5d %10.0f %8s %9.0f %9.0f %14.3f %12s\n", name, conns,
+				median(rs, func(r wrkResult) float64 { return r.rps }), "-",
+				median(rs, func(r wrkResult) float64 { return r.p50 }), median(rs, func(r wrkResult) float64 { return r.p99 }),
+				median(rs, func(r wrkResult) float64 { return r.cpu10k }), "-")
 		}
-		fmt.Fprintf(&sb, "%-8s %5d %10.0f %8s %9.0f %9.0f %14.3f %12s\n", "invoke", conns,
-			median(rs, func(r wrkResult) float64 { return r.rps }), "-",
-			median(rs, func(r wrkResult) float64 { return r.p50 }), median(rs, func(r wrkResult) float64 { return r.p99 }),
-			median(rs, func(r wrkResult) float64 { return r.cpu10k }), "-")
 	}
 	fmt.Print(sb.String())
 }
@@ -353,4 +359,163 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// benchVariant is one fcd under test: its name in the table, and the
+// environment variables and flags it runs with beyond the bench's own.
+type benchVariant struct {
+	name string
+	bin  string // empty: this tree's fcd
+	env  []string
+	args []string
+}
+
+// benchVariants reads FCD_BENCH_VARIANTS, which runs several fcds side by
+// side in one run, each with its own echo instance, to compare settings
+// under the same load on the machine: variants separated by ';', each
+// "name: token...", a token starting with '-' a flag, "bin=<path>" an fcd
+// binary to run instead of this tree's (another commit's build), others
+// environment variables. Unset: one fcd named "fcd" with no extras. For
+// example
+//
+//	FCD_BENCH_VARIANTS='before: bin=/tmp/fcd-main; procs2: -gomaxprocs=2; procs1: -gomaxprocs=1'
+func benchVariants(b *testing.B) []benchVariant {
+	spec := os.Getenv("FCD_BENCH_VARIANTS")
+	if strings.TrimSpace(spec) == "" {
+		return []benchVariant{{name: "fcd"}}
+	}
+	var vs []benchVariant
+	for _, part := range strings.Split(spec, ";") {
+		name, rest, ok := strings.Cut(part, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || slices.ContainsFunc(vs, func(v benchVariant) bool { return v.name == name }) {
+			b.Fatalf("FCD_BENCH_VARIANTS: %q is not \"name: token...\" with a new name", part)
+		}
+		v := benchVariant{name: name}
+		for _, tok := range strings.Fields(rest) {
+			if path, ok := strings.CutPrefix(tok, "bin="); ok {
+				v.bin = path
+			} else if strings.HasPrefix(tok, "-") {
+				v.args = append(v.args, tok)
+			} else {
+				v.env = append(v.env, tok)
+			}
+		}
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+// benchFCD is one variant's fcd, serving the echo function with one warm
+// instance at echo.
+type benchFCD struct {
+	process
+	name  string
+	echo  string // the instance's address
+	debug string // its /debug/pprof address, or empty
+}
+
+func buildBenchFCD(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "fcd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build fcd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startBenchFCD runs variant i's fcd (its own name and subnet, so
+// variants run side by side) and warms its echo function: an HTTP trigger
+// and one instance with 2 vCPUs.
+func startBenchFCD(b *testing.B, bin string, i int, v benchVariant, image string, debug bool) *benchFCD {
+	name, subnet := "fcdbench", "10.90.0.0/16"
+	if i > 0 {
+		name, subnet = fmt.Sprintf("fcdbench%d", i), fmt.Sprintf("10.%d.0.0/16", 100+i)
+	}
+	data := filepath.Join(b.TempDir(), "data")
+	args := []string{"-data-dir", data, "-listen", "127.0.0.1:0", "-registry-address", "", "-name", name, "-subnet", subnet, "-log-level", "warn"}
+	f := &benchFCD{name: v.name}
+	if debug {
+		f.debug = freeLoopback(b)
+		args = append(args, "-debug-address", f.debug)
+	}
+	if v.bin != "" {
+		bin = v.bin
+	}
+	cmd := exec.Command(bin, append(args, v.args...)...)
+	cmd.Env = append(os.Environ(), v.env...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		// fcd writes its credentials, with the address it listens on, just
+		// before it serves.
+		creds, err := api.LoadCredentials(filepath.Join(data, api.CredentialsFile))
+		if err == nil {
+			if status, _, err := fasthttp.Get(nil, "http://"+creds.Endpoint+"/metrics"); err == nil && status == 200 {
+				f.process = process{daemon: daemon{endpoint: creds.Endpoint, creds: creds}, pid: cmd.Process.Pid}
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("fcd %s did not start within a minute", v.name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	c := sdkClient(b, &f.daemon, f.creds.AccessKeySecret)
+	if _, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{
+		FunctionName:          dara.String("echo"),
+		Runtime:               dara.String("custom-container"),
+		MemorySize:            dara.Int32(2048),
+		Cpu:                   dara.Float32(2),
+		InstanceConcurrency:   dara.Int32(200),
+		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(image)},
+	}}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.CreateTrigger(dara.String("echo"), &fc.CreateTriggerRequest{Body: &fc.CreateTriggerInput{
+		TriggerName:   dara.String("http"),
+		TriggerType:   dara.String("http"),
+		TriggerConfig: dara.String(`{"authType":"anonymous","methods":["GET","POST"]}`),
+	}}); err != nil {
+		b.Fatal(err)
+	}
+	status, body, err := fasthttp.Post(nil, "http://"+f.endpoint+"/fn/echo/", nil)
+	if err != nil || status != 200 {
+		b.Fatalf("first request: %d %v", status, err)
+	}
+	var echo struct{ Server string }
+	if err := json.Unmarshal(body, &echo); err != nil || echo.Server == "" {
+		b.Fatalf("echo did not report its address: %s", body)
+	}
+	f.echo = echo.Server
+	return f
+}
+
+// fetchProfile starts taking a CPU profile of the process serving
+// /debug/pprof at addr, for a little less than seconds, into path; the
+// function it returns waits for it.
+func fetchProfile(b *testing.B, addr string, seconds int, path string) func() {
+	done := make(chan error, 1)
+	go func() {
+		status, body, err := fasthttp.GetTimeout(nil, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(seconds-1, 1)), time.Duration(seconds+30)*time.Second)
+		if err == nil && status != http.StatusOK {
+			err = fmt.Errorf("status %d: %s", status, body)
+		}
+		if err == nil {
+			err = os.WriteFile(path, body, 0o644)
+		}
+		done <- err
+	}()
+	return func() {
+		if err := <-done; err != nil {
+			b.Fatalf("CPU profile from %s: %v", addr, err)
+		}
+	}
 }
