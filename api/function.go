@@ -27,6 +27,15 @@ type Function struct {
 	Role                    string                   `json:"role,omitempty"`
 	CustomContainerConfig   *CustomContainerConfig   `json:"customContainerConfig,omitempty"`
 	InstanceLifecycleConfig *InstanceLifecycleConfig `json:"instanceLifecycleConfig,omitempty"`
+	// Function options, documented in function_options.go.
+	IdleTimeout              int32      `json:"idleTimeout,omitempty"`
+	DisableOndemand          bool       `json:"disableOndemand"`
+	DisableInjectCredentials string     `json:"disableInjectCredentials,omitempty"`
+	InstanceIsolationMode    string     `json:"instanceIsolationMode,omitempty"`
+	InternetAccess           *bool      `json:"internetAccess,omitempty"`
+	SessionAffinity          string     `json:"sessionAffinity,omitempty"`
+	CustomDNS                *CustomDNS `json:"customDNS,omitempty"`
+	Tags                     []Tag      `json:"tags,omitempty"`
 
 	State                      string `json:"state"`
 	StateReason                string `json:"stateReason,omitempty"`
@@ -149,6 +158,7 @@ func (f *Function) Clone() *Function {
 		}
 		c.InstanceLifecycleConfig = &n
 	}
+	c.cloneOptions(f)
 	return &c
 }
 

@@ -76,6 +76,9 @@ func (f *Function) Validate() error {
 	if err := f.CustomContainerConfig.validate(); err != nil {
 		return err
 	}
+	if err := f.validateOptions(); err != nil {
+		return err
+	}
 	if lc := f.InstanceLifecycleConfig; lc != nil {
 		if err := lc.Initializer.validate("initializer", 600); err != nil {
 			return err

@@ -21,11 +21,11 @@ const (
 )
 
 func (s *Server) createFunction(ctx *fasthttp.RequestCtx, body []byte) error {
-	var in api.Input
-	if err := decodeJSON(body, &in); err != nil {
+	in, err := decodeInput(body)
+	if err != nil {
 		return err
 	}
-	f, err := api.NewFunction(&in, newID(), s.opts.Region, s.opts.AccountID, s.opts.Now())
+	f, err := api.NewFunction(in, newID(), s.opts.Region, s.opts.AccountID, s.opts.Now())
 	if err != nil {
 		return err
 	}
@@ -50,9 +50,12 @@ func (s *Server) getFunction(ctx *fasthttp.RequestCtx, name string) error {
 }
 
 func (s *Server) updateFunction(ctx *fasthttp.RequestCtx, name string, body []byte) error {
-	var in api.Input
-	if err := decodeJSON(body, &in); err != nil {
+	in, err := decodeInput(body)
+	if err != nil {
 		return err
+	}
+	if len(in.Tags) > 0 {
+		return newError(http.StatusBadRequest, CodeInvalidArgument, "tags cannot be changed by UpdateFunction: use TagResources and UntagResources")
 	}
 	now := s.opts.Now()
 	if in.Role != nil {
@@ -63,7 +66,7 @@ func (s *Server) updateFunction(ctx *fasthttp.RequestCtx, name string, body []by
 		}
 	}
 	f, err := s.opts.Functions.UpdateFunction(ctx, unescape(name), func(f *api.Function) (*api.Function, error) {
-		return f.Update(&in, now)
+		return f.Update(in, now)
 	})
 	if err != nil {
 		return err
@@ -130,6 +133,15 @@ func (s *Server) decorate(f *api.Function) {
 	if cc.ResolvedImageURI == "" {
 		cc.ResolvedImageURI = cc.Image
 	}
+}
+
+// decodeInput decodes a CreateFunction or UpdateFunction body, refusing
+// the fields fcd does not implement.
+func decodeInput(body []byte) (*api.Input, error) {
+	if len(body) == 0 {
+		return nil, newError(http.StatusBadRequest, CodeInvalidArgument, "request body is empty; a JSON object is required")
+	}
+	return api.DecodeInput(body)
 }
 
 func decodeJSON(body []byte, v any) error {

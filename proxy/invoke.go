@@ -275,7 +275,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	up := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(up)
 	body := s.buildUpstreamRequest(ctx, up, rid, cf, inv, lease.Addr())
-	if err := s.roleHeaders(ctx, &up.Header, cf.fn.Role); err != nil {
+	if err := s.roleHeaders(ctx, &up.Header, cf.fn); err != nil {
 		x.done()
 		lease.Release()
 		s.fail(ctx, rid, newError(http.StatusInternalServerError, CodeInternal, err.Error()))

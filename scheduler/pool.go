@@ -88,6 +88,10 @@ func (p *pool) admitLocked(ctx context.Context) error {
 		p.stats.canceled++
 		return err
 	}
+	if p.fn.ProvisionedOnly && p.provisioned == 0 {
+		p.stats.throttled++
+		return ErrOnDemandDisabled
+	}
 	if !p.s.fits(p.fn.MemoryMB) {
 		p.stats.throttled++
 		return fmt.Errorf("%w: an instance needs %d MB, the host's memory budget is %d MB",
@@ -196,6 +200,10 @@ func (p *pool) canStartLocked() bool {
 // startsNeededLocked is how many more cold starts the waiters need: they
 // fill ceil(waiters/concurrency) instances, less those already starting.
 func (p *pool) startsNeededLocked() int {
+	if p.fn.ProvisionedOnly {
+		// Waiters take provisioned slots as they free; provision starts.
+		return 0
+	}
 	c := p.fn.concurrency()
 	return (len(p.waiters)+c-1)/c - p.starting
 }

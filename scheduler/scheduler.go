@@ -47,6 +47,12 @@ type Function struct {
 	// MaxInstances caps the function's instances of the current revision,
 	// ready or starting; 0 means no cap but the memory budget.
 	MaxInstances int
+	// IdleTimeout, when positive, replaces Options.IdleTimeout for this
+	// function's instances.
+	IdleTimeout time.Duration
+	// ProvisionedOnly, when set, makes no on-demand starts: requests are
+	// served by provisioned instances only (idle.go).
+	ProvisionedOnly bool
 	// Config is passed to the Starter unchanged.
 	Config any
 }

@@ -45,7 +45,7 @@ func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.I
 	spec.Image = s.image(ctx, f, spec.Image)
 	spec.Credentials = s.platform.registryCredentials(f.Role)
 	spec.Role = f.Role
-	if f.Role != "" {
+	if f.Role != "" && f.InjectsEnv() {
 		// DESIGN promises the role's keys in the instance's environment,
 		// as FC gives them; the request headers carry fresh ones.
 		id, secret, token, err := s.platform.RoleCredentials(ctx, f.Role)
@@ -74,6 +74,9 @@ func instanceSpec(f *api.Function, cfg Config) instance.Spec {
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,
 		Qualifier: "LATEST",
+	}
+	if f.CustomDNS != nil {
+		spec.ResolvConf = f.CustomDNS.ResolvConf()
 	}
 	if cc := f.CustomContainerConfig; cc != nil {
 		spec.Image = cc.Image
@@ -124,7 +127,10 @@ func (p *pools) function(f *api.Function) scheduler.Function {
 		MemoryMB:     int(f.MemorySize),
 		Concurrency:  int(f.InstanceConcurrency),
 		MaxInstances: p.maxInstances,
-		Config:       f,
+		IdleTimeout:  time.Duration(f.IdleTimeout) * time.Second,
+		// FC's disableOndemand: provisioned instances only.
+		ProvisionedOnly: f.DisableOndemand,
+		Config:          f,
 	}
 }
 

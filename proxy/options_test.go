@@ -1,0 +1,59 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/store"
+)
+
+// fakeCredentials issues fixed keys for any role.
+type fakeCredentials struct{}
+
+func (fakeCredentials) RoleCredentials(context.Context, string) (string, string, string, error) {
+	return "STS.id", "secret", "token", nil
+}
+
+// TestDisableInjectCredentials: the role's keys reach the instance in
+// request headers unless the function's disableInjectCredentials is
+// Request or All.
+func TestDisableInjectCredentials(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-got-key", r.Header.Get("x-fc-access-key-id"))
+	}))
+	t.Cleanup(be.Close)
+	st, err := store.Open(t.TempDir()+"/fcd.db", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	want := map[string]string{"None": "STS.id", "Env": "STS.id", "Request": "", "All": ""}
+	for mode := range want {
+		name, rt, img, role := "fn"+mode, api.RuntimeCustomContainer, "r/i:t", "acs:ram::1:role/r"
+		f, err := api.NewFunction(&api.Input{FunctionName: &name, Runtime: &rt, Role: &role, DisableInjectCredentials: &mode,
+			CustomContainerConfig: &api.ContainerInput{Image: &img}}, "id", "local", "1", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateFunction(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sched := newFakeScheduler(strings.TrimPrefix(be.URL, "http://"))
+	sched.log = &fakeLog{}
+	addr := testServer(t, Options{Functions: st, Scheduler: sched, Credentials: fakeCredentials{}})
+	for mode, key := range want {
+		resp, eb := (signedRequest{method: "POST", path: "/" + api.Version + "/functions/fn" + mode + "/invocations"}).do(t, addr)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: got %d %s", mode, resp.StatusCode, eb.Message)
+		}
+		if got := resp.Header.Get("x-got-key"); got != key {
+			t.Errorf("disableInjectCredentials %s: instance got x-fc-access-key-id %q, want %q", mode, got, key)
+		}
+	}
+}
