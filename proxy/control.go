@@ -96,13 +96,9 @@ type listPage struct {
 
 func (s *Server) listFunctions(ctx *fasthttp.RequestCtx) error {
 	q := ctx.QueryArgs()
-	limit := defaultListLimit
-	if v := q.Peek("limit"); len(v) > 0 {
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n < 1 || n > maxListLimit {
-			return newError(http.StatusBadRequest, CodeInvalidArgument, fmt.Sprintf("limit %q is invalid: it must be between 1 and %d", v, maxListLimit))
-		}
-		limit = n
+	limit, aerr := listLimit(q.Peek("limit"))
+	if aerr != nil {
+		return aerr
 	}
 	fns, next, err := s.opts.Functions.ListFunctions(ctx, string(q.Peek("prefix")), string(q.Peek("nextToken")), limit)
 	if err != nil {

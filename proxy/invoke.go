@@ -100,7 +100,7 @@ type cachedFunction struct {
 	memory   string
 	deadline time.Duration
 	// http is the function's HTTP trigger configuration, nil when it has
-	// none (then its HTTP endpoint is anonymous and takes every method).
+	// none (then it has no HTTP endpoint).
 	http *api.HTTPTriggerConfig
 }
 
@@ -175,8 +175,8 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 		s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
 		return
 	}
-	if inv.controlPath == "/http-invoke" && cf.http != nil {
-		if aerr := s.checkTrigger(ctx, cf.http, &inv); aerr != nil {
+	if inv.controlPath == "/http-invoke" {
+		if aerr := s.checkTrigger(ctx, name, cf.http, &inv); aerr != nil {
 			s.fail(ctx, rid, aerr)
 			return
 		}

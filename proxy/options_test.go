@@ -57,3 +57,5 @@ func TestDisableInjectCredentials(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -33,7 +33,8 @@ Commands:
   invoke FUNCTION [-d BODY|@FILE] [-v]     invoke a function (InvokeFunction); --async [--task-id ID]
   task list|get|stop FUNCTION [TASK_ID]    async tasks
   logs FUNCTION [--tail N]                 print a function's instance logs
-  provision set|get|delete FUNCTION        keep instances warm
+  provision set|get|delete|list FUNCTION   keep instances warm
+  trigger create|get|list|update|delete    HTTP triggers: a function's HTTP endpoint
   role create|get|list|delete              roles functions assume to pull images
   billing [--function F] [--since T]       image-pull and invocation charges
   image index|cat                          index gzip layers for lazy reads
@@ -121,6 +122,8 @@ var apiCommands = map[string]func(ctx context.Context, c *client, args []string,
 	"billing":   runBilling,
 	"task":      runTask,
 	"tasks":     runTask,
+	"trigger":   runTrigger,
+	"triggers":  runTrigger,
 }
 
 // client builds an API client from flags, falling back to credentials.json.

@@ -118,6 +118,7 @@ func TestPrivateImages(t *testing.T) {
 		if err := createWithRole(c, "withrole", ref, arn("puller")); err != nil {
 			t.Fatal(err)
 		}
+		createHTTPTrigger(t, c, "withrole")
 		resp, err := http.Get("http://" + d.endpoint + "/fn/withrole/")
 		if err != nil {
 			t.Fatal(err)
@@ -145,6 +146,7 @@ func TestPrivateImages(t *testing.T) {
 		if err := createWithRole(c, "roleenv", pref, arn("puller")); err != nil {
 			t.Fatal(err)
 		}
+		createHTTPTrigger(t, c, "roleenv")
 		for _, name := range []string{"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"} {
 			resp, err := http.Get("http://" + d.endpoint + "/fn/roleenv/env?name=" + name)
 			if err != nil {
