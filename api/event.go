@@ -5,6 +5,12 @@ type ProvisionConfig struct {
 	Target int `json:"target"`
 }
 
+// NamedProvisionConfig is a function's provisioned target with its name.
+type NamedProvisionConfig struct {
+	Function string
+	ProvisionConfig
+}
+
 // Op is what an Event did.
 type Op int
 

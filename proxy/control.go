@@ -100,7 +100,11 @@ func (s *Server) listFunctions(ctx *fasthttp.RequestCtx) error {
 	if aerr != nil {
 		return aerr
 	}
-	fns, next, err := s.opts.Functions.ListFunctions(ctx, string(q.Peek("prefix")), string(q.Peek("nextToken")), limit)
+	filter, err := parseFunctionFilter(q)
+	if err != nil {
+		return err
+	}
+	fns, next, err := s.listFiltered(ctx, string(q.Peek("prefix")), string(q.Peek("nextToken")), limit, filter)
 	if err != nil {
 		return err
 	}

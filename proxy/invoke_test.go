@@ -296,7 +296,9 @@ func TestHTTPTrigger(t *testing.T) {
 // TestHTTPTriggerStreamsLargeBodies sends 16 MiB each way.
 func TestHTTPTriggerStreamsLargeBodies(t *testing.T) {
 	const size = 16 << 20
-	env := newInvokeEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The function timeout (30 s) must outlast 32 MiB under -race on a
+	// loaded machine; 1 s truncated the stream now and then.
+	env := newInvokeEnvWith(t, httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		n, _ := io.Copy(h, r.Body)
 		w.Header().Set("x-got", fmt.Sprintf("%d:%x", n, h.Sum(nil)))
@@ -305,7 +307,7 @@ func TestHTTPTriggerStreamsLargeBodies(t *testing.T) {
 		for i := 0; i < size/len(chunk); i++ {
 			w.Write(chunk)
 		}
-	}))
+	})), 30, nil)
 	body := bytes.Repeat([]byte("0123456789abcdef"), size/16)
 	sum := sha256.Sum256(body)
 	resp, err := http.Post("http://"+env.addr+"/fn/fn/upload", "application/octet-stream", bytes.NewReader(body))

@@ -288,6 +288,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.handleAdmin(ctx, rid)
 	case string(path) == asyncConfigsPath:
 		s.listAsyncConfigs(ctx, rid)
+	case bytes.HasPrefix(path, resourcesPrefix):
+		s.handleResources(ctx, rid, string(path[len(resourcesPrefix):]))
 	case string(path) == "/metrics":
 		s.metricsH(ctx)
 	default:

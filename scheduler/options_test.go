@@ -65,3 +65,34 @@ func TestProvisionedOnly(t *testing.T) {
 	}
 	r.lease.Release()
 }
+
+// TestStartError: the last failed start of a function is reported until
+// a start succeeds.
+func TestStartError(t *testing.T) {
+	boom := errors.New("image not found")
+	st := &fakeStarter{fail: func(attempt int) error {
+		if attempt == 1 {
+			return boom
+		}
+		return nil
+	}}
+	s := newTest(t, st, Options{})
+	fn := echoFn(1)
+	if err := s.StartError("echo"); err != nil {
+		t.Fatalf("StartError before any start: got %v, want nil", err)
+	}
+	if _, err := s.Acquire(context.Background(), fn); !errors.Is(err, boom) {
+		t.Fatalf("Acquire: got %v, want the start's error", err)
+	}
+	if err := s.StartError("echo"); !errors.Is(err, boom) {
+		t.Errorf("StartError after a failed start: got %v, want %v", err, boom)
+	}
+	l, err := s.Acquire(context.Background(), fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	if err := s.StartError("echo"); err != nil {
+		t.Errorf("StartError after a successful start: got %v, want nil", err)
+	}
+}

@@ -28,6 +28,7 @@ type pool struct {
 	provisioned   int
 	nextProvision time.Time     // no provisioning start before this
 	backoff       time.Duration // after a failed start while provisioned
+	lastStartErr  error         // the last start's error; nil after a success
 
 	stats poolStats
 }
@@ -295,6 +296,7 @@ func (p *pool) started(fn Function, gen uint64, instance Instance, err error, to
 		return
 	}
 	p.backoff = 0
+	p.lastStartErr = nil
 	p.instances = append(p.instances, in)
 	p.dispatchLocked()
 	idle := in.busy == 0
@@ -313,6 +315,9 @@ func (p *pool) started(fn Function, gen uint64, instance Instance, err error, to
 // image never loops.
 func (p *pool) startFailedLocked(current bool, err error) {
 	p.stats.coldStartFailures++
+	if current {
+		p.lastStartErr = err
+	}
 	if p.provisioned > 0 {
 		p.backoff = min(max(2*p.backoff, p.s.opts.ProvisionRetry), maxProvisionBackoff)
 		p.nextProvision = p.s.clock.Now().Add(p.backoff)

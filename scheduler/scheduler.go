@@ -303,6 +303,18 @@ func (s *Scheduler) Provisioned(name string) (target, current int) {
 	return 0, 0
 }
 
+// StartError returns the error of the named function's last cold start
+// of its current configuration when that start failed, else nil; e.g. why
+// its provisioned instances do not run.
+func (s *Scheduler) StartError(name string) error {
+	if p := s.lookup(name); p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.lastStartErr
+	}
+	return nil
+}
+
 // Close shuts the scheduler down gracefully: waiting requests fail with
 // ErrClosed, starts in flight are cancelled, idle instances stop at once
 // and busy ones when their lease is released. When ctx ends first, the

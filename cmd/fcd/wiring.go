@@ -116,8 +116,9 @@ type pools struct {
 }
 
 var (
-	_ proxy.Scheduler = (*pools)(nil)
-	_ proxy.Pools     = (*pools)(nil)
+	_ proxy.Scheduler   = (*pools)(nil)
+	_ proxy.Pools       = (*pools)(nil)
+	_ proxy.StartErrors = (*pools)(nil)
 )
 
 func (p *pools) function(f *api.Function) scheduler.Function {
@@ -146,6 +147,7 @@ func (p *pools) Update(f *api.Function)                    { p.s.Update(p.functi
 func (p *pools) Remove(name string)                        { p.s.Remove(name) }
 func (p *pools) SetProvisioned(f *api.Function, n int)     { p.s.SetProvisioned(p.function(f), n) }
 func (p *pools) Provisioned(name string) (target, cur int) { return p.s.Provisioned(name) }
+func (p *pools) StartError(name string) error              { return p.s.StartError(name) }
 
 // lease is a scheduler lease as the proxy sees it. Its instances are the
 // starter's, *instance.Instance.
