@@ -35,6 +35,7 @@ Commands:
   logs FUNCTION [--tail N]                 print a function's instance logs
   provision set|get|delete|list FUNCTION   keep instances warm
   trigger create|get|list|update|delete    HTTP triggers: a function's HTTP endpoint
+  tag add|remove|list                      function tags (list filters: function list --tag K=V)
   role create|get|list|delete              roles functions assume to pull images
   billing [--function F] [--since T]       image-pull and invocation charges
   image index|cat                          index gzip layers for lazy reads
@@ -124,6 +125,8 @@ var apiCommands = map[string]func(ctx context.Context, c *client, args []string,
 	"tasks":     runTask,
 	"trigger":   runTrigger,
 	"triggers":  runTrigger,
+	"tag":       runTag,
+	"tags":      runTag,
 }
 
 // client builds an API client from flags, falling back to credentials.json.
