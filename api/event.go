@@ -30,6 +30,9 @@ const (
 	KindFunction Kind = iota + 1
 	KindTrigger
 	KindProvision
+	// KindCustomDomain changes a custom domain (DomainName); it belongs to
+	// no function.
+	KindCustomDomain
 )
 
 // Event is one change to fcd's metadata, as a store's Watch delivers it.
@@ -43,6 +46,8 @@ type Event struct {
 	Function string
 	// TriggerName names the trigger, for KindTrigger.
 	TriggerName string
+	// DomainName names the custom domain, for KindCustomDomain.
+	DomainName string
 	// The record as written, on OpPut, for its Kind; nil otherwise.
 	FunctionValue  *Function
 	TriggerValue   *Trigger

@@ -135,6 +135,7 @@ type Server struct {
 	ids      requestIDs
 	srv      *fasthttp.Server
 	fns      functionCache
+	domains  domainCache
 	follower *follower
 	upstream *upstream
 	metrics  metrics
@@ -275,6 +276,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set(HeaderRequestID, rid)
 	if name, ok := s.triggerHost(ctx.Host()); ok {
 		s.httpTrigger(ctx, rid, name, ctx.RequestURI())
+		return
+	}
+	if d := s.customDomain(ctx, ctx.Host()); d != nil {
+		s.domainRequest(ctx, rid, d)
 		return
 	}
 	path := ctx.Path()

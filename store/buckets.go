@@ -10,6 +10,7 @@ var (
 	bucketFunctions = []byte("functions")
 	bucketProvision = []byte("provision")
 	bucketTriggers  = []byte("triggers")
+	bucketDomains   = []byte("domains")
 )
 
 // bucket returns a child of the v1 root.

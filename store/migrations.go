@@ -21,6 +21,10 @@ var migrations = []boltschema.Migration{
 		_, err := root.CreateBucketIfNotExists(bucketTriggers)
 		return err
 	}},
+	{Version: 3, Name: "add custom domains", Migrate: func(tx *bolt.Tx, root *bolt.Bucket) error {
+		_, err := root.CreateBucketIfNotExists(bucketDomains)
+		return err
+	}},
 }
 
 var schema = boltschema.Schema{Root: bucketRoot, Migrations: migrations}

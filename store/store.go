@@ -12,6 +12,7 @@
 //	                           (the bucket's sequence at its last write)
 //	  provision/<name>         JSON ProvisionConfig
 //	  triggers/<fn>/<trigger>  JSON api.Trigger (since version 2)
+//	  domains/<domain>         JSON api.CustomDomain (since version 3)
 //
 // Every write is one bbolt transaction, so a crash leaves the last committed
 // state. The store does not cache: bbolt's reads are memory-mapped. Every
