@@ -36,6 +36,7 @@ Commands:
   provision set|get|delete|list FUNCTION   keep instances warm
   trigger create|get|list|update|delete    HTTP triggers: a function's HTTP endpoint
   tag add|remove|list                      function tags (list filters: function list --tag K=V)
+  domain create|get|list|update|delete     custom domains: route Host and path to functions
   role create|get|list|delete              roles functions assume to pull images
   billing [--function F] [--since T]       image-pull and invocation charges
   image index|cat                          index gzip layers for lazy reads
@@ -127,6 +128,8 @@ var apiCommands = map[string]func(ctx context.Context, c *client, args []string,
 	"triggers":  runTrigger,
 	"tag":       runTag,
 	"tags":      runTag,
+	"domain":    runDomain,
+	"domains":   runDomain,
 }
 
 // client builds an API client from flags, falling back to credentials.json.

@@ -50,3 +50,39 @@ func TestTriggerCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestDomainCommands(t *testing.T) {
+	dir := serve(t)
+	steps := []struct {
+		args    []string
+		wantOut string
+		wantErr error
+	}{
+		{[]string{"domain", "create", "api.example.com", "--route", "/a/*=echo:get,post", "--route", "/=echo"}, "api.example.com  /a/*  echo      GET,POST", nil},
+		{[]string{"domain", "get", "api.example.com", "-o", "json"}, `"functionName": "echo"`, nil},
+		{[]string{"domain", "create", "api.example.com"}, "DomainNameAlreadyExists", errAPI},
+		{[]string{"domain", "create", "bad.example.com", "--route", "nopath"}, "", errUsage},
+		{[]string{"domain", "update", "api.example.com", "--route", "/b=echo"}, "api.example.com  /b    echo      *", nil},
+		{[]string{"domain", "list"}, "api.example.com  /b", nil},
+		{[]string{"domain", "list", "--prefix", "zzz", "-o", "json"}, `"customDomains": []`, nil},
+		{[]string{"domain", "delete", "api.example.com"}, "deleted custom domain api.example.com", nil},
+		{[]string{"domain", "get", "api.example.com"}, "DomainNameNotFound", errAPI},
+	}
+	for _, s := range steps {
+		out, err := fcctl(t, dir, s.args...)
+		switch {
+		case s.wantErr == errUsage && !errors.Is(err, errUsage):
+			t.Errorf("%v: got error %v, want a usage error", s.args, err)
+		case s.wantErr == errAPI && !errors.As(err, new(*apiError)):
+			t.Errorf("%v: got error %v, want an API error", s.args, err)
+		case s.wantErr == nil && err != nil:
+			t.Errorf("%v: %v", s.args, err)
+		}
+		if err != nil {
+			out += err.Error()
+		}
+		if !strings.Contains(out, s.wantOut) {
+			t.Errorf("%v: output %q does not contain %q", s.args, out, s.wantOut)
+		}
+	}
+}
