@@ -80,7 +80,11 @@ var functionFields = map[string]field{
 		"accelerationInfo":  {ignored: true},
 		"resolvedImageUri":  {ignored: true},
 		"acrInstanceId":     refused(noCloud + " (Container Registry Enterprise Edition)"),
-		"registryConfig":    refused("fcd pulls with the function role's credentials from the embedded registry, or anonymously; per-function registry credentials and certificates are " + notHere),
+		"registryConfig": {sub: map[string]field{
+			"authConfig":    honoured,
+			"certConfig":    refused("fcd trusts the host's CA certificates; per-function certificates and insecure registries are " + notHere),
+			"networkConfig": refused(noNetwork + ", not in a VPC"),
+		}},
 	}},
 	"instanceLifecycleConfig": {sub: map[string]field{
 		"initializer": {sub: lifecycleHookFields},

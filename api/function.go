@@ -64,6 +64,9 @@ type CustomContainerConfig struct {
 	AccelerationInfo  *AccelerationInfo  `json:"accelerationInfo,omitempty"`
 	ResolvedImageURI  string             `json:"resolvedImageUri,omitempty"`
 	HealthCheckConfig *HealthCheckConfig `json:"healthCheckConfig,omitempty"`
+	// RegistryConfig holds credentials for the image's registry, used
+	// instead of the role's or the host's (function_options.go).
+	RegistryConfig *RegistryConfig `json:"registryConfig,omitempty"`
 }
 
 // AccelerationInfo reports the state of the image's accelerated form.
@@ -143,6 +146,13 @@ func (f *Function) Clone() *Function {
 		if cc.HealthCheckConfig != nil {
 			hc := *cc.HealthCheckConfig
 			n.HealthCheckConfig = &hc
+		}
+		if rc := cc.RegistryConfig; rc != nil {
+			n.RegistryConfig = &RegistryConfig{}
+			if rc.AuthConfig != nil {
+				a := *rc.AuthConfig
+				n.RegistryConfig.AuthConfig = &a
+			}
 		}
 		c.CustomContainerConfig = &n
 	}

@@ -222,6 +222,31 @@ func (d *CustomDNS) validate() error {
 	return nil
 }
 
+// RegistryConfig is customContainerConfig.registryConfig: credentials for
+// the image's registry (authConfig), which fcd uses for that registry
+// instead of the role's temporary credentials or the host's logins.
+type RegistryConfig struct {
+	AuthConfig *RegistryAuthConfig `json:"authConfig,omitempty"`
+}
+
+// RegistryAuthConfig is a user name and password for a registry.
+type RegistryAuthConfig struct {
+	UserName string `json:"userName"`
+	Password string `json:"password"`
+}
+
+func (a *RegistryAuthConfig) empty() bool { return a == nil || a.UserName == "" && a.Password == "" }
+
+func (rc *RegistryConfig) validate() error {
+	if rc == nil || rc.AuthConfig.empty() {
+		return nil
+	}
+	if a := rc.AuthConfig; a.UserName == "" || a.Password == "" {
+		return invalid("customContainerConfig.registryConfig.authConfig needs both userName and password")
+	}
+	return nil
+}
+
 // ResolvConf renders d as the text of /etc/resolv.conf.
 func (d *CustomDNS) ResolvConf() string {
 	var b strings.Builder

@@ -46,6 +46,7 @@ type ContainerInput struct {
 	Port              *int32             `json:"port"`
 	AccelerationType  *string            `json:"accelerationType"`
 	HealthCheckConfig *HealthCheckConfig `json:"healthCheckConfig"`
+	RegistryConfig    *RegistryConfig    `json:"registryConfig"`
 }
 
 // NewFunction builds the function that CreateFunction stores from in: fields
@@ -129,6 +130,12 @@ func (f *Function) apply(in *Input) error {
 		}
 		if ci.HealthCheckConfig != nil {
 			cc.HealthCheckConfig = ci.HealthCheckConfig
+		}
+		if ci.RegistryConfig != nil {
+			cc.RegistryConfig = ci.RegistryConfig
+			if ci.RegistryConfig.AuthConfig.empty() {
+				cc.RegistryConfig = nil // {} clears it
+			}
 		}
 	}
 	f.applyOptions(in)

@@ -144,9 +144,11 @@ func (cc *CustomContainerConfig) validate() error {
 		return invalid("customContainerConfig.accelerationType %q is invalid: use %q or %q", cc.AccelerationType, AccelerationDefault, AccelerationNone)
 	}
 	if hc := cc.HealthCheckConfig; hc != nil {
-		return hc.validate()
+		if err := hc.validate(); err != nil {
+			return err
+		}
 	}
-	return nil
+	return cc.RegistryConfig.validate()
 }
 
 func (hc *HealthCheckConfig) validate() error {

@@ -19,7 +19,10 @@ import (
 // Custom domains (FC's CreateCustomDomain and friends): a request whose
 // Host is a custom domain goes to the function its route names, path and
 // query unchanged, through that function's HTTP trigger (its methods and
-// auth apply; without one the function has no HTTP endpoint, 404).
+// auth apply; without one the function has no HTTP endpoint, 404). fcd's
+// own paths (/2023-03-30/, /fn/, /fcd/, /metrics) keep their meaning on
+// every Host, so a custom domain that also names fcd's API endpoint does
+// not hide the API.
 
 // CustomDomainStore keeps custom domains (store.Store implements it).
 type CustomDomainStore interface {

@@ -278,10 +278,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.httpTrigger(ctx, rid, name, ctx.RequestURI())
 		return
 	}
-	if d := s.customDomain(ctx, ctx.Host()); d != nil {
-		s.domainRequest(ctx, rid, d)
-		return
-	}
 	path := ctx.Path()
 	switch {
 	case bytes.HasPrefix(path, triggerPrefix):
@@ -298,6 +294,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case string(path) == "/metrics":
 		s.metricsH(ctx)
 	default:
+		if d := s.customDomain(ctx, ctx.Host()); d != nil {
+			s.domainRequest(ctx, rid, d)
+			return
+		}
 		writeError(ctx, rid, newError(http.StatusNotFound, CodePathNotFound, "no API at "+string(path)))
 	}
 }

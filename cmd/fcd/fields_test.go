@@ -78,7 +78,9 @@ var functionFieldCases = []fieldCase{
 		"periodSeconds": 2, "timeoutSeconds": 1, "failureThreshold": 3, "successThreshold": 1}, "honoured"},
 	{"customContainerConfig.image", "127.0.0.1:5000/examples/other:v2", "honoured"},
 	{"customContainerConfig.port", 8080, "honoured"},
-	{"customContainerConfig.registryConfig", map[string]any{"authConfig": map[string]any{"userName": "u", "password": "p"}}, "refused"},
+	{"customContainerConfig.registryConfig", map[string]any{"authConfig": map[string]any{"userName": "u", "password": "p"}}, "honoured"},
+	{"customContainerConfig.registryConfig", map[string]any{"certConfig": map[string]any{"insecure": true}}, "refused"},
+	{"customContainerConfig.registryConfig", map[string]any{"networkConfig": map[string]any{"vpcId": "vpc-1"}}, "refused"},
 	{"customContainerConfig.resolvedImageUri", "127.0.0.1:5000/x@sha256:" + strings.Repeat("0", 64), "ignored"},
 }
 

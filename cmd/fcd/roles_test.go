@@ -166,6 +166,12 @@ func TestPrivateImages(t *testing.T) {
 			}
 		}
 	})
+	t.Run("function options reach the instance", func(t *testing.T) {
+		testFunctionOptions(t, d, c, images.Ref(d.creds.Registry, images.Probe), arn("puller"))
+	})
+	t.Run("registryConfig pulls without a role", func(t *testing.T) {
+		testRegistryAuth(t, d, c, images.Ref(d.creds.Registry, images.Probe))
+	})
 	t.Run("second cold start is a cache hit", func(t *testing.T) {
 		// A new revision drains the warm instance, so the next request
 		// starts another one, which finds the image on the host.

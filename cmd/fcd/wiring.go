@@ -43,7 +43,7 @@ func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.I
 	f := fn.Config.(*api.Function)
 	spec := instanceSpec(f, s.cfg)
 	spec.Image = s.image(ctx, f, spec.Image)
-	spec.Credentials = s.platform.registryCredentials(f.Role)
+	spec.Credentials = withRegistryAuth(s.platform.registryCredentials(f.Role), f)
 	spec.Role = f.Role
 	if f.Role != "" && f.InjectsEnv() {
 		// DESIGN promises the role's keys in the instance's environment,
