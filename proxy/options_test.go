@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/scheduler"
 	"github.com/fcd-dev/fcd/store"
 )
 
@@ -59,3 +60,14 @@ func TestDisableInjectCredentials(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestDisableOndemandRefusal: a function that allows provisioned instances
+// only and has none is refused with 429 ResourceExhausted saying why.
+func TestDisableOndemandRefusal(t *testing.T) {
+	env := newInvokeEnv(t, echoBackend())
+	env.sched.err = scheduler.ErrOnDemandDisabled
+	resp, eb := (signedRequest{method: "POST", path: "/" + api.Version + "/functions/fn/invocations"}).do(t, env.addr)
+	if resp.StatusCode != 429 || eb.Code != CodeResourceExhausted || !strings.Contains(eb.Message, "on-demand instances are disabled") {
+		t.Errorf("got %d %s %q, want 429 ResourceExhausted saying on-demand instances are disabled", resp.StatusCode, eb.Code, eb.Message)
+	}
+}
