@@ -191,3 +191,59 @@ func emptyJSON(v json.RawMessage) bool {
 		return json.Unmarshal(v, &n) == nil && n == 0
 	}
 }
+
+var triggerFields = map[string]field{
+	"triggerName":    honoured,
+	"triggerType":    honoured,
+	"triggerConfig":  honoured, // its members: httpTriggerFields
+	"description":    honoured,
+	"qualifier":      honoured,
+	"invocationRole": refused("fcd runs HTTP triggers only, which need no invocation role"),
+	"sourceArn":      refused("fcd runs HTTP triggers only, which have no event source"),
+}
+
+var httpTriggerFields = map[string]field{
+	"authType":           honoured,
+	"methods":            honoured,
+	"authConfig":         refused("fcd's HTTP triggers authenticate with authType function (signed requests) only"),
+	"disableURLInternet": refused("fcd serves one URL per trigger, on its own listener"),
+}
+
+var provisionFields = map[string]field{
+	"defaultTarget":          honoured,
+	"target":                 honoured,
+	"alwaysAllocateCPU":      honoured, // true only; see CheckProvisionFields
+	"alwaysAllocateGPU":      refused("fcd runs no GPU instances"),
+	"scheduledActions":       refused("fcd keeps a fixed provisioned target; scheduled scaling is " + notHere),
+	"targetTrackingPolicies": refused("fcd keeps a fixed provisioned target; target tracking is " + notHere),
+}
+
+// CheckProvisionFields refuses a PutProvisionConfig body that asks for
+// what fcd does not do: scheduled or tracking targets, GPUs, or CPU taken
+// away between requests (alwaysAllocateCPU false: an instance's cgroup
+// keeps its CPU share). Errors are *InvalidError.
+func CheckProvisionFields(body []byte) error {
+	if err := checkFields(body, provisionFields); err != nil {
+		return err
+	}
+	var in struct {
+		AlwaysAllocateCPU *bool `json:"alwaysAllocateCPU"`
+	}
+	if json.Unmarshal(body, &in) == nil && in.AlwaysAllocateCPU != nil && !*in.AlwaysAllocateCPU {
+		return invalid("alwaysAllocateCPU false is not supported here: fcd's provisioned instances always hold their CPU")
+	}
+	return nil
+}
+
+// DecodeTriggerInput decodes a CreateTrigger or UpdateTrigger body,
+// refusing fields fcd does not implement. Errors are *InvalidError.
+func DecodeTriggerInput(body []byte) (*TriggerInput, error) {
+	var in TriggerInput
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, invalid("request body is not valid JSON for this API: %v", err)
+	}
+	if err := checkFields(body, triggerFields); err != nil {
+		return nil, err
+	}
+	return &in, nil
+}

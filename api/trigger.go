@@ -117,6 +117,9 @@ func (t *Trigger) apply(in *TriggerInput) error {
 	if t.Qualifier != "LATEST" {
 		return invalid("qualifier %q is not supported: fcd has no versions or aliases, use LATEST", t.Qualifier)
 	}
+	if err := checkFields([]byte(t.TriggerConfig), httpTriggerFields); err != nil {
+		return invalid("triggerConfig: %v", err)
+	}
 	_, err := t.HTTPConfig()
 	return err
 }

@@ -79,6 +79,9 @@ func (s *Server) putProvision(ctx *fasthttp.RequestCtx, name string, body []byte
 	if err := decodeJSON(body, &in); err != nil {
 		return err
 	}
+	if err := api.CheckProvisionFields(body); err != nil {
+		return err
+	}
 	target := in.DefaultTarget
 	if target == nil {
 		target = in.Target

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	fc "github.com/alibabacloud-go/fc-20230330/v4/client"
@@ -88,5 +89,62 @@ func createSDKFunction(t *testing.T, c *fc.Client, name string, tags []*fc.Tag) 
 	}})
 	if err != nil {
 		t.Fatalf("CreateFunction %s: %v", name, err)
+	}
+}
+
+// TestSDKProvisionAndTriggerFields: PutProvisionConfig and CreateTrigger
+// refuse, naming them, the fields fcd does not implement.
+func TestSDKProvisionAndTriggerFields(t *testing.T) {
+	st := newStore(t)
+	addr := testServer(t, Options{Functions: st, Pools: &statusPools{}, Provision: st})
+	c := sdkClient(t, addr)
+	createSDKFunction(t, c, "p", nil)
+	put := func(in *fc.PutProvisionConfigInput) error {
+		in.DefaultTarget = dara.Int64(1)
+		_, err := c.PutProvisionConfig(dara.String("p"), &fc.PutProvisionConfigRequest{Body: in})
+		return err
+	}
+	trigger := func(in *fc.CreateTriggerInput) error {
+		in.TriggerName, in.TriggerType = dara.String("http"), dara.String("http")
+		if in.TriggerConfig == nil {
+			in.TriggerConfig = dara.String(`{"authType":"anonymous"}`)
+		}
+		_, err := c.CreateTrigger(dara.String("p"), &fc.CreateTriggerRequest{Body: in})
+		return err
+	}
+	tests := []struct {
+		field string
+		call  func() error
+		ok    bool
+	}{
+		{"alwaysAllocateCPU", func() error { return put(&fc.PutProvisionConfigInput{AlwaysAllocateCPU: dara.Bool(true)}) }, true},
+		{"alwaysAllocateCPU", func() error { return put(&fc.PutProvisionConfigInput{AlwaysAllocateCPU: dara.Bool(false)}) }, false},
+		{"alwaysAllocateGPU", func() error { return put(&fc.PutProvisionConfigInput{AlwaysAllocateGPU: dara.Bool(true)}) }, false},
+		{"scheduledActions", func() error {
+			return put(&fc.PutProvisionConfigInput{ScheduledActions: []*fc.ScheduledAction{{Name: dara.String("a"), Target: dara.Int64(2)}}})
+		}, false},
+		{"targetTrackingPolicies", func() error {
+			return put(&fc.PutProvisionConfigInput{TargetTrackingPolicies: []*fc.TargetTrackingPolicy{{Name: dara.String("t"), MetricTarget: dara.Float32(0.5)}}})
+		}, false},
+		{"invocationRole", func() error { return trigger(&fc.CreateTriggerInput{InvocationRole: dara.String("acs:ram::1:role/r")}) }, false},
+		{"sourceArn", func() error { return trigger(&fc.CreateTriggerInput{SourceArn: dara.String("acs:oss:::b")}) }, false},
+		{"disableURLInternet", func() error {
+			return trigger(&fc.CreateTriggerInput{TriggerConfig: dara.String(`{"authType":"anonymous","disableURLInternet":true}`)})
+		}, false},
+		{"authConfig", func() error {
+			return trigger(&fc.CreateTriggerInput{TriggerConfig: dara.String(`{"authType":"jwt","authConfig":"{}"}`)})
+		}, false},
+	}
+	for _, tc := range tests {
+		err := tc.call()
+		if tc.ok {
+			if err != nil {
+				t.Errorf("%s: got %v, want it honoured", tc.field, err)
+			}
+			continue
+		}
+		if code, status := sdkCode(err); code != CodeInvalidArgument || status != 400 || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), "not supported here") {
+			t.Errorf("%s: got %q/%d (%v), want InvalidArgument/400 naming it as not supported here", tc.field, code, status, err)
+		}
 	}
 }

@@ -100,11 +100,11 @@ func (s *Server) handleTriggers(ctx *fasthttp.RequestCtx, function, name, method
 	}
 	switch {
 	case name == "" && method == http.MethodPost:
-		var in api.TriggerInput
-		if err := decodeJSON(body, &in); err != nil {
+		in, err := decodeTriggerInput(body)
+		if err != nil {
 			return err
 		}
-		t, err := api.NewTrigger(&in, newID(), s.opts.Now())
+		t, err := api.NewTrigger(in, newID(), s.opts.Now())
 		if err != nil {
 			return err
 		}
@@ -121,12 +121,12 @@ func (s *Server) handleTriggers(ctx *fasthttp.RequestCtx, function, name, method
 		}
 		return s.writeTrigger(ctx, function, t)
 	case name != "" && method == http.MethodPut:
-		var in api.TriggerInput
-		if err := decodeJSON(body, &in); err != nil {
+		in, err := decodeTriggerInput(body)
+		if err != nil {
 			return err
 		}
 		now := s.opts.Now()
-		t, err := st.UpdateTrigger(ctx, function, name, func(t *api.Trigger) (*api.Trigger, error) { return t.Update(&in, now) })
+		t, err := st.UpdateTrigger(ctx, function, name, func(t *api.Trigger) (*api.Trigger, error) { return t.Update(in, now) })
 		if err != nil {
 			return triggerNotFound(err)
 		}
@@ -199,4 +199,13 @@ func (s *Server) listTriggers(ctx *fasthttp.RequestCtx, function string) error {
 func sortedTriggers(ts []*api.Trigger) []*api.Trigger {
 	slices.SortFunc(ts, func(a, b *api.Trigger) int { return strings.Compare(a.TriggerName, b.TriggerName) })
 	return ts
+}
+
+// decodeTriggerInput decodes a CreateTrigger or UpdateTrigger body,
+// refusing the fields fcd does not implement.
+func decodeTriggerInput(body []byte) (*api.TriggerInput, error) {
+	if len(body) == 0 {
+		return nil, newError(http.StatusBadRequest, CodeInvalidArgument, "request body is empty; a JSON object is required")
+	}
+	return api.DecodeTriggerInput(body)
 }
