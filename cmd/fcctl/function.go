@@ -18,7 +18,7 @@ import (
 const functionUsage = `Usage:
   fcctl function create NAME --image IMAGE [spec flags]
   fcctl function get NAME [-o json]
-  fcctl function list [--prefix P] [--limit N] [-o json]
+  fcctl function list [--prefix P] [--tag K=V]... [--limit N] [-o json]
   fcctl function update NAME [spec flags]      (only the flags given change)
   fcctl function delete NAME
   fcctl function coldstarts NAME [-n N] [-o json]   last instance starts, phase by phase

@@ -107,6 +107,7 @@ const provisionUsage = `Usage:
   fcctl provision set FUNCTION --target N
   fcctl provision get FUNCTION [-o json]
   fcctl provision delete FUNCTION
+  fcctl provision list [-o json]               every function's target, current and last start error
 `
 
 func runProvision(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
