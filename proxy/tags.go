@@ -124,23 +124,35 @@ func (s *Server) untagResources(ctx *fasthttp.RequestCtx) error {
 	})
 }
 
+// TagStore changes a function's tags without changing its configuration's
+// revision, so its instances keep running (store.Store implements it).
+// Without it, a tag change is a function update and drains them.
+type TagStore interface {
+	UpdateFunctionTags(ctx context.Context, name string, change func(*api.Function) ([]api.Tag, error)) (*api.Function, error)
+}
+
 // changeTags applies change to the tags of each function ids names; the
 // first missing function or invalid result stops it.
 func (s *Server) changeTags(ctx *fasthttp.RequestCtx, ids []string, change func([]api.Tag) []api.Tag) error {
-	now := s.opts.Now()
+	tags := func(f *api.Function) ([]api.Tag, error) {
+		t := change(slices.Clone(f.Tags))
+		if len(t) == 0 {
+			t = nil
+		}
+		return t, api.ValidateTags(t)
+	}
 	for _, id := range ids {
-		_, err := s.opts.Functions.UpdateFunction(ctx, resourceFunction(id), func(f *api.Function) (*api.Function, error) {
-			n := f.Clone()
-			n.Tags = change(n.Tags)
-			if len(n.Tags) == 0 {
-				n.Tags = nil
-			}
-			if err := api.ValidateTags(n.Tags); err != nil {
-				return nil, err
-			}
-			n.LastModifiedTime = api.Timestamp(now)
-			return n, nil
-		})
+		var err error
+		if ts, ok := s.opts.Functions.(TagStore); ok {
+			_, err = ts.UpdateFunctionTags(ctx, resourceFunction(id), tags)
+		} else {
+			_, err = s.opts.Functions.UpdateFunction(ctx, resourceFunction(id), func(f *api.Function) (*api.Function, error) {
+				n := f.Clone()
+				var err error
+				n.Tags, err = tags(n)
+				return n, err
+			})
+		}
 		if err != nil {
 			return err
 		}

@@ -2,10 +2,13 @@ package proxy
 
 import (
 	"slices"
+	"sync"
 	"testing"
 
 	fc "github.com/alibabacloud-go/fc-20230330/v4/client"
 	"github.com/alibabacloud-go/tea/dara"
+
+	"github.com/fcd-dev/fcd/api"
 )
 
 func tag(k, v string) *fc.Tag { return &fc.Tag{Key: dara.String(k), Value: dara.String(v)} }
@@ -162,5 +165,38 @@ func TestSDKTags(t *testing.T) {
 		if code != e.code || status != e.wantStatus {
 			t.Errorf("%s: got %q/%d, want %q/%d", e.name, code, status, e.code, e.wantStatus)
 		}
+	}
+}
+
+// revisionPools records the revision each Update brings per function.
+type revisionPools struct {
+	fakePools
+	mu   sync.Mutex
+	revs map[string][]uint64
+}
+
+func (p *revisionPools) Update(fn *api.Function) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.revs[fn.FunctionName] = append(p.revs[fn.FunctionName], fn.Revision)
+}
+
+// TestTagsKeepInstances: tagging a function tells the scheduler of no new
+// configuration (the same revision), so its instances do not drain.
+func TestTagsKeepInstances(t *testing.T) {
+	pools := &revisionPools{revs: map[string][]uint64{}}
+	addr := testServer(t, Options{Pools: pools})
+	c := sdkClient(t, addr)
+	createSDKFunction(t, c, "f", nil)
+	if _, err := c.TagResources(&fc.TagResourcesRequest{Body: &fc.TagResourcesInput{
+		ResourceId: dara.StringSlice([]string{"f"}), Tag: []*fc.Tag{tag("team", "a")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	pools.mu.Lock()
+	revs := pools.revs["f"]
+	pools.mu.Unlock()
+	if len(revs) != 2 || revs[0] != revs[1] {
+		t.Errorf("revisions the scheduler saw: got %v, want the create's twice", revs)
 	}
 }
