@@ -62,8 +62,8 @@ var functionFields = map[string]field{
 	"disableInjectCredentials": honoured,
 	"instanceIsolationMode":    honoured, // SHARE only; see validate
 	"internetAccess":           honoured, // true only; see validate
-	"sessionAffinity":          honoured, // NONE only; see validate
-	"sessionAffinityConfig":    refused("fcd has no session affinity: every request goes to the least loaded instance"),
+	"sessionAffinity":          honoured, // NONE or HEADER_FIELD; see validate
+	"sessionAffinityConfig":    honoured, // its members: sessionConfigFields
 	"tags":                     honoured,
 	"customDNS": {sub: map[string]field{
 		"nameServers": honoured,
@@ -190,6 +190,13 @@ func emptyJSON(v json.RawMessage) bool {
 		var n float64
 		return json.Unmarshal(v, &n) == nil && n == 0
 	}
+}
+
+var sessionConfigFields = map[string]field{
+	"affinityHeaderFieldName":       honoured,
+	"sessionIdleTimeoutInSeconds":   honoured,
+	"sessionTTLInSeconds":           honoured,
+	"sessionConcurrencyPerInstance": refused("fcd binds any number of sessions to an instance, up to its instanceConcurrency requests at once"),
 }
 
 var triggerFields = map[string]field{

@@ -34,6 +34,7 @@ type Function struct {
 	InstanceIsolationMode    string     `json:"instanceIsolationMode,omitempty"`
 	InternetAccess           *bool      `json:"internetAccess,omitempty"`
 	SessionAffinity          string     `json:"sessionAffinity,omitempty"`
+	SessionAffinityConfig    string     `json:"sessionAffinityConfig,omitempty"`
 	CustomDNS                *CustomDNS `json:"customDNS,omitempty"`
 	Tags                     []Tag      `json:"tags,omitempty"`
 

@@ -21,7 +21,10 @@ import (
 //     instanceConcurrency requests of any caller).
 //   - internetAccess: true, the only value (instances reach the outside
 //     world through fcd's bridge).
-//   - sessionAffinity: NONE, the only value.
+//   - sessionAffinity: NONE, or HEADER_FIELD with sessionAffinityConfig
+//     {"affinityHeaderFieldName", "sessionIdleTimeoutInSeconds",
+//     "sessionTTLInSeconds"}: requests with the same value of that header
+//     go to one instance (package scheduler's session affinity).
 //   - customDNS: the instance's /etc/resolv.conf; absent means the host's.
 //   - tags: key/value labels, for ListFunctions' filter and the tag API.
 
@@ -33,11 +36,63 @@ const (
 	InjectCredentialsAll     = "All"
 )
 
-// The supported instanceIsolationMode and sessionAffinity.
+// The supported instanceIsolationMode and sessionAffinity values.
 const (
-	IsolationShare      = "SHARE"
-	SessionAffinityNone = "NONE"
+	IsolationShare             = "SHARE"
+	SessionAffinityNone        = "NONE"
+	SessionAffinityHeaderField = "HEADER_FIELD"
 )
+
+// SessionConfig is sessionAffinityConfig for HEADER_FIELD.
+type SessionConfig struct {
+	// HeaderName names the request header whose value is the session.
+	HeaderName string `json:"affinityHeaderFieldName"`
+	// IdleTimeout ends a session idle this long (s); 0 means 1800.
+	IdleTimeout int64 `json:"sessionIdleTimeoutInSeconds"`
+	// TTL ends a session this old (s); 0 means none.
+	TTL int64 `json:"sessionTTLInSeconds"`
+}
+
+// Session returns the function's session affinity configuration, and
+// whether it has session affinity.
+func (f *Function) Session() (SessionConfig, bool) {
+	var c SessionConfig
+	if f.SessionAffinity != SessionAffinityHeaderField {
+		return c, false
+	}
+	err := json.Unmarshal([]byte(f.SessionAffinityConfig), &c)
+	return c, err == nil && c.HeaderName != ""
+}
+
+func (f *Function) validateSession() error {
+	switch f.SessionAffinity {
+	case "", SessionAffinityNone:
+		if f.SessionAffinityConfig != "" {
+			return invalid("sessionAffinityConfig is set but sessionAffinity is %q: use %s", f.SessionAffinity, SessionAffinityHeaderField)
+		}
+		return nil
+	case SessionAffinityHeaderField:
+	default:
+		return invalid("sessionAffinity %q is not supported here: use %s or %s", f.SessionAffinity, SessionAffinityNone, SessionAffinityHeaderField)
+	}
+	if err := checkFields([]byte(f.SessionAffinityConfig), sessionConfigFields); err != nil {
+		return invalid("sessionAffinityConfig: %v", err)
+	}
+	var c SessionConfig
+	if err := json.Unmarshal([]byte(f.SessionAffinityConfig), &c); err != nil {
+		return invalid("sessionAffinityConfig is not a JSON object: %v", err)
+	}
+	if !headerNameRE.MatchString(c.HeaderName) {
+		return invalid("sessionAffinityConfig.affinityHeaderFieldName %q is invalid: an HTTP header name is required", c.HeaderName)
+	}
+	const maxSeconds = 7 * 86400
+	if c.IdleTimeout < 0 || c.TTL < 0 || c.IdleTimeout > maxSeconds || c.TTL > maxSeconds {
+		return invalid("sessionAffinityConfig: sessionIdleTimeoutInSeconds and sessionTTLInSeconds must be between 0 and %d", maxSeconds)
+	}
+	return nil
+}
+
+var headerNameRE = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+.^_|~-]{1,128}$`)
 
 // Limits of the function options.
 const (
@@ -112,6 +167,10 @@ func (f *Function) applyOptions(in *Input) {
 	setString(&f.DisableInjectCredentials, in.DisableInjectCredentials)
 	setString(&f.InstanceIsolationMode, in.InstanceIsolationMode)
 	setString(&f.SessionAffinity, in.SessionAffinity)
+	setString(&f.SessionAffinityConfig, in.SessionAffinityConfig)
+	if in.SessionAffinity != nil && *in.SessionAffinity == SessionAffinityNone && in.SessionAffinityConfig == nil {
+		f.SessionAffinityConfig = "" // turning affinity off drops its configuration
+	}
 	if in.InternetAccess != nil {
 		v := *in.InternetAccess
 		f.InternetAccess = &v
@@ -170,8 +229,8 @@ func (f *Function) validateOptions() error {
 	if m := f.InstanceIsolationMode; m != "" && m != IsolationShare {
 		return invalid("instanceIsolationMode %q is not supported here: fcd runs %s only (an instance serves up to instanceConcurrency requests of any caller)", m, IsolationShare)
 	}
-	if a := f.SessionAffinity; a != "" && a != SessionAffinityNone {
-		return invalid("sessionAffinity %q is not supported here: fcd has no session affinity (%s only)", a, SessionAffinityNone)
+	if err := f.validateSession(); err != nil {
+		return err
 	}
 	if f.InternetAccess != nil && !*f.InternetAccess {
 		return invalid("internetAccess false is not supported here: fcd's instances share one outbound policy, set for the host (fcd -deny-outbound)")

@@ -32,6 +32,7 @@ type Input struct {
 	InstanceIsolationMode    *string                  `json:"instanceIsolationMode"`
 	InternetAccess           *bool                    `json:"internetAccess"`
 	SessionAffinity          *string                  `json:"sessionAffinity"`
+	SessionAffinityConfig    *string                  `json:"sessionAffinityConfig"`
 	CustomDNS                *CustomDNS               `json:"customDNS"`
 	// Tags are set by CreateFunction only; TagResources changes them.
 	Tags []Tag `json:"tags"`

@@ -202,7 +202,7 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 	})
 	defer watch.stop()
 
-	lease, err := s.opts.Scheduler.Acquire(reqCtx, cf.fn)
+	lease, err := s.acquire(reqCtx, ctx, cf)
 	if err != nil {
 		s.failAcquire(ctx, rid, name, err, reqCtx)
 		done()

@@ -53,6 +53,13 @@ type Function struct {
 	// ProvisionedOnly, when set, makes no on-demand starts: requests are
 	// served by provisioned instances only (idle.go).
 	ProvisionedOnly bool
+	// SessionAffinity, when set, keeps the requests of one session key
+	// (AcquireSession) on one instance (session.go); SessionIdleTimeout
+	// ends an idle session, 0 meaning 30 minutes, and SessionTTL any
+	// session that old, 0 meaning none.
+	SessionAffinity    bool
+	SessionIdleTimeout time.Duration
+	SessionTTL         time.Duration
 	// Config is passed to the Starter unchanged.
 	Config any
 }
@@ -366,6 +373,7 @@ func (s *Scheduler) janitor() {
 		case now := <-t.C():
 			for _, p := range s.allPools() {
 				p.reapIdle(now)
+				p.reapSessions(now)
 				p.provision(now)
 			}
 		}

@@ -20,6 +20,7 @@ type optionFlags struct {
 	idleTimeout             int
 	disableOndemand         bool
 	disableInject           string
+	sessionHeader           string
 	dnsServers, dnsSearches multiFlag
 	dnsOptions, tags        multiFlag
 }
@@ -32,6 +33,7 @@ func (o *optionFlags) register(fs *flag.FlagSet) {
 	fs.Var(&o.dnsSearches, "dns-search", "instance resolv.conf search domain (repeatable)")
 	fs.Var(&o.dnsOptions, "dns-option", "instance resolv.conf option NAME or NAME:VALUE (repeatable)")
 	fs.Var(&o.tags, "tag", "tag KEY=VALUE (repeatable; create only, then fcctl tag)")
+	fs.StringVar(&o.sessionHeader, "session-header", "", `session affinity: requests with the same value of this header go to one instance ("" turns it off)`)
 }
 
 func (o *optionFlags) apply(set map[string]bool, in *api.Input, create bool) error {
@@ -52,6 +54,14 @@ func (o *optionFlags) apply(set map[string]bool, in *api.Input, create bool) err
 			d.DNSOptions = append(d.DNSOptions, api.DNSOption{Name: name, Value: value})
 		}
 		in.CustomDNS = d
+	}
+	if set["session-header"] {
+		mode, cfg := api.SessionAffinityNone, ""
+		if o.sessionHeader != "" {
+			data, _ := json.Marshal(api.SessionConfig{HeaderName: o.sessionHeader})
+			mode, cfg = api.SessionAffinityHeaderField, string(data)
+		}
+		in.SessionAffinity, in.SessionAffinityConfig = &mode, &cfg
 	}
 	if set["tag"] {
 		if !create {
@@ -78,6 +88,9 @@ func printOptions(row func(string, any), f *api.Function) {
 	}
 	if d := f.CustomDNS; d != nil {
 		row("DNS", strings.TrimSpace(strings.ReplaceAll(d.ResolvConf(), "\n", "; ")))
+	}
+	if c, ok := f.Session(); ok {
+		row("Session header", c.HeaderName)
 	}
 	for _, t := range f.Tags {
 		row("Tag", t.Key+"="+t.Value)

@@ -32,6 +32,8 @@ func TestOptionTagProvisionCommands(t *testing.T) {
 		{[]string{"function", "get", "f1"}, "DNS:                nameserver 10.0.0.53; search corp.example; options ndots:2", nil},
 		{[]string{"function", "get", "f1", "-o", "json"}, `"disableInjectCredentials": "Env"`, nil},
 		{[]string{"function", "update", "f1", "--tag", "x=y"}, "", errUsage},
+		{[]string{"function", "update", "f1", "--session-header", "x-session"}, "Session header:     x-session", nil},
+		{[]string{"function", "update", "f1", "--session-header", ""}, "Idle timeout", nil},
 		{[]string{"function", "create", "f2", "--image", "r/e:1"}, "f2", nil},
 		{[]string{"function", "list", "--tag", "team=a"}, "f1", nil},
 		{[]string{"tag", "add", "f2", "team=b", "env=prod"}, "tagged f2", nil},

@@ -21,6 +21,15 @@ type fieldCase struct {
 	want  string // "honoured", "ignored" or "refused"
 }
 
+// with holds, by case ("path=value"), fields a value needs beside it.
+var with = map[string]map[string]any{
+	"sessionAffinity=HEADER_FIELD": {"sessionAffinityConfig": `{"affinityHeaderFieldName":"x-session"}`},
+	`sessionAffinityConfig={"affinityHeaderFieldName":"x-session","sessionIdleTimeoutInSeconds":60,"sessionTTLInSeconds":3600}`: {"sessionAffinity": "HEADER_FIELD"},
+	`sessionAffinityConfig={"affinityHeaderFieldName":"x-session","sessionConcurrencyPerInstance":5}`:                           {"sessionAffinity": "HEADER_FIELD"},
+}
+
+func (c fieldCase) with() map[string]any { return with[fmt.Sprintf("%s=%v", c.path, c.value)] }
+
 // functionFieldCases covers every field the SDK models on CreateFunction-
 // and UpdateFunctionInput, the container config, a lifecycle hook and
 // customDNS; TestSDKFunctionFields fails when the SDK has one it lacks.
@@ -62,8 +71,10 @@ var functionFieldCases = []fieldCase{
 	{"role", "acs:ram::1000000000000000:role/fieldrole", "honoured"},
 	{"runtime", "custom-container", "honoured"},
 	{"sessionAffinity", "NONE", "honoured"},
-	{"sessionAffinity", "HEADER_FIELD", "refused"},
-	{"sessionAffinityConfig", `{"affinityHeaderFieldName":"x-session"}`, "refused"},
+	{"sessionAffinity", "HEADER_FIELD", "honoured"},
+	{"sessionAffinity", "MCP_SSE", "refused"},
+	{"sessionAffinityConfig", `{"affinityHeaderFieldName":"x-session","sessionIdleTimeoutInSeconds":60,"sessionTTLInSeconds":3600}`, "honoured"},
+	{"sessionAffinityConfig", `{"affinityHeaderFieldName":"x-session","sessionConcurrencyPerInstance":5}`, "refused"},
 	{"tags", []map[string]string{{"Key": "team", "Value": "a"}}, "honoured"},
 	{"timeout", 60, "honoured"},
 	{"tracingConfig", map[string]any{"type": "Jaeger"}, "refused"},
@@ -114,6 +125,9 @@ func TestSDKFunctionFields(t *testing.T) {
 		t.Run(fmt.Sprintf("create %s=%v", tc.path, tc.value), func(t *testing.T) {
 			body := baseFunctionBody(name)
 			setPath(body, tc.path, tc.value)
+			for k, v := range tc.with() {
+				setPath(body, k, v)
+			}
 			var in fc.CreateFunctionInput
 			remarshal(t, body, &in)
 			_, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &in})
@@ -139,6 +153,9 @@ func TestSDKFunctionFields(t *testing.T) {
 				delete(body, "runtime")
 			}
 			setPath(body, tc.path, tc.value)
+			for k, v := range tc.with() {
+				setPath(body, k, v)
+			}
 			var in fc.UpdateFunctionInput
 			remarshal(t, body, &in)
 			_, err := c.UpdateFunction(dara.String(uname), &fc.UpdateFunctionRequest{Body: &in})

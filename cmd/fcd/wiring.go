@@ -116,13 +116,14 @@ type pools struct {
 }
 
 var (
-	_ proxy.Scheduler   = (*pools)(nil)
-	_ proxy.Pools       = (*pools)(nil)
-	_ proxy.StartErrors = (*pools)(nil)
+	_ proxy.Scheduler        = (*pools)(nil)
+	_ proxy.Pools            = (*pools)(nil)
+	_ proxy.StartErrors      = (*pools)(nil)
+	_ proxy.SessionScheduler = (*pools)(nil)
 )
 
 func (p *pools) function(f *api.Function) scheduler.Function {
-	return scheduler.Function{
+	fn := scheduler.Function{
 		Name:         f.FunctionName,
 		Revision:     strconv.FormatUint(f.Revision, 10),
 		MemoryMB:     int(f.MemorySize),
@@ -133,6 +134,20 @@ func (p *pools) function(f *api.Function) scheduler.Function {
 		ProvisionedOnly: f.DisableOndemand,
 		Config:          f,
 	}
+	if sc, ok := f.Session(); ok {
+		fn.SessionAffinity = true
+		fn.SessionIdleTimeout = time.Duration(sc.IdleTimeout) * time.Second
+		fn.SessionTTL = time.Duration(sc.TTL) * time.Second
+	}
+	return fn
+}
+
+func (p *pools) AcquireSession(ctx context.Context, f *api.Function, key string) (proxy.Lease, error) {
+	l, err := p.s.AcquireSession(ctx, p.function(f), key)
+	if err != nil {
+		return nil, err
+	}
+	return lease{l}, nil
 }
 
 func (p *pools) Acquire(ctx context.Context, f *api.Function) (proxy.Lease, error) {
