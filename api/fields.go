@@ -102,6 +102,22 @@ var functionFields = map[string]field{
 	"polarFsConfig":       refused(noCloud + " (PolarFS)"),
 	"vpcConfig":           refused(noNetwork + ", not in a VPC"),
 	"resourceGroupId":     refused(noCloud + " (resource groups)"),
+
+	// Server-owned fields of GetFunction's answer, ignored as FC ignores
+	// them, so a tool may send back what it read.
+	"functionArn":                {ignored: true},
+	"functionId":                 {ignored: true},
+	"createdTime":                {ignored: true},
+	"lastModifiedTime":           {ignored: true},
+	"state":                      {ignored: true},
+	"stateReason":                {ignored: true},
+	"stateReasonCode":            {ignored: true},
+	"lastUpdateStatus":           {ignored: true},
+	"lastUpdateStatusReason":     {ignored: true},
+	"lastUpdateStatusReasonCode": {ignored: true},
+	"codeChecksum":               {ignored: true},
+	"codeSize":                   {ignored: true},
+	"invocationRestriction":      {ignored: true},
 }
 
 // CheckFields refuses a request body that sets a field fcd does not

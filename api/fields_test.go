@@ -23,6 +23,8 @@ func TestDecodeInputEmptyValues(t *testing.T) {
 		{`{"instanceLifecycleConfig":{"preStop":{"command":["x"]}}}`, "instanceLifecycleConfig.preStop.command"},
 		{`{"somethingNew":1}`, "somethingNew is not supported here"},
 		{`{"somethingNew":null}`, ""},
+		// What GetFunction answered, sent back: server-owned fields are ignored.
+		{`{"functionArn":"acs:fc:local:1:functions/f","functionId":"x","state":"Active","lastUpdateStatus":"Successful","createdTime":"2026-01-01T00:00:00Z","customContainerConfig":{"image":"r/i:t","resolvedImageUri":"r/i@sha256:00","accelerationInfo":{"status":"Ready"}}}`, ""},
 	}
 	for _, tc := range tests {
 		_, err := DecodeInput([]byte(tc.body))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -54,9 +55,8 @@ func (s *Server) updateFunction(ctx *fasthttp.RequestCtx, name string, body []by
 	if err != nil {
 		return err
 	}
-	if len(in.Tags) > 0 {
-		return newError(http.StatusBadRequest, CodeInvalidArgument, "tags cannot be changed by UpdateFunction: use TagResources and UntagResources")
-	}
+	tags := in.Tags
+	in.Tags = nil
 	now := s.opts.Now()
 	if in.Role != nil {
 		// Checked before the store's transaction, which must not wait on
@@ -66,6 +66,10 @@ func (s *Server) updateFunction(ctx *fasthttp.RequestCtx, name string, body []by
 		}
 	}
 	f, err := s.opts.Functions.UpdateFunction(ctx, unescape(name), func(f *api.Function) (*api.Function, error) {
+		// Tags sent back as GetFunction gave them change nothing.
+		if len(tags) > 0 && !slices.Equal(tags, f.Tags) {
+			return nil, newError(http.StatusBadRequest, CodeInvalidArgument, "tags cannot be changed by UpdateFunction: use TagResources and UntagResources")
+		}
 		return f.Update(in, now)
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -135,6 +136,16 @@ func TestSDKTags(t *testing.T) {
 	}
 	if got, want := listTags(&fc.ListTagResourcesRequest{}), []string{"f1:team=a"}; !slices.Equal(got, want) {
 		t.Errorf("after untag: got %v, want %v", got, want)
+	}
+
+	// UpdateFunction takes the tags GetFunction gave back, and no others.
+	body := `{"description":"d","tags":[{"Key":"team","Value":"a"}]}`
+	if resp, eb := (signedRequest{method: "PUT", path: "/" + api.Version + "/functions/f1", body: []byte(body)}).do(t, addr); resp.StatusCode != 200 {
+		t.Errorf("UpdateFunction with the function's own tags: got %d %s, want 200", resp.StatusCode, eb.Message)
+	}
+	body = `{"tags":[{"Key":"team","Value":"b"}]}`
+	if resp, eb := (signedRequest{method: "PUT", path: "/" + api.Version + "/functions/f1", body: []byte(body)}).do(t, addr); resp.StatusCode != 400 || !strings.Contains(eb.Message, "TagResources") {
+		t.Errorf("UpdateFunction changing tags: got %d %s, want 400 pointing at TagResources", resp.StatusCode, eb.Message)
 	}
 
 	errs := []struct {
