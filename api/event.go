@@ -5,6 +5,12 @@ type ProvisionConfig struct {
 	Target int `json:"target"`
 }
 
+// NamedProvisionConfig is a function's provisioned target with its name.
+type NamedProvisionConfig struct {
+	Function string
+	ProvisionConfig
+}
+
 // Op is what an Event did.
 type Op int
 
@@ -33,6 +39,9 @@ const (
 	// KindQualifiedProvision is the provision config of a version or an
 	// alias (Qualifier); ProvisionValue on OpPut.
 	KindQualifiedProvision
+	// KindCustomDomain changes a custom domain (DomainName); it belongs to
+	// no function.
+	KindCustomDomain
 )
 
 // Event is one change to fcd's metadata, as a store's Watch delivers it.
@@ -46,6 +55,8 @@ type Event struct {
 	Function string
 	// TriggerName names the trigger, for KindTrigger.
 	TriggerName string
+	// DomainName names the custom domain, for KindCustomDomain.
+	DomainName string
 	// The record as written, on OpPut, for its Kind; nil otherwise.
 	FunctionValue  *Function
 	TriggerValue   *Trigger

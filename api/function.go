@@ -27,6 +27,16 @@ type Function struct {
 	Role                    string                   `json:"role,omitempty"`
 	CustomContainerConfig   *CustomContainerConfig   `json:"customContainerConfig,omitempty"`
 	InstanceLifecycleConfig *InstanceLifecycleConfig `json:"instanceLifecycleConfig,omitempty"`
+	// Function options, documented in function_options.go.
+	IdleTimeout              int32      `json:"idleTimeout,omitempty"`
+	DisableOndemand          bool       `json:"disableOndemand"`
+	DisableInjectCredentials string     `json:"disableInjectCredentials,omitempty"`
+	InstanceIsolationMode    string     `json:"instanceIsolationMode,omitempty"`
+	InternetAccess           *bool      `json:"internetAccess,omitempty"`
+	SessionAffinity          string     `json:"sessionAffinity,omitempty"`
+	SessionAffinityConfig    string     `json:"sessionAffinityConfig,omitempty"`
+	CustomDNS                *CustomDNS `json:"customDNS,omitempty"`
+	Tags                     []Tag      `json:"tags,omitempty"`
 
 	State                      string `json:"state"`
 	StateReason                string `json:"stateReason,omitempty"`
@@ -64,6 +74,9 @@ type CustomContainerConfig struct {
 	AccelerationInfo  *AccelerationInfo  `json:"accelerationInfo,omitempty"`
 	ResolvedImageURI  string             `json:"resolvedImageUri,omitempty"`
 	HealthCheckConfig *HealthCheckConfig `json:"healthCheckConfig,omitempty"`
+	// RegistryConfig holds credentials for the image's registry, used
+	// instead of the role's or the host's (function_options.go).
+	RegistryConfig *RegistryConfig `json:"registryConfig,omitempty"`
 }
 
 // AccelerationInfo reports the state of the image's accelerated form.
@@ -144,6 +157,13 @@ func (f *Function) Clone() *Function {
 			hc := *cc.HealthCheckConfig
 			n.HealthCheckConfig = &hc
 		}
+		if rc := cc.RegistryConfig; rc != nil {
+			n.RegistryConfig = &RegistryConfig{}
+			if rc.AuthConfig != nil {
+				a := *rc.AuthConfig
+				n.RegistryConfig.AuthConfig = &a
+			}
+		}
 		c.CustomContainerConfig = &n
 	}
 	if lc := f.InstanceLifecycleConfig; lc != nil {
@@ -158,6 +178,7 @@ func (f *Function) Clone() *Function {
 		}
 		c.InstanceLifecycleConfig = &n
 	}
+	c.cloneOptions(f)
 	return &c
 }
 

@@ -13,19 +13,29 @@ import (
 // to nil, while an explicit {} or [] decodes to an empty, non-nil value that
 // clears the field.
 type Input struct {
-	FunctionName            *string                  `json:"functionName"`
-	Description             *string                  `json:"description"`
-	Runtime                 *string                  `json:"runtime"`
-	Handler                 *string                  `json:"handler"`
-	MemorySize              *int32                   `json:"memorySize"`
-	CPU                     *float32                 `json:"cpu"`
-	DiskSize                *int32                   `json:"diskSize"`
-	Timeout                 *int32                   `json:"timeout"`
-	InstanceConcurrency     *int32                   `json:"instanceConcurrency"`
-	EnvironmentVariables    map[string]string        `json:"environmentVariables"`
-	Role                    *string                  `json:"role"`
-	CustomContainerConfig   *ContainerInput          `json:"customContainerConfig"`
-	InstanceLifecycleConfig *InstanceLifecycleConfig `json:"instanceLifecycleConfig"`
+	FunctionName             *string                  `json:"functionName"`
+	Description              *string                  `json:"description"`
+	Runtime                  *string                  `json:"runtime"`
+	Handler                  *string                  `json:"handler"`
+	MemorySize               *int32                   `json:"memorySize"`
+	CPU                      *float32                 `json:"cpu"`
+	DiskSize                 *int32                   `json:"diskSize"`
+	Timeout                  *int32                   `json:"timeout"`
+	InstanceConcurrency      *int32                   `json:"instanceConcurrency"`
+	EnvironmentVariables     map[string]string        `json:"environmentVariables"`
+	Role                     *string                  `json:"role"`
+	CustomContainerConfig    *ContainerInput          `json:"customContainerConfig"`
+	InstanceLifecycleConfig  *InstanceLifecycleConfig `json:"instanceLifecycleConfig"`
+	IdleTimeout              *int32                   `json:"idleTimeout"`
+	DisableOndemand          *bool                    `json:"disableOndemand"`
+	DisableInjectCredentials *string                  `json:"disableInjectCredentials"`
+	InstanceIsolationMode    *string                  `json:"instanceIsolationMode"`
+	InternetAccess           *bool                    `json:"internetAccess"`
+	SessionAffinity          *string                  `json:"sessionAffinity"`
+	SessionAffinityConfig    *string                  `json:"sessionAffinityConfig"`
+	CustomDNS                *CustomDNS               `json:"customDNS"`
+	// Tags are set by CreateFunction only; TagResources changes them.
+	Tags []Tag `json:"tags"`
 }
 
 // ContainerInput is customContainerConfig in an Input. Server-owned fields
@@ -37,6 +47,7 @@ type ContainerInput struct {
 	Port              *int32             `json:"port"`
 	AccelerationType  *string            `json:"accelerationType"`
 	HealthCheckConfig *HealthCheckConfig `json:"healthCheckConfig"`
+	RegistryConfig    *RegistryConfig    `json:"registryConfig"`
 }
 
 // NewFunction builds the function that CreateFunction stores from in: fields
@@ -121,7 +132,14 @@ func (f *Function) apply(in *Input) error {
 		if ci.HealthCheckConfig != nil {
 			cc.HealthCheckConfig = ci.HealthCheckConfig
 		}
+		if ci.RegistryConfig != nil {
+			cc.RegistryConfig = ci.RegistryConfig
+			if ci.RegistryConfig.AuthConfig.empty() {
+				cc.RegistryConfig = nil // {} clears it
+			}
+		}
 	}
+	f.applyOptions(in)
 	f.setDefaults()
 	return f.Validate()
 }
@@ -163,6 +181,7 @@ func (f *Function) setDefaults() {
 			}
 		}
 	}
+	f.setOptionDefaults()
 	if f.State == "" {
 		f.State = StateActive
 	}

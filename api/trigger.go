@@ -120,6 +120,9 @@ func (t *Trigger) apply(in *TriggerInput) error {
 	if err := ValidateQualifier(t.Qualifier); err != nil {
 		return err
 	}
+	if err := checkFields([]byte(t.TriggerConfig), httpTriggerFields); err != nil {
+		return invalid("triggerConfig: %v", err)
+	}
 	_, err := t.HTTPConfig()
 	return err
 }

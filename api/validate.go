@@ -76,6 +76,9 @@ func (f *Function) Validate() error {
 	if err := f.CustomContainerConfig.validate(); err != nil {
 		return err
 	}
+	if err := f.validateOptions(); err != nil {
+		return err
+	}
 	if lc := f.InstanceLifecycleConfig; lc != nil {
 		if err := lc.Initializer.validate("initializer", 600); err != nil {
 			return err
@@ -141,9 +144,11 @@ func (cc *CustomContainerConfig) validate() error {
 		return invalid("customContainerConfig.accelerationType %q is invalid: use %q or %q", cc.AccelerationType, AccelerationDefault, AccelerationNone)
 	}
 	if hc := cc.HealthCheckConfig; hc != nil {
-		return hc.validate()
+		if err := hc.validate(); err != nil {
+			return err
+		}
 	}
-	return nil
+	return cc.RegistryConfig.validate()
 }
 
 func (hc *HealthCheckConfig) validate() error {

@@ -53,9 +53,13 @@ $FCCTL invoke echo -d '{"hello":"cold"}' -v
 step "warm invocation (same instance)"
 $FCCTL invoke echo -d '{"hello":"warm"}' -v
 
-step "HTTP trigger: http://$LISTEN/fn/echo/greet?name=fcd"
+step "an anonymous HTTP trigger: the function's HTTP endpoint (none without one)"
+$FCCTL trigger create echo http --auth anonymous
+URL=$($FCCTL trigger get echo http -o json | sed -n 's/.*"urlIntranet": "\(.*\)".*/\1/p')
+
+step "HTTP trigger: $URL/greet?name=fcd"
 if command -v curl >/dev/null; then
-  curl -s "http://$LISTEN/fn/echo/greet?name=fcd" | head -c 120; echo " ..."
+  curl -s "$URL/greet?name=fcd" | head -c 120; echo " ..."
 fi
 
 step "image-pull billing"
@@ -67,5 +71,6 @@ fcd is running (pid $(cat "$DATA/fcd.pid")), API at http://$LISTEN.
   web console:       http://$LISTEN/console/  (sign in with the key in $DATA/credentials.json)
   bin/fcctl --data-dir $DATA function list
   bin/fcctl --data-dir $DATA logs echo
+  bin/fcctl --data-dir $DATA trigger list echo     # HTTP endpoint: $URL/
   make stop          # stops fcd and its instances
 TXT

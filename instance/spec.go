@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
@@ -74,6 +75,9 @@ type Spec struct {
 	// Role names the function's role, whose temporary credentials
 	// Credentials returns; only for error messages. "" means none.
 	Role string
+	// ResolvConf, when non-empty, is the text of the instance's
+	// /etc/resolv.conf; "" means the host's (FC's customDNS).
+	ResolvConf string
 }
 
 // Keys are temporary credentials issued by STS AssumeRole.
@@ -186,8 +190,15 @@ func ociSpec(ctx context.Context, name string, s Spec, img ocispec.ImageConfig, 
 		// swap must not stretch the limit.
 		opts = append(opts, withMemorySwap(int64(memory)))
 	}
-	if _, err := os.Stat("/etc/resolv.conf"); err == nil {
-		opts = append(opts, oci.WithHostResolvconf)
+	if s.ResolvConf != "" {
+		// Beside the rootfs, in the instance's directory, discarded with it.
+		p := filepath.Join(filepath.Dir(rootPath), "resolv.conf")
+		if err := os.WriteFile(p, []byte(s.ResolvConf), 0o644); err != nil {
+			return nil, fmt.Errorf("resolv.conf: %w", err)
+		}
+		opts = append(opts, withResolvConf(p))
+	} else if _, err := os.Stat("/etc/resolv.conf"); err == nil {
+		opts = append(opts, withResolvConf("/etc/resolv.conf"))
 	}
 	if img.User != "" {
 		opts = append(opts, oci.WithUser(img.User))
@@ -205,6 +216,19 @@ func ociSpec(ctx context.Context, name string, s Spec, img ocispec.ImageConfig, 
 // droppedCapabilities are taken from containerd's default set (which
 // already omits NET_ADMIN, SYS_ADMIN and the like).
 var droppedCapabilities = []string{"CAP_NET_RAW", "CAP_MKNOD"}
+
+// withResolvConf bind-mounts path read-only at /etc/resolv.conf.
+func withResolvConf(path string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		s.Mounts = append(s.Mounts, specs.Mount{
+			Destination: "/etc/resolv.conf",
+			Type:        "bind",
+			Source:      path,
+			Options:     []string{"rbind", "ro"},
+		})
+		return nil
+	}
+}
 
 func withMemorySwap(limit int64) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {

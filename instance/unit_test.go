@@ -439,3 +439,27 @@ func TestIsNetNS(t *testing.T) {
 		t.Error("isNetNS(/proc/self/ns/net): got false, want true")
 	}
 }
+
+// TestOCISpecResolvConf: a function's customDNS becomes the instance's
+// /etc/resolv.conf, a file in the instance's directory mounted read-only.
+func TestOCISpecResolvConf(t *testing.T) {
+	ctx := namespaces.WithNamespace(context.Background(), "fcd")
+	dir := t.TempDir()
+	const conf = "nameserver 10.0.0.53\nsearch corp.example\noptions ndots:2\n"
+	s, err := ociSpec(ctx, "fcd", Spec{ID: "i1", Function: "f", ResolvConf: conf}.withDefaults(),
+		ocispec.ImageConfig{Cmd: []string{"/app/f"}}, filepath.Join(dir, "rootfs"), "/run/netns/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/etc/resolv.conf" })
+	if i < 0 {
+		t.Fatalf("mounts %+v: no /etc/resolv.conf", s.Mounts)
+	}
+	m := s.Mounts[i]
+	if want := filepath.Join(dir, "resolv.conf"); m.Source != want || !slices.Contains(m.Options, "ro") {
+		t.Errorf("resolv.conf mount: got %s %v, want %s read-only", m.Source, m.Options, want)
+	}
+	if got, err := os.ReadFile(m.Source); err != nil || string(got) != conf {
+		t.Errorf("resolv.conf: got %q (%v), want %q", got, err, conf)
+	}
+}

@@ -197,9 +197,10 @@ func (s *Server) checkRole(ctx context.Context, f *api.Function) error {
 }
 
 // roleHeaders sets the function role's temporary credentials on a request
-// to its instance.
-func (s *Server) roleHeaders(ctx context.Context, h *fasthttp.RequestHeader, role string) error {
-	if role == "" || s.opts.Credentials == nil {
+// to its instance, unless the function disables their injection.
+func (s *Server) roleHeaders(ctx context.Context, h *fasthttp.RequestHeader, fn *api.Function) error {
+	role := fn.Role
+	if role == "" || s.opts.Credentials == nil || !fn.InjectsRequest() {
 		return nil
 	}
 	id, secret, token, err := s.opts.Credentials.RoleCredentials(ctx, role)

@@ -94,6 +94,13 @@ func startBenchProxy(b *testing.B, backend string) string {
 	if err := st.CreateFunction(context.Background(), f); err != nil {
 		b.Fatal(err)
 	}
+	trig, err := api.NewTrigger(&api.TriggerInput{TriggerName: ptr("http"), TriggerType: ptr(api.TriggerTypeHTTP)}, "tid", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.CreateTrigger(context.Background(), "fn", trig); err != nil {
+		b.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -21,11 +22,11 @@ const (
 )
 
 func (s *Server) createFunction(ctx *fasthttp.RequestCtx, body []byte) error {
-	var in api.Input
-	if err := decodeJSON(body, &in); err != nil {
+	in, err := decodeInput(body)
+	if err != nil {
 		return err
 	}
-	f, err := api.NewFunction(&in, newID(), s.opts.Region, s.opts.AccountID, s.opts.Now())
+	f, err := api.NewFunction(in, newID(), s.opts.Region, s.opts.AccountID, s.opts.Now())
 	if err != nil {
 		return err
 	}
@@ -46,10 +47,12 @@ func (s *Server) getFunction(ctx *fasthttp.RequestCtx, name string) error {
 }
 
 func (s *Server) updateFunction(ctx *fasthttp.RequestCtx, name string, body []byte) error {
-	var in api.Input
-	if err := decodeJSON(body, &in); err != nil {
+	in, err := decodeInput(body)
+	if err != nil {
 		return err
 	}
+	tags := in.Tags
+	in.Tags = nil
 	now := s.opts.Now()
 	if in.Role != nil {
 		// Checked before the store's transaction, which must not wait on
@@ -59,7 +62,11 @@ func (s *Server) updateFunction(ctx *fasthttp.RequestCtx, name string, body []by
 		}
 	}
 	f, err := s.opts.Functions.UpdateFunction(ctx, unescape(name), func(f *api.Function) (*api.Function, error) {
-		return f.Update(&in, now)
+		// Tags sent back as GetFunction gave them change nothing.
+		if len(tags) > 0 && !slices.Equal(tags, f.Tags) {
+			return nil, newError(http.StatusBadRequest, CodeInvalidArgument, "tags cannot be changed by UpdateFunction: use TagResources and UntagResources")
+		}
+		return f.Update(in, now)
 	})
 	if err != nil {
 		return err
@@ -89,15 +96,15 @@ type listPage struct {
 
 func (s *Server) listFunctions(ctx *fasthttp.RequestCtx) error {
 	q := ctx.QueryArgs()
-	limit := defaultListLimit
-	if v := q.Peek("limit"); len(v) > 0 {
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n < 1 || n > maxListLimit {
-			return newError(http.StatusBadRequest, CodeInvalidArgument, fmt.Sprintf("limit %q is invalid: it must be between 1 and %d", v, maxListLimit))
-		}
-		limit = n
+	limit, aerr := listLimit(q.Peek("limit"))
+	if aerr != nil {
+		return aerr
 	}
-	fns, next, err := s.opts.Functions.ListFunctions(ctx, string(q.Peek("prefix")), string(q.Peek("nextToken")), limit)
+	filter, err := parseFunctionFilter(q)
+	if err != nil {
+		return err
+	}
+	fns, next, err := s.listFiltered(ctx, string(q.Peek("prefix")), string(q.Peek("nextToken")), limit, filter)
 	if err != nil {
 		return err
 	}
@@ -126,6 +133,15 @@ func (s *Server) decorate(f *api.Function) {
 	if cc.ResolvedImageURI == "" {
 		cc.ResolvedImageURI = cc.Image
 	}
+}
+
+// decodeInput decodes a CreateFunction or UpdateFunction body, refusing
+// the fields fcd does not implement.
+func decodeInput(body []byte) (*api.Input, error) {
+	if len(body) == 0 {
+		return nil, newError(http.StatusBadRequest, CodeInvalidArgument, "request body is empty; a JSON object is required")
+	}
+	return api.DecodeInput(body)
 }
 
 func decodeJSON(body []byte, v any) error {

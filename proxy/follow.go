@@ -86,6 +86,8 @@ func (s *Server) apply(ctx context.Context, e api.Event) {
 		}
 	case api.KindTrigger:
 		s.fns.forget(e.Function)
+	case api.KindCustomDomain:
+		s.domains.forget()
 	case api.KindProvision:
 		if s.opts.Pools == nil {
 			return

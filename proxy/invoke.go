@@ -104,7 +104,7 @@ type cachedFunction struct {
 	memory   string
 	deadline time.Duration
 	// http is the function's HTTP trigger configuration, nil when it has
-	// none (then its HTTP endpoint is anonymous and takes every method).
+	// none (then it has no HTTP endpoint).
 	http *api.HTTPTriggerConfig
 	// triggerQualifier is the qualifier the HTTP trigger routes to.
 	triggerQualifier string
@@ -186,8 +186,8 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 		s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
 		return
 	}
-	if inv.controlPath == "/http-invoke" && cf.http != nil {
-		if aerr := s.checkTrigger(ctx, cf.http, &inv); aerr != nil {
+	if inv.controlPath == "/http-invoke" {
+		if aerr := s.checkTrigger(ctx, name, cf.http, &inv); aerr != nil {
 			s.fail(ctx, rid, aerr)
 			return
 		}
@@ -210,7 +210,7 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 	x.watch.start(&s.clients, ctx.Conn(), s.ctx, x)
 	defer x.watch.stop()
 
-	lease, err := s.opts.Scheduler.Acquire(&x.ctx, cf.fn)
+	lease, err := s.acquire(&x.ctx, ctx, cf)
 	if err != nil {
 		s.failAcquire(ctx, rid, name, err, &x.ctx)
 		x.done()
@@ -311,7 +311,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	defer fasthttp.ReleaseRequest(up)
 	addr := lease.Addr() // formats the address: once per request
 	body := s.buildUpstreamRequest(ctx, up, rid, cf, inv, addr, &x.body)
-	if err := s.roleHeaders(ctx, &up.Header, cf.fn.Role); err != nil {
+	if err := s.roleHeaders(ctx, &up.Header, cf.fn); err != nil {
 		x.done()
 		lease.Release()
 		s.fail(ctx, rid, newError(http.StatusInternalServerError, CodeInternal, err.Error()))

@@ -139,6 +139,14 @@ func newInvokeEnvWith(t *testing.T, be *httptest.Server, timeout int32, wrap fun
 	if err := st.CreateFunction(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
+	// An anonymous HTTP trigger, without which fn has no HTTP endpoint.
+	trig, err := api.NewTrigger(&api.TriggerInput{TriggerName: ptr("http"), TriggerType: ptr(api.TriggerTypeHTTP)}, "tid", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateTrigger(context.Background(), "fn", trig); err != nil {
+		t.Fatal(err)
+	}
 	env := &invokeEnv{st: st, sched: newFakeScheduler(strings.TrimPrefix(be.URL, "http://")), log: &fakeLog{}}
 	env.sched.log = env.log
 	var sched Scheduler = env.sched
@@ -288,7 +296,9 @@ func TestHTTPTrigger(t *testing.T) {
 // TestHTTPTriggerStreamsLargeBodies sends 16 MiB each way.
 func TestHTTPTriggerStreamsLargeBodies(t *testing.T) {
 	const size = 16 << 20
-	env := newInvokeEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The function timeout (30 s) must outlast 32 MiB under -race on a
+	// loaded machine; 1 s truncated the stream now and then.
+	env := newInvokeEnvWith(t, httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		n, _ := io.Copy(h, r.Body)
 		w.Header().Set("x-got", fmt.Sprintf("%d:%x", n, h.Sum(nil)))
@@ -297,7 +307,7 @@ func TestHTTPTriggerStreamsLargeBodies(t *testing.T) {
 		for i := 0; i < size/len(chunk); i++ {
 			w.Write(chunk)
 		}
-	}))
+	})), 30, nil)
 	body := bytes.Repeat([]byte("0123456789abcdef"), size/16)
 	sum := sha256.Sum256(body)
 	resp, err := http.Post("http://"+env.addr+"/fn/fn/upload", "application/octet-stream", bytes.NewReader(body))
@@ -387,6 +397,9 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 func TestHTTPTriggerConfig(t *testing.T) {
 	env := newInvokeEnv(t, echoBackend())
 	triggers := "/" + api.Version + "/functions/fn/triggers"
+	if resp, _ := (signedRequest{method: "DELETE", path: triggers + "/http"}).do(t, env.addr); resp.StatusCode != 204 {
+		t.Fatalf("DeleteTrigger of the test's own trigger: got %d, want 204", resp.StatusCode)
+	}
 	create := `{"triggerName":"web","triggerType":"http","triggerConfig":"{\"authType\":\"function\",\"methods\":[\"GET\",\"POST\"]}"}`
 	if resp, eb := (signedRequest{method: "POST", path: triggers, body: []byte(create)}).do(t, env.addr); resp.StatusCode != 200 {
 		t.Fatalf("CreateTrigger: %d %+v", resp.StatusCode, eb)
@@ -438,6 +451,24 @@ func TestHTTPTriggerConfig(t *testing.T) {
 	}
 	if resp, eb := (signedRequest{method: "GET", path: triggers + "/web"}).do(t, env.addr); resp.StatusCode != 404 || eb.Code != CodeTriggerNotFound {
 		t.Fatalf("GetTrigger after delete: got %d %+v, want 404 TriggerNotFound", resp.StatusCode, eb)
+	}
+	// Without an HTTP trigger the function has no HTTP endpoint, by path
+	// or by Host, as in FC (issue 13, finding 8).
+	if got := get("GET", false); got != 404 {
+		t.Errorf("/fn/fn/x without an HTTP trigger: got %d, want 404", got)
+	}
+	req, _ := http.NewRequest("GET", "http://"+env.addr+"/x", nil)
+	req.Host = "fn.fcd.localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("Host fn.fcd.localhost without an HTTP trigger: got %d, want 404", resp.StatusCode)
+	}
+	if rel, failed := env.sched.counts(); rel+len(failed) != 2 {
+		t.Errorf("leases: got %d released, %d failed; want the 2 requests served before the trigger was deleted", rel, len(failed))
 	}
 }
 

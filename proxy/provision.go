@@ -31,6 +31,15 @@ type ProvisionStore interface {
 	PutProvisionConfig(ctx context.Context, name string, pc api.ProvisionConfig) error
 	GetProvisionConfig(ctx context.Context, name string) (api.ProvisionConfig, error)
 	DeleteProvisionConfig(ctx context.Context, name string) error
+	// ListProvisionConfigs pages through the configs in function name
+	// order from start (inclusive); next starts the following page.
+	ListProvisionConfigs(ctx context.Context, start string, limit int) (pcs []api.NamedProvisionConfig, next string, err error)
+}
+
+// StartErrors is what Pools may also tell: why the function's last start
+// failed (nil after a success), for GetProvisionConfig's currentError.
+type StartErrors interface {
+	StartError(name string) error
 }
 
 // MaxProvisionTarget bounds defaultTarget on one host.
@@ -44,10 +53,13 @@ type provisionInput struct {
 
 // provisionConfig is FC's ProvisionConfig response.
 type provisionConfig struct {
-	DefaultTarget int64  `json:"defaultTarget"`
-	Target        int64  `json:"target"`
-	Current       int64  `json:"current"`
-	FunctionArn   string `json:"functionArn"`
+	DefaultTarget int64 `json:"defaultTarget"`
+	Target        int64 `json:"target"`
+	Current       int64 `json:"current"`
+	// CurrentError says why current is short of target: the last start's
+	// error, while the last start failed.
+	CurrentError string `json:"currentError,omitempty"`
+	FunctionArn  string `json:"functionArn"`
 }
 
 func (s *Server) provisionStore() (ProvisionStore, error) {
@@ -65,6 +77,9 @@ func (s *Server) putProvision(ctx *fasthttp.RequestCtx, name string, body []byte
 	}
 	var in provisionInput
 	if err := decodeJSON(body, &in); err != nil {
+		return err
+	}
+	if err := api.CheckProvisionFields(body); err != nil {
 		return err
 	}
 	target := in.DefaultTarget
@@ -125,8 +140,60 @@ func (s *Server) deleteProvision(ctx *fasthttp.RequestCtx, name string) error {
 }
 
 func (s *Server) writeProvision(ctx *fasthttp.RequestCtx, fn *api.Function, target int) error {
+	return writeJSON(ctx, http.StatusOK, s.provisionStatus(fn, target))
+}
+
+func (s *Server) provisionStatus(fn *api.Function, target int) provisionConfig {
 	_, current := s.opts.Pools.Provisioned(fn.FunctionName)
-	return writeJSON(ctx, http.StatusOK, provisionConfig{
-		DefaultTarget: int64(target), Target: int64(target), Current: int64(current), FunctionArn: fn.FunctionArn,
-	})
+	pc := provisionConfig{DefaultTarget: int64(target), Target: int64(target), Current: int64(current), FunctionArn: fn.FunctionArn}
+	if se, ok := s.opts.Pools.(StartErrors); ok && current < target {
+		if err := se.StartError(fn.FunctionName); err != nil {
+			pc.CurrentError = err.Error()
+		}
+	}
+	return pc
+}
+
+// provisionPage is ListProvisionConfigs' response body.
+type provisionPage struct {
+	ProvisionConfigs []provisionConfig `json:"provisionConfigs"`
+	NextToken        string            `json:"nextToken,omitempty"`
+}
+
+// listProvisions serves ListProvisionConfigs: every function's config, or
+// the one of functionName, paged by limit and nextToken.
+func (s *Server) listProvisions(ctx *fasthttp.RequestCtx) error {
+	ps, err := s.provisionStore()
+	if err != nil {
+		return err
+	}
+	q := ctx.QueryArgs()
+	limit, aerr := listLimit(q.Peek("limit"))
+	if aerr != nil {
+		return aerr
+	}
+	page := provisionPage{ProvisionConfigs: []provisionConfig{}}
+	var pcs []api.NamedProvisionConfig
+	if name := string(q.Peek("functionName")); name != "" {
+		pc, err := ps.GetProvisionConfig(ctx, name)
+		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			pcs = append(pcs, api.NamedProvisionConfig{Function: name, ProvisionConfig: pc})
+		}
+	} else if pcs, page.NextToken, err = ps.ListProvisionConfigs(ctx, string(q.Peek("nextToken")), limit); err != nil {
+		return err
+	}
+	for _, pc := range pcs {
+		cf, err := s.fns.get(ctx, s.opts.Functions, pc.Function)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			continue // deleted since
+		}
+		if err != nil {
+			return err
+		}
+		page.ProvisionConfigs = append(page.ProvisionConfigs, s.provisionStatus(cf.fn, pc.Target))
+	}
+	return writeJSON(ctx, http.StatusOK, page)
 }

@@ -146,6 +146,7 @@ type Server struct {
 	srv      *fasthttp.Server
 	fns      functionCache
 	vc       versionCache
+	domains  domainCache
 	follower *follower
 	upstream *upstream
 	clients  clientWatcher // of the requests in flight (watch.go)
@@ -304,11 +305,17 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.listAsyncConfigs(ctx, rid)
 	case string(path) == concurrencyConfigsPath:
 		s.listConcurrencyConfigs(ctx, rid)
+	case bytes.HasPrefix(path, resourcesPrefix):
+		s.handleResources(ctx, rid, string(path[len(resourcesPrefix):]))
 	case string(path) == "/metrics":
 		s.metricsH(ctx)
 	case s.opts.Console != nil && bytes.HasPrefix(path, consolePrefix):
 		s.opts.Console(ctx)
 	default:
+		if d := s.customDomain(ctx, ctx.Host()); d != nil {
+			s.domainRequest(ctx, rid, d)
+			return
+		}
 		writeError(ctx, rid, newError(http.StatusNotFound, CodePathNotFound, "no API at "+string(path)))
 	}
 }

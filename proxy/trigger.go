@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/valyala/fasthttp"
@@ -13,7 +15,8 @@ import (
 
 // HTTP triggers: a request reaches a function's server with its method,
 // path, query, headers and body, either by Host (<function>.<domain>) or
-// under /fn/<function>/, a prefix that is stripped. They are unsigned.
+// under /fn/<function>/, a prefix that is stripped. A function without an
+// HTTP trigger has neither (404). Anonymous triggers are unsigned.
 
 // triggerHost returns the function a Host header names, if it is
 // <function>.<domain>[:port].
@@ -56,9 +59,14 @@ func (s *Server) httpTrigger(ctx *fasthttp.RequestCtx, rid, name string, uri []b
 }
 
 // checkTrigger applies a function's HTTP trigger configuration to a
-// request: its methods, and for authType function a signature over the
-// request, whose body is then read whole (up to MaxInvokeBody).
-func (s *Server) checkTrigger(ctx *fasthttp.RequestCtx, hc *api.HTTPTriggerConfig, inv *invocation) *apiError {
+// request: as in FC, a function has an HTTP endpoint only when it has an
+// HTTP trigger (hc nil: 404); the trigger's methods; and for authType
+// function a signature over the request, whose body is then read whole
+// (up to MaxInvokeBody).
+func (s *Server) checkTrigger(ctx *fasthttp.RequestCtx, function string, hc *api.HTTPTriggerConfig, inv *invocation) *apiError {
+	if hc == nil {
+		return newError(http.StatusNotFound, CodeTriggerNotFound, "function "+strconv.Quote(function)+" has no HTTP trigger: create one (fcctl trigger create) to give it an HTTP endpoint")
+	}
 	if !hc.Allows(string(ctx.Method())) {
 		return newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "the function's HTTP trigger does not accept "+string(ctx.Method()))
 	}
@@ -92,11 +100,11 @@ func (s *Server) handleTriggers(ctx *fasthttp.RequestCtx, function, name, method
 	}
 	switch {
 	case name == "" && method == http.MethodPost:
-		var in api.TriggerInput
-		if err := decodeJSON(body, &in); err != nil {
+		in, err := decodeTriggerInput(body)
+		if err != nil {
 			return err
 		}
-		t, err := api.NewTrigger(&in, newID(), s.opts.Now())
+		t, err := api.NewTrigger(in, newID(), s.opts.Now())
 		if err != nil {
 			return err
 		}
@@ -105,17 +113,7 @@ func (s *Server) handleTriggers(ctx *fasthttp.RequestCtx, function, name, method
 		}
 		return s.writeTrigger(ctx, function, t)
 	case name == "" && method == http.MethodGet:
-		ts, err := st.ListTriggers(ctx, function)
-		if err != nil {
-			return err
-		}
-		for _, t := range ts {
-			t.TriggerURLs(function, s.endpoint(ctx), s.opts.Domain)
-		}
-		if ts == nil {
-			ts = []*api.Trigger{}
-		}
-		return writeJSON(ctx, http.StatusOK, map[string][]*api.Trigger{"triggers": ts})
+		return s.listTriggers(ctx, function)
 	case name != "" && method == http.MethodGet:
 		t, err := st.GetTrigger(ctx, function, name)
 		if err != nil {
@@ -123,12 +121,12 @@ func (s *Server) handleTriggers(ctx *fasthttp.RequestCtx, function, name, method
 		}
 		return s.writeTrigger(ctx, function, t)
 	case name != "" && method == http.MethodPut:
-		var in api.TriggerInput
-		if err := decodeJSON(body, &in); err != nil {
+		in, err := decodeTriggerInput(body)
+		if err != nil {
 			return err
 		}
 		now := s.opts.Now()
-		t, err := st.UpdateTrigger(ctx, function, name, func(t *api.Trigger) (*api.Trigger, error) { return t.Update(&in, now) })
+		t, err := st.UpdateTrigger(ctx, function, name, func(t *api.Trigger) (*api.Trigger, error) { return t.Update(in, now) })
 		if err != nil {
 			return triggerNotFound(err)
 		}
@@ -162,4 +160,52 @@ func (s *Server) writeTrigger(ctx *fasthttp.RequestCtx, function string, t *api.
 // endpoint is the host:port this request reached fcd at.
 func (s *Server) endpoint(ctx *fasthttp.RequestCtx) string {
 	return ctx.LocalAddr().String()
+}
+
+// triggerPage is ListTriggers' response body.
+type triggerPage struct {
+	Triggers  []*api.Trigger `json:"triggers"`
+	NextToken string         `json:"nextToken,omitempty"`
+}
+
+// listTriggers serves ListTriggers with FC's prefix, limit and nextToken
+// (the name of the first trigger of the next page).
+func (s *Server) listTriggers(ctx *fasthttp.RequestCtx, function string) error {
+	q := ctx.QueryArgs()
+	limit, aerr := listLimit(q.Peek("limit"))
+	if aerr != nil {
+		return aerr
+	}
+	all, err := s.opts.Functions.ListTriggers(ctx, function)
+	if err != nil {
+		return err
+	}
+	prefix, start := string(q.Peek("prefix")), string(q.Peek("nextToken"))
+	page := triggerPage{Triggers: []*api.Trigger{}}
+	for _, t := range sortedTriggers(all) {
+		if !strings.HasPrefix(t.TriggerName, prefix) || t.TriggerName < start {
+			continue
+		}
+		if len(page.Triggers) == limit {
+			page.NextToken = t.TriggerName
+			break
+		}
+		t.TriggerURLs(function, s.endpoint(ctx), s.opts.Domain)
+		page.Triggers = append(page.Triggers, t)
+	}
+	return writeJSON(ctx, http.StatusOK, page)
+}
+
+func sortedTriggers(ts []*api.Trigger) []*api.Trigger {
+	slices.SortFunc(ts, func(a, b *api.Trigger) int { return strings.Compare(a.TriggerName, b.TriggerName) })
+	return ts
+}
+
+// decodeTriggerInput decodes a CreateTrigger or UpdateTrigger body,
+// refusing the fields fcd does not implement.
+func decodeTriggerInput(body []byte) (*api.TriggerInput, error) {
+	if len(body) == 0 {
+		return nil, newError(http.StatusBadRequest, CodeInvalidArgument, "request body is empty; a JSON object is required")
+	}
+	return api.DecodeTriggerInput(body)
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	openapiutil "github.com/alibabacloud-go/darabonba-openapi/v2/utils"
 	fc "github.com/alibabacloud-go/fc-20230330/v4/client"
 	"github.com/alibabacloud-go/tea/dara"
-	"github.com/alibabacloud-go/tea/tea"
 
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/scheduler"
@@ -163,26 +161,6 @@ func newVersionEnv(t *testing.T) *versionEnv {
 		t.Fatal(err)
 	}
 	return env
-}
-
-// ownHTTP gives an SDK client an http.Client of its own (the SDK's shared
-// one races on its Timeout).
-type ownHTTP struct{ c *http.Client }
-
-func (h ownHTTP) Call(req *http.Request, tr *http.Transport) (*http.Response, error) {
-	if h.c.Transport == nil {
-		h.c.Transport = tr
-	}
-	return h.c.Do(req)
-}
-
-// sdkCode returns the FC error code and HTTP status of an SDK error.
-func sdkCode(err error) (string, int) {
-	var se *tea.SDKError
-	if errors.As(err, &se) {
-		return dara.StringValue(se.Code), dara.IntValue(se.StatusCode)
-	}
-	return "", 0
 }
 
 func wantCode(t *testing.T, what string, err error, code string, status int) {

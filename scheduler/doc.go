@@ -32,6 +32,13 @@
 // the requests it was started for; the others keep waiting and get a start
 // of their own, so every request sees at most one failed start.
 //
+// Per function: Function.IdleTimeout replaces the idle timeout,
+// Function.ProvisionedOnly serves from provisioned instances only (no
+// on-demand start; ErrOnDemandDisabled without a target), and
+// Function.SessionAffinity keeps the requests of one session key
+// (AcquireSession) on one instance (session.go). StartError reports why
+// the last start failed.
+//
 // Hot path: Acquire and Release on a warm instance take one pool lock and
 // allocate only the Lease; no goroutine runs per request. Every goroutine
 // the scheduler starts (the janitor, cold starts, instance watchers and

@@ -92,6 +92,7 @@ func (p *pool) updateLocked(fn Function) []*inst {
 	if !changed || p.shutErr != nil {
 		return nil
 	}
+	p.lastStartErr = nil // of the old configuration
 	return p.drainLocked(false)
 }
 

@@ -19,6 +19,11 @@ var (
 	// errdefs.ErrResourceExhausted.
 	ErrThrottled = category("too many requests", errdefs.ErrResourceExhausted)
 
+	// ErrOnDemandDisabled is returned to requests for a function that
+	// allows provisioned instances only (Function.ProvisionedOnly) and has
+	// no provisioned target. It wraps errdefs.ErrResourceExhausted.
+	ErrOnDemandDisabled = category("on-demand instances are disabled for this function and it has no provisioned instances", errdefs.ErrResourceExhausted)
+
 	// ErrFunctionDeleted is returned to requests waiting for, or arriving
 	// at, a function being removed. It wraps errdefs.ErrNotFound.
 	ErrFunctionDeleted = category("function deleted while the request waited", errdefs.ErrNotFound)

@@ -7,16 +7,26 @@ import "time"
 // target; spare instances idle for Options.IdleTimeout stop, and so may
 // the longest-idle spare instance when another function needs its memory.
 
-// reapIdle stops spare instances idle for IdleTimeout at now.
+// idleTimeout is how long the pool's instances may sit idle: the
+// function's own IdleTimeout, else the scheduler's.
+func (p *pool) idleTimeoutLocked() time.Duration {
+	if p.fn.IdleTimeout > 0 {
+		return p.fn.IdleTimeout
+	}
+	return p.s.opts.IdleTimeout
+}
+
+// reapIdle stops spare instances idle for their idle timeout at now.
 func (p *pool) reapIdle(now time.Time) {
 	p.mu.Lock()
+	idle := p.idleTimeoutLocked()
 	var stop []*inst
 	spare := p.activeLocked() - p.provisioned
 	for _, in := range p.instances {
 		if len(stop) >= spare {
 			break
 		}
-		if in.busy == 0 && !in.draining && now.Sub(in.lastUsed) >= p.s.opts.IdleTimeout {
+		if in.busy == 0 && !in.draining && now.Sub(in.lastUsed) >= idle {
 			stop = append(stop, in)
 		}
 	}

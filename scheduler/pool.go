@@ -26,8 +26,10 @@ type pool struct {
 	shutErr   error // set once: ErrFunctionDeleted or ErrClosed
 
 	provisioned   int
-	nextProvision time.Time     // no provisioning start before this
-	backoff       time.Duration // after a failed start while provisioned
+	nextProvision time.Time           // no provisioning start before this
+	backoff       time.Duration       // after a failed start while provisioned
+	lastStartErr  error               // the last start's error; nil after a success
+	sessions      map[string]*session // session affinity (session.go)
 
 	stats poolStats
 }
@@ -46,6 +48,10 @@ type inst struct {
 
 type waiter struct {
 	ch chan result // buffered: delivery never blocks
+	// session is the request's session key, pin the instance it waits
+	// for (session.go); both empty for requests without a session.
+	session string
+	pin     *inst
 	// delivered is set, under the pool's mu, when a result was sent.
 	delivered bool
 }
@@ -88,6 +94,10 @@ func (p *pool) admitLocked(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		p.stats.canceled++
 		return err
+	}
+	if p.fn.ProvisionedOnly && p.provisioned == 0 {
+		p.stats.throttled++
+		return ErrOnDemandDisabled
 	}
 	if !p.s.fits(p.fn.MemoryMB) {
 		p.stats.throttled++
@@ -153,6 +163,24 @@ func (p *pool) pickLocked() *inst {
 	return best
 }
 
+// failUnpinnedLocked fails the oldest n waiters a start was for: those
+// not pinned to a session's instance.
+func (p *pool) failUnpinnedLocked(n int, err error) {
+	if !p.fn.SessionAffinity {
+		p.deliverLocked(min(n, len(p.waiters)), result{err: err})
+		return
+	}
+	p.waiters = slices.DeleteFunc(p.waiters, func(w *waiter) bool {
+		if n == 0 || (w.pin != nil && !w.pin.gone && !w.pin.draining) {
+			return false
+		}
+		n--
+		w.delivered = true
+		w.ch <- result{err: err}
+		return true
+	})
+}
+
 // deliverLocked sends r to the oldest n waiters and drops them.
 func (p *pool) deliverLocked(n int, r result) {
 	for _, w := range p.waiters[:n] {
@@ -163,15 +191,31 @@ func (p *pool) deliverLocked(n int, r result) {
 	p.waiters = p.waiters[n:]
 }
 
-// dispatchLocked hands free slots to waiters, oldest first.
+// dispatchLocked hands free slots to waiters, oldest first. Without
+// session affinity the first waiter that finds no slot ends the pass;
+// with it, later waiters may still be pinned to an instance with a free
+// slot.
 func (p *pool) dispatchLocked() {
-	for len(p.waiters) > 0 {
-		in := p.pickLocked()
+	for i := 0; i < len(p.waiters); {
+		w := p.waiters[i]
+		in := p.slotForLocked(w)
 		if in == nil {
-			return
+			if !p.fn.SessionAffinity {
+				return
+			}
+			i++
+			continue
 		}
 		in.busy++
-		p.deliverLocked(1, result{lease: &Lease{p: p, in: in}})
+		p.bindLocked(w.session, in)
+		r := result{lease: &Lease{p: p, in: in}}
+		if i == 0 {
+			p.deliverLocked(1, r)
+			continue
+		}
+		w.delivered = true
+		w.ch <- r
+		p.waiters = slices.Delete(p.waiters, i, i+1)
 	}
 }
 
@@ -197,8 +241,27 @@ func (p *pool) canStartLocked() bool {
 // startsNeededLocked is how many more cold starts the waiters need: they
 // fill ceil(waiters/concurrency) instances, less those already starting.
 func (p *pool) startsNeededLocked() int {
+	if p.fn.ProvisionedOnly {
+		// Waiters take provisioned slots as they free; provision starts.
+		return 0
+	}
 	c := p.fn.concurrency()
-	return (len(p.waiters)+c-1)/c - p.starting
+	return (p.unpinnedLocked()+c-1)/c - p.starting
+}
+
+// unpinnedLocked counts the waiters not waiting for their session's
+// instance: those a start serves.
+func (p *pool) unpinnedLocked() int {
+	if !p.fn.SessionAffinity {
+		return len(p.waiters)
+	}
+	n := 0
+	for _, w := range p.waiters {
+		if w.pin == nil || w.pin.gone || w.pin.draining {
+			n++
+		}
+	}
+	return n
 }
 
 // schedule hands out free slots and starts the instances waiters still
@@ -289,6 +352,7 @@ func (p *pool) started(fn Function, gen uint64, instance Instance, err error, to
 		return
 	}
 	p.backoff = 0
+	p.lastStartErr = nil
 	p.instances = append(p.instances, in)
 	p.dispatchLocked()
 	idle := in.busy == 0
@@ -307,11 +371,14 @@ func (p *pool) started(fn Function, gen uint64, instance Instance, err error, to
 // image never loops.
 func (p *pool) startFailedLocked(current bool, err error) {
 	p.stats.coldStartFailures++
+	if current {
+		p.lastStartErr = err
+	}
 	if p.provisioned > 0 {
 		p.backoff = min(max(2*p.backoff, p.s.opts.ProvisionRetry), maxProvisionBackoff)
 		p.nextProvision = p.s.clock.Now().Add(p.backoff)
 	}
 	if current {
-		p.deliverLocked(min(p.fn.concurrency(), len(p.waiters)), result{err: err})
+		p.failUnpinnedLocked(p.fn.concurrency(), err)
 	}
 }

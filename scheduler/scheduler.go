@@ -50,6 +50,19 @@ type Function struct {
 	// MaxInstances caps the function's instances of the current revision,
 	// ready or starting; 0 means no cap but the memory budget.
 	MaxInstances int
+	// IdleTimeout, when positive, replaces Options.IdleTimeout for this
+	// function's instances.
+	IdleTimeout time.Duration
+	// ProvisionedOnly, when set, makes no on-demand starts: requests are
+	// served by provisioned instances only (idle.go).
+	ProvisionedOnly bool
+	// SessionAffinity, when set, keeps the requests of one session key
+	// (AcquireSession) on one instance (session.go); SessionIdleTimeout
+	// ends an idle session, 0 meaning 30 minutes, and SessionTTL any
+	// session that old, 0 meaning none.
+	SessionAffinity    bool
+	SessionIdleTimeout time.Duration
+	SessionTTL         time.Duration
 	// Config is passed to the Starter unchanged.
 	Config any
 }
@@ -340,6 +353,18 @@ func (s *Scheduler) ProvisionedVersion(name, version string) (target, current in
 	return 0, 0
 }
 
+// StartError returns the error of the named function's last cold start
+// of its current configuration when that start failed, else nil; e.g. why
+// its provisioned instances do not run.
+func (s *Scheduler) StartError(name string) error {
+	if p := s.lookup(name, ""); p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.lastStartErr
+	}
+	return nil
+}
+
 // Close shuts the scheduler down gracefully: waiting requests fail with
 // ErrClosed, starts in flight are cancelled, idle instances stop at once
 // and busy ones when their lease is released. When ctx ends first, the
@@ -391,6 +416,7 @@ func (s *Scheduler) janitor() {
 		case now := <-t.C():
 			for _, p := range s.allPools() {
 				p.reapIdle(now)
+				p.reapSessions(now)
 				p.provision(now)
 			}
 		}

@@ -17,6 +17,9 @@ var (
 	bucketConcurrency  = []byte("concurrency")
 	bucketRestrictions = []byte("restrictions")
 	bucketProvisionQ   = []byte("provision-qualified")
+
+	// Since version 4 (domains.go).
+	bucketDomains = []byte("domains")
 )
 
 // bucket returns a child of the v1 root.

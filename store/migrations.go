@@ -29,6 +29,10 @@ var migrations = []boltschema.Migration{
 		}
 		return nil
 	}},
+	{Version: 4, Name: "add custom domains", Migrate: func(tx *bolt.Tx, root *bolt.Bucket) error {
+		_, err := root.CreateBucketIfNotExists(bucketDomains)
+		return err
+	}},
 }
 
 var schema = boltschema.Schema{Root: bucketRoot, Migrations: migrations}

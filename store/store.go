@@ -21,6 +21,7 @@
 //	  provision-qualified/<fn>/<qualifier>
 //	                           JSON ProvisionConfig of a version or an
 //	                           alias (since version 3)
+//	  domains/<domain>         JSON api.CustomDomain (since version 4)
 //
 // Every write is one bbolt transaction, so a crash leaves the last committed
 // state. The store does not cache: bbolt's reads are memory-mapped. Every

@@ -18,7 +18,7 @@ import (
 const functionUsage = `Usage:
   fcctl function create NAME --image IMAGE [spec flags]
   fcctl function get NAME [-o json]
-  fcctl function list [--prefix P] [--limit N] [-o json]
+  fcctl function list [--prefix P] [--tag K=V]... [--limit N] [-o json]
   fcctl function update NAME [spec flags]      (only the flags given change)
   fcctl function delete NAME
   fcctl function coldstarts NAME [-n N] [-o json]   last instance starts, phase by phase
@@ -59,6 +59,7 @@ type specFlags struct {
 	cpu                                          float64
 	env                                          multiFlag
 	initializerTimeout, preStopTimeout           int
+	options                                      optionFlags
 }
 
 type multiFlag []string
@@ -83,6 +84,7 @@ func (s *specFlags) register(fs *flag.FlagSet) {
 	fs.Var(&s.env, "env", "environment variable KEY=VALUE (repeatable); --env - clears them all on update")
 	fs.IntVar(&s.initializerTimeout, "initializer-timeout", 0, "enable the /initialize hook with this timeout (s)")
 	fs.IntVar(&s.preStopTimeout, "prestop-timeout", 0, "enable the /pre-stop hook with this timeout (s)")
+	s.options.register(fs)
 }
 
 // input builds the request body from the flags that were set.
@@ -179,6 +181,9 @@ func (s *specFlags) input(fs *flag.FlagSet, name string, create bool) (*api.Inpu
 			lc.PreStop = &api.LifecycleHook{Handler: "pre-stop", Timeout: int32(s.preStopTimeout)}
 		}
 		in.InstanceLifecycleConfig = lc
+	}
+	if err := s.options.apply(set, in, create); err != nil {
+		return nil, err
 	}
 	if cc.Image != nil || cc.AccelerationType != nil || cc.Port != nil || cc.Entrypoint != nil || cc.Command != nil || cc.HealthCheckConfig != nil {
 		in.CustomContainerConfig = cc
@@ -279,6 +284,8 @@ func functionList(ctx context.Context, c *client, args []string, stdout, stderr 
 	output := fs.String("o", "", "output format: json")
 	prefix := fs.String("prefix", "", "only functions whose name starts with this")
 	limit := fs.Int("limit", 0, "at most this many (0: all, paging through)")
+	var tags multiFlag
+	fs.Var(&tags, "tag", "only functions with this tag KEY=VALUE, or KEY with any value (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -286,6 +293,14 @@ func functionList(ctx context.Context, c *client, args []string, stdout, stderr 
 	q := url.Values{}
 	if *prefix != "" {
 		q.Set("prefix", *prefix)
+	}
+	if len(tags) > 0 {
+		ts, err := parseTags(tags)
+		if err != nil {
+			return err
+		}
+		data, _ := json.Marshal(ts)
+		q.Set("tags", string(data))
 	}
 	for {
 		q.Set("limit", "100")
@@ -363,6 +378,7 @@ func printFunction(w io.Writer, data []byte, output string) error {
 	for k, v := range f.EnvironmentVariables {
 		row("Env", k+"="+v)
 	}
+	printOptions(row, &f)
 	row("State", f.State+" / "+f.LastUpdateStatus)
 	row("Created", f.CreatedTime)
 	row("Modified", f.LastModifiedTime)

@@ -112,6 +112,7 @@ const provisionUsage = `Usage:
   fcctl provision set FUNCTION --target N [--qualifier Q]
   fcctl provision get FUNCTION [--qualifier Q] [-o json]
   fcctl provision delete FUNCTION [--qualifier Q]
+  fcctl provision list [-o json]               every function's target, current and last start error
   (--qualifier: a version or an alias; default LATEST)
 `
 
@@ -121,6 +122,9 @@ func runProvision(ctx context.Context, c *client, args []string, stdout, stderr 
 		return fmt.Errorf("%w: provision needs a subcommand", errUsage)
 	}
 	verb, args := args[0], args[1:]
+	if verb == "list" || verb == "ls" {
+		return provisionList(ctx, c, args, stdout, stderr)
+	}
 	fs := newFlagSet("provision "+verb, stderr)
 	target := fs.Int("target", -1, "instances to keep warm")
 	output := fs.String("o", "", "output format: json")
@@ -156,10 +160,7 @@ func runProvision(ctx context.Context, c *client, args []string, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	var pc struct {
-		DefaultTarget int `json:"defaultTarget"`
-		Current       int `json:"current"`
-	}
+	var pc provisionStatus
 	if err := json.Unmarshal(data, &pc); err != nil {
 		return fmt.Errorf("decode response: %w", err)
 	}
@@ -167,5 +168,8 @@ func runProvision(ctx context.Context, c *client, args []string, stdout, stderr 
 		return writeIndented(stdout, pc)
 	}
 	fmt.Fprintf(stdout, "%s: target %d, current %d\n", name, pc.DefaultTarget, pc.Current)
+	if pc.CurrentError != "" {
+		fmt.Fprintf(stdout, "last start failed: %s\n", pc.CurrentError)
+	}
 	return nil
 }

@@ -34,11 +34,14 @@ Commands:
   invoke FUNCTION [-d BODY|@FILE] [-v]     invoke a function (InvokeFunction); --async [--task-id ID]; --qualifier Q
   task list|get|stop FUNCTION [TASK_ID]    async tasks
   logs FUNCTION [--tail N]                 print a function's instance logs
-  provision set|get|delete FUNCTION        keep instances warm
+  provision set|get|delete|list FUNCTION   keep instances warm
   version publish|list|delete FUNCTION     published versions (immutable snapshots)
   alias create|get|update|delete|list      aliases, with a weighted split between two versions
   concurrency put|get|delete|list          reserved concurrency (caps concurrent requests)
   instance list FUNCTION [--qualifier Q]   running instances
+  trigger create|get|list|update|delete    HTTP triggers: a function's HTTP endpoint
+  tag add|remove|list                      function tags (list filters: function list --tag K=V)
+  domain create|get|list|update|delete     custom domains: route Host and path to functions
   role create|get|list|delete              roles functions assume to pull images
   billing [--function F] [--since T]       image-pull and invocation charges
   image index|cat                          index gzip layers for lazy reads
@@ -134,6 +137,12 @@ var apiCommands = map[string]func(ctx context.Context, c *client, args []string,
 	"concurrency": runConcurrency,
 	"instance":    runInstance,
 	"instances":   runInstance,
+	"trigger":     runTrigger,
+	"triggers":    runTrigger,
+	"tag":         runTag,
+	"tags":        runTag,
+	"domain":      runDomain,
+	"domains":     runDomain,
 }
 
 // client builds an API client from flags, falling back to credentials.json.

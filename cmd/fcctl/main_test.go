@@ -42,6 +42,9 @@ func serveWith(t *testing.T, opts proxy.Options) string {
 		t.Fatal(err)
 	}
 	opts.Functions, opts.Versions, opts.Keys = st, st, proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret}
+	if opts.Pools != nil {
+		opts.Provision = st
+	}
 	srv := proxy.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -51,6 +51,7 @@ func BenchmarkWarmInvoke(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	createHTTPTrigger(b, c, "echo")
 	// One request cold-starts the instance and tells its address.
 	status, body, err := fasthttp.Post(nil, "http://"+d.endpoint+"/fn/echo/", nil)
 	if err != nil || status != 200 {

@@ -110,6 +110,7 @@ func createFunction(t *testing.T, c *fc.Client, name, image string, concurrency 
 	if err != nil {
 		t.Fatalf("CreateFunction %s: %v", name, err)
 	}
+	createHTTPTrigger(t, c, name)
 }
 
 func invoke(c *fc.Client, name, body string) (*fc.InvokeFunctionResponse, string, error) {

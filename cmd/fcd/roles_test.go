@@ -118,6 +118,7 @@ func TestPrivateImages(t *testing.T) {
 		if err := createWithRole(c, "withrole", ref, arn("puller")); err != nil {
 			t.Fatal(err)
 		}
+		createHTTPTrigger(t, c, "withrole")
 		resp, err := http.Get("http://" + d.endpoint + "/fn/withrole/")
 		if err != nil {
 			t.Fatal(err)
@@ -145,6 +146,7 @@ func TestPrivateImages(t *testing.T) {
 		if err := createWithRole(c, "roleenv", pref, arn("puller")); err != nil {
 			t.Fatal(err)
 		}
+		createHTTPTrigger(t, c, "roleenv")
 		for _, name := range []string{"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN"} {
 			resp, err := http.Get("http://" + d.endpoint + "/fn/roleenv/env?name=" + name)
 			if err != nil {
@@ -163,6 +165,12 @@ func TestPrivateImages(t *testing.T) {
 				t.Errorf("%s: got set=%v value %q, want the role's key", name, got.Set, got.Value)
 			}
 		}
+	})
+	t.Run("function options reach the instance", func(t *testing.T) {
+		testFunctionOptions(t, d, c, images.Ref(d.creds.Registry, images.Probe), arn("puller"))
+	})
+	t.Run("registryConfig pulls without a role", func(t *testing.T) {
+		testRegistryAuth(t, d, c, images.Ref(d.creds.Registry, images.Probe))
 	})
 	t.Run("second cold start is a cache hit", func(t *testing.T) {
 		// A new revision drains the warm instance, so the next request

@@ -43,9 +43,9 @@ func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.I
 	f := fn.Config.(*api.Function)
 	spec := instanceSpec(f, s.cfg)
 	spec.Image = s.image(ctx, f, spec.Image)
-	spec.Credentials = s.platform.registryCredentials(f.Role)
+	spec.Credentials = withRegistryAuth(s.platform.registryCredentials(f.Role), f)
 	spec.Role = f.Role
-	if f.Role != "" {
+	if f.Role != "" && f.InjectsEnv() {
 		// DESIGN promises the role's keys in the instance's environment,
 		// as FC gives them; the request headers carry fresh ones.
 		id, secret, token, err := s.platform.RoleCredentials(ctx, f.Role)
@@ -78,6 +78,9 @@ func instanceSpec(f *api.Function, cfg Config) instance.Spec {
 	if f.VersionID != "" {
 		// Instances run one version; FC_QUALIFIER names it.
 		spec.Qualifier = f.VersionID
+	}
+	if f.CustomDNS != nil {
+		spec.ResolvConf = f.CustomDNS.ResolvConf()
 	}
 	if cc := f.CustomContainerConfig; cc != nil {
 		spec.Image = cc.Image
@@ -117,8 +120,10 @@ type pools struct {
 }
 
 var (
-	_ proxy.Scheduler = (*pools)(nil)
-	_ proxy.Pools     = (*pools)(nil)
+	_ proxy.Scheduler        = (*pools)(nil)
+	_ proxy.Pools            = (*pools)(nil)
+	_ proxy.StartErrors      = (*pools)(nil)
+	_ proxy.SessionScheduler = (*pools)(nil)
 )
 
 func (p *pools) function(f *api.Function) scheduler.Function {
@@ -127,15 +132,32 @@ func (p *pools) function(f *api.Function) scheduler.Function {
 		// A published version never changes.
 		rev = "v" + f.VersionID
 	}
-	return scheduler.Function{
+	fn := scheduler.Function{
 		Name:         f.FunctionName,
 		Version:      f.VersionID,
 		Revision:     rev,
 		MemoryMB:     int(f.MemorySize),
 		Concurrency:  int(f.InstanceConcurrency),
 		MaxInstances: p.maxInstances,
-		Config:       f,
+		IdleTimeout:  time.Duration(f.IdleTimeout) * time.Second,
+		// FC's disableOndemand: provisioned instances only.
+		ProvisionedOnly: f.DisableOndemand,
+		Config:          f,
 	}
+	if sc, ok := f.Session(); ok {
+		fn.SessionAffinity = true
+		fn.SessionIdleTimeout = time.Duration(sc.IdleTimeout) * time.Second
+		fn.SessionTTL = time.Duration(sc.TTL) * time.Second
+	}
+	return fn
+}
+
+func (p *pools) AcquireSession(ctx context.Context, f *api.Function, key string) (proxy.Lease, error) {
+	l, err := p.s.AcquireSession(ctx, p.function(f), key)
+	if err != nil {
+		return nil, err
+	}
+	return lease{l}, nil
 }
 
 func (p *pools) Acquire(ctx context.Context, f *api.Function) (proxy.Lease, error) {
@@ -150,6 +172,7 @@ func (p *pools) Update(f *api.Function)                    { p.s.Update(p.functi
 func (p *pools) Remove(name string)                        { p.s.Remove(name) }
 func (p *pools) SetProvisioned(f *api.Function, n int)     { p.s.SetProvisioned(p.function(f), n) }
 func (p *pools) Provisioned(name string) (target, cur int) { return p.s.Provisioned(name) }
+func (p *pools) StartError(name string) error              { return p.s.StartError(name) }
 
 var _ proxy.VersionPools = (*pools)(nil)
 

@@ -89,11 +89,10 @@ export async function detail(name) {
     ['Function ARN', h('code', {}, f.functionArn || '')],
   ]));
   const triggers = trig.triggers || [];
-  const endpoint = `${location.origin}/fn/${enc64(name)}/`;
   const trigPanel = panel('Triggers', triggers.length
     ? table(['Name', 'Type', 'URL'], triggers.map((t) => h('tr', {}, h('td', {}, t.triggerName), h('td', {}, t.triggerType),
       h('td', { class: 'mono' }, t.httpTrigger?.urlInternet ? link(t.httpTrigger.urlInternet, t.httpTrigger.urlInternet) : ''))))
-    : h('p', { class: 'muted' }, 'No triggers. Its HTTP endpoint: ', link(endpoint, endpoint, { class: 'mono' })));
+    : h('p', { class: 'muted' }, 'No triggers, so no HTTP endpoint. Create one with ', h('code', {}, `fcctl trigger create ${name} NAME`), '.'));
   const inst = h('div', {}, instancesPanel(name, c, prov, cs.coldStarts || []));
   // After a test invocation, the instance it may have started shows.
   const refresh = async () => {

@@ -9,11 +9,14 @@
 //	GET /packet               {"ok": true} when an AF_PACKET raw socket
 //	                          opens, else {"ok": false, "error": "..."}
 //	GET /env?name=N           {"value": "...", "set": true}
+//	GET /file?path=P          {"content": "..."} (the first 64 KiB), or
+//	                          {"error": "..."}
 package main
 
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -65,6 +68,20 @@ func main() {
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 		v, ok := os.LookupEnv(r.URL.Query().Get("name"))
 		reply(w, map[string]any{"value": v, "set": ok})
+	})
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(r.URL.Query().Get("path"))
+		if err != nil {
+			reply(w, map[string]any{"error": err.Error()})
+			return
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+		if err != nil {
+			reply(w, map[string]any{"error": err.Error()})
+			return
+		}
+		reply(w, map[string]any{"content": string(b)})
 	})
 	mux.Handle("/", echoserver.Handler())
 	echoserver.Serve("0.0.0.0", mux)
