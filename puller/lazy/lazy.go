@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sync"
@@ -60,6 +61,7 @@ import (
 const (
 	artifactTypeGzindex = "application/vnd.fcd.gzindex.v1+json"
 	annotationLayer     = "dev.fcd.gzindex.layer"
+	annotationSource    = "dev.fcd.accelerated.source"
 )
 
 // maxManifestSize bounds manifests, configs and indexes read into memory.
@@ -91,12 +93,25 @@ type Options struct {
 	// DefaultMetadataBytes; negative keeps none (concurrent calls still
 	// share their fetches).
 	MetadataBytes int64
+	// Records keeps start-up records: the first lazy start of an image
+	// records what it reads until Ready plus RecordSettle, and later cold
+	// starts prefetch exactly that, in order. Nil: no recording.
+	Records *Records
+	// RecordSettle is how long a recording goes on after Ready. Zero means
+	// DefaultRecordSettle; negative, none.
+	RecordSettle time.Duration
+	// Logger receives start-up recording and replay logs. Nil: silent.
+	Logger *slog.Logger
 }
 
 // Images implements image.Images lazily. It is safe for concurrent use.
 type Images struct {
 	opts Options
 	meta *metadata
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	recording map[digest.Digest]*startupRecorder // images whose start-up is being recorded
 }
 
 var _ image.Images = (*Images)(nil)
@@ -112,7 +127,14 @@ func New(opts Options) (*Images, error) {
 	if opts.MetadataBytes == 0 {
 		opts.MetadataBytes = DefaultMetadataBytes
 	}
-	return &Images{opts: opts, meta: newMetadata(max(opts.MetadataBytes, 0))}, nil
+	if opts.RecordSettle == 0 {
+		opts.RecordSettle = DefaultRecordSettle
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Images{opts: opts, meta: newMetadata(max(opts.MetadataBytes, 0)), log: log, recording: make(map[digest.Digest]*startupRecorder)}, nil
 }
 
 func defaultHosts(creds remote.Credentials) docker.RegistryHosts {
@@ -165,6 +187,10 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 		return nil, err
 	}
 	var indexes map[digest.Digest][]byte
+	source := mdesc.Digest
+	if s, err := digest.Parse(m.Annotations[annotationSource]); err == nil {
+		source = s
+	}
 	if m.ArtifactType == artifactTypeGzindex {
 		if indexes, err = readIndexes(ctx, f, m); err != nil {
 			return nil, fmt.Errorf("index-only artifact %s: %w", name, err)
@@ -173,6 +199,7 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 			return nil, fmt.Errorf("index-only artifact %s has no subject: %w", name, ErrNotLazy)
 		}
 		mdesc = *m.Subject
+		source = mdesc.Digest
 		if err := readJSON(ctx, f, mdesc, &m); err != nil {
 			return nil, fmt.Errorf("manifest of %s: %w", name, err)
 		}
@@ -184,7 +211,7 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 	if p := platforms.Normalize(config.Platform); p.OS != puller.Platform.OS || p.Architecture != puller.Platform.Architecture {
 		return nil, fmt.Errorf("image %s is %s/%s: %w", name, config.OS, config.Architecture, puller.ErrPlatform)
 	}
-	v := &view{i: i, ref: ref, opts: opts, start: start, digest: mdesc.Digest, config: config.Config}
+	v := &view{i: i, ref: ref, opts: opts, start: start, digest: mdesc.Digest, source: source, config: config.Config}
 	defer func() {
 		if err != nil {
 			v.Release(context.WithoutCancel(ctx))
@@ -195,6 +222,7 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 			return nil, fmt.Errorf("image %s: %w", name, err)
 		}
 	}
+	v.startup()
 	return v, nil
 }
 
@@ -306,10 +334,17 @@ type view struct {
 	opts   image.Options
 	start  time.Time
 	digest digest.Digest
+	source digest.Digest // the image digest was converted from, or digest
 	config ocispec.ImageConfig
+
+	// Start-up recording or replay (startup.go), set by Prepare.
+	rec        *startupRecorder
+	stopReplay context.CancelFunc
+	replayDone chan struct{}
 
 	mu       sync.Mutex
 	layers   []digest.Digest // acquired, bottom first
+	mounted  []*lazyfs.Layer // acquired, bottom first
 	lower    []string        // top first
 	blobs    []*remote.Blob
 	ready    bool
@@ -340,6 +375,7 @@ func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, h
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.layers = append(v.layers, l.Digest)
+	v.mounted = append(v.mounted, layer)
 	v.lower = append([]string{layer.Dir()}, v.lower...)
 	v.blobs = append(v.blobs, blob)
 	return nil
@@ -380,6 +416,13 @@ func (v *view) Ready(ctx context.Context) error {
 	for _, d := range layers {
 		v.i.opts.Layers.StartBackground(d)
 	}
+	if v.rec != nil {
+		if settle := v.i.opts.RecordSettle; settle > 0 {
+			v.rec.ready(settle)
+		} else {
+			v.rec.finish(true)
+		}
+	}
 	if v.i.opts.Meter == nil {
 		return nil
 	}
@@ -402,6 +445,7 @@ func (v *view) Release(ctx context.Context) error {
 		return nil
 	}
 	v.released = true
+	v.endStartup(v.ready)
 	for _, d := range v.layers {
 		v.i.opts.Layers.Release(d)
 	}

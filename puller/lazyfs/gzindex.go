@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fcd-dev/fcd/puller/gzindex"
 	"github.com/fcd-dev/fcd/puller/remote"
@@ -15,15 +16,25 @@ import (
 
 // Reads through an index start at a checkpoint and decode forward, so a
 // GzIndex reads the tar stream in aligned blocks, kept in the shared
-// cache of decoded bytes, so that the kernel's 128 KiB reads of a file
-// decode each stretch once.
-const gzBlockSize = 1 << 20
+// cache of decoded bytes. Blocks are small, so that a small file costs
+// little more than its own compressed bytes beyond the checkpoint; a miss
+// keeps every whole block it decoded on the way from the checkpoint (they
+// cost nothing more to fetch), and a miss right after a cached block (a
+// sequential reader) decodes gzReadahead ahead, so a long read decodes
+// each stretch about once.
+const (
+	gzBlockSize = 64 << 10
+	gzReadahead = 1 << 20
+	// gzKeepBefore bounds the decoded bytes kept before a missed block.
+	gzKeepBefore = 4 << 20
+)
 
 // GzIndex is the Source of an unmodified gzip layer with a gzindex index
 // (index-only acceleration): file bytes are decoded from verified chunks
 // of the original blob.
 type GzIndex struct {
 	x       *gzindex.Index
+	blob    Blob
 	r       *gzindex.Reader
 	entries []Entry
 	files   map[string]*gzindex.Entry
@@ -59,7 +70,7 @@ func NewGzIndex(x *gzindex.Index, blob Blob, startup []string) (*GzIndex, error)
 		return blob.ReadChunk(ctx, off, n, want, priority(ctx))
 	})
 	s := &GzIndex{
-		x: x, r: gzindex.NewReader(x, fetch), startup: startup,
+		x: x, blob: blob, r: gzindex.NewReader(x, fetch), startup: startup,
 		files: make(map[string]*gzindex.Entry),
 	}
 	for i := range x.Entries {
@@ -142,13 +153,55 @@ func (s *GzIndex) block(ctx context.Context, start int64, prio remote.Priority) 
 	if b, ok := decoded.get(mk); ok {
 		return b, nil
 	}
-	return s.flights.do(ctx, start, func(ctx context.Context) ([]byte, error) {
-		b := make([]byte, min(gzBlockSize, s.x.Size-start))
-		_, err := s.r.ReadAt(context.WithValue(ctx, prioKey{}, prio), b, start)
+	return s.flights.do(ctx, start, prio, func(ctx context.Context) ([]byte, error) {
+		cp := s.x.CheckpointBefore(start)
+		from := start - min(start-cp, gzKeepBefore)/gzBlockSize*gzBlockSize
+		end := start + gzBlockSize
+		if _, ok := decoded.get(memKey{s, start - gzBlockSize, 0}); ok && start > 0 {
+			end = start + gzReadahead
+		}
+		end = min(end, s.x.Size)
+		buf := make([]byte, end-from)
+		n, err := s.r.ReadAt(context.WithValue(ctx, prioKey{}, prio), buf, from)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
-		decoded.add(mk, b)
-		return b, nil
+		buf = buf[:n]
+		for o := from; o < from+int64(n); o += gzBlockSize {
+			b := buf[o-from : min(o-from+gzBlockSize, int64(n))]
+			if o == start || int64(len(b)) == gzBlockSize {
+				decoded.add(memKey{s, o, 0}, b)
+			}
+		}
+		return buf[start-from : min(start-from+gzBlockSize, int64(n))], nil
 	})
+}
+
+// chunkWindow is how many chunk reads FetchChunks keeps outstanding: the
+// fetcher coalesces adjacent ones into GETs of up to its MaxRequest, and
+// runs several GETs at once.
+const chunkWindow = 64
+
+// FetchChunks reads every chunk of the blob, in order, at priority prio,
+// with chunkWindow reads outstanding, so the chunks land verified in the
+// fetcher's cache at link speed; decoding them later needs no network.
+// It returns at the first error or when ctx ends.
+func (s *GzIndex) FetchChunks(ctx context.Context, prio remote.Priority) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(chunkWindow)
+	for i := range s.x.Chunks() {
+		if gctx.Err() != nil {
+			break
+		}
+		off, n := s.x.Chunk(i)
+		want := s.x.ChunkDigest(i)
+		g.Go(func() error {
+			_, err := s.blob.ReadChunk(gctx, off, n, want, prio)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }

@@ -557,3 +557,33 @@ func TestCredentialsFlaky(t *testing.T) {
 		t.Fatalf("got %d credential calls, want 2", calls.Load())
 	}
 }
+
+// TestOnDemandRaisesPending: an on-demand read identical to a pending
+// prefetch read (a FUSE read of bytes a start-up replay asked for first)
+// raises it, so it goes ahead of the other prefetch reads.
+func TestOnDemandRaisesPending(t *testing.T) {
+	opts := testOptions()
+	opts.Streams = 1
+	x := newFixture(t, 1<<20, opts)
+	g := x.r.Hold()
+	defer g.Release()
+	busy := held(t, x, g, 900_000, 10, Prefetch)
+	p1 := join(t, x, 100_000, 10, Prefetch)
+	p2 := join(t, x, 200_000, 10, Prefetch)
+	od := join(t, x, 200_000, 10, OnDemand)
+	if od != p2 {
+		t.Fatal("an identical on-demand read did not join the pending prefetch read")
+	}
+	x.r.ResetLog()
+	g.Release()
+	x.waitAll(t, busy, p1, p2, od)
+	var order []string
+	for _, q := range x.r.Requests() {
+		if q.Range != "bytes=900000-900009" {
+			order = append(order, q.Range)
+		}
+	}
+	if want := []string{"bytes=200000-200009", "bytes=100000-100009"}; fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("got GETs in order %q, want %q", order, want)
+	}
+}
