@@ -157,19 +157,22 @@ func (c *Converter) pushIndex(ctx context.Context, src *source, target name.Tag,
 // The index-only fetch unit. A lazy read of a file fetches the aligned
 // verified chunks holding the compressed bytes from the checkpoint before
 // it to the end of its last deflate block: small chunks and dense
-// checkpoints keep that close to the file's own compressed bytes (with
-// gzindex's defaults, 512 KiB chunks and spans, a few-KiB file cost up to
-// about 1 MiB). The price is index size: a sha256 per chunk (0.05% of the
-// blob at 64 KiB) and a trimmed window per checkpoint.
+// checkpoints keep that close to the file's own compressed bytes. Measured
+// on the synthetic 1 GiB image's 322 start-up files (BENCHMARKS.md in
+// puller/gzindex): gzindex's defaults (512 KiB chunks and spans, 8 MiB
+// fixed span) with 1 MiB decode blocks fetch 348 MB for 33 MB of start-up
+// data; these settings with 16 KiB blocks fetch 38 MB, for an index of
+// 0.33% of the layers' uncompressed size (0.05% before), the cost being a
+// sha256 per chunk and a trimmed window per checkpoint.
 const (
 	// IndexChunkSize is gzindex.Options.ChunkSize for index-only layers.
-	IndexChunkSize = 64 << 10
+	IndexChunkSize = 16 << 10
 	// IndexSpan is gzindex.Options.Span: a checkpoint at most this many
 	// compressed bytes before any file's data.
-	IndexSpan = 128 << 10
+	IndexSpan = 32 << 10
 	// IndexMaxSpan is gzindex.Options.MaxSpan: a checkpoint at least this
 	// often inside large files, bounding a random read's fetch.
-	IndexMaxSpan = 2 << 20
+	IndexMaxSpan = 1 << 20
 )
 
 // indexLayer builds and serializes one layer's index, streaming the blob.

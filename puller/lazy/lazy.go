@@ -20,6 +20,18 @@
 // names its content, so the bytes are the same; only the authority to
 // read them is borrowed).
 //
+// Start-up records (Options.Records, kept in fcd's bbolt file under
+// lazy/v1, see records.go): the first lazy start of an image records the
+// reads its layers serve, in order, from the mount until Ready plus
+// Options.RecordSettle (cut short when fcd stops: Close), by the digest of
+// the manifest mounted. A later start of that image, in this process or
+// after a restart with nothing cached but fcd.db, replays the record as
+// its prefetch as soon as its layers are mounted, before the container
+// exists: every recorded range, in order, many at once at Prefetch
+// priority, so reads the instance makes meanwhile go first. Layers are
+// shared, so a record also holds what other images read from a shared
+// layer meanwhile.
+//
 // Metering: the pull ends at Ready; its bytes are those fetched through
 // the blobs this call opened (a layer already mounted by another image
 // counts there). Not done yet: choosing between the original and its
@@ -48,6 +60,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fcd-dev/fcd/billing"
 	"github.com/fcd-dev/fcd/instance/image"
@@ -217,10 +230,8 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 			v.Release(context.WithoutCancel(ctx))
 		}
 	}()
-	for _, l := range m.Layers {
-		if err := v.acquire(ctx, rname, l, hosts, creds, indexes[l.Digest]); err != nil {
-			return nil, fmt.Errorf("image %s: %w", name, err)
-		}
+	if err := v.acquireAll(ctx, rname, m.Layers, hosts, creds, indexes); err != nil {
+		return nil, fmt.Errorf("image %s: %w", name, err)
 	}
 	v.startup()
 	return v, nil
@@ -354,13 +365,42 @@ type view struct {
 
 var _ image.Image = (*view)(nil)
 
+// acquireAll mounts (or shares) the layers, all at once: an eStargz
+// layer's TOC costs round trips of its own, and the start-up prefetch
+// begins only once every layer is known. The layers acquired are kept,
+// bottom first, for Release, also when another failed.
+func (v *view) acquireAll(ctx context.Context, name string, ls []ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, indexes map[digest.Digest][]byte) error {
+	layers := make([]*lazyfs.Layer, len(ls))
+	blobs := make([]*remote.Blob, len(ls))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, l := range ls {
+		g.Go(func() (err error) {
+			layers[i], blobs[i], err = v.acquire(gctx, name, l, hosts, creds, indexes[l.Digest])
+			return err
+		})
+	}
+	err := g.Wait()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, l := range ls {
+		if layers[i] == nil {
+			continue
+		}
+		v.layers = append(v.layers, l.Digest)
+		v.mounted = append(v.mounted, layers[i])
+		v.lower = append([]string{layers[i].Dir()}, v.lower...)
+		v.blobs = append(v.blobs, blobs[i])
+	}
+	return err
+}
+
 // acquire mounts (or shares) layer l. The Source is opened only by the
 // first image that mounts the layer; its blob, and so its credentials,
 // serve the layer for every later user.
-func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, index []byte) error {
+func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, index []byte) (*lazyfs.Layer, *remote.Blob, error) {
 	blob, err := v.i.opts.Fetcher.Blob(name, l, hosts, creds)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	layer, err := v.i.opts.Layers.Acquire(ctx, l.Digest, func(ctx context.Context) (lazyfs.Source, error) {
 		src, err := lazyfs.OpenLayer(ctx, l, blob, lazyfs.LayerOptions{Index: index, Chunks: v.i.opts.Chunks})
@@ -370,15 +410,9 @@ func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, h
 		return src, err
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.layers = append(v.layers, l.Digest)
-	v.mounted = append(v.mounted, layer)
-	v.lower = append([]string{layer.Dir()}, v.lower...)
-	v.blobs = append(v.blobs, blob)
-	return nil
+	return layer, blob, nil
 }
 
 func (v *view) Digest() digest.Digest       { return v.digest }

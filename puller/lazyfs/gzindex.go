@@ -23,7 +23,7 @@ import (
 // sequential reader) decodes gzReadahead ahead, so a long read decodes
 // each stretch about once.
 const (
-	gzBlockSize = 64 << 10
+	gzBlockSize = 16 << 10
 	gzReadahead = 1 << 20
 	// gzKeepBefore bounds the decoded bytes kept before a missed block.
 	gzKeepBefore = 4 << 20
@@ -33,12 +33,13 @@ const (
 // (index-only acceleration): file bytes are decoded from verified chunks
 // of the original blob.
 type GzIndex struct {
-	x       *gzindex.Index
-	blob    Blob
-	r       *gzindex.Reader
-	entries []Entry
-	files   map[string]*gzindex.Entry
-	startup []string
+	x         *gzindex.Index
+	blob      Blob
+	blockSize int64 // gzBlockSize; benchmarks compare others
+	r         *gzindex.Reader
+	entries   []Entry
+	files     map[string]*gzindex.Entry
+	startup   []string
 
 	flights flights[int64]
 }
@@ -70,7 +71,7 @@ func NewGzIndex(x *gzindex.Index, blob Blob, startup []string) (*GzIndex, error)
 		return blob.ReadChunk(ctx, off, n, want, priority(ctx))
 	})
 	s := &GzIndex{
-		x: x, blob: blob, r: gzindex.NewReader(x, fetch), startup: startup,
+		x: x, blob: blob, blockSize: gzBlockSize, r: gzindex.NewReader(x, fetch), startup: startup,
 		files: make(map[string]*gzindex.Entry),
 	}
 	for i := range x.Entries {
@@ -130,8 +131,8 @@ func (s *GzIndex) ReadAt(ctx context.Context, name string, p []byte, off int64, 
 	want := min(int64(len(p)), ie.Size-off)
 	for n := int64(0); n < want; {
 		pos := ie.Offset + off + n
-		start := pos / gzBlockSize * gzBlockSize
-		b, err := s.block(ctx, start, prio)
+		start := pos / s.blockSize * s.blockSize
+		b, err := s.block(ctx, start, ie.Offset+ie.Size, prio)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", name, err)
 		}
@@ -146,19 +147,20 @@ func (s *GzIndex) ReadAt(ctx context.Context, name string, p []byte, off int64, 
 	return int(want), nil
 }
 
-// block returns the gzBlockSize bytes of the tar stream at start (fewer at
-// its end).
-func (s *GzIndex) block(ctx context.Context, start int64, prio remote.Priority) ([]byte, error) {
+// block returns the blockSize bytes of the tar stream at start (fewer at
+// its end), for a read of a file whose data ends at limit: a sequential
+// read decodes ahead up to gzReadahead, but not past the file.
+func (s *GzIndex) block(ctx context.Context, start, limit int64, prio remote.Priority) ([]byte, error) {
 	mk := memKey{s, start, 0}
 	if b, ok := decoded.get(mk); ok {
 		return b, nil
 	}
 	return s.flights.do(ctx, start, prio, func(ctx context.Context) ([]byte, error) {
 		cp := s.x.CheckpointBefore(start)
-		from := start - min(start-cp, gzKeepBefore)/gzBlockSize*gzBlockSize
-		end := start + gzBlockSize
-		if _, ok := decoded.get(memKey{s, start - gzBlockSize, 0}); ok && start > 0 {
-			end = start + gzReadahead
+		from := start - min(start-cp, gzKeepBefore)/s.blockSize*s.blockSize
+		end := start + s.blockSize
+		if _, ok := decoded.get(memKey{s, start - s.blockSize, 0}); ok && start > 0 {
+			end = max(end, min(start+gzReadahead, limit))
 		}
 		end = min(end, s.x.Size)
 		buf := make([]byte, end-from)
@@ -167,13 +169,13 @@ func (s *GzIndex) block(ctx context.Context, start int64, prio remote.Priority) 
 			return nil, err
 		}
 		buf = buf[:n]
-		for o := from; o < from+int64(n); o += gzBlockSize {
-			b := buf[o-from : min(o-from+gzBlockSize, int64(n))]
-			if o == start || int64(len(b)) == gzBlockSize {
+		for o := from; o < from+int64(n); o += s.blockSize {
+			b := buf[o-from : min(o-from+s.blockSize, int64(n))]
+			if o == start || int64(len(b)) == s.blockSize {
 				decoded.add(memKey{s, o, 0}, b)
 			}
 		}
-		return buf[start-from : min(start-from+gzBlockSize, int64(n))], nil
+		return buf[start-from : min(start-from+s.blockSize, int64(n))], nil
 	})
 }
 

@@ -198,25 +198,41 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 	return keep, nil
 }
 
-// Prefetch reads the files of the source's StartupOrder, in order, at
-// Prefetch priority, materializing those it can, so an instance's
-// start-up reads find them local. It returns at the first error, or when
-// ctx ends or the layer is unmounted.
+// prefetchWindow is how many files Prefetch fetches at once, in order:
+// enough reads pending for the fetcher to keep the link full with
+// coalesced GETs, whose queue serves them oldest first.
+const prefetchWindow = 16
+
+// Prefetch reads the files of the source's StartupOrder at Prefetch
+// priority, prefetchWindow at a time in order, materializing those it
+// can, so an instance's start-up reads find them local. It returns at the
+// first error, or when ctx ends or the layer is unmounted.
 func (l *Layer) Prefetch(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(l.ctx, cancel)
 	defer stop()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(prefetchWindow)
 	for _, name := range l.src.StartupOrder() {
 		n, err := l.tree.lookup(name)
 		if err != nil || n.file == "" {
 			continue // replaced or deleted later in the layer
 		}
-		if err := l.prefetch(ctx, n, remote.Prefetch); err != nil {
-			return fmt.Errorf("prefetch %s of layer %s: %w", name, l.name, err)
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error {
+			if err := l.prefetch(gctx, n, remote.Prefetch); err != nil {
+				return fmt.Errorf("prefetch %s of layer %s: %w", name, l.name, err)
+			}
+			return nil
+		})
 	}
-	return nil
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // fetchWorkers is how many files FetchAll fetches at once: enough
