@@ -152,22 +152,27 @@ func (rs *Records) Put(rec Record) error {
 	})
 }
 
+// Latest returns the latest record made from the image with manifest
+// digest source or from an image converted from it (another acceleration
+// mode, an earlier conversion); ok is false when there is none.
+func (rs *Records) Latest(source digest.Digest) (rec Record, ok bool, err error) {
+	err = rs.db.View(func(tx *bolt.Tx) error {
+		d := source
+		if img := schema.Bucket(tx, bucketSources).Get([]byte(source)); img != nil {
+			d = digest.Digest(img)
+		}
+		ok, err = getRecord(tx, d, &rec)
+		return err
+	})
+	return rec, ok, err
+}
+
 // StartupFiles returns the files, as absolute paths in the order first
 // read, of the latest record made from the image with manifest digest
 // source or from an image converted from it; nil when there is none.
 // puller/accel's converter takes it as a prioritized file list.
 func (rs *Records) StartupFiles(_ context.Context, source string) ([]string, error) {
-	var rec Record
-	var ok bool
-	err := rs.db.View(func(tx *bolt.Tx) error {
-		d := digest.Digest(source)
-		if img := schema.Bucket(tx, bucketSources).Get([]byte(source)); img != nil {
-			d = digest.Digest(img)
-		}
-		var err error
-		ok, err = getRecord(tx, d, &rec)
-		return err
-	})
+	rec, ok, err := rs.Latest(digest.Digest(source))
 	if err != nil || !ok {
 		return nil, err
 	}

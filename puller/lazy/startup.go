@@ -24,13 +24,23 @@ const (
 
 // startup decides, once every layer is mounted, whether this start
 // replays the image's record (one exists) or makes it (none exists, and
-// no other start of the image makes one now).
+// no other start of the image makes one now). Without a record of its
+// own, an image replays the latest record of the image it shares a source
+// with (its other acceleration mode, an earlier conversion), if any,
+// while it records its own.
 func (v *view) startup() {
 	rs := v.i.opts.Records
 	if rs == nil {
 		return
 	}
 	rec, ok, err := rs.Get(v.digest)
+	if err == nil && !ok {
+		var kin Record
+		if kin, ok, err = rs.Latest(v.source); ok && err == nil {
+			v.replay(kin)
+		}
+		ok = false
+	}
 	if err != nil {
 		v.i.log.Warn("read start-up record; starting without", "image", v.digest, "err", err)
 		return
@@ -174,7 +184,9 @@ func (r *startupRecorder) finish(keep bool) {
 // replay prefetches rec's reads, in order, with replayWindow reads
 // outstanding, on the layers this image has not replayed on yet since
 // they were mounted. Their start-up order prefetch is stopped: the record
-// says exactly what to fetch. It runs until done or Release.
+// says exactly what to fetch. A record of another image of the same
+// source (other layer digests, the same files) is replayed by file name,
+// layer by layer. It runs until done or Release.
 func (v *view) replay(rec Record) {
 	if len(rec.Layers) != len(v.mounted) {
 		return
@@ -182,7 +194,7 @@ func (v *view) replay(rec Record) {
 	use := make([]bool, len(v.mounted))
 	any := false
 	for i, l := range v.mounted {
-		if rec.Layers[i] != v.layers[i] {
+		if rec.Image == v.digest && rec.Layers[i] != v.layers[i] {
 			return
 		}
 		if use[i] = l.MarkStartup(v.digest.String()); use[i] {

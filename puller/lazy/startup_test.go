@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/stargz-snapshotter/estargz"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
@@ -208,5 +210,71 @@ func TestStartupRecordReplay(t *testing.T) {
 				t.Errorf("the start-up reads made %d more GETs after the replay, want 0: %v", got, reg.BlobRequests(blob)[requests:])
 			}
 		})
+	}
+}
+
+// TestStartupRecordOfSource: an image without a record of its own
+// replays the record of its source made in the other mode (the index-only
+// form records the original image; the eStargz form names it in its
+// manifest), and records its own meanwhile.
+func TestStartupRecordOfSource(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireFile(t, "/dev/fuse", "fuse3")
+	reg := regtest.New(t)
+	layers := [][]byte{startupLayer(t), tarLayer(t, file{"etc/", "", 0o755}, file{"etc/top", "top", 0o644})}
+	ioRef := pushIndexOnlyWith(t, reg, "src-io", layers, gzindex.Options{ChunkSize: gzindex.MinChunkSize, Span: 4 << 10, MaxSpan: 16 << 10})
+	db := openDB(t, filepath.Join(t.TempDir(), "fcd.db"))
+	ctx := context.Background()
+	img, err := freshImages(t, reg, db, -1).Prepare(ctx, ioRef, image.Options{Key: "k1", Function: "f"})
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	startupReads(t, img)
+	if err := img.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	img.Release(ctx)
+	source := img.Digest()
+
+	// The eStargz form of the same image, converted from it.
+	var descs []ocispec.Descriptor
+	for _, l := range layers {
+		eb, err := estargz.Build(io.NewSectionReader(bytes.NewReader(l), 0, int64(len(l))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(eb)
+		eb.Close()
+		d := reg.AddBlob(b)
+		d.Annotations = map[string]string{estargz.TOCJSONDigestAnnotation: eb.TOCDigest().String()}
+		descs = append(descs, d)
+	}
+	m := manifestOf(config(t, reg), descs...)
+	m.Annotations = map[string]string{annotationSource: source.String()}
+	putManifest(t, reg, "src-es", "v1_accelerated", m)
+
+	imgs := freshImages(t, reg, db, -1)
+	img, err = imgs.Prepare(ctx, reg.Ref("src-es")+":v1_accelerated", image.Options{Key: "k2", Function: "f"})
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	defer img.Release(ctx)
+	v := img.(*view)
+	if v.replayDone == nil || v.rec == nil {
+		t.Fatalf("replaying %v, recording %v; want both", v.replayDone != nil, v.rec != nil)
+	}
+	<-v.replayDone
+	blob := descs[0].Digest
+	requests := len(reg.BlobRequests(blob))
+	startupReads(t, img)
+	if got := len(reg.BlobRequests(blob)) - requests; got != 0 {
+		t.Errorf("the start-up reads made %d more GETs after the replay of the source's record, want 0", got)
+	}
+	if err := img.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := OpenRecords(db)
+	if rec, ok, err := rs.Get(img.Digest()); !ok || err != nil || rec.Source != source {
+		t.Errorf("own record: %+v, %v, %v; want one with source %s", rec, ok, err, source)
 	}
 }
