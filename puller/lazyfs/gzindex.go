@@ -179,18 +179,19 @@ func (s *GzIndex) block(ctx context.Context, start, limit int64, prio remote.Pri
 	})
 }
 
-// chunkWindow is how many chunk reads FetchChunks keeps outstanding: the
-// fetcher coalesces adjacent ones into GETs of up to its MaxRequest, and
-// runs several GETs at once.
-const chunkWindow = 64
+// FetchChunks keeps chunkWindowBytes of chunk reads outstanding (at least
+// 64 reads): the fetcher coalesces adjacent ones into GETs and runs
+// several at once, so it needs several GETs' worth pending.
+const chunkWindowBytes = 16 << 20
 
 // FetchChunks reads every chunk of the blob, in order, at priority prio,
-// with chunkWindow reads outstanding, so the chunks land verified in the
-// fetcher's cache at link speed; decoding them later needs no network.
+// with chunkWindowBytes of reads outstanding, so the chunks land verified
+// in the fetcher's cache at link speed; decoding them later needs no
+// network.
 // It returns at the first error or when ctx ends.
 func (s *GzIndex) FetchChunks(ctx context.Context, prio remote.Priority) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(chunkWindow)
+	g.SetLimit(max(64, int(chunkWindowBytes/max(s.x.ChunkSize(), 1))))
 	for i := range s.x.Chunks() {
 		if gctx.Err() != nil {
 			break
