@@ -132,7 +132,7 @@ func (s *GzIndex) ReadAt(ctx context.Context, name string, p []byte, off int64, 
 	for n := int64(0); n < want; {
 		pos := ie.Offset + off + n
 		start := pos / s.blockSize * s.blockSize
-		b, err := s.block(ctx, start, ie.Offset+ie.Size, prio)
+		b, err := s.block(ctx, start, ie.Offset+off+want, ie.Offset+ie.Size, prio)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", name, err)
 		}
@@ -148,9 +148,11 @@ func (s *GzIndex) ReadAt(ctx context.Context, name string, p []byte, off int64, 
 }
 
 // block returns the blockSize bytes of the tar stream at start (fewer at
-// its end), for a read of a file whose data ends at limit: a sequential
-// read decodes ahead up to gzReadahead, but not past the file.
-func (s *GzIndex) block(ctx context.Context, start, limit int64, prio remote.Priority) ([]byte, error) {
+// its end), for a read that needs the stream up to need, of a file whose
+// data ends at limit. A miss decodes up to need at once (one fetch for
+// the read, however many blocks it spans), and a sequential read up to
+// gzReadahead ahead, but not past the file.
+func (s *GzIndex) block(ctx context.Context, start, need, limit int64, prio remote.Priority) ([]byte, error) {
 	mk := memKey{s, start, 0}
 	if b, ok := decoded.get(mk); ok {
 		return b, nil
@@ -158,7 +160,7 @@ func (s *GzIndex) block(ctx context.Context, start, limit int64, prio remote.Pri
 	return s.flights.do(ctx, start, prio, func(ctx context.Context) ([]byte, error) {
 		cp := s.x.CheckpointBefore(start)
 		from := start - min(start-cp, gzKeepBefore)/s.blockSize*s.blockSize
-		end := start + s.blockSize
+		end := max(start+s.blockSize, need)
 		if _, ok := decoded.get(memKey{s, start - s.blockSize, 0}); ok && start > 0 {
 			end = max(end, min(start+gzReadahead, limit))
 		}
