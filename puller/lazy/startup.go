@@ -19,7 +19,7 @@ const (
 	replayWindow = 16
 	replayPiece  = 1 << 20
 	// maxRecordReads bounds a record's reads, and so its size in bbolt.
-	maxRecordReads = 1 << 18
+	maxRecordReads = 1 << 16
 )
 
 // startup decides, once every layer is mounted, whether this start
