@@ -183,7 +183,7 @@ func (f *Fetcher) finishLocked(it *item, data []byte, err error) {
 func (f *Fetcher) dispatchLocked(q *queue) {
 	for q.running < f.opts.Streams && len(q.pending) > 0 {
 		lead := pick(q.pending)
-		if q.pending[lead].prio == Background && q.background >= f.backgroundLimit(q) {
+		if q.pending[lead].prio == Background && !f.backgroundMayStart(q) {
 			return
 		}
 		g := f.coalesceLocked(q, lead)
@@ -198,15 +198,20 @@ func (f *Fetcher) dispatchLocked(q *queue) {
 	}
 }
 
-// backgroundLimit is how many Background GETs q may have in flight.
-func (f *Fetcher) backgroundLimit(q *queue) int {
+// backgroundMayStart reports whether q may start a Background GET: one
+// stream always stays free for reads a process waits on, and while such
+// reads run (or ran within BackgroundQuiet) only one Background GET does.
+func (f *Fetcher) backgroundMayStart(q *queue) bool {
 	if f.opts.Streams == 1 {
-		return 1
+		return true
+	}
+	if q.running >= f.opts.Streams-1 {
+		return false
 	}
 	if q.urgent > 0 || time.Since(q.lastUrgent) < f.opts.BackgroundQuiet {
-		return 1
+		return q.background < 1
 	}
-	return f.opts.Streams - 1
+	return true
 }
 
 // pick returns the index of the highest-priority, oldest pending read.
