@@ -68,12 +68,13 @@ func startLazy(cfg Config, full *puller.Puller, meter puller.Meter, db *bolt.DB,
 		return nil, err
 	}
 	lr.images, err = lazy.New(lazy.Options{
-		Records: records,
-		Logger:  log.With("component", "lazy"),
-		Fetcher: lr.fetcher,
-		Layers:  lr.layers,
-		Chunks:  lr.chunks,
-		Meter:   meter,
+		Records:      records,
+		RecordSettle: cfg.LazyRecordSettle,
+		Logger:       log.With("component", "lazy"),
+		Fetcher:      lr.fetcher,
+		Layers:       lr.layers,
+		Chunks:       lr.chunks,
+		Meter:        meter,
 		Hosts: func(creds remote.Credentials) docker.RegistryHosts {
 			return full.RegistryHosts(creds)
 		},
