@@ -14,6 +14,7 @@ import (
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/puller/accel"
+	"github.com/fcd-dev/fcd/puller/lazy"
 )
 
 // Config is everything fcd can be told at start.
@@ -79,10 +80,13 @@ type Config struct {
 	RegistryHostsDir string
 	// Lazy starts accelerated images lazily over FUSE; LazyBackground
 	// fetches the rest of a lazily mounted layer after its start-up
-	// files; ChunkCacheMB is the budget of verified chunks on the host.
-	Lazy           bool
-	LazyBackground bool
-	ChunkCacheMB   int
+	// files; ChunkCacheMB is the budget of verified chunks on the host;
+	// LazyRecordSettle is how long an image's first lazy start is
+	// recorded after it is ready (its start-up record, in fcd.db).
+	Lazy             bool
+	LazyBackground   bool
+	ChunkCacheMB     int
+	LazyRecordSettle time.Duration
 	// Runtime is the OCI runtime instances run with (runc, crun or a
 	// path); ShimGroup runs them all under one containerd shim; NetPool is
 	// how many network namespaces are attached ahead of starts. See
@@ -137,6 +141,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.BoolVar(&cfg.Lazy, "lazy", true, "start accelerated images (<tag>_accelerated) lazily over FUSE; false pulls every image whole")
 	fs.BoolVar(&cfg.LazyBackground, "lazy-background", true, "after a lazily mounted layer's start-up files, fetch the rest of it in the background")
 	fs.IntVar(&cfg.ChunkCacheMB, "chunk-cache-size", 20480, "MB of verified image chunks kept on the host for lazy pulls")
+	fs.DurationVar(&cfg.LazyRecordSettle, "lazy-record-settle", lazy.DefaultRecordSettle, "how long the first lazy start of an image is recorded after it is ready; later cold starts prefetch what it read (negative: until ready)")
 	fs.StringVar(&cfg.Runtime, "runtime", "runc", "OCI runtime of instances: runc, crun (faster create; crun 1.8 refuses hosts with cgroups in hybrid mode) or a path")
 	fs.BoolVar(&cfg.ShimGroup, "shim-group", true, "run all instances under one containerd shim process (saves a shim spawn per start; a shim crash ends them all)")
 	fs.IntVar(&cfg.NetPool, "net-pool", instance.DefaultNetPool, "network namespaces attached ahead of instance starts (0: none)")

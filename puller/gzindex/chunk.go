@@ -94,8 +94,9 @@ type ChunkReader func(ctx context.Context, off, n int64, want digest.Digest) ([]
 
 // ChunkFetcher returns a Fetcher that serves any range of the blob from
 // whole verified chunks read through read. It asks for up to
-// ChunkReadahead chunks at once (so a range spanning several chunks costs
-// one round trip when read coalesces them) and hands them to the decoder
+// ChunkReadahead chunks, or ChunkReadaheadBytes of them if that is more,
+// at once (so a range spanning several chunks costs one round trip when
+// read coalesces them) and hands them to the decoder
 // in order; memory is those chunks per read in progress. Closing the body
 // early cancels the chunk reads still outstanding. It fails with
 // ErrNoDigests for a version 1 index.
@@ -115,8 +116,13 @@ func (x *Index) ChunkFetcher(read ChunkReader) Fetcher {
 }
 
 // ChunkReadahead is how many chunks a ChunkFetcher body asks for ahead of
-// the decoder.
-const ChunkReadahead = 4
+// the decoder, at least; ChunkReadaheadBytes is how many bytes of chunks,
+// so that small chunks keep as much on the wire as large ones. A body
+// never asks for chunks past the range it serves.
+const (
+	ChunkReadahead      = 4
+	ChunkReadaheadBytes = 2 << 20
+)
 
 // chunkBody reads [off, end) of the blob chunk by chunk, with readahead.
 type chunkBody struct {
@@ -139,7 +145,8 @@ type chunkResult struct {
 // launch asks for chunks until ChunkReadahead are outstanding or the
 // range is covered.
 func (c *chunkBody) launch() {
-	for len(c.ahead) < ChunkReadahead && int64(c.next)*c.x.chunkSize < c.end {
+	ahead := max(ChunkReadahead, int(ChunkReadaheadBytes/c.x.chunkSize))
+	for len(c.ahead) < ahead && int64(c.next)*c.x.chunkSize < c.end {
 		i := c.next
 		c.next++
 		ch := make(chan chunkResult, 1)
