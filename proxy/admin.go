@@ -62,10 +62,7 @@ var adminPrefixBytes = []byte(adminPrefix)
 const CodeRoleNotFound = "RoleNotFound"
 
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, rid string) {
-	body, aerr := readBody(ctx, s.opts.MaxControlBody)
-	if aerr == nil {
-		_, aerr = s.verifier.verify(ctx, body)
-	}
+	body, aerr := s.readSigned(ctx, s.opts.MaxControlBody)
 	if aerr != nil {
 		s.fail(ctx, rid, aerr)
 		return

@@ -317,6 +317,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	}
 	// Large or unsized: stream it. The lease and the connection are
 	// released when fasthttp has written the body and closes the stream.
+	// A client that does not read holds the slot no longer than the
+	// function's timeout: the write fails then, and the stream closes.
+	ctx.SetWriteDeadline(x.sent.Add(cf.deadline))
 	ctx.SetBodyStream(&streamedBody{x: x, conn: conn, resp: resp}, size)
 }
 
@@ -424,7 +427,7 @@ func (b *streamedBody) Close() error {
 	b.conn.Close()
 	b.resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(b.resp)
-	if b.err != nil && !x.cl.isAborted() {
+	if b.err != nil && !x.cl.isAborted() && !isTimeout(b.err) {
 		x.s.log.Warn("instance response body broke off", "requestId", x.rid, "function", x.cf.fn.FunctionName, "instance", x.lease.InstanceID(), "error", b.err)
 		x.end(b.err)
 		return nil
@@ -443,9 +446,16 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 		s.metrics.clientClosed.Add(1)
 		s.log.Info("client closed request", "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID(), "code", CodeClientClosedRequest)
 		writeError(ctx, rid, newError(statusClientClosed, CodeClientClosedRequest, "the client closed the request"))
+	case errors.Is(err, errBodyTooLarge):
+		x.end(nil)
+		ctx.SetConnectionClose()
+		writeError(ctx, rid, newError(http.StatusRequestEntityTooLarge, CodeEntityTooLarge, errBodyTooLarge.Error()))
 	case errors.As(err, &clientBody):
 		x.end(nil)
 		s.log.Info("client request body broke off", "requestId", rid, "function", fn.FunctionName, "error", err)
+		writeError(ctx, rid, newError(http.StatusBadRequest, CodeInvalidArgument, err.Error()))
+	case errors.As(err, new(*errRequest)):
+		x.end(nil)
 		writeError(ctx, rid, newError(http.StatusBadRequest, CodeInvalidArgument, err.Error()))
 	case errors.Is(err, errTooLargeForTail):
 		x.end(nil)

@@ -65,10 +65,7 @@ func (s *Server) checkTrigger(ctx *fasthttp.RequestCtx, hc *api.HTTPTriggerConfi
 	if hc.AuthType != api.AuthTypeFunction {
 		return nil
 	}
-	body, aerr := readBody(ctx, MaxInvokeBody)
-	if aerr == nil {
-		_, aerr = s.verifier.verify(ctx, body)
-	}
+	body, aerr := s.readSigned(ctx, MaxInvokeBody)
 	if aerr != nil {
 		return aerr
 	}

@@ -44,6 +44,18 @@ type upConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	used time.Time // when it last went idle
+	// werr is the last error writing to the connection: a request write
+	// that failed without one failed on the request itself.
+	werr error
+}
+
+// Write writes to the connection, remembering its error.
+func (c *upConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.werr = err
+	}
+	return n, err
 }
 
 func newUpstream() *upstream {
@@ -77,7 +89,9 @@ func (u *upstream) get(id, addr string, now time.Time) (c *upConn, reused bool, 
 	if err != nil {
 		return nil, false, err
 	}
-	return &upConn{Conn: nc, id: id, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+	c = &upConn{Conn: nc, id: id, br: bufio.NewReaderSize(nc, 16<<10)}
+	c.bw = bufio.NewWriterSize(c, 16<<10)
+	return c, false, nil
 }
 
 // alive reports whether an idle connection is still open: an instance that
@@ -172,6 +186,17 @@ type errDial struct{ err error }
 func (e *errDial) Error() string { return "connect to instance: " + e.err.Error() }
 func (e *errDial) Unwrap() error { return e.err }
 
+// errRequest marks a client's request that cannot be written to an
+// instance (fasthttp refuses to serialize it: no Host, a body where the
+// method has none): the client's error, never the instance's.
+type errRequest struct{ err error }
+
+func (e *errRequest) Error() string { return "the request cannot be forwarded: " + e.err.Error() }
+func (e *errRequest) Unwrap() error { return e.err }
+
+// errBodyTooLarge is an HTTP trigger request body past MaxInvokeBody.
+var errBodyTooLarge = fmt.Errorf("the request body exceeds the limit of %d bytes for a synchronous invocation", MaxInvokeBody)
+
 // errClientBody marks a request whose client's body broke off (the client
 // left or sent less than it announced): the instance is not at fault.
 type errClientBody struct{ err error }
@@ -193,6 +218,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
 	switch {
+	case b.n > MaxInvokeBody:
+		b.err = errBodyTooLarge
+		return n, b.err
 	case err == io.EOF && b.want >= 0 && b.n < b.want:
 		b.err = fmt.Errorf("the client sent %d of the %d bytes it announced: %w", b.n, b.want, io.ErrUnexpectedEOF)
 	case err != nil && err != io.EOF:
@@ -273,20 +301,35 @@ func (u *upstream) roundTrip(cl *call, id, addr string, req *fasthttp.Request, r
 			err = conn.bw.Flush()
 		}
 		written := err == nil
-		if written {
+		switch {
+		case !written && conn.werr == nil && !cl.isAborted():
+			// fasthttp refused the request before it reached the
+			// connection.
+			conn.Close()
+			return nil, &errRequest{err}
+		case !written && reused && attempt == 0 && !streamed && !isTimeout(err):
+			conn.Close()
+			continue
+		case written || !isTimeout(err):
+			// An instance may answer before it reads the whole request,
+			// and close, as a server refusing an upload does: its answer
+			// is relayed. Only a connection that yields none failed.
 			resp.StreamBody = true
 			resp.SkipBody = req.Header.IsHead()
-			err = resp.Read(conn.br)
-		}
-		if err == nil {
-			return conn, nil
+			rerr := resp.Read(conn.br)
+			if rerr == nil {
+				if !written {
+					resp.SetConnectionClose()
+				}
+				return conn, nil
+			}
+			if written {
+				err = rerr
+			}
 		}
 		conn.Close()
 		if cl.isAborted() {
 			return nil, errAborted
-		}
-		if !written && reused && attempt == 0 && !streamed && !isTimeout(err) {
-			continue
 		}
 		return nil, err
 	}
