@@ -26,6 +26,8 @@ type bodyBudget struct {
 	limit   int64
 	used    atomic.Int64
 	refused atomic.Uint64
+	// taken, when set (by tests), learns of every reservation.
+	taken func(n int64)
 }
 
 // take reserves n bytes, reporting false, and reserving nothing, past
@@ -37,6 +39,9 @@ func (b *bodyBudget) take(n int64) bool {
 			return false
 		}
 		if b.used.CompareAndSwap(used, used+n) {
+			if b.taken != nil {
+				b.taken(n)
+			}
 			return true
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/instance"
+	"github.com/fcd-dev/fcd/proxy"
 	"github.com/fcd-dev/fcd/puller/accel"
 )
 
@@ -90,6 +91,10 @@ type Config struct {
 	Runtime   string
 	ShimGroup bool
 	NetPool   int
+	// Edge bounds what clients can make the frontend hold; SignedMetrics
+	// requires /metrics to be signed (edgeflags.go).
+	Edge          proxy.Limits
+	SignedMetrics bool
 
 	// listener, when set, is served instead of listening on Listen; tests
 	// use it to learn the address before fcd starts.
@@ -139,7 +144,11 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&cfg.NetPool, "net-pool", instance.DefaultNetPool, "network namespaces attached ahead of instance starts (0: none)")
 	fs.StringVar(&cfg.Domain, "domain", "fcd.localhost", "HTTP triggers answer at <function>.<domain>")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	edge := cfg.edgeFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if err := edge(); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
