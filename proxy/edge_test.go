@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/async"
 	"github.com/fcd-dev/fcd/store"
 )
 
@@ -444,4 +445,26 @@ func TestSignedMetrics(t *testing.T) {
 	if resp, eb := (signedRequest{method: "GET", path: "/metrics"}).do(t, addr); resp.StatusCode != 200 {
 		t.Errorf("signed: got %d %+v, want 200", resp.StatusCode, eb)
 	}
+}
+
+// TestAsyncLargeResponse: an async attempt, which has no client
+// connection, takes a streamed response whole.
+func TestAsyncLargeResponse(t *testing.T) {
+	const size = 1 << 20
+	env := newEdgeEnv(t, Options{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(make([]byte, size))
+	}))
+	// A write through the API answers once the proxy's watch applied it;
+	// after that, what Serve set up before starting the watch is seen.
+	if resp, eb := (signedRequest{method: "POST", path: "/" + api.Version + "/functions", body: []byte(createBody)}).do(t, env.addr); resp.StatusCode != 200 {
+		t.Fatalf("create: %d %+v", resp.StatusCode, eb)
+	}
+	if err := env.srv.sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res := env.srv.AsyncDispatcher().Dispatch(context.Background(), &async.Event{Function: "fn", RequestID: "r1"}, func(string) error { return nil })
+	if res.Outcome != async.Succeeded {
+		t.Fatalf("got %+v, want success", res.Outcome)
+	}
+	env.waitLease(t)
 }

@@ -179,8 +179,10 @@ func FuzzUpstreamRequest(f *testing.F) {
 			return
 		}
 		_, uri := splitTriggerPath(ctx.RequestURI())
-		clientBody := ctx.Request.Body()
-		if stream := ctx.RequestBodyStream(); stream != nil {
+		var clientBody []byte
+		if stream := ctx.RequestBodyStream(); stream == nil {
+			clientBody = ctx.Request.Body()
+		} else {
 			b, err := io.ReadAll(stream)
 			if err != nil {
 				return // a client body that breaks off is the client's error

@@ -319,7 +319,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	// released when fasthttp has written the body and closes the stream.
 	// A client that does not read holds the slot no longer than the
 	// function's timeout: the write fails then, and the stream closes.
-	ctx.SetWriteDeadline(x.sent.Add(cf.deadline))
+	// (An async attempt has no client connection.)
+	if inv.async == nil {
+		ctx.SetWriteDeadline(x.sent.Add(cf.deadline))
+	}
 	ctx.SetBodyStream(&streamedBody{x: x, conn: conn, resp: resp}, size)
 }
 
@@ -427,7 +430,14 @@ func (b *streamedBody) Close() error {
 	b.conn.Close()
 	b.resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(b.resp)
-	if b.err != nil && !x.cl.isAborted() && !isTimeout(b.err) {
+	if b.err != nil && !x.cl.isAborted() && isTimeout(b.err) {
+		// The function ran out of time mid-body; its instance is alive.
+		x.s.metrics.timeouts.Add(1)
+		x.s.log.Warn("function timed out while streaming its response", "requestId", x.rid, "function", x.cf.fn.FunctionName, "instance", x.lease.InstanceID())
+		x.end(nil)
+		return nil
+	}
+	if b.err != nil && !x.cl.isAborted() {
 		x.s.log.Warn("instance response body broke off", "requestId", x.rid, "function", x.cf.fn.FunctionName, "instance", x.lease.InstanceID(), "error", b.err)
 		x.end(b.err)
 		return nil
