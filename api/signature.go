@@ -194,6 +194,20 @@ func HashPayload(body []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// IsPayloadHash reports whether s has the form of an x-acs-content-sha256
+// value: 64 lower-case hex digits, as HashPayload makes them.
+func IsPayloadHash(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // ParseDate parses x-acs-date.
 func ParseDate(s string) (time.Time, error) {
 	return time.Parse(DateFormat, s)

@@ -62,11 +62,7 @@ var adminPrefixBytes = []byte(adminPrefix)
 const CodeRoleNotFound = "RoleNotFound"
 
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx, rid string) {
-	body, aerr := readBody(ctx, s.opts.MaxControlBody)
-	var keyID string
-	if aerr == nil {
-		keyID, aerr = s.verifier.verify(ctx, body)
-	}
+	body, keyID, aerr := s.readSignedKey(ctx, s.opts.MaxControlBody)
 	if aerr != nil {
 		s.fail(ctx, rid, aerr)
 		return

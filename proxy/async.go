@@ -233,10 +233,7 @@ const asyncConfigsPath = "/" + api.Version + "/async-invoke-configs"
 
 // listAsyncConfigs serves ListAsyncInvokeConfigs.
 func (s *Server) listAsyncConfigs(ctx *fasthttp.RequestCtx, rid string) {
-	body, aerr := readBody(ctx, s.opts.MaxControlBody)
-	if aerr == nil {
-		_, aerr = s.verifier.verify(ctx, body)
-	}
+	_, aerr := s.readSigned(ctx, s.opts.MaxControlBody)
 	if aerr == nil && s.opts.Async == nil {
 		aerr = newError(http.StatusNotImplemented, "NotImplemented", "this fcd runs no asynchronous invocations")
 	}

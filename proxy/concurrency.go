@@ -105,10 +105,7 @@ type concurrencyPage struct {
 // listConcurrencyConfigs serves ListConcurrencyConfigs: every function's,
 // or functionName's only, by function name from nextToken on.
 func (s *Server) listConcurrencyConfigs(ctx *fasthttp.RequestCtx, rid string) {
-	body, aerr := readBody(ctx, s.opts.MaxControlBody)
-	if aerr == nil {
-		_, aerr = s.verifier.verify(ctx, body)
-	}
+	_, aerr := s.readSigned(ctx, s.opts.MaxControlBody)
 	if aerr == nil && string(ctx.Method()) != http.MethodGet {
 		aerr = newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, string(ctx.Method())+" is not allowed on "+concurrencyConfigsPath)
 	}

@@ -353,6 +353,12 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	}
 	// Large or unsized: stream it. The lease and the connection are
 	// released when fasthttp has written the body and closes the stream.
+	// A client that does not read holds the slot no longer than the
+	// function's timeout: the write fails then, and the stream closes.
+	// (An async attempt has no client connection.)
+	if inv.async == nil {
+		ctx.SetWriteDeadline(x.sent.Add(cf.deadline))
+	}
 	ctx.SetBodyStream(&streamedBody{x: x, conn: conn, resp: resp}, size)
 }
 
@@ -462,6 +468,13 @@ func (b *streamedBody) Close() error {
 	b.conn.Close()
 	b.resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(b.resp)
+	if b.err != nil && !x.cl.isAborted() && isTimeout(b.err) {
+		// The function ran out of time mid-body; its instance is alive.
+		x.s.metrics.timeouts.Add(1)
+		x.s.log.Warn("function timed out while streaming its response", "requestId", x.rid, "function", x.cf.fn.FunctionName, "instance", x.lease.InstanceID())
+		x.end(nil)
+		return nil
+	}
 	if b.err != nil && !x.cl.isAborted() {
 		x.s.log.Warn("instance response body broke off", "requestId", x.rid, "function", x.cf.fn.FunctionName, "instance", x.lease.InstanceID(), "error", b.err)
 		x.end(b.err)
@@ -481,9 +494,16 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 		s.metrics.clientClosed.Add(1)
 		s.log.Info("client closed request", "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID(), "code", CodeClientClosedRequest)
 		writeError(ctx, rid, newError(statusClientClosed, CodeClientClosedRequest, "the client closed the request"))
+	case errors.Is(err, errBodyTooLarge):
+		x.end(nil)
+		ctx.SetConnectionClose()
+		writeError(ctx, rid, newError(http.StatusRequestEntityTooLarge, CodeEntityTooLarge, errBodyTooLarge.Error()))
 	case errors.As(err, &clientBody):
 		x.end(nil)
 		s.log.Info("client request body broke off", "requestId", rid, "function", fn.FunctionName, "error", err)
+		writeError(ctx, rid, newError(http.StatusBadRequest, CodeInvalidArgument, err.Error()))
+	case errors.As(err, new(*errRequest)):
+		x.end(nil)
 		writeError(ctx, rid, newError(http.StatusBadRequest, CodeInvalidArgument, err.Error()))
 	case errors.Is(err, errTooLargeForTail):
 		x.end(nil)

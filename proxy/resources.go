@@ -17,10 +17,7 @@ var resourcesPrefix = []byte("/" + api.Version + "/")
 // provision-configs (ListProvisionConfigs), tags-v2 (TagResources,
 // UntagResources, ListTagResources) and custom-domains.
 func (s *Server) handleResources(ctx *fasthttp.RequestCtx, rid, rest string) {
-	body, aerr := readBody(ctx, s.opts.MaxControlBody)
-	if aerr == nil {
-		_, aerr = s.verifier.verify(ctx, body)
-	}
+	body, aerr := s.readSigned(ctx, s.opts.MaxControlBody)
 	if aerr != nil {
 		s.fail(ctx, rid, aerr)
 		return

@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -135,6 +134,13 @@ type Options struct {
 	// Console serves the web console's pages under /console/ (package
 	// console). Nil serves none.
 	Console fasthttp.RequestHandler
+
+	// Limits bounds what a client can make fcd hold (edge.go).
+	Limits Limits
+	// SignedMetrics requires /metrics to be signed like the API. False
+	// serves it to anyone who reaches the listen address, for Prometheus
+	// scrapes without credentials.
+	SignedMetrics bool
 }
 
 // Server is the frontend. Create it with New.
@@ -153,6 +159,7 @@ type Server struct {
 	metrics  metrics
 	metricsH fasthttp.RequestHandler
 	gatherer prometheus.Gatherer // /metrics' registry, for /fcd/v1/stats
+	bodies   bodyBudget
 	// hostSuffix is "." + Domain, lower-case.
 	hostSuffix string
 	// ctx is the serving context: invocation contexts derive from it, so
@@ -190,7 +197,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts:     opts,
 		log:      log,
-		verifier: verifier{keys: opts.Keys, skew: opts.ClockSkew, now: opts.Now},
+		verifier: newVerifier(opts.Keys, opts.ClockSkew, opts.Now),
 		ids:      newRequestIDs(),
 		upstream: newUpstream(),
 		follower: newFollower(),
@@ -198,21 +205,15 @@ func New(opts Options) *Server {
 
 		hostSuffix: "." + strings.ToLower(opts.Domain),
 	}
+	s.opts.Limits = s.opts.Limits.withDefaults()
+	s.bodies.limit = s.opts.Limits.BodyBudget
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(s.metrics.collectors()...)
+	reg.MustRegister(s.bodies.collectors()...)
 	reg.MustRegister(opts.Collectors...)
 	s.metricsH = metricsHandler(reg)
 	s.gatherer = reg
-	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		Name:                  "fcd",
-		StreamRequestBody:     true,
-		NoDefaultServerHeader: false,
-		NoDefaultContentType:  true,
-		IdleTimeout:           2 * time.Minute,
-		ReadTimeout:           2 * time.Minute,
-		Logger:                fasthttpLogger{log},
-	}
+	s.srv = s.newFastHTTP()
 	return s
 }
 
@@ -289,12 +290,21 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	rid := s.ids.next()
 	ctx.Response.Header.Set(HeaderRequestID, rid)
 	if name, ok := s.triggerHost(ctx.Host()); ok {
+		if aerr := triggerRequestError(ctx); aerr != nil {
+			s.fail(ctx, rid, aerr)
+			return
+		}
 		s.httpTrigger(ctx, rid, name, ctx.RequestURI())
+		s.releaseBody(ctx)
 		return
 	}
 	path := ctx.Path()
 	switch {
 	case bytes.HasPrefix(path, triggerPrefix):
+		if aerr := triggerRequestError(ctx); aerr != nil {
+			s.fail(ctx, rid, aerr)
+			return
+		}
 		name, uri := splitTriggerPath(ctx.RequestURI())
 		s.httpTrigger(ctx, rid, name, uri)
 	case bytes.Equal(path, apiPrefixBytes) || bytes.HasPrefix(path, apiPrefixSlash):
@@ -308,7 +318,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case bytes.HasPrefix(path, resourcesPrefix):
 		s.handleResources(ctx, rid, string(path[len(resourcesPrefix):]))
 	case string(path) == "/metrics":
-		s.metricsH(ctx)
+		s.serveMetrics(ctx, rid)
 	case s.opts.Console != nil && bytes.HasPrefix(path, consolePrefix):
 		s.opts.Console(ctx)
 	default:
@@ -318,6 +328,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		writeError(ctx, rid, newError(http.StatusNotFound, CodePathNotFound, "no API at "+string(path)))
 	}
+	s.releaseBody(ctx)
 }
 
 var (
@@ -337,10 +348,7 @@ func (s *Server) handleFunctions(ctx *fasthttp.RequestCtx, rid, rest string) {
 	if isInvoke {
 		limit = MaxInvokeBody
 	}
-	body, aerr := readBody(ctx, limit)
-	if aerr == nil {
-		_, aerr = s.verifier.verify(ctx, body)
-	}
+	body, aerr := s.readSigned(ctx, limit)
 	if aerr != nil {
 		s.fail(ctx, rid, aerr)
 		return
@@ -388,29 +396,9 @@ func (s *Server) handleFunctions(ctx *fasthttp.RequestCtx, rid, rest string) {
 }
 
 // MaxInvokeBody bounds the event of a signed InvokeFunction call, which
-// must be read whole to check its signature (FC's synchronous payload limit).
+// must be read whole to check its signature, and the body of an HTTP
+// trigger request (FC's synchronous payload limit).
 const MaxInvokeBody = 32 << 20
-
-// readBody reads a signed request's body, refusing one over limit before it
-// is buffered whole.
-func readBody(ctx *fasthttp.RequestCtx, limit int) ([]byte, *apiError) {
-	if n := ctx.Request.Header.ContentLength(); n > limit {
-		return nil, newError(http.StatusBadRequest, CodeEntityTooLarge, "request body of "+strconv.Itoa(n)+" bytes exceeds the limit of "+strconv.Itoa(limit))
-	}
-	stream := ctx.RequestBodyStream()
-	if stream == nil {
-		// fasthttp read a small body whole already.
-		return ctx.Request.Body(), nil
-	}
-	body, err := io.ReadAll(io.LimitReader(stream, int64(limit)+1))
-	if err != nil {
-		return nil, newError(http.StatusBadRequest, CodeInvalidArgument, "reading request body: "+err.Error())
-	}
-	if len(body) > limit {
-		return nil, newError(http.StatusBadRequest, CodeEntityTooLarge, "request body exceeds the limit of "+strconv.Itoa(limit)+" bytes")
-	}
-	return body, nil
-}
 
 func (s *Server) fail(ctx *fasthttp.RequestCtx, rid string, err *apiError) {
 	if err.Status >= 500 {

@@ -73,10 +73,7 @@ func (s *Server) checkTrigger(ctx *fasthttp.RequestCtx, function string, hc *api
 	if hc.AuthType != api.AuthTypeFunction {
 		return nil
 	}
-	body, aerr := readBody(ctx, MaxInvokeBody)
-	if aerr == nil {
-		_, aerr = s.verifier.verify(ctx, body)
-	}
+	body, aerr := s.readSigned(ctx, MaxInvokeBody)
 	if aerr != nil {
 		return aerr
 	}

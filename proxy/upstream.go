@@ -46,6 +46,9 @@ type upConn struct {
 	used time.Time // when it last went idle
 	// deadline is the one set on the connection, zero for none.
 	deadline time.Time
+	// werr is the last error writing to the connection: a request write
+	// that failed without one failed on the request itself.
+	werr error
 }
 
 // deadlineSlack is how much later than asked a call's deadline may be, so
@@ -61,6 +64,15 @@ func (c *upConn) setDeadline(d time.Time) {
 		c.deadline = d.Add(deadlineSlack)
 		c.SetDeadline(c.deadline)
 	}
+}
+
+// Write writes to the connection, remembering its error.
+func (c *upConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.werr = err
+	}
+	return n, err
 }
 
 func newUpstream() *upstream {
@@ -95,7 +107,9 @@ func (u *upstream) get(id, addr string, now time.Time) (c *upConn, reused bool, 
 		return nil, false, err
 	}
 	nc = fastWrite(nc)
-	return &upConn{Conn: nc, id: id, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 16<<10)}, false, nil
+	c = &upConn{Conn: nc, id: id, br: bufio.NewReaderSize(nc, 16<<10)}
+	c.bw = bufio.NewWriterSize(c, 16<<10)
+	return c, false, nil
 }
 
 // alive reports whether an idle connection is still open: an instance that
@@ -194,6 +208,17 @@ type errDial struct{ err error }
 func (e *errDial) Error() string { return "connect to instance: " + e.err.Error() }
 func (e *errDial) Unwrap() error { return e.err }
 
+// errRequest marks a client's request that cannot be written to an
+// instance (fasthttp refuses to serialize it: no Host, a body where the
+// method has none): the client's error, never the instance's.
+type errRequest struct{ err error }
+
+func (e *errRequest) Error() string { return "the request cannot be forwarded: " + e.err.Error() }
+func (e *errRequest) Unwrap() error { return e.err }
+
+// errBodyTooLarge is an HTTP trigger request body past MaxInvokeBody.
+var errBodyTooLarge = fmt.Errorf("the request body exceeds the limit of %d bytes for a synchronous invocation", MaxInvokeBody)
+
 // errClientBody marks a request whose client's body broke off (the client
 // left or sent less than it announced): the instance is not at fault.
 type errClientBody struct{ err error }
@@ -215,6 +240,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.n += int64(n)
 	switch {
+	case b.n > MaxInvokeBody:
+		b.err = errBodyTooLarge
+		return n, b.err
 	case err == io.EOF && b.want >= 0 && b.n < b.want:
 		b.err = fmt.Errorf("the client sent %d of the %d bytes it announced: %w", b.n, b.want, io.ErrUnexpectedEOF)
 	case err != nil && err != io.EOF:
@@ -306,20 +334,35 @@ func (u *upstream) roundTripAt(cl *call, id, addr string, req *fasthttp.Request,
 			err = conn.bw.Flush()
 		}
 		written := err == nil
-		if written {
+		switch {
+		case !written && conn.werr == nil && !cl.isAborted():
+			// fasthttp refused the request before it reached the
+			// connection.
+			conn.Close()
+			return nil, &errRequest{err}
+		case !written && reused && attempt == 0 && !streamed && !isTimeout(err):
+			conn.Close()
+			continue
+		case written || !isTimeout(err):
+			// An instance may answer before it reads the whole request,
+			// and close, as a server refusing an upload does: its answer
+			// is relayed. Only a connection that yields none failed.
 			resp.StreamBody = true
 			resp.SkipBody = req.Header.IsHead()
-			err = resp.Read(conn.br)
-		}
-		if err == nil {
-			return conn, nil
+			rerr := resp.Read(conn.br)
+			if rerr == nil {
+				if !written {
+					resp.SetConnectionClose()
+				}
+				return conn, nil
+			}
+			if written {
+				err = rerr
+			}
 		}
 		conn.Close()
 		if cl.isAborted() {
 			return nil, errAborted
-		}
-		if !written && reused && attempt == 0 && !streamed && !isTimeout(err) {
-			continue
 		}
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/instance"
+	"github.com/fcd-dev/fcd/proxy"
 	"github.com/fcd-dev/fcd/puller/accel"
 	"github.com/fcd-dev/fcd/puller/lazy"
 )
@@ -97,6 +98,10 @@ type Config struct {
 	// GOMAXPROCS is how many OS threads run fcd's Go code at once; 0
 	// leaves Go's default (the CPUs fcd may use, or $GOMAXPROCS).
 	GOMAXPROCS int
+	// Edge bounds what clients can make the frontend hold; SignedMetrics
+	// requires /metrics to be signed (edgeflags.go).
+	Edge          proxy.Limits
+	SignedMetrics bool
 
 	// listener, when set, is served instead of listening on Listen; tests
 	// use it to learn the address before fcd starts.
@@ -148,7 +153,11 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&cfg.GOMAXPROCS, "gomaxprocs", 0, "OS threads running fcd's Go code at once (0: Go's default, the CPUs fcd may use)")
 	fs.StringVar(&cfg.Domain, "domain", "fcd.localhost", "HTTP triggers answer at <function>.<domain>")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	edge := cfg.edgeFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if err := edge(); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestDefaultMemoryBudget(t *testing.T) {
 	tests := []struct {
@@ -46,6 +49,22 @@ func TestMemoryBudgetFlag(t *testing.T) {
 		}
 		if cfg.MemoryBudgetMB != tt.want {
 			t.Errorf("-memory-budget %s: got %d, want %d", tt.flag, cfg.MemoryBudgetMB, tt.want)
+		}
+	}
+}
+
+func TestEdgeFlags(t *testing.T) {
+	none := func(string) string { return "" }
+	cfg, err := parseConfig([]string{"-header-timeout", "5s", "-max-conns-per-ip", "-1", "-body-buffer-budget", "64", "-metrics-auth", "signed"}, none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Edge.HeaderTimeout != 5*time.Second || cfg.Edge.MaxConnsPerIP != -1 || cfg.Edge.BodyBudget != 64<<20 || !cfg.SignedMetrics {
+		t.Errorf("got %+v signed metrics %v; want 5s header timeout, no per-IP cap, 64 MiB budget, signed metrics", cfg.Edge, cfg.SignedMetrics)
+	}
+	for _, bad := range [][]string{{"-metrics-auth", "basic"}, {"-body-buffer-budget", "0"}, {"-max-conns-per-ip", "0"}} {
+		if _, err := parseConfig(bad, none); err == nil {
+			t.Errorf("%q: accepted, want an error", bad)
 		}
 	}
 }

@@ -81,6 +81,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		Logger:    log.With("component", "proxy"),
 
 		ShutdownGrace: cfg.ShutdownTimeout,
+		Limits:        cfg.Edge,
+		SignedMetrics: cfg.SignedMetrics,
 
 		Roles:       plat.roles,
 		Credentials: plat,
