@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -109,5 +110,55 @@ func TestLeftoversSpareNewInstances(t *testing.T) {
 	}
 	if got := footprint(name, dir, nil, nil); got != (leftovers{}) {
 		t.Errorf("after Close: %s; want nothing", got)
+	}
+}
+
+// TestRemoveLeasesOfTheirHolder removes the address leases an earlier
+// process held, and keeps one released and leased again since.
+func TestRemoveLeasesOfTheirHolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fcd")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(ip, id string) string {
+		p := filepath.Join(dir, ip)
+		if err := os.WriteFile(p, []byte(id+"\r\neth0"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old := write("10.0.0.2", "aaaa")
+	reused := write("10.0.0.3", "bbbb")
+	listed := map[string]string{}
+	for _, p := range []string{old, reused} {
+		id, ok := leaseHolder(p)
+		if !ok {
+			t.Fatalf("leaseHolder(%s): no holder", p)
+		}
+		listed[p] = id
+	}
+	if listed[old] != "aaaa" {
+		t.Errorf("leaseHolder: got %q, want aaaa", listed[old])
+	}
+	write("10.0.0.3", "cccc") // released by its CNI DEL, leased by a new instance
+	if err := removeLeases(listed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("lease of the earlier holder: %v, want removed", err)
+	}
+	if id, _ := leaseHolder(reused); id != "cccc" {
+		t.Errorf("lease of the new holder: got %q, want it kept (cccc)", id)
+	}
+}
+
+func TestStartTime(t *testing.T) {
+	a, ok := startTime(os.Getpid())
+	b, _ := startTime(os.Getpid())
+	if !ok || a == "" || a != b {
+		t.Errorf("startTime of this process: %q, %q, %v; want one stable value", a, b, ok)
+	}
+	if _, ok := startTime(-1); ok {
+		t.Error("startTime of no process: ok, want false")
 	}
 }
