@@ -29,6 +29,9 @@ type fcdProcess struct {
 	log                                *os.File
 	cmd                                *exec.Cmd
 	exited                             chan struct{}
+	// throttled counts the 503 ResourceThrottled answers startServing got
+	// before fcd served.
+	throttled int
 }
 
 // buildFCD builds the fcd binary into dir.
@@ -389,11 +392,12 @@ func TestRestartServesAfterKillStorm(t *testing.T) {
 		left := hostFootprint(p.name, p.dataDir)
 
 		begin := time.Now()
+		p.throttled = 0
 		d = p.startServing(t)
 		took := time.Since(begin)
 		serve = append(serve, took)
-		t.Logf("round %d: killed with %d instances ready, leaving %s; served a signed API request %s after exec",
-			round, n, left, took.Round(time.Millisecond))
+		t.Logf("round %d: killed with %d instances ready, leaving %s; served a signed API request %s after exec (%d answers 503 before)",
+			round, n, left, took.Round(time.Millisecond), p.throttled)
 		if took > 2*time.Second {
 			t.Errorf("round %d: fcd answered its first API request %s after exec, want within 2s", round, took.Round(time.Millisecond))
 		}
@@ -453,6 +457,9 @@ func (p *fcdProcess) startServing(t testing.TB, extra ...string) *daemon {
 		resp, err := c.ListFunctions(&fc.ListFunctionsRequest{})
 		if err == nil && dara.Int32Value(resp.StatusCode) == http.StatusOK {
 			return d
+		}
+		if code, status := sdkCode(err); status == http.StatusServiceUnavailable && code == "ResourceThrottled" {
+			p.throttled++
 		}
 		select {
 		case <-p.exited:

@@ -42,6 +42,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	}
 	defer ln.Close()
 	endpoint := ln.Addr().String()
+	// Until the frontend serves, clients get 503 with Retry-After rather
+	// than a connection that hangs.
+	starting := proxy.ServeStarting(ln)
+	defer starting.Open()
 
 	creds, err := adminCredentials(cfg, endpoint)
 	if err != nil {
@@ -153,6 +157,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if err := api.SaveCredentials(filepath.Join(cfg.DataDir, api.CredentialsFile), creds); err != nil {
 		return fmt.Errorf("write credentials: %w", err)
 	}
+	starting.Open()
 	g.Go(func() error { return frontend.Serve(gctx, ln) })
 	if cfg.DebugAddress != "" {
 		g.Go(func() error { return serveDebug(gctx, cfg.DebugAddress) })
