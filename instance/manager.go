@@ -34,7 +34,7 @@ type Manager struct {
 	net    *network
 	pool   *netPool // nil when Options.NetPool < 0
 	// poolOnce starts the pool's filler on the first Start, after the
-	// caller's Cleanup, which would remove its namespaces.
+	// caller listed the Leftovers, which would include its namespaces.
 	poolOnce sync.Once
 	logs     *logFiles
 	http     *http.Client
@@ -59,7 +59,8 @@ type Manager struct {
 
 // NewManager returns a Manager driving client, which stays owned by the
 // caller. It checks the host (programs, subnet) but creates nothing; call
-// Cleanup before the first Start to remove what an earlier run left.
+// Cleanup (or Leftovers, then Remove in the background) before the first
+// Start to remove what an earlier run left.
 func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
