@@ -7,7 +7,7 @@
 //   - echo-localhost: the same server bound to 127.0.0.1, which fcd cannot
 //     reach: its start must fail with FunctionNotStarted.
 //   - misbehave: the echo server plus failure modes for tests (exit at
-//     start, allocate until OOM-killed, fill the disk).
+//     start, allocate until OOM-killed, exit mid-request, sleep, fill the disk).
 //   - probe: the echo server plus reports of its sandbox (capabilities,
 //     seccomp mode, TCP reachability of an address, AF_PACKET sockets).
 //   - images: builds those images with go-containerregistry and pushes them.

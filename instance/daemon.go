@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd"
+	"golang.org/x/sys/unix"
 )
 
 // maxSocketPath keeps unix socket paths under the kernel's 108 byte limit.
@@ -94,8 +95,10 @@ type Daemon struct {
 	address string
 	log     *slog.Logger
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
+	mu sync.Mutex
+	// proc is containerd: a child of this process, or one an earlier fcd
+	// run started that this Daemon adopted.
+	proc   *os.Process
 	exited chan struct{}
 	closed bool
 	done   chan struct{} // closed when the supervising goroutine returns
@@ -130,12 +133,15 @@ func StartDaemon(ctx context.Context, opts DaemonOptions) (_ *Daemon, err error)
 			return nil, fmt.Errorf("containerd dir: %w", err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(d.dir, "config.toml"), []byte(d.config()), 0o600); err != nil {
-		return nil, fmt.Errorf("containerd config: %w", err)
-	}
-	d.killStale()
-	if err := d.spawn(); err != nil {
-		return nil, err
+	config := filepath.Join(d.dir, "config.toml")
+	if old, err := os.ReadFile(config); err != nil || string(old) != d.config() || !d.adopt(ctx) {
+		if err := os.WriteFile(config, []byte(d.config()), 0o600); err != nil {
+			return nil, fmt.Errorf("containerd config: %w", err)
+		}
+		d.killStale()
+		if err := d.spawn(); err != nil {
+			return nil, err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -158,14 +164,14 @@ func (d *Daemon) Address() string { return d.address }
 func (d *Daemon) Close() error {
 	d.mu.Lock()
 	d.closed = true
-	cmd, exited := d.cmd, d.exited
+	proc, exited := d.proc, d.exited
 	d.mu.Unlock()
-	if cmd != nil {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+	if proc != nil {
+		_ = proc.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
+			_ = proc.Kill()
 			<-exited
 		}
 	}
@@ -217,10 +223,59 @@ func (d *Daemon) spawn() error {
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	d.mu.Lock()
-	d.cmd, d.exited = cmd, exited
+	d.proc, d.exited = cmd.Process, exited
 	d.mu.Unlock()
 	d.log.Info("containerd started", "pid", cmd.Process.Pid, "address", d.address)
 	return nil
+}
+
+// adopt takes over the containerd an earlier fcd run started on the same
+// root and config when it still runs and answers, instead of stopping it
+// and starting another: a restart of fcd then waits neither for one
+// containerd to stop nor for the next to load the earlier run's tasks.
+// What the earlier run left in it is the Manager's to clean up.
+func (d *Daemon) adopt(ctx context.Context) bool {
+	pid := d.stalePID()
+	if pid == 0 {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "\x00"+filepath.Join(d.dir, "config.toml")+"\x00") {
+		return false
+	}
+	// A pidfd follows this process, not a later one that reuses its ID.
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return false
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return false
+	}
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		defer unix.Close(fd)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+				return
+			}
+		}
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	d.mu.Lock()
+	d.proc, d.exited = proc, exited
+	d.mu.Unlock()
+	if err := d.wait(wctx); err != nil {
+		d.mu.Lock()
+		d.proc, d.exited = nil, nil
+		d.mu.Unlock()
+		return false
+	}
+	d.log.Info("containerd adopted from an earlier run", "pid", pid, "address", d.address)
+	return true
 }
 
 // supervise restarts containerd whenever it exits before Close.
@@ -281,19 +336,29 @@ func (d *Daemon) wait(ctx context.Context) error {
 
 func (d *Daemon) pidFile() string { return filepath.Join(d.dir, "containerd.pid") }
 
-// killStale stops a containerd an earlier fcd run left behind on the same
-// root: two daemons cannot share it.
-func (d *Daemon) killStale() {
+// stalePID returns the process ID of the containerd an earlier fcd run
+// left behind on the same root, 0 when there is none.
+func (d *Daemon) stalePID() int {
 	b, err := os.ReadFile(d.pidFile())
 	if err != nil {
-		return
+		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 1 {
-		return
+		return 0
 	}
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil || filepath.Base(exe) != filepath.Base(d.opts.Binary) {
+		return 0
+	}
+	return pid
+}
+
+// killStale stops a containerd an earlier fcd run left behind on the same
+// root: two daemons cannot share it.
+func (d *Daemon) killStale() {
+	pid := d.stalePID()
+	if pid == 0 {
 		return
 	}
 	d.log.Warn("stopping containerd left by an earlier run", "pid", pid)

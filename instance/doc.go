@@ -27,10 +27,14 @@
 // nftables table named fcd-<Name> (see firewall) filters the rest. The
 // Manager installs it before its first instance and removes it on Close.
 //
-// Package instance also supervises a containerd child process (Daemon) and
-// removes what an earlier run left behind (Manager.Cleanup): containers
-// and, found by its name rather than through containerd, shim processes,
-// cgroups, mounts, network namespaces and firewall rules. It does not
+// Package instance also supervises a containerd child process (Daemon),
+// adopting the one an earlier run left when it still answers, and removes
+// what an earlier run left behind: containers and, found by its name
+// rather than through containerd, shim processes, cgroups, mounts,
+// network namespaces, address leases and firewall rules. Manager.Leftovers
+// lists them before the first Start, so Leftovers.Remove can run in the
+// background, in parallel, while new instances start (Manager.Cleanup
+// does both and waits). It does not
 // decide which instance serves a request or when to start or stop one:
 // that is the scheduler's.
 package instance

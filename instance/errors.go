@@ -84,3 +84,42 @@ func (e *StartError) Error() string {
 func (e *StartError) ProcessExited() bool { return e.Exited }
 
 func (e *StartError) Unwrap() []error { return []error{errdefs.ErrFailedPrecondition, e.Err} }
+
+// ExitError says that an instance's process ended by itself while it was
+// serving: Instance.ExitError returns it to a caller whose request broke
+// off. It belongs to errdefs.ErrUnavailable.
+type ExitError struct {
+	// InstanceID names the instance.
+	InstanceID string
+	// Exit is how the process ended.
+	Exit ExitStatus
+	// MemoryMB is the instance's memory limit.
+	MemoryMB int
+	// LogTail holds the instance's last log lines.
+	LogTail []string
+}
+
+func (e *ExitError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "instance %s exited with code %d", e.InstanceID, e.Exit.Code)
+	if e.Exit.OOMKilled {
+		fmt.Fprintf(&b, ", killed for using more than its %d MB of memory", e.MemoryMB)
+	}
+	if len(e.LogTail) > 0 {
+		b.WriteString("; last logs:\n")
+		b.WriteString(strings.Join(e.LogTail, "\n"))
+	}
+	return b.String()
+}
+
+// ExitCode is the process's exit code (128+n for signal n, -1 unknown).
+func (e *ExitError) ExitCode() int { return e.Exit.Code }
+
+// OOMKilled reports whether the kernel killed the process for passing
+// its memory limit.
+func (e *ExitError) OOMKilled() bool { return e.Exit.OOMKilled }
+
+// Logs returns the instance's last log lines.
+func (e *ExitError) Logs() []string { return e.LogTail }
+
+func (e *ExitError) Unwrap() error { return errdefs.ErrUnavailable }

@@ -147,6 +147,20 @@ func (f *firewall) remove(ctx context.Context) error {
 	return nil
 }
 
+// removeUnlessInstalled deletes fcd's tables unless this process
+// installed them: the ones an earlier process left.
+func (f *firewall) removeUnlessInstalled(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.installed {
+		return nil
+	}
+	if err := nft(ctx, f.ruleset(false)); err != nil {
+		return fmt.Errorf("remove firewall: %w", err)
+	}
+	return nil
+}
+
 // nft runs script as one nftables transaction.
 func nft(ctx context.Context, script string) error {
 	cmd := exec.CommandContext(ctx, "nft", "-f", "-")

@@ -20,10 +20,10 @@ import (
 // up before the first instance; cleanupHost removes them and whatever an
 // earlier process of the same name left there.
 
-// hostState records the one-time set-up of the cgroup parent.
+// hostState records the set-up of the cgroup parent by this Manager.
 type hostState struct {
-	once sync.Once
-	err  error
+	mu   sync.Mutex
+	done bool
 }
 
 // cgroupRoot is where the cgroup hierarchies are mounted.
@@ -35,8 +35,16 @@ func (m *Manager) prepareHost(ctx context.Context) error {
 	if err := m.net.firewall.ensure(ctx); err != nil {
 		return err
 	}
-	m.host.once.Do(func() { m.host.err = m.cgroupParent() })
-	return m.host.err
+	m.host.mu.Lock()
+	defer m.host.mu.Unlock()
+	if m.host.done {
+		return nil
+	}
+	if err := m.cgroupParent(); err != nil {
+		return err
+	}
+	m.host.done = true
+	return nil
 }
 
 // closeHost removes the instances' parent cgroup; the instances are
@@ -66,34 +74,18 @@ func (m *Manager) cgroupParent() error {
 	return nil
 }
 
-// cleanupHost removes what carries the Manager's name on the host but
-// that containerd may not know of: processes of containerd shims serving
-// its namespace, processes and cgroups under its cgroup parent, and its
-// firewall. Call it after the containers containerd knows are deleted.
-func (m *Manager) cleanupHost(ctx context.Context) error {
+// removeUnusedHost removes the firewall and the instances' parent cgroup
+// an earlier process of the same name set up, unless this Manager has set
+// them up for itself meanwhile.
+func (m *Manager) removeUnusedHost(ctx context.Context) error {
 	var errs []error
-	if n := killShims(m.opts.Name); n > 0 {
-		m.log.Warn("killed leftover containerd shims", "count", n)
+	m.host.mu.Lock()
+	if !m.host.done {
+		errs = append(errs, removeCgroups(ctx, m.opts.Name))
 	}
-	if err := removeCgroups(ctx, m.opts.Name); err != nil {
-		errs = append(errs, err)
-	}
-	if err := m.net.firewall.remove(ctx); err != nil {
-		errs = append(errs, err)
-	}
+	m.host.mu.Unlock()
+	errs = append(errs, m.net.firewall.removeUnlessInstalled(ctx))
 	return errors.Join(errs...)
-}
-
-// killShims SIGKILLs every containerd shim serving containerd namespace
-// ns (its command line holds "-namespace ns"), and returns how many.
-func killShims(ns string) int {
-	n := 0
-	for _, pid := range shimPIDs(ns) {
-		if syscall.Kill(pid, syscall.SIGKILL) == nil {
-			n++
-		}
-	}
-	return n
 }
 
 // shimPIDs returns the processes of containerd shims serving namespace ns.
@@ -162,41 +154,27 @@ func cgroupDirs(name string) []string {
 // removeCgroups kills every process left in cgroup name's descendants,
 // then removes them and name itself, in every hierarchy.
 func removeCgroups(ctx context.Context, name string) error {
-	dirs := cgroupDirs(name)
-	if len(dirs) == 0 {
-		return nil
-	}
-	// Frozen processes cannot fork while they are being killed.
-	var frozen []string
-	for _, d := range dirs {
-		subs, _ := os.ReadDir(d)
-		for _, s := range subs {
-			if !s.IsDir() {
-				continue
-			}
-			sub := filepath.Join(d, s.Name())
-			if os.WriteFile(filepath.Join(sub, "freezer.state"), []byte("FROZEN"), 0) == nil {
-				frozen = append(frozen, sub)
-			}
-			// cgroup v2 kills the whole subtree at once.
-			_ = os.WriteFile(filepath.Join(sub, "cgroup.kill"), []byte("1"), 0)
-		}
-	}
-	for _, d := range dirs {
-		for _, pid := range cgroupProcs(d) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	for _, f := range frozen {
-		_ = os.WriteFile(filepath.Join(f, "freezer.state"), []byte("THAWED"), 0)
-	}
 	var errs []error
-	for _, d := range dirs {
-		if err := removeCgroupTree(ctx, d); err != nil {
-			errs = append(errs, err)
-		}
+	for _, d := range cgroupDirs(name) {
+		errs = append(errs, removeCgroup(ctx, d))
 	}
 	return errors.Join(errs...)
+}
+
+// removeCgroup kills every process in cgroup dir and its descendants,
+// then removes them, deepest first.
+func removeCgroup(ctx context.Context, dir string) error {
+	// Frozen processes cannot fork while they are being killed.
+	frozen := os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("FROZEN"), 0) == nil
+	// cgroup v2 kills the whole subtree at once.
+	_ = os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+	for _, pid := range cgroupProcs(dir) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if frozen {
+		_ = os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0)
+	}
+	return removeCgroupTree(ctx, dir)
 }
 
 // cgroupProcs returns the processes in dir and its descendants.

@@ -361,3 +361,33 @@ func isClosed(ch <-chan struct{}) bool {
 		return false
 	}
 }
+
+// ExitError waits, while ctx allows, for the instance's process to end,
+// as it does when a request to it breaks off because the process died,
+// and then returns an *ExitError saying how it ended. It returns nil when
+// the process still runs when ctx ends, or when fcd itself ended it.
+func (i *Instance) ExitError(ctx context.Context) error {
+	select {
+	case <-i.exited:
+	case <-ctx.Done():
+		return nil
+	}
+	st := i.Exit()
+	if st.Reason == ReasonStopped {
+		return nil
+	}
+	// The process's last words may still be on their way through the
+	// shim: its output is complete once the task's IO is drained.
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		if io := i.task.IO(); io != nil {
+			io.Wait()
+		}
+	}()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+	}
+	return &ExitError{InstanceID: i.spec.ID, Exit: st, MemoryMB: i.spec.MemoryMB, LogTail: i.log.lastLines()}
+}

@@ -356,7 +356,7 @@ func TestCleanupAfterCrash(t *testing.T) {
 func TestDaemonRestarts(t *testing.T) {
 	e := setup(t)
 	e.daemon.mu.Lock()
-	old := e.daemon.cmd.Process
+	old := e.daemon.proc
 	exited := e.daemon.exited
 	e.daemon.mu.Unlock()
 	if err := old.Kill(); err != nil {
@@ -376,7 +376,7 @@ func TestDaemonRestarts(t *testing.T) {
 		}
 	}
 	e.daemon.mu.Lock()
-	pid := e.daemon.cmd.Process.Pid
+	pid := e.daemon.proc.Pid
 	e.daemon.mu.Unlock()
 	if pid == old.Pid {
 		t.Errorf("containerd pid: got %d again, want a new process", pid)

@@ -34,13 +34,16 @@ type Manager struct {
 	net    *network
 	pool   *netPool // nil when Options.NetPool < 0
 	// poolOnce starts the pool's filler on the first Start, after the
-	// caller's Cleanup, which would remove its namespaces.
+	// caller listed the Leftovers, which would include its namespaces.
 	poolOnce sync.Once
 	logs     *logFiles
 	http     *http.Client
 	log      *slog.Logger
 
 	host hostState
+	// generation tells this Manager's shared host objects (its shim
+	// group) from an earlier process's of the same name.
+	generation string
 
 	// ctx bounds the instance watchers (wait, watchHealth); Close cancels
 	// it once every instance stopped and waits for them on wg.
@@ -56,7 +59,8 @@ type Manager struct {
 
 // NewManager returns a Manager driving client, which stays owned by the
 // caller. It checks the host (programs, subnet) but creates nothing; call
-// Cleanup before the first Start to remove what an earlier run left.
+// Cleanup (or Leftovers, then Remove in the background) before the first
+// Start to remove what an earlier run left.
 func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -87,9 +91,10 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 			DisableKeepAlives: true,
 			Proxy:             nil,
 		}},
-		log:       opts.Logger,
-		timeline:  newTimeline(),
-		instances: map[string]*Instance{},
+		log:        opts.Logger,
+		timeline:   newTimeline(),
+		instances:  map[string]*Instance{},
+		generation: newID()[:8],
 	}, nil
 }
 
@@ -458,60 +463,5 @@ func (m *Manager) Close(ctx context.Context) error {
 	// may still keep its socket there, and removes it when it stops.
 	os.Remove(m.fifoDir())
 	os.Remove(runDir(m.opts.Name))
-	return errors.Join(errs...)
-}
-
-// Cleanup removes what an earlier run of an fcd with the same Name left
-// behind: containers and tasks in its containerd namespace, instance
-// mounts and disk files, network namespaces and their addresses. Image
-// views are the Images implementation's to clean up (puller's
-// RemoveViews), after this. Call it before the first Start; it must not
-// run while this Manager has live instances.
-func (m *Manager) Cleanup(ctx context.Context) error {
-	ctx = m.nsCtx(ctx)
-	var errs []error
-	containers, err := m.client.Containers(ctx)
-	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
-	}
-	for _, c := range containers {
-		if t, err := c.Task(ctx, nil); err == nil {
-			if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("delete task %s: %w", c.ID(), err))
-			}
-		}
-		if err := c.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete container %s: %w", c.ID(), err))
-		}
-		m.log.Info("removed leftover container", "id", c.ID())
-	}
-	// Shims and processes containerd no longer knows of, before their
-	// mounts and namespaces go.
-	if err := m.cleanupHost(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	dirs, _ := os.ReadDir(filepath.Join(m.opts.DataDir, "instances"))
-	for _, d := range dirs {
-		if err := (rootfs{dir: m.instanceDir(d.Name())}).remove(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	ids, err := m.net.leftovers()
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, id := range ids {
-		if err := m.net.detach(ctx, id); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	// Addresses of namespaces that vanished without a CNI DEL.
-	if err := os.RemoveAll(m.net.ipamDir); err != nil {
-		errs = append(errs, err)
-	}
-	_ = os.RemoveAll(m.fifoDir())
-	if err := removeTempMounts(m.opts.DataDir); err != nil {
-		errs = append(errs, err)
-	}
 	return errors.Join(errs...)
 }

@@ -29,6 +29,8 @@ func (m *Manager) runtimeSpec(s *specs.Spec) {
 		if s.Annotations == nil {
 			s.Annotations = map[string]string{}
 		}
-		s.Annotations[shimGroupAnnotation] = m.opts.Name
+		// One group per Manager: a shim an earlier process left, which
+		// its clean-up kills, must never take in a new instance.
+		s.Annotations[shimGroupAnnotation] = m.opts.Name + "-" + m.generation
 	}
 }

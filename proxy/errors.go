@@ -1,9 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/valyala/fasthttp"
@@ -133,6 +137,74 @@ func acquireError(err error) *apiError {
 	default:
 		return newError(http.StatusPreconditionFailed, CodeFunctionNotStarted, "the function instance failed to start: "+err.Error())
 	}
+}
+
+// InstanceExit is the error of an instance whose process ended by itself
+// while it served a request (package instance's ExitError).
+type InstanceExit interface {
+	error
+	ExitCode() int
+	OOMKilled() bool
+	Logs() []string
+}
+
+// exitReporter is a lease that can say whether its instance's process
+// ended, waiting while ctx allows: an *InstanceExit, or nil when it runs
+// on (cmd/fcd's lease).
+type exitReporter interface {
+	Exited(ctx context.Context) error
+}
+
+// exitWait bounds the wait for an instance's exit status after its
+// connection broke: the status follows the broken connection within
+// milliseconds when the process died.
+const exitWait = time.Second
+
+// functionFailure is the body of a function error: FC's errorMessage and
+// errorType, and for an instance that exited, how.
+type functionFailure struct {
+	ErrorMessage string   `json:"errorMessage"`
+	ErrorType    string   `json:"errorType,omitempty"`
+	ExitCode     *int     `json:"exitCode,omitempty"`
+	OOM          *bool    `json:"oom,omitempty"`
+	Logs         []string `json:"logs,omitempty"`
+}
+
+// instanceFailure maps the error of a request whose instance broke off
+// mid-request to the function error its caller gets (with the status
+// functionError chooses: 200 and x-fc-error-type for InvokeFunction, 502
+// for HTTP triggers):
+//
+//	InstanceExit  errorType CAExited, "Process exited unexpectedly before
+//	              completing request (exit code N, oom=B)", exitCode, oom
+//	              and the instance's last log lines
+//	anything else "The function instance ... could not serve the request"
+//
+// Not 412 CAExited: FC answers that to a start that failed, a request
+// refused. This request was accepted and its instance died under it,
+// which FC reports as a function error (UnhandledInvocationError) so the
+// SDKs hand the body to the caller, and a gateway as 502. CAExited names
+// the cause, as FC's code for a custom container's process that exited.
+func instanceFailure(instanceID string, err error) functionFailure {
+	var ie InstanceExit
+	if errors.As(err, &ie) {
+		code, oom := ie.ExitCode(), ie.OOMKilled()
+		return functionFailure{
+			ErrorMessage: fmt.Sprintf("Process exited unexpectedly before completing request (exit code %d, oom=%v): %v", code, oom, ie),
+			ErrorType:    CodeCAExited,
+			ExitCode:     &code,
+			OOM:          &oom,
+			Logs:         ie.Logs(),
+		}
+	}
+	return functionFailure{ErrorMessage: fmt.Sprintf("The function instance %s could not serve the request: %v", instanceID, err)}
+}
+
+// headline is the message's first sentence, for the instance's log,
+// which holds the log tail already.
+func (f functionFailure) headline() string {
+	head, _, _ := strings.Cut(f.ErrorMessage, ": ")
+	return head
 }
 
 // FC codes of the async API.

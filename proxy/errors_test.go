@@ -55,3 +55,49 @@ func TestAcquireError(t *testing.T) {
 		})
 	}
 }
+
+// fakeExit stands in for instance.ExitError.
+type fakeExit struct {
+	code int
+	oom  bool
+}
+
+func (e fakeExit) Error() string {
+	return fmt.Sprintf("instance i exited with code %d; last logs:\nbye", e.code)
+}
+func (e fakeExit) ExitCode() int   { return e.code }
+func (e fakeExit) OOMKilled() bool { return e.oom }
+func (e fakeExit) Logs() []string  { return []string{"bye"} }
+
+func TestInstanceFailure(t *testing.T) {
+	tests := []struct {
+		name    string
+		err     error
+		typ     string
+		code    int // -2: no exit code
+		oom     bool
+		message string // a part of the message
+	}{
+		{"exited", fmt.Errorf("forward: %w", fakeExit{code: 3}), CodeCAExited, 3, false, "Process exited unexpectedly before completing request (exit code 3, oom=false): instance i exited with code 3; last logs:\nbye"},
+		{"oom", fakeExit{code: 137, oom: true}, CodeCAExited, 137, true, "(exit code 137, oom=true)"},
+		{"connection broke", errors.New("EOF"), "", -2, false, "The function instance i could not serve the request: EOF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := instanceFailure("i", tt.err)
+			code, oom := -2, false
+			if f.ExitCode != nil {
+				code = *f.ExitCode
+			}
+			if f.OOM != nil {
+				oom = *f.OOM
+			}
+			if f.ErrorType != tt.typ || code != tt.code || oom != tt.oom || !strings.Contains(f.ErrorMessage, tt.message) {
+				t.Errorf("got %s %d oom=%v %q, want %s %d oom=%v containing %q", f.ErrorType, code, oom, f.ErrorMessage, tt.typ, tt.code, tt.oom, tt.message)
+			}
+			if tt.typ != "" && len(f.Logs) != 1 {
+				t.Errorf("got logs %q, want the instance's", f.Logs)
+			}
+		})
+	}
+}

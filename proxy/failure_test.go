@@ -286,3 +286,53 @@ func TestShutdownAbortsPastGrace(t *testing.T) {
 		t.Errorf("serve: %v", err)
 	}
 }
+
+// exitingScheduler leases instances whose process ended under the
+// request, with exit.
+type exitingScheduler struct {
+	Scheduler
+	exit error
+}
+
+func (s *exitingScheduler) Acquire(ctx context.Context, fn *api.Function) (Lease, error) {
+	l, err := s.Scheduler.Acquire(ctx, fn)
+	if err != nil {
+		return nil, err
+	}
+	return exitingLease{l, s.exit}, nil
+}
+
+type exitingLease struct {
+	Lease
+	exit error
+}
+
+func (l exitingLease) Exited(context.Context) error { return l.exit }
+
+// TestInstanceExitMidRequest: an instance whose process dies while it
+// serves is reported as such, with its exit code and oom, not as the
+// broken connection's EOF, and is evicted.
+func TestInstanceExitMidRequest(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close() // the process died
+		}
+	}))
+	exit := fakeExit{code: 137, oom: true}
+	env := newInvokeEnvWith(t, be, 10, func(s Scheduler) Scheduler { return &exitingScheduler{s, exit} })
+	resp, err := http.Get("http://" + env.addr + "/fn/fn/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get(headerErrorType) != errorTypeUnhandled ||
+		!bytes.Contains(body, []byte(`"errorType":"CAExited","exitCode":137,"oom":true`)) {
+		t.Errorf("got %d %q %s, want 502 %s with CAExited, exit code 137, oom", resp.StatusCode, resp.Header.Get(headerErrorType), body, errorTypeUnhandled)
+	}
+	env.waitLease(t)
+	if rel, failed := env.sched.counts(); rel != 0 || len(failed) != 1 || failed[0] != error(exit) {
+		t.Errorf("got %d released, %v failed; want the instance evicted with its exit", rel, failed)
+	}
+}

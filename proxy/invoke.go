@@ -516,13 +516,25 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 		x.end(nil)
 		s.metrics.timeouts.Add(1)
 		s.log.Warn(msg, "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID())
-		s.functionError(ctx, inv, http.StatusGatewayTimeout, msg)
+		s.functionError(ctx, inv, http.StatusGatewayTimeout, functionFailure{ErrorMessage: msg})
 	default:
+		// Before the lease ends: its eviction would stop the instance and
+		// hide how it ended.
+		if xr, ok := lease.(exitReporter); ok {
+			wctx, cancel := context.WithTimeout(s.ctx, exitWait)
+			if xerr := xr.Exited(wctx); xerr != nil {
+				err = xerr
+			}
+			cancel()
+		}
+		f := instanceFailure(lease.InstanceID(), err)
+		if f.ErrorType != "" {
+			x.rlog.Log(f.headline() + " RequestId: " + rid)
+		}
 		x.end(err)
 		s.upstream.closeInstance(lease.InstanceID())
-		msg := fmt.Sprintf("The function instance %s could not serve the request: %v", lease.InstanceID(), err)
 		s.log.Warn("instance failed mid-request", "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID(), "error", err)
-		s.functionError(ctx, inv, http.StatusBadGateway, msg)
+		s.functionError(ctx, inv, http.StatusBadGateway, f)
 	}
 }
 
@@ -530,7 +542,7 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 // timed out or its instance died), as FC does: InvokeFunction gets 200 with
 // x-fc-error-type so SDK callers read the error body; an HTTP trigger gets
 // httpStatus.
-func (s *Server) functionError(ctx *fasthttp.RequestCtx, inv invocation, httpStatus int, msg string) {
+func (s *Server) functionError(ctx *fasthttp.RequestCtx, inv invocation, httpStatus int, f functionFailure) {
 	status := http.StatusOK
 	if inv.controlPath != "/invoke" {
 		status = httpStatus
@@ -539,7 +551,7 @@ func (s *Server) functionError(ctx *fasthttp.RequestCtx, inv invocation, httpSta
 	ctx.Response.Header.Set(headerErrorType, errorTypeUnhandled)
 	ctx.Response.Header.SetContentType("application/json")
 	ctx.SetStatusCode(status)
-	body, _ := json.Marshal(map[string]string{"errorMessage": msg})
+	body, _ := json.Marshal(f)
 	ctx.SetBody(body)
 }
 

@@ -267,6 +267,17 @@ func (p *Puller) shared(ctx context.Context, resolver remotes.Resolver, pinned s
 // RemoveViews removes every view an earlier Prepare created and nobody
 // released, e.g. after a crash. Callers must make sure no view is in use.
 func (p *Puller) RemoveViews(ctx context.Context) error {
+	keys, err := p.Views(ctx)
+	if err != nil {
+		return err
+	}
+	return p.RemoveViewKeys(ctx, keys)
+}
+
+// Views returns the keys of the views that exist now. Listed before this
+// Puller prepares anything, they are an earlier process's, which
+// RemoveViewKeys can remove while this one prepares new views.
+func (p *Puller) Views(ctx context.Context) ([]string, error) {
 	ctx = namespaces.WithNamespace(ctx, p.opts.Namespace)
 	sn := p.client.SnapshotService(p.opts.Snapshotter)
 	var keys []string
@@ -277,8 +288,16 @@ func (p *Puller) RemoveViews(ctx context.Context) error {
 		return nil
 	}, `labels."`+viewLabel+`"`)
 	if err != nil {
-		return fmt.Errorf("list views: %w", err)
+		return nil, fmt.Errorf("list views: %w", err)
 	}
+	return keys, nil
+}
+
+// RemoveViewKeys removes the views of keys (from Views); views already
+// gone are no error.
+func (p *Puller) RemoveViewKeys(ctx context.Context, keys []string) error {
+	ctx = namespaces.WithNamespace(ctx, p.opts.Namespace)
+	sn := p.client.SnapshotService(p.opts.Snapshotter)
 	var errs []error
 	for _, k := range keys {
 		if err := sn.Remove(ctx, k); err != nil && !errdefs.IsNotFound(err) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fcd-dev/fcd/api"
@@ -27,6 +28,8 @@ import (
 // run builds every component from cfg, top to bottom, serves until ctx is
 // done and shuts down in reverse order.
 func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
+	begin := time.Now()
+	phases := startPhases{last: begin}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -40,6 +43,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	}
 	defer ln.Close()
 	endpoint := ln.Addr().String()
+	// Until the frontend serves, clients get 503 with Retry-After rather
+	// than a connection that hangs.
+	starting := proxy.ServeStarting(ln)
+	defer starting.Open()
 
 	creds, err := adminCredentials(cfg, endpoint)
 	if err != nil {
@@ -62,10 +69,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if err != nil {
 		return err
 	}
+	phases.mark("store")
 	plat, err := startPlatform(gctx, g, cfg, creds, st, onPush(accelerator, log), log)
 	if err != nil {
 		return err
 	}
+	phases.mark("platform")
 	defer plat.close(context.WithoutCancel(ctx))
 	platRef.Store(plat)
 	g.Go(func() error { return accelerator.Run(gctx) })
@@ -99,6 +108,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		if err != nil {
 			return err
 		}
+		phases.mark("runtime")
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 			defer cancel()
@@ -141,7 +151,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		return err
 	}
 	popts.Async = queue
-	popts.Collectors = append(popts.Collectors, queue.Collector())
+	// The process's own figures (go_goroutines, process_resident_memory_bytes)
+	// next to fcd's: what a load test watches for leaks.
+	popts.Collectors = append(popts.Collectors, queue.Collector(),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	frontend := proxy.New(popts)
 	stopping.set(frontend)
 	g.Go(func() error { return queue.Run(gctx, frontend.AsyncDispatcher()) })
@@ -152,6 +165,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if err := api.SaveCredentials(filepath.Join(cfg.DataDir, api.CredentialsFile), creds); err != nil {
 		return fmt.Errorf("write credentials: %w", err)
 	}
+	starting.Open()
 	g.Go(func() error { return frontend.Serve(gctx, ln) })
 	if cfg.DebugAddress != "" {
 		g.Go(func() error { return serveDebug(gctx, cfg.DebugAddress) })
@@ -159,8 +173,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	if cfg.ready != nil {
 		close(cfg.ready)
 	}
+	phases.mark("frontend")
 	log.Info("fcd serving", "endpoint", "http://"+endpoint, "console", "http://"+endpoint+console.Prefix, "dataDir", cfg.DataDir,
-		"credentials", filepath.Join(cfg.DataDir, api.CredentialsFile))
+		"credentials", filepath.Join(cfg.DataDir, api.CredentialsFile),
+		"startup", time.Since(begin).Round(time.Millisecond), slog.Any("phases", phases))
 	err = g.Wait()
 	log.Info("fcd stopping")
 	if errors.Is(err, context.Canceled) {
@@ -241,3 +257,17 @@ func serveDebug(ctx context.Context, addr string) error {
 	}
 	return nil
 }
+
+// startPhases times the steps of run's start-up, for its log line.
+type startPhases struct {
+	last  time.Time
+	attrs []slog.Attr
+}
+
+func (p *startPhases) mark(name string) {
+	now := time.Now()
+	p.attrs = append(p.attrs, slog.Duration(name, now.Sub(p.last).Round(time.Millisecond)))
+	p.last = now
+}
+
+func (p startPhases) LogValue() slog.Value { return slog.GroupValue(p.attrs...) }

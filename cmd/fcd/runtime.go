@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"github.com/containerd/containerd"
 	bolt "go.etcd.io/bbolt"
@@ -24,11 +25,17 @@ type runtime struct {
 	puller  *puller.Puller
 	lazy    *lazyRuntime // nil when lazy pulls are off
 	manager *instance.Manager
+
+	// The clean-up of an earlier run's leftovers, in the background;
+	// close stops it before the manager.
+	stopCleanup context.CancelFunc
+	cleaned     chan struct{}
 }
 
-// startRuntime checks the host, starts or connects to containerd, and
-// cleans up what an earlier run of the same name left behind. Image pulls
-// are reported to meter; lazy start-up records are kept in db.
+// startRuntime checks the host, starts or connects to containerd, lists
+// what an earlier run of the same name left behind and removes it in the
+// background, so that fcd serves meanwhile. Image pulls are reported to
+// meter; lazy start-up records are kept in db.
 func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.DB, log *slog.Logger) (_ *runtime, err error) {
 	if err := instance.CheckHost(cfg.CNIPluginDir); err != nil {
 		return nil, fmt.Errorf("fcd cannot run instances on this host: %w", err)
@@ -96,20 +103,56 @@ func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.
 	if err != nil {
 		return nil, err
 	}
-	if err := rt.manager.Cleanup(ctx); err != nil {
+	// Listed before the first start, the leftovers are the earlier run's
+	// only: their removal never touches a new instance.
+	left, err := rt.manager.Leftovers(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("clean up after an earlier run: %w", err)
 	}
-	// No instance is left to use an image view.
-	if err := rt.puller.RemoveViews(ctx); err != nil {
+	views, err := rt.puller.Views(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("clean up after an earlier run: %w", err)
 	}
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	rt.stopCleanup, rt.cleaned = cancel, make(chan struct{})
+	go func() {
+		defer close(rt.cleaned)
+		removeLeftovers(cctx, rt, left, views, log)
+	}()
 	return rt, nil
+}
+
+// removeLeftovers removes an earlier run's leftovers, then the image views
+// its instances used.
+func removeLeftovers(ctx context.Context, rt *runtime, left *instance.Leftovers, views []string, log *slog.Logger) {
+	if left.Empty() && len(views) == 0 {
+		return
+	}
+	begin := time.Now()
+	log.Info("removing what an earlier run left, in the background", "leftovers", left.String(), "views", len(views))
+	err := left.Remove(ctx, instance.DefaultCleanupWorkers)
+	// No instance of the earlier run is left to use its image views.
+	err = errors.Join(err, rt.puller.RemoveViewKeys(ctx, views))
+	if err != nil {
+		log.Warn("clean up after an earlier run", "error", err, "duration", time.Since(begin))
+		return
+	}
+	log.Info("removed what an earlier run left", "duration", time.Since(begin))
 }
 
 // close stops every instance still running and disconnects; the
 // supervised containerd stops last.
 func (rt *runtime) close(ctx context.Context) error {
 	var errs []error
+	if rt.stopCleanup != nil {
+		// A graceful stop lets the clean-up finish while ctx allows.
+		select {
+		case <-rt.cleaned:
+		case <-ctx.Done():
+		}
+		rt.stopCleanup()
+		<-rt.cleaned
+	}
 	if rt.manager != nil {
 		errs = append(errs, rt.manager.Close(ctx))
 	}

@@ -198,6 +198,11 @@ type lease struct{ *scheduler.Lease }
 func (l lease) Addr() string       { return l.Instance().Addr() }
 func (l lease) InstanceID() string { return l.Instance().ID() }
 
+// Exited says how the instance's process ended when it did by itself.
+func (l lease) Exited(ctx context.Context) error {
+	return l.Instance().(*instance.Instance).ExitError(ctx)
+}
+
 func (l lease) RequestLog(collect bool) proxy.RequestLog {
 	return l.Instance().(*instance.Instance).RequestLog(collect)
 }
@@ -221,8 +226,12 @@ func (s *instanceStopping) notify(id string) {
 	}
 }
 
-// The proxy maps start failures to FC errors by what it declares of them.
-var _ proxy.StartFailure = (*instance.StartError)(nil)
+// The proxy maps start failures and exits to FC errors by what it
+// declares of them.
+var (
+	_ proxy.StartFailure = (*instance.StartError)(nil)
+	_ proxy.InstanceExit = (*instance.ExitError)(nil)
+)
 
 // poolCollector exports the scheduler's per-function stats.
 type poolCollector struct{ s *scheduler.Scheduler }
