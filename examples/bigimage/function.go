@@ -7,6 +7,11 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -63,7 +68,11 @@ func Function(ctx context.Context, name, dir string, log io.Writer) (v1.Image, e
 	if err != nil {
 		return nil, err
 	}
-	layer, err := appLayer(file, data)
+	list, err := fileList(base, filepath.Join(dirOr(dir), fmt.Sprintf("%s-files.txt", name)))
+	if err != nil {
+		return nil, err
+	}
+	layer, err := appLayer(map[string][]byte{file: data, "files.txt": list})
 	if err != nil {
 		return nil, err
 	}
@@ -85,25 +94,84 @@ func Function(ctx context.Context, name, dir string, log io.Writer) (v1.Image, e
 	return mutate.ConfigFile(img, cf)
 }
 
-// appLayer is a layer holding /app/<file>.
-func appLayer(file string, data []byte) (v1.Layer, error) {
+// appLayer is a layer holding files under /app.
+func appLayer(files map[string][]byte) (v1.Layer, error) {
 	mtime := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, h := range []*tar.Header{
-		{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime},
-		{Name: "app/" + file, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data)), ModTime: mtime},
-	} {
+	if err := tw.WriteHeader(&tar.Header{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mtime}); err != nil {
+		return nil, err
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		data := files[name]
+		h := &tar.Header{Name: "app/" + name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data)), ModTime: mtime}
 		if err := tw.WriteHeader(h); err != nil {
 			return nil, err
 		}
-	}
-	if _, err := tw.Write(data); err != nil {
-		return nil, err
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
 	b := buf.Bytes()
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+}
+
+// runRoots are where the run phase reads files.
+var runRoots = []string{"usr/lib/", "usr/share/", "app/node_modules/"}
+
+// fileList lists the regular files of img under runRoots, one absolute
+// path a line in the layers' order, which the servers' run phase reads:
+// walking them inside the instance would cost more than reading. The list
+// is kept at cache, since making it reads every layer.
+func fileList(img v1.Image, cache string) ([]byte, error) {
+	if b, err := os.ReadFile(cache); err == nil {
+		return b, nil
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var buf bytes.Buffer
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return nil, err
+		}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rc.Close()
+				return nil, err
+			}
+			name := strings.TrimPrefix(h.Name, "./")
+			if h.Typeflag != tar.TypeReg || h.Size == 0 || seen[name] || strings.Contains(name, ".wh.") {
+				continue
+			}
+			if !slices.ContainsFunc(runRoots, func(r string) bool { return strings.HasPrefix(name, r) }) {
+				continue
+			}
+			seen[name] = true
+			fmt.Fprintf(&buf, "/%s\n", name)
+		}
+		rc.Close()
+	}
+	if err := os.WriteFile(cache+".tmp", buf.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), os.Rename(cache+".tmp", cache)
+}
+
+func dirOr(dir string) string {
+	if dir == "" {
+		return DefaultDir
+	}
+	return dir
 }
