@@ -139,11 +139,13 @@ type coldResult struct {
 	first   time.Duration // first request sent → first response received
 	fetched int64         // bytes the registry sent meanwhile
 	runMBps float64       // run-phase read throughput after start
+	runErr  error         // why the run phase failed, if it did
 }
 
 // coldStart creates function name on a fresh fcd and measures its first
-// invocation and, when runSeconds > 0, its run phase.
-func coldStart(b *testing.B, c *coldLink, d *process, name, image, acceleration string, runSeconds int) coldResult {
+// invocation and, when runSeconds > 0, its run phase. An error means the
+// function did not answer its first request.
+func coldStart(b *testing.B, c *coldLink, d *process, name, image, acceleration string, runSeconds int) (coldResult, error) {
 	cl := sdkClient(b, &d.daemon, d.creds.AccessKeySecret)
 	// Bytes are counted from before the function exists, so whatever
 	// fcd fetches on CreateFunction counts as fetched before the first
@@ -158,37 +160,38 @@ func coldStart(b *testing.B, c *coldLink, d *process, name, image, acceleration 
 		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(image), AccelerationType: dara.String(acceleration)},
 	}
 	if _, err := cl.CreateFunction(&fc.CreateFunctionRequest{Body: in}); err != nil {
-		b.Fatal(err)
+		return coldResult{}, err
 	}
 	if _, err := cl.CreateTrigger(dara.String(name), &fc.CreateTriggerRequest{Body: &fc.CreateTriggerInput{
 		TriggerName:   dara.String("http"),
 		TriggerType:   dara.String("http"),
 		TriggerConfig: dara.String(`{"authType":"anonymous","methods":["GET","POST"]}`),
 	}}); err != nil {
-		b.Fatal(err)
+		return coldResult{}, err
 	}
 	client := &fasthttp.Client{ReadTimeout: 5 * time.Minute}
 	t0 := time.Now()
 	status, body, err := client.Get(nil, "http://"+d.endpoint+"/fn/"+name+"/")
 	r := coldResult{first: time.Since(t0), fetched: c.sent.Load() - sent0}
 	if err != nil || status != 200 {
-		b.Fatalf("first request to %s: %d %v: %s", name, status, err, body)
+		return r, fmt.Errorf("first request to %s: %d %v: %.300s", name, status, err, body)
 	}
 	if runSeconds > 0 {
 		status, body, err := client.Get(nil, fmt.Sprintf("http://%s/fn/%s/run?seconds=%d", d.endpoint, name, runSeconds))
-		if err != nil || status != 200 {
-			b.Fatalf("run phase of %s: %d %v: %s", name, status, err, body)
-		}
 		var run struct {
 			Bytes   int64
 			Seconds float64
 		}
-		if err := json.Unmarshal(body, &run); err != nil || run.Bytes == 0 || run.Seconds == 0 {
-			b.Fatalf("run phase of %s read nothing (%v): %s", name, err, body)
+		switch {
+		case err != nil || status != 200:
+			r.runErr = fmt.Errorf("run phase of %s: %d %v: %.300s", name, status, err, body)
+		case json.Unmarshal(body, &run) != nil || run.Bytes == 0 || run.Seconds == 0:
+			r.runErr = fmt.Errorf("run phase of %s read nothing: %.300s", name, body)
+		default:
+			r.runMBps = float64(run.Bytes) / run.Seconds / 1e6
 		}
-		r.runMBps = float64(run.Bytes) / run.Seconds / 1e6
 	}
-	return r
+	return r, nil
 }
 
 // startProcessWith runs a fresh fcd (its own data dir, so nothing is
@@ -247,8 +250,12 @@ var fcdBin struct {
 	path string
 }
 
-// fcdBinary builds fcd once per test binary.
+// fcdBinary builds fcd once per test binary; FCD_BENCH_FCD_BIN names one
+// built already.
 func fcdBinary(b *testing.B) string {
+	if fcdBin.path == "" {
+		fcdBin.path = os.Getenv("FCD_BENCH_FCD_BIN")
+	}
 	if fcdBin.path != "" {
 		return fcdBin.path
 	}
@@ -379,14 +386,24 @@ func prepareBenchImage(b *testing.B, c *coldLink, conv *accel.Converter, name st
 
 // coldSeries holds one case's figures over the rounds.
 type coldSeries struct {
-	first   []time.Duration
-	fetched []int64
-	run     []float64
+	first    []time.Duration
+	fetched  []int64
+	run      []float64
+	failures int
 }
 
-func (s *coldSeries) add(r coldResult) {
+// add adds one start, or its failure, which is printed.
+func (s *coldSeries) add(what string, r coldResult, err error) {
+	if err != nil {
+		s.failures++
+		fmt.Printf("%s FAILED: %v\n", what, err)
+		return
+	}
 	s.first = append(s.first, r.first)
 	s.fetched = append(s.fetched, r.fetched)
+	if r.runErr != nil {
+		fmt.Printf("%s: %v\n", what, r.runErr)
+	}
 	if r.runMBps > 0 {
 		s.run = append(s.run, r.runMBps)
 	}
@@ -402,20 +419,27 @@ func runColdCase(b *testing.B, c *coldLink, args []string, im *benchImage, cs st
 		return got[name]
 	}
 	ref := im.ref(cs)
+	what := im.name + " " + cs
 	t0 := time.Now()
 	switch cs {
 	case caseFull:
 		d, stop := startProcessWith(b, "fcdcold", args...)
-		series(caseFull).add(coldStart(b, c, d, "cold", ref, "None", runSecs))
-		series(caseWarm).add(coldStart(b, c, d, "warm", ref, "None", 0))
+		r, err := coldStart(b, c, d, "cold", ref, "None", runSecs)
+		series(caseFull).add(what, r, err)
+		if err == nil {
+			r, err := coldStart(b, c, d, "warm", ref, "None", 0)
+			series(caseWarm).add(im.name+" "+caseWarm, r, err)
+		}
 		stop()
 	case caseLazyFull, caseLazyIdx:
 		d, stop := startProcessWith(b, "fcdcold", args...)
-		series(cs).add(coldStart(b, c, d, "cold", ref, "None", runSecs))
+		r, err := coldStart(b, c, d, "cold", ref, "None", runSecs)
+		series(cs).add(what, r, err)
 		stop()
 	case caseWSFull, caseWSIdx:
 		d, stop := startProcessWith(b, "fcdcold", append(args, "-lazy-background=false")...)
-		series(cs).add(coldStart(b, c, d, "cold", ref, "None", 0))
+		r, err := coldStart(b, c, d, "cold", ref, "None", 0)
+		series(cs).add(what, r, err)
 		stop()
 	case caseLazyFullRec, caseLazyIdxRec:
 		// Prime: one cold start records what the image reads. Then the
@@ -423,11 +447,16 @@ func runColdCase(b *testing.B, c *coldLink, args []string, im *benchImage, cs st
 		// loses every cached byte, and starts the image again.
 		data := b.TempDir()
 		d, stop := startProcessIn(b, data, "fcdcold", args...)
-		coldStart(b, c, d, "prime", ref, "None", 0)
+		_, err := coldStart(b, c, d, "prime", ref, "None", 0)
 		stop()
+		if err != nil {
+			series(cs).add(what+" (priming)", coldResult{}, err)
+			break
+		}
 		keepOnlyDB(b, data)
 		d, stop = startProcessIn(b, data, "fcdcold", args...)
-		series(cs).add(coldStart(b, c, d, "cold", ref, "None", runSecs))
+		r, err := coldStart(b, c, d, "cold", ref, "None", runSecs)
+		series(cs).add(what, r, err)
 		stop()
 	}
 	fmt.Printf("%s %s: %s\n", im.name, cs, time.Since(t0).Round(time.Millisecond))
@@ -564,13 +593,16 @@ func coldReport(b *testing.B, im *benchImage, got map[string]*coldSeries, mbit i
 		return warm + time.Duration(float64(bytes)*8/(float64(mbit)*1e6)*float64(time.Second)), bytes, true
 	}
 	wsOf := map[string]string{caseLazyFull: caseWSFull, caseLazyFullRec: caseWSFull, caseLazyIdx: caseWSIdx, caseLazyIdxRec: caseWSIdx}
-	fmt.Fprintf(&sb, "%-15s %11s %11s %8s %9s %8s %9s %9s %5s\n", "case", "first-resp", "fetched-MB", "ws-MB", "x-ws", "bound", "x-bound", "run-MB/s", "runs")
+	fmt.Fprintf(&sb, "%-15s %11s %11s %8s %9s %8s %9s %9s %5s\n", "case", "first-resp", "fetched-MB", "ws-MB", "x-ws", "bound", "x-bound", "run-MB/s", "n/fail")
 	for _, cs := range []string{caseFull, caseWarm, caseLazyFull, caseLazyFullRec, caseLazyIdx, caseLazyIdxRec, caseWSFull, caseWSIdx} {
 		first, fetched, ok := med(cs)
 		if !ok {
+			if s := got[cs]; s != nil && s.failures > 0 {
+				fmt.Fprintf(&sb, "%-15s %11s %71s\n", cs, "FAILED", fmt.Sprintf("0/%d", s.failures))
+			}
 			continue
 		}
-		row := []string{cs, first.Round(time.Millisecond).String(), fmt.Sprintf("%.1f", float64(fetched)/1e6), "-", "-", "-", "-", "-", fmt.Sprint(len(got[cs].first))}
+		row := []string{cs, first.Round(time.Millisecond).String(), fmt.Sprintf("%.1f", float64(fetched)/1e6), "-", "-", "-", "-", "-", fmt.Sprintf("%d/%d", len(got[cs].first), got[cs].failures)}
 		if ws, ok := wsOf[cs]; ok {
 			if bd, wsBytes, ok := bound(ws); ok {
 				row[3] = fmt.Sprintf("%.1f", float64(wsBytes)/1e6)
