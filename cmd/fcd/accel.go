@@ -11,6 +11,7 @@ import (
 
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/puller/accel"
+	"github.com/fcd-dev/fcd/puller/lazy"
 	"github.com/fcd-dev/fcd/registry"
 	"github.com/fcd-dev/fcd/store"
 	"github.com/opencontainers/go-digest"
@@ -29,7 +30,12 @@ func newAccelerator(cfg Config, creds api.Credentials, st *store.Store, plat *at
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("acceleration temp dir: %w", err)
 	}
+	records, err := lazy.OpenRecords(st.DB())
+	if err != nil {
+		return nil, err
+	}
 	conv := accel.NewConverter(accel.Options{
+		Records: records,
 		Credentials: func(host string) (string, string, error) {
 			p := plat.Load()
 			if p == nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/containerd/containerd/remotes/docker"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/fcd-dev/fcd/cache"
 	"github.com/fcd-dev/fcd/puller"
@@ -29,10 +30,11 @@ type lazyRuntime struct {
 	images  *lazy.Images
 }
 
-// startLazy builds the lazy path under <data dir>/lazy. It answers nil,
-// nil when the host cannot mount FUSE: accelerated images are then pulled
-// whole, and the log says why.
-func startLazy(cfg Config, full *puller.Puller, meter puller.Meter, log *slog.Logger) (_ *lazyRuntime, err error) {
+// startLazy builds the lazy path under <data dir>/lazy, with start-up
+// records kept in db (fcd.db, so they outlive a wiped data dir). It
+// answers nil, nil when the host cannot mount FUSE: accelerated images
+// are then pulled whole, and the log says why.
+func startLazy(cfg Config, full *puller.Puller, meter puller.Meter, db *bolt.DB, log *slog.Logger) (_ *lazyRuntime, err error) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		log.Warn("lazy pulls off: /dev/fuse is missing (Debian package fuse3, module fuse); accelerated images are pulled whole", "error", err)
 		return nil, nil
@@ -61,7 +63,13 @@ func startLazy(cfg Config, full *puller.Puller, meter puller.Meter, log *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("lazy layers: %w", err)
 	}
+	records, err := lazy.OpenRecords(db)
+	if err != nil {
+		return nil, err
+	}
 	lr.images, err = lazy.New(lazy.Options{
+		Records: records,
+		Logger:  log.With("component", "lazy"),
 		Fetcher: lr.fetcher,
 		Layers:  lr.layers,
 		Chunks:  lr.chunks,
@@ -76,10 +84,13 @@ func startLazy(cfg Config, full *puller.Puller, meter puller.Meter, log *slog.Lo
 	return lr, nil
 }
 
-// close unmounts every layer, then stops the fetcher and the cache. The
-// instances must be gone first.
+// close saves the start-up recordings in progress, unmounts every layer,
+// then stops the fetcher and the cache. The instances must be gone first.
 func (lr *lazyRuntime) close() error {
 	var errs []error
+	if lr.images != nil {
+		errs = append(errs, lr.images.Close())
+	}
 	if lr.layers != nil {
 		errs = append(errs, lr.layers.Close())
 	}

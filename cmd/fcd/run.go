@@ -90,7 +90,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	// instances.
 	var stopping instanceStopping
 	if !cfg.noRuntime {
-		rt, err := startRuntime(ctx, cfg, plat.ledger, log)
+		rt, err := startRuntime(ctx, cfg, plat.ledger, st.DB(), log)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 
 	"github.com/containerd/containerd"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/puller"
@@ -27,8 +28,8 @@ type runtime struct {
 
 // startRuntime checks the host, starts or connects to containerd, and
 // cleans up what an earlier run of the same name left behind. Image pulls
-// are reported to meter.
-func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, log *slog.Logger) (_ *runtime, err error) {
+// are reported to meter; lazy start-up records are kept in db.
+func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.DB, log *slog.Logger) (_ *runtime, err error) {
 	if err := instance.CheckHost(cfg.CNIPluginDir); err != nil {
 		return nil, fmt.Errorf("fcd cannot run instances on this host: %w", err)
 	}
@@ -72,7 +73,7 @@ func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, log *slog
 	}
 	var images instance.Images = rt.puller
 	if cfg.Lazy {
-		if rt.lazy, err = startLazy(cfg, rt.puller, meter, log); err != nil {
+		if rt.lazy, err = startLazy(cfg, rt.puller, meter, db, log); err != nil {
 			return nil, err
 		}
 		if rt.lazy != nil {

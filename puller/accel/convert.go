@@ -95,6 +95,18 @@ type Options struct {
 	TempDir string
 	// Logger receives a record per conversion. Nil means silent.
 	Logger *slog.Logger
+	// Records, when set, supplies the files an image read at start-up
+	// (puller/lazy keeps them): a full-mode conversion puts them first,
+	// before the prefetch landmark, ahead of Request.Prefetch. Nil: only
+	// Request.Prefetch is prioritized.
+	Records StartupRecords
+}
+
+// StartupRecords returns the files an image read at start-up, as absolute
+// paths in the order first read, by the image's manifest digest; nil when
+// none were recorded.
+type StartupRecords interface {
+	StartupFiles(ctx context.Context, source string) ([]string, error)
 }
 
 // Converter converts images. It is safe for concurrent use.
@@ -235,7 +247,7 @@ func (c *Converter) Convert(ctx context.Context, req Request) (res Result, err e
 	prog := newTracker(len(src.layers), src.size, req.Progress)
 	switch req.Mode {
 	case ModeFull:
-		res, err = c.convertFull(ctx, src, req.Prefetch, prog)
+		res, err = c.convertFull(ctx, src, c.prioritized(ctx, src, req.Prefetch), prog)
 	case ModeIndexOnly:
 		res, err = c.convertIndex(ctx, src, prog, req.KeepIndexes)
 	}
@@ -477,4 +489,22 @@ func (c countingReader) Read(p []byte) (int, error) {
 		c.t.add(int64(n))
 	}
 	return n, err
+}
+
+// prioritized returns the files a full-mode conversion puts first: the
+// source image's recorded start-up reads, in order, then the request's
+// prefetch list.
+func (c *Converter) prioritized(ctx context.Context, src *source, prefetch []string) []string {
+	if c.opts.Records == nil {
+		return prefetch
+	}
+	files, err := c.opts.Records.StartupFiles(ctx, src.digest.String())
+	if err != nil {
+		c.log.Warn("start-up record of the source; converting without", "source", src.digest.String(), "error", err)
+		return prefetch
+	}
+	if len(files) > 0 {
+		c.log.Info("start-up record baked into the prefetch order", "source", src.digest.String(), "files", len(files))
+	}
+	return append(files, prefetch...)
 }

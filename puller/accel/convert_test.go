@@ -513,3 +513,71 @@ func TestConvertStale(t *testing.T) {
 		t.Fatalf("Lookup in the other mode: got ok=%v, %v; want not found", ok, err)
 	}
 }
+
+// startupRecords is a fixed StartupRecords: files by source digest.
+type startupRecords map[string][]string
+
+func (r startupRecords) StartupFiles(_ context.Context, source string) ([]string, error) {
+	return r[source], nil
+}
+
+// TestConvertFullRecord: with a start-up record of the source image, a
+// full-mode conversion puts the recorded files first, in the order
+// recorded, before the prefetch landmark, and files not recorded after it.
+func TestConvertFullRecord(t *testing.T) {
+	host := testRegistry(t)
+	src := generatedImage(t, compression.GZip, types.OCILayer)
+	ref := host + "/test/recorded:v1"
+	push(t, ref, src)
+	d, _ := src.Digest()
+	recorded := []string{"/usr/lib/app/small-150.py", "/etc/os-release", "/usr/lib/app/small-003.py", "/app/config.json"}
+	c := NewConverter(Options{TempDir: t.TempDir(), Records: startupRecords{d.String(): recorded}})
+	res, err := c.Convert(context.Background(), Request{Ref: ref, Mode: ModeFull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := pull(t, res.Target)
+	layers, _ := acc.Layers()
+	var order []string
+	for i, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		blob, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := estargz.Open(io.NewSectionReader(bytes.NewReader(blob), 0, int64(len(blob))))
+		if err != nil {
+			t.Fatalf("layer %d: %v", i, err)
+		}
+		lm, hasLandmark := r.Lookup(estargz.PrefetchLandmark)
+		var before []*estargz.TOCEntry
+		for _, p := range recorded {
+			e, ok := r.Lookup(strings.TrimPrefix(p, "/"))
+			if !ok {
+				continue
+			}
+			if !hasLandmark || e.Offset > lm.Offset {
+				t.Errorf("layer %d: recorded %s is after the prefetch landmark", i, p)
+			}
+			before = append(before, e)
+			order = append(order, p)
+		}
+		for j := 1; j < len(before); j++ {
+			if before[j-1].Offset > before[j].Offset {
+				t.Errorf("layer %d: %s comes after %s; want the recorded order", i, before[j-1].Name, before[j].Name)
+			}
+		}
+		for _, late := range []string{"usr/lib/app/small-100.py", "app/main"} {
+			if e, ok := r.Lookup(late); ok && hasLandmark && e.Offset < lm.Offset {
+				t.Errorf("layer %d: %s, not recorded, is before the landmark", i, late)
+			}
+		}
+	}
+	if len(order) != len(recorded) {
+		t.Errorf("found recorded files %q in the layers, want all of %q", order, recorded)
+	}
+}

@@ -126,6 +126,16 @@ func (x *Index) Lookup(name string) (*Entry, bool) {
 // Checkpoints reports how many checkpoints the index holds.
 func (x *Index) Checkpoints() int { return len(x.checkpoints) }
 
+// CheckpointBefore returns the uncompressed offset of the last checkpoint
+// at or before off: a read of off decodes from there, so the bytes in
+// between come at no extra fetch.
+func (x *Index) CheckpointBefore(off int64) int64 {
+	if len(x.checkpoints) == 0 {
+		return 0
+	}
+	return x.checkpointFor(off).out
+}
+
 // checkpointFor returns the last checkpoint at or before uncompressed
 // offset off.
 func (x *Index) checkpointFor(off int64) *checkpoint {

@@ -14,6 +14,7 @@ func TestConventionsMatchConverter(t *testing.T) {
 		{"artifact type", artifactTypeGzindex, accel.ArtifactTypeGzindex},
 		{"layer annotation", annotationLayer, accel.AnnotationLayer},
 		{"tag suffix", AcceleratedSuffix, accel.TagSuffix},
+		{"source annotation", annotationSource, accel.AnnotationSource},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: got %q, want the converter's %q", c.name, c.got, c.want)

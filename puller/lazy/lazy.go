@@ -20,6 +20,18 @@
 // names its content, so the bytes are the same; only the authority to
 // read them is borrowed).
 //
+// Start-up records (Options.Records, kept in fcd's bbolt file under
+// lazy/v1, see records.go): the first lazy start of an image records the
+// reads its layers serve, in order, from the mount until Ready plus
+// Options.RecordSettle (cut short when fcd stops: Close), by the digest of
+// the manifest mounted. A later start of that image, in this process or
+// after a restart with nothing cached but fcd.db, replays the record as
+// its prefetch as soon as its layers are mounted, before the container
+// exists: every recorded range, in order, many at once at Prefetch
+// priority, so reads the instance makes meanwhile go first. Layers are
+// shared, so a record also holds what other images read from a shared
+// layer meanwhile.
+//
 // Metering: the pull ends at Ready; its bytes are those fetched through
 // the blobs this call opened (a layer already mounted by another image
 // counts there). Not done yet: choosing between the original and its
@@ -33,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sync"
@@ -47,6 +60,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fcd-dev/fcd/billing"
 	"github.com/fcd-dev/fcd/instance/image"
@@ -60,6 +74,7 @@ import (
 const (
 	artifactTypeGzindex = "application/vnd.fcd.gzindex.v1+json"
 	annotationLayer     = "dev.fcd.gzindex.layer"
+	annotationSource    = "dev.fcd.accelerated.source"
 )
 
 // maxManifestSize bounds manifests, configs and indexes read into memory.
@@ -91,12 +106,25 @@ type Options struct {
 	// DefaultMetadataBytes; negative keeps none (concurrent calls still
 	// share their fetches).
 	MetadataBytes int64
+	// Records keeps start-up records: the first lazy start of an image
+	// records what it reads until Ready plus RecordSettle, and later cold
+	// starts prefetch exactly that, in order. Nil: no recording.
+	Records *Records
+	// RecordSettle is how long a recording goes on after Ready. Zero means
+	// DefaultRecordSettle; negative, none.
+	RecordSettle time.Duration
+	// Logger receives start-up recording and replay logs. Nil: silent.
+	Logger *slog.Logger
 }
 
 // Images implements image.Images lazily. It is safe for concurrent use.
 type Images struct {
 	opts Options
 	meta *metadata
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	recording map[digest.Digest]*startupRecorder // images whose start-up is being recorded
 }
 
 var _ image.Images = (*Images)(nil)
@@ -112,7 +140,14 @@ func New(opts Options) (*Images, error) {
 	if opts.MetadataBytes == 0 {
 		opts.MetadataBytes = DefaultMetadataBytes
 	}
-	return &Images{opts: opts, meta: newMetadata(max(opts.MetadataBytes, 0))}, nil
+	if opts.RecordSettle == 0 {
+		opts.RecordSettle = DefaultRecordSettle
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Images{opts: opts, meta: newMetadata(max(opts.MetadataBytes, 0)), log: log, recording: make(map[digest.Digest]*startupRecorder)}, nil
 }
 
 func defaultHosts(creds remote.Credentials) docker.RegistryHosts {
@@ -165,6 +200,10 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 		return nil, err
 	}
 	var indexes map[digest.Digest][]byte
+	source := mdesc.Digest
+	if s, err := digest.Parse(m.Annotations[annotationSource]); err == nil {
+		source = s
+	}
 	if m.ArtifactType == artifactTypeGzindex {
 		if indexes, err = readIndexes(ctx, f, m); err != nil {
 			return nil, fmt.Errorf("index-only artifact %s: %w", name, err)
@@ -173,6 +212,7 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 			return nil, fmt.Errorf("index-only artifact %s has no subject: %w", name, ErrNotLazy)
 		}
 		mdesc = *m.Subject
+		source = mdesc.Digest
 		if err := readJSON(ctx, f, mdesc, &m); err != nil {
 			return nil, fmt.Errorf("manifest of %s: %w", name, err)
 		}
@@ -184,17 +224,16 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 	if p := platforms.Normalize(config.Platform); p.OS != puller.Platform.OS || p.Architecture != puller.Platform.Architecture {
 		return nil, fmt.Errorf("image %s is %s/%s: %w", name, config.OS, config.Architecture, puller.ErrPlatform)
 	}
-	v := &view{i: i, ref: ref, opts: opts, start: start, digest: mdesc.Digest, config: config.Config}
+	v := &view{i: i, ref: ref, opts: opts, start: start, digest: mdesc.Digest, source: source, config: config.Config}
 	defer func() {
 		if err != nil {
 			v.Release(context.WithoutCancel(ctx))
 		}
 	}()
-	for _, l := range m.Layers {
-		if err := v.acquire(ctx, rname, l, hosts, creds, indexes[l.Digest]); err != nil {
-			return nil, fmt.Errorf("image %s: %w", name, err)
-		}
+	if err := v.acquireAll(ctx, rname, m.Layers, hosts, creds, indexes); err != nil {
+		return nil, fmt.Errorf("image %s: %w", name, err)
 	}
+	v.startup()
 	return v, nil
 }
 
@@ -306,10 +345,17 @@ type view struct {
 	opts   image.Options
 	start  time.Time
 	digest digest.Digest
+	source digest.Digest // the image digest was converted from, or digest
 	config ocispec.ImageConfig
+
+	// Start-up recording or replay (startup.go), set by Prepare.
+	rec        *startupRecorder
+	stopReplay context.CancelFunc
+	replayDone chan struct{}
 
 	mu       sync.Mutex
 	layers   []digest.Digest // acquired, bottom first
+	mounted  []*lazyfs.Layer // acquired, bottom first
 	lower    []string        // top first
 	blobs    []*remote.Blob
 	ready    bool
@@ -319,13 +365,42 @@ type view struct {
 
 var _ image.Image = (*view)(nil)
 
+// acquireAll mounts (or shares) the layers, all at once: an eStargz
+// layer's TOC costs round trips of its own, and the start-up prefetch
+// begins only once every layer is known. The layers acquired are kept,
+// bottom first, for Release, also when another failed.
+func (v *view) acquireAll(ctx context.Context, name string, ls []ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, indexes map[digest.Digest][]byte) error {
+	layers := make([]*lazyfs.Layer, len(ls))
+	blobs := make([]*remote.Blob, len(ls))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, l := range ls {
+		g.Go(func() (err error) {
+			layers[i], blobs[i], err = v.acquire(gctx, name, l, hosts, creds, indexes[l.Digest])
+			return err
+		})
+	}
+	err := g.Wait()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, l := range ls {
+		if layers[i] == nil {
+			continue
+		}
+		v.layers = append(v.layers, l.Digest)
+		v.mounted = append(v.mounted, layers[i])
+		v.lower = append([]string{layers[i].Dir()}, v.lower...)
+		v.blobs = append(v.blobs, blobs[i])
+	}
+	return err
+}
+
 // acquire mounts (or shares) layer l. The Source is opened only by the
 // first image that mounts the layer; its blob, and so its credentials,
 // serve the layer for every later user.
-func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, index []byte) error {
+func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, index []byte) (*lazyfs.Layer, *remote.Blob, error) {
 	blob, err := v.i.opts.Fetcher.Blob(name, l, hosts, creds)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	layer, err := v.i.opts.Layers.Acquire(ctx, l.Digest, func(ctx context.Context) (lazyfs.Source, error) {
 		src, err := lazyfs.OpenLayer(ctx, l, blob, lazyfs.LayerOptions{Index: index, Chunks: v.i.opts.Chunks})
@@ -335,14 +410,9 @@ func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, h
 		return src, err
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.layers = append(v.layers, l.Digest)
-	v.lower = append([]string{layer.Dir()}, v.lower...)
-	v.blobs = append(v.blobs, blob)
-	return nil
+	return layer, blob, nil
 }
 
 func (v *view) Digest() digest.Digest       { return v.digest }
@@ -380,6 +450,13 @@ func (v *view) Ready(ctx context.Context) error {
 	for _, d := range layers {
 		v.i.opts.Layers.StartBackground(d)
 	}
+	if v.rec != nil {
+		if settle := v.i.opts.RecordSettle; settle > 0 {
+			v.rec.ready(settle)
+		} else {
+			v.rec.finish(true)
+		}
+	}
 	if v.i.opts.Meter == nil {
 		return nil
 	}
@@ -402,6 +479,7 @@ func (v *view) Release(ctx context.Context) error {
 		return nil
 	}
 	v.released = true
+	v.endStartup(v.ready)
 	for _, d := range v.layers {
 		v.i.opts.Layers.Release(d)
 	}

@@ -11,7 +11,8 @@
 // against the TOC's chunkDigest, the TOC against the
 // "containerd.io/snapshot/stargz/toc.digest" annotation) and GzIndex (an
 // index-only artifact over the unmodified gzip blob, puller/gzindex
-// format v2; aligned 512 KiB compressed chunks verified by sha256). Both
+// format v2; aligned compressed chunks, 16 KiB as fcd converts, verified
+// by sha256). Both
 // read compressed bytes through a Blob, which puller/remote implements
 // (single-range GETs, host-wide verified chunk cache, priorities).
 //
@@ -54,6 +55,20 @@
 // the mount stays up and a later read fetches again. The kernel's
 // FUSE_INTERRUPT cancels the read's context; a fetch shared by several
 // readers is cancelled when the last of them gives up.
+//
+// # Start-up and background fetch
+//
+// Manager starts, at mount, a prefetch of the source's StartupOrder (an
+// eStargz landmark: files in order, several at once); a user that knows
+// better (a recorded start-up, puller/lazy) stops it (SkipStartupOrder)
+// and prefetches exact ranges with PrefetchRange. Observe reports the
+// reads instances make, for recording. With ManagerOptions.Background,
+// once an instance is ready (StartBackground) the rest of the layer is
+// fetched at Background priority: a GzIndex fetches its whole blob into
+// the chunk cache with many reads outstanding, then files are made local
+// several at a time, so the link stays full whatever the files' sizes.
+// Readers of a higher priority never wait behind a fetch of a lower one
+// (flights): they fetch at their own, which raises the pending requests.
 //
 // # Passthrough
 //

@@ -327,7 +327,7 @@ func (s *EStargz) chunk(ctx context.Context, c *tocChunk, prio remote.Priority) 
 	if b, ok := decoded.get(mk); ok {
 		return b, nil
 	}
-	return s.flights.do(ctx, key, func(ctx context.Context) ([]byte, error) {
+	return s.flights.do(ctx, key, prio, func(ctx context.Context) ([]byte, error) {
 		if s.store != nil {
 			if b, err := s.store.Get(ctx, c.digest); err == nil && int64(len(b)) == c.size {
 				decoded.add(mk, b)

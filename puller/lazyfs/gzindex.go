@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fcd-dev/fcd/puller/gzindex"
 	"github.com/fcd-dev/fcd/puller/remote"
@@ -15,19 +16,30 @@ import (
 
 // Reads through an index start at a checkpoint and decode forward, so a
 // GzIndex reads the tar stream in aligned blocks, kept in the shared
-// cache of decoded bytes, so that the kernel's 128 KiB reads of a file
-// decode each stretch once.
-const gzBlockSize = 1 << 20
+// cache of decoded bytes. Blocks are small, so that a small file costs
+// little more than its own compressed bytes beyond the checkpoint; a miss
+// keeps every whole block it decoded on the way from the checkpoint (they
+// cost nothing more to fetch), and a miss right after a cached block (a
+// sequential reader) decodes gzReadahead ahead, so a long read decodes
+// each stretch about once.
+const (
+	gzBlockSize = 16 << 10
+	gzReadahead = 1 << 20
+	// gzKeepBefore bounds the decoded bytes kept before a missed block.
+	gzKeepBefore = 4 << 20
+)
 
 // GzIndex is the Source of an unmodified gzip layer with a gzindex index
 // (index-only acceleration): file bytes are decoded from verified chunks
 // of the original blob.
 type GzIndex struct {
-	x       *gzindex.Index
-	r       *gzindex.Reader
-	entries []Entry
-	files   map[string]*gzindex.Entry
-	startup []string
+	x         *gzindex.Index
+	blob      Blob
+	blockSize int64 // gzBlockSize; benchmarks compare others
+	r         *gzindex.Reader
+	entries   []Entry
+	files     map[string]*gzindex.Entry
+	startup   []string
 
 	flights flights[int64]
 }
@@ -59,7 +71,7 @@ func NewGzIndex(x *gzindex.Index, blob Blob, startup []string) (*GzIndex, error)
 		return blob.ReadChunk(ctx, off, n, want, priority(ctx))
 	})
 	s := &GzIndex{
-		x: x, r: gzindex.NewReader(x, fetch), startup: startup,
+		x: x, blob: blob, blockSize: gzBlockSize, r: gzindex.NewReader(x, fetch), startup: startup,
 		files: make(map[string]*gzindex.Entry),
 	}
 	for i := range x.Entries {
@@ -119,8 +131,8 @@ func (s *GzIndex) ReadAt(ctx context.Context, name string, p []byte, off int64, 
 	want := min(int64(len(p)), ie.Size-off)
 	for n := int64(0); n < want; {
 		pos := ie.Offset + off + n
-		start := pos / gzBlockSize * gzBlockSize
-		b, err := s.block(ctx, start, prio)
+		start := pos / s.blockSize * s.blockSize
+		b, err := s.block(ctx, start, ie.Offset+ie.Size, prio)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", name, err)
 		}
@@ -135,20 +147,63 @@ func (s *GzIndex) ReadAt(ctx context.Context, name string, p []byte, off int64, 
 	return int(want), nil
 }
 
-// block returns the gzBlockSize bytes of the tar stream at start (fewer at
-// its end).
-func (s *GzIndex) block(ctx context.Context, start int64, prio remote.Priority) ([]byte, error) {
+// block returns the blockSize bytes of the tar stream at start (fewer at
+// its end), for a read of a file whose data ends at limit: a sequential
+// read decodes ahead up to gzReadahead, but not past the file.
+func (s *GzIndex) block(ctx context.Context, start, limit int64, prio remote.Priority) ([]byte, error) {
 	mk := memKey{s, start, 0}
 	if b, ok := decoded.get(mk); ok {
 		return b, nil
 	}
-	return s.flights.do(ctx, start, func(ctx context.Context) ([]byte, error) {
-		b := make([]byte, min(gzBlockSize, s.x.Size-start))
-		_, err := s.r.ReadAt(context.WithValue(ctx, prioKey{}, prio), b, start)
+	return s.flights.do(ctx, start, prio, func(ctx context.Context) ([]byte, error) {
+		cp := s.x.CheckpointBefore(start)
+		from := start - min(start-cp, gzKeepBefore)/s.blockSize*s.blockSize
+		end := start + s.blockSize
+		if _, ok := decoded.get(memKey{s, start - s.blockSize, 0}); ok && start > 0 {
+			end = max(end, min(start+gzReadahead, limit))
+		}
+		end = min(end, s.x.Size)
+		buf := make([]byte, end-from)
+		n, err := s.r.ReadAt(context.WithValue(ctx, prioKey{}, prio), buf, from)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
-		decoded.add(mk, b)
-		return b, nil
+		buf = buf[:n]
+		for o := from; o < from+int64(n); o += s.blockSize {
+			b := buf[o-from : min(o-from+s.blockSize, int64(n))]
+			if o == start || int64(len(b)) == s.blockSize {
+				decoded.add(memKey{s, o, 0}, b)
+			}
+		}
+		return buf[start-from : min(start-from+s.blockSize, int64(n))], nil
 	})
+}
+
+// chunkWindow is how many chunk reads FetchChunks keeps outstanding: the
+// fetcher coalesces adjacent ones into GETs of up to its MaxRequest, and
+// runs several GETs at once.
+const chunkWindow = 64
+
+// FetchChunks reads every chunk of the blob, in order, at priority prio,
+// with chunkWindow reads outstanding, so the chunks land verified in the
+// fetcher's cache at link speed; decoding them later needs no network.
+// It returns at the first error or when ctx ends.
+func (s *GzIndex) FetchChunks(ctx context.Context, prio remote.Priority) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(chunkWindow)
+	for i := range s.x.Chunks() {
+		if gctx.Err() != nil {
+			break
+		}
+		off, n := s.x.Chunk(i)
+		want := s.x.ChunkDigest(i)
+		g.Go(func() error {
+			_, err := s.blob.ReadChunk(gctx, off, n, want, prio)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }

@@ -86,6 +86,12 @@ type Layer struct {
 	started     chan struct{}
 	startedOnce sync.Once
 
+	observers observers
+	// skipPrefetch stops the prefetch of the source's StartupOrder that
+	// Manager starts at mount (nil for a layer mounted by Mount alone).
+	skipPrefetch context.CancelFunc
+	startups     sync.Map // image keys whose start-up prefetch ran (MarkStartup)
+
 	// backingFdHook, if set, replaces the fd handed to the kernel for
 	// passthrough (tests make the registration fail with it).
 	backingFdHook atomic.Pointer[func(*os.File) int]
@@ -240,4 +246,21 @@ func stackedFS(magic int64) bool {
 // started, so its start-up reads are satisfied. Later calls do nothing.
 func (l *Layer) StartBackground() {
 	l.startedOnce.Do(func() { close(l.started) })
+}
+
+// SkipStartupOrder stops the prefetch of the source's StartupOrder that
+// the manager started when it mounted the layer, for a user that
+// prefetches exactly what it needs instead (a recorded start-up).
+func (l *Layer) SkipStartupOrder() {
+	if l.skipPrefetch != nil {
+		l.skipPrefetch()
+	}
+}
+
+// MarkStartup reports whether this is the first call for key (an image)
+// on this mount: a start-up prefetch for an image needs to run once per
+// mount, as its bytes stay local while the layer is mounted.
+func (l *Layer) MarkStartup(key string) bool {
+	_, loaded := l.startups.LoadOrStore(key, true)
+	return !loaded
 }

@@ -212,8 +212,11 @@ func (m *Manager) mount(ctx context.Context, d digest.Digest, open OpenFunc) (_ 
 		return nil, err
 	}
 	m.log.Debug("mounted layer", "layer", d, "dir", dir)
+	pctx, cancel := context.WithCancel(l.ctx)
+	l.skipPrefetch = cancel
 	l.bg.goFn(func() {
-		if err := l.Prefetch(l.ctx); err != nil && l.ctx.Err() == nil {
+		defer cancel()
+		if err := l.Prefetch(pctx); err != nil && pctx.Err() == nil {
 			m.log.Warn("prefetch failed; files are fetched when read", "layer", d, "err", err)
 		}
 		if !m.opts.Background {

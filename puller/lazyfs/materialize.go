@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/fcd-dev/fcd/puller/remote"
@@ -197,45 +198,91 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 	return keep, nil
 }
 
-// Prefetch reads the files of the source's StartupOrder, in order, at
-// Prefetch priority, materializing those it can, so an instance's
-// start-up reads find them local. It returns at the first error, or when
-// ctx ends or the layer is unmounted.
+// prefetchWindow is how many files Prefetch fetches at once, in order:
+// enough reads pending for the fetcher to keep the link full with
+// coalesced GETs, whose queue serves them oldest first.
+const prefetchWindow = 16
+
+// Prefetch reads the files of the source's StartupOrder at Prefetch
+// priority, prefetchWindow at a time in order, materializing those it
+// can, so an instance's start-up reads find them local. It returns at the
+// first error, or when ctx ends or the layer is unmounted.
 func (l *Layer) Prefetch(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(l.ctx, cancel)
 	defer stop()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(prefetchWindow)
 	for _, name := range l.src.StartupOrder() {
 		n, err := l.tree.lookup(name)
 		if err != nil || n.file == "" {
 			continue // replaced or deleted later in the layer
 		}
-		if err := l.prefetch(ctx, n, remote.Prefetch); err != nil {
-			return fmt.Errorf("prefetch %s of layer %s: %w", name, l.name, err)
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error {
+			if err := l.prefetch(gctx, n, remote.Prefetch); err != nil {
+				return fmt.Errorf("prefetch %s of layer %s: %w", name, l.name, err)
+			}
+			return nil
+		})
 	}
-	return nil
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
-// FetchAll reads every regular file of the layer, in layer order, at
-// Background priority, materializing those it can, so that nothing is
-// left to fetch once it returns. Like Prefetch, it returns at the first
-// error, or when ctx ends or the layer is unmounted.
+// fetchWorkers is how many files FetchAll fetches at once: enough
+// pending reads for the fetcher to fill its background streams with
+// coalesced GETs, whatever the files' sizes.
+const fetchWorkers = 8
+
+// chunkFetcher is a Source that can fetch its whole blob into the chunk
+// cache at link speed, ahead of decoding it (GzIndex).
+type chunkFetcher interface {
+	FetchChunks(ctx context.Context, prio remote.Priority) error
+}
+
+// FetchAll reads every regular file of the layer at Background priority,
+// several at once, in layer order, materializing those it can, so that
+// nothing is left to fetch once it returns. A source that can
+// (GzIndex) first fetches its whole blob, chunk by chunk with many reads
+// outstanding, so the link stays full whatever the files' sizes. Like
+// Prefetch, it returns at the first error, or when ctx ends or the
+// layer is unmounted.
 func (l *Layer) FetchAll(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(l.ctx, cancel)
 	defer stop()
+	if cf, ok := l.src.(chunkFetcher); ok {
+		if err := cf.FetchChunks(ctx, remote.Background); err != nil {
+			return fmt.Errorf("fetch chunks of layer %s: %w", l.name, err)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(fetchWorkers)
 	for _, n := range l.tree.nodes {
 		if n.file == "" {
 			continue
 		}
-		if err := l.prefetch(ctx, n, remote.Background); err != nil {
-			return fmt.Errorf("fetch %s of layer %s: %w", n.file, l.name, err)
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error {
+			if err := l.prefetch(gctx, n, remote.Background); err != nil {
+				return fmt.Errorf("fetch %s of layer %s: %w", n.file, l.name, err)
+			}
+			return nil
+		})
 	}
-	return nil
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 func (l *Layer) prefetch(ctx context.Context, n *tnode, prio remote.Priority) error {

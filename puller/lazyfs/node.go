@@ -176,6 +176,7 @@ func (i *inode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, 
 	i.n.mu.Unlock()
 	if h.local != nil {
 		i.l.stats.passthroughOpens.Add(1)
+		i.l.observers.notify(i.n.file, 0, i.n.size)
 	} else if local != nil {
 		local.Close()
 	}
@@ -205,6 +206,9 @@ func (i *inode) Release(ctx context.Context, f fs.FileHandle) syscall.Errno {
 // cancels its fetch.
 func (i *inode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	i.l.stats.reads.Add(1)
+	if off < i.n.size {
+		i.l.observers.notify(i.n.file, off, min(int64(len(dest)), i.n.size-off))
+	}
 	if h, ok := f.(*handle); ok && h.local != nil {
 		if h.passthrough.Load() {
 			i.l.passthroughFailed()

@@ -16,6 +16,8 @@ import (
 const (
 	DefaultStreams          = 6
 	DefaultMaxRequest       = 4 << 20
+	DefaultBackgroundReq    = 1 << 20
+	DefaultBackgroundQuiet  = time.Second
 	DefaultRetryTimeout     = 30 * time.Second
 	DefaultInitialBackoff   = 100 * time.Millisecond
 	DefaultMaxBackoff       = 2 * time.Second
@@ -33,9 +35,17 @@ type Options struct {
 	Cache *cache.Cache
 	// Streams bounds the GETs in flight to one registry. Background reads
 	// use at most Streams-1 of them, so an on-demand or prefetch read
-	// always finds one free once the requests on the wire finish. Zero
-	// means DefaultStreams.
+	// always finds one free once the requests on the wire finish, and
+	// only one while on-demand reads are in flight or ended less than
+	// BackgroundQuiet ago. Zero means DefaultStreams.
 	Streams int
+	// BackgroundQuiet is how long after the last on-demand GET background
+	// reads stay at one stream. Zero means DefaultBackgroundQuiet.
+	BackgroundQuiet time.Duration
+	// BackgroundRequest bounds a background GET's bytes (below
+	// MaxRequest), so an on-demand read that arrives waits for less. Zero
+	// means DefaultBackgroundReq.
+	BackgroundRequest int64
 	// MaxRequest bounds the bytes of one GET made by coalescing adjacent
 	// pending reads, and so the memory in flight per stream. Zero means
 	// DefaultMaxRequest. A single read larger than it is still one GET.
@@ -96,6 +106,8 @@ type Fetcher struct {
 func New(opts Options) *Fetcher {
 	opts.Streams = cmp.Or(opts.Streams, DefaultStreams)
 	opts.MaxRequest = cmp.Or(opts.MaxRequest, DefaultMaxRequest)
+	opts.BackgroundQuiet = cmp.Or(opts.BackgroundQuiet, DefaultBackgroundQuiet)
+	opts.BackgroundRequest = cmp.Or(opts.BackgroundRequest, DefaultBackgroundReq)
 	opts.RetryTimeout = cmp.Or(opts.RetryTimeout, DefaultRetryTimeout)
 	opts.InitialBackoff = cmp.Or(opts.InitialBackoff, DefaultInitialBackoff)
 	opts.MaxBackoff = max(cmp.Or(opts.MaxBackoff, DefaultMaxBackoff), opts.InitialBackoff)

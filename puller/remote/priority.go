@@ -14,7 +14,8 @@
 // and the credentials callback. Blob.ReadChunk reads a whole chunk checked
 // against its sha256 and kept in the cache; Blob.ReadRange reads bytes that
 // are verified some other way (a TOC, an index footer). Reads are sized by
-// the caller (a chunk, 512 KiB for gzindex v2) and held in memory whole.
+// the caller (a chunk: 16 KiB for fcd's gzindex v2 conversions, an eStargz
+// chunk's gzip members) and held in memory whole.
 //
 // # What a read survives
 //
@@ -40,7 +41,11 @@
 //
 // Reads wait in one queue per registry: OnDemand before Prefetch before
 // Background, oldest first, at most Options.Streams GETs at once, of which
-// Background may use all but one. A read identical to one pending or in
+// Background may use all but one, and only one while on-demand or
+// prefetch GETs run or ran within Options.BackgroundQuiet (TCP shares the
+// link per connection: several background GETs would starve a read a
+// process waits on); background GETs are at most BackgroundRequest
+// bytes, so a read that arrives waits little for a stream. A read identical to one pending or in
 // flight joins it; pending reads of one blob adjacent to the one being
 // sent ride in its GET, up to Options.MaxRequest bytes, each delivered as
 // soon as its last byte arrives. A caller whose context ends leaves; a

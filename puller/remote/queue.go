@@ -31,9 +31,12 @@ func (it *item) end() int64 { return it.key.off + it.key.n }
 
 // queue holds one registry's pending reads.
 type queue struct {
-	name    string
-	pending []*item
-	running int // groups in flight
+	name       string
+	pending    []*item
+	running    int       // groups in flight
+	background int       // of which Background groups
+	urgent     int       // of which OnDemand or Prefetch groups
+	lastUrgent time.Time // when an urgent group last ended
 }
 
 // group is one GET: contiguous items [off, end), sorted by offset, read
@@ -172,17 +175,38 @@ func (f *Fetcher) finishLocked(it *item, data []byte, err error) {
 }
 
 // dispatchLocked starts GETs while q has pending reads and free streams.
+// Background GETs use at most Streams-1 streams, keeping one for what a
+// process waits on, and only one while processes wait on reads (an
+// on-demand or prefetch GET in flight or ended less than BackgroundQuiet
+// ago), so an application's reads share the link with one background GET
+// rather than with several: TCP shares a link per connection.
 func (f *Fetcher) dispatchLocked(q *queue) {
 	for q.running < f.opts.Streams && len(q.pending) > 0 {
 		lead := pick(q.pending)
-		if q.pending[lead].prio == Background && f.opts.Streams > 1 && q.running >= f.opts.Streams-1 {
-			return // keep one stream for what a process waits on
+		if q.pending[lead].prio == Background && q.background >= f.backgroundLimit(q) {
+			return
 		}
 		g := f.coalesceLocked(q, lead)
 		q.running++
+		if g.prio == Background {
+			q.background++
+		} else {
+			q.urgent++
+		}
 		f.wg.Add(1)
 		go f.run(g)
 	}
+}
+
+// backgroundLimit is how many Background GETs q may have in flight.
+func (f *Fetcher) backgroundLimit(q *queue) int {
+	if f.opts.Streams == 1 {
+		return 1
+	}
+	if q.urgent > 0 || time.Since(q.lastUrgent) < f.opts.BackgroundQuiet {
+		return 1
+	}
+	return f.opts.Streams - 1
 }
 
 // pick returns the index of the highest-priority, oldest pending read.
@@ -204,10 +228,14 @@ func (f *Fetcher) coalesceLocked(q *queue, lead int) *group {
 	items := []*item{first}
 	q.pending = append(q.pending[:lead], q.pending[lead+1:]...)
 	lo, hi := first.key.off, first.end()
+	limit := f.opts.MaxRequest
+	if first.prio == Background {
+		limit = min(limit, f.opts.BackgroundRequest)
+	}
 	for grew := true; grew; {
 		grew = false
 		for i, p := range q.pending {
-			if p.key.blob != first.key.blob || hi-lo+p.key.n > f.opts.MaxRequest {
+			if p.key.blob != first.key.blob || hi-lo+p.key.n > limit {
 				continue
 			}
 			switch {
@@ -249,6 +277,12 @@ func (f *Fetcher) run(g *group) {
 		f.finishLocked(it, nil, err)
 	}
 	g.q.running--
+	if g.prio == Background {
+		g.q.background--
+	} else {
+		g.q.urgent--
+		g.q.lastUrgent = time.Now()
+	}
 	f.dispatchLocked(g.q)
 	f.mu.Unlock()
 	g.cancel()

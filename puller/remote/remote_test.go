@@ -557,3 +557,73 @@ func TestCredentialsFlaky(t *testing.T) {
 		t.Fatalf("got %d credential calls, want 2", calls.Load())
 	}
 }
+
+// TestOnDemandRaisesPending: an on-demand read identical to a pending
+// prefetch read (a FUSE read of bytes a start-up replay asked for first)
+// raises it, so it goes ahead of the other prefetch reads.
+func TestOnDemandRaisesPending(t *testing.T) {
+	opts := testOptions()
+	opts.Streams = 1
+	x := newFixture(t, 1<<20, opts)
+	g := x.r.Hold()
+	defer g.Release()
+	busy := held(t, x, g, 900_000, 10, Prefetch)
+	p1 := join(t, x, 100_000, 10, Prefetch)
+	p2 := join(t, x, 200_000, 10, Prefetch)
+	od := join(t, x, 200_000, 10, OnDemand)
+	if od != p2 {
+		t.Fatal("an identical on-demand read did not join the pending prefetch read")
+	}
+	x.r.ResetLog()
+	g.Release()
+	x.waitAll(t, busy, p1, p2, od)
+	var order []string
+	for _, q := range x.r.Requests() {
+		if q.Range != "bytes=900000-900009" {
+			order = append(order, q.Range)
+		}
+	}
+	if want := []string{"bytes=200000-200009", "bytes=100000-100009"}; fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("got GETs in order %q, want %q", order, want)
+	}
+}
+
+// TestBackgroundYields: while a process waits on a read, background reads
+// take one stream, not all but one, so they do not starve it of the link;
+// without one they take all but one.
+func TestBackgroundYields(t *testing.T) {
+	opts := testOptions()
+	opts.Streams = 4
+	opts.BackgroundQuiet = time.Hour
+	x := newFixture(t, 1<<20, opts)
+	g := x.r.Hold()
+	defer g.Release()
+	bgState := func() (running, pending int) {
+		x.f.mu.Lock()
+		defer x.f.mu.Unlock()
+		q := x.f.queues[x.b.domain]
+		return q.background, len(q.pending)
+	}
+	var idle []*item
+	for i := range 4 {
+		idle = append(idle, join(t, x, int64(100_000*(i+1)), 10, Background))
+	}
+	if running, pending := bgState(); running != 3 || pending != 1 {
+		t.Fatalf("idle: %d background GETs in flight, %d pending; want 3 (Streams-1) and 1", running, pending)
+	}
+	g.Release()
+	x.waitAll(t, idle...)
+
+	g = x.r.Hold()
+	defer g.Release()
+	od := join(t, x, 0, 10, OnDemand)
+	var busy []*item
+	for i := range 3 {
+		busy = append(busy, join(t, x, int64(500_000+100_000*i), 10, Background))
+	}
+	if running, pending := bgState(); running != 1 || pending != 2 {
+		t.Fatalf("with an on-demand read in flight: %d background GETs in flight, %d pending; want 1 and 2", running, pending)
+	}
+	g.Release()
+	x.waitAll(t, append(busy, od)...)
+}

@@ -1,0 +1,262 @@
+package lazy
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/fcd-dev/fcd/puller/lazyfs"
+)
+
+// DefaultRecordSettle is Options.RecordSettle's default.
+const DefaultRecordSettle = 2 * time.Second
+
+// Replay: how many reads of a record are outstanding at once (enough for
+// the fetcher to fill its streams with coalesced GETs, in record order),
+// and the largest piece one read asks for (a long read is split so its
+// pieces go out in parallel).
+const (
+	replayWindow = 16
+	replayPiece  = 1 << 20
+	// maxRecordReads bounds a record's reads, and so its size in bbolt.
+	maxRecordReads = 1 << 18
+)
+
+// startup decides, once every layer is mounted, whether this start
+// replays the image's record (one exists) or makes it (none exists, and
+// no other start of the image makes one now). Without a record of its
+// own, an image replays the latest record of the image it shares a source
+// with (its other acceleration mode, an earlier conversion), if any,
+// while it records its own.
+func (v *view) startup() {
+	rs := v.i.opts.Records
+	if rs == nil {
+		return
+	}
+	rec, ok, err := rs.Get(v.digest)
+	if err == nil && !ok {
+		var kin Record
+		if kin, ok, err = rs.Latest(v.source); ok && err == nil {
+			v.replay(kin)
+		}
+		ok = false
+	}
+	if err != nil {
+		v.i.log.Warn("read start-up record; starting without", "image", v.digest, "err", err)
+		return
+	}
+	if ok {
+		v.replay(rec)
+		return
+	}
+	v.i.mu.Lock()
+	defer v.i.mu.Unlock()
+	if v.i.recording[v.digest] != nil {
+		return
+	}
+	v.rec = newRecorder(v)
+	v.i.recording[v.digest] = v.rec
+}
+
+// startupRecorder collects an image's start-up reads from its layers' observers.
+type startupRecorder struct {
+	v       *view
+	started time.Time
+
+	mu      sync.Mutex
+	reads   []Read
+	byFile  map[fileKey][]int // indexes in reads, per file
+	removes []func()
+	timer   *time.Timer
+	done    bool
+}
+
+type fileKey struct {
+	layer int
+	file  string
+}
+
+func newRecorder(v *view) *startupRecorder {
+	r := &startupRecorder{v: v, started: time.Now(), byFile: make(map[fileKey][]int)}
+	seen := make(map[*lazyfs.Layer]bool)
+	for i, l := range v.mounted {
+		if seen[l] {
+			continue // the same layer twice: its reads are the first's
+		}
+		seen[l] = true
+		r.removes = append(r.removes, l.Observe(func(file string, off, n int64) { r.note(i, file, off, n) }))
+	}
+	return r
+}
+
+// note records a read, merging it into a recorded read of the same file
+// that it continues and leaving out one recorded already.
+func (r *startupRecorder) note(layer int, file string, off, n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done || len(r.reads) >= maxRecordReads {
+		return
+	}
+	k := fileKey{layer, file}
+	for _, i := range r.byFile[k] {
+		rd := &r.reads[i]
+		switch {
+		case off >= rd.Off && off+n <= rd.Off+rd.N:
+			return
+		case off >= rd.Off && off <= rd.Off+rd.N:
+			rd.N = off + n - rd.Off
+			return
+		}
+	}
+	r.byFile[k] = append(r.byFile[k], len(r.reads))
+	r.reads = append(r.reads, Read{Layer: layer, File: file, Off: off, N: n})
+}
+
+// ready ends the record settle after the instance is ready.
+func (r *startupRecorder) ready(settle time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done || r.timer != nil {
+		return
+	}
+	r.timer = time.AfterFunc(settle, func() { r.finish(true) })
+}
+
+// isReady reports whether the instance was ready (the settle runs).
+func (r *startupRecorder) isReady() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.timer != nil
+}
+
+// Close ends the recordings in progress, keeping those whose instance was
+// ready (their settle is cut short), so a record is not lost when fcd
+// stops right after a first start. Call it before the layers go.
+func (i *Images) Close() error {
+	i.mu.Lock()
+	recs := make([]*startupRecorder, 0, len(i.recording))
+	for _, r := range i.recording {
+		recs = append(recs, r)
+	}
+	i.mu.Unlock()
+	for _, r := range recs {
+		r.finish(r.isReady())
+	}
+	return nil
+}
+
+// finish stops recording and, if keep, saves the record.
+func (r *startupRecorder) finish(keep bool) {
+	r.mu.Lock()
+	if r.done {
+		r.mu.Unlock()
+		return
+	}
+	r.done = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	removes, reads := r.removes, r.reads
+	r.mu.Unlock()
+	for _, rm := range removes {
+		rm()
+	}
+	v := r.v
+	defer func() {
+		v.i.mu.Lock()
+		if v.i.recording[v.digest] == r {
+			delete(v.i.recording, v.digest)
+		}
+		v.i.mu.Unlock()
+	}()
+	if !keep || len(reads) == 0 {
+		return
+	}
+	rec := Record{Image: v.digest, Source: v.source, Layers: v.layers, Reads: reads, Created: time.Now().UTC()}
+	if err := v.i.opts.Records.Put(rec); err != nil {
+		v.i.log.Warn("save start-up record", "image", v.digest, "err", err)
+		return
+	}
+	v.i.log.Info("start-up recorded", "image", v.digest, "ref", v.ref, "reads", len(reads), "files", len(rec.Files()),
+		"bytes", rec.Bytes(), "duration", time.Since(r.started).Round(time.Millisecond))
+}
+
+// replay prefetches rec's reads, in order, with replayWindow reads
+// outstanding, on the layers this image has not replayed on yet since
+// they were mounted. Their start-up order prefetch is stopped: the record
+// says exactly what to fetch. A record of another image of the same
+// source (other layer digests, the same files) is replayed by file name,
+// layer by layer. It runs until done or Release.
+func (v *view) replay(rec Record) {
+	if len(rec.Layers) != len(v.mounted) {
+		return
+	}
+	use := make([]bool, len(v.mounted))
+	any := false
+	for i, l := range v.mounted {
+		if rec.Image == v.digest && rec.Layers[i] != v.layers[i] {
+			return
+		}
+		if use[i] = l.MarkStartup(v.digest.String()); use[i] {
+			l.SkipStartupOrder()
+			any = true
+		}
+	}
+	if !any {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	v.stopReplay, v.replayDone = cancel, done
+	go func() {
+		defer close(done)
+		defer cancel()
+		start := time.Now()
+		sem := make(chan struct{}, replayWindow)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var failed int
+	reads:
+		for _, rd := range rec.Reads {
+			if rd.Layer < 0 || rd.Layer >= len(use) || !use[rd.Layer] {
+				continue
+			}
+			l := v.mounted[rd.Layer]
+			for off := rd.Off; off < rd.Off+rd.N; off += replayPiece {
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					break reads
+				}
+				n := min(replayPiece, rd.Off+rd.N-off)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
+					if err := l.PrefetchRange(ctx, rd.File, off, n); err != nil && ctx.Err() == nil {
+						mu.Lock()
+						failed++
+						mu.Unlock()
+						v.i.log.Debug("replay read", "image", v.digest, "file", rd.File, "err", err)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		v.i.log.Info("start-up record replayed", "image", v.digest, "ref", v.ref, "reads", len(rec.Reads),
+			"bytes", rec.Bytes(), "failed", failed, "cancelled", ctx.Err() != nil,
+			"duration", time.Since(start).Round(time.Millisecond))
+	}()
+}
+
+// endStartup stops recording (keeping the record only if the instance
+// was ready) and the replay, and waits for the replay to return.
+func (v *view) endStartup(ready bool) {
+	if v.rec != nil {
+		v.rec.finish(ready)
+	}
+	if v.stopReplay != nil {
+		v.stopReplay()
+		<-v.replayDone
+	}
+}

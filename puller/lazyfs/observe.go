@@ -1,0 +1,108 @@
+package lazyfs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fcd-dev/fcd/puller/remote"
+)
+
+// ReadObserver is told of the reads instances make of a layer's regular
+// files (Layer.Observe): file is the Source name of the data (a hard
+// link's target), [off, off+n) the bytes read. It is called on the FUSE
+// request path, so it must be quick, and it may be called concurrently.
+type ReadObserver func(file string, off, n int64)
+
+// observers is a layer's set of ReadObservers, read without a lock on
+// every FUSE read.
+type observers struct {
+	mu   sync.Mutex
+	next int
+	m    map[int]ReadObserver
+	list atomic.Pointer[[]ReadObserver]
+}
+
+func (o *observers) add(f ReadObserver) (remove func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil {
+		o.m = make(map[int]ReadObserver)
+	}
+	id := o.next
+	o.next++
+	o.m[id] = f
+	o.publishLocked()
+	return func() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		delete(o.m, id)
+		o.publishLocked()
+	}
+}
+
+func (o *observers) publishLocked() {
+	if len(o.m) == 0 {
+		o.list.Store(nil)
+		return
+	}
+	l := make([]ReadObserver, 0, len(o.m))
+	for _, f := range o.m {
+		l = append(l, f)
+	}
+	o.list.Store(&l)
+}
+
+func (o *observers) notify(file string, off, n int64) {
+	l := o.list.Load()
+	if l == nil || n <= 0 {
+		return
+	}
+	for _, f := range *l {
+		f(file, off, n)
+	}
+}
+
+// Observe calls f for every read of a regular file that reaches the
+// daemon from now on, and for every open served by passthrough (as a
+// read of the whole file, since its reads are not seen), until remove is
+// called. Reads served by the kernel's page cache are not seen: observe
+// a layer from its first use to see what an instance reads. A layer is
+// shared, so the reads of every image using it are seen.
+func (l *Layer) Observe(f ReadObserver) (remove func()) { return l.observers.add(f) }
+
+// PrefetchRange fetches the bytes [off, off+n) of the regular file name
+// (a Source name, as a ReadObserver sees it) at Prefetch priority, so an
+// instance's read of them finds them local: a small file is made local
+// whole (materialized) when it can be, so its open is served by
+// passthrough; other bytes land in the chunk cache and the cache of
+// decoded bytes. A name the layer does not have is ErrNotFound. It returns
+// when ctx ends or the layer is unmounted.
+func (l *Layer) PrefetchRange(ctx context.Context, name string, off, n int64) error {
+	t, err := l.tree.lookup(name)
+	if err != nil || t.file == "" {
+		return fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.ctx, cancel)
+	defer stop()
+	if t.size <= l.small && l.materializable(t) {
+		return l.prefetch(ctx, t, remote.Prefetch)
+	}
+	end := min(off+n, t.size)
+	buf := make([]byte, min(end-off, 1<<20))
+	for off < end {
+		m, err := l.src.ReadAt(ctx, t.file, buf[:min(int64(len(buf)), end-off)], off, remote.Prefetch)
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("prefetch %s of layer %s: %w", name, l.name, err)
+		}
+		if m == 0 {
+			return fmt.Errorf("%s: short read at %d: %w", name, off, ErrCorrupt)
+		}
+		off += int64(m)
+	}
+	return nil
+}
