@@ -16,7 +16,7 @@ BIN := bin
 TEST_TIMEOUT ?= 25m
 FUZZ_TIME ?= 10s
 
-.PHONY: all build deps test test-unit vet fuzz run stop example-images clean bench-warm console-screenshots
+.PHONY: all build deps test test-unit vet fuzz run stop example-images clean bench-warm console-screenshots bench-cold
 
 FCD_DATA_DIR ?= /var/lib/fcd
 REGISTRY ?=
@@ -95,3 +95,12 @@ console-screenshots: deps
 	$(if $(LIVE),FCD_CONSOLE_SCREENSHOTS=$(CONSOLE_SHOTS) flock -o /tmp/fcd-integration.lock \
 	  $(GO) test ./cmd/fcd -run '^TestConsoleBrowser$$' -count=1 -v -timeout 15m)
 	@ls $(CONSOLE_SHOTS)
+
+# bench-cold runs the cold-start benchmark of issue 17 (two >= 1 GB images
+# built once under /var/cache/fcd-bench, a 300 Mbit/s shaped link; about
+# 35 minutes) and the instance start overhead on a small local image.
+bench-cold: deps
+	@command -v mmdebstrap >/dev/null && command -v npm >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap npm)
+	$(GO) test ./cmd/fcd -run '^$$' -bench '^BenchmarkColdStart$$' -benchtime 1x -timeout 60m
+	$(GO) test ./instance -run '^$$' -bench '^BenchmarkStartEcho$$/warm' -benchtime 30x -timeout 10m

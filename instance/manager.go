@@ -36,9 +36,12 @@ type Manager struct {
 	// poolOnce starts the pool's filler on the first Start, after the
 	// caller listed the Leftovers, which would include its namespaces.
 	poolOnce sync.Once
-	logs     *logFiles
-	http     *http.Client
-	log      *slog.Logger
+	disks    *diskPool // nil when Options.DiskPool < 0
+	// disksOnce starts the disk pool's filler on the first Start.
+	disksOnce sync.Once
+	logs      *logFiles
+	http      *http.Client
+	log       *slog.Logger
 
 	host hostState
 	// generation tells this Manager's shared host objects (its shim
@@ -77,9 +80,14 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	if opts.NetPool > 0 {
 		pool = newNetPool(n, opts.NetPool, opts.Logger)
 	}
+	var disks *diskPool
+	if opts.DiskPool > 0 {
+		disks = newDiskPool(filepath.Join(opts.DataDir, "disks"), opts.DiskPool, opts.Logger)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		pool:   pool,
+		disks:  disks,
 		ctx:    ctx,
 		cancel: cancel,
 		opts:   opts,
@@ -177,6 +185,10 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	if m.pool != nil {
 		defer m.pool.refill()
 	}
+	if m.disks != nil {
+		m.disksOnce.Do(func() { m.watch(func() { m.disks.run(m.ctx) }) })
+		defer m.disks.refill()
+	}
 	nctx := m.nsCtx(ctx)
 	if err := i.create(nctx); err != nil {
 		if i.container != nil {
@@ -226,7 +238,7 @@ func (i *Instance) create(ctx context.Context) error {
 	i.stats.Pull = img.Stats()
 
 	t := time.Now()
-	if err := i.root.create(ctx, img.LowerDirs(), spec.DiskMB); err != nil {
+	if err := i.root.create(ctx, m.disks, img.LowerDirs(), spec.DiskMB); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	i.stats.Rootfs = time.Since(t)

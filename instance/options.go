@@ -28,6 +28,7 @@ const (
 	DefaultHookTimeout    = 30 * time.Second
 	DefaultPreStopTimeout = 10 * time.Second
 	DefaultNetPool        = 2
+	DefaultDiskPool       = 2
 )
 
 // DefaultSubnet is the bridge subnet used when Options.Subnet is zero.
@@ -94,6 +95,12 @@ type Options struct {
 	// DefaultNetPool, a negative value none. The pool fills from the first
 	// Start on and is emptied by Close.
 	NetPool int
+	// DiskPool is how many formatted writable-layer disk files of each
+	// disk size in use are kept ready under <DataDir>/disks, so a start
+	// skips mkfs.ext4; 0 means DefaultDiskPool, a negative value none.
+	// The pool fills from the first Start on; its files outlive the
+	// Manager and serve the next one.
+	DiskPool int
 	// Logger receives the Manager's records; nil means silence.
 	Logger *slog.Logger
 }
@@ -144,6 +151,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if _, err := exec.LookPath(o.Runtime); err != nil {
 		return o, fmt.Errorf("instance: runtime %q: %w", o.Runtime, err)
+	}
+	if o.DiskPool == 0 {
+		o.DiskPool = DefaultDiskPool
 	}
 	if o.NetPool == 0 {
 		o.NetPool = DefaultNetPool

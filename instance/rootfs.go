@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -30,9 +29,10 @@ func (r rootfs) diskFile() string { return filepath.Join(r.dir, "disk.ext4") }
 func (r rootfs) diskDir() string  { return filepath.Join(r.dir, "disk") }
 func (r rootfs) path() string     { return filepath.Join(r.dir, "rootfs") }
 
-// create makes and mounts the writable layer and the overlay. On error
-// nothing is left mounted.
-func (r rootfs) create(ctx context.Context, lower []string, diskMB int) (err error) {
+// create makes and mounts the writable layer, with a disk file from pool
+// when it holds one (pool may be nil), and the overlay. On error nothing
+// is left mounted.
+func (r rootfs) create(ctx context.Context, pool *diskPool, lower []string, diskMB int) (err error) {
 	defer func() {
 		if err != nil {
 			_ = r.remove()
@@ -43,19 +43,10 @@ func (r rootfs) create(ctx context.Context, lower []string, diskMB int) (err err
 			return err
 		}
 	}
-	size := int64(float64(int64(diskMB)<<20) * ext4Overhead)
-	f, err := os.OpenFile(r.diskFile(), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("disk file: %w", err)
-	}
-	err = f.Truncate(size)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("disk file: %w", err)
-	}
-	out, err := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-m", "0", "-E", "nodiscard,lazy_itable_init=1", r.diskFile()).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("mkfs.ext4: %w: %s", err, strings.TrimSpace(string(out)))
+	if pool == nil || !pool.take(diskMB, r.diskFile()) {
+		if err := makeDisk(ctx, r.diskFile(), diskMB); err != nil {
+			return err
+		}
 	}
 	disk := mount.Mount{Type: "ext4", Source: r.diskFile(), Options: []string{"loop", "noatime"}}
 	if err := disk.Mount(r.diskDir()); err != nil {

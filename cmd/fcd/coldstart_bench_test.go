@@ -18,11 +18,15 @@ import (
 
 	"github.com/alibabacloud-go/tea/dara"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/crane"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/sirupsen/logrus"
 	"github.com/valyala/fasthttp"
 
 	fc "github.com/alibabacloud-go/fc-20230330/v4/client"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/examples/bigimage"
 	"github.com/fcd-dev/fcd/examples/images"
 	"github.com/fcd-dev/fcd/internal/shapednet"
 	"github.com/fcd-dev/fcd/internal/testenv"
@@ -135,12 +139,18 @@ type coldResult struct {
 	first   time.Duration // first request sent → first response received
 	fetched int64         // bytes the registry sent meanwhile
 	runMBps float64       // run-phase read throughput after start
+	runErr  error         // why the run phase failed, if it did
 }
 
 // coldStart creates function name on a fresh fcd and measures its first
-// invocation and, when runSeconds > 0, its run phase.
-func coldStart(b *testing.B, c *coldLink, d *process, name, image, acceleration string, runSeconds int) coldResult {
+// invocation and, when runSeconds > 0, its run phase. An error means the
+// function did not answer its first request.
+func coldStart(b *testing.B, c *coldLink, d *process, name, image, acceleration string, runSeconds int) (coldResult, error) {
 	cl := sdkClient(b, &d.daemon, d.creds.AccessKeySecret)
+	// Bytes are counted from before the function exists, so whatever
+	// fcd fetches on CreateFunction counts as fetched before the first
+	// response.
+	sent0 := c.sent.Load()
 	in := &fc.CreateFunctionInput{
 		FunctionName:          dara.String(name),
 		Runtime:               dara.String("custom-container"),
@@ -150,46 +160,51 @@ func coldStart(b *testing.B, c *coldLink, d *process, name, image, acceleration 
 		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(image), AccelerationType: dara.String(acceleration)},
 	}
 	if _, err := cl.CreateFunction(&fc.CreateFunctionRequest{Body: in}); err != nil {
-		b.Fatal(err)
+		return coldResult{}, err
 	}
 	if _, err := cl.CreateTrigger(dara.String(name), &fc.CreateTriggerRequest{Body: &fc.CreateTriggerInput{
 		TriggerName:   dara.String("http"),
 		TriggerType:   dara.String("http"),
 		TriggerConfig: dara.String(`{"authType":"anonymous","methods":["GET","POST"]}`),
 	}}); err != nil {
-		b.Fatal(err)
+		return coldResult{}, err
 	}
 	client := &fasthttp.Client{ReadTimeout: 5 * time.Minute}
-	sent0 := c.sent.Load()
 	t0 := time.Now()
 	status, body, err := client.Get(nil, "http://"+d.endpoint+"/fn/"+name+"/")
 	r := coldResult{first: time.Since(t0), fetched: c.sent.Load() - sent0}
 	if err != nil || status != 200 {
-		b.Fatalf("first request to %s: %d %v: %s", name, status, err, body)
+		return r, fmt.Errorf("first request to %s: %d %v: %.300s", name, status, err, body)
 	}
 	if runSeconds > 0 {
 		status, body, err := client.Get(nil, fmt.Sprintf("http://%s/fn/%s/run?seconds=%d", d.endpoint, name, runSeconds))
-		if err != nil || status != 200 {
-			b.Fatalf("run phase of %s: %d %v: %s", name, status, err, body)
-		}
 		var run struct {
 			Bytes   int64
 			Seconds float64
 		}
-		if err := json.Unmarshal(body, &run); err != nil {
-			b.Fatal(err)
+		switch {
+		case err != nil || status != 200:
+			r.runErr = fmt.Errorf("run phase of %s: %d %v: %.300s", name, status, err, body)
+		case json.Unmarshal(body, &run) != nil || run.Bytes == 0 || run.Seconds == 0:
+			r.runErr = fmt.Errorf("run phase of %s read nothing: %.300s", name, body)
+		default:
+			r.runMBps = float64(run.Bytes) / run.Seconds / 1e6
 		}
-		r.runMBps = float64(run.Bytes) / run.Seconds / 1e6
 	}
-	return r
+	return r, nil
 }
 
 // startProcessWith runs a fresh fcd (its own data dir, so nothing is
 // cached) with extra flags.
 func startProcessWith(b *testing.B, name string, args ...string) (*process, func()) {
 	b.Helper()
+	return startProcessIn(b, b.TempDir(), name, args...)
+}
+
+// startProcessIn runs fcd on data dir data with extra flags.
+func startProcessIn(b *testing.B, data, name string, args ...string) (*process, func()) {
+	b.Helper()
 	bin := fcdBinary(b)
-	data := b.TempDir()
 	all := append([]string{"-data-dir", data, "-listen", "127.0.0.1:0", "-registry-address", "", "-name", name, "-subnet", "10.91.0.0/16", "-log-level", "info"}, args...)
 	cmd := exec.Command(bin, all...)
 	logDir := data
@@ -235,8 +250,12 @@ var fcdBin struct {
 	path string
 }
 
-// fcdBinary builds fcd once per test binary.
+// fcdBinary builds fcd once per test binary; FCD_BENCH_FCD_BIN names one
+// built already.
 func fcdBinary(b *testing.B) string {
+	if fcdBin.path == "" {
+		fcdBin.path = os.Getenv("FCD_BENCH_FCD_BIN")
+	}
 	if fcdBin.path != "" {
 		return fcdBin.path
 	}
@@ -272,123 +291,363 @@ func benchCacheDir() string {
 	return "/var/cache/fcd-bench"
 }
 
-// pushSynthetic builds (or reuses) the synthetic image and pushes it as
-// repo:v1 to the link's registry, through its unshaped loopback address.
-func pushSynthetic(b *testing.B, c *coldLink, opts images.SyntheticOptions, repos ...string) []string {
+// The cases of BenchmarkColdStart, in the order of its table.
+const (
+	caseFull        = "full"           // the original image, pulled and unpacked whole
+	caseWarm        = "warm"           // the same image again, now local, on the same fcd
+	caseLazyFull    = "lazy-full"      // eStargz (<tag>_accelerated, full mode), no record
+	caseLazyFullRec = "lazy-full-rec"  // the same with the start-up record present
+	caseLazyIdx     = "lazy-index"     // the original with an index-only artifact, no record
+	caseLazyIdxRec  = "lazy-index-rec" // the same with the start-up record present
+	caseWSFull      = "ws-full"        // lazy-full without background fetch: the working set
+	caseWSIdx       = "ws-index"       // lazy-index without background fetch: the working set
+)
+
+// coldCases are the cases a round runs, each on fresh fcds ("warm" runs
+// inside "full"; the working-set cases run in the first round only).
+var coldCases = []string{caseFull, caseLazyFull, caseLazyFullRec, caseLazyIdx, caseLazyIdxRec, caseWSFull, caseWSIdx}
+
+// benchImage is one image of BenchmarkColdStart, pushed to two
+// repositories of the link's registry: plain (converted in full mode) and
+// index (converted index-only).
+type benchImage struct {
+	name        string
+	plain, idx  string // the original image's references in the two repositories
+	layers      int64  // compressed layer bytes of the original
+	uncompr     int64  // uncompressed layer bytes (tar), when known
+	esgz, index int64  // compressed bytes of the eStargz layers; of the indexes
+}
+
+func (im *benchImage) ref(cs string) string {
+	switch cs {
+	case caseFull, caseWarm:
+		return im.plain
+	case caseLazyFull, caseLazyFullRec, caseWSFull:
+		return im.plain + accel.TagSuffix
+	default:
+		return im.idx + accel.TagSuffix
+	}
+}
+
+// loadBenchImage returns image name: a function image of examples/bigimage
+// (python, node) or the synthetic image.
+func loadBenchImage(ctx context.Context, name string) (v1.Image, error) {
+	if name == "synthetic" {
+		opts := images.SyntheticOptions{Size: int64(envInt("FCD_BENCH_SIZE_MB", 1024)) << 20, Seed: 1}
+		return images.Synthetic(ctx, opts, benchCacheDir())
+	}
+	return bigimage.Function(ctx, name, benchCacheDir(), os.Stderr)
+}
+
+// prepareBenchImage builds (or reuses) image name, pushes it to the
+// link's registry over loopback and converts it in both modes.
+func prepareBenchImage(b *testing.B, c *coldLink, conv *accel.Converter, name string) *benchImage {
 	ctx := context.Background()
-	img, err := images.Synthetic(ctx, opts, benchCacheDir())
+	img, err := loadBenchImage(ctx, name)
+	if err != nil {
+		b.Fatalf("image %s: %v", name, err)
+	}
+	im := &benchImage{name: name, plain: c.host + "/bench/" + name + ":v1", idx: c.host + "/bench/" + name + "-index:v1"}
+	t0 := time.Now()
+	if err := images.Push(ctx, c.loopback(im.plain), img, c.auth()); err != nil {
+		b.Fatal(err)
+	}
+	// The second repository mounts the first one's blobs.
+	src, err := crane.Pull(c.loopback(im.plain), crane.Insecure, crane.WithAuth(c.auth()))
 	if err != nil {
 		b.Fatal(err)
 	}
-	var refs []string
-	for _, repo := range repos {
-		ref := c.host + "/" + repo + ":v1"
-		if err := images.Push(ctx, c.loopback(ref), img, c.auth()); err != nil {
-			b.Fatal(err)
-		}
-		refs = append(refs, ref)
+	if err := crane.Push(src, c.loopback(im.idx), crane.Insecure, crane.WithAuth(c.auth())); err != nil {
+		b.Fatal(err)
 	}
-	return refs
+	fmt.Printf("%s: pushed in %s\n", name, time.Since(t0).Round(time.Millisecond))
+	for _, s := range []struct {
+		ref  string
+		mode accel.Mode
+	}{{im.plain, accel.ModeFull}, {im.idx, accel.ModeIndexOnly}} {
+		t0 := time.Now()
+		res, err := conv.Convert(ctx, accel.Request{Ref: c.loopback(s.ref), Mode: s.mode})
+		if err != nil {
+			b.Fatalf("convert %s %s: %v", name, s.mode, err)
+		}
+		im.layers = res.SourceSize
+		if res.UncompressedSize > 0 {
+			im.uncompr = res.UncompressedSize
+		}
+		if s.mode == accel.ModeFull {
+			im.esgz = res.TargetSize
+		} else {
+			im.index = res.TargetSize
+		}
+		fmt.Printf("%s: converted %s in %s: %d of %d compressed bytes\n", name, s.mode, time.Since(t0).Round(time.Millisecond), res.TargetSize, res.SourceSize)
+	}
+	return im
 }
 
-func coldTable(rows [][]string) string {
-	var sb strings.Builder
-	for _, r := range rows {
-		fmt.Fprintf(&sb, "%-26s %12s %14s %12s %14s\n", r[0], r[1], r[2], r[3], r[4])
+// coldSeries holds one case's figures over the rounds.
+type coldSeries struct {
+	first    []time.Duration
+	fetched  []int64
+	run      []float64
+	failures int
+}
+
+// add adds one start, or its failure, which is printed.
+func (s *coldSeries) add(what string, r coldResult, err error) {
+	if err != nil {
+		s.failures++
+		fmt.Printf("%s FAILED: %v\n", what, err)
+		return
 	}
-	return sb.String()
+	s.first = append(s.first, r.first)
+	s.fetched = append(s.fetched, r.fetched)
+	if r.runErr != nil {
+		fmt.Printf("%s: %v\n", what, r.runErr)
+	}
+	if r.runMBps > 0 {
+		s.run = append(s.run, r.runMBps)
+	}
+}
+
+// runColdCase runs one case of image im on fresh fcds and adds its
+// figures to got.
+func runColdCase(b *testing.B, c *coldLink, args []string, im *benchImage, cs string, runSecs int, got map[string]*coldSeries) {
+	series := func(name string) *coldSeries {
+		if got[name] == nil {
+			got[name] = &coldSeries{}
+		}
+		return got[name]
+	}
+	ref := im.ref(cs)
+	what := im.name + " " + cs
+	t0 := time.Now()
+	switch cs {
+	case caseFull:
+		d, stop := startProcessWith(b, "fcdcold", args...)
+		r, err := coldStart(b, c, d, "cold", ref, "None", runSecs)
+		series(caseFull).add(what, r, err)
+		if err == nil {
+			r, err := coldStart(b, c, d, "warm", ref, "None", 0)
+			series(caseWarm).add(im.name+" "+caseWarm, r, err)
+		}
+		stop()
+	case caseLazyFull, caseLazyIdx:
+		d, stop := startProcessWith(b, "fcdcold", args...)
+		r, err := coldStart(b, c, d, "cold", ref, "None", runSecs)
+		series(cs).add(what, r, err)
+		stop()
+	case caseWSFull, caseWSIdx:
+		d, stop := startProcessWith(b, "fcdcold", append(args, "-lazy-background=false")...)
+		r, err := coldStart(b, c, d, "cold", ref, "None", 0)
+		series(cs).add(what, r, err)
+		stop()
+	case caseLazyFullRec, caseLazyIdxRec:
+		// Prime: one cold start records what the image reads. Then the
+		// host keeps only its metadata (fcd.db, where records live) and
+		// loses every cached byte, and starts the image again.
+		data := b.TempDir()
+		d, stop := startProcessIn(b, data, "fcdcold", args...)
+		_, err := coldStart(b, c, d, "prime", ref, "None", 0)
+		stop()
+		if err != nil {
+			series(cs).add(what+" (priming)", coldResult{}, err)
+			break
+		}
+		keepOnlyDB(b, data)
+		d, stop = startProcessIn(b, data, "fcdcold", args...)
+		r, err := coldStart(b, c, d, "cold", ref, "None", runSecs)
+		series(cs).add(what, r, err)
+		stop()
+	}
+	fmt.Printf("%s %s: %s\n", im.name, cs, time.Since(t0).Round(time.Millisecond))
+}
+
+// keepOnlyDB removes everything in fcd's data dir but fcd.db.
+func keepOnlyDB(b *testing.B, data string) {
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], data+"/") {
+			b.Fatalf("fcd left %s mounted after it stopped", f[4])
+		}
+	}
+	entries, err := os.ReadDir(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == "fcd.db" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(data, e.Name())); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkColdStart measures what a user waits for on a cold start of a
-// large image over a slow link, side by side in one run: the synthetic
-// 1 GiB image (examples/images.Synthetic: its function reads 3% of it
-// before it listens), served by the embedded registry from inside a
-// network namespace behind a 300 Mbit/s tc tbf link, started by a fresh
-// fcd (nothing cached) as
+// large image over a slow link, side by side in one run, for each image
+// of FCD_BENCH_IMAGES (default "python,node": the function images of
+// examples/bigimage, 2.5 and 2.1 GB, whose servers import a scientific
+// Python stack or require a few dozen npm packages before they listen;
+// "synthetic" is examples/images.Synthetic). The images are served by the
+// embedded registry from inside a network namespace behind a tc tbf link
+// of FCD_BENCH_MBIT (default 300) Mbit/s; each case starts fresh fcds
+// (nothing cached) and creates a function of the image:
 //
-//	full        the original image, pulled and unpacked whole
-//	lazy-full   its eStargz form (<tag>_accelerated, full mode), mounted lazily
-//	lazy-index  the original with an index-only artifact, mounted lazily
+//	full            the original image, pulled and unpacked whole
+//	warm            then again on the same fcd, the image local
+//	lazy-full       its eStargz form (<tag>_accelerated, full mode), mounted lazily
+//	lazy-full-rec   the same after a priming start on a host that then kept
+//	                only fcd.db (where start-up records live) and lost its caches
+//	lazy-index      the original with an index-only artifact, mounted lazily
+//	lazy-index-rec  as lazy-full-rec
+//	ws-full         lazy-full without background fetch (first round only):
+//	ws-index        the bytes it fetches are the start-up working set
 //
-// and then again on the same fcd with the image local ("warm image").
-// For each it reports, as medians over FCD_BENCH_ROUNDS (default 3): time
-// from the first request to the first response, the bytes the registry
-// sent meanwhile, and the read throughput of the function's run phase
-// (FCD_BENCH_RUN_SECONDS, default 10, of random reads over the image).
+// For each it reports, as medians over FCD_BENCH_ROUNDS (default 3): the
+// time from the first request to the first response; the compressed
+// bytes the registry sent from CreateFunction to the first response; each
+// lazy figure as a multiple of the lower bound, which is the working set
+// at the link's rate plus the warm start (create, start and the
+// application's init on local disk); and, in the first
+// FCD_BENCH_RUN_ROUNDS rounds (default 1), the read throughput of the
+// first FCD_BENCH_RUN_SECONDS (default 30) after start, the function
+// reading the image's files in a fixed random order. FCD_BENCH_CASES
+// (comma-separated) runs only some cases.
 //
-//	sudo go test ./cmd/fcd -run '^$' -bench ColdStart -benchtime 1x -timeout 30m
+//	sudo flock -o /tmp/fcd-integration.lock go test ./cmd/fcd -run '^$' -bench ColdStart -benchtime 1x -timeout 60m
 //
-// FCD_BENCH_MBIT (default 300) sets the link; FCD_BENCH_SIZE_MB (default
-// 1024) the image's data size. The image is built once and kept under
-// FCD_BENCH_CACHE (default /var/cache/fcd-bench).
+// The images are built once and kept under FCD_BENCH_CACHE (default
+// /var/cache/fcd-bench).
 func BenchmarkColdStart(b *testing.B) {
 	requireRuntime(b)
 	testenv.RequireFile(b, "/dev/fuse", "fuse3")
-	rounds, runSecs := envInt("FCD_BENCH_ROUNDS", 3), envInt("FCD_BENCH_RUN_SECONDS", 10)
-	c := startColdLink(b, envInt("FCD_BENCH_MBIT", 300))
-	opts := images.SyntheticOptions{Size: int64(envInt("FCD_BENCH_SIZE_MB", 1024)) << 20, Seed: 1}
-	refs := pushSynthetic(b, c, opts, "bench/full", "bench/index")
+	// distribution logs every request through logrus at info.
+	logrus.SetLevel(logrus.FatalLevel)
+	rounds, runSecs, runRounds := envInt("FCD_BENCH_ROUNDS", 3), envInt("FCD_BENCH_RUN_SECONDS", 30), envInt("FCD_BENCH_RUN_ROUNDS", 1)
+	mbit := envInt("FCD_BENCH_MBIT", 300)
+	names := envList("FCD_BENCH_IMAGES", bigimage.Python+","+bigimage.Node)
+	cases := envList("FCD_BENCH_CASES", strings.Join(coldCases, ","))
+	c := startColdLink(b, mbit)
 	conv := accel.NewConverter(accel.Options{
 		Credentials: func(string) (string, string, error) { return c.user, c.pass, nil },
 		TempDir:     b.TempDir(),
 	})
-	ctx := context.Background()
-	for i, mode := range []accel.Mode{accel.ModeFull, accel.ModeIndexOnly} {
-		t0 := time.Now()
-		res, err := conv.Convert(ctx, accel.Request{Ref: c.loopback(refs[i]), Mode: mode})
-		if err != nil {
-			b.Fatalf("convert %s: %v", mode, err)
-		}
-		fmt.Printf("converted %s in %s: %d of %d compressed bytes\n", mode, time.Since(t0).Round(time.Millisecond), res.TargetSize, res.SourceSize)
+	var ims []*benchImage
+	for _, name := range names {
+		ims = append(ims, prepareBenchImage(b, c, conv, name))
 	}
-	cases := []struct{ name, image, accel string }{
-		{"full", refs[0], "None"},
-		{"lazy-full", refs[0] + accel.TagSuffix, "None"},
-		{"lazy-index", refs[1] + accel.TagSuffix, "None"},
+	got := map[string]map[string]*coldSeries{}
+	for _, im := range ims {
+		got[im.name] = map[string]*coldSeries{}
 	}
-	type series struct {
-		first, warm []time.Duration
-		fetched     []int64
-		run         []float64
-	}
-	got := map[string]*series{}
 	args := c.fcdArgs(b)
+	start := time.Now()
 	for range b.N {
 		for r := range rounds {
-			for i := range cases {
-				cs := cases[(i+r)%len(cases)]
-				d, stop := startProcessWith(b, "fcdcold", args...)
-				cold := coldStart(b, c, d, "cold", cs.image, cs.accel, runSecs)
-				warm := coldStart(b, c, d, "warm", cs.image, cs.accel, 0)
-				stop()
-				s := got[cs.name]
-				if s == nil {
-					s = &series{}
-					got[cs.name] = s
+			for _, im := range ims {
+				for i := range cases {
+					cs := cases[(i+r)%len(cases)]
+					if r > 0 && (cs == caseWSFull || cs == caseWSIdx) {
+						continue
+					}
+					secs := 0
+					if r < runRounds {
+						secs = runSecs
+					}
+					runColdCase(b, c, args, im, cs, secs, got[im.name])
 				}
-				s.first = append(s.first, cold.first)
-				s.warm = append(s.warm, warm.first)
-				s.fetched = append(s.fetched, cold.fetched)
-				s.run = append(s.run, cold.runMBps)
 			}
 		}
 	}
-	rows := [][]string{{"image", "first-resp", "fetched-MB", "run-MB/s", "warm-image"}}
-	full := medianDur(got["full"].first)
-	for _, cs := range cases {
-		s := got[cs.name]
-		first := medianDur(s.first)
-		rows = append(rows, []string{cs.name, first.Round(time.Millisecond).String(),
-			fmt.Sprintf("%.1f", float64(medianOf(s.fetched))/1e6), fmt.Sprintf("%.0f", medianOf(s.run)),
-			medianDur(s.warm).Round(time.Millisecond).String()})
-		b.ReportMetric(first.Seconds(), cs.name+"-first-s")
-		b.ReportMetric(float64(medianOf(s.fetched))/1e6, cs.name+"-fetched-MB")
-		b.ReportMetric(medianOf(s.run), cs.name+"-run-MB/s")
-		if cs.name != "full" {
-			b.ReportMetric(full.Seconds()/first.Seconds(), cs.name+"-speedup")
+	fmt.Printf("\ncases took %s\n", time.Since(start).Round(time.Second))
+	for _, im := range ims {
+		fmt.Print(coldReport(b, im, got[im.name], mbit))
+	}
+}
+
+// coldReport formats one image's table and goals and reports its metrics.
+func coldReport(b *testing.B, im *benchImage, got map[string]*coldSeries, mbit int) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\n%s: %.2f GB uncompressed, %.1f MB gzip layers, %.1f MB eStargz, %.1f MB indexes; link %d Mbit/s\n",
+		im.name, float64(im.uncompr)/1e9, float64(im.layers)/1e6, float64(im.esgz)/1e6, float64(im.index)/1e6, mbit)
+	med := func(cs string) (time.Duration, int64, bool) {
+		s := got[cs]
+		if s == nil || len(s.first) == 0 {
+			return 0, 0, false
+		}
+		return medianDur(s.first), medianOf(s.fetched), true
+	}
+	warm, _, haveWarm := med(caseWarm)
+	full, _, haveFull := med(caseFull)
+	// bound is the lower bound of a lazy mode: its working set at the
+	// link's rate plus the warm start.
+	bound := func(ws string) (time.Duration, int64, bool) {
+		_, bytes, ok := med(ws)
+		if !ok || !haveWarm {
+			return 0, bytes, false
+		}
+		return warm + time.Duration(float64(bytes)*8/(float64(mbit)*1e6)*float64(time.Second)), bytes, true
+	}
+	wsOf := map[string]string{caseLazyFull: caseWSFull, caseLazyFullRec: caseWSFull, caseLazyIdx: caseWSIdx, caseLazyIdxRec: caseWSIdx}
+	fmt.Fprintf(&sb, "%-15s %11s %11s %8s %9s %8s %9s %9s %5s\n", "case", "first-resp", "fetched-MB", "ws-MB", "x-ws", "bound", "x-bound", "run-MB/s", "n/fail")
+	for _, cs := range []string{caseFull, caseWarm, caseLazyFull, caseLazyFullRec, caseLazyIdx, caseLazyIdxRec, caseWSFull, caseWSIdx} {
+		first, fetched, ok := med(cs)
+		if !ok {
+			if s := got[cs]; s != nil && s.failures > 0 {
+				fmt.Fprintf(&sb, "%-15s %11s %71s\n", cs, "FAILED", fmt.Sprintf("0/%d", s.failures))
+			}
+			continue
+		}
+		row := []string{cs, first.Round(time.Millisecond).String(), fmt.Sprintf("%.1f", float64(fetched)/1e6), "-", "-", "-", "-", "-", fmt.Sprintf("%d/%d", len(got[cs].first), got[cs].failures)}
+		if ws, ok := wsOf[cs]; ok {
+			if bd, wsBytes, ok := bound(ws); ok {
+				row[3] = fmt.Sprintf("%.1f", float64(wsBytes)/1e6)
+				row[4] = fmt.Sprintf("%.2f", float64(fetched)/float64(wsBytes))
+				row[5] = bd.Round(time.Millisecond).String()
+				row[6] = fmt.Sprintf("%.2f", first.Seconds()/bd.Seconds())
+				b.ReportMetric(first.Seconds()/bd.Seconds(), im.name+"-"+cs+"-x-bound")
+			}
+		}
+		if run := got[cs].run; len(run) > 0 {
+			row[7] = fmt.Sprintf("%.0f", medianOf(run))
+		}
+		b.ReportMetric(first.Seconds(), im.name+"-"+cs+"-first-s")
+		fmt.Fprintf(&sb, "%-15s %11s %11s %8s %9s %8s %9s %9s %5s\n", row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8])
+	}
+	for _, cs := range []string{caseLazyFullRec, caseLazyIdxRec} {
+		first, _, ok := med(cs)
+		if !ok {
+			continue
+		}
+		var parts []string
+		if haveFull {
+			parts = append(parts, fmt.Sprintf("%.1fx faster than full pull", full.Seconds()/first.Seconds()))
+		}
+		if haveWarm {
+			parts = append(parts, fmt.Sprintf("%.2fx the warm start", first.Seconds()/warm.Seconds()))
+		}
+		fmt.Fprintf(&sb, "%s: %s\n", cs, strings.Join(parts, ", "))
+	}
+	return sb.String()
+}
+
+// envList returns the comma-separated list in env var name, else def's.
+func envList(name, def string) []string {
+	v := os.Getenv(name)
+	if v == "" {
+		v = def
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
 		}
 	}
-	fmt.Print("\n" + coldTable(rows))
+	return out
 }
 
 // multiListener accepts from several listeners; Addr is the first one's.
