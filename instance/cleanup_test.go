@@ -48,7 +48,7 @@ func TestLeftoversSpareNewInstances(t *testing.T) {
 			t.Fatal(err)
 		}
 		m, err := NewManager(c, Options{Name: name, DataDir: dir, Subnet: netip.MustParsePrefix("10.87.3.0/24"),
-			StopGrace: time.Second, ShimGroup: true, Images: p, Logger: log})
+			StopGrace: time.Second, ShimGroup: true, NetPool: -1, Images: p, Logger: log})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,8 +97,10 @@ func TestLeftoversSpareNewInstances(t *testing.T) {
 	}
 	f := footprint(name, dir, oldIDs, nil)
 	t.Logf("after Remove, with one new instance: %s", f)
-	if f.mounts != 2 || f.netns < 1 || f.veths < 1 || f.loops != 1 {
-		t.Errorf("after Remove: %s; want the new instance's 2 mounts, 1 loop device and its namespace only", f)
+	// The new instance's own: its shim, overlay and disk mounts, loop
+	// device, namespace (a mount too), veth and address.
+	if f.shims != 1 || f.processes != 0 || f.mounts != 3 || f.loops != 1 || f.netns != 1 || f.veths != 1 || f.ips != 1 {
+		t.Errorf("after Remove: %s; want the new instance's 1 shim, 3 mounts, 1 loop device, 1 netns, 1 veth, 1 IP only", f)
 	}
 	for _, id := range oldIDs {
 		if _, err := os.Stat(m2.instanceDir(id)); !os.IsNotExist(err) {
