@@ -35,7 +35,9 @@ type Limits struct {
 	// negative, no cap.
 	MaxConnsPerIP int
 	// MaxHeaderBytes bounds a request's line and headers together. Zero
-	// means 64 KiB.
+	// means 16 KiB, haproxy's default buffer: every connection holds a
+	// read buffer of this size (fasthttp's ReadBufferSize), so 64 KiB
+	// would cost 64 MB per thousand connections.
 	MaxHeaderBytes int
 	// BodyBudget bounds the bytes of signed request bodies (InvokeFunction
 	// events, control API bodies, signed HTTP trigger requests) buffered
@@ -50,7 +52,7 @@ const (
 	DefaultKeepAliveTimeout = 60 * time.Second
 	DefaultWriteTimeout     = 60 * time.Second
 	DefaultMaxConnsPerIP    = 1024
-	DefaultMaxHeaderBytes   = 64 << 10
+	DefaultMaxHeaderBytes   = 16 << 10
 )
 
 func (l Limits) withDefaults() Limits {

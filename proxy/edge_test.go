@@ -424,7 +424,7 @@ func TestTriggerRequestLimits(t *testing.T) {
 	})
 	t.Run("large headers", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", "http://"+env.addr+"/fn/fn/x", nil)
-		req.Header.Set("Cookie", strings.Repeat("c", 32<<10))
+		req.Header.Set("Cookie", strings.Repeat("c", 12<<10))
 		req.Header.Set("X-Custom", "ok")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -433,7 +433,7 @@ func TestTriggerRequestLimits(t *testing.T) {
 		resp.Body.Close()
 		env.waitLease(t)
 		if resp.StatusCode != 200 {
-			t.Errorf("32 KiB of headers: got %d, want 200", resp.StatusCode)
+			t.Errorf("12 KiB of headers: got %d, want 200", resp.StatusCode)
 		}
 	})
 }

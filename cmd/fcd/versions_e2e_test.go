@@ -44,6 +44,11 @@ func TestVersionsEndToEnd(t *testing.T) {
 		AliasName: dara.String("prod"), VersionId: dara.String(v1), AdditionalVersionWeight: map[string]*float32{v2: &half}}}); err != nil {
 		t.Fatal(err)
 	}
+	// A function has one HTTP trigger: createFunction's (LATEST) gives way
+	// to one on the alias.
+	if _, err := c.DeleteTrigger(dara.String("echo"), dara.String("http")); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.CreateTrigger(dara.String("echo"), &fc.CreateTriggerRequest{Body: &fc.CreateTriggerInput{
 		TriggerName: dara.String("web"), TriggerType: dara.String("http"), Qualifier: dara.String("prod"),
 		TriggerConfig: dara.String(`{"authType":"anonymous"}`)}}); err != nil {
