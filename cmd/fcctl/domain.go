@@ -114,29 +114,13 @@ func parseRoutes(args []string) (*api.RouteConfig, error) {
 }
 
 func domainList(ctx context.Context, c *client, path, prefix, output string, stdout io.Writer) error {
-	all := []api.CustomDomain{}
 	q := url.Values{}
 	if prefix != "" {
 		q.Set("prefix", prefix)
 	}
-	for {
-		q.Set("limit", "100")
-		_, data, err := c.do(ctx, http.MethodGet, path, q, nil, nil)
-		if err != nil {
-			return err
-		}
-		var page struct {
-			CustomDomains []api.CustomDomain `json:"customDomains"`
-			NextToken     string             `json:"nextToken"`
-		}
-		if err := json.Unmarshal(data, &page); err != nil {
-			return fmt.Errorf("decode response: %w", err)
-		}
-		all = append(all, page.CustomDomains...)
-		if page.NextToken == "" {
-			break
-		}
-		q.Set("nextToken", page.NextToken)
+	all, err := listPages[api.CustomDomain](ctx, c, path, q, fcPaging, "customDomains", 0)
+	if err != nil {
+		return err
 	}
 	if output == "json" {
 		return writeIndented(stdout, map[string]any{"customDomains": all})

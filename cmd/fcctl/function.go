@@ -289,7 +289,6 @@ func functionList(ctx context.Context, c *client, args []string, stdout, stderr 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var all []api.Function
 	q := url.Values{}
 	if *prefix != "" {
 		q.Set("prefix", *prefix)
@@ -302,27 +301,9 @@ func functionList(ctx context.Context, c *client, args []string, stdout, stderr 
 		data, _ := json.Marshal(ts)
 		q.Set("tags", string(data))
 	}
-	for {
-		q.Set("limit", "100")
-		if *limit > 0 && *limit-len(all) < 100 {
-			q.Set("limit", fmt.Sprint(*limit-len(all)))
-		}
-		_, data, err := c.do(ctx, http.MethodGet, "/"+api.Version+"/functions", q, nil, nil)
-		if err != nil {
-			return err
-		}
-		var page struct {
-			Functions []api.Function `json:"functions"`
-			NextToken string         `json:"nextToken"`
-		}
-		if err := json.Unmarshal(data, &page); err != nil {
-			return fmt.Errorf("decode response: %w", err)
-		}
-		all = append(all, page.Functions...)
-		if page.NextToken == "" || (*limit > 0 && len(all) >= *limit) {
-			break
-		}
-		q.Set("nextToken", page.NextToken)
+	all, err := listPages[api.Function](ctx, c, "/"+api.Version+"/functions", q, fcPaging, "functions", *limit)
+	if err != nil {
+		return err
 	}
 	if *output == "json" {
 		return writeIndented(stdout, map[string]any{"functions": all})

@@ -200,25 +200,9 @@ func tagList(ctx context.Context, c *client, path string, functions []string, fi
 		TagKey     string `json:"TagKey"`
 		TagValue   string `json:"TagValue"`
 	}
-	all := []tagResource{}
-	for {
-		q.Set("Limit", "100")
-		_, data, err := c.do(ctx, http.MethodGet, path, q, nil, nil)
-		if err != nil {
-			return err
-		}
-		var page struct {
-			TagResources []tagResource `json:"TagResources"`
-			NextToken    string        `json:"NextToken"`
-		}
-		if err := json.Unmarshal(data, &page); err != nil {
-			return fmt.Errorf("decode response: %w", err)
-		}
-		all = append(all, page.TagResources...)
-		if page.NextToken == "" {
-			break
-		}
-		q.Set("NextToken", page.NextToken)
+	all, err := listPages[tagResource](ctx, c, path, q, tagPaging, "TagResources", 0)
+	if err != nil {
+		return err
 	}
 	if output == "json" {
 		return writeIndented(stdout, map[string]any{"tagResources": all})
@@ -245,26 +229,10 @@ func provisionList(ctx context.Context, c *client, args []string, stdout, stderr
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	all := []provisionStatus{}
 	q := url.Values{}
-	for {
-		q.Set("limit", "100")
-		_, data, err := c.do(ctx, http.MethodGet, "/"+api.Version+"/provision-configs", q, nil, nil)
-		if err != nil {
-			return err
-		}
-		var page struct {
-			ProvisionConfigs []provisionStatus `json:"provisionConfigs"`
-			NextToken        string            `json:"nextToken"`
-		}
-		if err := json.Unmarshal(data, &page); err != nil {
-			return fmt.Errorf("decode response: %w", err)
-		}
-		all = append(all, page.ProvisionConfigs...)
-		if page.NextToken == "" {
-			break
-		}
-		q.Set("nextToken", page.NextToken)
+	all, err := listPages[provisionStatus](ctx, c, "/"+api.Version+"/provision-configs", q, fcPaging, "provisionConfigs", 0)
+	if err != nil {
+		return err
 	}
 	if *output == "json" {
 		return writeIndented(stdout, map[string]any{"provisionConfigs": all})

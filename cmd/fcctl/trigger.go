@@ -135,32 +135,13 @@ func triggerList(ctx context.Context, c *client, args []string, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	all := []api.Trigger{}
 	q := url.Values{}
 	if *prefix != "" {
 		q.Set("prefix", *prefix)
 	}
-	for {
-		q.Set("limit", "100")
-		if *limit > 0 && *limit-len(all) < 100 {
-			q.Set("limit", fmt.Sprint(*limit-len(all)))
-		}
-		_, data, err := c.do(ctx, http.MethodGet, triggersPath(names[0]), q, nil, nil)
-		if err != nil {
-			return err
-		}
-		var page struct {
-			Triggers  []api.Trigger `json:"triggers"`
-			NextToken string        `json:"nextToken"`
-		}
-		if err := json.Unmarshal(data, &page); err != nil {
-			return fmt.Errorf("decode response: %w", err)
-		}
-		all = append(all, page.Triggers...)
-		if page.NextToken == "" || (*limit > 0 && len(all) >= *limit) {
-			break
-		}
-		q.Set("nextToken", page.NextToken)
+	all, err := listPages[api.Trigger](ctx, c, triggersPath(names[0]), q, fcPaging, "triggers", *limit)
+	if err != nil {
+		return err
 	}
 	if *output == "json" {
 		return writeIndented(stdout, map[string]any{"triggers": all})
