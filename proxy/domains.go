@@ -120,17 +120,21 @@ func (s *Server) domainRequest(ctx *fasthttp.RequestCtx, rid string, d *api.Cust
 		return
 	}
 	s.metrics.invocations.Add(1)
-	s.invoke(ctx, rid, r.FunctionName, invocation{controlPath: "/http-invoke", path: ctx.RequestURI()})
+	s.invoke(ctx, rid, r.FunctionName, invocation{controlPath: "/http-invoke", path: ctx.RequestURI(), routeQualifier: r.Qualifier})
 }
 
-// checkRouteQualifier is the seam for versions and aliases: a route's
-// qualifier must name what InvokeFunction would run. This build runs
-// LATEST only.
+// checkRouteQualifier checks a route's qualifier: LATEST, a version id or
+// an alias name. Whether it exists is found when a request takes the
+// route (404), as for a trigger's: versions and aliases come and go
+// independently of the domain.
 func checkRouteQualifier(q string) error {
-	if q == "" || q == "LATEST" {
+	if q == "" {
 		return nil
 	}
-	return newError(http.StatusBadRequest, CodeInvalidArgument, "qualifier "+strconv.Quote(q)+" is not supported here: this fcd routes custom domains to LATEST only")
+	if err := api.ValidateQualifier(q); err != nil {
+		return newError(http.StatusBadRequest, CodeInvalidArgument, "route qualifier "+strconv.Quote(q)+": "+err.Error())
+	}
+	return nil
 }
 
 // customDomainPage is ListCustomDomains' response body.

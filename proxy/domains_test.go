@@ -126,7 +126,7 @@ func TestSDKCustomDomains(t *testing.T) {
 		{"trigger domain", func() error { _, err := create("x.fcd.localhost"); return err }, CodeInvalidArgument, 400},
 		{"qualifier", func() error {
 			r := route("/*")
-			r.Qualifier = dara.String("prod")
+			r.Qualifier = dara.String("bad/q")
 			_, err := create("q.example.com", r)
 			return err
 		}, CodeInvalidArgument, 400},

@@ -92,6 +92,9 @@ type invocation struct {
 	// qualifier is what the request asked for (LATEST, a version id, an
 	// alias), as the instance is told in x-fc-qualifier; set by target.
 	qualifier string
+	// routeQualifier is a custom domain route's qualifier, which takes
+	// the place of the function's HTTP trigger's.
+	routeQualifier string
 	// async, for an attempt of an async event, begins the attempt once
 	// it holds a lease; nil for a client's request.
 	async *asyncAttempt

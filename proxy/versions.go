@@ -254,6 +254,8 @@ func (s *Server) target(ctx *fasthttp.RequestCtx, name string, inv *invocation) 
 	}
 	var q string
 	switch {
+	case inv.routeQualifier != "":
+		q = inv.routeQualifier
 	case inv.controlPath != "/invoke":
 		q = latest.triggerQualifier
 	case inv.async == nil:

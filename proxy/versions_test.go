@@ -571,6 +571,50 @@ func TestHTTPTriggerQualifier(t *testing.T) {
 	}
 }
 
+// TestCustomDomainQualifier: a custom domain route's qualifier takes the
+// place of the function's HTTP trigger's; one that does not exist
+// answers 404.
+func TestCustomDomainQualifier(t *testing.T) {
+	env := newVersionEnv(t)
+	c := env.c
+	env.createFunction(t)
+	env.publish(t, "")
+	if _, err := c.CreateTrigger(dara.String("fn"), &fc.CreateTriggerRequest{Body: &fc.CreateTriggerInput{TriggerName: dara.String("http"),
+		TriggerType: dara.String("http"), TriggerConfig: dara.String(`{"authType":"anonymous"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	domain := func(q string) *fc.CreateCustomDomainRequest {
+		return &fc.CreateCustomDomainRequest{Body: &fc.CreateCustomDomainInput{DomainName: dara.String("v" + q + ".example.com"), Protocol: dara.String("HTTP"),
+			RouteConfig: &fc.RouteConfig{Routes: []*fc.PathConfig{{Path: dara.String("/*"), FunctionName: dara.String("fn"), Qualifier: dara.String(q)}}}}}
+	}
+	for _, q := range []string{"1", "nosuch"} {
+		if _, err := c.CreateCustomDomain(domain(q)); err != nil {
+			t.Fatalf("CreateCustomDomain qualifier %s: %v", q, err)
+		}
+	}
+	get := func(host string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+env.addr+"/path", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get("v1.example.com"); resp.StatusCode != 200 || resp.Header.Get("x-echo-version") != "1" || resp.Header.Get("x-echo-qualifier") != "1" {
+		t.Errorf("route on version 1: got %d version %q qualifier %q", resp.StatusCode, resp.Header.Get("x-echo-version"), resp.Header.Get("x-echo-qualifier"))
+	}
+	if resp := get("vnosuch.example.com"); resp.StatusCode != 404 {
+		t.Errorf("route on a missing alias: got %d, want 404", resp.StatusCode)
+	}
+	if resp := get("fn.fcd.localhost"); resp.Header.Get("x-echo-version") != "LATEST" {
+		t.Errorf("the trigger's own URL: got version %q, want LATEST", resp.Header.Get("x-echo-version"))
+	}
+}
+
 // TestSDKQualifiedProvision: a provision config on an alias keeps its
 // version's instances warm, and follows the alias to another version.
 func TestSDKQualifiedProvision(t *testing.T) {
