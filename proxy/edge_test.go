@@ -120,9 +120,9 @@ func TestReplayAfterRestart(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	fns := "/" + api.Version + "/functions"
-	del := signedRequest{method: "DELETE", path: fns + "/f", nonce: newID(), date: time.Now()}
-
 	before := testServer(t, Options{Functions: st})
+	// Signed after the first process started, as a client's request is.
+	del := signedRequest{method: "DELETE", path: fns + "/f", nonce: newID(), date: time.Now()}
 	if resp, eb := (signedRequest{method: "POST", path: fns, body: []byte(createBody)}).do(t, before); resp.StatusCode != 200 {
 		t.Fatalf("create: %d %+v", resp.StatusCode, eb)
 	}
