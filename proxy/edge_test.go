@@ -384,7 +384,10 @@ func TestConnectionLimits(t *testing.T) {
 // FC's synchronous limit, announced or chunked, without blaming the
 // instance; headers as large as real clients send (cookies, tokens) pass.
 func TestTriggerRequestLimits(t *testing.T) {
-	env := newInvokeEnv(t, echoBackend())
+	// The function timeout (30 s) must outlast streaming 32 MB under
+	// -race on a loaded machine; with 1 s the chunked case now and then
+	// met the timeout (504) before the cap (413).
+	env := newInvokeEnvWith(t, httptest.NewServer(echoBackend()), 30, nil)
 	t.Run("announced", func(t *testing.T) {
 		conn, err := net.Dial("tcp", env.addr)
 		if err != nil {
