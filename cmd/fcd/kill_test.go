@@ -34,6 +34,26 @@ type fcdProcess struct {
 	throttled int
 }
 
+// newFCDProcess prepares an fcd of the test's own build, named name on
+// subnet, with its data and log in a temporary directory; it is killed at
+// the end of the test if it still runs.
+func newFCDProcess(t *testing.T, name, subnet string) *fcdProcess {
+	t.Helper()
+	dir := t.TempDir()
+	logf, err := os.Create(filepath.Join(dir, "fcd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	p := &fcdProcess{bin: buildFCD(t, dir), dataDir: filepath.Join(dir, "data"), listen: freePort(t), name: name, subnet: subnet, log: logf}
+	t.Cleanup(func() {
+		if p.cmd != nil && p.cmd.ProcessState == nil {
+			p.kill()
+		}
+	})
+	return p
+}
+
 // buildFCD builds the fcd binary into dir.
 func buildFCD(t testing.TB, dir string) string {
 	t.Helper()
@@ -129,18 +149,8 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 	}
 	refs := pushExamples(t, images.Notify)
 	sk := startSink(t, "fcdkill", "10.216.0.4/30")
-	dir := t.TempDir()
-	logf, err := os.Create(filepath.Join(dir, "fcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	p := &fcdProcess{bin: buildFCD(t, dir), dataDir: filepath.Join(dir, "data"), listen: freePort(t), name: "fcdkill", subnet: "10.97.0.0/16", log: logf}
-	t.Cleanup(func() {
-		if p.cmd != nil && p.cmd.ProcessState == nil {
-			p.kill()
-		}
-	})
+	p := newFCDProcess(t, "fcdkill", "10.97.0.0/16")
+	logf := p.log
 	d := p.start(t)
 	c := sdkClient(t, d, d.creds.AccessKeySecret)
 	createNotify(t, c, "job", refs[images.Notify], sk.url, 4)
@@ -346,18 +356,8 @@ func TestRestartServesAfterKillStorm(t *testing.T) {
 	requireRuntime(t)
 	rounds, storm := envInt("FCD_STORM_ROUNDS", 10), envInt("FCD_STORM_REQUESTS", 24)
 	refs := pushExamples(t, images.Misbehave)
-	dir := t.TempDir()
-	logf, err := os.Create(filepath.Join(dir, "fcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	p := &fcdProcess{bin: buildFCD(t, dir), dataDir: filepath.Join(dir, "data"), listen: freePort(t), name: "fcdstorm", subnet: "10.133.0.0/16", log: logf}
-	t.Cleanup(func() {
-		if p.cmd != nil && p.cmd.ProcessState == nil {
-			p.kill()
-		}
-	})
+	p := newFCDProcess(t, "fcdstorm", "10.133.0.0/16")
+	logf := p.log
 	d := p.start(t)
 	c := sdkClient(t, d, d.creds.AccessKeySecret)
 	if _, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{

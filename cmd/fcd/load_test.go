@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -46,18 +45,8 @@ func TestOpenLoopLoad(t *testing.T) {
 	const work = 200 * time.Millisecond
 	rate := float64(inflight) / work.Seconds()
 	refs := pushExamples(t, images.Misbehave)
-	dir := t.TempDir()
-	logf, err := os.Create(filepath.Join(dir, "fcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	p := &fcdProcess{bin: buildFCD(t, dir), dataDir: filepath.Join(dir, "data"), listen: freePort(t), name: "fcdload", subnet: "10.132.0.0/16", log: logf}
-	t.Cleanup(func() {
-		if p.cmd != nil && p.cmd.ProcessState == nil {
-			p.kill()
-		}
-	})
+	p := newFCDProcess(t, "fcdload", "10.132.0.0/16")
+	logf := p.log
 	// All the load comes from one address, with a connection per request
 	// in flight (over 1,000 while cold starts queue requests): lift the
 	// per-address connection cap that protects fcd from one client.
