@@ -45,7 +45,7 @@ type group struct {
 	b      *Blob
 	q      *queue
 	items  []*item
-	next   int // first item not yet filled
+	next   int // first item not yet filled; only the group's goroutine uses it
 	pos    int64
 	end    int64
 	prio   Priority
@@ -150,8 +150,10 @@ func (f *Fetcher) leave(it *item) {
 	g.live--
 	if g.live == 0 {
 		// Nobody wants these bytes any more: stop the GET, and make later
-		// reads of the same bytes start afresh rather than join it.
-		for _, p := range g.items[g.next:] {
+		// reads of the same bytes start afresh rather than join it. Items
+		// already finished are no longer in f.items; g.next belongs to the
+		// group's goroutine and is not read here.
+		for _, p := range g.items {
 			if f.items[p.key] == p {
 				delete(f.items, p.key)
 			}
