@@ -10,6 +10,10 @@ import (
 // Event is one asynchronous invocation as the queue stores it.
 type Event struct {
 	Function string `json:"function"`
+	// Qualifier is what the invocation runs: a version id or an alias,
+	// resolved when each attempt runs; "" means LATEST. Records written
+	// before qualifiers existed have none, and run LATEST as they did.
+	Qualifier string `json:"qualifier,omitempty"`
 	// ID is the caller's task id, or RequestID when none was given.
 	ID string `json:"id"`
 	// RequestID is the x-fc-request-id of the 202 and of every attempt.
@@ -61,6 +65,14 @@ func ended(state string) bool {
 	return false
 }
 
+// qualifier returns the event's qualifier as FC shows it.
+func (e *Event) qualifier() string {
+	if e.Qualifier == "" {
+		return api.QualifierLatest
+	}
+	return e.Qualifier
+}
+
 // Done reports whether the event reached an end state.
 func (e *Event) Done() bool { return ended(e.State) }
 
@@ -75,7 +87,7 @@ func (e *Event) step(state string, now time.Time, detail string) {
 // AsyncTask returns the event as GetAsyncTask shows it. arn is its function's.
 func (e *Event) AsyncTask(arn string, payload bool) *api.AsyncTask {
 	t := &api.AsyncTask{
-		TaskID: e.ID, RequestID: e.RequestID, FunctionArn: arn, Qualifier: "LATEST",
+		TaskID: e.ID, RequestID: e.RequestID, FunctionArn: arn, Qualifier: e.qualifier(),
 		Status: e.State, StartedTime: e.Created.UnixMilli(), InstanceID: e.InstanceID,
 		TaskErrorMessage: e.Error, DestinationStatus: e.Destination,
 		Events: make([]*api.AsyncTaskEvent, 0, len(e.History)),

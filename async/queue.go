@@ -166,7 +166,11 @@ func (q *Queue) recover() error {
 
 // Invocation is one asynchronous invocation to enqueue.
 type Invocation struct {
-	Function  string
+	Function string
+	// Qualifier is the version id or alias the invocation runs; "" or
+	// LATEST means the function's current configuration. The queue
+	// stores it as given: the caller checks that it exists.
+	Qualifier string
 	RequestID string
 	// TaskID is the caller's x-fc-async-task-id; empty means none, and
 	// the event's id is RequestID.
@@ -184,11 +188,15 @@ func (q *Queue) Enqueue(ctx context.Context, inv Invocation) error {
 	now := q.clock.Now()
 	ev := &Event{
 		Function: inv.Function, ID: inv.TaskID, RequestID: inv.RequestID,
-		Task: inv.TaskID != "", Payload: inv.Payload,
+		Qualifier: inv.Qualifier,
+		Task:      inv.TaskID != "", Payload: inv.Payload,
 		Created: now, Due: now,
 	}
 	if ev.ID == "" {
 		ev.ID = inv.RequestID
+	}
+	if ev.Qualifier == api.QualifierLatest {
+		ev.Qualifier = ""
 	}
 	if len(ev.Payload) == 0 {
 		ev.Payload = nil

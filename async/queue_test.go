@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	bolt "go.etcd.io/bbolt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/fcd-dev/fcd/api"
 )
@@ -464,5 +466,49 @@ func TestConcurrentDuplicates(t *testing.T) {
 	wg.Wait()
 	if accepted != 1 || refused != n-1 {
 		t.Errorf("got %d accepted and %d refused, want 1 and %d", accepted, refused, n-1)
+	}
+}
+
+// TestQualifier: an event keeps the qualifier it was enqueued with across
+// a restart and hands it to every attempt; LATEST is stored as none, so a
+// record written before qualifiers existed reads as LATEST.
+func TestQualifier(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.setConfig("f", api.AsyncConfigInput{AsyncTask: ptr(true)})
+	for id, q := range map[string]string{"t1": "prod", "t2": "LATEST", "t3": ""} {
+		err := h.q.Enqueue(context.Background(), Invocation{Function: "f", Qualifier: q, RequestID: "req-" + id, TaskID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.reopen()
+	want := map[string]string{"t1": "prod", "t2": "", "t3": ""}
+	for range want {
+		c := h.d.next(t)
+		if got := c.ev.Qualifier; got != want[c.ev.ID] {
+			t.Errorf("attempt of %s: qualifier %q, want %q", c.ev.ID, got, want[c.ev.ID])
+		}
+		c.begin("i1")
+		c.reply <- Result{Outcome: Succeeded}
+	}
+	for id, q := range map[string]string{"t1": "prod", "t2": "LATEST", "t3": "LATEST"} {
+		ev := h.wait(id, api.TaskSucceeded)
+		if got := ev.AsyncTask("arn", false).Qualifier; got != q {
+			t.Errorf("GetAsyncTask %s: qualifier %q, want %q", id, got, q)
+		}
+	}
+
+	// A record from before qualifiers (no "qualifier" key).
+	legacy := `{"function":"f","id":"old","requestId":"r","task":true,"payload":null,"state":"Enqueued","attempts":0,"created":"2026-01-01T00:00:00Z","due":"2026-01-01T00:00:00Z","history":[]}`
+	var ev Event
+	if err := json.Unmarshal([]byte(legacy), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if got := ev.AsyncTask("arn", false).Qualifier; ev.Qualifier != "" || got != api.QualifierLatest {
+		t.Errorf("legacy record: qualifier %q shown as %q, want none shown as LATEST", ev.Qualifier, got)
+	}
+	data, _ := json.Marshal(&Event{Function: "f"})
+	if strings.Contains(string(data), "qualifier") {
+		t.Errorf("a LATEST event is stored as %s: it must not carry a qualifier key", data)
 	}
 }

@@ -57,11 +57,20 @@ func (s *Server) invokeAsync(ctx *fasthttp.RequestCtx, rid, name string, inv inv
 			return
 		}
 	}
-	if _, err := s.fns.get(ctx, s.opts.Functions, name); err != nil {
+	latest, err := s.fns.get(ctx, s.opts.Functions, name)
+	if err != nil {
 		s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
 		return
 	}
-	err := s.opts.Async.Enqueue(ctx, async.Invocation{Function: name, RequestID: rid, TaskID: taskID, Payload: bytes.Clone(inv.body)})
+	// A qualifier that does not exist is refused now, with the error a
+	// synchronous invocation gets; what an alias points to is decided
+	// when the event runs.
+	qualifier := requestQualifier(ctx)
+	if _, _, err := s.resolve(ctx, latest, name, qualifier); err != nil {
+		s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
+		return
+	}
+	err = s.opts.Async.Enqueue(ctx, async.Invocation{Function: name, Qualifier: qualifier, RequestID: rid, TaskID: taskID, Payload: bytes.Clone(inv.body)})
 	if err != nil {
 		s.fail(ctx, rid, asyncError(err))
 		return
@@ -75,6 +84,8 @@ type asyncAttempt struct {
 	// ctx ends when the attempt is stopped or the queue shuts down.
 	ctx   context.Context
 	begin func(instanceID string) error
+	// qualifier is the event's version or alias, "" for LATEST.
+	qualifier string
 	// begun is set once begin committed the attempt.
 	begun bool
 }
@@ -104,7 +115,7 @@ func (d asyncDispatcher) Dispatch(ctx context.Context, ev *async.Event, begin fu
 	req.SetRequestURI(apiPrefix + "/" + ev.Function + "/invocations")
 	var rc fasthttp.RequestCtx
 	rc.Init(&req, nil, fasthttpLogger{s.log})
-	a := &asyncAttempt{ctx: ctx, begin: begin}
+	a := &asyncAttempt{ctx: ctx, begin: begin, qualifier: ev.Qualifier}
 	s.invoke(&rc, ev.RequestID, ev.Function, invocation{controlPath: "/invoke", body: ev.Payload, async: a})
 	return s.asyncResult(&rc.Response, a.begun)
 }
@@ -120,7 +131,9 @@ func (s *Server) asyncResult(resp *fasthttp.Response, begun bool) async.Result {
 		switch {
 		case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
 			return async.Result{Outcome: async.Throttled, Error: eb.Code + ": " + eb.Message}
-		case status == http.StatusNotFound && eb.Code == CodeFunctionNotFound:
+		case status == http.StatusNotFound && (eb.Code == CodeFunctionNotFound || eb.Code == CodeVersionNotFound || eb.Code == CodeAliasNotFound):
+			// The function, or the version or alias the event names, is
+			// gone: no retry can succeed.
 			return async.Result{Outcome: async.Gone, Error: eb.Code + ": " + eb.Message}
 		case status == http.StatusOK:
 			// begin failed: nothing was sent.

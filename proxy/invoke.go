@@ -169,10 +169,6 @@ func (c *functionCache) forget(name string) {
 // invoke serves one invocation of function name.
 func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocation) {
 	if isAsync(ctx, inv) {
-		if aerr := asyncQualifier(ctx); aerr != nil {
-			s.fail(ctx, rid, aerr)
-			return
-		}
 		s.invokeAsync(ctx, rid, name, inv)
 		return
 	}

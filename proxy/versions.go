@@ -258,11 +258,12 @@ func (s *Server) target(ctx *fasthttp.RequestCtx, name string, inv *invocation) 
 		q = inv.routeQualifier
 	case inv.controlPath != "/invoke":
 		q = latest.triggerQualifier
-	case inv.async == nil:
-		q = string(ctx.QueryArgs().Peek("qualifier"))
-		if q == "" {
-			q = string(ctx.Request.Header.Peek(headerQualifier))
-		}
+	case inv.async != nil:
+		// An async event's alias is resolved when each attempt runs, as
+		// every synchronous invocation of it is (async.Event.Qualifier).
+		q = inv.async.qualifier
+	default:
+		q = requestQualifier(ctx)
 	}
 	r, err := s.restriction(ctx, name)
 	if err != nil {
@@ -518,15 +519,11 @@ func (s *Server) getQualified(ctx *fasthttp.RequestCtx, name string) error {
 	return s.writeFunction(ctx, f)
 }
 
-// asyncQualifier refuses an asynchronous invocation of a qualifier other
-// than LATEST: the async queue runs the latest configuration only.
-func asyncQualifier(ctx *fasthttp.RequestCtx) *apiError {
-	q := string(ctx.QueryArgs().Peek("qualifier"))
-	if q == "" {
-		q = string(ctx.Request.Header.Peek(headerQualifier))
+// requestQualifier is InvokeFunction's qualifier: ?qualifier=, else
+// x-fc-qualifier; "" when neither is set.
+func requestQualifier(ctx *fasthttp.RequestCtx) string {
+	if q := ctx.QueryArgs().Peek("qualifier"); len(q) > 0 {
+		return string(q)
 	}
-	if q == "" || q == api.QualifierLatest {
-		return nil
-	}
-	return newError(http.StatusBadRequest, CodeInvalidArgument, "qualifier "+strconv.Quote(q)+" is not supported for asynchronous invocations here: they run LATEST")
+	return string(ctx.Request.Header.Peek(headerQualifier))
 }

@@ -119,7 +119,7 @@ func listTasks(ctx context.Context, c *client, path, status, prefix string, limi
 }
 
 func printTask(w io.Writer, t *api.AsyncTask) {
-	fmt.Fprintf(w, "task:       %s\nrequest id: %s\nstatus:     %s\nattempts:   %d\n", t.TaskID, t.RequestID, t.Status, t.AlreadyRetriedTimes+1)
+	fmt.Fprintf(w, "task:       %s\nrequest id: %s\nqualifier:  %s\nstatus:     %s\nattempts:   %d\n", t.TaskID, t.RequestID, t.Qualifier, t.Status, t.AlreadyRetriedTimes+1)
 	if t.InstanceID != "" {
 		fmt.Fprintf(w, "instance:   %s\n", t.InstanceID)
 	}

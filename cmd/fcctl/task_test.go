@@ -25,7 +25,8 @@ func (idle) Dispatch(ctx context.Context, ev *async.Event, begin func(string) er
 	return async.Result{Outcome: async.Throttled, Error: "stopped"}
 }
 
-// serveAsync is serve with an async queue and one function, echo.
+// serveAsync is serve with an async queue and one function, echo, with
+// one published version.
 func serveAsync(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -40,6 +41,9 @@ func serveAsync(t *testing.T) string {
 		t.Fatal(err)
 	}
 	if err := st.CreateFunction(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PublishVersion(context.Background(), name, "", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	q, err := async.Open(st.DB(), async.Options{})
@@ -57,7 +61,7 @@ func serveAsync(t *testing.T) string {
 	if err := api.SaveCredentials(filepath.Join(dir, api.CredentialsFile), creds); err != nil {
 		t.Fatal(err)
 	}
-	srv := proxy.New(proxy.Options{Functions: st, Keys: proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret}, Async: q})
+	srv := proxy.New(proxy.Options{Functions: st, Keys: proxy.StaticKeys{creds.AccessKeyID: creds.AccessKeySecret}, Versions: st, Async: q})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Serve(ctx, ln) })
@@ -83,6 +87,11 @@ func TestTaskCommands(t *testing.T) {
 		{[]string{"task", "list", "echo", "--status", "Enqueued"}, "TASK ID", false},
 		{[]string{"task", "stop", "echo", "job-1"}, "already finished", true},
 		{[]string{"task", "get", "echo", "nope"}, "AsyncTaskNotFound", true},
+		{[]string{"invoke", "echo", "--async", "--qualifier", "1", "--task-id", "job-v1"}, "accepted: request id ", false},
+		{[]string{"task", "get", "echo", "job-v1"}, "qualifier:  1\n", false},
+		{[]string{"task", "get", "echo", "job-v1", "-o", "json"}, `"qualifier": "1"`, false},
+		{[]string{"invoke", "echo", "--async", "--qualifier", "nosuch", "--task-id", "job-x"}, "AliasNotFound", true},
+		{[]string{"invoke", "echo", "--async", "--qualifier", "7", "--task-id", "job-x"}, "VersionNotFound", true},
 		{[]string{"task", "get", "echo"}, "takes 2 argument(s)", true},
 	}
 	for _, s := range steps {

@@ -1,0 +1,211 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	openapiutil "github.com/alibabacloud-go/darabonba-openapi/v2/utils"
+	fc "github.com/alibabacloud-go/fc-20230330/v4/client"
+	"github.com/alibabacloud-go/tea/dara"
+
+	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/async"
+	"github.com/fcd-dev/fcd/scheduler"
+	"github.com/fcd-dev/fcd/store"
+)
+
+// newAsyncVersionEnv is newVersionEnv with an async queue: a proxy over a
+// real store, scheduler and queue, whose instances answer with
+// "<x-fc-version-id> <x-fc-qualifier>".
+func newAsyncVersionEnv(t *testing.T) *versionEnv {
+	t.Helper()
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, r.Header.Get("x-fc-version-id")+" "+r.Header.Get("x-fc-qualifier"))
+	}))
+	t.Cleanup(be.Close)
+	st, err := store.Open(t.TempDir()+"/fcd.db", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sched := scheduler.New(&backendStarter{addr: strings.TrimPrefix(be.URL, "http://")}, scheduler.Options{})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		sched.Close(ctx)
+	})
+	p := &schedPools{s: sched, log: &fakeLog{}}
+	q, err := async.Open(st.DB(), async.Options{Policy: async.Policy{RetryBase: time.Millisecond, ThrottleBase: time.Millisecond, ThrottleMax: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Options{Functions: st, Provision: st, Versions: st, Scheduler: p, Pools: p, VersionPools: p,
+		Async: q, Keys: StaticKeys{testKeyID: testSecret}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Serve(ctx, ln) })
+	wg.Go(func() { q.Run(ctx, srv.AsyncDispatcher()) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	env := &versionEnv{pools: p, addr: ln.Addr().String()}
+	env.c, err = fc.NewClient(&openapiutil.Config{
+		HttpClient:      ownHTTP{&http.Client{}},
+		AccessKeyId:     dara.String(testKeyID),
+		AccessKeySecret: dara.String(testSecret),
+		Endpoint:        dara.String(env.addr),
+		Protocol:        dara.String("http"),
+		RegionId:        dara.String("local"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// invokeAsync invokes fn asynchronously as task id, with a qualifier in
+// ?qualifier= (query) or x-fc-qualifier (header), none when empty.
+func (e *versionEnv) invokeAsync(t *testing.T, id, query, header string) error {
+	t.Helper()
+	req := &fc.InvokeFunctionRequest{Body: strings.NewReader("event " + id)}
+	if query != "" {
+		req.Qualifier = dara.String(query)
+	}
+	h := &fc.InvokeFunctionHeaders{XFcInvocationType: dara.String("Async"), XFcAsyncTaskId: dara.String(id)}
+	if header != "" {
+		h.CommonHeaders = map[string]*string{"x-fc-qualifier": dara.String(header)}
+	}
+	resp, err := e.c.InvokeFunctionWithOptions(dara.String("fn"), req, h, &dara.RuntimeOptions{})
+	if err == nil && dara.Int32Value(resp.StatusCode) != http.StatusAccepted {
+		t.Errorf("async invoke %s: HTTP %d, want 202", id, dara.Int32Value(resp.StatusCode))
+	}
+	return err
+}
+
+// asyncTask polls GetAsyncTask until task id ends.
+func (e *versionEnv) asyncTask(t *testing.T, id string) *fc.AsyncTask {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := e.c.GetAsyncTask(dara.String("fn"), dara.String(id), &fc.GetAsyncTaskRequest{})
+		if err != nil {
+			t.Fatalf("GetAsyncTask %s: %v", id, err)
+		}
+		switch s := dara.StringValue(resp.Body.Status); s {
+		case api.TaskSucceeded, api.TaskFailed, api.TaskStopped, api.TaskExpired:
+			return resp.Body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s: status %q, never ended", id, dara.StringValue(resp.Body.Status))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSDKAsyncQualifier: an asynchronous invocation of a version or an
+// alias runs on that version, and its instance is told the qualifier and
+// the version; a qualifier that does not exist is refused at enqueue with
+// the error a synchronous invocation gets, and no task is made.
+func TestSDKAsyncQualifier(t *testing.T) {
+	env := newAsyncVersionEnv(t)
+	c := env.c
+	env.createFunction(t)
+	env.publish(t, "one")
+	env.setMemory(t, 1024)
+	env.publish(t, "two")
+	if _, err := c.CreateAlias(dara.String("fn"), &fc.CreateAliasRequest{Body: &fc.CreateAliasInput{
+		AliasName: dara.String("prod"), VersionId: dara.String("2")}}); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct {
+		id, query, header string
+		ran               string // what the instance saw: version, qualifier
+		qualifier         string // GetAsyncTask's
+	}{
+		{"latest", "", "", "LATEST LATEST", "LATEST"},
+		{"v1", "1", "", "1 1", "1"},
+		{"alias", "prod", "", "2 prod", "prod"},
+		{"alias-header", "", "prod", "2 prod", "prod"},
+		{"query-wins", "1", "prod", "1 1", "1"},
+	}
+	for _, tc := range cases {
+		if err := env.invokeAsync(t, tc.id, tc.query, tc.header); err != nil {
+			t.Fatalf("async invoke %s: %v", tc.id, err)
+		}
+	}
+	for _, tc := range cases {
+		task := env.asyncTask(t, tc.id)
+		if got := dara.StringValue(task.Status); got != api.TaskSucceeded {
+			t.Errorf("task %s: %s (%s), want Succeeded", tc.id, got, dara.StringValue(task.TaskErrorMessage))
+			continue
+		}
+		if got := dara.StringValue(task.ReturnPayload); got != tc.ran {
+			t.Errorf("task %s: the instance saw %q, want %q", tc.id, got, tc.ran)
+		}
+		if got := dara.StringValue(task.Qualifier); got != tc.qualifier {
+			t.Errorf("task %s: GetAsyncTask qualifier %q, want %q", tc.id, got, tc.qualifier)
+		}
+	}
+
+	// Each version ran on instances of its own.
+	inst, err := c.ListInstances(dara.String("fn"), &fc.ListInstancesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, in := range inst.Body.Instances {
+		seen[dara.StringValue(in.VersionId)] = true
+	}
+	if !seen["LATEST"] || !seen["1"] || !seen["2"] {
+		t.Errorf("ListInstances: got versions %v, want LATEST, 1 and 2", seen)
+	}
+
+	// The alias is resolved when the event runs, not when it is accepted:
+	// held back by reserved concurrency 0, an event accepted while prod
+	// routes to version 2 runs on version 1 once prod was moved there.
+	if _, err := c.PutConcurrencyConfig(dara.String("fn"), &fc.PutConcurrencyConfigRequest{Body: &fc.PutConcurrencyInput{ReservedConcurrency: dara.Int64(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.invokeAsync(t, "moved", "prod", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UpdateAlias(dara.String("fn"), dara.String("prod"), &fc.UpdateAliasRequest{Body: &fc.UpdateAliasInput{VersionId: dara.String("1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteConcurrencyConfig(dara.String("fn")); err != nil {
+		t.Fatal(err)
+	}
+	if task := env.asyncTask(t, "moved"); dara.StringValue(task.ReturnPayload) != "1 prod" {
+		t.Errorf("event accepted before its alias moved: %s, the instance saw %q, want \"1 prod\"", dara.StringValue(task.Status), dara.StringValue(task.ReturnPayload))
+	}
+
+	refused := []struct {
+		id, query, header, code string
+		status                  int
+	}{
+		{"no-version", "9", "", CodeVersionNotFound, 404},
+		{"no-alias", "nosuch", "", CodeAliasNotFound, 404},
+		{"no-alias-header", "", "nosuch", CodeAliasNotFound, 404},
+		{"bad", "bad/q", "", CodeInvalidArgument, 400},
+	}
+	for _, tc := range refused {
+		err := env.invokeAsync(t, tc.id, tc.query, tc.header)
+		wantCode(t, "async invoke of qualifier "+tc.query+tc.header, err, tc.code, tc.status)
+		_, err = c.GetAsyncTask(dara.String("fn"), dara.String(tc.id), &fc.GetAsyncTaskRequest{})
+		wantCode(t, "GetAsyncTask of a refused invocation", err, CodeAsyncTaskNotFound, 404)
+	}
+}
