@@ -39,6 +39,9 @@ var (
 	// ErrVersionInUse: DeleteFunctionVersion of a version an alias
 	// routes to.
 	ErrVersionInUse = category("version is in use by an alias", errdefs.ErrFailedPrecondition)
+	// ErrVersionUnchanged: PublishFunctionVersion when the function was
+	// not updated since its newest version was published.
+	ErrVersionUnchanged = category("no changes were made since last publish", errdefs.ErrFailedPrecondition)
 )
 
 type categorized struct {

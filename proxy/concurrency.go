@@ -19,8 +19,11 @@ import (
 // store's watch reports the config (applyVersioning).
 
 // CodeConcurrencyConfigNotFound answers GetConcurrencyConfig of a
-// function without one (404).
-const CodeConcurrencyConfigNotFound = "ConcurrencyConfigNotFound"
+// function without one (404). FC 3.0 calls it OnDemandConfigNotFound
+// (reserved concurrency is its on-demand config internally): the code
+// that terraform-provider-alicloud's fcv3 concurrency config resource
+// takes for "not found".
+const CodeConcurrencyConfigNotFound = "OnDemandConfigNotFound"
 
 // CodeReservedExhausted answers an invocation over the function's
 // reserved concurrency (429).

@@ -210,7 +210,7 @@ func (f functionFailure) headline() string {
 // FC codes of the async API.
 const (
 	CodeAsyncTaskNotFound      = "AsyncTaskNotFound"      // 404
-	CodeAsyncConfigNotFound    = "AsyncConfigNotFound"    // 404
+	CodeAsyncConfigNotFound    = "AsyncConfigNotExists"   // 404; FC's, as terraform-provider-alicloud's fcv3 resource matches it
 	CodeAsyncTaskAlreadyExists = "AsyncTaskAlreadyExists" // 409
 )
 

@@ -85,6 +85,11 @@ const (
 	// CodeVersionInUse answers DeleteFunctionVersion of a version an
 	// alias routes to (409).
 	CodeVersionInUse = "VersionInUse"
+	// CodeVersionPublishError answers PublishFunctionVersion when nothing
+	// changed since the newest version (400), with a message that starts
+	// "No changes were made since last publish", as FC's does: deploy
+	// tools match on both.
+	CodeVersionPublishError = "VersionPublishError"
 )
 
 // versioningError maps the store's versioning errors to FC's; others as
@@ -97,6 +102,9 @@ func versioningError(err error) *apiError {
 		return newError(http.StatusNotFound, CodeAliasNotFound, err.Error())
 	case errors.Is(err, api.ErrAliasExists):
 		return newError(http.StatusConflict, CodeAliasAlreadyExists, err.Error())
+	case errors.Is(err, api.ErrVersionUnchanged):
+		msg := err.Error()
+		return newError(http.StatusBadRequest, CodeVersionPublishError, strings.ToUpper(msg[:1])+msg[1:])
 	case errors.Is(err, api.ErrVersionInUse):
 		return newError(http.StatusConflict, CodeVersionInUse, err.Error()+": update or delete the alias first")
 	default:

@@ -230,6 +230,33 @@ func TestSDKVersionsAndAliases(t *testing.T) {
 		t.Fatalf("second version: got %q, want 2", v)
 	}
 	env.setMemory(t, 2048)
+	if v := env.publish(t, "third"); v != "3" {
+		t.Fatalf("third version: got %q, want 3", v)
+	}
+
+	// PublishFunctionVersion with nothing changed since the newest
+	// version is refused, as FC refuses it; tags are no change; once the
+	// newest version is gone, the one before it is compared.
+	_, err := c.PublishFunctionVersion(dara.String("fn"), &fc.PublishFunctionVersionRequest{Body: &fc.PublishVersionInput{}})
+	wantCode(t, "PublishFunctionVersion without a change", err, CodeVersionPublishError, 400)
+	if code, _ := sdkCode(err); code == CodeVersionPublishError && !strings.Contains(err.Error(), "No changes were made since last publish") {
+		t.Errorf("PublishFunctionVersion without a change: message %v lacks FC's \"No changes were made since last publish\"", err)
+	}
+	if _, err := c.TagResources(&fc.TagResourcesRequest{Body: &fc.TagResourcesInput{ResourceType: dara.String("FUNCTION"),
+		ResourceId: dara.StringSlice([]string{"fn"}), Tag: []*fc.Tag{tag("k", "v")}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.PublishFunctionVersion(dara.String("fn"), &fc.PublishFunctionVersionRequest{Body: &fc.PublishVersionInput{}})
+	wantCode(t, "PublishFunctionVersion after tagging only", err, CodeVersionPublishError, 400)
+	if _, err := c.DeleteFunctionVersion(dara.String("fn"), dara.String("3")); err != nil {
+		t.Fatal(err)
+	}
+	if v := env.publish(t, "third again"); v != "4" {
+		t.Fatalf("publish after the unchanged newest version was deleted: got %q, want 4 (version 2 froze another configuration)", v)
+	}
+	if _, err := c.DeleteFunctionVersion(dara.String("fn"), dara.String("4")); err != nil {
+		t.Fatal(err)
+	}
 
 	// ListFunctionVersions: newest first by default; FORWARD pages.
 	list, err := c.ListFunctionVersions(dara.String("fn"), &fc.ListFunctionVersionsRequest{})
@@ -622,6 +649,7 @@ func TestSDKQualifiedProvision(t *testing.T) {
 	c := env.c
 	env.createFunction(t)
 	env.publish(t, "")
+	env.setMemory(t, 1024) // a second version needs a change
 	env.publish(t, "")
 	if _, err := c.CreateAlias(dara.String("fn"), &fc.CreateAliasRequest{Body: &fc.CreateAliasInput{AliasName: dara.String("prod"), VersionId: dara.String("1")}}); err != nil {
 		t.Fatal(err)

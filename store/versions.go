@@ -19,11 +19,13 @@ import (
 // function. They belong to the function: DeleteFunction removes them in
 // its transaction, without events of their own.
 
-// versionRecord is how a published version is stored: its API form and
-// the function's configuration it froze.
+// versionRecord is how a published version is stored: its API form, the
+// function's configuration it froze and that configuration's revision
+// (0 in records from before it was kept).
 type versionRecord struct {
 	Version  *api.FunctionVersion `json:"version"`
 	Function *api.Function        `json:"function"`
+	Revision uint64               `json:"revision,omitempty"`
 }
 
 func versionKey(id uint64) []byte {
@@ -48,7 +50,9 @@ func requireFunction(tx *bolt.Tx, name string) error {
 }
 
 // PublishVersion freezes the function's current configuration as its next
-// version. Errors: errdefs.ErrNotFound (no function).
+// version. Errors: errdefs.ErrNotFound (no function),
+// api.ErrVersionUnchanged (the function's revision is the one its newest
+// version froze: no UpdateFunction since; tags do not count).
 func (s *Store) PublishVersion(ctx context.Context, function, description string, now time.Time) (*api.FunctionVersion, error) {
 	var v *api.FunctionVersion
 	err := s.update(func(tx *bolt.Tx, emit func(api.Event) error) error {
@@ -60,13 +64,16 @@ func (s *Store) PublishVersion(ctx context.Context, function, description string
 		if err != nil {
 			return err
 		}
+		if err := checkChanged(b, function, f.Revision); err != nil {
+			return err
+		}
 		id, err := b.NextSequence()
 		if err != nil {
 			return err
 		}
 		ts := api.Timestamp(now)
 		v = &api.FunctionVersion{VersionID: strconv.FormatUint(id, 10), Description: description, CreatedTime: ts, LastModifiedTime: ts}
-		data, err := json.Marshal(versionRecord{Version: v, Function: f})
+		data, err := json.Marshal(versionRecord{Version: v, Function: f, Revision: f.Revision})
 		if err != nil {
 			return err
 		}
@@ -79,6 +86,23 @@ func (s *Store) PublishVersion(ctx context.Context, function, description string
 		return nil, err
 	}
 	return v, nil
+}
+
+// checkChanged refuses to publish revision rev of function when the
+// newest version b holds froze the same one.
+func checkChanged(b *bolt.Bucket, function string, rev uint64) error {
+	_, data := b.Cursor().Last()
+	if data == nil {
+		return nil
+	}
+	var last versionRecord
+	if err := json.Unmarshal(data, &last); err != nil {
+		return fmt.Errorf("decode newest version of %q: %w", function, err)
+	}
+	if last.Revision != 0 && last.Revision == rev {
+		return fmt.Errorf("%w: function %q is unchanged since version %s", api.ErrVersionUnchanged, function, last.Version.VersionID)
+	}
+	return nil
 }
 
 func getVersion(tx *bolt.Tx, function, id string) (*versionRecord, error) {

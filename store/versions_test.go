@@ -157,3 +157,53 @@ func TestMigrationV3(t *testing.T) {
 		t.Fatalf("publish a version of a function from v2: got %+v, %v", v, err)
 	}
 }
+
+// TestPublishUnchanged: publishing twice without an update between is
+// refused; an update, or deleting the newest version, allows it again; a
+// version record from before revisions were kept never counts as the same.
+func TestPublishUnchanged(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	if err := s.CreateFunction(ctx, fn("a")); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(want string) {
+		t.Helper()
+		v, err := s.PublishVersion(ctx, "a", "", now)
+		if err != nil || v.VersionID != want {
+			t.Fatalf("publish: got %+v, %v; want version %s", v, err, want)
+		}
+	}
+	unchanged := func(what string) {
+		t.Helper()
+		if _, err := s.PublishVersion(ctx, "a", "", now); !errors.Is(err, api.ErrVersionUnchanged) {
+			t.Fatalf("publish %s: got %v, want ErrVersionUnchanged", what, err)
+		}
+	}
+	publish("1")
+	unchanged("right after version 1")
+	if _, err := s.UpdateFunctionTags(ctx, "a", func(*api.Function) ([]api.Tag, error) { return []api.Tag{{Key: "k", Value: "v"}}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	unchanged("after tagging only")
+	if _, err := s.UpdateFunction(ctx, "a", func(f *api.Function) (*api.Function, error) { f.MemorySize = 1024; return f, nil }); err != nil {
+		t.Fatal(err)
+	}
+	publish("2")
+	unchanged("right after version 2")
+	if err := s.DeleteVersion(ctx, "a", "2"); err != nil {
+		t.Fatal(err)
+	}
+	publish("3") // version 1 froze another revision
+
+	// A record written before revisions were kept: no revision.
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := bucket(tx, bucketVersions).Bucket([]byte("a"))
+		return b.Put(versionKey(3), []byte(`{"version":{"versionId":"3"},"function":{"functionName":"a"}}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish("4")
+}

@@ -239,8 +239,8 @@ func TestAsyncSDK(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = c.GetAsyncInvokeConfig(dara.String("job"), &fc.GetAsyncInvokeConfigRequest{})
-		if code, status := sdkCode(err); status != 404 || code != "AsyncConfigNotFound" {
-			t.Errorf("after delete: got %s/%d, want AsyncConfigNotFound/404", code, status)
+		if code, status := sdkCode(err); status != 404 || code != "AsyncConfigNotExists" {
+			t.Errorf("after delete: got %s/%d, want AsyncConfigNotExists/404", code, status)
 		}
 	})
 	if depth := metricValue(t, d, "fcd_async_queue_depth"); depth != 0 {
