@@ -61,7 +61,7 @@ var functionFields = map[string]field{
 	"disableOndemand":          honoured,
 	"disableInjectCredentials": honoured,
 	"instanceIsolationMode":    honoured, // SHARE only; see validate
-	"internetAccess":           honoured, // true only; see validate
+	"internetAccess":           honoured, // false: instance.Spec.Offline
 	"sessionAffinity":          honoured, // NONE or HEADER_FIELD; see validate
 	"sessionAffinityConfig":    honoured, // its members: sessionConfigFields
 	"tags":                     honoured,

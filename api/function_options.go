@@ -19,8 +19,10 @@ import (
 //     instance's environment), Request (none in request headers), All.
 //   - instanceIsolationMode: SHARE, the only mode (an instance serves up to
 //     instanceConcurrency requests of any caller).
-//   - internetAccess: true, the only value (instances reach the outside
-//     world through fcd's bridge).
+//   - internetAccess: true (the default), instances reach the outside
+//     world through fcd's bridge; false, they reach nothing beyond it (no
+//     DNS either: fcd serves none), while fcd still reaches them (package
+//     instance's offline set).
 //   - sessionAffinity: NONE, or HEADER_FIELD with sessionAffinityConfig
 //     {"affinityHeaderFieldName", "sessionIdleTimeoutInSeconds",
 //     "sessionTTLInSeconds"}: requests with the same value of that header
@@ -231,9 +233,6 @@ func (f *Function) validateOptions() error {
 	}
 	if err := f.validateSession(); err != nil {
 		return err
-	}
-	if f.InternetAccess != nil && !*f.InternetAccess {
-		return invalid("internetAccess false is not supported here: fcd's instances share one outbound policy, set for the host (fcd -deny-outbound)")
 	}
 	if err := f.CustomDNS.validate(); err != nil {
 		return err

@@ -22,7 +22,7 @@
 // /proc paths and a read-only /proc/sys, a pids limit per instance and one
 // for all of them (Options.TotalPids, on the parent cgroup /<Name>). On the
 // network, an instance reaches the outside world (unless
-// Options.DenyOutbound) but not the host, not another instance and not
+// Options.DenyOutbound, or Spec.Offline for its function) but not the host, not another instance and not
 // link-local or metadata addresses: the bridge's ports are isolated and an
 // nftables table named fcd-<Name> (see firewall) filters the rest. The
 // Manager installs it before its first instance and removes it on Close.

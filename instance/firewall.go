@@ -36,7 +36,8 @@ var blockedAddrs = []netip.Prefix{
 //
 // What an instance may do:
 //   - reach the outside world through the host's routes (unless
-//     denyOutbound), masqueraded by the CNI bridge plugin;
+//     denyOutbound, or its function has internetAccess false: see
+//     setOffline), masqueraded by the CNI bridge plugin;
 //   - answer connections the host opened to it (probes, invocations);
 //     nothing routed through the host (another bridge's containers,
 //     another machine) may open one;
@@ -52,6 +53,9 @@ type firewall struct {
 
 	mu        sync.Mutex
 	installed bool
+	// offline holds the address of each network namespace (by id) in
+	// the offline4 set: those of instances without internet access.
+	offline map[string]netip.Addr
 }
 
 func newFirewall(name, bridge string, denyOutbound bool) *firewall {
@@ -71,6 +75,10 @@ table inet {{.Table}} {
 		type ipv6_addr; flags interval;
 		elements = { {{.Blocked6}} }
 	}
+	set offline4 {
+		type ipv4_addr;
+		comment "instances of functions with internetAccess false";
+	}
 	chain input {
 		type filter hook input priority filter; policy accept;
 		iifname "{{.Bridge}}" ct state established,related accept comment "replies to the host's own connections"
@@ -83,6 +91,7 @@ table inet {{.Table}} {
 		oifname "{{.Bridge}}" drop comment "into instances from anywhere but the host: other bridges, other hosts"
 		iifname "{{.Bridge}}" ip daddr @blocked4 reject with icmpx admin-prohibited comment "link-local and metadata"
 		iifname "{{.Bridge}}" ip6 daddr @blocked6 reject with icmpx admin-prohibited comment "link-local and metadata"
+		iifname "{{.Bridge}}" ip saddr @offline4 reject with icmpx admin-prohibited comment "internetAccess false"
 		{{- if .DenyOutbound}}
 		iifname "{{.Bridge}}" reject with icmpx admin-prohibited comment "outbound denied"
 		{{- end}}
@@ -144,6 +153,7 @@ func (f *firewall) remove(ctx context.Context) error {
 		return fmt.Errorf("remove firewall: %w", err)
 	}
 	f.installed = false
+	f.offline = nil
 	return nil
 }
 

@@ -13,7 +13,8 @@ func TestFirewallRuleset(t *testing.T) {
 		want, absent []string
 	}{
 		{"outbound allowed", false, true,
-			[]string{"table inet fcd-x {", `iifname "x0" reject`, "169.254.0.0/16", "100.100.100.200", "fd00:ec2::254", `iifname "x0" oifname "x0" drop`, `oifname "x0" drop`},
+			[]string{"table inet fcd-x {", `iifname "x0" reject`, "169.254.0.0/16", "100.100.100.200", "fd00:ec2::254", `iifname "x0" oifname "x0" drop`, `oifname "x0" drop`,
+				"set offline4 {", `iifname "x0" ip saddr @offline4 reject with icmpx admin-prohibited comment "internetAccess false"`},
 			[]string{"outbound denied"}},
 		{"outbound denied", true, true, []string{"outbound denied"}, nil},
 		{"remove", false, false, []string{"delete table inet fcd-x"}, []string{"table inet fcd-x {"}},

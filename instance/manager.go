@@ -248,6 +248,9 @@ func (i *Instance) create(ctx context.Context) error {
 		return err
 	}
 	net, err := m.attach(ctx, i)
+	if err == nil && spec.Offline {
+		err = m.net.firewall.setOffline(ctx, net.id, net.ip)
+	}
 	if err != nil {
 		return fmt.Errorf("network: %w", err)
 	}

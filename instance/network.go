@@ -130,6 +130,9 @@ func (n *network) attach(ctx context.Context, id string) (_ string, _ netip.Addr
 // detach releases the instance's address and removes its namespace. It is
 // safe to call for an instance whose network is partly or not set up.
 func (n *network) detach(ctx context.Context, id string) error {
+	if err := n.firewall.clearOffline(ctx, id); err != nil {
+		return err
+	}
 	dir := filepath.Join(n.nsDir, id)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {

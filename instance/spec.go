@@ -78,6 +78,10 @@ type Spec struct {
 	// ResolvConf, when non-empty, is the text of the instance's
 	// /etc/resolv.conf; "" means the host's (FC's customDNS).
 	ResolvConf string
+	// Offline, when true, keeps the instance from reaching anything
+	// beyond fcd's bridge (FC's internetAccess: false; see offline.go);
+	// false means it reaches what every instance reaches.
+	Offline bool
 }
 
 // Keys are temporary credentials issued by STS AssumeRole.

@@ -60,7 +60,7 @@ var functionFieldCases = []fieldCase{
 	{"instanceLifecycleConfig.preStop.timeout", 5, "honoured"},
 	{"instanceLifecycleConfig.preStop.command", []string{"/bin/stop"}, "refused"},
 	{"internetAccess", true, "honoured"},
-	{"internetAccess", false, "refused"},
+	{"internetAccess", false, "honoured"}, // behaviour: instance TestInternetAccess, cmd/fcd TestInstanceSpecOffline
 	{"layers", []string{"acs:fc:local:1:layers/x/versions/1"}, "refused"},
 	{"logConfig", map[string]any{"project": "p", "logstore": "l"}, "refused"},
 	{"memorySize", 1024, "honoured"},

@@ -82,6 +82,7 @@ func instanceSpec(f *api.Function, cfg Config) instance.Spec {
 	if f.CustomDNS != nil {
 		spec.ResolvConf = f.CustomDNS.ResolvConf()
 	}
+	spec.Offline = f.InternetAccess != nil && !*f.InternetAccess
 	if cc := f.CustomContainerConfig; cc != nil {
 		spec.Image = cc.Image
 		spec.Port = int(cc.Port)
