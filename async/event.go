@@ -65,8 +65,9 @@ func ended(state string) bool {
 	return false
 }
 
-// qualifier returns the event's qualifier as FC shows it.
-func (e *Event) qualifier() string {
+// QualifierOrLatest returns the event's qualifier as FC shows it: LATEST
+// when it has none.
+func (e *Event) QualifierOrLatest() string {
 	if e.Qualifier == "" {
 		return api.QualifierLatest
 	}
@@ -87,7 +88,7 @@ func (e *Event) step(state string, now time.Time, detail string) {
 // AsyncTask returns the event as GetAsyncTask shows it. arn is its function's.
 func (e *Event) AsyncTask(arn string, payload bool) *api.AsyncTask {
 	t := &api.AsyncTask{
-		TaskID: e.ID, RequestID: e.RequestID, FunctionArn: arn, Qualifier: e.qualifier(),
+		TaskID: e.ID, RequestID: e.RequestID, FunctionArn: arn, Qualifier: e.QualifierOrLatest(),
 		Status: e.State, StartedTime: e.Created.UnixMilli(), InstanceID: e.InstanceID,
 		TaskErrorMessage: e.Error, DestinationStatus: e.Destination,
 		Events: make([]*api.AsyncTaskEvent, 0, len(e.History)),

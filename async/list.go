@@ -17,6 +17,10 @@ type Filter struct {
 	Prefix string
 	// Status selects one state; empty means all.
 	Status string
+	// Qualifier selects the events of one qualifier (a version id or an
+	// alias, as the invocation named it; LATEST those of none); empty
+	// means all.
+	Qualifier string
 	// StartedBegin and StartedEnd bound the creation time, inclusive;
 	// zero means unbounded.
 	StartedBegin, StartedEnd time.Time
@@ -44,6 +48,7 @@ func (q *Queue) ListTasks(ctx context.Context, function string, f Filter) ([]*Ev
 				return fmt.Errorf("event %s: %w", k, err)
 			}
 			if !ev.Task || (f.Status != "" && ev.State != f.Status) ||
+				(f.Qualifier != "" && ev.QualifierOrLatest() != f.Qualifier) ||
 				(!f.StartedBegin.IsZero() && ev.Created.Before(f.StartedBegin)) ||
 				(!f.StartedEnd.IsZero() && ev.Created.After(f.StartedEnd)) {
 				continue

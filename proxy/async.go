@@ -190,12 +190,15 @@ func (s *Server) handleAsync(ctx *fasthttp.RequestCtx, name, sub, rest, method s
 	case sub == "async-tasks" && rest == "" && method == http.MethodGet:
 		return s.listAsyncTasks(ctx, name)
 	case sub == "async-tasks" && id != "" && action == "" && method == http.MethodGet:
-		ev, err := s.opts.Async.Get(ctx, name, id)
+		ev, err := s.asyncTask(ctx, name, id)
 		if err != nil {
-			return asyncError(err)
+			return err
 		}
 		return writeJSON(ctx, http.StatusOK, ev.AsyncTask(s.functionArn(name), true))
 	case sub == "async-tasks" && id != "" && action == "stop" && method == http.MethodPut:
+		if _, err := s.asyncTask(ctx, name, id); err != nil {
+			return err
+		}
 		if err := s.opts.Async.Stop(ctx, name, id); err != nil {
 			return asyncError(err)
 		}
@@ -207,6 +210,20 @@ func (s *Server) handleAsync(ctx *fasthttp.RequestCtx, name, sub, rest, method s
 	default:
 		return newError(http.StatusNotFound, CodePathNotFound, "no API at "+string(ctx.Path()))
 	}
+}
+
+// asyncTask returns task id of function name. A request that names a
+// qualifier (?qualifier=, as GetAsyncTask and StopAsyncTask may) finds
+// only a task of that qualifier.
+func (s *Server) asyncTask(ctx *fasthttp.RequestCtx, name, id string) (*async.Event, error) {
+	ev, err := s.opts.Async.Get(ctx, name, id)
+	if err != nil {
+		return nil, asyncError(err)
+	}
+	if q := string(ctx.QueryArgs().Peek("qualifier")); q != "" && q != ev.QualifierOrLatest() {
+		return nil, newError(http.StatusNotFound, CodeAsyncTaskNotFound, fmt.Sprintf("async task %s of %s has qualifier %s, not %s", id, name, ev.QualifierOrLatest(), q))
+	}
+	return ev, nil
 }
 
 func (s *Server) functionArn(name string) string {
@@ -302,6 +319,7 @@ func (s *Server) listAsyncTasks(ctx *fasthttp.RequestCtx, name string) error {
 		Prefix: string(q.Peek("prefix")), Status: string(q.Peek("status")),
 		After: string(q.Peek("nextToken")), Limit: limit,
 		Descending: strings.EqualFold(string(q.Peek("sortOrderByTime")), "desc"),
+		Qualifier:  string(q.Peek("qualifier")),
 	}
 	for arg, t := range map[string]*time.Time{"startedTimeBegin": &f.StartedBegin, "startedTimeEnd": &f.StartedEnd} {
 		if v := q.Peek(arg); len(v) > 0 {

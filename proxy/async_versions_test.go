@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,6 +174,33 @@ func TestSDKAsyncQualifier(t *testing.T) {
 	if !seen["LATEST"] || !seen["1"] || !seen["2"] {
 		t.Errorf("ListInstances: got versions %v, want LATEST, 1 and 2", seen)
 	}
+
+	// ListAsyncTasks, GetAsyncTask and StopAsyncTask honour a qualifier.
+	for q, want := range map[string]string{"": "alias,alias-header,latest,query-wins,v1", "LATEST": "latest", "1": "query-wins,v1", "prod": "alias,alias-header", "2": ""} {
+		req := &fc.ListAsyncTasksRequest{}
+		if q != "" {
+			req.Qualifier = dara.String(q)
+		}
+		list, err := c.ListAsyncTasks(dara.String("fn"), req)
+		if err != nil {
+			t.Fatalf("ListAsyncTasks qualifier %q: %v", q, err)
+		}
+		var ids []string
+		for _, task := range list.Body.Tasks {
+			ids = append(ids, dara.StringValue(task.TaskId))
+		}
+		slices.Sort(ids)
+		if got := strings.Join(ids, ","); got != want {
+			t.Errorf("ListAsyncTasks qualifier %q: got %s, want %s", q, got, want)
+		}
+	}
+	if _, err := c.GetAsyncTask(dara.String("fn"), dara.String("v1"), &fc.GetAsyncTaskRequest{Qualifier: dara.String("1")}); err != nil {
+		t.Errorf("GetAsyncTask v1 qualifier 1: %v", err)
+	}
+	_, err = c.GetAsyncTask(dara.String("fn"), dara.String("v1"), &fc.GetAsyncTaskRequest{Qualifier: dara.String("prod")})
+	wantCode(t, "GetAsyncTask of another qualifier's task", err, CodeAsyncTaskNotFound, 404)
+	_, err = c.StopAsyncTask(dara.String("fn"), dara.String("v1"), &fc.StopAsyncTaskRequest{Qualifier: dara.String("prod")})
+	wantCode(t, "StopAsyncTask of another qualifier's task", err, CodeAsyncTaskNotFound, 404)
 
 	// The alias is resolved when the event runs, not when it is accepted:
 	// held back by reserved concurrency 0, an event accepted while prod

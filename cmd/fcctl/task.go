@@ -16,9 +16,10 @@ import (
 )
 
 const taskUsage = `Usage:
-  fcctl task list FUNCTION [--status S] [--prefix P] [--limit N] [--desc] [-o json]
-  fcctl task get FUNCTION TASK_ID [-o json]
-  fcctl task stop FUNCTION TASK_ID
+  fcctl task list FUNCTION [--qualifier Q] [--status S] [--prefix P] [--limit N] [--desc] [-o json]
+  fcctl task get FUNCTION TASK_ID [--qualifier Q] [-o json]
+  fcctl task stop FUNCTION TASK_ID [--qualifier Q]
+  (--qualifier: only tasks of that version, alias or LATEST)
 `
 
 // runTask serves fcctl task: async tasks (ListAsyncTasks, GetAsyncTask,
@@ -35,6 +36,7 @@ func runTask(ctx context.Context, c *client, args []string, stdout, stderr io.Wr
 	prefix := fs.String("prefix", "", "list: only task ids with this prefix")
 	limit := fs.Int("limit", 0, "list: at most N tasks (0: all, page by page)")
 	desc := fs.Bool("desc", false, "list: newest first")
+	qualifier := fs.String("qualifier", "", "only tasks invoked with this qualifier (a version, an alias or LATEST)")
 	want := map[string]int{"list": 1, "ls": 1, "get": 2, "stop": 2}[verb]
 	if want == 0 {
 		fmt.Fprint(stderr, taskUsage)
@@ -45,9 +47,13 @@ func runTask(ctx context.Context, c *client, args []string, stdout, stderr io.Wr
 		return err
 	}
 	base := "/" + api.Version + "/functions/" + url.PathEscape(pos[0]) + "/async-tasks"
+	var qq url.Values
+	if *qualifier != "" {
+		qq = url.Values{"qualifier": {*qualifier}}
+	}
 	switch verb {
 	case "get":
-		_, data, err := c.do(ctx, http.MethodGet, base+"/"+url.PathEscape(pos[1]), nil, nil, nil)
+		_, data, err := c.do(ctx, http.MethodGet, base+"/"+url.PathEscape(pos[1]), qq, nil, nil)
 		if err != nil {
 			return err
 		}
@@ -61,13 +67,13 @@ func runTask(ctx context.Context, c *client, args []string, stdout, stderr io.Wr
 		printTask(stdout, &t)
 		return nil
 	case "stop":
-		if _, _, err := c.do(ctx, http.MethodPut, base+"/"+url.PathEscape(pos[1])+"/stop", nil, nil, nil); err != nil {
+		if _, _, err := c.do(ctx, http.MethodPut, base+"/"+url.PathEscape(pos[1])+"/stop", qq, nil, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "task %s of %s stopping\n", pos[1], pos[0])
 		return nil
 	}
-	tasks, err := listTasks(ctx, c, base, *status, *prefix, *limit, *desc)
+	tasks, err := listTasks(ctx, c, base, *qualifier, *status, *prefix, *limit, *desc)
 	if err != nil {
 		return err
 	}
@@ -75,21 +81,21 @@ func runTask(ctx context.Context, c *client, args []string, stdout, stderr io.Wr
 		return writeIndented(stdout, tasks)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK ID\tSTATUS\tATTEMPTS\tSTARTED\tDURATION\tERROR")
+	fmt.Fprintln(tw, "TASK ID\tQUALIFIER\tSTATUS\tATTEMPTS\tSTARTED\tDURATION\tERROR")
 	for _, t := range tasks {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", t.TaskID, t.Status, t.AlreadyRetriedTimes+1,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.TaskID, t.Qualifier, t.Status, t.AlreadyRetriedTimes+1,
 			time.UnixMilli(t.StartedTime).UTC().Format(time.RFC3339), time.Duration(t.DurationMs)*time.Millisecond, oneLine(t.TaskErrorMessage))
 	}
 	return tw.Flush()
 }
 
 // listTasks pages through ListAsyncTasks; limit 0 means all.
-func listTasks(ctx context.Context, c *client, path, status, prefix string, limit int, desc bool) ([]*api.AsyncTask, error) {
+func listTasks(ctx context.Context, c *client, path, qualifier, status, prefix string, limit int, desc bool) ([]*api.AsyncTask, error) {
 	var all []*api.AsyncTask
 	next := ""
 	for {
 		q := url.Values{"limit": {"100"}}
-		for k, v := range map[string]string{"status": status, "prefix": prefix, "nextToken": next} {
+		for k, v := range map[string]string{"qualifier": qualifier, "status": status, "prefix": prefix, "nextToken": next} {
 			if v != "" {
 				q.Set(k, v)
 			}

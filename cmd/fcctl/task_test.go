@@ -90,6 +90,8 @@ func TestTaskCommands(t *testing.T) {
 		{[]string{"invoke", "echo", "--async", "--qualifier", "1", "--task-id", "job-v1"}, "accepted: request id ", false},
 		{[]string{"task", "get", "echo", "job-v1"}, "qualifier:  1\n", false},
 		{[]string{"task", "get", "echo", "job-v1", "-o", "json"}, `"qualifier": "1"`, false},
+		{[]string{"task", "list", "echo", "--qualifier", "1"}, "job-v1", false},
+		{[]string{"task", "get", "echo", "job-v1", "--qualifier", "LATEST"}, "AsyncTaskNotFound", true},
 		{[]string{"invoke", "echo", "--async", "--qualifier", "nosuch", "--task-id", "job-x"}, "AliasNotFound", true},
 		{[]string{"invoke", "echo", "--async", "--qualifier", "7", "--task-id", "job-x"}, "VersionNotFound", true},
 		{[]string{"task", "get", "echo"}, "takes 2 argument(s)", true},
@@ -105,6 +107,9 @@ func TestTaskCommands(t *testing.T) {
 		if !strings.Contains(out, s.wantOut) {
 			t.Errorf("fcctl %s: output %q does not contain %q", strings.Join(s.args, " "), out, s.wantOut)
 		}
+	}
+	if out, _ := fcctl(t, dir, "task", "list", "echo", "--qualifier", "1"); strings.Contains(out, "job-1") {
+		t.Errorf("a LATEST task is listed for qualifier 1:\n%s", out)
 	}
 	out, _ := fcctl(t, dir, "task", "list", "echo", "--status", "Enqueued")
 	if strings.Contains(out, "job-1") {
