@@ -61,7 +61,7 @@ type DestinationConfig struct {
 }
 
 // Destination is another function, by ARN
-// (acs:fc:<region>:<account>:functions/<name>) or by name.
+// (acs:fc:<region>:<account>:functions/<name>[/<qualifier>]) or by name.
 type Destination struct {
 	Destination string `json:"destination"`
 }
@@ -74,11 +74,23 @@ func FunctionARN(region, account, name string) string {
 // DestinationFunction returns the function a destination names: the part
 // after "functions/" of an ARN, without a qualifier, or the whole string.
 func DestinationFunction(dest string) string {
+	name, _ := destination(dest)
+	return name
+}
+
+// DestinationQualifier returns the qualifier a destination's ARN ends
+// with (".../functions/<name>/<qualifier>"), "" when it names none.
+func DestinationQualifier(dest string) string {
+	_, q := destination(dest)
+	return q
+}
+
+func destination(dest string) (name, qualifier string) {
 	if i := strings.LastIndex(dest, ":functions/"); i >= 0 {
 		dest = dest[i+len(":functions/"):]
 	}
-	name, _, _ := strings.Cut(dest, "/")
-	return name
+	name, qualifier, _ = strings.Cut(dest, "/")
+	return name, qualifier
 }
 
 // AsyncConfig validates in and returns the configuration it sets for

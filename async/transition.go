@@ -111,7 +111,7 @@ func (q *Queue) finish(tx *bolt.Tx, ch *change, ev *Event, state string, now tim
 			d = dc.OnSuccess
 		}
 		if d != nil && state != api.TaskStopped {
-			dest, err := q.destination(tx, ev, api.DestinationFunction(d.Destination), now)
+			dest, err := q.destination(tx, ev, api.DestinationFunction(d.Destination), api.DestinationQualifier(d.Destination), now)
 			if err != nil {
 				return err
 			}
@@ -145,9 +145,9 @@ type destinationRecord struct {
 	ResponsePayload string `json:"responsePayload"`
 }
 
-// destination builds the event that carries ev's outcome to function, nil
-// when it was made already.
-func (q *Queue) destination(tx *bolt.Tx, ev *Event, function string, now time.Time) (*Event, error) {
+// destination builds the event that carries ev's outcome to function (its
+// qualifier, "" for LATEST), nil when it was made already.
+func (q *Queue) destination(tx *bolt.Tx, ev *Event, function, qualifier string, now time.Time) (*Event, error) {
 	var rec destinationRecord
 	rec.Timestamp = now.UnixMilli()
 	rec.RequestContext.RequestID = ev.RequestID
@@ -171,7 +171,10 @@ func (q *Queue) destination(tx *bolt.Tx, ev *Event, function string, now time.Ti
 	if bucket(tx, bucketEvents).Get(eventKey(function, id)) != nil {
 		return nil, nil
 	}
-	d := &Event{Function: function, ID: id, RequestID: id, Payload: payload, Created: now, Due: now}
+	if qualifier == api.QualifierLatest {
+		qualifier = ""
+	}
+	d := &Event{Function: function, Qualifier: qualifier, ID: id, RequestID: id, Payload: payload, Created: now, Due: now}
 	d.Task = q.config(tx, function).AsyncTask
 	d.step(api.TaskEnqueued, now, "destination of "+ev.Function+"/"+ev.ID)
 	return d, nil

@@ -244,8 +244,14 @@ func (s *Server) putAsyncConfig(ctx *fasthttp.RequestCtx, name string, body []by
 				continue
 			}
 			dest := api.DestinationFunction(d.Destination)
-			if _, err := s.opts.Functions.GetFunction(ctx, dest); err != nil {
+			cf, err := s.fns.get(ctx, s.opts.Functions, dest)
+			if err != nil {
 				return toAPIError(fmt.Errorf("destination %s: %w", d.Destination, err), CodeFunctionNotFound)
+			}
+			// Its qualifier, if it names one, must exist too; an alias is
+			// resolved when the destination event runs.
+			if _, _, err := s.resolve(ctx, cf, dest, api.DestinationQualifier(d.Destination)); err != nil {
+				return err
 			}
 		}
 	}

@@ -221,6 +221,47 @@ func TestSDKAsyncQualifier(t *testing.T) {
 		t.Errorf("event accepted before its alias moved: %s, the instance saw %q, want \"1 prod\"", dara.StringValue(task.Status), dara.StringValue(task.ReturnPayload))
 	}
 
+	// A destination ARN may end with a qualifier: the outcome runs on it.
+	if _, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{
+		FunctionName: dara.String("dest"), Runtime: dara.String("custom-container"),
+		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String("r/i:t")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PublishFunctionVersion(dara.String("dest"), &fc.PublishFunctionVersionRequest{Body: &fc.PublishVersionInput{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutAsyncInvokeConfig(dara.String("dest"), &fc.PutAsyncInvokeConfigRequest{Body: &fc.PutAsyncInvokeConfigInput{AsyncTask: dara.Bool(true)}}); err != nil {
+		t.Fatal(err)
+	}
+	destConfig := func(arn string) error {
+		_, err := c.PutAsyncInvokeConfig(dara.String("fn"), &fc.PutAsyncInvokeConfigRequest{Body: &fc.PutAsyncInvokeConfigInput{
+			AsyncTask: dara.Bool(true), DestinationConfig: &fc.DestinationConfig{OnSuccess: &fc.Destination{Destination: dara.String(arn)}}}})
+		return err
+	}
+	wantCode(t, "PutAsyncInvokeConfig to a missing version", destConfig("acs:fc:local:1:functions/dest/9"), CodeVersionNotFound, 404)
+	wantCode(t, "PutAsyncInvokeConfig to a missing alias", destConfig("acs:fc:local:1:functions/dest/nosuch"), CodeAliasNotFound, 404)
+	if err := destConfig("acs:fc:local:1:functions/dest/1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.invokeAsync(t, "to-dest", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	env.asyncTask(t, "to-dest")
+	var dest *fc.AsyncTask
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		resp, err := c.GetAsyncTask(dara.String("dest"), dara.String("dest-fn-to-dest"), &fc.GetAsyncTaskRequest{})
+		if err == nil && dara.StringValue(resp.Body.Status) == api.TaskSucceeded {
+			dest = resp.Body
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("destination event: %v, %v; never succeeded", resp, err)
+		}
+	}
+	if got := dara.StringValue(dest.ReturnPayload); got != "1 1" || dara.StringValue(dest.Qualifier) != "1" {
+		t.Errorf("destination event: qualifier %q, the instance saw %q; want 1, \"1 1\"", dara.StringValue(dest.Qualifier), got)
+	}
+
 	refused := []struct {
 		id, query, header, code string
 		status                  int
