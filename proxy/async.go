@@ -66,6 +66,10 @@ func (s *Server) invokeAsync(ctx *fasthttp.RequestCtx, rid, name string, inv inv
 	// synchronous invocation gets; what an alias points to is decided
 	// when the event runs.
 	qualifier := requestQualifier(ctx)
+	if err := s.checkEnabled(ctx, name); err != nil {
+		s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
+		return
+	}
 	if _, _, err := s.resolve(ctx, latest, name, qualifier); err != nil {
 		s.fail(ctx, rid, toAPIError(err, CodeFunctionNotFound))
 		return

@@ -262,6 +262,15 @@ func TestSDKAsyncQualifier(t *testing.T) {
 		t.Errorf("destination event: qualifier %q, the instance saw %q; want 1, \"1 1\"", dara.StringValue(dest.Qualifier), got)
 	}
 
+	// A disabled function takes no asynchronous invocation either.
+	if _, err := c.DisableFunctionInvocation(dara.String("fn"), &fc.DisableFunctionInvocationRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "async invoke of a disabled function", env.invokeAsync(t, "disabled", "", ""), CodeFunctionDisabled, 403)
+	if _, err := c.EnableFunctionInvocation(dara.String("fn")); err != nil {
+		t.Fatal(err)
+	}
+
 	refused := []struct {
 		id, query, header, code string
 		status                  int

@@ -273,20 +273,29 @@ func (s *Server) target(ctx *fasthttp.RequestCtx, name string, inv *invocation) 
 	default:
 		q = requestQualifier(ctx)
 	}
+	if err := s.checkEnabled(ctx, name); err != nil {
+		return nil, err
+	}
+	cf, qualifier, err := s.resolve(ctx, latest, name, q)
+	inv.qualifier = qualifier
+	return cf, err
+}
+
+// checkEnabled refuses an invocation of a function whose invocations are
+// disabled (DisableFunctionInvocation). Errors are *apiError.
+func (s *Server) checkEnabled(ctx context.Context, name string) error {
 	r, err := s.restriction(ctx, name)
 	if err != nil {
-		return nil, toAPIError(err, CodeFunctionNotFound)
+		return toAPIError(err, CodeFunctionNotFound)
 	}
 	if r != nil && r.Disable {
 		msg := "invocations of function " + name + " are disabled"
 		if r.Reason != "" {
 			msg += ": " + r.Reason
 		}
-		return nil, newError(http.StatusForbidden, CodeFunctionDisabled, msg)
+		return newError(http.StatusForbidden, CodeFunctionDisabled, msg)
 	}
-	cf, qualifier, err := s.resolve(ctx, latest, name, q)
-	inv.qualifier = qualifier
-	return cf, err
+	return nil
 }
 
 // resolve returns the configuration qualifier names: LATEST's is latest,
