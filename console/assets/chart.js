@@ -92,7 +92,9 @@ function valueRoom(phases) {
 }
 
 export function waterfall(phases, { title = 'cold start', width = 640 } = {}) {
-  const rowH = 22, L = 96, R = valueRoom(phases), W = width, T = 8;
+  // On a narrow screen the value labels get less room than they need:
+  // those that do not fit right of their bar go left of it.
+  const rowH = 22, L = 96, R = Math.min(valueRoom(phases), width * 0.22), W = width, T = 8;
   const end = Math.max(1, ...phases.map((p) => p.startMs + p.ms));
   const H = T + phases.length * rowH + 24;
   const x = (ms) => L + (ms / end) * (W - L - R);
@@ -113,9 +115,9 @@ export function waterfall(phases, { title = 'cold start', width = 640 } = {}) {
     // Bars end at most at W - R, which leaves room for the value; a bar
     // ending far right puts its value inside the plot, left of its start.
     const value = `${fmtNum(p.ms)} ms${p.note ? ` · ${p.note}` : ''}`;
-    const after = x(p.startMs + p.ms) + 5;
-    const fits = after + value.length * 6.2 <= W;
-    root.append(svg('text', { x: fits ? after : Math.max(L, x(p.startMs) - 5), y: yy + 15, class: 'value', 'text-anchor': fits ? 'start' : 'end' }, value));
+    const after = x(p.startMs + p.ms) + 5, before = x(p.startMs) - 5, len = value.length * 6.2;
+    const [vx, anchor] = after + len <= W ? [after, 'start'] : before - len >= L ? [before, 'end'] : [W, 'end'];
+    root.append(svg('text', { x: vx, y: yy + 15, class: 'value', 'text-anchor': anchor }, value));
   });
   return root;
 }
