@@ -45,8 +45,15 @@ type history struct {
 func newHistory(now time.Time) *history {
 	h := &history{}
 	t0 := now.Add(-20 * time.Minute)
-	cs := api.ColdStart{InstanceID: "c0ffee12ab34cd56", StartedAt: t0.Add(-600 * time.Millisecond), TotalMs: 560, FetchedBytes: 2 << 20,
-		Phases: []api.ColdStartPhase{{Name: "pull", Ms: 204}, {Name: "rootfs", Ms: 18}, {Name: "network", Ms: 106}, {Name: "container", Ms: 19}, {Name: "task", Ms: 177}, {Name: "task_start", Ms: 6}, {Name: "probe", Ms: 18}}}
+	// A lazy start with a start-up record: the prefetch runs on beside
+	// the container's start, and the first response follows the probe.
+	cs := api.ColdStart{InstanceID: "c0ffee12ab34cd56", StartedAt: t0.Add(-600 * time.Millisecond), TotalMs: 386, FirstResponseMs: 402, FetchedBytes: 2 << 20,
+		Phases: []api.ColdStartPhase{
+			{Name: "pull", AtMs: 0.2, Ms: 61, Bytes: 2 << 20}, {Name: "resolve", AtMs: 0.3, Ms: 12}, {Name: "auth", AtMs: 1.1, Ms: 4.5},
+			{Name: "index", AtMs: 13, Ms: 21}, {Name: "mount", AtMs: 34, Ms: 27}, {Name: "prefetch", AtMs: 61, Ms: 240, Bytes: 38 << 20},
+			{Name: "rootfs", AtMs: 62, Ms: 18}, {Name: "network", AtMs: 80, Ms: 96}, {Name: "container", AtMs: 176, Ms: 19},
+			{Name: "task", AtMs: 195, Ms: 160}, {Name: "task_start", AtMs: 355, Ms: 6}, {Name: "probe", AtMs: 361, Ms: 24},
+			{Name: "first_response", AtMs: 386, Ms: 16}}}
 	h.starts = []api.ColdStart{cs}
 	h.recs = append(h.recs, billing.Record{Kind: billing.KindPull, Function: "hello", Start: cs.StartedAt, End: cs.StartedAt.Add(204 * time.Millisecond), GBSeconds: 0.026, Bytes: 2 << 20})
 	line := func(at time.Time, stream, text string) {
@@ -126,6 +133,25 @@ func (jobs) SetSettings(_ context.Context, s accel.Settings) (accel.Settings, er
 func (jobs) Settings(context.Context, string) (accel.Settings, error) { return accel.Settings{}, nil }
 func (jobs) FunctionStatus(string, bool) accel.Status                 { return accel.Status{} }
 
+// pools stands in for the scheduler's instance list: the history's
+// instance, running, and an older one draining.
+type pools struct{ created time.Time }
+
+var _ proxy.VersionPools = pools{}
+
+func (pools) RemoveVersion(function, version string)       {}
+func (pools) SetConcurrencyLimit(function string, max int) {}
+func (pools) ProvisionedVersion(string, string) (int, int) { return 0, 0 }
+func (p pools) Instances(function string) []proxy.InstanceInfo {
+	if function != "hello" {
+		return nil
+	}
+	return []proxy.InstanceInfo{
+		{ID: "c0ffee12ab34cd56", Created: p.created},
+		{ID: "0ldbeef0ab34cd56", VersionID: "1", Created: p.created.Add(-time.Hour), Draining: true},
+	}
+}
+
 // serve runs fcd's frontend with the console on a loopback port.
 func serve(t *testing.T) string {
 	t.Helper()
@@ -146,6 +172,7 @@ func serve(t *testing.T) string {
 	srv := proxy.New(proxy.Options{
 		Functions: st, Keys: proxy.StaticKeys{keyID: secret},
 		Logs: h, ColdStarts: h, Ledger: h, Accelerator: jobs{}, Console: console.Handler(),
+		Versions: st, VersionPools: pools{created: h.starts[0].StartedAt},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -268,8 +295,58 @@ func TestPagesInBrowser(t *testing.T) {
 	wait("the function list", `!!document.querySelector('tr[data-name="hello"]')`)
 
 	shot("functions", "")
-	page("function", "#/functions/hello", `document.title.startsWith('hello') && !!document.getElementById('invoke') && document.body.textContent.includes('c0ffee12ab34cd56')`)
+	page("function", "#/functions/hello", `document.title.startsWith('hello') && !!document.getElementById('invoke') && document.querySelectorAll('tr[data-instance-id]').length === 2`)
+	t.Run("instances with state and age", func(t *testing.T) {
+		rows, err := chromedp.Run(act, chromedp.Evaluate[[]string](`[...document.querySelectorAll('tr[data-instance-id]')].map((r) => r.innerText.replace(/\s+/g, ' ').trim())`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Newest first: the running instance (20 minutes old, its start
+		// took 386 ms), then the draining one of version 1.
+		for i, want := range [][]string{{"c0ffee12ab34cd56", "Running", "20 min", "LATEST", "386 ms"}, {"0ldbeef0ab34cd56", "Stopping", "1 h", "1"}} {
+			for _, w := range want {
+				if i >= len(rows) || !strings.Contains(rows[i], w) {
+					t.Errorf("instance row %d of %q: want %q", i, rows, w)
+				}
+			}
+		}
+	})
 	page("invocations", "#/invocations/hello", `document.title.startsWith('Invocations') && !!document.querySelector('#waterfall svg.waterfall') && document.querySelectorAll('tr[data-request-id]').length === 40`)
+	t.Run("waterfall bars of every phase, to scale", func(t *testing.T) {
+		// Each bar's x and width over the plot, per phase.
+		bars, err := chromedp.Run(act, chromedp.Evaluate[map[string][]float64](`Object.fromEntries([...document.querySelectorAll('#waterfall rect[data-phase]')].map((r) => [r.dataset.phase, [+r.getAttribute('x'), +r.getAttribute('width')]]))`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"resolve", "auth", "index", "mount", "prefetch", "container", "task", "task_start", "probe", "first_response"} {
+			if _, ok := bars[p]; !ok {
+				t.Errorf("waterfall bars %v: want one for %s", bars, p)
+			}
+		}
+		if t.Failed() {
+			return
+		}
+		// To scale: ms per pixel is the same for every bar, and bars start
+		// at their offsets (prefetch at 61 ms overlaps the task at 195).
+		scale := bars["prefetch"][1] / 240
+		for p, msLen := range map[string]float64{"task": 160, "network": 96, "index": 21} {
+			if got := bars[p][1] / msLen; got < scale*0.97 || got > scale*1.03 {
+				t.Errorf("%s: %.3f px/ms, want the prefetch's %.3f", p, got, scale)
+			}
+		}
+		if px := bars["task"][0] - bars["prefetch"][0]; px < (195-61)*scale*0.97 || px > (195-61)*scale*1.03 {
+			t.Errorf("task starts %.1f px after prefetch, want %.1f (134 ms)", px, (195-61)*scale)
+		}
+		text, err := chromedp.Run(act, chromedp.Evaluate[string](`document.getElementById('waterfall').textContent`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"first response", "create task", "38.0 MB", "402 ms"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("waterfall panel %q: want %q", text, want)
+			}
+		}
+	})
 	page("logs", "#/logs/hello", `document.title.startsWith('Logs') && document.getElementById('log-lines')?.textContent.includes('FC Invoke End RequestId: 1-test-27')`)
 	page("metrics", "#/metrics", `document.title.startsWith('Metrics') && document.querySelectorAll('svg.chart path.line').length >= 3`)
 	page("cost", "#/cost", `document.title.startsWith('Cost') && !!document.querySelector('svg.chart path.line')`)

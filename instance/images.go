@@ -13,4 +13,6 @@ type (
 	ImageOptions = image.Options
 	// PullStats describes what an image's Prepare did.
 	PullStats = image.Stats
+	// PullSpan is one timed step of a pull (image.Span).
+	PullSpan = image.Span
 )

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,6 +63,15 @@ type StartStats struct {
 	Ready time.Duration
 	// Total is the whole Start call.
 	Total time.Duration
+
+	// When each phase began, counted from the start of the Start call;
+	// Pull's own steps (Pull.Resolve, ...) are counted from PullAt.
+	PullAt, RootfsAt, NetworkAt, ContainerAt, TaskAt, TaskStartAt, ReadyAt time.Duration
+	// FirstResponse is from the start of the Start call until the proxy
+	// began answering the request that waited for this start (see
+	// Instance.FirstResponse); zero until then, and for a start no
+	// request waited for (a provisioned instance).
+	FirstResponse time.Duration
 }
 
 // Instance is one running container of a function with its own network
@@ -81,6 +91,10 @@ type Instance struct {
 	log   *instanceLog
 	outs  []*lineWriter
 	stats StartStats
+	// begin is when Start was called, readyAt when it returned;
+	// responded is set by the first FirstResponse call.
+	begin, readyAt time.Time
+	responded      atomic.Bool
 
 	// netID names the instance's network namespace in the network: the
 	// instance ID, or the pooled namespace's.

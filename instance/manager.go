@@ -157,6 +157,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 		m:      m,
 		spec:   spec,
 		root:   rootfs{dir: m.instanceDir(spec.ID)},
+		begin:  begin,
 		exited: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -208,7 +209,8 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 		m.log.Error("meter image pull", "function", spec.Function, "instance", spec.ID, "err", err)
 	}
 	i.stats.Pull = i.img.Stats()
-	i.stats.Total = time.Since(begin)
+	i.readyAt = time.Now()
+	i.stats.Total = i.readyAt.Sub(begin)
 	m.timeline.add(StartRecord{Function: spec.Function, Instance: spec.ID, At: begin, Stats: i.stats})
 	m.log.Info("instance started", "function", spec.Function, "instance", spec.ID, "addr", i.Addr(),
 		slog.Attr{Key: "phases", Value: i.stats.logValue()})
@@ -223,6 +225,7 @@ func (i *Instance) create(ctx context.Context) error {
 	// implementation keeps itself.
 	pctx, cancel := context.WithTimeout(ctx, m.opts.StartTimeout)
 	defer cancel()
+	i.stats.PullAt = time.Since(i.begin)
 	img, err := m.images.Prepare(pctx, spec.Image, ImageOptions{
 		Key:         "instance/" + spec.ID,
 		Credentials: spec.Credentials,
@@ -238,12 +241,14 @@ func (i *Instance) create(ctx context.Context) error {
 	i.stats.Pull = img.Stats()
 
 	t := time.Now()
+	i.stats.RootfsAt = t.Sub(i.begin)
 	if err := i.root.create(ctx, m.disks, img.LowerDirs(), spec.DiskMB); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	i.stats.Rootfs = time.Since(t)
 
 	t = time.Now()
+	i.stats.NetworkAt = t.Sub(i.begin)
 	if err := m.prepareHost(ctx); err != nil {
 		return err
 	}
@@ -259,6 +264,7 @@ func (i *Instance) create(ctx context.Context) error {
 	i.stats.Network = time.Since(t)
 
 	t = time.Now()
+	i.stats.ContainerAt = t.Sub(i.begin)
 	s, err := ociSpec(ctx, m.opts.Name, spec, img.Config(), i.root.path(), nsPath)
 	if err != nil {
 		return err
@@ -274,6 +280,7 @@ func (i *Instance) create(ctx context.Context) error {
 	}
 	i.stats.Container = time.Since(t)
 	tt := time.Now()
+	i.stats.TaskAt = tt.Sub(i.begin)
 	if err := os.MkdirAll(m.fifoDir(), 0o700); err != nil {
 		return err
 	}
@@ -285,6 +292,7 @@ func (i *Instance) create(ctx context.Context) error {
 	}
 	i.stats.Task = time.Since(tt)
 	tt = time.Now()
+	i.stats.TaskStartAt = tt.Sub(i.begin)
 	// The instance outlives the Start call: follow it on a context of its
 	// own, cancelled by Stop.
 	bg, cancel := context.WithCancel(m.nsCtx(m.ctx))
@@ -349,6 +357,7 @@ const loopbackGrace = 200 * time.Millisecond
 func (i *Instance) ready(ctx context.Context) error {
 	m, spec := i.m, i.spec
 	t := time.Now()
+	i.stats.ReadyAt = t.Sub(i.begin)
 	pctx, cancel := context.WithTimeout(ctx, m.opts.StartTimeout)
 	defer cancel()
 	var err error

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,7 +65,10 @@ func startEchoBackend(b *testing.B) string {
 // benchScheduler always leases the one backend, like a warm pool.
 type benchScheduler struct{ lease benchLease }
 
-type benchLease struct{ addr string }
+type benchLease struct {
+	addr      string
+	responded atomic.Bool
+}
 
 func (s *benchScheduler) Acquire(context.Context, *api.Function) (Lease, error) { return &s.lease, nil }
 func (l *benchLease) Addr() string                                              { return l.addr }
@@ -72,6 +76,14 @@ func (l *benchLease) InstanceID() string                                        
 func (l *benchLease) Release()                                                  {}
 func (l *benchLease) Fail(error)                                                {}
 func (l *benchLease) RequestLog(bool) RequestLog                                { return benchLog{} }
+
+// FirstResponse costs what cmd/fcd's lease costs after an instance's
+// first request: one atomic load.
+func (l *benchLease) FirstResponse(time.Time) {
+	if !l.responded.Load() {
+		l.responded.Store(true)
+	}
+}
 
 // benchLog stands in for an instance's log, which costs nothing per
 // request without Tail.
@@ -106,7 +118,7 @@ func startBenchProxy(b *testing.B, backend string) string {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := New(Options{Functions: st, Keys: StaticKeys{}, Scheduler: &benchScheduler{benchLease{backend}}})
+	srv := New(Options{Functions: st, Keys: StaticKeys{}, Scheduler: &benchScheduler{benchLease{addr: backend}}})
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx, ln); close(done) }()
 	b.Cleanup(func() { cancel(); <-done })

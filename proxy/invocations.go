@@ -15,7 +15,8 @@ import (
 
 // Recent invocations, for the console, read from what fcd keeps anyway:
 // the FC Invoke Start/End markers in the function's log files and the
-// instance start records. The invoke path records nothing for it.
+// instance start records, and the HTTP status of each request, which the
+// invoke path records in a fixed ring (statuslog.go).
 //
 //	GET /fcd/v1/invocations/{function}?limit=N   the last N (default 100) invocations, newest first
 
@@ -31,6 +32,10 @@ type Invocation struct {
 	// failed; the log's markers do not say which, nor the HTTP status),
 	// "timeout" (it ran past the function's timeout) or "running".
 	Status string `json:"status"`
+	// HTTPStatus is the status code the client got, once the response's
+	// head was sent; 0 when unknown (running, or no longer kept: the
+	// proxy keeps the last few thousand).
+	HTTPStatus int `json:"httpStatus,omitempty"`
 	// Cold marks the first request of an instance started for it;
 	// ColdStart is then that start, phase by phase.
 	Cold      bool           `json:"cold"`
@@ -72,6 +77,10 @@ func (s *Server) listInvocations(ctx *fasthttp.RequestCtx, name string) error {
 		return err
 	}
 	invs := invocationsFromLog(lines, s.opts.ColdStarts.ColdStarts(name, 0))
+	codes := s.statuses.statuses()
+	for i := range invs {
+		invs[i].HTTPStatus = codes[invs[i].RequestID]
+	}
 	if len(invs) > limit {
 		invs = invs[:limit]
 	}

@@ -221,6 +221,7 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 	}
 	x.lease = lease
 	s.forward(ctx, rid, cf, inv, x)
+	s.forwarded(ctx, x)
 }
 
 func (s *Server) failAcquire(ctx *fasthttp.RequestCtx, rid, name string, err error, reqCtx context.Context) {

@@ -160,6 +160,7 @@ type Server struct {
 	metricsH fasthttp.RequestHandler
 	gatherer prometheus.Gatherer // /metrics' registry, for /fcd/v1/stats
 	bodies   bodyBudget
+	statuses *statusLog // of the last forwarded requests (statuslog.go)
 	// hostSuffix is "." + Domain, lower-case.
 	hostSuffix string
 	// ctx is the serving context: invocation contexts derive from it, so
@@ -200,6 +201,7 @@ func New(opts Options) *Server {
 		verifier: newVerifier(opts.Keys, opts.ClockSkew, opts.Now),
 		ids:      newRequestIDs(),
 		upstream: newUpstream(),
+		statuses: new(statusLog),
 		follower: newFollower(),
 		ctx:      context.Background(),
 

@@ -189,18 +189,24 @@ func (p *Puller) Prepare(ctx context.Context, ref string, opts image.Options) (_
 		}
 	}()
 	ctx = namespaces.WithNamespace(ctx, p.opts.Namespace)
-	resolver := p.resolver(opts.Credentials)
+	auth := &image.SpanRecorder{Origin: start}
+	resolver := p.resolver(image.TimeCredentials(opts.Credentials, auth))
 
 	// Each caller resolves with its own credentials, so none can use a
 	// pull it was not allowed to start; the pull itself is shared.
+	t := time.Now()
 	name, desc, err := resolver.Resolve(ctx, norm)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", norm, err)
 	}
+	resolved := image.SpanOf(start, t, time.Now())
+	t = time.Now()
 	pulled, err := p.shared(ctx, resolver, pin(name, desc.Digest), desc)
 	if err != nil {
 		return nil, err
 	}
+	fetched := image.SpanOf(start, t, time.Now())
+	t = time.Now()
 
 	sn := p.client.SnapshotService(p.opts.Snapshotter)
 	mounts, err := sn.View(ctx, opts.Key, pulled.chainID.String(),
@@ -230,7 +236,12 @@ func (p *Puller) Prepare(ctx context.Context, ref string, opts image.Options) (_
 	if img.lower, err = LowerDirs(mounts); err != nil {
 		return nil, fmt.Errorf("view %s of %s: %w", opts.Key, norm, err)
 	}
-	img.stats.Duration = time.Since(start)
+	now := time.Now()
+	img.stats.Duration = now.Sub(start)
+	img.stats.Resolve, img.stats.Auth, img.stats.Mount = resolved, auth.Span(), image.SpanOf(start, t, now)
+	if !img.stats.Cached {
+		img.stats.Fetch = fetched
+	}
 	p.log.DebugContext(ctx, "image prepared", "ref", norm, "digest", pulled.manifest,
 		"cached", img.stats.Cached, "bytes", img.stats.BytesFetched, "duration", img.stats.Duration)
 	return img, nil

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -212,6 +213,12 @@ func TestConsoleBrowser(t *testing.T) {
 
 	b.do("invoke", chromedp.Click(chromedp.ID("invoke")))
 	b.waitFor("the invocation's answer", `document.getElementById('invoke-body')?.textContent === '{"hello":"console"}'`)
+	// The panel refreshes after the invocation: the instance it started
+	// is listed (ListInstances) with its state and age.
+	b.waitFor("the started instance", `[...document.querySelectorAll('tr[data-instance-id]')].some((r) => r.textContent.includes('Running'))`)
+	if row := b.text("tr[data-instance-id]"); !strings.Contains(row, "LATEST") {
+		t.Errorf("instance row %q: want its version LATEST", row)
+	}
 	b.shot("function-detail")
 
 	if shots != "" {
@@ -232,6 +239,19 @@ func TestConsoleBrowser(t *testing.T) {
 			t.Errorf("waterfall %q: want a %q phase", wf, want)
 		}
 	}
+	// A bar for each step the full pull and the instance took: the
+	// image was new to this fcd, so its layers were fetched.
+	bars, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#waterfall rect[data-phase]')].map((r) => r.dataset.phase)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"resolve", "fetch", "mount", "rootfs", "network", "container", "task", "task_start", "probe", "first_response"} {
+		if !slices.Contains(bars, want) {
+			t.Errorf("waterfall bars %v: want one for %s", bars, want)
+		}
+	}
+	// The invocation the console made answered 200, and the list says so.
+	b.waitFor("the invocation's HTTP status", `!!document.querySelector('tr.cold-row .http-status[data-status="200"]')`)
 	b.shot("invocations")
 
 	b.route("#/logs/hello")

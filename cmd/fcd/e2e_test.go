@@ -145,7 +145,8 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("start phases in metrics", func(t *testing.T) {
-		for _, phase := range []string{"pull", "network", "task", "probe"} {
+		// The full pull's steps and the invocation's first response too.
+		for _, phase := range []string{"pull", "network", "task", "probe", "resolve", "fetch", "mount", "first_response"} {
 			if n := sample(t, d, `fcd_instance_start_phase_seconds_count{phase="`+phase+`"}`); n < 1 {
 				t.Errorf("fcd_instance_start_phase_seconds_count{phase=%q}: got %v, want at least 1 after a cold start", phase, n)
 			}

@@ -199,6 +199,12 @@ type lease struct{ *scheduler.Lease }
 func (l lease) Addr() string       { return l.Instance().Addr() }
 func (l lease) InstanceID() string { return l.Instance().ID() }
 
+// FirstResponse completes the start record of a cold start's first
+// request; for every other request it is one atomic load.
+func (l lease) FirstResponse(arrived time.Time) {
+	l.Instance().(*instance.Instance).FirstResponse(arrived)
+}
+
 // Exited says how the instance's process ended when it did by itself.
 func (l lease) Exited(ctx context.Context) error {
 	return l.Instance().(*instance.Instance).ExitError(ctx)
@@ -290,7 +296,7 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 type startCollector struct{ m *instance.Manager }
 
 var descStartPhase = prometheus.NewDesc("fcd_instance_start_phase_seconds",
-	"Duration of each phase of successful instance starts: pull, rootfs, network, container, task, task_start, probe.",
+	"Duration of each phase of successful instance starts: pull (and its steps resolve, auth, index, fetch, mount, prefetch where taken), rootfs, network, container, task, task_start, probe, first_response.",
 	[]string{"phase"}, nil)
 
 func (c startCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descStartPhase }
@@ -311,14 +317,15 @@ func (c coldStarts) ColdStarts(function string, n int) []api.ColdStart {
 	out := make([]api.ColdStart, 0, len(recs))
 	for _, r := range recs {
 		cs := api.ColdStart{
-			InstanceID:   r.Instance,
-			StartedAt:    r.At,
-			TotalMs:      millis(r.Stats.Total),
-			Cached:       r.Stats.Pull.Cached,
-			FetchedBytes: r.Stats.Pull.BytesFetched,
+			InstanceID:      r.Instance,
+			StartedAt:       r.At,
+			TotalMs:         millis(r.Stats.Total),
+			Cached:          r.Stats.Pull.Cached,
+			FetchedBytes:    r.Stats.Pull.BytesFetched,
+			FirstResponseMs: millis(r.Stats.FirstResponse),
 		}
 		for _, p := range r.Stats.Phases() {
-			cs.Phases = append(cs.Phases, api.ColdStartPhase{Name: p.Name, Ms: millis(p.Duration)})
+			cs.Phases = append(cs.Phases, api.ColdStartPhase{Name: p.Name, AtMs: millis(p.Offset), Ms: millis(p.Duration), Bytes: p.Bytes})
 		}
 		out = append(out, cs)
 	}

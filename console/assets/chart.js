@@ -83,10 +83,18 @@ export function legend(series) {
   return ul;
 }
 
-// waterfall draws phases [{name, startMs, ms, kind}] on one time scale,
-// one row each, with the total on the right.
+// waterfall draws phases [{name, phase, startMs, ms, kind, note}] on one
+// time scale, one row each, with each duration (and note, e.g. bytes)
+// after its bar.
+// valueRoom is the room right of the plot for the longest value label.
+function valueRoom(phases) {
+  return Math.min(150, 16 + 6.2 * Math.max(0, ...phases.map((p) => `${fmtNum(p.ms)} ms${p.note ? ` · ${p.note}` : ''}`.length)));
+}
+
 export function waterfall(phases, { title = 'cold start', width = 640 } = {}) {
-  const rowH = 22, L = 104, R = 64, W = width, T = 8;
+  // On a narrow screen the value labels get less room than they need:
+  // those that do not fit right of their bar go left of it.
+  const rowH = 22, L = 96, R = Math.min(valueRoom(phases), width * 0.22), W = width, T = 8;
   const end = Math.max(1, ...phases.map((p) => p.startMs + p.ms));
   const H = T + phases.length * rowH + 24;
   const x = (ms) => L + (ms / end) * (W - L - R);
@@ -101,11 +109,15 @@ export function waterfall(phases, { title = 'cold start', width = 640 } = {}) {
   phases.forEach((p, i) => {
     const yy = T + i * rowH;
     root.append(svg('text', { x: L - 8, y: yy + 15, 'text-anchor': 'end', class: 'label' }, p.name));
-    const bar = svg('rect', { x: x(p.startMs), y: yy + 4, width: Math.max(1.5, x(p.startMs + p.ms) - x(p.startMs)), height: rowH - 8, rx: 2, class: `bar ${p.kind || ''}` });
-    bar.append(svg('title', {}, `${p.name}: ${fmtNum(p.ms)} ms, from ${fmtNum(p.startMs)} ms`));
+    const bar = svg('rect', { x: x(p.startMs), y: yy + 4, width: Math.max(1.5, x(p.startMs + p.ms) - x(p.startMs)), height: rowH - 8, rx: 2, class: `bar ${p.kind || ''}`, 'data-phase': p.phase || p.name });
+    bar.append(svg('title', {}, `${p.name}: ${fmtNum(p.ms)} ms, from ${fmtNum(p.startMs)} ms${p.note ? `, ${p.note}` : ''}`));
     root.append(bar);
-    // Bars end at most at W - R, which leaves room for the label.
-    root.append(svg('text', { x: x(p.startMs + p.ms) + 5, y: yy + 15, class: 'value' }, `${fmtNum(p.ms)} ms`));
+    // Bars end at most at W - R, which leaves room for the value; a bar
+    // ending far right puts its value inside the plot, left of its start.
+    const value = `${fmtNum(p.ms)} ms${p.note ? ` · ${p.note}` : ''}`;
+    const after = x(p.startMs + p.ms) + 5, before = x(p.startMs) - 5, len = value.length * 6.2;
+    const [vx, anchor] = after + len <= W ? [after, 'start'] : before - len >= L ? [before, 'end'] : [W, 'end'];
+    root.append(svg('text', { x: vx, y: yy + 15, class: 'value', 'text-anchor': anchor }, value));
   });
   return root;
 }

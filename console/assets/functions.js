@@ -64,12 +64,13 @@ export async function list() {
 export async function detail(name) {
   const render = view();
   const path = `${FC}/functions/${enc64(name)}`;
-  const [f, trig, prov, counts, cs] = await Promise.all([
+  const [f, trig, prov, counts, cs, li] = await Promise.all([
     call('GET', path),
     call('GET', `${path}/triggers`).catch(() => ({ triggers: [] })),
     call('GET', `${path}/provision-config`).catch(() => null),
     instanceCounts().catch(() => ({})),
-    call('GET', `/fcd/v1/coldstarts/${enc64(name)}?limit=10`).catch(() => ({ coldStarts: [] })),
+    call('GET', `/fcd/v1/coldstarts/${enc64(name)}?limit=32`).catch(() => ({ coldStarts: [] })),
+    call('GET', `${path}/instances`).catch(() => ({ instances: [] })),
   ]);
   const cc = f.customContainerConfig || {};
   const c = counts[name] || {};
@@ -93,15 +94,16 @@ export async function detail(name) {
     ? table(['Name', 'Type', 'URL'], triggers.map((t) => h('tr', {}, h('td', {}, t.triggerName), h('td', {}, t.triggerType),
       h('td', { class: 'mono' }, t.httpTrigger?.urlInternet ? link(t.httpTrigger.urlInternet, t.httpTrigger.urlInternet) : ''))))
     : h('p', { class: 'muted' }, 'No triggers, so no HTTP endpoint. Create one with ', h('code', {}, `fcctl trigger create ${name} NAME`), '.'));
-  const inst = h('div', {}, instancesPanel(name, c, prov, cs.coldStarts || []));
+  const inst = h('div', {}, instancesPanel(name, c, prov, cs.coldStarts || [], li.instances || []));
   // After a test invocation, the instance it may have started shows.
   const refresh = async () => {
-    const [p2, c2, cs2] = await Promise.all([
+    const [p2, c2, cs2, li2] = await Promise.all([
       call('GET', `${path}/provision-config`).catch(() => null),
       instanceCounts().catch(() => ({})),
-      call('GET', `/fcd/v1/coldstarts/${enc64(name)}?limit=10`).catch(() => ({ coldStarts: [] })),
+      call('GET', `/fcd/v1/coldstarts/${enc64(name)}?limit=32`).catch(() => ({ coldStarts: [] })),
+      call('GET', `${path}/instances`).catch(() => ({ instances: [] })),
     ]);
-    inst.replaceChildren(instancesPanel(name, c2[name] || {}, p2, cs2.coldStarts || []));
+    inst.replaceChildren(instancesPanel(name, c2[name] || {}, p2, cs2.coldStarts || [], li2.instances || []));
   };
   render(
     h('div', { class: 'crumbs' }, link('#/functions', 'Functions'), ' / ', name),
@@ -113,20 +115,31 @@ export async function detail(name) {
     h('div', { class: 'grid2' }, h('div', { class: 'stack' }, config, trigPanel), h('div', { class: 'stack' }, invokePanel(name, refresh), inst)));
 }
 
-function instancesPanel(name, c, prov, coldStarts) {
+// instancesPanel lists the function's running instances (ListInstances)
+// with their state and age, and how long each one's start took when fcd
+// still keeps its record; then the recent starts.
+function instancesPanel(name, c, prov, coldStarts, instances) {
   const starts = coldStarts.slice().reverse();
+  const startOf = Object.fromEntries(starts.map((s) => [s.instanceId, s]));
+  const running = instances.slice().sort((a, b) => b.createdTimeMs - a.createdTimeMs);
   return panel('Instances',
     h('div', { class: 'stats' },
       h('div', { class: 'stat' }, h('b', { id: 'inst-ready' }, String(c.ready || 0)), h('span', {}, 'ready')),
       h('div', { class: 'stat' }, h('b', {}, String(c._busy || 0)), h('span', {}, 'busy')),
       h('div', { class: 'stat' }, h('b', {}, String(c._starting || 0)), h('span', {}, 'starting')),
       h('div', { class: 'stat' }, h('b', {}, prov ? `${prov.current}/${prov.target}` : '—'), h('span', {}, 'provisioned (current/target)'))),
+    table(['Instance', 'State', 'Age', ['Version', 'hide-sm'], ['Start took', 'num']], running.map((i) => h('tr', { 'data-instance-id': i.instanceId },
+      h('td', { class: 'mono' }, i.instanceId),
+      h('td', {}, badge(i.status, i.status === 'Running' ? 'ok' : 'warn')),
+      h('td', { title: new Date(i.createdTimeMs).toLocaleString() }, age(i.createdTimeMs)),
+      h('td', { class: 'hide-sm' }, i.versionId || 'LATEST'),
+      h('td', { class: 'num' }, startOf[i.instanceId] ? ms(startOf[i.instanceId].totalMs) : '—'))),
+    { empty: 'No instance runs now: the next invocation starts one, and idle ones are reclaimed after a few minutes.' }),
     h('h2', { class: 'sub' }, 'Recent instance starts'),
-    table(['Instance', 'Started', 'Age', ['Start took', 'num'], ['Image', 'hide-sm']], starts.map((s) => h('tr', {},
-      h('td', { class: 'mono' }, s.instanceId), h('td', {}, clock(s.startedAt)), h('td', {}, age(s.startedAt)),
+    table(['Instance', 'Started', ['Start took', 'num'], ['Image', 'hide-sm']], starts.slice(0, 10).map((s) => h('tr', {},
+      h('td', { class: 'mono' }, s.instanceId), h('td', {}, `${clock(s.startedAt)} (${ago(s.startedAt)})`),
       h('td', { class: 'num' }, ms(s.totalMs)), h('td', { class: 'hide-sm' }, s.cached ? 'cached' : `pulled ${bytes(s.fetchedBytes)}`))),
-    { empty: 'No instance has started yet: the first invocation starts one.' }),
-    h('p', { class: 'muted' }, 'Instances are reclaimed after a few idle minutes; an age here is since the start.'));
+    { empty: 'No instance has started yet: the first invocation starts one.' }));
 }
 
 function deleteButton(name) {

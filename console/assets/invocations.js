@@ -3,29 +3,50 @@
 // phases and its first response, drawn to one time scale.
 
 import { call, enc64 } from './api.js';
-import { h, view, title, panel, table, badge, link, ms, ago, clock, fitWidth, functionPicker, noFunctions, empty, props } from './ui.js';
+import { h, view, title, panel, table, badge, link, ms, bytes, ago, clock, fitWidth, functionPicker, noFunctions, empty, props } from './ui.js';
 import { waterfall } from './chart.js';
 import { listFunctions } from './functions.js';
 
 // SHOWN is how many requests the table lists before "Show all".
 const SHOWN = 50;
 
-// phaseKind groups instance start phases for the waterfall's colours.
-const phaseKind = { pull: 'pull', mount: 'pull', prefetch: 'pull', resolve: 'pull', auth: 'pull', probe: 'probe' };
+// phaseLabel names instance start phases on the waterfall: issue 17's
+// vocabulary, where create is the container and its task, start the
+// task's start.
+const phaseLabel = { container: 'create', task: 'create task', task_start: 'start', first_response: 'first response' };
+
+// phaseKind groups instance start phases for the waterfall's colours:
+// the image's steps, the instance's, the probe and the response.
+const phaseKind = {
+  pull: 'pull', resolve: 'image', auth: 'image', index: 'image', fetch: 'image', mount: 'image', prefetch: 'prefetch',
+  probe: 'probe', first_response: 'response',
+};
 
 // phases lays a cold start and its first response out on one time axis,
-// in milliseconds from the start.
+// in milliseconds from the start's beginning. Each phase has its own
+// offset: they overlap where the work did (auth within resolve, the
+// prefetch alongside the container's start).
 export function phases(inv) {
   const cs = inv.coldStart;
-  const out = [];
-  let at = 0;
-  for (const p of cs.phases || []) {
-    out.push({ name: p.name.replace('_', ' '), startMs: at, ms: p.ms, kind: phaseKind[p.name] || 'start' });
-    at += p.ms;
+  const out = (cs.phases || []).map((p) => ({
+    name: phaseLabel[p.name] || p.name, phase: p.name, startMs: p.atMs || 0, ms: p.ms, kind: phaseKind[p.name] || 'start',
+    note: p.bytes ? bytes(p.bytes) : '',
+  }));
+  if (!out.some((p) => p.phase === 'first_response')) {
+    // A start recorded without its first response: the request's own
+    // time on the new instance, from when the proxy sent it.
+    const sent = Math.max(cs.totalMs, new Date(inv.start) - new Date(cs.startedAt));
+    out.push({ name: 'request', phase: 'request', startMs: sent, ms: inv.durationMs, kind: 'response' });
   }
-  const sent = Math.max(at, new Date(inv.start) - new Date(cs.startedAt));
-  out.push({ name: 'first response', startMs: sent, ms: inv.durationMs, kind: 'response' });
   return out;
+}
+
+// httpStatus shows an invocation's HTTP status code, or its state while
+// the code is unknown.
+function httpStatus(inv) {
+  if (!inv.httpStatus) return badge(inv.status);
+  const cls = inv.httpStatus < 400 ? 'ok' : inv.httpStatus < 500 ? 'warn' : 'bad';
+  return h('span', { class: 'http-status', 'data-status': inv.httpStatus }, badge(String(inv.httpStatus), cls), inv.status === 'timeout' ? [' ', badge('timeout')] : null);
 }
 
 export async function page(name) {
@@ -40,16 +61,17 @@ export async function page(name) {
     document.querySelectorAll('tr.selected').forEach((r) => r.classList.remove('selected'));
     tr?.classList.add('selected');
     if (!inv.cold) {
-      detail.replaceChildren(panel(`Request ${inv.requestId}`, props([['Instance', h('code', {}, inv.instanceId)], ['Duration', ms(inv.durationMs)], ['Served by', 'a warm instance: no start phases']])));
+      detail.replaceChildren(panel(`Request ${inv.requestId}`, props([['Instance', h('code', {}, inv.instanceId)], ['Status', httpStatus(inv)], ['Duration', ms(inv.durationMs)], ['Served by', 'a warm instance: no start phases']])));
       return;
     }
     const cs = inv.coldStart;
     const ph = phases(inv);
     const end = Math.max(...ph.map((p) => p.startMs + p.ms));
     detail.replaceChildren(panel(`Cold start of ${inv.requestId}`,
-      props([['Instance', h('code', {}, inv.instanceId)], ['Instance start', ms(cs.totalMs)], ['Image', cs.cached ? 'already on this host' : `pulled ${(cs.fetchedBytes / 1048576).toFixed(1)} MB`], ['Start to response', ms(end)]]),
+      props([['Instance', h('code', {}, inv.instanceId)], ['Status', httpStatus(inv)], ['Instance start', ms(cs.totalMs)],
+        ['Image', cs.cached ? 'already on this host' : `pulled ${bytes(cs.fetchedBytes)}`], ['Start to first response', ms(cs.firstResponseMs || end)]]),
       waterfall(ph, { title: `cold start of ${inv.requestId}`, width: fitWidth() }),
-      h('p', { class: 'muted' }, 'Phases as the instance manager timed them (fcd_instance_start_phase_seconds); the last bar is the request on the new instance.')));
+      h('p', { class: 'muted' }, 'Each bar starts when its phase began (fcd_instance_start_phase_seconds): the image\'s steps lie within pull, auth within the step that asked for credentials, a lazy image\'s prefetch runs on beside the container\'s start.')));
     if (scroll) detail.scrollIntoView({ block: 'nearest' });
   };
   const rows = invocations.map((inv) => {
@@ -59,7 +81,7 @@ export async function page(name) {
     },
     h('td', { title: new Date(inv.start).toLocaleString() }, clock(inv.start), h('div', { class: 'muted hide-sm' }, ago(inv.start))),
     h('td', { class: 'mono truncate hide-sm' }, inv.requestId),
-    h('td', {}, badge(inv.status)),
+    h('td', {}, httpStatus(inv)),
     h('td', { class: 'num' }, inv.status === 'running' ? '…' : ms(inv.durationMs)),
     h('td', {}, inv.cold ? badge('cold') : badge('warm')),
     h('td', { class: 'mono hide-sm' }, inv.instanceId));

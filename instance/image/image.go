@@ -118,4 +118,30 @@ type Stats struct {
 	UnpackedBytes int64
 	// Duration is from the start of Prepare to the end of the pull.
 	Duration time.Duration
+
+	// The steps of the pull, each timed from the start of Prepare. A step
+	// an implementation does not take is the zero Span.
+	//
+	// Resolve is resolving the reference to a manifest digest and reading
+	// the manifest (for a lazy image, its accelerated form's too).
+	Resolve Span
+	// Auth covers the calls of Options.Credentials (temporary credentials
+	// for the function's role), from the first call's start to the last
+	// one's end; it overlaps the steps that asked for them.
+	Auth Span
+	// Index is a lazy image's table of contents or index-only artifact:
+	// fetching and reading it, over all layers opened by this Prepare.
+	Index Span
+	// Fetch is a full pull's download and unpacking of the layers; zero
+	// when they were on the host.
+	Fetch Span
+	// Mount is making the layers directories: the snapshot view of a full
+	// pull, the FUSE mounts of a lazy image.
+	Mount Span
+	// Prefetch is a lazy image's replay of its start-up record, from its
+	// first request to its last answer (or to the Stats call while it
+	// runs); it overlaps the container's start. PrefetchBytes is what it
+	// made local: the bytes of the file ranges replayed, uncompressed.
+	Prefetch      Span
+	PrefetchBytes int64
 }

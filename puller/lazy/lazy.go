@@ -172,9 +172,10 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 	if err != nil {
 		return nil, err
 	}
+	tm := newTiming(start)
 	var creds remote.Credentials
 	if opts.Credentials != nil {
-		creds = remote.Credentials(opts.Credentials)
+		creds = remote.Credentials(image.TimeCredentials(opts.Credentials, &tm.auth))
 	}
 	hosts := i.opts.Hosts(creds)
 	defer func() {
@@ -183,6 +184,7 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 		}
 	}()
 	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: hosts})
+	t := time.Now()
 	rname, desc, err := resolver.Resolve(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", name, err)
@@ -199,15 +201,18 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 	if err != nil {
 		return nil, err
 	}
+	tm.resolve = image.SpanOf(start, t, time.Now())
 	var indexes map[digest.Digest][]byte
 	source := mdesc.Digest
 	if s, err := digest.Parse(m.Annotations[annotationSource]); err == nil {
 		source = s
 	}
 	if m.ArtifactType == artifactTypeGzindex {
+		t := time.Now()
 		if indexes, err = readIndexes(ctx, f, m); err != nil {
 			return nil, fmt.Errorf("index-only artifact %s: %w", name, err)
 		}
+		tm.index.Add(t, time.Now())
 		if m.Subject == nil {
 			return nil, fmt.Errorf("index-only artifact %s has no subject: %w", name, ErrNotLazy)
 		}
@@ -224,7 +229,7 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 	if p := platforms.Normalize(config.Platform); p.OS != puller.Platform.OS || p.Architecture != puller.Platform.Architecture {
 		return nil, fmt.Errorf("image %s is %s/%s: %w", name, config.OS, config.Architecture, puller.ErrPlatform)
 	}
-	v := &view{i: i, ref: ref, opts: opts, start: start, digest: mdesc.Digest, source: source, config: config.Config}
+	v := &view{i: i, ref: ref, opts: opts, start: start, timing: tm, digest: mdesc.Digest, source: source, config: config.Config}
 	defer func() {
 		if err != nil {
 			v.Release(context.WithoutCancel(ctx))
@@ -344,6 +349,7 @@ type view struct {
 	ref    string
 	opts   image.Options
 	start  time.Time
+	timing *timing
 	digest digest.Digest
 	source digest.Digest // the image digest was converted from, or digest
 	config ocispec.ImageConfig
@@ -402,8 +408,13 @@ func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, h
 	if err != nil {
 		return nil, nil, err
 	}
+	mounting := time.Now()
+	defer func() { v.timing.mount.Add(mounting, time.Now()) }()
 	layer, err := v.i.opts.Layers.Acquire(ctx, l.Digest, func(ctx context.Context) (lazyfs.Source, error) {
+		t := time.Now()
 		src, err := lazyfs.OpenLayer(ctx, l, blob, lazyfs.LayerOptions{Index: index, Chunks: v.i.opts.Chunks})
+		mounting = time.Now()
+		v.timing.index.Add(t, mounting)
 		if errors.Is(err, lazyfs.ErrUnsupported) {
 			err = fmt.Errorf("%w: %w", ErrNotLazy, err)
 		}
@@ -433,7 +444,9 @@ func (v *view) Stats() image.Stats {
 	if end.IsZero() {
 		end = time.Now()
 	}
-	return image.Stats{Cached: n == 0, BytesFetched: n, Duration: end.Sub(v.start)}
+	st := image.Stats{Cached: n == 0, BytesFetched: n, Duration: end.Sub(v.start)}
+	v.timing.fill(v.start, &st)
+	return st
 }
 
 // Ready ends the lazy pull: the instance's start-up reads are done.

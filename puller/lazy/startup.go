@@ -212,6 +212,8 @@ func (v *view) replay(rec Record) {
 		defer close(done)
 		defer cancel()
 		start := time.Now()
+		v.timing.replayBegan(start)
+		defer func() { v.timing.replayEnded(v.start, time.Now()) }()
 		sem := make(chan struct{}, replayWindow)
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -233,7 +235,11 @@ func (v *view) replay(rec Record) {
 				go func() {
 					defer wg.Done()
 					defer func() { <-sem }()
-					if err := l.PrefetchRange(ctx, rd.File, off, n); err != nil && ctx.Err() == nil {
+					err := l.PrefetchRange(ctx, rd.File, off, n)
+					if err == nil {
+						v.timing.replayed(n)
+					}
+					if err != nil && ctx.Err() == nil {
 						mu.Lock()
 						failed++
 						mu.Unlock()

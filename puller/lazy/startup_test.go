@@ -204,6 +204,9 @@ func TestStartupRecordReplay(t *testing.T) {
 			if fetched >= 1<<20 {
 				t.Errorf("the replay fetched %d bytes of the layer, want under 1 MiB: a file outside the record was fetched", fetched)
 			}
+			if st := img.Stats(); st.Prefetch.Duration <= 0 || st.Prefetch.Offset < st.Mount.End() || st.PrefetchBytes == 0 {
+				t.Errorf("Stats() after the replay = %+v: want a Prefetch span after Mount and its bytes", st)
+			}
 			requests := len(reg.BlobRequests(blob))
 			startupReads(t, img)
 			if got := len(reg.BlobRequests(blob)) - requests; got != 0 {

@@ -83,6 +83,7 @@ func RunWith(t *testing.T, opts Options) {
 		{"SharedPull", testSharedPull},
 		{"Release", testRelease},
 		{"Unauthorized", testUnauthorized},
+		{"Steps", testSteps},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, reg, opts.NewImages(t)) })
 	}
@@ -481,4 +482,36 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	w.r.bytes[w.digest] += int64(n)
 	w.r.mu.Unlock()
 	return n, err
+}
+
+// testSteps checks the timed steps of Stats: resolve, the credentials
+// asked for, the layers' fetch (full) or index (lazy), and the mount, each
+// within the pull and in that order where they cannot overlap.
+func testSteps(t *testing.T, reg *testRegistry, imgs image.Images) {
+	// A layer no earlier run left on the host: its fetch is timed.
+	unique := file("etc/steps", 0o644, time.Now().Format(time.RFC3339Nano))
+	ref, _ := reg.push(t, "imagetest/steps:v1", [][]byte{tarLayer(t, append(featureLayers()[0], unique))})
+	img := prepare(t, imgs, ref, options(t, "steps"))
+	st := img.Stats()
+	zero := image.Span{}
+	for _, s := range []struct {
+		name string
+		span image.Span
+	}{{"Resolve", st.Resolve}, {"Auth", st.Auth}, {"Mount", st.Mount}} {
+		if s.span == zero {
+			t.Errorf("Stats().%s: got the zero Span, want the step timed", s.name)
+		}
+		if s.span.Offset < 0 || s.span.End() > st.Duration {
+			t.Errorf("Stats().%s = %+v: want within the pull's %v", s.name, s.span, st.Duration)
+		}
+	}
+	if st.Fetch == zero && st.Index == zero {
+		t.Errorf("Stats() = %+v: want the layers' Fetch or Index timed for an image new to the host", st)
+	}
+	if st.Mount.Offset < st.Resolve.End() {
+		t.Errorf("Mount %+v began before Resolve %+v ended", st.Mount, st.Resolve)
+	}
+	if st.Prefetch == zero && st.PrefetchBytes != 0 {
+		t.Errorf("Stats() = %+v: PrefetchBytes without a prefetch", st)
+	}
 }

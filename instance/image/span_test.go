@@ -1,0 +1,52 @@
+package image
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSpanCover(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name       string
+		a, b, want Span
+	}{
+		{"zero and zero", Span{}, Span{}, Span{}},
+		{"zero holds nothing", Span{}, Span{2 * ms, 3 * ms}, Span{2 * ms, 3 * ms}},
+		{"overlapping", Span{1 * ms, 4 * ms}, Span{3 * ms, 4 * ms}, Span{1 * ms, 6 * ms}},
+		{"disjoint", Span{8 * ms, 1 * ms}, Span{1 * ms, 1 * ms}, Span{1 * ms, 8 * ms}},
+		{"inside", Span{1 * ms, 9 * ms}, Span{2 * ms, 1 * ms}, Span{1 * ms, 9 * ms}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.a.Cover(tc.b); got != tc.want {
+				t.Errorf("%+v.Cover(%+v): got %+v, want %+v", tc.a, tc.b, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTimeCredentials(t *testing.T) {
+	if TimeCredentials(nil, &SpanRecorder{}) != nil {
+		t.Error("TimeCredentials(nil): got a function, want nil")
+	}
+	origin := time.Now()
+	r := &SpanRecorder{Origin: origin}
+	var calls sync.WaitGroup
+	creds := TimeCredentials(func(host string) (string, string, error) {
+		time.Sleep(time.Millisecond) // the call's own duration, to be measured
+		return "u-" + host, "s", nil
+	}, r)
+	for range 3 {
+		calls.Go(func() {
+			if u, _, err := creds("reg"); u != "u-reg" || err != nil {
+				t.Errorf("creds: got %q, %v, want u-reg, nil", u, err)
+			}
+		})
+	}
+	calls.Wait()
+	got, elapsed := r.Span(), time.Since(origin)
+	if got.Offset < 0 || got.Duration < time.Millisecond || got.End() > elapsed {
+		t.Errorf("Span: got %+v, want at least 1ms within the %v since origin", got, elapsed)
+	}
+}
