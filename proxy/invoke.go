@@ -159,6 +159,14 @@ func (c *functionCache) get(ctx context.Context, st FunctionReader, name string)
 	return cf, nil
 }
 
+// has reports whether name is cached, which only a function that exists,
+// and so has a valid name, can be.
+func (c *functionCache) has(name string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[name] != nil
+}
+
 func (c *functionCache) forget(name string) {
 	c.mu.Lock()
 	delete(c.m, name)
