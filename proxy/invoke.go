@@ -346,7 +346,11 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 		return
 	}
 	s.copyResponseHead(ctx, resp, inv)
-	ctx.Response.Header.Set(HeaderRequestID, rid)
+	if inv.async != nil {
+		// A client's response has carried the id since handle set it,
+		// first among the headers; an async attempt's has not.
+		ctx.Response.Header.Set(HeaderRequestID, rid)
+	}
 
 	size := resp.Header.ContentLength()
 	if tail || (size >= 0 && size <= bufferLimit) {
