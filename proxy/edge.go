@@ -99,7 +99,10 @@ func (s *Server) newFastHTTP() *fasthttp.Server {
 		// memory and temporary files) before any handler, and so before
 		// any signature check; fcd forwards bodies as they are.
 		DisablePreParseMultipartForm: true,
-		Logger:                       fasthttpLogger{s.log},
+		// No handler asks for the request's time (RequestCtx.Time):
+		// reading the clock for it is one time.Now per request saved.
+		LazyRequestTime: true,
+		Logger:          fasthttpLogger{s.log},
 	}
 }
 

@@ -40,6 +40,15 @@ type fastWriteConn struct {
 	wn        int
 	werr      error
 	writeFunc func(fd uintptr) bool
+
+	// awaitFunc is writeThenAwaitRead's callback; awaiting says its
+	// write is done.
+	awaitFunc func(fd uintptr) bool
+	awaiting  bool
+
+	// lazy keeps the deadlines of a connection fcd serves (lazyDeadlines);
+	// nil for one whose deadlines go straight to the runtime.
+	lazy *lazyDeadlines
 }
 
 // fastWrite wraps c when it is a TCP connection; any other c is returned
@@ -62,7 +71,7 @@ func newFastWriteConn(tc *net.TCPConn) (*fastWriteConn, error) {
 		return nil, err
 	}
 	c := &fastWriteConn{TCPConn: tc, raw: raw}
-	c.readFunc, c.writeFunc = c.read, c.write
+	c.readFunc, c.writeFunc, c.awaitFunc = c.read, c.write, c.await
 	return c, nil
 }
 
@@ -72,6 +81,9 @@ func (c *fastWriteConn) Read(p []byte) (int, error) {
 	}
 	c.rbuf, c.rn, c.rerr = p, 0, nil
 	err := c.raw.Read(c.readFunc)
+	for err != nil && c.lazy != nil && c.lazy.rearm(c.TCPConn, readDeadline, err) {
+		err = c.raw.Read(c.readFunc)
+	}
 	n, rerr := c.rn, c.rerr
 	c.rbuf, c.rerr = nil, nil
 	if err != nil {
@@ -107,6 +119,9 @@ func (c *fastWriteConn) read(fd uintptr) bool {
 func (c *fastWriteConn) Write(p []byte) (int, error) {
 	c.wbuf, c.wn, c.werr = p, 0, nil
 	err := c.raw.Write(c.writeFunc)
+	for err != nil && c.lazy != nil && c.lazy.rearm(c.TCPConn, writeDeadline, err) {
+		err = c.raw.Write(c.writeFunc)
+	}
 	n, werr := c.wn, c.werr
 	c.wbuf, c.werr = nil, nil
 	if err != nil {
@@ -137,7 +152,48 @@ func (c *fastWriteConn) write(fd uintptr) bool {
 	return true
 }
 
-// fastWriteListener hands out fastWriteConns.
+// writeThenAwaitRead writes p and then waits until the connection has
+// something to read, both inside one RawConn.Read. The read readiness is
+// armed before the write, so an answer to what p asks for ends the wait
+// however soon it comes; and the read that would only find nothing yet
+// (EAGAIN), which a write followed by a Read makes on every exchange, is
+// never made: a request and its response cost a write and a read.
+//
+// Only a connection whose peer sends nothing unasked may use it (an
+// instance's, between responses): bytes or an EOF that arrived before the
+// call would not end the wait. A peer that closed meanwhile answers the
+// write with a reset, which does.
+//
+// It returns how much of p it wrote and the write's error. A write that
+// cannot finish without waiting (a full send buffer) returns early, with
+// n < len(p) and no error: the caller writes the rest as usual. A wait
+// ended by a deadline or a close is no error here; the next Read reports
+// it.
+func (c *fastWriteConn) writeThenAwaitRead(p []byte) (int, error) {
+	c.wbuf, c.wn, c.werr, c.awaiting = p, 0, nil, false
+	c.raw.Read(c.awaitFunc)
+	n, werr := c.wn, c.werr
+	c.wbuf, c.werr = nil, nil
+	if werr != nil {
+		return n, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: werr}
+	}
+	return n, nil
+}
+
+// await writes c.wbuf on its first call and asks to wait for readability
+// once it is written whole; its second call means the wait is over.
+func (c *fastWriteConn) await(fd uintptr) bool {
+	if c.awaiting {
+		return true
+	}
+	c.awaiting = true
+	if !c.write(fd) || c.werr != nil {
+		return true // EAGAIN or an error: not waiting for an answer
+	}
+	return false
+}
+
+// fastWriteListener hands out fastWriteConns with lazy deadlines.
 type fastWriteListener struct{ net.Listener }
 
 func (l fastWriteListener) Accept() (net.Conn, error) {
@@ -145,5 +201,9 @@ func (l fastWriteListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fastWrite(c), nil
+	c = fastWrite(c)
+	if fc, ok := c.(*fastWriteConn); ok {
+		fc.lazy = &lazyDeadlines{}
+	}
+	return c, nil
 }

@@ -118,3 +118,66 @@ func TestFastWriteConnPeerGone(t *testing.T) {
 		t.Fatalf("got %v, want a *net.OpError", err)
 	}
 }
+
+// TestWriteThenAwaitRead: the request is written whole and the call
+// returns once the answer can be read, which the next Read gets.
+func TestWriteThenAwaitRead(t *testing.T) {
+	fc, peer := fastPair(t)
+	go io.Copy(peer, peer) // the peer echoes
+	for _, msg := range []string{"first", "second"} {
+		n, err := fc.writeThenAwaitRead([]byte(msg))
+		if n != len(msg) || err != nil {
+			t.Fatalf("got %d, %v; want %d, nil", n, err, len(msg))
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(fc, got); err != nil || string(got) != msg {
+			t.Fatalf("got %q, %v; want %q", got, err, msg)
+		}
+	}
+}
+
+// TestWriteThenAwaitReadFullBuffer: a write the socket buffers cannot
+// take returns early, without an error, for the caller to finish.
+func TestWriteThenAwaitReadFullBuffer(t *testing.T) {
+	fc, peer := fastPair(t)
+	big := make([]byte, 64<<20) // the peer reads none of it yet
+	n, err := fc.writeThenAwaitRead(big)
+	if err != nil || n == 0 || n >= len(big) {
+		t.Fatalf("got %d, %v; want 0 < n < %d, nil", n, err, len(big))
+	}
+	go io.Copy(io.Discard, peer)
+	if _, err := fc.Write(big[n:]); err != nil {
+		t.Fatalf("writing the rest: %v", err)
+	}
+}
+
+// TestWriteThenAwaitReadPeerGone: a peer that reset the connection fails
+// the write.
+func TestWriteThenAwaitReadPeerGone(t *testing.T) {
+	fc, peer := fastPair(t)
+	peer.(*net.TCPConn).SetLinger(0)
+	peer.Close()
+	if _, err := fc.writeThenAwaitRead([]byte("x")); err == nil {
+		t.Fatal("got no error writing to a reset connection")
+	}
+}
+
+// TestWriteThenAwaitReadDeadline: a deadline that passes while the answer
+// is awaited ends the wait; the next Read reports it.
+func TestWriteThenAwaitReadDeadline(t *testing.T) {
+	fc, peer := fastPair(t)
+	go io.Copy(io.Discard, peer) // reads, never answers
+	done := make(chan error, 1)
+	go func() {
+		if _, err := fc.writeThenAwaitRead([]byte("x")); err != nil {
+			done <- err
+			return
+		}
+		_, err := fc.Read(make([]byte, 1))
+		done <- err
+	}()
+	fc.SetReadDeadline(time.Unix(1, 0))
+	if err := <-done; !isTimeout(err) {
+		t.Fatalf("got %v, want a timeout", err)
+	}
+}

@@ -159,6 +159,14 @@ func (c *functionCache) get(ctx context.Context, st FunctionReader, name string)
 	return cf, nil
 }
 
+// has reports whether name is cached, which only a function that exists,
+// and so has a valid name, can be.
+func (c *functionCache) has(name string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[name] != nil
+}
+
 func (c *functionCache) forget(name string) {
 	c.mu.Lock()
 	delete(c.m, name)
@@ -335,7 +343,11 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 		return
 	}
 	s.copyResponseHead(ctx, resp, inv)
-	ctx.Response.Header.Set(HeaderRequestID, rid)
+	if inv.async != nil {
+		// A client's response has carried the id since handle set it,
+		// first among the headers; an async attempt's has not.
+		ctx.Response.Header.Set(HeaderRequestID, rid)
+	}
 
 	size := resp.Header.ContentLength()
 	if tail || (size >= 0 && size <= bufferLimit) {

@@ -293,6 +293,34 @@ func TestHTTPTrigger(t *testing.T) {
 	}
 }
 
+// TestHTTPTriggerInvalidName: a name no function can have is not found,
+// before and after the function cache holds a valid one.
+func TestHTTPTriggerInvalidName(t *testing.T) {
+	env := newInvokeEnv(t, echoBackend())
+	get := func(path string) int {
+		t.Helper()
+		resp, err := http.Get("http://" + env.addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for round, warm := range []bool{false, true} {
+		if warm {
+			if got := get("/fn/fn/"); got != http.StatusOK {
+				t.Fatalf("/fn/fn/: got %d, want 200", got)
+			}
+			env.waitLease(t)
+		}
+		for _, path := range []string{"/fn/9fn/", "/fn/-fn/", "/fn/f%20n/", "/fn/" + strings.Repeat("f", 65) + "/"} {
+			if got := get(path); got != http.StatusNotFound {
+				t.Errorf("round %d, %s: got %d, want 404", round, path, got)
+			}
+		}
+	}
+}
+
 // TestHTTPTriggerStreamsLargeBodies sends 16 MiB each way.
 func TestHTTPTriggerStreamsLargeBodies(t *testing.T) {
 	const size = 16 << 20

@@ -427,7 +427,9 @@ func newRequestIDs() requestIDs {
 }
 
 func (r *requestIDs) next() string {
-	return r.prefix + strconv.FormatUint(r.n.Add(1), 16)
+	// One allocation: the id is built on the stack and copied once.
+	var b [64]byte
+	return string(strconv.AppendUint(append(b[:0], r.prefix...), r.n.Add(1), 16))
 }
 
 type fasthttpLogger struct{ log *slog.Logger }

@@ -200,3 +200,20 @@ func TestNonceCacheRotation(t *testing.T) {
 		t.Fatal("nonce remembered forever")
 	}
 }
+
+// TestRequestIDs: ids share the run's prefix and never repeat.
+func TestRequestIDs(t *testing.T) {
+	ids := newRequestIDs()
+	seen := map[string]bool{}
+	for range 1000 {
+		id := ids.next()
+		if !strings.HasPrefix(id, ids.prefix) || len(id) == len(ids.prefix) || seen[id] {
+			t.Fatalf("got id %q (prefix %q, seen before: %v)", id, ids.prefix, seen[id])
+		}
+		seen[id] = true
+	}
+	ids.n.Store(1<<64 - 2)
+	if got, want := ids.next(), ids.prefix+"ffffffffffffffff"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

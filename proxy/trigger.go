@@ -50,9 +50,13 @@ func splitTriggerPath(uri []byte) (string, []byte) {
 }
 
 func (s *Server) httpTrigger(ctx *fasthttp.RequestCtx, rid, name string, uri []byte) {
-	if err := api.ValidateFunctionName(name); err != nil {
-		writeError(ctx, rid, newError(http.StatusNotFound, CodeFunctionNotFound, "no function named "+strconv.Quote(name)))
-		return
+	// A function in the cache has a valid name: the warm path skips the
+	// regular expression.
+	if !s.fns.has(name) {
+		if err := api.ValidateFunctionName(name); err != nil {
+			writeError(ctx, rid, newError(http.StatusNotFound, CodeFunctionNotFound, "no function named "+strconv.Quote(name)))
+			return
+		}
 	}
 	s.metrics.invocations.Add(1)
 	s.invoke(ctx, rid, name, invocation{controlPath: "/http-invoke", path: uri})

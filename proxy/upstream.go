@@ -40,10 +40,15 @@ type upstream struct {
 
 type upConn struct {
 	net.Conn
-	id   string // the instance's
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	used time.Time // when it last went idle
+	// fast is Conn when it is a fastWriteConn (not under -race).
+	fast *fastWriteConn
+	// await makes the next Write a request's last: it is written and
+	// the answer awaited at once (fastWriteConn.writeThenAwaitRead).
+	await bool
+	id    string // the instance's
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	used  time.Time // when it last went idle
 	// deadline is the one set on the connection, zero for none.
 	deadline time.Time
 	// werr is the last error writing to the connection: a request write
@@ -67,8 +72,18 @@ func (c *upConn) setDeadline(d time.Time) {
 }
 
 // Write writes to the connection, remembering its error.
-func (c *upConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
+func (c *upConn) Write(p []byte) (n int, err error) {
+	if c.await && c.fast != nil {
+		c.await = false
+		n, err = c.fast.writeThenAwaitRead(p)
+		if err == nil && n < len(p) {
+			var m int
+			m, err = c.Conn.Write(p[n:])
+			n += m
+		}
+	} else {
+		n, err = c.Conn.Write(p)
+	}
 	if err != nil {
 		c.werr = err
 	}
@@ -108,6 +123,7 @@ func (u *upstream) get(id, addr string, now time.Time) (c *upConn, reused bool, 
 	}
 	nc = fastWrite(nc)
 	c = &upConn{Conn: nc, id: id, br: bufio.NewReaderSize(nc, 16<<10)}
+	c.fast, _ = nc.(*fastWriteConn)
 	c.bw = bufio.NewWriterSize(c, 16<<10)
 	return c, false, nil
 }
@@ -331,7 +347,11 @@ func (u *upstream) roundTripAt(cl *call, id, addr string, req *fasthttp.Request,
 		}
 		err = req.Write(conn.bw)
 		if err == nil {
+			// The flush writes what is left of the request and waits
+			// for the answer in one go.
+			conn.await = true
 			err = conn.bw.Flush()
+			conn.await = false
 		}
 		written := err == nil
 		switch {

@@ -37,6 +37,7 @@ type clientWatcher struct {
 // stops for good (Server.Serve past its grace).
 type clientWatch struct {
 	conn       syscall.RawConn // nil: a connection that cannot be peeked at
+	fc         *fastWriteConn  // the connection, when it is one
 	hard       context.Context // fcd's: done when requests in flight must end
 	gone       clientGoner
 	prev, next *clientWatch // in the watcher's list, guarded by its mu
@@ -53,7 +54,7 @@ func (cw *clientWatch) start(w *clientWatcher, c net.Conn, hard context.Context,
 	cw.w, cw.hard, cw.gone = w, hard, gone
 	switch c := c.(type) {
 	case *fastWriteConn:
-		cw.conn = c.raw // no allocation
+		cw.conn, cw.fc = c.raw, c // no allocation
 	case syscall.Conn:
 		if raw, err := c.SyscallConn(); err == nil {
 			cw.conn = raw
@@ -125,7 +126,7 @@ func (w *clientWatcher) check(checks []*clientWatch) {
 	for i, cw := range checks {
 		checks[i] = nil // the next round's slice must not pin it
 		cause := context.Cause(cw.hard)
-		if cause == nil && cw.conn != nil && peerClosed(cw.conn) {
+		if cause == nil && cw.peerClosed() {
 			cause = errAborted
 		}
 		if cause == nil {
@@ -141,13 +142,36 @@ func (w *clientWatcher) check(checks []*clientWatch) {
 	}
 }
 
+// peerClosed reports whether the watched client closed its connection.
+func (cw *clientWatch) peerClosed() bool {
+	switch {
+	case cw.fc != nil:
+		closed, err := peek(cw.fc.raw)
+		// A passed deadline keeps the peek from the socket: one that
+		// lazyDeadlines left armed behind the one set is moved up.
+		for err != nil && cw.fc.lazy != nil && cw.fc.lazy.rearm(cw.fc.TCPConn, readDeadline, err) {
+			closed, err = peek(cw.fc.raw)
+		}
+		return closed
+	case cw.conn != nil:
+		return peerClosed(cw.conn)
+	}
+	return false
+}
+
 // peerClosed reports whether the peer closed the connection: a
 // non-blocking MSG_PEEK that reads zero bytes is EOF. Bytes waiting in the
 // socket (a client's pipelined request) mean the peer is alive.
 func peerClosed(raw syscall.RawConn) bool {
-	var closed bool
+	closed, _ := peek(raw)
+	return closed
+}
+
+// peek is peerClosed, with the error that kept it from the socket (a
+// passed deadline, a closed connection).
+func peek(raw syscall.RawConn) (closed bool, err error) {
 	var buf [1]byte
-	raw.Read(func(fd uintptr) bool {
+	err = raw.Read(func(fd uintptr) bool {
 		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
@@ -158,5 +182,5 @@ func peerClosed(raw syscall.RawConn) bool {
 		}
 		return true // never wait for readiness
 	})
-	return closed
+	return closed, err
 }
