@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -265,6 +266,19 @@ func TestAcceleratedImageRuns(t *testing.T) {
 			// unpacked snapshot.
 			if n := fuseMountsUnder(t, filepath.Join(dir, "lazy", "mnt")); n == 0 {
 				t.Errorf("got no FUSE layer mounted under %s, want the image mounted lazily", dir)
+			}
+			// The first start's timeline has the lazy pull's steps: the
+			// role's credentials (auth), the TOC or index, the FUSE mounts;
+			// and the first response to the request it was made for.
+			var starts api.ColdStartsPage
+			if status := call(t, d, http.MethodGet, "/fcd/v1/coldstarts/fast?limit=0", nil, &starts); status != http.StatusOK || len(starts.ColdStarts) == 0 {
+				t.Fatalf("coldstarts: status %d, %+v; want the starts", status, starts)
+			}
+			first := starts.ColdStarts[0]
+			for _, want := range []string{"pull", "resolve", "auth", "index", "mount", "probe", "first_response"} {
+				if !slices.ContainsFunc(first.Phases, func(p api.ColdStartPhase) bool { return p.Name == want && p.Ms > 0 }) {
+					t.Errorf("first start's phases %+v: want %s timed", first.Phases, want)
+				}
 			}
 			var page struct{ Records []billing.Record }
 			if status := call(t, d, http.MethodGet, "/fcd/v1/billing?function=fast&kind=pull", nil, &page); status != http.StatusOK || len(page.Records) < 2 {
