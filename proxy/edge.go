@@ -99,8 +99,8 @@ func (s *Server) newFastHTTP() *fasthttp.Server {
 		// memory and temporary files) before any handler, and so before
 		// any signature check; fcd forwards bodies as they are.
 		DisablePreParseMultipartForm: true,
-		// No handler asks for the request's time (RequestCtx.Time):
-		// reading the clock for it is one time.Now per request saved.
+		// Only invoke asks for the request's time (RequestCtx.Time), once
+		// per invocation: other requests read no clock for it.
 		LazyRequestTime: true,
 		Logger:          fasthttpLogger{s.log},
 	}

@@ -217,6 +217,10 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 	x.watch.start(&s.clients, ctx.Conn(), s.ctx, x)
 	defer x.watch.stop()
 
+	// Fix the request's arrival time before waiting for an instance:
+	// with LazyRequestTime the clock is read on the first ctx.Time, and
+	// forwarded compares the arrival with a cold start's readiness.
+	ctx.Time()
 	lease, err := s.acquire(&x.ctx, ctx, cf)
 	if err != nil {
 		s.failAcquire(ctx, rid, name, err, &x.ctx)
