@@ -41,6 +41,9 @@ func (l *Layer) initCache() error {
 		return nil
 	}
 	l.ptOK.Store(true)
+	if k, ok := l.src.(wholeFileKeeper); ok {
+		k.keepWholeFiles(true)
+	}
 	return nil
 }
 
@@ -87,6 +90,9 @@ func (l *Layer) served(n *tnode, off, size int64) {
 		return
 	}
 	blocks := (n.size + seenBlock - 1) / seenBlock
+	if n.size <= l.small && l.deferring() {
+		return // a later read or FetchAll makes it local
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.local != "" || n.busy {
@@ -246,6 +252,99 @@ type chunkFetcher interface {
 	FetchChunks(ctx context.Context, prio remote.Priority) error
 }
 
+// spanFetcher is a Source that can fetch many files whose compressed
+// bytes lie close together with few GETs, ahead of reading them
+// (EStargz): one GET per small file would cost the registry and this
+// host far more than the bytes do, and never fill the link.
+type spanFetcher interface {
+	// extent returns the compressed bytes [off, end) of the blob that
+	// hold file name.
+	extent(name string) (off, end int64, ok bool)
+	// fetchFiles fetches the bytes of files into the cache of decoded
+	// bytes with one GET per run of close chunks.
+	fetchFiles(ctx context.Context, names []string, prio remote.Priority) error
+}
+
+// A span is what one GET of spanFetcher.fetchFiles reads at most, and
+// spanGap the most bytes nobody asked for it reads to join two files.
+const (
+	spanBytes = 1 << 20
+	spanGap   = 16 << 10
+)
+
+// wholeFileKeeper is a Source told whether the layer keeps files whole
+// (materialized by digest), so it need not store a chunk that is a whole
+// file again.
+type wholeFileKeeper interface{ keepWholeFiles(bool) }
+
+// fetchSmall fetches the small files ns, which must be materializable,
+// with as few GETs as their source allows, then materializes each. A
+// file that failed in the batch is left to its own read.
+func (l *Layer) fetchSmall(ctx context.Context, ns []*tnode, prio remote.Priority) error {
+	if sf, ok := l.src.(spanFetcher); ok && len(ns) > 1 {
+		names := make([]string, 0, len(ns))
+		for _, n := range ns {
+			if !l.isLocal(n) {
+				names = append(names, n.file)
+			}
+		}
+		if err := sf.fetchFiles(ctx, names, prio); err != nil && ctx.Err() != nil {
+			return err
+		}
+	}
+	for _, n := range ns {
+		if err := l.prefetch(ctx, n, prio); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isLocal reports whether n has a verified local copy.
+func (l *Layer) isLocal(n *tnode) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.local != ""
+}
+
+// batcher groups small files that lie close together in the blob, in the
+// order they come, into batches for fetchSmall.
+type batcher struct {
+	l      *Layer
+	sf     spanFetcher
+	batch  []*tnode
+	lo, hi int64
+}
+
+// add returns n's batch if n is a small materializable file that joins
+// it; a full batch is returned (flushed) and n starts the next one. ok is
+// false when n is not batched: the caller fetches it alone.
+func (b *batcher) add(n *tnode) (full []*tnode, ok bool) {
+	if b.sf == nil || n.size > b.l.small || !b.l.materializable(n) {
+		return nil, false
+	}
+	off, end, found := b.sf.extent(n.file)
+	if !found || end-off > spanBytes {
+		return nil, false
+	}
+	if len(b.batch) > 0 && (off < b.lo || off-b.hi > spanGap || max(end, b.hi)-b.lo > spanBytes) {
+		full = b.flush()
+	}
+	if len(b.batch) == 0 {
+		b.lo, b.hi = off, end
+	}
+	b.batch = append(b.batch, n)
+	b.hi = max(b.hi, end)
+	return full, true
+}
+
+// flush returns the batch being built and starts a new one.
+func (b *batcher) flush() []*tnode {
+	out := b.batch
+	b.batch = nil
+	return out
+}
+
 // FetchAll reads every regular file of the layer at Background priority,
 // several at once, in layer order, materializing those it can, so that
 // nothing is left to fetch once it returns. A source that can
@@ -265,12 +364,29 @@ func (l *Layer) FetchAll(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(fetchWorkers)
+	b := &batcher{l: l}
+	b.sf, _ = l.src.(spanFetcher)
+	fetchBatch := func(ns []*tnode) {
+		if len(ns) == 0 {
+			return
+		}
+		g.Go(func() error {
+			if err := l.fetchSmall(gctx, ns, remote.Background); err != nil {
+				return fmt.Errorf("fetch files of layer %s: %w", l.name, err)
+			}
+			return nil
+		})
+	}
 	for _, n := range l.tree.nodes {
-		if n.file == "" {
+		if n.file == "" || l.isLocal(n) {
 			continue
 		}
 		if gctx.Err() != nil {
 			break
+		}
+		if full, ok := b.add(n); ok {
+			fetchBatch(full)
+			continue
 		}
 		g.Go(func() error {
 			if err := l.prefetch(gctx, n, remote.Background); err != nil {
@@ -279,6 +395,7 @@ func (l *Layer) FetchAll(ctx context.Context) error {
 			return nil
 		})
 	}
+	fetchBatch(b.flush())
 	if err := g.Wait(); err != nil {
 		return err
 	}
@@ -286,7 +403,7 @@ func (l *Layer) FetchAll(ctx context.Context) error {
 }
 
 func (l *Layer) prefetch(ctx context.Context, n *tnode, prio remote.Priority) error {
-	if l.materializable(n) {
+	if l.materializable(n) && !(n.size <= l.small && l.deferring()) {
 		if !n.claim() {
 			return nil
 		}

@@ -89,8 +89,8 @@ func (l *Layer) PrefetchRange(ctx context.Context, name string, off, n int64) er
 	defer cancel()
 	stop := context.AfterFunc(l.ctx, cancel)
 	defer stop()
-	if t.size <= l.small && l.materializable(t) {
-		return l.prefetch(ctx, t, remote.Prefetch)
+	if t.size <= l.small {
+		return l.prefetch(ctx, t, remote.Prefetch) // whole, and local unless deferring
 	}
 	end := min(off+n, t.size)
 	buf := make([]byte, min(end-off, 1<<20))
@@ -105,4 +105,49 @@ func (l *Layer) PrefetchRange(ctx context.Context, name string, off, n int64) er
 		off += int64(m)
 	}
 	return nil
+}
+
+// Range is a read of bytes [Off, Off+N) of the regular file File (a
+// Source name, as a ReadObserver sees it).
+type Range struct {
+	File   string
+	Off, N int64
+}
+
+// PrefetchRanges prefetches rs as PrefetchRange does each, in order, but
+// with fewer GETs: the small files among them whose bytes lie close
+// together in the blob are fetched together, whole, and made local. It
+// returns at the first error, when ctx ends or the layer is unmounted.
+func (l *Layer) PrefetchRanges(ctx context.Context, rs []Range) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.ctx, cancel)
+	defer stop()
+	b := &batcher{l: l}
+	b.sf, _ = l.src.(spanFetcher)
+	flush := func(ns []*tnode) error {
+		if len(ns) == 0 {
+			return nil
+		}
+		return l.fetchSmall(ctx, ns, remote.Prefetch)
+	}
+	for _, r := range rs {
+		t, err := l.tree.lookup(r.File)
+		if err != nil || t.file == "" {
+			return fmt.Errorf("%s: %w", r.File, ErrNotFound)
+		}
+		if l.isLocal(t) {
+			continue
+		}
+		if full, ok := b.add(t); ok {
+			if err := flush(full); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := l.PrefetchRange(ctx, r.File, r.Off, r.N); err != nil {
+			return err
+		}
+	}
+	return flush(b.flush())
 }
