@@ -83,7 +83,7 @@ type Layer struct {
 
 	cacheDir string
 	small    int64
-	defer_   bool // MountOptions.DeferSmall
+	defer_   bool        // MountOptions.DeferSmall
 	ptOK     atomic.Bool // passthrough still usable on this mount
 	ptWarn   sync.Once
 	ctx      context.Context // cancelled by Unmount: stops materialization
