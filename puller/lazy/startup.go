@@ -19,7 +19,7 @@ const (
 	replayWindow = 16
 	replayPiece  = 1 << 20
 	// replayGroupReads bounds the reads prefetched together.
-	replayGroupReads = 8
+	replayGroupReads = 16
 	// maxRecordReads bounds a record's reads, and so its size in bbolt.
 	maxRecordReads = 1 << 16
 )

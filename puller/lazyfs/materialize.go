@@ -320,11 +320,8 @@ type batcher struct {
 // it; a full batch is returned (flushed) and n starts the next one. ok is
 // false when n is not batched: the caller fetches it alone.
 func (b *batcher) add(n *tnode) (full []*tnode, ok bool) {
-	if b.sf == nil || n.size > b.l.small || !b.l.materializable(n) {
-		return nil, false
-	}
-	off, end, found := b.sf.extent(n.file)
-	if !found || end-off > spanBytes {
+	off, end, ok := b.extent(n)
+	if !ok {
 		return nil, false
 	}
 	if len(b.batch) > 0 && (off < b.lo || off-b.hi > spanGap || max(end, b.hi)-b.lo > spanBytes) {
@@ -336,6 +333,16 @@ func (b *batcher) add(n *tnode) (full []*tnode, ok bool) {
 	b.batch = append(b.batch, n)
 	b.hi = max(b.hi, end)
 	return full, true
+}
+
+// extent returns the compressed bytes of n if n can be batched: a small
+// materializable file of a source that fetches spans.
+func (b *batcher) extent(n *tnode) (off, end int64, ok bool) {
+	if b.sf == nil || n.size > b.l.small || !b.l.materializable(n) {
+		return 0, 0, false
+	}
+	off, end, ok = b.sf.extent(n.file)
+	return off, end, ok && end-off <= spanBytes
 }
 
 // flush returns the batch being built and starts a new one.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -114,10 +115,11 @@ type Range struct {
 	Off, N int64
 }
 
-// PrefetchRanges prefetches rs as PrefetchRange does each, in order, but
-// with fewer GETs: the small files among them whose bytes lie close
-// together in the blob are fetched together, whole, and made local. It
-// returns at the first error, when ctx ends or the layer is unmounted.
+// PrefetchRanges prefetches rs as PrefetchRange does each, but with
+// fewer GETs: the small files among them are fetched whole, in blob
+// order, those whose bytes lie close together in one GET, then the other
+// ranges, in order. It returns at the first error, when ctx ends or the
+// layer is unmounted.
 func (l *Layer) PrefetchRanges(ctx context.Context, rs []Range) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -125,12 +127,12 @@ func (l *Layer) PrefetchRanges(ctx context.Context, rs []Range) error {
 	defer stop()
 	b := &batcher{l: l}
 	b.sf, _ = l.src.(spanFetcher)
-	flush := func(ns []*tnode) error {
-		if len(ns) == 0 {
-			return nil
-		}
-		return l.fetchSmall(ctx, ns, remote.Prefetch)
+	type small struct {
+		n   *tnode
+		off int64
 	}
+	var smalls []small
+	var rest []Range
 	for _, r := range rs {
 		t, err := l.tree.lookup(r.File)
 		if err != nil || t.file == "" {
@@ -139,15 +141,29 @@ func (l *Layer) PrefetchRanges(ctx context.Context, rs []Range) error {
 		if l.isLocal(t) {
 			continue
 		}
-		if full, ok := b.add(t); ok {
-			if err := flush(full); err != nil {
-				return err
-			}
+		if off, _, ok := b.extent(t); ok {
+			smalls = append(smalls, small{t, off})
 			continue
 		}
+		rest = append(rest, r)
+	}
+	sort.SliceStable(smalls, func(i, j int) bool { return smalls[i].off < smalls[j].off })
+	for _, sm := range smalls {
+		if full, _ := b.add(sm.n); len(full) > 0 {
+			if err := l.fetchSmall(ctx, full, remote.Prefetch); err != nil {
+				return err
+			}
+		}
+	}
+	if ns := b.flush(); len(ns) > 0 {
+		if err := l.fetchSmall(ctx, ns, remote.Prefetch); err != nil {
+			return err
+		}
+	}
+	for _, r := range rest {
 		if err := l.PrefetchRange(ctx, r.File, r.Off, r.N); err != nil {
 			return err
 		}
 	}
-	return flush(b.flush())
+	return nil
 }
