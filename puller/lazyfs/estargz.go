@@ -3,7 +3,6 @@ package lazyfs
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +10,12 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/fcd-dev/fcd/puller/remote"
@@ -372,13 +373,24 @@ func (s *EStargz) fetchChunk(ctx context.Context, c *tocChunk, prio remote.Prior
 	return decodeChunk(c, raw)
 }
 
+// gzipReaders keeps decompressors (their windows and tables) between
+// chunks: a start-up decodes thousands of small ones.
+var gzipReaders sync.Pool
+
 // decodeChunk decompresses c from raw, the compressed bytes [c.off,
 // c.end) of the blob, and verifies it.
 func decodeChunk(c *tocChunk, raw []byte) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(raw))
+	} else {
+		err = zr.Reset(bytes.NewReader(raw))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
 	}
+	defer gzipReaders.Put(zr)
 	if _, err := io.CopyN(io.Discard, zr, c.inner); err != nil {
 		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
 	}
