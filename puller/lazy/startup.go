@@ -252,6 +252,7 @@ func (v *view) replay(rec Record) {
 type replayGroup struct {
 	layer  int
 	ranges []lazyfs.Range
+	piece  bool // a piece of a long read: nothing joins it
 }
 
 // replayGroups cuts reads, in order, into groups of at most replayGroupReads
@@ -265,15 +266,15 @@ func replayGroups(reads []Read, use []bool) []replayGroup {
 		}
 		if rd.N > replayPiece {
 			for off := rd.Off; off < rd.Off+rd.N; off += replayPiece {
-				out = append(out, replayGroup{rd.Layer, []lazyfs.Range{{File: rd.File, Off: off, N: min(replayPiece, rd.Off+rd.N-off)}}})
+				out = append(out, replayGroup{rd.Layer, []lazyfs.Range{{File: rd.File, Off: off, N: min(replayPiece, rd.Off+rd.N-off)}}, true})
 			}
 			continue
 		}
-		if k := len(out) - 1; k >= 0 && out[k].layer == rd.Layer && len(out[k].ranges) < replayGroupReads {
+		if k := len(out) - 1; k >= 0 && out[k].layer == rd.Layer && !out[k].piece && len(out[k].ranges) < replayGroupReads {
 			out[k].ranges = append(out[k].ranges, lazyfs.Range{File: rd.File, Off: rd.Off, N: rd.N})
 			continue
 		}
-		out = append(out, replayGroup{rd.Layer, []lazyfs.Range{{File: rd.File, Off: rd.Off, N: rd.N}}})
+		out = append(out, replayGroup{layer: rd.Layer, ranges: []lazyfs.Range{{File: rd.File, Off: rd.Off, N: rd.N}}})
 	}
 	return out
 }

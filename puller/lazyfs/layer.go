@@ -83,8 +83,9 @@ type Layer struct {
 
 	cacheDir string
 	small    int64
-	defer_   bool        // MountOptions.DeferSmall
-	ptOK     atomic.Bool // passthrough still usable on this mount
+	defer_   bool         // MountOptions.DeferSmall
+	heldSize atomic.Int64 // bytes of small files held in memory (hold)
+	ptOK     atomic.Bool  // passthrough still usable on this mount
 	ptWarn   sync.Once
 	ctx      context.Context // cancelled by Unmount: stops materialization
 	cancel   context.CancelFunc
@@ -195,6 +196,24 @@ func (l *Layer) Unmount() error {
 // read serves a read through the source, then notes which blocks of the
 // file the daemon has served, to materialize it once all were.
 func (l *Layer) read(ctx context.Context, n *tnode, p []byte, off int64, prio remote.Priority) (int, error) {
+	if b := n.heldBytes(); b != nil {
+		if off >= int64(len(b)) {
+			return 0, nil
+		}
+		return copy(p, b[off:]), nil
+	}
+	if n.size <= l.small && l.deferring() && l.materializable(n) {
+		// Held, not made local, while the instance starts (DeferSmall).
+		if err := l.prefetch(ctx, n, prio); err != nil {
+			return 0, err
+		}
+		if b := n.heldBytes(); b != nil {
+			if off >= int64(len(b)) {
+				return 0, nil
+			}
+			return copy(p, b[off:]), nil
+		}
+	}
 	if n.size <= l.small && !l.deferring() && l.materializable(n) && n.claim() {
 		data, err := l.materialize(ctx, n, prio)
 		if err == nil {
@@ -272,7 +291,10 @@ func stackedFS(magic int64) bool {
 // (ManagerOptions.Background) begin: an instance using the layer has
 // started, so its start-up reads are satisfied. Later calls do nothing.
 func (l *Layer) StartBackground() {
-	l.startedOnce.Do(func() { close(l.started) })
+	l.startedOnce.Do(func() {
+		close(l.started)
+		l.bg.goFn(l.materializeHeld)
+	})
 }
 
 // SkipStartupOrder stops the prefetch of the source's StartupOrder that

@@ -168,8 +168,15 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 		keep = make([]byte, 0, n.size)
 	}
 	buf := make([]byte, min(n.size, 4<<20))
+	held := n.heldBytes()
 	for off := int64(0); off < n.size; {
-		m, err := l.src.ReadAt(ctx, n.file, buf, off, prio)
+		var m int
+		var err error
+		if held != nil {
+			m = copy(buf, held[off:])
+		} else {
+			m, err = l.src.ReadAt(ctx, n.file, buf, off, prio)
+		}
 		if err != nil && err != io.EOF {
 			return nil, err
 		}
@@ -199,9 +206,77 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 	}
 	n.mu.Lock()
 	n.local = final
+	freed := int64(len(n.held))
+	n.held = nil
 	n.mu.Unlock()
+	l.heldSize.Add(-freed)
 	l.stats.materialized.Add(1)
 	return keep, nil
+}
+
+// heldBudget bounds the bytes of small files a layer holds in memory
+// while it defers making them local; past it, they are made local at
+// once.
+const heldBudget = 256 << 20
+
+// heldBytes returns n's bytes held in memory, or nil.
+func (n *tnode) heldBytes() []byte {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.held
+}
+
+// hold keeps b, the verified bytes of the small file n, in memory until
+// n is made local (materializeHeld, FetchAll), so that the daemon serves
+// them without a fetch whatever the cache of decoded bytes evicts. It
+// reports false when the layer's budget is spent.
+func (l *Layer) hold(n *tnode, b []byte) bool {
+	if l.heldSize.Add(int64(len(b))) > heldBudget {
+		l.heldSize.Add(-int64(len(b)))
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.held != nil || n.local != "" {
+		l.heldSize.Add(-int64(len(b)))
+		return true
+	}
+	n.held = b
+	return true
+}
+
+// materializeHeld makes the files held in memory local, once the
+// instance has started (StartBackground).
+func (l *Layer) materializeHeld() {
+	if l.heldSize.Load() == 0 {
+		return
+	}
+	for _, n := range l.tree.nodes {
+		if l.ctx.Err() != nil {
+			return
+		}
+		if n.heldBytes() == nil || !n.claim() {
+			continue
+		}
+		if _, err := l.materialize(l.ctx, n, remote.Background); err != nil && l.ctx.Err() == nil {
+			l.log.Warn("materialize", "layer", l.name, "file", n.file, "err", err)
+		}
+	}
+}
+
+// readSource reads all of n into b from the source.
+func (l *Layer) readSource(ctx context.Context, n *tnode, b []byte, prio remote.Priority) error {
+	for off := 0; off < len(b); {
+		m, err := l.src.ReadAt(ctx, n.file, b[off:], int64(off), prio)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if m == 0 {
+			return fmt.Errorf("%s: short read at %d of %d: %w", n.file, off, n.size, ErrCorrupt)
+		}
+		off += m
+	}
+	return nil
 }
 
 // prefetchWindow is how many files Prefetch fetches at once, in order:
@@ -410,7 +485,19 @@ func (l *Layer) FetchAll(ctx context.Context) error {
 }
 
 func (l *Layer) prefetch(ctx context.Context, n *tnode, prio remote.Priority) error {
-	if l.materializable(n) && !(n.size <= l.small && l.deferring()) {
+	if n.size <= l.small && l.deferring() && l.materializable(n) {
+		if n.heldBytes() != nil || l.isLocal(n) {
+			return nil
+		}
+		b := make([]byte, n.size)
+		if err := l.readSource(ctx, n, b, prio); err != nil {
+			return err
+		}
+		if l.hold(n, b) {
+			return nil
+		}
+	}
+	if l.materializable(n) {
 		if !n.claim() {
 			return nil
 		}
