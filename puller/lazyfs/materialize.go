@@ -344,7 +344,7 @@ type spanFetcher interface {
 // spanGap the most bytes nobody asked for it reads to join two files.
 const (
 	spanBytes = 1 << 20
-	spanGap   = 16 << 10
+	spanGap   = 4 << 10
 )
 
 // wholeFileKeeper is a Source told whether the layer keeps files whole
