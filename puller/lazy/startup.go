@@ -18,6 +18,8 @@ const DefaultRecordSettle = 2 * time.Second
 const (
 	replayWindow = 16
 	replayPiece  = 1 << 20
+	// replayGroupReads bounds the reads prefetched together.
+	replayGroupReads = 16
 	// maxRecordReads bounds a record's reads, and so its size in bbolt.
 	maxRecordReads = 1 << 16
 )
@@ -218,41 +220,78 @@ func (v *view) replay(rec Record) {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var failed int
-	reads:
-		for _, rd := range rec.Reads {
-			if rd.Layer < 0 || rd.Layer >= len(use) || !use[rd.Layer] {
-				continue
+		for _, grp := range replayGroups(rec.Reads, use) {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
 			}
-			l := v.mounted[rd.Layer]
-			for off := rd.Off; off < rd.Off+rd.N; off += replayPiece {
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					break reads
+			if ctx.Err() != nil {
+				break
+			}
+			l := v.mounted[grp.layer]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				err := l.PrefetchRanges(ctx, grp.ranges)
+				if err == nil {
+					v.timing.replayed(grp.bytes())
 				}
-				n := min(replayPiece, rd.Off+rd.N-off)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer func() { <-sem }()
-					err := l.PrefetchRange(ctx, rd.File, off, n)
-					if err == nil {
-						v.timing.replayed(n)
-					}
-					if err != nil && ctx.Err() == nil {
-						mu.Lock()
-						failed++
-						mu.Unlock()
-						v.i.log.Debug("replay read", "image", v.digest, "file", rd.File, "err", err)
-					}
-				}()
-			}
+				if err != nil && ctx.Err() == nil {
+					mu.Lock()
+					failed++
+					mu.Unlock()
+					v.i.log.Debug("replay reads", "image", v.digest, "file", grp.ranges[0].File, "err", err)
+				}
+			}()
 		}
 		wg.Wait()
 		v.i.log.Info("start-up record replayed", "image", v.digest, "ref", v.ref, "reads", len(rec.Reads),
 			"bytes", rec.Bytes(), "failed", failed, "cancelled", ctx.Err() != nil,
 			"duration", time.Since(start).Round(time.Millisecond))
 	}()
+}
+
+// replayGroup is a run of a record's reads on one layer, prefetched
+// together: the small files among them that lie close together in the
+// blob share GETs (lazyfs.Layer.PrefetchRanges).
+type replayGroup struct {
+	layer  int
+	ranges []lazyfs.Range
+	piece  bool // a piece of a long read: nothing joins it
+}
+
+// bytes is the length of g's ranges together.
+func (g replayGroup) bytes() int64 {
+	var n int64
+	for _, r := range g.ranges {
+		n += r.N
+	}
+	return n
+}
+
+// replayGroups cuts reads, in order, into groups of at most replayGroupReads
+// consecutive reads of one layer in use; a read longer than replayPiece is
+// split into pieces of its own, so they go out in parallel.
+func replayGroups(reads []Read, use []bool) []replayGroup {
+	var out []replayGroup
+	for _, rd := range reads {
+		if rd.Layer < 0 || rd.Layer >= len(use) || !use[rd.Layer] {
+			continue
+		}
+		if rd.N > replayPiece {
+			for off := rd.Off; off < rd.Off+rd.N; off += replayPiece {
+				out = append(out, replayGroup{rd.Layer, []lazyfs.Range{{File: rd.File, Off: off, N: min(replayPiece, rd.Off+rd.N-off)}}, true})
+			}
+			continue
+		}
+		if k := len(out) - 1; k >= 0 && out[k].layer == rd.Layer && !out[k].piece && len(out[k].ranges) < replayGroupReads {
+			out[k].ranges = append(out[k].ranges, lazyfs.Range{File: rd.File, Off: rd.Off, N: rd.N})
+			continue
+		}
+		out = append(out, replayGroup{layer: rd.Layer, ranges: []lazyfs.Range{{File: rd.File, Off: rd.Off, N: rd.N}}})
+	}
+	return out
 }
 
 // endStartup stops recording (keeping the record only if the instance

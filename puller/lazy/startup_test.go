@@ -281,3 +281,38 @@ func TestStartupRecordOfSource(t *testing.T) {
 		t.Errorf("own record: %+v, %v, %v; want one with source %s", rec, ok, err, source)
 	}
 }
+
+// TestReplayGroups cuts a record into replay groups: consecutive reads of
+// a layer in use, at most replayGroupReads, long reads in pieces of their
+// own.
+func TestReplayGroups(t *testing.T) {
+	reads := []Read{
+		{Layer: 0, File: "a", N: 10},
+		{Layer: 0, File: "b", N: 10},
+		{Layer: 1, File: "c", N: 10},
+		{Layer: 2, File: "skipped", N: 10},
+		{Layer: 0, File: "big", Off: 5, N: 2*replayPiece + 1},
+		{Layer: 0, File: "d", N: 10},
+	}
+	for i := range replayGroupReads + 1 {
+		reads = append(reads, Read{Layer: 1, File: fmt.Sprint("f", i), N: 1})
+	}
+	got := replayGroups(reads, []bool{true, true, false})
+	var sum []string
+	for _, g := range got {
+		sum = append(sum, fmt.Sprintf("%d:%d:%s@%d+%d", g.layer, len(g.ranges), g.ranges[0].File, g.ranges[0].Off, g.ranges[0].N))
+	}
+	want := []string{
+		"0:2:a@0+10",
+		"1:1:c@0+10",
+		fmt.Sprintf("0:1:big@5+%d", replayPiece),
+		fmt.Sprintf("0:1:big@%d+%d", 5+replayPiece, replayPiece),
+		fmt.Sprintf("0:1:big@%d+1", 5+2*replayPiece),
+		"0:1:d@0+10",
+		fmt.Sprintf("1:%d:f0@0+1", replayGroupReads),
+		fmt.Sprintf("1:1:f%d@0+1", replayGroupReads),
+	}
+	if !slices.Equal(sum, want) {
+		t.Errorf("groups:\n got %q\nwant %q", sum, want)
+	}
+}

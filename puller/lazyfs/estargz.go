@@ -3,7 +3,6 @@ package lazyfs
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +10,12 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/fcd-dev/fcd/puller/remote"
@@ -32,6 +34,9 @@ type EStargz struct {
 	startup   []string
 
 	flights flights[tocChunkKey]
+	// wholeKept: the layer keeps files whole and verified (materialized)
+	// by digest, so a chunk that is a whole file is not also stored.
+	wholeKept atomic.Bool
 }
 
 var _ Source = (*EStargz)(nil)
@@ -46,6 +51,7 @@ type tocChunk struct {
 	end     int64
 	inner   int64
 	digest  digest.Digest
+	whole   bool // the file's only chunk: its digest is the file's
 }
 
 type tocChunkKey struct {
@@ -272,6 +278,7 @@ func (s *EStargz) addChunk(e *Entry, te *estargz.TOCEntry, end int64) error {
 	}
 	s.files[e.Name] = append(s.files[e.Name], tocChunk{
 		fileOff: te.ChunkOffset, size: size, off: te.Offset, end: end, inner: te.InnerOffset, digest: d,
+		whole: te.ChunkOffset == 0 && size == e.Size && d == e.Digest,
 	})
 	return nil
 }
@@ -339,24 +346,51 @@ func (s *EStargz) chunk(ctx context.Context, c *tocChunk, prio remote.Priority) 
 			return nil, err
 		}
 		decoded.add(mk, b)
-		if s.store != nil {
-			// A chunk not stored is fetched again next time; the read
-			// itself has what it needs.
-			_ = s.store.PutBytes(ctx, c.digest, b)
-		}
+		s.keep(ctx, c, b)
 		return b, nil
 	})
 }
+
+// keep stores a fetched chunk host-wide, unless it is a whole file the
+// layer keeps itself: a second copy would only cost a file creation.
+func (s *EStargz) keep(ctx context.Context, c *tocChunk, b []byte) {
+	if s.store == nil || c.whole && s.wholeKept.Load() {
+		return
+	}
+	// A chunk not stored is fetched again next time; the read itself has
+	// what it needs.
+	_ = s.store.PutBytes(ctx, c.digest, b)
+}
+
+// keepWholeFiles implements wholeFileKeeper.
+func (s *EStargz) keepWholeFiles(kept bool) { s.wholeKept.Store(kept) }
 
 func (s *EStargz) fetchChunk(ctx context.Context, c *tocChunk, prio remote.Priority) ([]byte, error) {
 	raw, err := s.blob.ReadRange(ctx, c.off, c.end-c.off, prio)
 	if err != nil {
 		return nil, fmt.Errorf("fetch chunk at %d: %w", c.fileOff, err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	return decodeChunk(c, raw)
+}
+
+// gzipReaders keeps decompressors (their windows and tables) between
+// chunks: a start-up decodes thousands of small ones.
+var gzipReaders sync.Pool
+
+// decodeChunk decompresses c from raw, the compressed bytes [c.off,
+// c.end) of the blob, and verifies it.
+func decodeChunk(c *tocChunk, raw []byte) ([]byte, error) {
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(raw))
+	} else {
+		err = zr.Reset(bytes.NewReader(raw))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
 	}
+	defer gzipReaders.Put(zr)
 	if _, err := io.CopyN(io.Discard, zr, c.inner); err != nil {
 		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
 	}
@@ -368,6 +402,57 @@ func (s *EStargz) fetchChunk(ctx context.Context, c *tocChunk, prio remote.Prior
 		return nil, fmt.Errorf("chunk at %d is %s, TOC says %s: %w", c.fileOff, got, c.digest, ErrCorrupt)
 	}
 	return b, nil
+}
+
+// extent implements spanFetcher.
+func (s *EStargz) extent(name string) (off, end int64, ok bool) {
+	cs, ok := s.files[name]
+	if !ok || len(cs) == 0 {
+		return 0, 0, false
+	}
+	off, end = cs[0].off, cs[0].end
+	for _, c := range cs[1:] {
+		off, end = min(off, c.off), max(end, c.end)
+	}
+	return off, end, true
+}
+
+// fetchFiles implements spanFetcher: the chunks of files not decoded yet
+// are fetched in runs of at most spanBytes whose chunks lie at most
+// spanGap apart, one GET per run, then decoded, verified and kept in the
+// cache of decoded bytes (and the chunk store, as chunk does), so that
+// reading the files next finds them there.
+func (s *EStargz) fetchFiles(ctx context.Context, names []string, prio remote.Priority) error {
+	var cs []*tocChunk
+	for _, name := range names {
+		for i := range s.files[name] {
+			c := &s.files[name][i]
+			if _, ok := decoded.get(memKey{s, c.off, c.inner}); !ok {
+				cs = append(cs, c)
+			}
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].off < cs[j].off })
+	for len(cs) > 0 {
+		lo, hi, n := cs[0].off, cs[0].end, 1
+		for ; n < len(cs) && cs[n].off-hi <= spanGap && max(hi, cs[n].end)-lo <= spanBytes; n++ {
+			hi = max(hi, cs[n].end)
+		}
+		raw, err := s.blob.ReadRange(ctx, lo, hi-lo, prio)
+		if err != nil {
+			return fmt.Errorf("fetch chunks at %d-%d: %w", lo, hi, err)
+		}
+		for _, c := range cs[:n] {
+			b, err := decodeChunk(c, raw[c.off-lo:c.end-lo])
+			if err != nil {
+				return err
+			}
+			decoded.add(memKey{s, c.off, c.inner}, b)
+			s.keep(ctx, c, b)
+		}
+		cs = cs[n:]
+	}
+	return nil
 }
 
 // cleanName is the entry name of a tar name: no leading "/" or "./", no

@@ -207,7 +207,7 @@ func (m *Manager) mount(ctx context.Context, d digest.Digest, open OpenFunc) (_ 
 	if err != nil {
 		return nil, fmt.Errorf("open layer %s: %w", d, err)
 	}
-	l, err := Mount(dir, src, MountOptions{Name: d.String(), CacheDir: m.opts.CacheDir, Logger: m.log})
+	l, err := Mount(dir, src, MountOptions{Name: d.String(), CacheDir: m.opts.CacheDir, Logger: m.log, DeferSmall: true})
 	if err != nil {
 		return nil, err
 	}

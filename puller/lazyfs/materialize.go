@@ -41,6 +41,9 @@ func (l *Layer) initCache() error {
 		return nil
 	}
 	l.ptOK.Store(true)
+	if k, ok := l.src.(wholeFileKeeper); ok {
+		k.keepWholeFiles(true)
+	}
 	return nil
 }
 
@@ -87,6 +90,9 @@ func (l *Layer) served(n *tnode, off, size int64) {
 		return
 	}
 	blocks := (n.size + seenBlock - 1) / seenBlock
+	if n.size <= l.small && l.deferring() {
+		return // a later read or FetchAll makes it local
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.local != "" || n.busy {
@@ -162,8 +168,15 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 		keep = make([]byte, 0, n.size)
 	}
 	buf := make([]byte, min(n.size, 4<<20))
+	held := n.heldBytes()
 	for off := int64(0); off < n.size; {
-		m, err := l.src.ReadAt(ctx, n.file, buf, off, prio)
+		var m int
+		var err error
+		if held != nil {
+			m = copy(buf, held[off:])
+		} else {
+			m, err = l.src.ReadAt(ctx, n.file, buf, off, prio)
+		}
 		if err != nil && err != io.EOF {
 			return nil, err
 		}
@@ -193,9 +206,77 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 	}
 	n.mu.Lock()
 	n.local = final
+	freed := int64(len(n.held))
+	n.held = nil
 	n.mu.Unlock()
+	l.heldSize.Add(-freed)
 	l.stats.materialized.Add(1)
 	return keep, nil
+}
+
+// heldBudget bounds the bytes of small files a layer holds in memory
+// while it defers making them local; past it, they are made local at
+// once.
+const heldBudget = 256 << 20
+
+// heldBytes returns n's bytes held in memory, or nil.
+func (n *tnode) heldBytes() []byte {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.held
+}
+
+// hold keeps b, the verified bytes of the small file n, in memory until
+// n is made local (materializeHeld, FetchAll), so that the daemon serves
+// them without a fetch whatever the cache of decoded bytes evicts. It
+// reports false when the layer's budget is spent.
+func (l *Layer) hold(n *tnode, b []byte) bool {
+	if l.heldSize.Add(int64(len(b))) > heldBudget {
+		l.heldSize.Add(-int64(len(b)))
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.held != nil || n.local != "" {
+		l.heldSize.Add(-int64(len(b)))
+		return true
+	}
+	n.held = b
+	return true
+}
+
+// materializeHeld makes the files held in memory local, once the
+// instance has started (StartBackground).
+func (l *Layer) materializeHeld() {
+	if l.heldSize.Load() == 0 {
+		return
+	}
+	for _, n := range l.tree.nodes {
+		if l.ctx.Err() != nil {
+			return
+		}
+		if n.heldBytes() == nil || !n.claim() {
+			continue
+		}
+		if _, err := l.materialize(l.ctx, n, remote.Background); err != nil && l.ctx.Err() == nil {
+			l.log.Warn("materialize", "layer", l.name, "file", n.file, "err", err)
+		}
+	}
+}
+
+// readSource reads all of n into b from the source.
+func (l *Layer) readSource(ctx context.Context, n *tnode, b []byte, prio remote.Priority) error {
+	for off := 0; off < len(b); {
+		m, err := l.src.ReadAt(ctx, n.file, b[off:], int64(off), prio)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if m == 0 {
+			return fmt.Errorf("%s: short read at %d of %d: %w", n.file, off, n.size, ErrCorrupt)
+		}
+		off += m
+	}
+	return nil
 }
 
 // prefetchWindow is how many files Prefetch fetches at once, in order:
@@ -246,6 +327,106 @@ type chunkFetcher interface {
 	FetchChunks(ctx context.Context, prio remote.Priority) error
 }
 
+// spanFetcher is a Source that can fetch many files whose compressed
+// bytes lie close together with few GETs, ahead of reading them
+// (EStargz): one GET per small file would cost the registry and this
+// host far more than the bytes do, and never fill the link.
+type spanFetcher interface {
+	// extent returns the compressed bytes [off, end) of the blob that
+	// hold file name.
+	extent(name string) (off, end int64, ok bool)
+	// fetchFiles fetches the bytes of files into the cache of decoded
+	// bytes with one GET per run of close chunks.
+	fetchFiles(ctx context.Context, names []string, prio remote.Priority) error
+}
+
+// A span is what one GET of spanFetcher.fetchFiles reads at most, and
+// spanGap the most bytes nobody asked for it reads to join two files.
+const (
+	spanBytes = 1 << 20
+	spanGap   = 4 << 10
+)
+
+// wholeFileKeeper is a Source told whether the layer keeps files whole
+// (materialized by digest), so it need not store a chunk that is a whole
+// file again.
+type wholeFileKeeper interface{ keepWholeFiles(bool) }
+
+// fetchSmall fetches the small files ns, which must be materializable,
+// with as few GETs as their source allows, then materializes each. A
+// file that failed in the batch is left to its own read.
+func (l *Layer) fetchSmall(ctx context.Context, ns []*tnode, prio remote.Priority) error {
+	if sf, ok := l.src.(spanFetcher); ok && len(ns) > 1 {
+		names := make([]string, 0, len(ns))
+		for _, n := range ns {
+			if !l.isLocal(n) {
+				names = append(names, n.file)
+			}
+		}
+		if err := sf.fetchFiles(ctx, names, prio); err != nil && ctx.Err() != nil {
+			return err
+		}
+	}
+	for _, n := range ns {
+		if err := l.prefetch(ctx, n, prio); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isLocal reports whether n has a verified local copy.
+func (l *Layer) isLocal(n *tnode) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.local != ""
+}
+
+// batcher groups small files that lie close together in the blob, in the
+// order they come, into batches for fetchSmall.
+type batcher struct {
+	l      *Layer
+	sf     spanFetcher
+	batch  []*tnode
+	lo, hi int64
+}
+
+// add returns n's batch if n is a small materializable file that joins
+// it; a full batch is returned (flushed) and n starts the next one. ok is
+// false when n is not batched: the caller fetches it alone.
+func (b *batcher) add(n *tnode) (full []*tnode, ok bool) {
+	off, end, ok := b.extent(n)
+	if !ok {
+		return nil, false
+	}
+	if len(b.batch) > 0 && (off < b.lo || off-b.hi > spanGap || max(end, b.hi)-b.lo > spanBytes) {
+		full = b.flush()
+	}
+	if len(b.batch) == 0 {
+		b.lo, b.hi = off, end
+	}
+	b.batch = append(b.batch, n)
+	b.hi = max(b.hi, end)
+	return full, true
+}
+
+// extent returns the compressed bytes of n if n can be batched: a small
+// materializable file of a source that fetches spans.
+func (b *batcher) extent(n *tnode) (off, end int64, ok bool) {
+	if b.sf == nil || n.size > b.l.small || !b.l.materializable(n) {
+		return 0, 0, false
+	}
+	off, end, ok = b.sf.extent(n.file)
+	return off, end, ok && end-off <= spanBytes
+}
+
+// flush returns the batch being built and starts a new one.
+func (b *batcher) flush() []*tnode {
+	out := b.batch
+	b.batch = nil
+	return out
+}
+
 // FetchAll reads every regular file of the layer at Background priority,
 // several at once, in layer order, materializing those it can, so that
 // nothing is left to fetch once it returns. A source that can
@@ -265,12 +446,29 @@ func (l *Layer) FetchAll(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(fetchWorkers)
+	b := &batcher{l: l}
+	b.sf, _ = l.src.(spanFetcher)
+	fetchBatch := func(ns []*tnode) {
+		if len(ns) == 0 {
+			return
+		}
+		g.Go(func() error {
+			if err := l.fetchSmall(gctx, ns, remote.Background); err != nil {
+				return fmt.Errorf("fetch files of layer %s: %w", l.name, err)
+			}
+			return nil
+		})
+	}
 	for _, n := range l.tree.nodes {
-		if n.file == "" {
+		if n.file == "" || l.isLocal(n) {
 			continue
 		}
 		if gctx.Err() != nil {
 			break
+		}
+		if full, ok := b.add(n); ok {
+			fetchBatch(full)
+			continue
 		}
 		g.Go(func() error {
 			if err := l.prefetch(gctx, n, remote.Background); err != nil {
@@ -279,6 +477,7 @@ func (l *Layer) FetchAll(ctx context.Context) error {
 			return nil
 		})
 	}
+	fetchBatch(b.flush())
 	if err := g.Wait(); err != nil {
 		return err
 	}
@@ -286,6 +485,18 @@ func (l *Layer) FetchAll(ctx context.Context) error {
 }
 
 func (l *Layer) prefetch(ctx context.Context, n *tnode, prio remote.Priority) error {
+	if n.size <= l.small && l.deferring() && l.materializable(n) {
+		if n.heldBytes() != nil || l.isLocal(n) {
+			return nil
+		}
+		b := make([]byte, n.size)
+		if err := l.readSource(ctx, n, b, prio); err != nil {
+			return err
+		}
+		if l.hold(n, b) {
+			return nil
+		}
+	}
 	if l.materializable(n) {
 		if !n.claim() {
 			return nil

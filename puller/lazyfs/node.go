@@ -211,7 +211,7 @@ func (i *inode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int6
 	}
 	if h, ok := f.(*handle); ok && h.local != nil {
 		if h.passthrough.Load() {
-			i.l.passthroughFailed()
+			i.l.passthroughFailed(i.n.file, off)
 		}
 		n, err := h.local.ReadAt(dest, off)
 		if err != nil && n == 0 && off < i.n.size {

@@ -46,6 +46,9 @@ type tnode struct {
 	seen  []uint64 // bitmap of blocks served through the daemon
 	local string   // path of the verified local copy, once made
 	busy  bool     // a materialization runs
+	// held is a small file's verified bytes, kept in memory while the
+	// layer defers making small files local (Layer.hold).
+	held []byte
 	// cached counts the open handles served through the daemon (the
 	// kernel's cached I/O mode). The kernel fails an open for
 	// passthrough with EIO while the inode has any such open, so none
