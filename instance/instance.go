@@ -15,6 +15,7 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // ExitStatus describes how an instance ended. It is valid once Done is
@@ -88,6 +89,9 @@ type Instance struct {
 
 	container containerd.Container
 	task      containerd.Task
+	// teach is the spec whose compiled seccomp filter the instance's
+	// process can give the Manager (Manager.learnSeccomp); nil when known.
+	teach *specs.Spec
 
 	// loopbackSeen is when the probe first found the server listening on
 	// loopback only; the probe goroutine alone uses it.

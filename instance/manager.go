@@ -55,6 +55,8 @@ type Manager struct {
 	watches sync.WaitGroup
 
 	timeline *timeline
+	// seccomp holds crun's compiled filters; nil with other runtimes.
+	seccomp *seccompFilters
 
 	mu        sync.Mutex
 	instances map[string]*Instance
@@ -84,6 +86,10 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	if opts.DiskPool > 0 {
 		disks = newDiskPool(filepath.Join(opts.DataDir, "disks"), opts.DiskPool, opts.Logger)
 	}
+	var filters *seccompFilters
+	if filepath.Base(opts.Runtime) == RuntimeCrun {
+		filters = newSeccompFilters()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		pool:   pool,
@@ -101,6 +107,7 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 		}},
 		log:        opts.Logger,
 		timeline:   newTimeline(),
+		seccomp:    filters,
 		instances:  map[string]*Instance{},
 		generation: newID()[:8],
 	}, nil
@@ -207,6 +214,9 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 		// fault, not the caller's, and is loud in the log.
 		m.log.Error("meter image pull", "function", spec.Function, "instance", spec.ID, "err", err)
 	}
+	if i.teach != nil {
+		m.learnSeccomp(i, i.teach)
+	}
 	i.stats.Pull = i.img.Stats()
 	i.stats.Total = time.Since(begin)
 	m.timeline.add(StartRecord{Function: spec.Function, Instance: spec.ID, At: begin, Stats: i.stats})
@@ -260,7 +270,7 @@ func (i *Instance) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.runtimeSpec(s)
+	i.teach = m.runtimeSpec(s)
 	i.container, err = m.client.NewContainer(ctx, spec.ID,
 		containerd.WithSpec(s),
 		containerd.WithRuntime(plugin.RuntimeRuncV2, &options.Options{BinaryName: m.opts.Runtime}),

@@ -80,10 +80,13 @@ type Options struct {
 	// Runtime is the OCI runtime binary the runc v2 shim runs containers
 	// with: "runc", "crun", or a path to a compatible one; "" means runc.
 	// crun creates and starts a container in a fraction of runc's time
-	// (issue 17 measured 19 ms against 75 ms for a bare run), but it is
-	// not the default: crun 1.8 (Debian 12) refuses hosts with cgroups in
-	// hybrid mode whose unified hierarchy holds a controller, and it does
-	// not know runtime-spec 1.2 (see ociVersion).
+	// (issue 17 measured 19 ms against 75 ms for a bare run), and with
+	// crun the Manager hands each create the seccomp filter crun compiled
+	// for the first instance (see seccompFilters). It is not the default:
+	// crun 1.8 (Debian 12) refuses hosts with cgroups in hybrid mode whose
+	// unified hierarchy holds a controller (NewManager says so, see
+	// CheckRuntime), and it does not know runtime-spec 1.2 (see
+	// crunOCIVersion).
 	Runtime string
 	// ShimGroup, when true, runs all instances under one runc v2 shim
 	// process instead of one shim each, which saves spawning a shim per
@@ -150,6 +153,9 @@ func (o Options) withDefaults() (Options, error) {
 		o.Runtime = RuntimeRunc
 	}
 	if _, err := exec.LookPath(o.Runtime); err != nil {
+		return o, fmt.Errorf("instance: runtime %q: %w", o.Runtime, err)
+	}
+	if err := CheckRuntime(o.Runtime); err != nil {
 		return o, fmt.Errorf("instance: runtime %q: %w", o.Runtime, err)
 	}
 	if o.DiskPool == 0 {
