@@ -33,10 +33,12 @@ func BenchmarkStartEcho(b *testing.B) {
 			name    string
 			runtime string
 			filters bool
+			keep    bool
 		}{
-			{"runc", RuntimeRunc, false},
-			{"crun-compile", RuntimeCrun, false},
-			{"crun", RuntimeCrun, true},
+			{"runc", RuntimeRunc, false, false},
+			{"crun-compile", RuntimeCrun, false, false},
+			{"crun", RuntimeCrun, true, false},
+			{"crun-busy", RuntimeCrun, true, true},
 		} {
 			b.Run(v.name, func(b *testing.B) {
 				if err := CheckRuntime(v.runtime); err != nil {
@@ -50,6 +52,15 @@ func BenchmarkStartEcho(b *testing.B) {
 					// The first start teaches the filter.
 					startStop(b, e)
 					waitFilter(b, e.mgr)
+				}
+				if v.keep {
+					// Another instance runs meanwhile, as on a busy host:
+					// with ShimGroup its shim serves the starts.
+					other, err := e.mgr.Start(context.Background(), Spec{Function: "bench-other", Image: e.refs[examples.Echo], MemoryMB: 128})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer other.Stop(context.Background())
 				}
 				b.ResetTimer()
 				benchStarts(b, e, false)

@@ -92,6 +92,9 @@ type Instance struct {
 	// teach is the spec whose compiled seccomp filter the instance's
 	// process can give the Manager (Manager.learnSeccomp); nil when known.
 	teach *specs.Spec
+	// shimGroup is the shim group the instance's container joined; ""
+	// without Options.ShimGroup or once left.
+	shimGroup string
 
 	// loopbackSeen is when the probe first found the server listening on
 	// loopback only; the probe goroutine alone uses it.

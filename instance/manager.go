@@ -57,6 +57,8 @@ type Manager struct {
 	timeline *timeline
 	// seccomp holds crun's compiled filters; nil with other runtimes.
 	seccomp *seccompFilters
+	// groups deals out shim groups; nil without Options.ShimGroup.
+	groups *shimGroups
 
 	mu        sync.Mutex
 	instances map[string]*Instance
@@ -90,6 +92,11 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	if filepath.Base(opts.Runtime) == RuntimeCrun {
 		filters = newSeccompFilters()
 	}
+	generation := newID()[:8]
+	var groups *shimGroups
+	if opts.ShimGroup {
+		groups = newShimGroups(opts.Name+"-"+generation, opts.ShimGroupSize)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		pool:   pool,
@@ -108,8 +115,9 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 		log:        opts.Logger,
 		timeline:   newTimeline(),
 		seccomp:    filters,
+		groups:     groups,
 		instances:  map[string]*Instance{},
-		generation: newID()[:8],
+		generation: generation,
 	}, nil
 }
 
@@ -270,7 +278,7 @@ func (i *Instance) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	i.teach = m.runtimeSpec(s)
+	m.runtimeSpec(i, s)
 	i.container, err = m.client.NewContainer(ctx, spec.ID,
 		containerd.WithSpec(s),
 		containerd.WithRuntime(plugin.RuntimeRuncV2, &options.Options{BinaryName: m.opts.Runtime}),
@@ -420,6 +428,10 @@ func (m *Manager) release(ctx context.Context, i *Instance) error {
 		if err := i.img.Release(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if i.shimGroup != "" {
+		m.groups.leave(i.shimGroup)
+		i.shimGroup = ""
 	}
 	m.mu.Lock()
 	if m.instances[i.spec.ID] == i {

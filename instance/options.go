@@ -88,11 +88,15 @@ type Options struct {
 	// CheckRuntime), and it does not know runtime-spec 1.2 (see
 	// crunOCIVersion).
 	Runtime string
-	// ShimGroup, when true, runs all instances under one runc v2 shim
-	// process instead of one shim each, which saves spawning a shim per
-	// start; a shim crash then takes every instance with it. false means
+	// ShimGroup, when true, runs instances ShimGroupSize at a time under
+	// one runc v2 shim process instead of one shim each, which saves
+	// spawning a shim per start while the group has a live instance; a
+	// shim crash then takes its group's instances with it. false means
 	// one shim per instance.
 	ShimGroup bool
+	// ShimGroupSize bounds how many live instances share a shim with
+	// ShimGroup; 0 means DefaultShimGroupSize.
+	ShimGroupSize int
 	// NetPool is how many network namespaces are kept attached to the
 	// bridge ahead of starts, each used by one instance only; 0 means
 	// DefaultNetPool, a negative value none. The pool fills from the first
@@ -160,6 +164,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.DiskPool == 0 {
 		o.DiskPool = DefaultDiskPool
+	}
+	if o.ShimGroupSize <= 0 {
+		o.ShimGroupSize = DefaultShimGroupSize
 	}
 	if o.NetPool == 0 {
 		o.NetPool = DefaultNetPool

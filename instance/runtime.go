@@ -22,26 +22,27 @@ const shimGroupAnnotation = "io.containerd.runc.v2.group"
 // nothing newer.
 const crunOCIVersion = "1.1.0"
 
-// runtimeSpec adapts an instance's spec to the Manager's runtime and shim
-// grouping. With crun it hands over the compiled seccomp filter when one
-// is known, and returns s when the instance's process should teach it
-// (see learnSeccomp); nil otherwise.
-func (m *Manager) runtimeSpec(s *specs.Spec) (teach *specs.Spec) {
+// runtimeSpec adapts instance i's spec s to the Manager's runtime and
+// shim grouping. With crun it hands over the compiled seccomp filter when
+// one is known, else notes in i.teach that i's process should teach it
+// (see learnSeccomp). With ShimGroup it puts i in a group (i.shimGroup),
+// which release leaves.
+func (m *Manager) runtimeSpec(i *Instance, s *specs.Spec) {
 	if filepath.Base(m.opts.Runtime) == RuntimeCrun {
 		s.Version = crunOCIVersion
 		if m.seccomp != nil && !m.seccomp.annotate(s) {
-			teach = s
+			i.teach = s
 		}
 	}
-	if m.opts.ShimGroup {
+	if m.groups != nil {
 		if s.Annotations == nil {
 			s.Annotations = map[string]string{}
 		}
-		// One group per Manager: a shim an earlier process left, which
+		// Groups are per Manager: a shim an earlier process left, which
 		// its clean-up kills, must never take in a new instance.
-		s.Annotations[shimGroupAnnotation] = m.opts.Name + "-" + m.generation
+		i.shimGroup = m.groups.join()
+		s.Annotations[shimGroupAnnotation] = i.shimGroup
 	}
-	return teach
 }
 
 // learnSeccomp reads, in the background, the seccomp filter crun compiled
