@@ -39,6 +39,7 @@ deps:
 	else echo "deps: all installed"; fi
 	@modprobe fuse 2>/dev/null || true; modprobe overlay 2>/dev/null || true; modprobe loop 2>/dev/null || true; \
 	 modprobe br_netfilter 2>/dev/null || true
+	@if [ "$$(id -u)" = 0 ]; then ./scripts/cgroup-controllers.sh || true; fi
 
 vet:
 	$(GO) vet ./...

@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // ExitStatus describes how an instance ended. It is valid once Done is
@@ -102,6 +103,12 @@ type Instance struct {
 
 	container containerd.Container
 	task      containerd.Task
+	// teach is the spec whose compiled seccomp filter the instance's
+	// process can give the Manager (Manager.learnSeccomp); nil when known.
+	teach *specs.Spec
+	// shimGroup is the shim group the instance's container joined; ""
+	// without Options.ShimGroup or once left.
+	shimGroup string
 
 	// loopbackSeen is when the probe first found the server listening on
 	// loopback only; the probe goroutine alone uses it.

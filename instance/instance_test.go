@@ -162,7 +162,9 @@ func TestStartFailures(t *testing.T) {
 		code     string
 		exitCode int
 		errHas   string
-		logHas   string
+		// crunErrHas replaces errHas with crun, whose words differ.
+		crunErrHas string
+		logHas     string
 	}{
 		{
 			name:   "bound to localhost",
@@ -179,10 +181,11 @@ func TestStartFailures(t *testing.T) {
 			logHas:   "misbehave: exiting with code 3",
 		},
 		{
-			name:   "entrypoint not found",
-			spec:   Spec{Function: "noentry", Image: e.refs[images.Echo], Entrypoint: []string{"/nonexistent"}},
-			code:   notStarted,
-			errHas: "/nonexistent: no such file or directory",
+			name:       "entrypoint not found",
+			spec:       Spec{Function: "noentry", Image: e.refs[images.Echo], Entrypoint: []string{"/nonexistent"}},
+			code:       notStarted,
+			errHas:     "/nonexistent: no such file or directory",
+			crunErrHas: "executable file `/nonexistent` not found",
 		},
 	}
 	for _, tt := range tests {
@@ -191,6 +194,9 @@ func TestStartFailures(t *testing.T) {
 			_, err := e.mgr.Start(context.Background(), tt.spec)
 			if err == nil {
 				t.Fatal("Start: got nil error, want a failure")
+			}
+			if tt.crunErrHas != "" && filepath.Base(e.mgr.opts.Runtime) == RuntimeCrun {
+				tt.errHas = tt.crunErrHas
 			}
 			if tt.errHas != "" && !strings.Contains(err.Error(), tt.errHas) {
 				t.Errorf("error %q: want it to mention %q", err, tt.errHas)

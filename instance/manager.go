@@ -55,6 +55,10 @@ type Manager struct {
 	watches sync.WaitGroup
 
 	timeline *timeline
+	// seccomp holds crun's compiled filters; nil with other runtimes.
+	seccomp *seccompFilters
+	// groups deals out shim groups; nil without Options.ShimGroup.
+	groups *shimGroups
 
 	mu        sync.Mutex
 	instances map[string]*Instance
@@ -84,6 +88,15 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 	if opts.DiskPool > 0 {
 		disks = newDiskPool(filepath.Join(opts.DataDir, "disks"), opts.DiskPool, opts.Logger)
 	}
+	var filters *seccompFilters
+	if filepath.Base(opts.Runtime) == RuntimeCrun {
+		filters = newSeccompFilters()
+	}
+	generation := newID()[:8]
+	var groups *shimGroups
+	if opts.ShimGroup {
+		groups = newShimGroups(opts.Name+"-"+generation, opts.ShimGroupSize)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		pool:   pool,
@@ -101,8 +114,10 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 		}},
 		log:        opts.Logger,
 		timeline:   newTimeline(),
+		seccomp:    filters,
+		groups:     groups,
 		instances:  map[string]*Instance{},
-		generation: newID()[:8],
+		generation: generation,
 	}, nil
 }
 
@@ -208,6 +223,9 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 		// fault, not the caller's, and is loud in the log.
 		m.log.Error("meter image pull", "function", spec.Function, "instance", spec.ID, "err", err)
 	}
+	if i.teach != nil {
+		m.learnSeccomp(i, i.teach)
+	}
 	i.stats.Pull = i.img.Stats()
 	i.readyAt = time.Now()
 	i.stats.Total = i.readyAt.Sub(begin)
@@ -269,7 +287,7 @@ func (i *Instance) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.runtimeSpec(s)
+	m.runtimeSpec(i, s)
 	i.container, err = m.client.NewContainer(ctx, spec.ID,
 		containerd.WithSpec(s),
 		containerd.WithRuntime(plugin.RuntimeRuncV2, &options.Options{BinaryName: m.opts.Runtime}),
@@ -422,6 +440,10 @@ func (m *Manager) release(ctx context.Context, i *Instance) error {
 		if err := i.img.Release(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if i.shimGroup != "" {
+		m.groups.leave(i.shimGroup)
+		i.shimGroup = ""
 	}
 	m.mu.Lock()
 	if m.instances[i.spec.ID] == i {

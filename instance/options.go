@@ -80,16 +80,23 @@ type Options struct {
 	// Runtime is the OCI runtime binary the runc v2 shim runs containers
 	// with: "runc", "crun", or a path to a compatible one; "" means runc.
 	// crun creates and starts a container in a fraction of runc's time
-	// (issue 17 measured 19 ms against 75 ms for a bare run), but it is
-	// not the default: crun 1.8 (Debian 12) refuses hosts with cgroups in
-	// hybrid mode whose unified hierarchy holds a controller, and it does
-	// not know runtime-spec 1.2 (see ociVersion).
+	// (issue 17 measured 19 ms against 75 ms for a bare run), and with
+	// crun the Manager hands each create the seccomp filter crun compiled
+	// for the first instance (see seccompFilters). It is not the default:
+	// crun 1.8 (Debian 12) refuses hosts with cgroups in hybrid mode whose
+	// unified hierarchy holds a controller (NewManager says so, see
+	// CheckRuntime), and it does not know runtime-spec 1.2 (see
+	// crunOCIVersion).
 	Runtime string
-	// ShimGroup, when true, runs all instances under one runc v2 shim
-	// process instead of one shim each, which saves spawning a shim per
-	// start; a shim crash then takes every instance with it. false means
+	// ShimGroup, when true, runs instances ShimGroupSize at a time under
+	// one runc v2 shim process instead of one shim each, which saves
+	// spawning a shim per start while the group has a live instance; a
+	// shim crash then takes its group's instances with it. false means
 	// one shim per instance.
 	ShimGroup bool
+	// ShimGroupSize bounds how many live instances share a shim with
+	// ShimGroup; 0 means DefaultShimGroupSize.
+	ShimGroupSize int
 	// NetPool is how many network namespaces are kept attached to the
 	// bridge ahead of starts, each used by one instance only; 0 means
 	// DefaultNetPool, a negative value none. The pool fills from the first
@@ -152,8 +159,14 @@ func (o Options) withDefaults() (Options, error) {
 	if _, err := exec.LookPath(o.Runtime); err != nil {
 		return o, fmt.Errorf("instance: runtime %q: %w", o.Runtime, err)
 	}
+	if err := CheckRuntime(o.Runtime); err != nil {
+		return o, fmt.Errorf("instance: runtime %q: %w", o.Runtime, err)
+	}
 	if o.DiskPool == 0 {
 		o.DiskPool = DefaultDiskPool
+	}
+	if o.ShimGroupSize <= 0 {
+		o.ShimGroupSize = DefaultShimGroupSize
 	}
 	if o.NetPool == 0 {
 		o.NetPool = DefaultNetPool

@@ -72,7 +72,7 @@ func probeDelay(elapsed, prev time.Duration) time.Duration {
 
 // probeTCP dials addr, quickly at first and then with a back-off (see
 // probeDelay), until it accepts, exited is closed, or ctx ends. It returns the last dial error on failure. hopeless,
-// when non-nil, is asked after a refused dial whether the server can never
+// when non-nil, is asked after a refused dial past probeFastFor whether the server can never
 // be reached (it listens on loopback only); a non-empty answer ends the
 // probe at once with the dial error and that explanation.
 func probeTCP(ctx context.Context, addr string, exited <-chan struct{}, hopeless func() string) error {
@@ -90,7 +90,12 @@ func probeTCP(ctx context.Context, addr string, exited <-chan struct{}, hopeless
 		if ctx.Err() == nil {
 			last = err
 		}
-		if hopeless != nil && errors.Is(err, syscall.ECONNREFUSED) {
+		// hopeless waits for the fast phase to end: it reads the
+		// namespace's socket table, which took ~8 ms here while the
+		// process was young (eight times the fast step, and the whole
+		// probe of a quick server), and a loopback listener must be seen
+		// for loopbackGrace anyway.
+		if hopeless != nil && time.Since(start) >= probeFastFor && errors.Is(err, syscall.ECONNREFUSED) {
 			if why := hopeless(); why != "" {
 				return fmt.Errorf("%w (%s)", err, why)
 			}

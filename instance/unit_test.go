@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -461,5 +462,29 @@ func TestOCISpecResolvConf(t *testing.T) {
 	}
 	if got, err := os.ReadFile(m.Source); err != nil || string(got) != conf {
 		t.Errorf("resolv.conf: got %q (%v), want %q", got, err, conf)
+	}
+}
+
+func TestShimGroups(t *testing.T) {
+	g := newShimGroups("fcd-ab", 2)
+	var got []string
+	join := func() string {
+		s := g.join()
+		got = append(got, s)
+		return s
+	}
+	first := join()
+	join()
+	third := join() // the first group is full
+	g.leave(first)
+	join() // the current group has room
+	join() // full again
+	g.leave(third)
+	want := []string{"fcd-ab-0", "fcd-ab-0", "fcd-ab-1", "fcd-ab-1", "fcd-ab-2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("groups: got %v, want %v", got, want)
+	}
+	if live := map[string]int{"fcd-ab-0": 1, "fcd-ab-1": 1, "fcd-ab-2": 1}; !maps.Equal(g.live, live) {
+		t.Errorf("live instances: got %v, want %v", g.live, live)
 	}
 }

@@ -88,17 +88,18 @@ func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.
 		}
 	}
 	rt.manager, err = instance.NewManager(rt.client, instance.Options{
-		Name:         cfg.Name,
-		DataDir:      cfg.DataDir,
-		Subnet:       subnet,
-		CNIPluginDir: cfg.CNIPluginDir,
-		StartTimeout: cfg.InstanceStartTimeout,
-		DenyOutbound: cfg.DenyOutbound,
-		Images:       images,
-		Runtime:      cfg.Runtime,
-		ShimGroup:    cfg.ShimGroup,
-		NetPool:      netPool(cfg.NetPool),
-		Logger:       log.With("component", "instance"),
+		Name:          cfg.Name,
+		DataDir:       cfg.DataDir,
+		Subnet:        subnet,
+		CNIPluginDir:  cfg.CNIPluginDir,
+		StartTimeout:  cfg.InstanceStartTimeout,
+		DenyOutbound:  cfg.DenyOutbound,
+		Images:        images,
+		Runtime:       cfg.Runtime,
+		ShimGroup:     cfg.ShimGroup,
+		ShimGroupSize: cfg.ShimGroupSize,
+		NetPool:       netPool(cfg.NetPool),
+		Logger:        log.With("component", "instance"),
 	})
 	if err != nil {
 		return nil, err

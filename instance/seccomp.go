@@ -1,0 +1,170 @@
+package instance
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// crunSeccompAnnotation hands crun a compiled seccomp filter: the base64
+// of the sock_filter array it passes to seccomp(SECCOMP_SET_MODE_FILTER)
+// instead of compiling the spec's profile itself. The spec's profile
+// stays in place for every other reader.
+const crunSeccompAnnotation = "run.oci.seccomp_bpf_data"
+
+// ptraceSeccompGetFilter is PTRACE_SECCOMP_GET_FILTER (linux/ptrace.h),
+// which x/sys/unix does not wrap.
+const ptraceSeccompGetFilter = 0x420c
+
+// seccompFilters remembers, per seccomp profile, the BPF program crun
+// compiled from it, so later creates skip the compilation: libseccomp
+// takes 15-20 ms of a crun create here for containerd's default profile
+// (three architectures, ~1000 instructions), most of crun's own work.
+//
+// fcd has no seccomp compiler of its own (libseccomp is C, and the filter
+// must be the one crun would make). It reads the program crun installed
+// in a started instance's process back with PTRACE_SECCOMP_GET_FILTER,
+// and only when that process holds exactly one filter: crun installs one,
+// so a second would be the function's own and the program is not taken.
+// The program depends on the profile and on crun's libseccomp, both fixed
+// for a Manager's life; the key is the profile's JSON.
+type seccompFilters struct {
+	mu    sync.Mutex
+	progs map[[sha256.Size]byte]string // profile digest -> base64 program
+	// first is closed when the first program is learnt.
+	first     chan struct{}
+	firstOnce sync.Once
+}
+
+func newSeccompFilters() *seccompFilters {
+	return &seccompFilters{progs: map[[sha256.Size]byte]string{}, first: make(chan struct{})}
+}
+
+// profileKey digests s's seccomp profile; ok is false when it has none.
+func profileKey(s *specs.Spec) (key [sha256.Size]byte, ok bool) {
+	if s.Linux == nil || s.Linux.Seccomp == nil {
+		return key, false
+	}
+	b, err := json.Marshal(s.Linux.Seccomp)
+	if err != nil {
+		return key, false
+	}
+	return sha256.Sum256(b), true
+}
+
+// annotate gives s the compiled program of its profile when one is known,
+// and reports whether it did. A nil f annotates nothing.
+func (f *seccompFilters) annotate(s *specs.Spec) bool {
+	if f == nil {
+		return false
+	}
+	key, ok := profileKey(s)
+	if !ok {
+		return false
+	}
+	f.mu.Lock()
+	prog, ok := f.progs[key]
+	f.mu.Unlock()
+	if !ok {
+		return false
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations[crunSeccompAnnotation] = prog
+	return true
+}
+
+// known reports whether s's profile has a program already.
+func (f *seccompFilters) known(s *specs.Spec) bool {
+	key, ok := profileKey(s)
+	if !ok {
+		return true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok = f.progs[key]
+	return ok
+}
+
+// learn reads the filter of process pid, created from spec s without the
+// annotation, and keeps it for s's profile.
+func (f *seccompFilters) learn(s *specs.Spec, pid int) error {
+	key, ok := profileKey(s)
+	if !ok {
+		return nil
+	}
+	prog, err := readSeccompFilter(pid)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.progs[key] = base64.StdEncoding.EncodeToString(prog)
+	f.mu.Unlock()
+	f.firstOnce.Do(func() { close(f.first) })
+	return nil
+}
+
+// errFilterCount is returned when a process does not hold exactly one
+// seccomp filter.
+var errFilterCount = errors.New("process does not hold exactly one seccomp filter")
+
+// readSeccompFilter returns the only seccomp filter of process pid as its
+// raw sock_filter array. It stops the process for the few microseconds
+// of the read (PTRACE_SEIZE, PTRACE_INTERRUPT) and lets it go again.
+func readSeccompFilter(pid int) ([]byte, error) {
+	// ptrace requests come from the tracing thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := unix.PtraceSeize(pid); err != nil {
+		return nil, fmt.Errorf("seize %d: %w", pid, err)
+	}
+	defer unix.PtraceDetach(pid)
+	if err := unix.PtraceInterrupt(pid); err != nil {
+		return nil, fmt.Errorf("interrupt %d: %w", pid, err)
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
+		return nil, fmt.Errorf("wait %d: %w", pid, err)
+	}
+	if !ws.Stopped() {
+		return nil, fmt.Errorf("process %d did not stop: %v", pid, ws)
+	}
+	// Index 0 is the oldest filter; a second one means the process
+	// installed filters of its own.
+	n, err := seccompGetFilter(pid, 0, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read filter of %d: %w", pid, err)
+	}
+	if _, err := seccompGetFilter(pid, 1, nil); !errors.Is(err, unix.ENOENT) {
+		return nil, errFilterCount
+	}
+	prog := make([]byte, n*int(unsafe.Sizeof(unix.SockFilter{})))
+	if _, err := seccompGetFilter(pid, 0, prog); err != nil {
+		return nil, fmt.Errorf("read filter of %d: %w", pid, err)
+	}
+	return prog, nil
+}
+
+// seccompGetFilter is PTRACE_SECCOMP_GET_FILTER: it copies filter index of
+// the stopped tracee pid into buf (when not empty) and returns its length
+// in instructions.
+func seccompGetFilter(pid, index int, buf []byte) (int, error) {
+	var p uintptr
+	if len(buf) > 0 {
+		p = uintptr(unsafe.Pointer(&buf[0]))
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_PTRACE, ptraceSeccompGetFilter, uintptr(pid), uintptr(index), p, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
