@@ -66,19 +66,7 @@ func newAsyncEnv(t *testing.T) *asyncEnv {
 	fake.log = &fakeLog{}
 	env.q, env.sched = q, &scripted{next: fake}
 	srv := New(Options{Functions: st, Keys: StaticKeys{testKeyID: testSecret}, Scheduler: env.sched, Async: q})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { srv.Serve(ctx, ln) })
-	wg.Go(func() { q.Run(ctx, srv.AsyncDispatcher()) })
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-	env.addr = ln.Addr().String()
+	env.addr = serveAsync(t, srv, q)
 	return env
 }
 
@@ -238,4 +226,23 @@ func TestAsyncConfigGoesWithItsFunction(t *testing.T) {
 	if resp.StatusCode != 404 || eb.Code != CodeAsyncConfigNotFound {
 		t.Errorf("after DeleteFunction: got %d %s, want 404 %s", resp.StatusCode, eb.Code, CodeAsyncConfigNotFound)
 	}
+}
+
+// serveAsync serves srv on a loopback port and runs q's dispatcher with it
+// until the test ends, and returns the address.
+func serveAsync(t *testing.T, srv *Server, q *async.Queue) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Serve(ctx, ln) })
+	wg.Go(func() { q.Run(ctx, srv.AsyncDispatcher()) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return ln.Addr().String()
 }

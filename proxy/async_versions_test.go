@@ -1,25 +1,19 @@
 package proxy
 
 import (
-	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	openapiutil "github.com/alibabacloud-go/darabonba-openapi/v2/utils"
 	fc "github.com/alibabacloud-go/fc-20230330/v4/client"
 	"github.com/alibabacloud-go/tea/dara"
 
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/async"
-	"github.com/fcd-dev/fcd/scheduler"
-	"github.com/fcd-dev/fcd/store"
 )
 
 // newAsyncVersionEnv is newVersionEnv with an async queue: a proxy over a
@@ -32,48 +26,15 @@ func newAsyncVersionEnv(t *testing.T) *versionEnv {
 		io.WriteString(w, r.Header.Get("x-fc-version-id")+" "+r.Header.Get("x-fc-qualifier"))
 	}))
 	t.Cleanup(be.Close)
-	st, err := store.Open(t.TempDir()+"/fcd.db", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	sched := scheduler.New(&backendStarter{addr: strings.TrimPrefix(be.URL, "http://")}, scheduler.Options{})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		sched.Close(ctx)
-	})
-	p := &schedPools{s: sched, log: &fakeLog{}}
+	st, p := newVersionStack(t, be.URL)
 	q, err := async.Open(st.DB(), async.Options{Policy: async.Policy{RetryBase: time.Millisecond, ThrottleBase: time.Millisecond, ThrottleMax: 20 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := New(Options{Functions: st, Provision: st, Versions: st, Scheduler: p, Pools: p, VersionPools: p,
 		Async: q, Keys: StaticKeys{testKeyID: testSecret}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { srv.Serve(ctx, ln) })
-	wg.Go(func() { q.Run(ctx, srv.AsyncDispatcher()) })
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-	env := &versionEnv{pools: p, addr: ln.Addr().String()}
-	env.c, err = fc.NewClient(&openapiutil.Config{
-		HttpClient:      ownHTTP{&http.Client{}},
-		AccessKeyId:     dara.String(testKeyID),
-		AccessKeySecret: dara.String(testSecret),
-		Endpoint:        dara.String(env.addr),
-		Protocol:        dara.String("http"),
-		RegionId:        dara.String("local"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := &versionEnv{pools: p, addr: serveAsync(t, srv, q)}
+	env.c = newSDKClient(t, env.addr)
 	return env
 }
 

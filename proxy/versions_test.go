@@ -135,32 +135,46 @@ func newVersionEnv(t *testing.T) *versionEnv {
 		w.Write(body)
 	}))
 	t.Cleanup(be.Close)
+	st, p := newVersionStack(t, be.URL)
+	env.pools = p
+	env.addr = testServer(t, Options{Functions: st, Provision: st, Versions: st, Scheduler: p, Pools: p, VersionPools: p})
+	env.c = newSDKClient(t, env.addr)
+	return env
+}
+
+// newVersionStack is a real store and scheduler whose instances are the
+// backend at url, with the pools the proxy uses over them.
+func newVersionStack(t *testing.T, url string) (*store.Store, *schedPools) {
+	t.Helper()
 	st, err := store.Open(t.TempDir()+"/fcd.db", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	sched := scheduler.New(&backendStarter{addr: strings.TrimPrefix(be.URL, "http://")}, scheduler.Options{})
+	sched := scheduler.New(&backendStarter{addr: strings.TrimPrefix(url, "http://")}, scheduler.Options{})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		sched.Close(ctx)
 	})
-	p := &schedPools{s: sched, log: &fakeLog{}}
-	env.pools = p
-	env.addr = testServer(t, Options{Functions: st, Provision: st, Versions: st, Scheduler: p, Pools: p, VersionPools: p})
-	env.c, err = fc.NewClient(&openapiutil.Config{
+	return st, &schedPools{s: sched, log: &fakeLog{}}
+}
+
+// newSDKClient is the official SDK's client of the proxy at addr.
+func newSDKClient(t *testing.T, addr string) *fc.Client {
+	t.Helper()
+	c, err := fc.NewClient(&openapiutil.Config{
 		HttpClient:      ownHTTP{&http.Client{}},
 		AccessKeyId:     dara.String(testKeyID),
 		AccessKeySecret: dara.String(testSecret),
-		Endpoint:        dara.String(env.addr),
+		Endpoint:        dara.String(addr),
 		Protocol:        dara.String("http"),
 		RegionId:        dara.String("local"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env
+	return c
 }
 
 func wantCode(t *testing.T, what string, err error, code string, status int) {
