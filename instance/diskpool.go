@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 )
 
 // diskPool keeps writable-layer disk files made ahead of starts: sparse
@@ -85,21 +84,7 @@ func (p *diskPool) refill() {
 
 // run fills the pool, and again on each refill, until ctx ends.
 func (p *diskPool) run(ctx context.Context) {
-	for {
-		if err := p.fill(ctx); err != nil && ctx.Err() == nil {
-			p.log.Warn("prepare disk file", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(poolRetry):
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.kick:
-		}
-	}
+	runPool(ctx, p.kick, p.fill, p.log, "prepare disk file")
 }
 
 // fill makes disk files until every wanted size has size of them, and

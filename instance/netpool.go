@@ -93,9 +93,15 @@ const poolRetry = time.Second
 
 // run fills the pool, and again on each refill, until ctx ends.
 func (p *netPool) run(ctx context.Context) {
+	runPool(ctx, p.kick, p.fill, p.log, "prepare network namespace")
+}
+
+// runPool runs fill, and again whenever kick receives, until ctx ends. A
+// failed fill is logged with msg and tried again after poolRetry.
+func runPool(ctx context.Context, kick <-chan struct{}, fill func(context.Context) error, log *slog.Logger, msg string) {
 	for {
-		if err := p.fill(ctx); err != nil && ctx.Err() == nil {
-			p.log.Warn("prepare network namespace", "err", err)
+		if err := fill(ctx); err != nil && ctx.Err() == nil {
+			log.Warn(msg, "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(poolRetry):
@@ -105,7 +111,7 @@ func (p *netPool) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-p.kick:
+		case <-kick:
 		}
 	}
 }
