@@ -125,11 +125,18 @@ func pushEStargz(t *testing.T, reg *regtest.Registry, repo string, layers [][]by
 // pushIndexOnly pushes the original gzip image as repo:v1 and an
 // index-only artifact for it as repo:v1_accelerated.
 func pushIndexOnly(t *testing.T, reg *regtest.Registry, repo string, layers [][]byte) (string, digest.Digest) {
+	return pushIndexOnlyWith(t, reg, repo, layers, gzindex.Options{})
+}
+
+// pushIndexOnlyWith is pushIndexOnly with index options (the start-up
+// tests use small chunks and spans, so that files map to chunks of their
+// own).
+func pushIndexOnlyWith(t *testing.T, reg *regtest.Registry, repo string, layers [][]byte, opts gzindex.Options) (string, digest.Digest) {
 	var descs, indexes []ocispec.Descriptor
 	for _, l := range layers {
 		blob := gz(t, l)
 		d := reg.AddBlob(blob)
-		x, err := gzindex.Build(context.Background(), bytes.NewReader(blob), gzindex.Options{})
+		x, err := gzindex.Build(context.Background(), bytes.NewReader(blob), opts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -50,34 +50,6 @@ func startupLayer(t *testing.T) []byte {
 	)
 }
 
-// pushIndexOnlyWith is pushIndexOnly with index options (small chunks and
-// spans, so that files map to chunks of their own).
-func pushIndexOnlyWith(t *testing.T, reg *regtest.Registry, repo string, layers [][]byte, opts gzindex.Options) string {
-	var descs, indexes []ocispec.Descriptor
-	for _, l := range layers {
-		blob := gz(t, l)
-		d := reg.AddBlob(blob)
-		x, err := gzindex.Build(context.Background(), bytes.NewReader(blob), opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ib, err := x.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := reg.AddBlob(ib)
-		id.MediaType, id.Annotations = "application/vnd.fcd.gzindex.v1", map[string]string{annotationLayer: d.Digest.String()}
-		descs, indexes = append(descs, d), append(indexes, id)
-	}
-	orig := putManifest(t, reg, repo, "v1", manifestOf(config(t, reg), descs...))
-	empty := reg.AddBlob([]byte("{}"))
-	empty.MediaType = ocispec.MediaTypeEmptyJSON
-	art := manifestOf(empty, indexes...)
-	art.ArtifactType, art.Subject = artifactTypeGzindex, &orig
-	putManifest(t, reg, repo, "v1_accelerated", art)
-	return reg.Ref(repo) + ":v1_accelerated"
-}
-
 // freshImages is a new fcd's lazy path over an empty data dir, with the
 // records of db: its own chunk cache, fetcher and layer manager.
 func freshImages(t *testing.T, reg *regtest.Registry, db *bolt.DB, settle time.Duration) *Images {
@@ -139,7 +111,7 @@ func TestStartupRecordReplay(t *testing.T) {
 	reg := regtest.New(t)
 	// Two layers: a read-only overlay needs at least two lower dirs.
 	layers := [][]byte{startupLayer(t), tarLayer(t, file{"etc/", "", 0o755}, file{"etc/top", "top", 0o644})}
-	ioRef := pushIndexOnlyWith(t, reg, "rec-io", layers, gzindex.Options{ChunkSize: gzindex.MinChunkSize, Span: 4 << 10, MaxSpan: 16 << 10})
+	ioRef, _ := pushIndexOnlyWith(t, reg, "rec-io", layers, gzindex.Options{ChunkSize: gzindex.MinChunkSize, Span: 4 << 10, MaxSpan: 16 << 10})
 	esRef := pushEStargz(t, reg, "rec-es", layers)
 	for _, tc := range []struct{ name, ref string }{{"index-only", ioRef}, {"estargz", esRef}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,7 +197,7 @@ func TestStartupRecordOfSource(t *testing.T) {
 	testenv.RequireFile(t, "/dev/fuse", "fuse3")
 	reg := regtest.New(t)
 	layers := [][]byte{startupLayer(t), tarLayer(t, file{"etc/", "", 0o755}, file{"etc/top", "top", 0o644})}
-	ioRef := pushIndexOnlyWith(t, reg, "src-io", layers, gzindex.Options{ChunkSize: gzindex.MinChunkSize, Span: 4 << 10, MaxSpan: 16 << 10})
+	ioRef, _ := pushIndexOnlyWith(t, reg, "src-io", layers, gzindex.Options{ChunkSize: gzindex.MinChunkSize, Span: 4 << 10, MaxSpan: 16 << 10})
 	db := openDB(t, filepath.Join(t.TempDir(), "fcd.db"))
 	ctx := context.Background()
 	img, err := freshImages(t, reg, db, -1).Prepare(ctx, ioRef, image.Options{Key: "k1", Function: "f"})
