@@ -26,11 +26,10 @@ examples/echo; examples/** matches any depth below examples; ** matches all.
 `
 
 func runRole(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, roleUsage)
-		return fmt.Errorf("%w: role needs a subcommand", errUsage)
+	verb, args, err := subcommand("role", roleUsage, args, stderr)
+	if err != nil {
+		return err
 	}
-	verb, args := args[0], args[1:]
 	fs := newFlagSet("role "+verb, stderr)
 	output := fs.String("o", "", "output format: json")
 	var repos multiFlag
@@ -62,8 +61,7 @@ func runRole(ctx context.Context, c *client, args []string, stdout, stderr io.Wr
 		return tw.Flush()
 	case "create", "get", "delete", "rm":
 	default:
-		fmt.Fprint(stderr, roleUsage)
-		return fmt.Errorf("%w: unknown role subcommand %q", errUsage, verb)
+		return unknownSubcommand("role", verb, roleUsage, stderr)
 	}
 	name, err := parseWithName(fs, args)
 	if err != nil {

@@ -26,11 +26,10 @@ needs an HTTP trigger.
 `
 
 func runDomain(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, domainUsage)
-		return fmt.Errorf("%w: domain needs a subcommand", errUsage)
+	verb, args, err := subcommand("domain", domainUsage, args, stderr)
+	if err != nil {
+		return err
 	}
-	verb, args := args[0], args[1:]
 	fs := newFlagSet("domain "+verb, stderr)
 	output := fs.String("o", "", "output format: json")
 	prefix := fs.String("prefix", "", "only domains whose name starts with this")
@@ -79,8 +78,7 @@ func runDomain(ctx context.Context, c *client, args []string, stdout, stderr io.
 		fmt.Fprintf(stdout, "deleted custom domain %s\n", name)
 		return nil
 	default:
-		fmt.Fprint(stderr, domainUsage)
-		return fmt.Errorf("%w: unknown domain subcommand %q", errUsage, verb)
+		return unknownSubcommand("domain", verb, domainUsage, stderr)
 	}
 	var d api.CustomDomain
 	if err := json.Unmarshal(data, &d); err != nil {

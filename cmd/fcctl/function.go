@@ -21,17 +21,16 @@ const functionUsage = `Usage:
   fcctl function list [--prefix P] [--tag K=V]... [--limit N] [-o json]
   fcctl function update NAME [spec flags]      (only the flags given change)
   fcctl function delete NAME
-  fcctl function coldstarts NAME [-n N] [-o json]   last instance starts, phase by phase
+  fcctl function coldstarts NAME [-n N] [-w] [-o json]   last instance starts, phase by phase (-w: waterfall)
   fcctl function disable NAME [--reason R]     refuse invocations until enabled
   fcctl function enable NAME
 `
 
 func runFunction(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, functionUsage)
-		return fmt.Errorf("%w: function needs a subcommand", errUsage)
+	verb, args, err := subcommand("function", functionUsage, args, stderr)
+	if err != nil {
+		return err
 	}
-	verb, args := args[0], args[1:]
 	switch verb {
 	case "create", "update":
 		return functionWrite(ctx, c, verb, args, stdout, stderr)
@@ -46,8 +45,7 @@ func runFunction(ctx context.Context, c *client, args []string, stdout, stderr i
 	case "disable", "enable":
 		return functionInvocation(ctx, c, verb, args, stdout, stderr) // versions.go
 	default:
-		fmt.Fprint(stderr, functionUsage)
-		return fmt.Errorf("%w: unknown function subcommand %q", errUsage, verb)
+		return unknownSubcommand("function", verb, functionUsage, stderr)
 	}
 }
 

@@ -117,11 +117,10 @@ const provisionUsage = `Usage:
 `
 
 func runProvision(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, provisionUsage)
-		return fmt.Errorf("%w: provision needs a subcommand", errUsage)
+	verb, args, err := subcommand("provision", provisionUsage, args, stderr)
+	if err != nil {
+		return err
 	}
-	verb, args := args[0], args[1:]
 	if verb == "list" || verb == "ls" {
 		return provisionList(ctx, c, args, stdout, stderr)
 	}
@@ -154,8 +153,7 @@ func runProvision(ctx context.Context, c *client, args []string, stdout, stderr 
 		}
 		return err
 	default:
-		fmt.Fprint(stderr, provisionUsage)
-		return fmt.Errorf("%w: unknown provision subcommand %q", errUsage, verb)
+		return unknownSubcommand("provision", verb, provisionUsage, stderr)
 	}
 	if err != nil {
 		return err

@@ -30,7 +30,7 @@ Usage:
 Commands:
   function create|get|list|update|delete   manage functions
   function disable|enable FUNCTION         refuse or accept invocations (--reason R)
-  function coldstarts FUNCTION [-n N]      last instance starts as a timeline (ms per phase)
+  function coldstarts FUNCTION [-n N] [-w] last instance starts as a timeline (-w: waterfall)
   invoke FUNCTION [-d BODY|@FILE] [-v]     invoke a function (InvokeFunction); --async [--task-id ID]; --qualifier Q
   task list|get|stop FUNCTION [TASK_ID]    async tasks
   logs FUNCTION [--tail N]                 print a function's instance logs

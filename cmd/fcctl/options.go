@@ -117,11 +117,10 @@ const tagUsage = `Usage:
 `
 
 func runTag(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, tagUsage)
-		return fmt.Errorf("%w: tag needs a subcommand", errUsage)
+	verb, args, err := subcommand("tag", tagUsage, args, stderr)
+	if err != nil {
+		return err
 	}
-	verb, args := args[0], args[1:]
 	fs := newFlagSet("tag "+verb, stderr)
 	all := fs.Bool("all", false, "remove every tag")
 	output := fs.String("o", "", "output format: json")
@@ -176,8 +175,7 @@ func runTag(ctx context.Context, c *client, args []string, stdout, stderr io.Wri
 	case "list", "ls":
 		return tagList(ctx, c, path, pos, filter, *output, stdout)
 	default:
-		fmt.Fprint(stderr, tagUsage)
-		return fmt.Errorf("%w: unknown tag subcommand %q", errUsage, verb)
+		return unknownSubcommand("tag", verb, tagUsage, stderr)
 	}
 }
 

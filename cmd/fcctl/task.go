@@ -25,11 +25,10 @@ const taskUsage = `Usage:
 // runTask serves fcctl task: async tasks (ListAsyncTasks, GetAsyncTask,
 // StopAsyncTask).
 func runTask(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, taskUsage)
-		return fmt.Errorf("%w: task needs a subcommand", errUsage)
+	verb, args, err := subcommand("task", taskUsage, args, stderr)
+	if err != nil {
+		return err
 	}
-	verb, args := args[0], args[1:]
 	fs := newFlagSet("task "+verb, stderr)
 	output := fs.String("o", "", "output format: json")
 	status := fs.String("status", "", "list: only tasks in this state (Enqueued, Running, Retrying, Succeeded, Failed, Stopped, Expired, ...)")
@@ -39,8 +38,7 @@ func runTask(ctx context.Context, c *client, args []string, stdout, stderr io.Wr
 	qualifier := fs.String("qualifier", "", "only tasks invoked with this qualifier (a version, an alias or LATEST)")
 	want := map[string]int{"list": 1, "ls": 1, "get": 2, "stop": 2}[verb]
 	if want == 0 {
-		fmt.Fprint(stderr, taskUsage)
-		return fmt.Errorf("%w: unknown task subcommand %q", errUsage, verb)
+		return unknownSubcommand("task", verb, taskUsage, stderr)
 	}
 	pos, err := parsePositional(fs, args, want)
 	if err != nil {

@@ -26,11 +26,10 @@ http://<fcd>/fn/<function>/) only while it has an HTTP trigger.
 `
 
 func runTrigger(ctx context.Context, c *client, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, triggerUsage)
-		return fmt.Errorf("%w: trigger needs a subcommand", errUsage)
+	verb, args, err := subcommand("trigger", triggerUsage, args, stderr)
+	if err != nil {
+		return err
 	}
-	verb, args := args[0], args[1:]
 	switch verb {
 	case "create", "update":
 		return triggerWrite(ctx, c, verb, args, stdout, stderr)
@@ -41,8 +40,7 @@ func runTrigger(ctx context.Context, c *client, args []string, stdout, stderr io
 	case "delete", "rm":
 		return triggerDelete(ctx, c, args, stdout, stderr)
 	default:
-		fmt.Fprint(stderr, triggerUsage)
-		return fmt.Errorf("%w: unknown trigger subcommand %q", errUsage, verb)
+		return unknownSubcommand("trigger", verb, triggerUsage, stderr)
 	}
 }
 
