@@ -54,7 +54,20 @@ func newAccelerator(cfg Config, creds api.Credentials, st *store.Store, plat *at
 	if cfg.wrapConverter != nil {
 		c = cfg.wrapConverter(c)
 	}
-	return accel.NewService(st.DB(), c, accel.ServiceOptions{Logger: log.With("component", "accel")})
+	return accel.NewService(st.DB(), c, accel.ServiceOptions{
+		RebakeDelay: cfg.AccelRebakeDelay,
+		Logger:      log.With("component", "accel"),
+	})
+}
+
+// rebakeOnRecord asks svc to bake each new start-up record into its
+// image's full-mode accelerated form (accel.Service.Rebake).
+func rebakeOnRecord(ctx context.Context, svc *accel.Service, log *slog.Logger) func(lazy.Record) {
+	return func(rec lazy.Record) {
+		if _, err := svc.Rebake(ctx, rec.Source.String()); err != nil {
+			log.Warn("schedule acceleration with the start-up record", "source", rec.Source, "error", err)
+		}
+	}
 }
 
 // onPush records a conversion for a tag pushed to the embedded registry

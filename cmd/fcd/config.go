@@ -88,6 +88,10 @@ type Config struct {
 	LazyBackground   bool
 	ChunkCacheMB     int
 	LazyRecordSettle time.Duration
+	// AccelRebakeDelay is how long after an image's first start-up record
+	// its full-mode accelerated form is converted again with the record
+	// baked into its prefetch order (negative: never).
+	AccelRebakeDelay time.Duration
 	// Runtime is the OCI runtime instances run with (runc, crun or a
 	// path); ShimGroup runs them ShimGroupSize at a time under one
 	// containerd shim; NetPool is how many network namespaces are attached
@@ -148,6 +152,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.BoolVar(&cfg.LazyBackground, "lazy-background", true, "after a lazily mounted layer's start-up files, fetch the rest of it in the background")
 	fs.IntVar(&cfg.ChunkCacheMB, "chunk-cache-size", 20480, "MB of verified image chunks kept on the host for lazy pulls")
 	fs.DurationVar(&cfg.LazyRecordSettle, "lazy-record-settle", lazy.DefaultRecordSettle, "how long the first lazy start of an image is recorded after it is ready; later cold starts prefetch what it read (negative: until ready)")
+	fs.DurationVar(&cfg.AccelRebakeDelay, "accel-rebake-delay", accel.DefaultRebakeDelay, "how long after an image's first start-up record its full-mode accelerated image is converted again with the record put first, for hosts without the record (negative: never)")
 	fs.StringVar(&cfg.Runtime, "runtime", "runc", "OCI runtime of instances: runc, crun (faster create, and its seccomp filter compiled once; crun 1.8 refuses hybrid cgroup hosts with controllers in cgroup v2, see scripts/cgroup-controllers.sh) or a path")
 	fs.BoolVar(&cfg.ShimGroup, "shim-group", true, "run instances -shim-group-size at a time under one containerd shim process (saves a shim spawn per start; a shim crash ends its group)")
 	fs.IntVar(&cfg.ShimGroupSize, "shim-group-size", instance.DefaultShimGroupSize, "live instances per containerd shim with -shim-group")

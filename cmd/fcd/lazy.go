@@ -34,7 +34,7 @@ type lazyRuntime struct {
 // records kept in db (fcd.db, so they outlive a wiped data dir). It
 // answers nil, nil when the host cannot mount FUSE: accelerated images
 // are then pulled whole, and the log says why.
-func startLazy(cfg Config, full *puller.Puller, meter puller.Meter, db *bolt.DB, log *slog.Logger) (_ *lazyRuntime, err error) {
+func startLazy(cfg Config, full *puller.Puller, meter puller.Meter, db *bolt.DB, recorded func(lazy.Record), log *slog.Logger) (_ *lazyRuntime, err error) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		log.Warn("lazy pulls off: /dev/fuse is missing (Debian package fuse3, module fuse); accelerated images are pulled whole", "error", err)
 		return nil, nil
@@ -69,6 +69,7 @@ func startLazy(cfg Config, full *puller.Puller, meter puller.Meter, db *bolt.DB,
 	}
 	lr.images, err = lazy.New(lazy.Options{
 		Records:      records,
+		Recorded:     recorded,
 		RecordSettle: cfg.LazyRecordSettle,
 		Logger:       log.With("component", "lazy"),
 		Fetcher:      lr.fetcher,

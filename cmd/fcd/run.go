@@ -104,7 +104,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	// instances.
 	var stopping instanceStopping
 	if !cfg.noRuntime {
-		rt, err := startRuntime(ctx, cfg, plat.ledger, st.DB(), log)
+		rt, err := startRuntime(ctx, cfg, plat.ledger, st.DB(), rebakeOnRecord(ctx, accelerator, log), log)
 		if err != nil {
 			return err
 		}

@@ -35,8 +35,9 @@ type runtime struct {
 // startRuntime checks the host, starts or connects to containerd, lists
 // what an earlier run of the same name left behind and removes it in the
 // background, so that fcd serves meanwhile. Image pulls are reported to
-// meter; lazy start-up records are kept in db.
-func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.DB, log *slog.Logger) (_ *runtime, err error) {
+// meter; lazy start-up records are kept in db and each new one is passed
+// to recorded.
+func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.DB, recorded func(lazy.Record), log *slog.Logger) (_ *runtime, err error) {
 	if err := instance.CheckHost(cfg.CNIPluginDir); err != nil {
 		return nil, fmt.Errorf("fcd cannot run instances on this host: %w", err)
 	}
@@ -80,7 +81,7 @@ func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.
 	}
 	var images instance.Images = rt.puller
 	if cfg.Lazy {
-		if rt.lazy, err = startLazy(cfg, rt.puller, meter, db, log); err != nil {
+		if rt.lazy, err = startLazy(cfg, rt.puller, meter, db, recorded, log); err != nil {
 			return nil, err
 		}
 		if rt.lazy != nil {

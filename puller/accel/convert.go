@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,11 @@ const (
 	AnnotationSource = "dev.fcd.accelerated.source"
 	// AnnotationMode, on an accelerated manifest, is its Mode.
 	AnnotationMode = "dev.fcd.accelerated.mode"
+	// AnnotationStartupFiles, on a full-mode accelerated manifest, is the
+	// number of files of the source's start-up record put first in its
+	// layers (before the prefetch landmark); absent when it was converted
+	// without a record.
+	AnnotationStartupFiles = "dev.fcd.accelerated.startup-files"
 	// AnnotationLayer, on a layer of an index-only artifact, is the digest
 	// of the source layer the index serves.
 	AnnotationLayer = "dev.fcd.gzindex.layer"
@@ -196,6 +202,10 @@ type Result struct {
 	// Local is true for index-only indexes the registry refused and
 	// Request.KeepIndexes kept; Target and TargetDigest are then empty.
 	Local bool `json:"local,omitempty"`
+	// StartupFiles is the number of files of the source's start-up record
+	// a full-mode image puts first; zero when none was recorded at its
+	// conversion.
+	StartupFiles int `json:"startupFiles,omitempty"`
 }
 
 // source is a resolved source image.
@@ -238,16 +248,23 @@ func (c *Converter) Convert(ctx context.Context, req Request) (res Result, err e
 	if err != nil {
 		return res, err
 	}
+	var record []string
+	if req.Mode == ModeFull {
+		record = c.startupFiles(ctx, src)
+	}
 	if prev, ok, err := c.lookup(ctx, src, req.Mode); err != nil {
 		return res, err
-	} else if ok {
+	} else if ok && (len(record) == 0 || prev.StartupFiles > 0) {
+		// A full-mode image converted before its source had a start-up
+		// record is not current once it has one: converting again bakes
+		// the record into its prefetch order.
 		return prev, nil
 	}
 	start := time.Now()
 	prog := newTracker(len(src.layers), src.size, req.Progress)
 	switch req.Mode {
 	case ModeFull:
-		res, err = c.convertFull(ctx, src, c.prioritized(ctx, src, req.Prefetch), prog)
+		res, err = c.convertFull(ctx, src, record, req.Prefetch, prog)
 	case ModeIndexOnly:
 		res, err = c.convertIndex(ctx, src, prog, req.KeepIndexes)
 	}
@@ -319,6 +336,7 @@ func (c *Converter) lookup(ctx context.Context, src *source, mode Mode) (Result,
 	}
 	res := c.result(src, target, desc.Digest, mode)
 	res.Reused = true
+	res.StartupFiles, _ = strconv.Atoi(m.Annotations[AnnotationStartupFiles])
 	for _, l := range m.Layers {
 		res.TargetSize += l.Size
 	}
@@ -491,20 +509,17 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// prioritized returns the files a full-mode conversion puts first: the
-// source image's recorded start-up reads, in order, then the request's
-// prefetch list.
-func (c *Converter) prioritized(ctx context.Context, src *source, prefetch []string) []string {
+// startupFiles returns the files of the source's start-up record, in the
+// order first read; nil when there is none or it cannot be read (the
+// conversion then goes on without).
+func (c *Converter) startupFiles(ctx context.Context, src *source) []string {
 	if c.opts.Records == nil {
-		return prefetch
+		return nil
 	}
 	files, err := c.opts.Records.StartupFiles(ctx, src.digest.String())
 	if err != nil {
 		c.log.Warn("start-up record of the source; converting without", "source", src.digest.String(), "error", err)
-		return prefetch
+		return nil
 	}
-	if len(files) > 0 {
-		c.log.Info("start-up record baked into the prefetch order", "source", src.digest.String(), "files", len(files))
-	}
-	return append(files, prefetch...)
+	return files
 }

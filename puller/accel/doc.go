@@ -32,6 +32,15 @@
 // one digest is never converted twice at once, and a failed job keeps its
 // reason until it is retried.
 //
+// A full-mode image puts the source's start-up record (puller/lazy) first
+// in its layers, before the prefetch landmark, and says how many files it
+// put there (AnnotationStartupFiles). Images are mostly converted before
+// their first start, so when a start-up record appears later, Rebake
+// converts a Ready full-mode image without one again, after
+// ServiceOptions.RebakeDelay; the job stays Ready, its image in use, until
+// the new one replaces it. Hosts that lack the record then prefetch what
+// the image reads at start-up from the landmark.
+//
 // The package does not pull or mount images (puller does) and does not
 // decide HTTP status codes (proxy does).
 package accel

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,10 @@ import (
 // convertFull writes src as an eStargz image, <tag>_accelerated. The
 // result is always an OCI manifest (annotations are part of OCI, not of
 // Docker's schema 2), with the source's config but for the diff IDs.
-func (c *Converter) convertFull(ctx context.Context, src *source, prefetch []string, prog *tracker) (res Result, err error) {
+//
+// The files of record (the source's start-up record) come first in each
+// layer, then those of prefetch.
+func (c *Converter) convertFull(ctx context.Context, src *source, record, prefetch []string, prog *tracker) (res Result, err error) {
 	cf, err := src.img.ConfigFile()
 	if err != nil {
 		return res, fmt.Errorf("read config: %w", err)
@@ -40,6 +44,10 @@ func (c *Converter) convertFull(ctx context.Context, src *source, prefetch []str
 	m, err := src.img.Manifest()
 	if err != nil {
 		return res, fmt.Errorf("read manifest: %w", err)
+	}
+	if len(record) > 0 {
+		c.log.Info("start-up record baked into the prefetch order", "source", src.digest.String(), "files", len(record))
+		prefetch = append(slices.Clip(record), prefetch...)
 	}
 	dir, err := os.MkdirTemp(c.opts.TempDir, "fcd-accel-")
 	if err != nil {
@@ -74,10 +82,14 @@ func (c *Converter) convertFull(ctx context.Context, src *source, prefetch []str
 		return res, err
 	}
 
-	img, err := assemble(cf, m, adds, map[string]string{
+	anns := map[string]string{
 		AnnotationSource: src.digest.String(),
 		AnnotationMode:   string(ModeFull),
-	})
+	}
+	if len(record) > 0 {
+		anns[AnnotationStartupFiles] = strconv.Itoa(len(record))
+	}
+	img, err := assemble(cf, m, adds, anns)
 	if err != nil {
 		return res, err
 	}
@@ -93,6 +105,7 @@ func (c *Converter) convertFull(ctx context.Context, src *source, prefetch []str
 	}
 	res = c.result(src, target, d, ModeFull)
 	res.UncompressedSize = usize.Load()
+	res.StartupFiles = len(record)
 	for _, a := range adds {
 		n, _ := a.Layer.Size()
 		res.TargetSize += n

@@ -81,6 +81,11 @@ type Job struct {
 	Result *Result `json:"result,omitempty"`
 	// Attempts counts the conversions started, restarts included.
 	Attempts int `json:"attempts"`
+	// RebakeAt, when set on a Ready full-mode job, is when it is to be
+	// converted again to bake in the start-up record its source gained
+	// after the conversion (Service.Rebake). Result stays in use until
+	// the new conversion replaces it.
+	RebakeAt *time.Time `json:"rebakeAt,omitempty"`
 	// Webhook is called when the job ends (Ready or Failed).
 	Webhook string    `json:"webhook,omitempty"`
 	Created time.Time `json:"created"`

@@ -44,7 +44,16 @@ type ServiceOptions struct {
 	Logger *slog.Logger
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// RebakeDelay is how long after Rebake a Ready full-mode image is
+	// converted again to bake its source's new start-up record into its
+	// prefetch order: a conversion takes every core for a while, so not
+	// right after the cold start that made the record. Zero means
+	// DefaultRebakeDelay; negative never converts again.
+	RebakeDelay time.Duration
 }
+
+// DefaultRebakeDelay is ServiceOptions.RebakeDelay's default.
+const DefaultRebakeDelay = 10 * time.Minute
 
 // Service keeps conversion jobs and repository settings in bbolt and runs
 // the jobs (Run). It is safe for concurrent use.
@@ -88,6 +97,7 @@ func NewService(db *bolt.DB, conv Converts, opts ServiceOptions) (*Service, erro
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	opts.RebakeDelay = cmp.Or(opts.RebakeDelay, DefaultRebakeDelay)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -144,7 +154,7 @@ func (s *Service) Accelerate(ctx context.Context, req Request) (Job, error) {
 			job = Job{Digest: req.Digest, Created: s.opts.Now()}
 		}
 		job.Ref, job.Mode, job.Prefetch, job.Webhook = tag.Name(), req.Mode, req.Prefetch, set.Webhook
-		job.State, job.Error, job.Result, job.Progress = StatePreparing, "", nil, Progress{}
+		job.State, job.Error, job.Result, job.Progress, job.RebakeAt = StatePreparing, "", nil, Progress{}, nil
 		job.Updated = s.opts.Now()
 		if err := putJSON(jobs(tx), job.Digest, &job); err != nil {
 			return err
@@ -400,10 +410,15 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sem := make(chan struct{}, s.opts.Workers)
+	rebake := time.NewTimer(time.Hour)
+	defer rebake.Stop()
 	for {
-		pending, err := s.pending()
+		pending, next, err := s.pending()
 		if err != nil {
 			return err
+		}
+		if !next.IsZero() {
+			rebake.Reset(max(next.Sub(s.opts.Now()), 0))
 		}
 	start:
 		for _, j := range pending {
@@ -429,6 +444,7 @@ func (s *Service) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-rebake.C:
 		case <-s.wake:
 		case ref := <-s.demand:
 			wg.Go(func() { s.ensure(ctx, ref) })
@@ -436,29 +452,41 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// pending returns the Preparing jobs not being converted, oldest first.
-func (s *Service) pending() ([]Job, error) {
-	var out []Job
+// pending returns the jobs to convert now and not being converted, oldest
+// first: the Preparing ones, and the Ready ones whose RebakeAt has come.
+// next is the earliest RebakeAt still to come, zero for none.
+func (s *Service) pending() (out []Job, next time.Time, err error) {
+	now := s.opts.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		return jobs(tx).ForEach(func(k, v []byte) error {
 			var j Job
 			if err := json.Unmarshal(v, &j); err != nil {
 				return fmt.Errorf("accel: decode job %s: %w", k, err)
 			}
-			if j.State == StatePreparing && !s.running[j.Digest] {
+			switch {
+			case s.running[j.Digest]:
+			case j.State == StatePreparing:
 				out = append(out, j)
+			case j.State == StateReady && j.RebakeAt != nil && !j.RebakeAt.After(now):
+				out = append(out, j)
+			case j.State == StateReady && j.RebakeAt != nil && (next.IsZero() || j.RebakeAt.Before(next)):
+				next = *j.RebakeAt
 			}
 			return nil
 		})
 	})
 	slices.SortFunc(out, func(a, b Job) int { return a.Created.Compare(b.Created) })
-	return out, err
+	return out, next, err
 }
 
 // convert runs one job and records its end.
 func (s *Service) convert(ctx context.Context, j Job) {
+	if j.State == StateReady {
+		s.rebake(ctx, j)
+		return
+	}
 	j, err := s.update(j.Digest, func(j *Job) { j.Attempts++ })
 	if err != nil {
 		s.log.Error("acceleration job", "digest", j.Digest, "error", err)
@@ -579,5 +607,65 @@ func (s *Service) notify(ctx context.Context, j Job) {
 	resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		s.log.Warn("acceleration webhook", "url", j.Webhook, "status", resp.Status)
+	}
+}
+
+// Rebake is told that the image with manifest digest source, or one
+// converted from it, has a new start-up record. When source's job is a
+// Ready full-mode conversion made without a record, it is converted again
+// ServiceOptions.RebakeDelay later, so that the record is baked into its
+// prefetch order (before the landmark): a host without the record (another
+// fcd sharing the registry, this one after its database was lost) then
+// prefetches what the image reads at start-up. The image in use stays
+// Ready meanwhile. scheduled reports whether a conversion was scheduled.
+func (s *Service) Rebake(ctx context.Context, source string) (scheduled bool, err error) {
+	if s.opts.RebakeDelay < 0 {
+		return false, nil
+	}
+	at := s.opts.Now().Add(s.opts.RebakeDelay)
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		var j Job
+		ok, err := getJSON(jobs(tx), source, &j)
+		if err != nil || !ok {
+			return err
+		}
+		if j.State != StateReady || j.Mode != ModeFull || j.Result == nil || j.Result.StartupFiles > 0 || j.RebakeAt != nil {
+			return nil
+		}
+		j.RebakeAt, j.Updated = &at, s.opts.Now()
+		scheduled = true
+		return putJSON(jobs(tx), source, &j)
+	})
+	if scheduled {
+		s.log.Info("acceleration to be redone with the start-up record", "digest", source, "at", at)
+		s.poke()
+	}
+	return scheduled, err
+}
+
+// rebake converts a Ready job again (Rebake). The job stays Ready with its
+// Result until the conversion replaces it; a conversion that fails
+// leaves it as it was, and one cut short by ctx is redone by the next Run.
+func (s *Service) rebake(ctx context.Context, j Job) {
+	s.log.Info("acceleration redone with the start-up record", "ref", j.Ref, "digest", j.Digest)
+	res, err := s.conv.Convert(ctx, Request{Ref: j.Ref, Digest: j.Digest, Mode: j.Mode, Prefetch: j.Prefetch})
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		s.log.Warn("acceleration with the start-up record failed; the image converted without stays in use", "ref", j.Ref, "digest", j.Digest, "error", err)
+	}
+	_, uerr := s.update(j.Digest, func(j *Job) {
+		j.RebakeAt = nil
+		if err == nil {
+			j.Result = &res
+		}
+	})
+	if uerr != nil {
+		s.log.Error("acceleration job", "digest", j.Digest, "error", uerr)
+		return
+	}
+	if err == nil {
+		s.log.Info("acceleration ready with the start-up record", "ref", j.Ref, "digest", j.Digest, "target", res.Target, "files", res.StartupFiles)
 	}
 }

@@ -110,6 +110,9 @@ type Options struct {
 	// records what it reads until Ready plus RecordSettle, and later cold
 	// starts prefetch exactly that, in order. Nil: no recording.
 	Records *Records
+	// Recorded, when set, is called with each record saved, e.g. to bake
+	// it into the image's accelerated form (puller/accel Service.Rebake).
+	Recorded func(Record)
 	// RecordSettle is how long a recording goes on after Ready. Zero means
 	// DefaultRecordSettle; negative, none.
 	RecordSettle time.Duration

@@ -181,6 +181,9 @@ func (r *startupRecorder) finish(keep bool) {
 	}
 	v.i.log.Info("start-up recorded", "image", v.digest, "ref", v.ref, "reads", len(reads), "files", len(rec.Files()),
 		"bytes", rec.Bytes(), "duration", time.Since(r.started).Round(time.Millisecond))
+	if v.i.opts.Recorded != nil {
+		v.i.opts.Recorded(rec)
+	}
 }
 
 // replay prefetches rec's reads, in order, with replayWindow reads

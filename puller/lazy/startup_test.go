@@ -121,6 +121,8 @@ func TestStartupRecordReplay(t *testing.T) {
 			// First start: recorded until Ready and a settle time that fcd
 			// cuts short when it stops (Close).
 			imgs := freshImages(t, reg, db, time.Hour)
+			recorded := make(chan Record, 2)
+			imgs.opts.Recorded = func(rec Record) { recorded <- rec }
 			img, err := imgs.Prepare(ctx, tc.ref, image.Options{Key: "k1", Function: "f"})
 			if err != nil {
 				t.Fatalf("Prepare: %v", err)
@@ -144,6 +146,14 @@ func TestStartupRecordReplay(t *testing.T) {
 			}
 			if got := rec.Files(); fmt.Sprint(got) != "[/app/a /app/c /app/b]" {
 				t.Fatalf("recorded files %q, want a, c, b in the order read", got)
+			}
+			select {
+			case told := <-recorded:
+				if told.Image != rec.Image || told.Source != rec.Source || len(told.Reads) != len(rec.Reads) {
+					t.Errorf("Options.Recorded was told %+v, want the record saved, %+v", told, rec)
+				}
+			default:
+				t.Error("Options.Recorded was not told of the record")
 			}
 			for _, rd := range rec.Reads {
 				if rd.Layer != 0 || rd.N <= 0 || rd.Off < 0 {
