@@ -314,3 +314,77 @@ func fuseMountsUnder(t *testing.T, dir string) int {
 	}
 	return n
 }
+
+// TestAcceleratedImageRebake: the first lazy start of a full-mode image
+// converted without a start-up record records one, and fcd converts the
+// image again with the record baked in (-accel-rebake-delay); the job
+// stays Ready, and the next cold start runs the new image.
+func TestAcceleratedImageRebake(t *testing.T) {
+	requireRuntime(t)
+	testenv.RequireFile(t, "/dev/fuse", "fuse3")
+	// Recorded until ready; converted again at once.
+	d := startDaemonWith(t, t.TempDir(), []string{"-name", "fcdrebake", "-subnet", "10.97.0.0/16",
+		"-lazy-record-settle", "-1ns", "-accel-rebake-delay", "1ms", "-idle-timeout", "1s"}, true)
+	repo := d.creds.Registry + "/examples/rebake"
+	hook, events := hookEvents(t)
+	enableAcceleration(t, d, repo, accel.Settings{Enabled: true, Mode: accel.ModeFull, Webhook: hook})
+	pushExample(t, d, repo+":v1")
+	ev := nextEvent(t, events)
+	if ev.Event != "acceleration.ready" || ev.Job.Result.StartupFiles != 0 {
+		t.Fatalf("got %+v, want the conversion ready, without a record", ev)
+	}
+	if status := call(t, d, http.MethodPost, "/fcd/v1/roles", map[string]any{"roleName": "puller", "repositories": []string{"examples/*"}}, nil); status != http.StatusOK {
+		t.Fatalf("create role: status %d", status)
+	}
+	c := sdkClient(t, d, d.creds.AccessKeySecret)
+	if err := createWithRole(c, "rebaked", repo+":v1", "acs:ram::1000000000000000:role/puller"); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := invoke(c, "rebaked", "hello"); err != nil || !strings.Contains(out, "hello") {
+		t.Fatalf("invoke: got %q, %v", out, err)
+	}
+	var job accel.Job
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		job = accel.Job{}
+		if status := call(t, d, http.MethodGet, "/fcd/v1/acceleration/jobs/"+url.PathEscape(repo+":v1"), nil, &job); status != http.StatusOK || job.State != accel.StateReady {
+			t.Fatalf("job: status %d, %+v; want it Ready throughout", status, job)
+		}
+		if job.Result.StartupFiles > 0 && job.RebakeAt == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no conversion with the start-up record within 2 minutes: job %+v", job)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if job.Result.TargetDigest == ev.Job.Result.TargetDigest {
+		t.Fatalf("the image converted again has the first one's digest %s", job.Result.TargetDigest)
+	}
+	// Once the idle instance is gone, the next cold start pulls the new
+	// image.
+	deadline = time.Now().Add(time.Minute)
+	for {
+		list, err := c.ListInstances(dara.String("rebaked"), &fc.ListInstancesRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Body.Instances) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the instance was not stopped within a minute of -idle-timeout 1s: %v", list.Body.Instances)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, out, err := invoke(c, "rebaked", "again"); err != nil || !strings.Contains(out, "again") {
+		t.Fatalf("invoke: got %q, %v", out, err)
+	}
+	var page struct{ Records []billing.Record }
+	if status := call(t, d, http.MethodGet, "/fcd/v1/billing?function=rebaked&kind=pull", nil, &page); status != http.StatusOK || len(page.Records) != 2 {
+		t.Fatalf("billing: status %d, %+v; want two pulls", status, page.Records)
+	}
+	if got := page.Records[1].Image; !strings.HasSuffix(got, "@"+job.Result.TargetDigest) {
+		t.Errorf("second cold start pulled %s, want the image with the record, %s", got, job.Result.TargetDigest)
+	}
+}
