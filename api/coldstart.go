@@ -8,6 +8,9 @@ import "time"
 type ColdStart struct {
 	InstanceID string    `json:"instanceId"`
 	StartedAt  time.Time `json:"startedAt"`
+	// Runtime is the OCI runtime that created the instance: crun, runc
+	// or the path fcd was given.
+	Runtime string `json:"runtime,omitempty"`
 	// Phases are in the order the start ran them: pull (with, where the
 	// image implementation takes them, its steps resolve, auth, index,
 	// fetch, mount, prefetch), rootfs, network, container, task,

@@ -229,8 +229,8 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	i.stats.Pull = i.img.Stats()
 	i.readyAt = time.Now()
 	i.stats.Total = i.readyAt.Sub(begin)
-	m.timeline.add(StartRecord{Function: spec.Function, Instance: spec.ID, At: begin, Stats: i.stats})
-	m.log.Info("instance started", "function", spec.Function, "instance", spec.ID, "addr", i.Addr(),
+	m.timeline.add(StartRecord{Function: spec.Function, Instance: spec.ID, Runtime: m.opts.Runtime, At: begin, Stats: i.stats})
+	m.log.Info("instance started", "function", spec.Function, "instance", spec.ID, "addr", i.Addr(), "runtime", m.opts.Runtime,
 		slog.Attr{Key: "phases", Value: i.stats.logValue()})
 	return i, nil
 }

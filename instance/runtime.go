@@ -3,6 +3,7 @@ package instance
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -78,6 +79,28 @@ func CheckRuntime(runtime string) error {
 		return nil
 	}
 	return checkUnified(unifiedControllers)
+}
+
+// DefaultRuntime returns the runtime an empty Options.Runtime stands for:
+// crun when it is installed and CheckRuntime accepts it, because it
+// creates and starts an instance in a fraction of runc's time (issue 17:
+// create to ready 44 ms against 119 ms for the echo image); runc
+// otherwise, with passed saying why crun was passed over. passed is nil
+// when crun is chosen.
+func DefaultRuntime() (runtime string, passed error) {
+	return chooseRuntime(exec.LookPath, unifiedControllers)
+}
+
+// chooseRuntime is DefaultRuntime with the lookup of programs and the
+// unified hierarchy's controller list as parameters.
+func chooseRuntime(lookPath func(string) (string, error), unified string) (string, error) {
+	if _, err := lookPath(RuntimeCrun); err != nil {
+		return RuntimeRunc, fmt.Errorf("crun is not installed (Debian package crun, which make deps installs): %w", err)
+	}
+	if err := checkUnified(unified); err != nil {
+		return RuntimeRunc, err
+	}
+	return RuntimeCrun, nil
 }
 
 func checkUnified(path string) error {

@@ -112,6 +112,9 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 type StartRecord struct {
 	Function string
 	Instance string
+	// Runtime is the OCI runtime that created the instance
+	// (Options.Runtime with its default applied).
+	Runtime string
 	// At is when Start was called.
 	At    time.Time
 	Stats StartStats
@@ -259,6 +262,6 @@ func (i *Instance) FirstResponse(arrived time.Time) {
 	if !ok {
 		return
 	}
-	i.m.log.Info("cold start", "function", r.Function, "instance", r.Instance,
+	i.m.log.Info("cold start", "function", r.Function, "instance", r.Instance, "runtime", r.Runtime,
 		slog.Attr{Key: "phases", Value: r.Stats.logValue()})
 }

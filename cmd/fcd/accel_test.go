@@ -26,6 +26,7 @@ import (
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/billing"
 	"github.com/fcd-dev/fcd/examples/images"
+	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/internal/testenv"
 	"github.com/fcd-dev/fcd/puller/accel"
 )
@@ -275,6 +276,9 @@ func TestAcceleratedImageRuns(t *testing.T) {
 				t.Fatalf("coldstarts: status %d, %+v; want the starts", status, starts)
 			}
 			first := starts.ColdStarts[0]
+			if want, _ := instance.DefaultRuntime(); first.Runtime != want {
+				t.Errorf("first start's runtime: got %q, want fcd's default %q", first.Runtime, want)
+			}
 			for _, want := range []string{"pull", "resolve", "auth", "index", "mount", "probe", "first_response"} {
 				if !slices.ContainsFunc(first.Phases, func(p api.ColdStartPhase) bool { return p.Name == want && p.Ms > 0 }) {
 					t.Errorf("first start's phases %+v: want %s timed", first.Phases, want)

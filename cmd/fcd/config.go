@@ -93,7 +93,7 @@ type Config struct {
 	// baked into its prefetch order (negative: never).
 	AccelRebakeDelay time.Duration
 	// Runtime is the OCI runtime instances run with (runc, crun or a
-	// path); ShimGroup runs them ShimGroupSize at a time under one
+	// path; "" lets instance.DefaultRuntime choose); ShimGroup runs them ShimGroupSize at a time under one
 	// containerd shim; NetPool is how many network namespaces are attached
 	// ahead of starts. See instance.Options.
 	Runtime       string
@@ -153,7 +153,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&cfg.ChunkCacheMB, "chunk-cache-size", 20480, "MB of verified image chunks kept on the host for lazy pulls")
 	fs.DurationVar(&cfg.LazyRecordSettle, "lazy-record-settle", lazy.DefaultRecordSettle, "how long the first lazy start of an image is recorded after it is ready; later cold starts prefetch what it read (negative: until ready)")
 	fs.DurationVar(&cfg.AccelRebakeDelay, "accel-rebake-delay", accel.DefaultRebakeDelay, "how long after an image's first start-up record its full-mode accelerated image is converted again with the record put first, for hosts without the record (negative: never)")
-	fs.StringVar(&cfg.Runtime, "runtime", "runc", "OCI runtime of instances: runc, crun (faster create, and its seccomp filter compiled once; crun 1.8 refuses hybrid cgroup hosts with controllers in cgroup v2, see scripts/cgroup-controllers.sh) or a path")
+	fs.StringVar(&cfg.Runtime, "runtime", "", "OCI runtime of instances: crun, runc or a path; empty: crun when it is installed and can run here (it starts instances 2-3x faster), else runc, logging why. A runtime named here that cannot run on this host (crun 1.8 refuses hybrid cgroup hosts with controllers in cgroup v2: run scripts/cgroup-controllers.sh) stops fcd at start-up")
 	fs.BoolVar(&cfg.ShimGroup, "shim-group", true, "run instances -shim-group-size at a time under one containerd shim process (saves a shim spawn per start; a shim crash ends its group)")
 	fs.IntVar(&cfg.ShimGroupSize, "shim-group-size", instance.DefaultShimGroupSize, "live instances per containerd shim with -shim-group")
 	fs.IntVar(&cfg.NetPool, "net-pool", instance.DefaultNetPool, "network namespaces attached ahead of instance starts (0: none)")

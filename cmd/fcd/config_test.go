@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,5 +70,22 @@ func TestEdgeFlags(t *testing.T) {
 		if _, err := parseConfig(bad, none); err == nil {
 			t.Errorf("%q: accepted, want an error", bad)
 		}
+	}
+}
+
+// TestExplicitRuntimeRefused checks that a -runtime that cannot run stops
+// fcd at start-up instead of falling back to another runtime.
+func TestExplicitRuntimeRefused(t *testing.T) {
+	requireRuntime(t)
+	missing := filepath.Join(t.TempDir(), "crun")
+	cfg, err := parseConfig([]string{"-data-dir", t.TempDir(), "-registry-address", "127.0.0.1:0", "-listen", "127.0.0.1:0", "-runtime", missing}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = run(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "-runtime "+missing) {
+		t.Fatalf("got %v, want fcd to refuse -runtime %s", err, missing)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os/exec"
 	"time"
 
 	"github.com/containerd/containerd"
@@ -40,6 +41,9 @@ type runtime struct {
 func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.DB, recorded func(lazy.Record), log *slog.Logger) (_ *runtime, err error) {
 	if err := instance.CheckHost(cfg.CNIPluginDir); err != nil {
 		return nil, fmt.Errorf("fcd cannot run instances on this host: %w", err)
+	}
+	if err := checkRuntime(cfg.Runtime); err != nil {
+		return nil, err
 	}
 	subnet, err := netip.ParsePrefix(cfg.Subnet)
 	if err != nil {
@@ -122,6 +126,23 @@ func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.
 		removeLeftovers(cctx, rt, left, views, log)
 	}()
 	return rt, nil
+}
+
+// checkRuntime refuses, before containerd starts, a -runtime that is
+// missing or cannot run on this host: one named explicitly is never
+// replaced by another. An empty one is chosen by the instance manager
+// (instance.DefaultRuntime), which logs why when it is not crun.
+func checkRuntime(runtime string) error {
+	if runtime == "" {
+		return nil
+	}
+	if _, err := exec.LookPath(runtime); err != nil {
+		return fmt.Errorf("-runtime %s: %w", runtime, err)
+	}
+	if err := instance.CheckRuntime(runtime); err != nil {
+		return fmt.Errorf("-runtime %s: %w", runtime, err)
+	}
+	return nil
 }
 
 // removeLeftovers removes an earlier run's leftovers, then the image views

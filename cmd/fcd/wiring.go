@@ -318,6 +318,7 @@ func (c coldStarts) ColdStarts(function string, n int) []api.ColdStart {
 	for _, r := range recs {
 		cs := api.ColdStart{
 			InstanceID:      r.Instance,
+			Runtime:         r.Runtime,
 			StartedAt:       r.At,
 			TotalMs:         millis(r.Stats.Total),
 			Cached:          r.Stats.Pull.Cached,
