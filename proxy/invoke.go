@@ -341,6 +341,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	x.rlog.Log(invokeStart + rid)
 	resp := fasthttp.AcquireResponse()
 	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), addr, &x.out, resp, x.sent, x.sent.Add(cf.deadline))
+	// The exchange may outlive the handler (a streamed response): let go
+	// of the client's request.
+	x.out = outRequest{}
 	if err != nil && body != nil && body.err != nil {
 		err = &errClientBody{body.err}
 	}
