@@ -194,7 +194,7 @@ func (s *Server) checkRole(ctx context.Context, f *api.Function) error {
 
 // roleHeaders sets the function role's temporary credentials on a request
 // to its instance, unless the function disables their injection.
-func (s *Server) roleHeaders(ctx context.Context, h *fasthttp.RequestHeader, fn *api.Function) error {
+func (s *Server) roleHeaders(ctx context.Context, out *outRequest, fn *api.Function) error {
 	role := fn.Role
 	if role == "" || s.opts.Credentials == nil || !fn.InjectsRequest() {
 		return nil
@@ -203,9 +203,7 @@ func (s *Server) roleHeaders(ctx context.Context, h *fasthttp.RequestHeader, fn 
 	if err != nil {
 		return fmt.Errorf("assume role %s: %w", role, err)
 	}
-	h.Set("x-fc-access-key-id", id)
-	h.Set("x-fc-access-key-secret", secret)
-	h.Set("x-fc-security-token", token)
+	out.creds, out.keyID, out.keySecret, out.token = true, headerValue(id), headerValue(secret), headerValue(token)
 	return nil
 }
 

@@ -198,9 +198,8 @@ func FuzzUpstreamRequest(f *testing.F) {
 				ctx.Request.SetBodyStream(bytes.NewReader(b), -1)
 			}
 		}
-		up := fasthttp.AcquireRequest()
-		defer fasthttp.ReleaseRequest(up)
-		s.buildUpstreamRequest(ctx, up, "rid", cf, invocation{controlPath: "/http-invoke", path: uri}, "10.0.0.1:9000", new(clientBody))
+		var up outRequest
+		s.buildUpstreamRequest(ctx, &up, "rid", cf, invocation{controlPath: "/http-invoke", path: uri}, "10.0.0.1:9000", new(clientBody))
 		var wire bytes.Buffer
 		bw := bufio.NewWriter(&wire)
 		if err := up.Write(bw); err != nil {

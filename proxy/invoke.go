@@ -111,6 +111,9 @@ type cachedFunction struct {
 	http *api.HTTPTriggerConfig
 	// triggerQualifier is the qualifier the HTTP trigger routes to.
 	triggerQualifier string
+	// head is the function's constant x-fc-* request headers, built on
+	// first use (fcHead).
+	head headHolder
 }
 
 // functionCache keeps parsed functions so the warm path does no store read.
@@ -273,6 +276,8 @@ type exchange struct {
 	watch clientWatch
 	// body wraps a streamed client body (buildUpstreamRequest).
 	body clientBody
+	// out is the request the instance gets.
+	out outRequest
 }
 
 // endTime is when the request ended, for metering.
@@ -319,11 +324,9 @@ func (x *exchange) end(failed error) {
 // Every path ends the exchange exactly once.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunction, inv invocation, x *exchange) {
 	lease := x.lease
-	up := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(up)
 	addr := lease.Addr() // formats the address: once per request
-	body := s.buildUpstreamRequest(ctx, up, rid, cf, inv, addr, &x.body)
-	if err := s.roleHeaders(ctx, &up.Header, cf.fn); err != nil {
+	body := s.buildUpstreamRequest(ctx, &x.out, rid, cf, inv, addr, &x.body)
+	if err := s.roleHeaders(ctx, &x.out, cf.fn); err != nil {
 		x.done()
 		lease.Release()
 		s.fail(ctx, rid, newError(http.StatusInternalServerError, CodeInternal, err.Error()))
@@ -337,7 +340,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	x.rlog = lease.RequestLog(tail)
 	x.rlog.Log(invokeStart + rid)
 	resp := fasthttp.AcquireResponse()
-	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), addr, up, resp, x.sent, x.sent.Add(cf.deadline))
+	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), addr, &x.out, resp, x.sent, x.sent.Add(cf.deadline))
+	// The exchange may outlive the handler (a streamed response): let go
+	// of the client's request.
+	x.out = outRequest{}
 	if err != nil && body != nil && body.err != nil {
 		err = &errClientBody{body.err}
 	}
@@ -596,51 +602,31 @@ const (
 // hopHeaders are connection-scoped and never forwarded (RFC 9110 7.6.1).
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// buildUpstreamRequest fills up with the request the instance receives.
-// It returns body, set to wrap a streamed client body, or nil when the
-// body is in memory.
-func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, up *fasthttp.Request, rid string, cf *cachedFunction, inv invocation, addr string, body *clientBody) *clientBody {
-	fn := cf.fn
+// buildUpstreamRequest makes out the request the instance receives. It
+// returns body, set to wrap a streamed client body, or nil when the body
+// is in memory.
+func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, out *outRequest, rid string, cf *cachedFunction, inv invocation, addr string, body *clientBody) *clientBody {
+	*out = outRequest{fc: cf.fcHead(s), rid: rid, qualifier: inv.qualifier, controlPath: inv.controlPath, proto: []byte("HTTP/1.1")}
 	if inv.controlPath == "/invoke" {
-		up.Header.SetMethod(http.MethodPost)
-		up.SetRequestURI("/invoke")
-		up.Header.SetContentType("application/octet-stream")
+		out.method, out.uri = []byte(http.MethodPost), []byte("/invoke")
+		out.host, out.contentType = addr, "application/octet-stream"
 	} else {
-		ctx.Request.Header.CopyTo(&up.Header)
-		stripClientHeaders(&up.Header)
-		up.SetRequestURIBytes(inv.path)
-	}
-	up.UseHostHeader = inv.controlPath != "/invoke"
-	if !up.UseHostHeader {
-		up.Header.SetHost(addr)
+		h := &ctx.Request.Header
+		out.method, out.uri, out.proto, out.client = h.Method(), inv.path, h.Protocol(), h
+		out.head = h.IsHead()
 	}
 	switch stream := ctx.RequestBodyStream(); {
 	case inv.controlPath == "/invoke" || inv.signed:
-		up.SetBodyRaw(inv.body)
-		body = nil
+		out.body = inv.body
+		return nil
 	case stream != nil:
 		*body = clientBody{r: stream, want: int64(ctx.Request.Header.ContentLength())}
-		up.SetBodyStream(body, ctx.Request.Header.ContentLength())
+		out.stream, out.size = body, ctx.Request.Header.ContentLength()
+		return body
 	default:
-		up.SetBodyRaw(ctx.Request.Body())
-		body = nil
+		out.body = ctx.Request.Body()
+		return nil
 	}
-	// No x-fc-* header is left from the client: Add need not look for one.
-	h := &up.Header
-	h.Add("x-fc-request-id", rid)
-	h.Add("x-fc-function-name", fn.FunctionName)
-	h.Add("x-fc-function-memory", cf.memory)
-	h.Add("x-fc-function-handler", fn.Handler)
-	h.Add("x-fc-region", s.opts.Region)
-	h.Add("x-fc-account-id", s.opts.AccountID)
-	h.Add("x-fc-qualifier", inv.qualifier)
-	if fn.VersionID != "" {
-		h.Add("x-fc-version-id", fn.VersionID)
-	} else {
-		h.Add("x-fc-version-id", api.QualifierLatest)
-	}
-	h.Add(headerControlPath, inv.controlPath)
-	return body
 }
 
 func isHopHeader(k []byte) bool {
@@ -650,55 +636,6 @@ func isHopHeader(k []byte) bool {
 		}
 	}
 	return false
-}
-
-// stripClientHeaders removes what a client's request must not pass on:
-// the connection-scoped headers (stripHopHeaders), and the x-fc-* headers,
-// which come from fcd alone: a client must not pose as the platform, e.g.
-// with role credentials of its own. A request with none of them, the
-// common case, costs one pass over its headers.
-func stripClientHeaders(h *fasthttp.RequestHeader) {
-	found := false
-	for k := range h.All() {
-		if isHopHeader(k) || isFCHeader(k) {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return
-	}
-	stripHopHeaders(h)
-	var fcHeaders [][]byte
-	for k := range h.All() {
-		if isFCHeader(k) {
-			fcHeaders = append(fcHeaders, append([]byte(nil), k...))
-		}
-	}
-	for _, k := range fcHeaders {
-		h.DelBytes(k)
-	}
-}
-
-func isFCHeader(k []byte) bool { return len(k) > 5 && bytes.EqualFold(k[:5], []byte("x-fc-")) }
-
-// stripHopHeaders removes the connection-scoped headers, those RFC 9110
-// names and those the Connection header lists.
-func stripHopHeaders(h *fasthttp.RequestHeader) {
-	if conn := h.Peek("Connection"); len(conn) > 0 {
-		// Deleting changes what Peek returned: work on a copy.
-		var stack [64]byte
-		for rest := append(stack[:0], conn...); len(rest) > 0; {
-			var name []byte
-			name, rest, _ = bytes.Cut(rest, []byte(","))
-			if name = bytes.TrimSpace(name); len(name) > 0 {
-				h.DelBytes(name)
-			}
-		}
-	}
-	for _, name := range hopHeaders {
-		h.Del(name)
-	}
 }
 
 func (s *Server) copyResponseHead(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, inv invocation) {

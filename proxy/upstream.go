@@ -325,14 +325,14 @@ func (c *call) isAborted() bool {
 // request that could not be written on a reused connection is retried,
 // and only when its body is in memory: once a request is written the
 // instance may have acted on it, and a function must not run twice.
-func (u *upstream) roundTrip(cl *call, id, addr string, req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) (*upConn, error) {
+func (u *upstream) roundTrip(cl *call, id, addr string, req upstreamRequest, resp *fasthttp.Response, deadline time.Time) (*upConn, error) {
 	return u.roundTripAt(cl, id, addr, req, resp, time.Now(), deadline)
 }
 
 // roundTripAt is roundTrip with the caller's reading of the clock.
-func (u *upstream) roundTripAt(cl *call, id, addr string, req *fasthttp.Request, resp *fasthttp.Response, now, deadline time.Time) (*upConn, error) {
+func (u *upstream) roundTripAt(cl *call, id, addr string, req upstreamRequest, resp *fasthttp.Response, now, deadline time.Time) (*upConn, error) {
 	// fasthttp clears the body stream as it writes it: look first.
-	streamed := req.BodyStream() != nil
+	streamed, head := requestShape(req)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			now = time.Now()
@@ -368,7 +368,7 @@ func (u *upstream) roundTripAt(cl *call, id, addr string, req *fasthttp.Request,
 			// and close, as a server refusing an upload does: its answer
 			// is relayed. Only a connection that yields none failed.
 			resp.StreamBody = true
-			resp.SkipBody = req.Header.IsHead()
+			resp.SkipBody = head
 			rerr := resp.Read(conn.br)
 			if rerr == nil {
 				if !written {
@@ -386,6 +386,24 @@ func (u *upstream) roundTripAt(cl *call, id, addr string, req *fasthttp.Request,
 		}
 		return nil, err
 	}
+}
+
+// upstreamRequest is a request roundTrip writes: an outRequest, or a
+// *fasthttp.Request.
+type upstreamRequest interface {
+	Write(w *bufio.Writer) error
+}
+
+// requestShape reports whether req's body is streamed, so it cannot be
+// written again, and whether it is a HEAD, whose response has no body.
+func requestShape(req upstreamRequest) (streamed, head bool) {
+	switch r := req.(type) {
+	case *outRequest:
+		return r.stream != nil, r.head
+	case *fasthttp.Request:
+		return r.BodyStream() != nil, r.Header.IsHead()
+	}
+	return false, false
 }
 
 // isTimeout reports a deadline that passed. fasthttp's reader reports its
