@@ -42,7 +42,8 @@
 // (every inode is persistent in go-fuse): a few hundred bytes per entry.
 //
 // The kernel may cache entries and attributes for a day (layers never
-// change), keeps file pages across opens (FOPEN_KEEP_CACHE) and caches
+// change), keeps file pages across opens (FOPEN_KEEP_CACHE), sends no
+// FLUSH at close (FOPEN_NOFLUSH: a layer is never written) and caches
 // symlink targets. A layer without any xattr is mounted with xattr
 // requests disabled, so the kernel stops sending them (the costliest FUSE
 // requests of a run phase, SOCI #971); getxattr then answers ENOTSUP

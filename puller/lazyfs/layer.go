@@ -63,10 +63,17 @@ type Stats struct {
 	// PassthroughOpens is the number of opens handed a local file for
 	// passthrough.
 	PassthroughOpens int64
+	// Opens and Flushes count the FUSE OPEN and FLUSH requests of regular
+	// files: each is a round trip a process waits for.
+	Opens, Flushes int64
+	// Pushed is the number of held small files stored in the kernel's
+	// page cache at their first open (DeferSmall), whose reads then
+	// never reached the daemon.
+	Pushed int64
 }
 
 type stats struct {
-	reads, materialized, passthroughOpens atomic.Int64
+	reads, materialized, passthroughOpens, opens, flushes, pushed atomic.Int64
 }
 
 // Layer is one mounted layer: a read-only FUSE file system whose tree is
@@ -175,6 +182,9 @@ func (l *Layer) Stats() Stats {
 		Reads:            l.stats.reads.Load(),
 		Materialized:     l.stats.materialized.Load(),
 		PassthroughOpens: l.stats.passthroughOpens.Load(),
+		Opens:            l.stats.opens.Load(),
+		Flushes:          l.stats.flushes.Load(),
+		Pushed:           l.stats.pushed.Load(),
 	}
 }
 

@@ -31,6 +31,7 @@ var (
 	_ fs.NodeStatfser        = (*inode)(nil)
 	_ fs.NodeReleaser        = (*inode)(nil)
 	_ fs.NodeOpendirer       = (*inode)(nil)
+	_ fs.NodeFlusher         = (*inode)(nil)
 	_ fs.FilePassthroughFder = (*handle)(nil)
 )
 
@@ -149,15 +150,21 @@ func (h *handle) PassthroughFd() (int, bool) {
 	return int(h.local.Fd()), true
 }
 
+// openFlags are every open's reply flags: reads stay in the page cache
+// across opens, as the layer never changes, and a close sends no FLUSH
+// (nothing is ever written): a start that opens thousands of files would
+// otherwise wait for a round trip to the daemon at each close.
+const openFlags = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
+
 // Open implements fs.NodeOpener. Writes are refused; a file already
 // local is opened for passthrough, unless the file is still open through
 // the daemon (the kernel refuses to mix the two modes on one inode: the
-// open would fail with EIO); reads are kept in the page cache across
-// opens, as the layer never changes.
+// open would fail with EIO); see openFlags.
 func (i *inode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}
+	i.l.stats.opens.Add(1)
 	h := &handle{}
 	if hook := i.l.backingFdHook.Load(); hook != nil {
 		h.backingFd = *hook
@@ -180,7 +187,42 @@ func (i *inode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, 
 	} else if local != nil {
 		local.Close()
 	}
-	return h, fuse.FOPEN_KEEP_CACHE, 0
+	if h.cached {
+		i.pushHeld()
+	}
+	return h, openFlags, 0
+}
+
+// pushHeld stores the bytes of a small file held in memory (DeferSmall)
+// in the kernel's page cache at its first open through the daemon
+// (FUSE_NOTIFY_STORE, before the open's reply), so the reads that follow
+// are served there without a round trip each; they are noted as a read
+// of the whole file, as a passthrough open is. The kernel keeps the pages
+// across opens (openFlags); should it evict them, reads come to the
+// daemon again.
+func (i *inode) pushHeld() {
+	n := i.n
+	n.mu.Lock()
+	b := n.held
+	if len(b) == 0 || n.pushed {
+		n.mu.Unlock()
+		return
+	}
+	n.pushed = true
+	n.mu.Unlock()
+	if errno := i.WriteCache(0, b); errno != 0 {
+		i.l.log.Debug("store file in the page cache", "layer", i.l.name, "file", n.file, "err", errno)
+		return
+	}
+	i.l.stats.pushed.Add(1)
+	i.l.observers.notify(n.file, 0, n.size)
+}
+
+// Flush implements fs.NodeFlusher. Opens ask for no FLUSH (openFlags);
+// one that arrives all the same has nothing to do.
+func (i *inode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	i.l.stats.flushes.Add(1)
+	return 0
 }
 
 // Release implements fs.NodeReleaser.

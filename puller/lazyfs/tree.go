@@ -49,6 +49,9 @@ type tnode struct {
 	// held is a small file's verified bytes, kept in memory while the
 	// layer defers making small files local (Layer.hold).
 	held []byte
+	// pushed is set once held was stored in the kernel's page cache
+	// (inode.pushHeld).
+	pushed bool
 	// cached counts the open handles served through the daemon (the
 	// kernel's cached I/O mode). The kernel fails an open for
 	// passthrough with EIO while the inode has any such open, so none
