@@ -214,13 +214,17 @@ func (v *view) replay(rec Record) {
 		defer close(done)
 		defer cancel()
 		start := time.Now()
+		fetched := v.i.opts.Fetcher.Stats()
 		v.timing.replayBegan(start)
 		defer func() { v.timing.replayEnded(v.start, time.Now()) }()
 		sem := make(chan struct{}, replayWindow)
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var failed int
-		for _, grp := range replayGroups(rec.Reads, use) {
+		var waited, longest time.Duration // for a free window slot; the longest group
+		groups := replayGroups(rec.Reads, use)
+		for _, grp := range groups {
+			t0 := time.Now()
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -228,12 +232,17 @@ func (v *view) replay(rec Record) {
 			if ctx.Err() != nil {
 				break
 			}
+			waited += time.Since(t0)
 			l := v.mounted[grp.layer]
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
+				t0 := time.Now()
 				err := l.PrefetchRanges(ctx, grp.ranges)
+				mu.Lock()
+				longest = max(longest, time.Since(t0))
+				mu.Unlock()
 				if err == nil {
 					v.timing.replayed(grp.bytes())
 				}
@@ -246,9 +255,14 @@ func (v *view) replay(rec Record) {
 			}()
 		}
 		wg.Wait()
+		// The fetcher's counts include what other reads fetched meanwhile
+		// (the instance's own, other images').
+		now := v.i.opts.Fetcher.Stats()
 		v.i.log.Info("start-up record replayed", "image", v.digest, "ref", v.ref, "reads", len(rec.Reads),
 			"bytes", rec.Bytes(), "failed", failed, "cancelled", ctx.Err() != nil,
-			"duration", time.Since(start).Round(time.Millisecond))
+			"duration", time.Since(start).Round(time.Millisecond), "groups", len(groups),
+			"window_wait", waited.Round(time.Millisecond), "longest_group", longest.Round(time.Millisecond),
+			"gets", now.Requests-fetched.Requests, "network_bytes", now.NetworkBytes-fetched.NetworkBytes)
 	}()
 }
 

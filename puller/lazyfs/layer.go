@@ -12,7 +12,6 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"github.com/fcd-dev/fcd/puller/remote"
@@ -268,10 +267,7 @@ func (l *Layer) passthrough() bool { return l.cacheDir != "" && l.ptOK.Load() }
 // materializable reports whether n may be made local: passthrough works
 // and the file has a digest to verify the copy against (passthrough
 // bypasses the source's own checks).
-func (l *Layer) materializable(n *tnode) bool {
-	d := digest.Digest(n.digest)
-	return l.passthrough() && d.Validate() == nil && d.Algorithm() == digest.SHA256
-}
+func (l *Layer) materializable(n *tnode) bool { return l.passthrough() && n.sha256 }
 
 // passthroughFailed is called when a read reaches the daemon on a handle
 // that was given to the kernel for passthrough: the kernel refused the

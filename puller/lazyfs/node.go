@@ -170,7 +170,8 @@ func (i *inode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, 
 		h.backingFd = *hook
 	}
 	var local *os.File
-	if i.l.passthrough() {
+	if i.l.passthrough() && i.n.heldBytes() == nil {
+		// (A held file is not local: it is made so after the start.)
 		local = i.l.openLocal(i.n)
 	}
 	i.n.mu.Lock()
