@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sort"
 	"sync/atomic"
 	"syscall"
 
@@ -21,7 +22,8 @@ type inode struct {
 }
 
 var (
-	_ fs.NodeOnAdder         = (*inode)(nil)
+	_ fs.NodeLookuper        = (*inode)(nil)
+	_ fs.NodeReaddirer       = (*inode)(nil)
 	_ fs.NodeGetattrer       = (*inode)(nil)
 	_ fs.NodeReadlinker      = (*inode)(nil)
 	_ fs.NodeOpener          = (*inode)(nil)
@@ -35,29 +37,36 @@ var (
 	_ fs.FilePassthroughFder = (*handle)(nil)
 )
 
-// OnAdd builds the whole tree under the root when the file system is
-// mounted: a layer's tree is known up front and never changes, so every
-// inode is persistent, and hard links are one inode under several names.
-func (r *inode) OnAdd(ctx context.Context) {
-	if r.n != r.l.tree.root {
-		return
+// Lookup implements fs.NodeLookuper. The tree is known up front and
+// never changes, but go-fuse's inodes are made only for the names the
+// kernel looks up, so a mount costs little however many entries the
+// layer has; a hard link's names share one inode (go-fuse keys inodes by
+// StableAttr, here the tree's inode number).
+func (i *inode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	c, ok := i.n.children[name]
+	if !ok {
+		return nil, syscall.ENOENT
 	}
-	made := map[*tnode]*fs.Inode{r.n: &r.Inode}
-	var add func(parent *fs.Inode, n *tnode)
-	add = func(parent *fs.Inode, n *tnode) {
-		for name, c := range n.children {
-			child, ok := made[c]
-			if !ok {
-				child = parent.NewPersistentInode(ctx, &inode{l: r.l, n: c}, fs.StableAttr{Mode: c.mode & syscall.S_IFMT, Ino: c.ino})
-				made[c] = child
-				if c.isDir() {
-					add(child, c)
-				}
-			}
-			parent.AddChild(name, child, false)
-		}
+	child := &inode{l: i.l, n: c}
+	child.fill(&out.Attr)
+	out.SetEntryTimeout(i.l.timeout)
+	out.SetAttrTimeout(i.l.timeout)
+	return i.NewInode(ctx, child, fs.StableAttr{Mode: c.mode & syscall.S_IFMT, Ino: c.ino}), 0
+}
+
+// Readdir implements fs.NodeReaddirer: the directory's entries, by name.
+func (i *inode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	names := make([]string, 0, len(i.n.children))
+	for name := range i.n.children {
+		names = append(names, name)
 	}
-	add(&r.Inode, r.n)
+	sort.Strings(names)
+	ents := make([]fuse.DirEntry, 0, len(names))
+	for _, name := range names {
+		c := i.n.children[name]
+		ents = append(ents, fuse.DirEntry{Name: name, Mode: c.mode, Ino: c.ino})
+	}
+	return fs.NewListDirStream(ents), 0
 }
 
 func (i *inode) fill(a *fuse.Attr) {
