@@ -18,6 +18,12 @@ const DefaultRecordSettle = 2 * time.Second
 const (
 	replayWindow = 16
 	replayPiece  = 1 << 20
+	// replayWhole bounds a read from a file's start that is prefetched in
+	// one piece, so that a whole file is made local (lazyfs
+	// PrefetchRange) and its reads are then served by passthrough rather
+	// than by the daemon, decoding again what the cache of decoded bytes
+	// has let go.
+	replayWhole = 32 << 20
 	// replayGroupReads bounds the reads prefetched together.
 	replayGroupReads = 16
 	// maxRecordReads bounds a record's reads, and so its size in bbolt.
@@ -286,11 +292,17 @@ func (g replayGroup) bytes() int64 {
 
 // replayGroups cuts reads, in order, into groups of at most replayGroupReads
 // consecutive reads of one layer in use; a read longer than replayPiece is
-// split into pieces of its own, so they go out in parallel.
+// a group of its own, split into pieces that go out in parallel unless it
+// starts at the file's start and is at most replayWhole long (it may be
+// the whole file).
 func replayGroups(reads []Read, use []bool) []replayGroup {
 	var out []replayGroup
 	for _, rd := range reads {
 		if rd.Layer < 0 || rd.Layer >= len(use) || !use[rd.Layer] {
+			continue
+		}
+		if rd.N > replayPiece && rd.Off == 0 && rd.N <= replayWhole {
+			out = append(out, replayGroup{rd.Layer, []lazyfs.Range{{File: rd.File, Off: rd.Off, N: rd.N}}, true})
 			continue
 		}
 		if rd.N > replayPiece {

@@ -76,10 +76,11 @@ func (l *Layer) Observe(f ReadObserver) (remove func()) { return l.observers.add
 
 // PrefetchRange fetches the bytes [off, off+n) of the regular file name
 // (a Source name, as a ReadObserver sees it) at Prefetch priority, so an
-// instance's read of them finds them local: a small file is made local
-// whole (materialized) when it can be, so its open is served by
-// passthrough; other bytes land in the chunk cache and the cache of
-// decoded bytes. A name the layer does not have is ErrNotFound. It returns
+// instance's read of them finds them local: a small file, or a range
+// that is the whole file, is made local whole (materialized) when it can
+// be, so its open is served by passthrough (a small file is held in
+// memory instead while the layer defers them, MountOptions.DeferSmall);
+// other bytes land in the chunk cache and the cache of decoded bytes. A name the layer does not have is ErrNotFound. It returns
 // when ctx ends or the layer is unmounted.
 func (l *Layer) PrefetchRange(ctx context.Context, name string, off, n int64) error {
 	t, err := l.tree.lookup(name)
@@ -90,8 +91,10 @@ func (l *Layer) PrefetchRange(ctx context.Context, name string, off, n int64) er
 	defer cancel()
 	stop := context.AfterFunc(l.ctx, cancel)
 	defer stop()
-	if t.size <= l.small {
-		return l.prefetch(ctx, t, remote.Prefetch) // whole, and local unless deferring
+	if t.size <= l.small || off == 0 && n >= t.size && l.materializable(t) {
+		// Whole: made local (a small file is held instead while
+		// deferring), so its reads are served by passthrough.
+		return l.prefetch(ctx, t, remote.Prefetch)
 	}
 	end := min(off+n, t.size)
 	buf := make([]byte, min(end-off, 1<<20))

@@ -468,3 +468,33 @@ func TestPushHeld(t *testing.T) {
 		})
 	}
 }
+
+// TestPrefetchRangeWhole prefetches a large file whole while an instance
+// starts: it is made local at once, and reading it is served by
+// passthrough; a part of one is not.
+func TestPrefetchRangeWhole(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	b := buildLayer(t, entries)
+	for mode, src := range b.sources(t) {
+		t.Run(mode, func(t *testing.T) {
+			l := mountLayer(t, src, MountOptions{CacheDir: t.TempDir(), DeferSmall: true})
+			if err := l.PrefetchRange(context.Background(), "big/medium", 0, 100<<10); err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Stats().Materialized; got != 0 {
+				t.Fatalf("part of big/medium prefetched: %d files materialized, want 0", got)
+			}
+			if err := l.PrefetchRange(context.Background(), "big/random", 0, int64(len(files["big/random"]))); err != nil {
+				t.Fatal(err)
+			}
+			if got := readCold(t, filepath.Join(l.Dir(), "big/random")); !bytes.Equal(got, files["big/random"]) {
+				t.Fatal("big/random differs")
+			}
+			if st := l.Stats(); st.Materialized != 1 || st.Reads != 0 || st.PassthroughOpens != 1 {
+				t.Errorf("big/random prefetched whole, then read: %d materialized, %d daemon reads, %d passthrough opens; want 1, 0, 1", st.Materialized, st.Reads, st.PassthroughOpens)
+			}
+		})
+	}
+}
