@@ -24,8 +24,12 @@ const (
 	// than by the daemon, decoding again what the cache of decoded bytes
 	// has let go.
 	replayWhole = 32 << 20
-	// replayGroupReads bounds the reads prefetched together.
-	replayGroupReads = 16
+	// replayGroupReads bounds the reads prefetched together: the small
+	// files of a group are fetched in blob order, those close together
+	// in one GET, so a larger group needs fewer GETs (a node start of
+	// 7,066 reads took 3,084 GETs for 42 MB in groups of 16), at the cost
+	// of following the record's order less closely.
+	replayGroupReads = 64
 	// maxRecordReads bounds a record's reads, and so its size in bbolt.
 	maxRecordReads = 1 << 16
 )
