@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/fcd-dev/fcd/puller/remote"
 )
 
@@ -121,7 +123,7 @@ type Range struct {
 // PrefetchRanges prefetches rs as PrefetchRange does each, but with
 // fewer GETs: the small files among them are fetched whole, in blob
 // order, those whose bytes lie close together in one GET, then the other
-// ranges, in order. It returns at the first error, when ctx ends or the
+// ranges, in order, a few at once. It returns at the first error, when ctx ends or the
 // layer is unmounted.
 func (l *Layer) PrefetchRanges(ctx context.Context, rs []Range) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -163,10 +165,23 @@ func (l *Layer) PrefetchRanges(ctx context.Context, rs []Range) error {
 			return err
 		}
 	}
+	// The other ranges are fetched rangeWorkers at a time, in order: a
+	// source that does not batch small files (GzIndex) leaves them all
+	// here, and one after another they would trail far behind the reads
+	// that wait for them.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(rangeWorkers)
 	for _, r := range rest {
-		if err := l.PrefetchRange(ctx, r.File, r.Off, r.N); err != nil {
-			return err
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return l.PrefetchRange(gctx, r.File, r.Off, r.N) })
 	}
-	return nil
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
+
+// rangeWorkers is how many ranges PrefetchRanges fetches at once.
+const rangeWorkers = 4
