@@ -167,8 +167,8 @@ func (l *Layer) PrefetchRanges(ctx context.Context, rs []Range) error {
 	}
 	// The other ranges are fetched rangeWorkers at a time, in order: a
 	// source that does not batch small files (GzIndex) leaves them all
-	// here, and one after another they would trail far behind the reads
-	// that wait for them.
+	// here, and one after another they would trail behind the reads that
+	// wait for them.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(rangeWorkers)
 	for _, r := range rest {
