@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,6 +179,9 @@ func coldStart(b *testing.B, c *coldLink, d *process, name, image, acceleration 
 	if err != nil || status != 200 {
 		return r, fmt.Errorf("first request to %s: %d %v: %.300s", name, status, err, body)
 	}
+	if !strings.HasPrefix(name, "prime") {
+		printTimeline(b, d, name, body)
+	}
 	if runSeconds > 0 {
 		stopPerf := startPerf(b, name+"-run", image)
 		defer stopPerf()
@@ -196,6 +200,40 @@ func coldStart(b *testing.B, c *coldLink, d *process, name, image, acceleration 
 		}
 	}
 	return r, nil
+}
+
+// printTimeline prints where a measured start's time went: fcd's record
+// of its phases (GET /fcd/v1/coldstarts) and the application's own init
+// time, which its first response reports (initSeconds).
+func printTimeline(b *testing.B, d *process, name string, body []byte) {
+	var app struct{ InitSeconds float64 }
+	_ = json.Unmarshal(body, &app)
+	req, err := http.NewRequest(http.MethodGet, "http://"+d.endpoint+"/fcd/v1/coldstarts/"+name+"?limit=1", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := api.SignRequest(req, nil, d.creds.AccessKeyID, d.creds.AccessKeySecret); err != nil {
+		b.Fatal(err)
+	}
+	var page api.ColdStartsPage
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+	}
+	if err != nil || len(page.ColdStarts) == 0 {
+		fmt.Printf("  %s: no cold start record (%v); app init %.2fs\n", name, err, app.InitSeconds)
+		return
+	}
+	cs := page.ColdStarts[len(page.ColdStarts)-1]
+	var sb strings.Builder
+	for _, p := range cs.Phases {
+		fmt.Fprintf(&sb, " %s@%.0f+%.0f", p.Name, p.AtMs, p.Ms)
+		if p.Bytes > 0 {
+			fmt.Fprintf(&sb, "(%.1fMB)", float64(p.Bytes)/1e6)
+		}
+	}
+	fmt.Printf("  %s: app init %.2fs; phases (ms):%s\n", name, app.InitSeconds, sb.String())
 }
 
 // startPerf records, when FCD_BENCH_PERF names a directory, the whole

@@ -452,6 +452,12 @@ func (v *view) Stats() image.Stats {
 	return st
 }
 
+// backgroundDelay is how long after Ready the background fetch of an
+// image's layers begins: long enough for the request that waited for the
+// start to be answered without it competing for the CPU, short enough
+// that the run phase soon reads local bytes.
+const backgroundDelay = time.Second
+
 // Ready ends the lazy pull: the instance's start-up reads are done.
 func (v *view) Ready(ctx context.Context) error {
 	st := v.Stats()
@@ -463,9 +469,14 @@ func (v *view) Ready(ctx context.Context) error {
 	v.ready, v.end = true, v.start.Add(st.Duration)
 	layers := append([]digest.Digest(nil), v.layers...)
 	v.mu.Unlock()
-	for _, d := range layers {
-		v.i.opts.Layers.StartBackground(d)
-	}
+	// The background fetch (and making the small files held in memory
+	// local, thousands of file creations) waits a moment, so it does not
+	// compete for the CPU with the request that waited for this start.
+	time.AfterFunc(backgroundDelay, func() {
+		for _, d := range layers {
+			v.i.opts.Layers.StartBackground(d)
+		}
+	})
 	if v.rec != nil {
 		if settle := v.i.opts.RecordSettle; settle > 0 {
 			v.rec.ready(settle)

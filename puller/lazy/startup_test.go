@@ -266,7 +266,7 @@ func TestStartupRecordOfSource(t *testing.T) {
 
 // TestReplayGroups cuts a record into replay groups: consecutive reads of
 // a layer in use, at most replayGroupReads, long reads in pieces of their
-// own.
+// own unless they may be a whole file.
 func TestReplayGroups(t *testing.T) {
 	reads := []Read{
 		{Layer: 0, File: "a", N: 10},
@@ -275,6 +275,8 @@ func TestReplayGroups(t *testing.T) {
 		{Layer: 2, File: "skipped", N: 10},
 		{Layer: 0, File: "big", Off: 5, N: 2*replayPiece + 1},
 		{Layer: 0, File: "d", N: 10},
+		{Layer: 0, File: "whole", N: 3 * replayPiece},
+		{Layer: 0, File: "e", N: 10},
 	}
 	for i := range replayGroupReads + 1 {
 		reads = append(reads, Read{Layer: 1, File: fmt.Sprint("f", i), N: 1})
@@ -291,6 +293,8 @@ func TestReplayGroups(t *testing.T) {
 		fmt.Sprintf("0:1:big@%d+%d", 5+replayPiece, replayPiece),
 		fmt.Sprintf("0:1:big@%d+1", 5+2*replayPiece),
 		"0:1:d@0+10",
+		fmt.Sprintf("0:1:whole@0+%d", 3*replayPiece),
+		"0:1:e@0+10",
 		fmt.Sprintf("1:%d:f0@0+1", replayGroupReads),
 		fmt.Sprintf("1:1:f%d@0+1", replayGroupReads),
 	}

@@ -38,11 +38,14 @@
 //   - eStargz's landmark files (".prefetch.landmark",
 //     ".no.prefetch.landmark") are not part of the tree.
 //
-// The tree of a layer is held in memory for as long as it is mounted
-// (every inode is persistent in go-fuse): a few hundred bytes per entry.
+// The tree of a layer is held in memory for as long as it is mounted: a
+// few hundred bytes per entry. go-fuse's inodes are made only as the
+// kernel looks names up, so mounting costs little beyond reading the
+// tree.
 //
 // The kernel may cache entries and attributes for a day (layers never
-// change), keeps file pages across opens (FOPEN_KEEP_CACHE) and caches
+// change), keeps file pages across opens (FOPEN_KEEP_CACHE), sends no
+// FLUSH at close (FOPEN_NOFLUSH: a layer is never written) and caches
 // symlink targets. A layer without any xattr is mounted with xattr
 // requests disabled, so the kernel stops sending them (the costliest FUSE
 // requests of a run phase, SOCI #971); getxattr then answers ENOTSUP

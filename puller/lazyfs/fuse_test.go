@@ -181,3 +181,36 @@ func TestOverlayFidelity(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseSendsNoFlush opens and closes files of a layer, directly and
+// through an overlay, as a starting process does thousands of times: each
+// open is one round trip to the daemon, and no close is another.
+func TestCloseSendsNoFlush(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	b := buildLayer(t, entries)
+	l := mountLayer(t, b.sources(t)["gzindex"], MountOptions{})
+	mnt := t.TempDir()
+	// A read-only overlay needs two lower directories.
+	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+l.Dir()+":"+t.TempDir()); err != nil {
+		t.Fatalf("mount overlay: %v", err)
+	}
+	defer unix.Unmount(mnt, 0)
+	var opened int64
+	for name, want := range files {
+		for _, root := range []string{l.Dir(), mnt} {
+			got, err := os.ReadFile(filepath.Join(root, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s under %s differs", name, root)
+			}
+			opened++
+		}
+	}
+	if st := l.Stats(); st.Opens != opened || st.Flushes != 0 {
+		t.Errorf("%d files opened and closed: got %d opens and %d flushes, want %d and 0", opened, st.Opens, st.Flushes, opened)
+	}
+}

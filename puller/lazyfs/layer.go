@@ -12,7 +12,6 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"github.com/fcd-dev/fcd/puller/remote"
@@ -63,10 +62,17 @@ type Stats struct {
 	// PassthroughOpens is the number of opens handed a local file for
 	// passthrough.
 	PassthroughOpens int64
+	// Opens and Flushes count the FUSE OPEN and FLUSH requests of regular
+	// files: each is a round trip a process waits for.
+	Opens, Flushes int64
+	// Pushed is the number of held small files stored in the kernel's
+	// page cache at their first open (DeferSmall), whose reads then
+	// never reached the daemon.
+	Pushed int64
 }
 
 type stats struct {
-	reads, materialized, passthroughOpens atomic.Int64
+	reads, materialized, passthroughOpens, opens, flushes, pushed atomic.Int64
 }
 
 // Layer is one mounted layer: a read-only FUSE file system whose tree is
@@ -175,6 +181,9 @@ func (l *Layer) Stats() Stats {
 		Reads:            l.stats.reads.Load(),
 		Materialized:     l.stats.materialized.Load(),
 		PassthroughOpens: l.stats.passthroughOpens.Load(),
+		Opens:            l.stats.opens.Load(),
+		Flushes:          l.stats.flushes.Load(),
+		Pushed:           l.stats.pushed.Load(),
 	}
 }
 
@@ -258,10 +267,7 @@ func (l *Layer) passthrough() bool { return l.cacheDir != "" && l.ptOK.Load() }
 // materializable reports whether n may be made local: passthrough works
 // and the file has a digest to verify the copy against (passthrough
 // bypasses the source's own checks).
-func (l *Layer) materializable(n *tnode) bool {
-	d := digest.Digest(n.digest)
-	return l.passthrough() && d.Validate() == nil && d.Algorithm() == digest.SHA256
-}
+func (l *Layer) materializable(n *tnode) bool { return l.passthrough() && n.sha256 }
 
 // passthroughFailed is called when a read reaches the daemon on a handle
 // that was given to the kernel for passthrough: the kernel refused the

@@ -51,8 +51,8 @@ func (l *Layer) initCache() error {
 // known, so a file is kept once for every layer that has it; else by
 // layer and inode (inode numbers are assigned deterministically).
 func (l *Layer) localPath(n *tnode) string {
-	if d := digest.Digest(n.digest); d.Validate() == nil && d.Algorithm() == digest.SHA256 {
-		return filepath.Join(l.cacheDir, "files", d.Encoded())
+	if n.sha256 {
+		return filepath.Join(l.cacheDir, "files", digest.Digest(n.digest).Encoded())
 	}
 	return filepath.Join(l.cacheDir, "files", fmt.Sprintf("%s-%d", safeName(l.name), n.ino))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sort"
 	"sync/atomic"
 	"syscall"
 
@@ -21,7 +22,8 @@ type inode struct {
 }
 
 var (
-	_ fs.NodeOnAdder         = (*inode)(nil)
+	_ fs.NodeLookuper        = (*inode)(nil)
+	_ fs.NodeReaddirer       = (*inode)(nil)
 	_ fs.NodeGetattrer       = (*inode)(nil)
 	_ fs.NodeReadlinker      = (*inode)(nil)
 	_ fs.NodeOpener          = (*inode)(nil)
@@ -31,32 +33,40 @@ var (
 	_ fs.NodeStatfser        = (*inode)(nil)
 	_ fs.NodeReleaser        = (*inode)(nil)
 	_ fs.NodeOpendirer       = (*inode)(nil)
+	_ fs.NodeFlusher         = (*inode)(nil)
 	_ fs.FilePassthroughFder = (*handle)(nil)
 )
 
-// OnAdd builds the whole tree under the root when the file system is
-// mounted: a layer's tree is known up front and never changes, so every
-// inode is persistent, and hard links are one inode under several names.
-func (r *inode) OnAdd(ctx context.Context) {
-	if r.n != r.l.tree.root {
-		return
+// Lookup implements fs.NodeLookuper. The tree is known up front and
+// never changes, but go-fuse's inodes are made only for the names the
+// kernel looks up, so a mount costs little however many entries the
+// layer has; a hard link's names share one inode (go-fuse keys inodes by
+// StableAttr, here the tree's inode number).
+func (i *inode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	c, ok := i.n.children[name]
+	if !ok {
+		return nil, syscall.ENOENT
 	}
-	made := map[*tnode]*fs.Inode{r.n: &r.Inode}
-	var add func(parent *fs.Inode, n *tnode)
-	add = func(parent *fs.Inode, n *tnode) {
-		for name, c := range n.children {
-			child, ok := made[c]
-			if !ok {
-				child = parent.NewPersistentInode(ctx, &inode{l: r.l, n: c}, fs.StableAttr{Mode: c.mode & syscall.S_IFMT, Ino: c.ino})
-				made[c] = child
-				if c.isDir() {
-					add(child, c)
-				}
-			}
-			parent.AddChild(name, child, false)
-		}
+	child := &inode{l: i.l, n: c}
+	child.fill(&out.Attr)
+	out.SetEntryTimeout(i.l.timeout)
+	out.SetAttrTimeout(i.l.timeout)
+	return i.NewInode(ctx, child, fs.StableAttr{Mode: c.mode & syscall.S_IFMT, Ino: c.ino}), 0
+}
+
+// Readdir implements fs.NodeReaddirer: the directory's entries, by name.
+func (i *inode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	names := make([]string, 0, len(i.n.children))
+	for name := range i.n.children {
+		names = append(names, name)
 	}
-	add(&r.Inode, r.n)
+	sort.Strings(names)
+	ents := make([]fuse.DirEntry, 0, len(names))
+	for _, name := range names {
+		c := i.n.children[name]
+		ents = append(ents, fuse.DirEntry{Name: name, Mode: c.mode, Ino: c.ino})
+	}
+	return fs.NewListDirStream(ents), 0
 }
 
 func (i *inode) fill(a *fuse.Attr) {
@@ -149,21 +159,28 @@ func (h *handle) PassthroughFd() (int, bool) {
 	return int(h.local.Fd()), true
 }
 
+// openFlags are every open's reply flags: reads stay in the page cache
+// across opens, as the layer never changes, and a close sends no FLUSH
+// (nothing is ever written): a start that opens thousands of files would
+// otherwise wait for a round trip to the daemon at each close.
+const openFlags = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
+
 // Open implements fs.NodeOpener. Writes are refused; a file already
 // local is opened for passthrough, unless the file is still open through
 // the daemon (the kernel refuses to mix the two modes on one inode: the
-// open would fail with EIO); reads are kept in the page cache across
-// opens, as the layer never changes.
+// open would fail with EIO); see openFlags.
 func (i *inode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}
+	i.l.stats.opens.Add(1)
 	h := &handle{}
 	if hook := i.l.backingFdHook.Load(); hook != nil {
 		h.backingFd = *hook
 	}
 	var local *os.File
-	if i.l.passthrough() {
+	if i.l.passthrough() && i.n.heldBytes() == nil {
+		// (A held file is not local: it is made so after the start.)
 		local = i.l.openLocal(i.n)
 	}
 	i.n.mu.Lock()
@@ -180,7 +197,42 @@ func (i *inode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, 
 	} else if local != nil {
 		local.Close()
 	}
-	return h, fuse.FOPEN_KEEP_CACHE, 0
+	if h.cached {
+		i.pushHeld()
+	}
+	return h, openFlags, 0
+}
+
+// pushHeld stores the bytes of a small file held in memory (DeferSmall)
+// in the kernel's page cache at its first open through the daemon
+// (FUSE_NOTIFY_STORE, before the open's reply), so the reads that follow
+// are served there without a round trip each; they are noted as a read
+// of the whole file, as a passthrough open is. The kernel keeps the pages
+// across opens (openFlags); should it evict them, reads come to the
+// daemon again.
+func (i *inode) pushHeld() {
+	n := i.n
+	n.mu.Lock()
+	b := n.held
+	if len(b) == 0 || n.pushed {
+		n.mu.Unlock()
+		return
+	}
+	n.pushed = true
+	n.mu.Unlock()
+	if errno := i.WriteCache(0, b); errno != 0 {
+		i.l.log.Debug("store file in the page cache", "layer", i.l.name, "file", n.file, "err", errno)
+		return
+	}
+	i.l.stats.pushed.Add(1)
+	i.l.observers.notify(n.file, 0, n.size)
+}
+
+// Flush implements fs.NodeFlusher. Opens ask for no FLUSH (openFlags);
+// one that arrives all the same has nothing to do.
+func (i *inode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	i.l.stats.flushes.Add(1)
+	return 0
 }
 
 // Release implements fs.NodeReleaser.

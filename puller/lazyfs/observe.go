@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/fcd-dev/fcd/puller/remote"
 )
 
@@ -76,10 +78,11 @@ func (l *Layer) Observe(f ReadObserver) (remove func()) { return l.observers.add
 
 // PrefetchRange fetches the bytes [off, off+n) of the regular file name
 // (a Source name, as a ReadObserver sees it) at Prefetch priority, so an
-// instance's read of them finds them local: a small file is made local
-// whole (materialized) when it can be, so its open is served by
-// passthrough; other bytes land in the chunk cache and the cache of
-// decoded bytes. A name the layer does not have is ErrNotFound. It returns
+// instance's read of them finds them local: a small file, or a range
+// that is the whole file, is made local whole (materialized) when it can
+// be, so its open is served by passthrough (a small file is held in
+// memory instead while the layer defers them, MountOptions.DeferSmall);
+// other bytes land in the chunk cache and the cache of decoded bytes. A name the layer does not have is ErrNotFound. It returns
 // when ctx ends or the layer is unmounted.
 func (l *Layer) PrefetchRange(ctx context.Context, name string, off, n int64) error {
 	t, err := l.tree.lookup(name)
@@ -90,8 +93,10 @@ func (l *Layer) PrefetchRange(ctx context.Context, name string, off, n int64) er
 	defer cancel()
 	stop := context.AfterFunc(l.ctx, cancel)
 	defer stop()
-	if t.size <= l.small {
-		return l.prefetch(ctx, t, remote.Prefetch) // whole, and local unless deferring
+	if t.size <= l.small || off == 0 && n >= t.size && l.materializable(t) {
+		// Whole: made local (a small file is held instead while
+		// deferring), so its reads are served by passthrough.
+		return l.prefetch(ctx, t, remote.Prefetch)
 	}
 	end := min(off+n, t.size)
 	buf := make([]byte, min(end-off, 1<<20))
@@ -118,7 +123,7 @@ type Range struct {
 // PrefetchRanges prefetches rs as PrefetchRange does each, but with
 // fewer GETs: the small files among them are fetched whole, in blob
 // order, those whose bytes lie close together in one GET, then the other
-// ranges, in order. It returns at the first error, when ctx ends or the
+// ranges, in order, a few at once. It returns at the first error, when ctx ends or the
 // layer is unmounted.
 func (l *Layer) PrefetchRanges(ctx context.Context, rs []Range) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -160,10 +165,23 @@ func (l *Layer) PrefetchRanges(ctx context.Context, rs []Range) error {
 			return err
 		}
 	}
+	// The other ranges are fetched rangeWorkers at a time, in order: a
+	// source that does not batch small files (GzIndex) leaves them all
+	// here, and one after another they would trail behind the reads that
+	// wait for them.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(rangeWorkers)
 	for _, r := range rest {
-		if err := l.PrefetchRange(ctx, r.File, r.Off, r.N); err != nil {
-			return err
+		if gctx.Err() != nil {
+			break
 		}
+		g.Go(func() error { return l.PrefetchRange(gctx, r.File, r.Off, r.N) })
 	}
-	return nil
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
+
+// rangeWorkers is how many ranges PrefetchRanges fetches at once.
+const rangeWorkers = 4

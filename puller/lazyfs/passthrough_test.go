@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -406,4 +407,94 @@ func (l *Layer) cachedOpens() int {
 		tn.mu.Unlock()
 	}
 	return n
+}
+
+// TestPushHeld prefetches small files while an instance starts
+// (DeferSmall): they are held in memory, and their first open stores them
+// in the kernel's page cache, directly and through an overlay, so reading
+// them reaches the daemon no more; the reads are observed all the same.
+func TestPushHeld(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	startup := []string{"etc/passwd", "home/user/.profile", "opaque/kept"}
+	b := buildLayer(t, entries)
+	for mode, src := range b.sources(t) {
+		t.Run(mode, func(t *testing.T) {
+			l := mountLayer(t, src, MountOptions{CacheDir: t.TempDir(), DeferSmall: true})
+			var mu sync.Mutex
+			seen := map[string]bool{}
+			defer l.Observe(func(file string, off, n int64) {
+				mu.Lock()
+				seen[file] = true
+				mu.Unlock()
+			})()
+			for _, f := range startup {
+				if err := l.PrefetchRange(context.Background(), f, 0, int64(len(files[f]))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mnt := t.TempDir()
+			if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+l.Dir()+":"+t.TempDir()); err != nil {
+				t.Fatalf("mount overlay: %v", err)
+			}
+			defer unix.Unmount(mnt, 0)
+			for i, f := range startup {
+				root := l.Dir()
+				if i%2 == 1 {
+					root = mnt
+				}
+				for range 2 {
+					got, err := os.ReadFile(filepath.Join(root, f))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(got, files[f]) {
+						t.Fatalf("%s differs", f)
+					}
+				}
+			}
+			st := l.Stats()
+			if st.Reads != 0 || st.Pushed != int64(len(startup)) || st.Materialized != 0 {
+				t.Errorf("reading %d held files twice: %d daemon reads, %d pushed, %d materialized; want 0, %d, 0", len(startup), st.Reads, st.Pushed, st.Materialized, len(startup))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, f := range startup {
+				if !seen[f] {
+					t.Errorf("read of %s not observed", f)
+				}
+			}
+		})
+	}
+}
+
+// TestPrefetchRangeWhole prefetches a large file whole while an instance
+// starts: it is made local at once, and reading it is served by
+// passthrough; a part of one is not.
+func TestPrefetchRangeWhole(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	b := buildLayer(t, entries)
+	for mode, src := range b.sources(t) {
+		t.Run(mode, func(t *testing.T) {
+			l := mountLayer(t, src, MountOptions{CacheDir: t.TempDir(), DeferSmall: true})
+			if err := l.PrefetchRange(context.Background(), "big/medium", 0, 100<<10); err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Stats().Materialized; got != 0 {
+				t.Fatalf("part of big/medium prefetched: %d files materialized, want 0", got)
+			}
+			if err := l.PrefetchRange(context.Background(), "big/random", 0, int64(len(files["big/random"]))); err != nil {
+				t.Fatal(err)
+			}
+			if got := readCold(t, filepath.Join(l.Dir(), "big/random")); !bytes.Equal(got, files["big/random"]) {
+				t.Fatal("big/random differs")
+			}
+			if st := l.Stats(); st.Materialized != 1 || st.Reads != 0 || st.PassthroughOpens != 1 {
+				t.Errorf("big/random prefetched whole, then read: %d materialized, %d daemon reads, %d passthrough opens; want 1, 0, 1", st.Materialized, st.Reads, st.PassthroughOpens)
+			}
+		})
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,6 +38,7 @@ type tnode struct {
 	target   string            // symlink target
 	file     string            // regular file: Source name of its data
 	digest   string            // regular file: sha256 of its data, if known
+	sha256   bool              // digest is a valid sha256 digest
 	xattrs   map[string]string // nil if none
 	nlink    uint32            // set by finish
 	children map[string]*tnode // directories only
@@ -49,6 +51,9 @@ type tnode struct {
 	// held is a small file's verified bytes, kept in memory while the
 	// layer defers making small files local (Layer.hold).
 	held []byte
+	// pushed is set once held was stored in the kernel's page cache
+	// (inode.pushHeld).
+	pushed bool
 	// cached counts the open handles served through the daemon (the
 	// kernel's cached I/O mode). The kernel fails an open for
 	// passthrough with EIO while the inode has any such open, so none
@@ -166,6 +171,7 @@ func (t *tree) apply(e *Entry) error {
 	case tar.TypeReg:
 		n = t.newNode(syscall.S_IFREG|perm, e.UID, e.GID, e.ModTime)
 		n.size, n.file, n.digest = e.Size, e.Name, string(e.Digest)
+		n.sha256 = e.Digest.Validate() == nil && e.Digest.Algorithm() == digest.SHA256
 		t.data[e.Name] = n
 	case tar.TypeSymlink:
 		n = t.newNode(syscall.S_IFLNK|0o777, e.UID, e.GID, e.ModTime)
