@@ -10,14 +10,13 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
-	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/fcd-dev/fcd/puller/gzindex"
 	"github.com/fcd-dev/fcd/puller/remote"
 )
 
@@ -101,7 +100,7 @@ func OpenEStargz(ctx context.Context, blob Blob, size int64, opts EStargzOptions
 
 // readTOC finds the TOC through the footer (current or legacy eStargz)
 // and returns it with the size of the payload before it and its digest.
-func readTOC(ctx context.Context, blob Blob, size int64) (*estargz.JTOC, int64, digest.Digest, error) {
+func readTOC(ctx context.Context, blob Blob, size int64) (*jtoc, int64, digest.Digest, error) {
 	decs := []estargz.Decompressor{new(estargz.GzipDecompressor), new(estargz.LegacyGzipDecompressor)}
 	n := int64(0)
 	for _, d := range decs {
@@ -133,7 +132,8 @@ func readTOC(ctx context.Context, blob Blob, size int64) (*estargz.JTOC, int64, 
 		if err != nil {
 			return nil, 0, "", fmt.Errorf("read estargz TOC: %w", err)
 		}
-		toc, dgst, err := d.ParseTOC(bytes.NewReader(raw))
+		// Both footers point at the same TOC format.
+		toc, dgst, err := parseTOC(bytes.NewReader(raw))
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -156,7 +156,7 @@ var tocTypes = map[string]byte{
 // load turns the TOC into entries and chunk lists. The landmark files
 // eStargz adds are left out (they are not part of the image's tree); the
 // regular files before ".prefetch.landmark" are the start-up order.
-func (s *EStargz) load(toc *estargz.JTOC, payload int64) error {
+func (s *EStargz) load(toc *jtoc, payload int64) error {
 	// A chunk's compressed bytes end where the next member starts.
 	ends := make([]int64, len(toc.Entries))
 	next := payload
@@ -166,10 +166,12 @@ func (s *EStargz) load(toc *estargz.JTOC, payload int64) error {
 			next = e.Offset
 		}
 	}
+	s.entries = make([]Entry, 0, len(toc.Entries))
 	var last *Entry
 	landmark := false
 	var before []string
-	for i, te := range toc.Entries {
+	for i := range toc.Entries {
+		te := &toc.Entries[i]
 		if te.Type == "chunk" {
 			if last == nil {
 				return fmt.Errorf("estargz TOC: chunk before any file: %w", ErrCorrupt)
@@ -261,7 +263,7 @@ func (s *EStargz) load(toc *estargz.JTOC, payload int64) error {
 
 // addChunk records the chunk te of file e. A chunk without a chunkDigest
 // is accepted only when it is the whole file and the file has a digest.
-func (s *EStargz) addChunk(e *Entry, te *estargz.TOCEntry, end int64) error {
+func (s *EStargz) addChunk(e *Entry, te *tocEntry, end int64) error {
 	size := te.ChunkSize
 	if size == 0 {
 		size = e.Size - te.ChunkOffset
@@ -270,7 +272,7 @@ func (s *EStargz) addChunk(e *Entry, te *estargz.TOCEntry, end int64) error {
 	if d == "" && te.ChunkOffset == 0 && size == e.Size {
 		d = e.Digest
 	}
-	if d.Validate() != nil {
+	if !isSHA256(d) && d.Validate() != nil {
 		return fmt.Errorf("estargz file %s: chunk at %d has no valid digest %q: %w", e.Name, te.ChunkOffset, d, ErrCorrupt)
 	}
 	if te.Offset <= 0 || end <= te.Offset || size <= 0 || te.ChunkOffset < 0 || te.ChunkOffset+size > e.Size {
@@ -373,29 +375,13 @@ func (s *EStargz) fetchChunk(ctx context.Context, c *tocChunk, prio remote.Prior
 	return decodeChunk(c, raw)
 }
 
-// gzipReaders keeps decompressors (their windows and tables) between
-// chunks: a start-up decodes thousands of small ones.
-var gzipReaders sync.Pool
-
 // decodeChunk decompresses c from raw, the compressed bytes [c.off,
-// c.end) of the blob, and verifies it.
+// c.end) of the blob, and verifies it against its chunkDigest (which is
+// why gzindex.Gunzip, twice as fast as a gzip reader, may skip the gzip
+// CRCs).
 func decodeChunk(c *tocChunk, raw []byte) ([]byte, error) {
-	zr, _ := gzipReaders.Get().(*gzip.Reader)
-	var err error
-	if zr == nil {
-		zr, err = gzip.NewReader(bytes.NewReader(raw))
-	} else {
-		err = zr.Reset(bytes.NewReader(raw))
-	}
+	b, err := gzindex.Gunzip(raw, c.inner, c.size)
 	if err != nil {
-		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
-	}
-	defer gzipReaders.Put(zr)
-	if _, err := io.CopyN(io.Discard, zr, c.inner); err != nil {
-		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
-	}
-	b := make([]byte, c.size)
-	if _, err := io.ReadFull(zr, b); err != nil {
 		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
 	}
 	if got := digest.FromBytes(b); got != c.digest {

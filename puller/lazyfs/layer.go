@@ -260,7 +260,7 @@ func (l *Layer) passthrough() bool { return l.cacheDir != "" && l.ptOK.Load() }
 // bypasses the source's own checks).
 func (l *Layer) materializable(n *tnode) bool {
 	d := digest.Digest(n.digest)
-	return l.passthrough() && d.Validate() == nil && d.Algorithm() == digest.SHA256
+	return l.passthrough() && isSHA256(d)
 }
 
 // passthroughFailed is called when a read reaches the daemon on a handle

@@ -51,7 +51,7 @@ func (l *Layer) initCache() error {
 // known, so a file is kept once for every layer that has it; else by
 // layer and inode (inode numbers are assigned deterministically).
 func (l *Layer) localPath(n *tnode) string {
-	if d := digest.Digest(n.digest); d.Validate() == nil && d.Algorithm() == digest.SHA256 {
+	if d := digest.Digest(n.digest); isSHA256(d) {
 		return filepath.Join(l.cacheDir, "files", d.Encoded())
 	}
 	return filepath.Join(l.cacheDir, "files", fmt.Sprintf("%s-%d", safeName(l.name), n.ino))
@@ -159,7 +159,7 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 	// Passthrough bypasses the source's checks: a file without a digest
 	// is not materialized.
 	want := digest.Digest(n.digest)
-	if want.Validate() != nil || want.Algorithm() != digest.SHA256 {
+	if !isSHA256(want) {
 		return nil, fmt.Errorf("%s: no sha256 digest (%q) to verify a local copy: %w", n.file, want, ErrUnsupported)
 	}
 	check := sha256.New()
