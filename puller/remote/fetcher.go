@@ -16,6 +16,7 @@ import (
 const (
 	DefaultStreams          = 6
 	DefaultMaxRequest       = 4 << 20
+	DefaultMaxGap           = 32 << 10
 	DefaultBackgroundReq    = 1 << 20
 	DefaultBackgroundQuiet  = time.Second
 	DefaultRetryTimeout     = 30 * time.Second
@@ -50,6 +51,13 @@ type Options struct {
 	// pending reads, and so the memory in flight per stream. Zero means
 	// DefaultMaxRequest. A single read larger than it is still one GET.
 	MaxRequest int64
+	// MaxGap is the most bytes between two pending reads of a blob that
+	// one GET reads and discards to serve both: a registry spends about as
+	// much on a request for a few KiB as on one for MiBs (the reference
+	// implementation reads 4 MiB from its storage for each), and so does
+	// this host, while a few KiB more cost the link little. Zero means
+	// DefaultMaxGap; negative means only adjacent reads share a GET.
+	MaxGap int64
 	// RetryTimeout bounds how long a read retries a failing registry
 	// before it fails with ErrUnavailable. Zero means DefaultRetryTimeout
 	// (30 s).
@@ -76,8 +84,8 @@ type Options struct {
 
 // Fetcher schedules the range reads of every Blob made from it: one
 // queue per registry, on-demand reads first, then prefetch, then
-// background; identical reads in flight shared; adjacent pending reads
-// of one blob coalesced into one GET; at most Options.Streams GETs per
+// background; identical reads in flight shared; pending reads of one
+// blob that are adjacent or close (Options.MaxGap) coalesced into one GET; at most Options.Streams GETs per
 // registry at once. Make one per host process and share it. It is safe
 // for concurrent use.
 //
@@ -106,6 +114,7 @@ type Fetcher struct {
 func New(opts Options) *Fetcher {
 	opts.Streams = cmp.Or(opts.Streams, DefaultStreams)
 	opts.MaxRequest = cmp.Or(opts.MaxRequest, DefaultMaxRequest)
+	opts.MaxGap = max(cmp.Or(opts.MaxGap, DefaultMaxGap), 0)
 	opts.BackgroundQuiet = cmp.Or(opts.BackgroundQuiet, DefaultBackgroundQuiet)
 	opts.BackgroundRequest = cmp.Or(opts.BackgroundRequest, DefaultBackgroundReq)
 	opts.RetryTimeout = cmp.Or(opts.RetryTimeout, DefaultRetryTimeout)
@@ -184,19 +193,22 @@ type Stats struct {
 	// Shared counts reads that joined an identical read already pending or
 	// in flight; Coalesced counts reads sent as part of another read's GET.
 	Shared, Coalesced int64
+	// GapBytes are bytes received between coalesced reads and discarded
+	// (Options.MaxGap); they count in NetworkBytes too.
+	GapBytes int64
 }
 
 type atomicInt = atomic.Int64
 
 type counters struct {
-	network, cache, requests, retries, reauths, whole, shared, coalesced atomic.Int64
+	network, cache, requests, retries, reauths, whole, shared, coalesced, gap atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
 		NetworkBytes: c.network.Load(), CacheBytes: c.cache.Load(), Requests: c.requests.Load(),
 		Retries: c.retries.Load(), Reauths: c.reauths.Load(), WholeBlob: c.whole.Load(),
-		Shared: c.shared.Load(), Coalesced: c.coalesced.Load(),
+		Shared: c.shared.Load(), Coalesced: c.coalesced.Load(), GapBytes: c.gap.Load(),
 	}
 }
 
