@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fcd-dev/fcd/puller/gzindex"
 	"github.com/fcd-dev/fcd/puller/remote"
@@ -403,42 +405,88 @@ func (s *EStargz) extent(name string) (off, end int64, ok bool) {
 	return off, end, true
 }
 
-// fetchFiles implements spanFetcher: the chunks of files not decoded yet
-// are fetched in runs of at most spanBytes whose chunks lie at most
-// spanGap apart, one GET per run, then decoded, verified and kept in the
-// cache of decoded bytes (and the chunk store, as chunk does), so that
-// reading the files next finds them there.
+// fetchFiles implements spanFetcher: fetchRanges of the files whole.
 func (s *EStargz) fetchFiles(ctx context.Context, names []string, prio remote.Priority) error {
-	var cs []*tocChunk
+	rs := make([]Range, 0, len(names))
 	for _, name := range names {
-		for i := range s.files[name] {
-			c := &s.files[name][i]
-			if _, ok := decoded.get(memKey{s, c.off, c.inner}); !ok {
-				cs = append(cs, c)
+		rs = append(rs, Range{File: name, N: -1})
+	}
+	return s.fetchRanges(ctx, rs, prio)
+}
+
+// fetchRanges implements spanFetcher: the chunks holding rs's bytes (a
+// negative N: the whole file) that are neither decoded nor in the chunk
+// store are fetched in runs of at most spanBytes whose chunks lie at most
+// spanGap apart, then decoded, verified and kept in the cache of decoded
+// bytes (and the chunk store, as chunk does), so that reading the files
+// next finds them there. Every run's read is asked for at once, so that
+// the fetcher sends runs that lie close together in one GET.
+func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Priority) error {
+	var cs []*tocChunk
+	seen := make(map[*tocChunk]bool)
+	for _, r := range rs {
+		chunks := s.files[r.File]
+		end := r.Off + r.N
+		if r.N < 0 {
+			end = math.MaxInt64
+		}
+		i := sort.Search(len(chunks), func(i int) bool { return chunks[i].fileOff+chunks[i].size > r.Off })
+		for ; i < len(chunks) && chunks[i].fileOff < end; i++ {
+			c := &chunks[i]
+			if seen[c] {
+				continue
 			}
+			seen[c] = true
+			if s.have(ctx, c) {
+				continue
+			}
+			cs = append(cs, c)
 		}
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].off < cs[j].off })
+	g, gctx := errgroup.WithContext(ctx)
 	for len(cs) > 0 {
 		lo, hi, n := cs[0].off, cs[0].end, 1
 		for ; n < len(cs) && cs[n].off-hi <= spanGap && max(hi, cs[n].end)-lo <= spanBytes; n++ {
 			hi = max(hi, cs[n].end)
 		}
-		raw, err := s.blob.ReadRange(ctx, lo, hi-lo, prio)
-		if err != nil {
-			return fmt.Errorf("fetch chunks at %d-%d: %w", lo, hi, err)
-		}
-		for _, c := range cs[:n] {
-			b, err := decodeChunk(c, raw[c.off-lo:c.end-lo])
+		run := cs[:n]
+		g.Go(func() error {
+			raw, err := s.blob.ReadRange(gctx, lo, hi-lo, prio)
 			if err != nil {
-				return err
+				return fmt.Errorf("fetch chunks at %d-%d: %w", lo, hi, err)
 			}
-			decoded.add(memKey{s, c.off, c.inner}, b)
-			s.keep(ctx, c, b)
-		}
+			for _, c := range run {
+				b, err := decodeChunk(c, raw[c.off-lo:c.end-lo])
+				if err != nil {
+					return err
+				}
+				decoded.add(memKey{s, c.off, c.inner}, b)
+				s.keep(ctx, c, b)
+			}
+			return nil
+		})
 		cs = cs[n:]
 	}
-	return nil
+	return g.Wait()
+}
+
+// have reports whether c's bytes are decoded, putting them there from
+// the chunk store if it holds them.
+func (s *EStargz) have(ctx context.Context, c *tocChunk) bool {
+	mk := memKey{s, c.off, c.inner}
+	if _, ok := decoded.get(mk); ok {
+		return true
+	}
+	if s.store == nil || c.whole && s.wholeKept.Load() {
+		return false // a whole file the layer keeps is not in the store
+	}
+	b, err := s.store.Get(ctx, c.digest)
+	if err != nil || int64(len(b)) != c.size {
+		return false
+	}
+	decoded.add(mk, b)
+	return true
 }
 
 // cleanName is the entry name of a tar name: no leading "/" or "./", no

@@ -338,13 +338,18 @@ type spanFetcher interface {
 	// fetchFiles fetches the bytes of files into the cache of decoded
 	// bytes with one GET per run of close chunks.
 	fetchFiles(ctx context.Context, names []string, prio remote.Priority) error
+	// fetchRanges does the same for ranges of files (N < 0: the rest
+	// of the file).
+	fetchRanges(ctx context.Context, rs []Range, prio remote.Priority) error
 }
 
-// A span is what one GET of spanFetcher.fetchFiles reads at most, and
-// spanGap the most bytes nobody asked for it reads to join two files.
+// A span is what one read of spanFetcher.fetchFiles asks for at most,
+// and spanGap the most bytes nobody asked for it reads to join two
+// files: as many as the fetcher reads to join two pending reads into one
+// GET (remote.DefaultMaxGap), which also joins close spans.
 const (
 	spanBytes = 1 << 20
-	spanGap   = 4 << 10
+	spanGap   = 32 << 10
 )
 
 // wholeFileKeeper is a Source told whether the layer keeps files whole
