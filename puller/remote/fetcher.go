@@ -34,6 +34,13 @@ type Options struct {
 	// Cache stores verified chunks (ReadChunk with a digest) and serves
 	// them again. Nil means nothing is cached.
 	Cache *cache.Cache
+	// HoldBytes, with a Cache, keeps up to this many bytes of verified
+	// chunks in memory (most recently used first) and writes a chunk to
+	// the Cache only when it leaves memory, or at Close: a start-up's
+	// chunks then cost no cache file while it waits, nor a read of one
+	// when needed again. Zero means none: each chunk is written as it
+	// arrives.
+	HoldBytes int64
 	// Streams bounds the GETs in flight to one registry. Background reads
 	// use at most Streams-1 of them, so an on-demand or prefetch read
 	// always finds one free once the requests on the wire finish, and
@@ -94,6 +101,7 @@ type Options struct {
 type Fetcher struct {
 	opts  Options
 	cache *cache.Cache
+	held  *heldChunks // nil without Options.HoldBytes
 	log   *slog.Logger
 
 	ctx    context.Context // cancelled by Close
@@ -128,16 +136,26 @@ func New(opts Options) *Fetcher {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Fetcher{
+	f := &Fetcher{
 		opts: opts, cache: opts.Cache, log: log, ctx: ctx, cancel: cancel,
 		queues:   make(map[string]*queue),
 		items:    make(map[itemKey]*item),
 		breakers: make(map[string]*breaker),
 	}
+	if f.cache != nil && opts.HoldBytes > 0 {
+		f.held = newHeldChunks(f, opts.HoldBytes)
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.held.run(ctx)
+		}()
+	}
+	return f
 }
 
-// Close fails pending reads with ErrClosed, cancels those in flight and
-// waits for their goroutines. Later reads fail with ErrClosed.
+// Close fails pending reads with ErrClosed, cancels those in flight,
+// writes the chunks held in memory to the cache and waits for its
+// goroutines. Later reads fail with ErrClosed.
 func (f *Fetcher) Close() error {
 	f.mu.Lock()
 	if f.closed {
@@ -180,7 +198,8 @@ type Stats struct {
 	// NetworkBytes are body bytes received from registries, including
 	// bytes skipped in whole-blob answers and bytes of failed attempts.
 	NetworkBytes int64
-	// CacheBytes are bytes served from the cache.
+	// CacheBytes are bytes served from the cache, or from the chunks
+	// held in memory (Options.HoldBytes).
 	CacheBytes int64
 	// Requests are GETs sent (each attempt counts; token requests do not).
 	Requests int64

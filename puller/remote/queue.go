@@ -365,6 +365,8 @@ func (f *Fetcher) complete(it *item) {
 	if want := it.key.want; want != "" {
 		if got := digest.SHA256.FromBytes(data); got != want {
 			data, err = nil, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, want)
+		} else if f.held != nil {
+			f.held.add(want, data)
 		} else if f.cache != nil {
 			// Cache even if every waiter left: the bytes were paid for.
 			if perr := f.cache.PutBytes(f.ctx, want, data); perr != nil && !errors.Is(perr, context.Canceled) {

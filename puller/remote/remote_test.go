@@ -321,6 +321,44 @@ func TestVerifiedCache(t *testing.T) {
 	}
 }
 
+// TestHeldChunks: with HoldBytes, verified chunks are served from memory
+// and written to the cache only once they leave it, or at Close.
+func TestHeldChunks(t *testing.T) {
+	c, err := cache.Open(t.TempDir(), cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opts := testOptions()
+	opts.Cache, opts.HoldBytes = c, 1<<20
+	x := newFixture(t, 2<<20, opts)
+	ctx := context.Background()
+	const n = 512 << 10
+	var ds []digest.Digest
+	for i := range 3 {
+		chunk := x.data[i*n : (i+1)*n]
+		ds = append(ds, digest.FromBytes(chunk))
+		for range 2 {
+			got, err := x.b.ReadChunk(ctx, int64(i*n), n, ds[i], OnDemand)
+			if err != nil || !bytes.Equal(got, chunk) {
+				t.Fatalf("chunk %d: got %d bytes, %v", i, len(got), err)
+			}
+		}
+		if i == 0 && c.Has(ds[0]) {
+			t.Fatal("a chunk held in memory was written to the cache")
+		}
+	}
+	if st := x.b.Stats(); st.Requests != 3 || st.CacheBytes != 3*n {
+		t.Fatalf("got %d requests and %d bytes from memory, want 3 and %d", st.Requests, st.CacheBytes, 3*n)
+	}
+	x.f.Close()
+	for i, d := range ds {
+		if !c.Has(d) {
+			t.Errorf("after Close: chunk %d not in the cache", i)
+		}
+	}
+}
+
 // held starts a read of [off, off+n) that the gated registry holds, and
 // waits until it is on the wire.
 func held(t *testing.T, x *fixture, g *regtest.Gate, off, n int64, prio Priority) *item {
