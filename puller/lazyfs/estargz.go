@@ -2,7 +2,6 @@ package lazyfs
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -108,6 +107,8 @@ func readTOC(ctx context.Context, blob Blob, size int64) (*jtoc, int64, digest.D
 	for _, d := range decs {
 		n = max(n, min(d.FooterSize(), size))
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the TOC pieces not read
 	footer, err := blob.ReadRange(ctx, size-n, n, remote.OnDemand)
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("read estargz footer: %w", err)
@@ -130,12 +131,12 @@ func readTOC(ctx context.Context, blob Blob, size int64) (*jtoc, int64, digest.D
 		if tocSize <= 0 {
 			tocSize = size - tocOff - fs
 		}
-		raw, err := blob.ReadRange(ctx, tocOff, tocSize, remote.OnDemand)
-		if err != nil {
-			return nil, 0, "", fmt.Errorf("read estargz TOC: %w", err)
-		}
 		// Both footers point at the same TOC format.
-		toc, dgst, err := parseTOC(bytes.NewReader(raw))
+		pr := readPieces(ctx, blob, tocOff, tocSize)
+		toc, dgst, err := parseTOC(pr)
+		if pr.err != nil {
+			return nil, 0, "", fmt.Errorf("read estargz TOC: %w", pr.err)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

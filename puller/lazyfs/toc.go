@@ -3,6 +3,7 @@ package lazyfs
 import (
 	"archive/tar"
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"hash"
@@ -13,6 +14,8 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/fcd-dev/fcd/puller/remote"
 )
 
 // tocEntry holds the fields of an eStargz TOC entry (estargz.TOCEntry's
@@ -91,6 +94,63 @@ func decodeTOC(r io.Reader) (*jtoc, digest.Digest, error) {
 		return nil, "", fmt.Errorf("read TOC: %w", err)
 	}
 	return toc, digest.NewDigest(digest.SHA256, hr.h), nil
+}
+
+// tocPiece is what one read of a TOC asks for: the reads are made at
+// once (the fetcher joins them into few GETs) and the TOC is decoded as
+// they arrive, in order, so that decoding a large TOC overlaps fetching
+// it instead of following it.
+const tocPiece = 256 << 10
+
+// readPieces returns a reader of the n bytes of blob at off, read in
+// tocPiece reads made at once; after a read failed, its err is set. The
+// reads run until done or ctx ends.
+func readPieces(ctx context.Context, blob Blob, off, n int64) *pieceReader {
+	k := (n + tocPiece - 1) / tocPiece
+	pr := &pieceReader{pieces: make([]chan piece, k)}
+	for i := range pr.pieces {
+		ch := make(chan piece, 1)
+		pr.pieces[i] = ch
+		o := off + int64(i)*tocPiece
+		go func() {
+			b, err := blob.ReadRange(ctx, o, min(tocPiece, off+n-o), remote.OnDemand)
+			ch <- piece{b, err}
+		}()
+	}
+	return pr
+}
+
+type piece struct {
+	b   []byte
+	err error
+}
+
+// pieceReader reads pieces in order as they arrive.
+type pieceReader struct {
+	pieces []chan piece
+	cur    []byte
+	err    error // a read's failure
+}
+
+func (r *pieceReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if len(r.pieces) == 0 {
+			return 0, io.EOF
+		}
+		pc := <-r.pieces[0]
+		r.pieces = r.pieces[1:]
+		if pc.err != nil {
+			r.err = pc.err
+			return 0, r.err
+		}
+		r.cur = pc.b
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
 }
 
 // hashReader hashes what is read through it.

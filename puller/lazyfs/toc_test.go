@@ -4,12 +4,18 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"sync/atomic"
 	"testing"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/fcd-dev/fcd/puller/remote"
 )
 
 // TestParseTOC checks parseTOC against estargz's own TOC parser on the
@@ -168,4 +174,52 @@ func BenchmarkLoadTOC(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestReadPieces reads a range of several TOC pieces in order, and stops
+// at a failing read with its error.
+func TestReadPieces(t *testing.T) {
+	data := pseudoRandom(3, 3*tocPiece+1234)
+	blob := &memBlob{data: data}
+	off, n := int64(100), int64(len(data)-200)
+	got, err := io.ReadAll(readPieces(context.Background(), blob, off, n))
+	if err != nil || !bytes.Equal(got, data[off:off+n]) {
+		t.Fatalf("got %d bytes, %v; want %d bytes", len(got), err, n)
+	}
+	if want := (n + tocPiece - 1) / tocPiece; blob.requests.Load() != want {
+		t.Errorf("got %d reads, want %d", blob.requests.Load(), want)
+	}
+	failing := errors.New("registry down")
+	blob.setFailing(failing)
+	pr := readPieces(context.Background(), blob, off, n)
+	if _, err := io.ReadAll(pr); !errors.Is(err, failing) || !errors.Is(pr.err, failing) {
+		t.Errorf("failing blob: got %v (err %v), want %v", err, pr.err, failing)
+	}
+}
+
+// TestOpenEStargzReadFails: a TOC that cannot be read is a read error,
+// not a layer that is not eStargz.
+func TestOpenEStargzReadFails(t *testing.T) {
+	built := buildLayer(t, featureLayer())
+	failing := errors.New("registry down")
+	blob := &failAfter{memBlob: built.esgz, ok: 1, err: failing}
+	_, err := OpenEStargz(context.Background(), blob, int64(len(built.esgz.data)), EStargzOptions{})
+	if !errors.Is(err, failing) || errors.Is(err, ErrUnsupported) {
+		t.Fatalf("got %v, want %v and not ErrUnsupported", err, failing)
+	}
+}
+
+// failAfter serves ok reads, then fails.
+type failAfter struct {
+	*memBlob
+	ok  int64
+	n   atomic.Int64
+	err error
+}
+
+func (b *failAfter) ReadRange(ctx context.Context, off, n int64, prio remote.Priority) ([]byte, error) {
+	if b.n.Add(1) > b.ok {
+		return nil, b.err
+	}
+	return b.memBlob.ReadRange(ctx, off, n, prio)
 }
