@@ -2,14 +2,17 @@ package lazyfs
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"path"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,9 +34,15 @@ type EStargz struct {
 	tocDigest digest.Digest
 	entries   []Entry
 	files     map[string][]tocChunk // regular file name → chunks, by file offset
+	byOff     []*tocChunk           // every chunk of files, by blob offset
 	startup   []string
 
 	flights flights[tocChunkKey]
+	// members are the gzip members (by blob offset) fetchRanges calls
+	// are fetching, closed when decoded, so that concurrent calls fetch
+	// each once.
+	membersMu sync.Mutex
+	members   map[int64]chan struct{}
 	// wholeKept: the layer keeps files whole and verified (materialized)
 	// by digest, so a chunk that is a whole file is not also stored.
 	wholeKept atomic.Bool
@@ -261,6 +270,12 @@ func (s *EStargz) load(toc *jtoc, payload int64) error {
 			return fmt.Errorf("estargz file %s: chunks cover %d of %d bytes: %w", e.Name, got, e.Size, ErrCorrupt)
 		}
 	}
+	for _, cs := range s.files {
+		for i := range cs {
+			s.byOff = append(s.byOff, &cs[i])
+		}
+	}
+	slices.SortFunc(s.byOff, func(a, b *tocChunk) int { return cmp.Compare(a.off, b.off) })
 	return nil
 }
 
@@ -417,11 +432,15 @@ func (s *EStargz) fetchFiles(ctx context.Context, names []string, prio remote.Pr
 
 // fetchRanges implements spanFetcher: the chunks holding rs's bytes (a
 // negative N: the whole file) that are neither decoded nor in the chunk
-// store are fetched in runs of at most spanBytes whose chunks lie at most
-// spanGap apart, then decoded, verified and kept in the cache of decoded
-// bytes (and the chunk store, as chunk does), so that reading the files
-// next finds them there. Every run's read is asked for at once, so that
-// the fetcher sends runs that lie close together in one GET.
+// store are fetched, with those that lie between two of them at most
+// spanGap apart (their bytes come with the GET anyway, and a start-up
+// reads its neighbours' files too), in runs of at most spanBytes, then
+// decoded, verified and kept in the cache of decoded bytes (and the
+// chunk store, as chunk does), so that reading the files next finds them
+// there. Each gzip member is
+// fetched once by concurrent calls (the others wait for it); runs of
+// close members are asked for at once, so that the fetcher joins
+// adjacent runs into GETs.
 func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Priority) error {
 	var cs []*tocChunk
 	seen := make(map[*tocChunk]bool)
@@ -434,17 +453,16 @@ func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 		i := sort.Search(len(chunks), func(i int) bool { return chunks[i].fileOff+chunks[i].size > r.Off })
 		for ; i < len(chunks) && chunks[i].fileOff < end; i++ {
 			c := &chunks[i]
-			if seen[c] {
-				continue
+			if !seen[c] {
+				seen[c] = true
+				if !s.have(ctx, c) {
+					cs = append(cs, c)
+				}
 			}
-			seen[c] = true
-			if s.have(ctx, c) {
-				continue
-			}
-			cs = append(cs, c)
 		}
 	}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].off < cs[j].off })
+	slices.SortFunc(cs, func(a, b *tocChunk) int { return cmp.Compare(a.off, b.off) })
+	cs, others := s.claimMembers(s.fillGaps(ctx, cs, seen))
 	g, gctx := errgroup.WithContext(ctx)
 	for len(cs) > 0 {
 		lo, hi, n := cs[0].off, cs[0].end, 1
@@ -452,7 +470,9 @@ func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 			hi = max(hi, cs[n].end)
 		}
 		run := cs[:n]
+		cs = cs[n:]
 		g.Go(func() error {
+			defer s.releaseMembers(run)
 			raw, err := s.blob.ReadRange(gctx, lo, hi-lo, prio)
 			if err != nil {
 				return fmt.Errorf("fetch chunks at %d-%d: %w", lo, hi, err)
@@ -467,9 +487,77 @@ func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 			}
 			return nil
 		})
-		cs = cs[n:]
 	}
-	return g.Wait()
+	err := g.Wait()
+	for _, ch := range others {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+// claimMembers takes, of the chunks cs (sorted by blob offset), those
+// whose gzip members no other fetchRanges call is fetching, claiming
+// their members; for the others it returns what to wait on.
+func (s *EStargz) claimMembers(cs []*tocChunk) (mine []*tocChunk, others []chan struct{}) {
+	s.membersMu.Lock()
+	defer s.membersMu.Unlock()
+	if s.members == nil {
+		s.members = make(map[int64]chan struct{})
+	}
+	var last *tocChunk
+	for _, c := range cs {
+		if last != nil && c.off == last.off {
+			mine = append(mine, c) // another chunk of a member just claimed
+			continue
+		}
+		if ch, ok := s.members[c.off]; ok {
+			others = append(others, ch)
+			continue
+		}
+		s.members[c.off] = make(chan struct{})
+		mine = append(mine, c)
+		last = c
+	}
+	return mine, others
+}
+
+// releaseMembers ends the claims on the members of run.
+func (s *EStargz) releaseMembers(run []*tocChunk) {
+	s.membersMu.Lock()
+	defer s.membersMu.Unlock()
+	for _, c := range run {
+		if ch, ok := s.members[c.off]; ok {
+			close(ch)
+			delete(s.members, c.off)
+		}
+	}
+}
+
+// fillGaps returns cs, sorted by blob offset, with the chunks not seen
+// yet, nor decoded or stored, that lie between two of cs at most spanGap
+// apart.
+func (s *EStargz) fillGaps(ctx context.Context, cs []*tocChunk, seen map[*tocChunk]bool) []*tocChunk {
+	var out []*tocChunk
+	for i, c := range cs {
+		out = append(out, c)
+		if i+1 == len(cs) || cs[i+1].off <= c.end || cs[i+1].off-c.end > spanGap {
+			continue
+		}
+		j := sort.Search(len(s.byOff), func(j int) bool { return s.byOff[j].off >= c.end })
+		for ; j < len(s.byOff) && s.byOff[j].end <= cs[i+1].off; j++ {
+			if f := s.byOff[j]; !seen[f] {
+				seen[f] = true
+				if !s.have(ctx, f) {
+					out = append(out, f)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // have reports whether c's bytes are decoded, putting them there from

@@ -210,9 +210,10 @@ func (s *GzIndex) fetchFiles(ctx context.Context, names []string, prio remote.Pr
 
 // fetchRanges implements spanFetcher: every chunk that reading rs's bytes
 // (a negative N: the rest of the file) decodes from, unless those bytes
-// are decoded already, is asked for at once, so that the fetcher joins
-// close ones into few GETs; verified, they wait in the fetcher's memory
-// or cache for the reads that decode them.
+// are decoded already, is asked for at once, with those between them at
+// most spanGap apart, so that the fetcher joins them into few GETs;
+// verified, they wait in the fetcher's memory or cache for the reads that
+// decode them.
 func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Priority) error {
 	want := make(map[int]bool)
 	for _, r := range rs {
@@ -235,8 +236,22 @@ func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 			want[i] = true
 		}
 	}
+	ids := slices.Sorted(maps.Keys(want))
+	// The chunks between two wanted ones at most spanGap apart come too:
+	// a GET joining them would read their bytes anyway, and a start-up
+	// reads its neighbours' files too.
+	if cs := s.x.ChunkSize(); cs > 0 {
+		for k := range len(ids) - 1 {
+			if gap := int64(ids[k+1]-ids[k]-1) * cs; gap > 0 && gap <= spanGap {
+				for i := ids[k] + 1; i < ids[k+1]; i++ {
+					ids = append(ids, i)
+				}
+			}
+		}
+		slices.Sort(ids)
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, i := range slices.Sorted(maps.Keys(want)) {
+	for _, i := range ids {
 		off, n := s.x.Chunk(i)
 		d := s.x.ChunkDigest(i)
 		g.Go(func() error {

@@ -16,7 +16,6 @@ import (
 const (
 	DefaultStreams          = 6
 	DefaultMaxRequest       = 4 << 20
-	DefaultMaxGap           = 32 << 10
 	DefaultBackgroundReq    = 1 << 20
 	DefaultBackgroundQuiet  = time.Second
 	DefaultRetryTimeout     = 30 * time.Second
@@ -61,9 +60,11 @@ type Options struct {
 	// MaxGap is the most bytes between two pending reads of a blob that
 	// one GET reads and discards to serve both: a registry spends about as
 	// much on a request for a few KiB as on one for MiBs (the reference
-	// implementation reads 4 MiB from its storage for each), and so does
-	// this host, while a few KiB more cost the link little. Zero means
-	// DefaultMaxGap; negative means only adjacent reads share a GET.
+	// implementation reads 4 MiB from its storage for each), while a few
+	// KiB more cost the link little. But bytes discarded are fetched again
+	// when read later, which a caller that knows what lies between its
+	// reads avoids by asking for it too (lazyfs does). Zero means only
+	// adjacent reads share a GET.
 	MaxGap int64
 	// RetryTimeout bounds how long a read retries a failing registry
 	// before it fails with ErrUnavailable. Zero means DefaultRetryTimeout
@@ -92,9 +93,9 @@ type Options struct {
 // Fetcher schedules the range reads of every Blob made from it: one
 // queue per registry, on-demand reads first, then prefetch, then
 // background; identical reads in flight shared; pending reads of one
-// blob that are adjacent or close (Options.MaxGap) coalesced into one GET; at most Options.Streams GETs per
-// registry at once. Make one per host process and share it. It is safe
-// for concurrent use.
+// blob that are adjacent (or close: Options.MaxGap) coalesced into one
+// GET; at most Options.Streams GETs per registry at once. Make one per
+// host process and share it. It is safe for concurrent use.
 //
 // Lock order: Fetcher.mu, then breaker.mu or authState.mu (never the
 // other way). No lock is held across network I/O.
@@ -122,7 +123,7 @@ type Fetcher struct {
 func New(opts Options) *Fetcher {
 	opts.Streams = cmp.Or(opts.Streams, DefaultStreams)
 	opts.MaxRequest = cmp.Or(opts.MaxRequest, DefaultMaxRequest)
-	opts.MaxGap = max(cmp.Or(opts.MaxGap, DefaultMaxGap), 0)
+	opts.MaxGap = max(opts.MaxGap, 0)
 	opts.BackgroundQuiet = cmp.Or(opts.BackgroundQuiet, DefaultBackgroundQuiet)
 	opts.BackgroundRequest = cmp.Or(opts.BackgroundRequest, DefaultBackgroundReq)
 	opts.RetryTimeout = cmp.Or(opts.RetryTimeout, DefaultRetryTimeout)

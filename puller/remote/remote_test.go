@@ -435,8 +435,8 @@ func TestSharedAndCoalesced(t *testing.T) {
 }
 
 // TestCoalesceGaps: pending reads at most MaxGap apart share a GET whose
-// bytes between them are discarded; farther ones, or any with MaxGap
-// negative, do not.
+// bytes between them are discarded; farther ones, or any without MaxGap,
+// do not.
 func TestCoalesceGaps(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -444,8 +444,8 @@ func TestCoalesceGaps(t *testing.T) {
 		want   []string
 		gapped int64
 	}{
-		{"default", 0, []string{"bytes=1000-66835", "bytes=200000-200099"}, 2 * 32 << 10},
-		{"off", -1, []string{"bytes=1000-1099", "bytes=33868-33967", "bytes=66736-66835", "bytes=200000-200099"}, 0},
+		{"32KiB", 32 << 10, []string{"bytes=1000-66835", "bytes=200000-200099"}, 2 * 32 << 10},
+		{"off", 0, []string{"bytes=1000-1099", "bytes=33868-33967", "bytes=66736-66835", "bytes=200000-200099"}, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			opts := testOptions()
