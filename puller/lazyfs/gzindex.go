@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -44,6 +45,9 @@ type GzIndex struct {
 	startup   []string
 
 	flights flights[int64]
+	// fetched: FetchChunks read every chunk, so fetchRanges has nothing
+	// to add (the reads find the chunks in the fetcher's memory or cache).
+	fetched atomic.Bool
 }
 
 var _ Source = (*GzIndex)(nil)
@@ -215,6 +219,9 @@ func (s *GzIndex) fetchFiles(ctx context.Context, names []string, prio remote.Pr
 // verified, they wait in the fetcher's memory or cache for the reads that
 // decode them.
 func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Priority) error {
+	if s.fetched.Load() {
+		return nil
+	}
 	want := make(map[int]bool)
 	for _, r := range rs {
 		ie, ok := s.files[r.File]
@@ -300,5 +307,9 @@ func (s *GzIndex) FetchChunks(ctx context.Context, prio remote.Priority) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.fetched.Store(true)
+	return nil
 }
