@@ -185,18 +185,26 @@ func (f *Fetcher) finishLocked(it *item, data []byte, err error) {
 // ago), so an application's reads share the link with one background GET
 // rather than with several: TCP shares a link per connection.
 //
-// A GET's reads are chosen by the goroutine that sends it, once it runs,
-// not here: reads that callers join in a burst (a file's chunks, a batch
-// of files) are then pending together and share GETs, instead of the
-// first few each taking a stream of their own. One such goroutine is
-// starting at a time; it starts the next.
+// A prefetch or background GET's reads are chosen by the goroutine that
+// sends it, once it runs, not here: reads that callers join in a burst
+// (a file's chunks, a batch of files) are then pending together and share
+// GETs, instead of the first few each taking a stream of their own. One
+// such goroutine is starting at a time; it starts the next. An on-demand
+// read, which a process waits on, goes out at once.
 func (f *Fetcher) dispatchLocked(q *queue) {
-	if q.starting || !f.mayStartLocked(q) {
-		return
+	for f.mayStartLocked(q) {
+		if q.pending[pick(q.pending)].prio != OnDemand {
+			if !q.starting {
+				q.starting = true
+				f.wg.Add(1)
+				go f.start(q)
+			}
+			return
+		}
+		g := f.formLocked(q)
+		f.wg.Add(1)
+		go f.run(g)
 	}
-	q.starting = true
-	f.wg.Add(1)
-	go f.start(q)
 }
 
 // mayStartLocked reports whether q has a pending read a free stream may
@@ -206,6 +214,18 @@ func (f *Fetcher) mayStartLocked(q *queue) bool {
 		return false
 	}
 	return q.pending[pick(q.pending)].prio != Background || f.backgroundMayStart(q)
+}
+
+// formLocked takes a stream and the group of q's next GET.
+func (f *Fetcher) formLocked(q *queue) *group {
+	g := f.coalesceLocked(q, pick(q.pending))
+	q.running++
+	if g.prio == Background {
+		q.background++
+	} else {
+		q.urgent++
+	}
+	return g
 }
 
 // start forms a GET from q's pending reads, if a stream is still free,
@@ -219,13 +239,7 @@ func (f *Fetcher) start(q *queue) {
 		f.wg.Done()
 		return
 	}
-	g := f.coalesceLocked(q, pick(q.pending))
-	q.running++
-	if g.prio == Background {
-		q.background++
-	} else {
-		q.urgent++
-	}
+	g := f.formLocked(q)
 	f.dispatchLocked(q)
 	f.mu.Unlock()
 	f.run(g)
