@@ -581,5 +581,21 @@ func (s *EStargz) have(ctx context.Context, c *tocChunk) bool {
 // cleanName is the entry name of a tar name: no leading "/" or "./", no
 // trailing "/"; "" for the root.
 func cleanName(name string) string {
+	if isCleanName(name) {
+		return name // most names of a TOC: no allocation
+	}
 	return strings.TrimPrefix(path.Clean("/"+name), "/")
+}
+
+// isCleanName reports whether cleanName would return name unchanged.
+func isCleanName(name string) bool {
+	if name == "" || name[0] == '/' || name[len(name)-1] == '/' {
+		return false
+	}
+	for elem := range strings.SplitSeq(name, "/") {
+		if elem == "" || elem == "." || elem == ".." {
+			return false
+		}
+	}
+	return true
 }

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -222,4 +224,16 @@ func (b *failAfter) ReadRange(ctx context.Context, off, n int64, prio remote.Pri
 		return nil, b.err
 	}
 	return b.memBlob.ReadRange(ctx, off, n, prio)
+}
+
+func TestCleanName(t *testing.T) {
+	for _, name := range []string{
+		"", ".", "./", "/", "a", "a/b", "./a/b", "/a/b/", "a//b", "a/./b", "a/../b", "../a", "a/..", "a/b/.",
+		"usr/lib/python3/x.py", "usr/lib/", ".a", "a/.b", "..a", "a../b",
+	} {
+		want := strings.TrimPrefix(path.Clean("/"+name), "/")
+		if got := cleanName(name); got != want {
+			t.Errorf("cleanName(%q): got %q, want %q", name, got, want)
+		}
+	}
 }
