@@ -39,10 +39,9 @@ type EStargz struct {
 
 	flights flights[tocChunkKey]
 	// members are the gzip members (by blob offset) fetchRanges calls
-	// are fetching, closed when decoded, so that concurrent calls fetch
-	// each once.
+	// are fetching, so that concurrent calls, and reads, fetch each once.
 	membersMu sync.Mutex
-	members   map[int64]chan struct{}
+	members   map[int64]*memberClaim
 	// wholeKept: the layer keeps files whole and verified (materialized)
 	// by digest, so a chunk that is a whole file is not also stored.
 	wholeKept atomic.Bool
@@ -61,6 +60,15 @@ type tocChunk struct {
 	inner   int64
 	digest  digest.Digest
 	whole   bool // the file's only chunk: its digest is the file's
+}
+
+// memberClaim is a gzip member a fetchRanges call is fetching, as part
+// of the read of the run [lo, hi) of the blob (zero until the run is
+// formed). done is closed once its chunks are decoded (or failed).
+type memberClaim struct {
+	done    chan struct{}
+	lo, hi  int64
+	fetched bool // the run's read returned
 }
 
 type tocChunkKey struct {
@@ -361,6 +369,9 @@ func (s *EStargz) chunk(ctx context.Context, c *tocChunk, prio remote.Priority) 
 				return b, nil
 			}
 		}
+		if b, ok := s.awaitRun(ctx, c, prio); ok {
+			return b, nil
+		}
 		b, err := s.fetchChunk(ctx, c, prio)
 		if err != nil {
 			return nil, err
@@ -471,9 +482,11 @@ func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 		}
 		run := cs[:n]
 		cs = cs[n:]
+		s.setRun(run, lo, hi, false)
 		g.Go(func() error {
 			defer s.releaseMembers(run)
 			raw, err := s.blob.ReadRange(gctx, lo, hi-lo, prio)
+			s.setRun(run, lo, hi, true)
 			if err != nil {
 				return fmt.Errorf("fetch chunks at %d-%d: %w", lo, hi, err)
 			}
@@ -489,9 +502,9 @@ func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 		})
 	}
 	err := g.Wait()
-	for _, ch := range others {
+	for _, mc := range others {
 		select {
-		case <-ch:
+		case <-mc.done:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -499,14 +512,55 @@ func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 	return err
 }
 
+// setRun records the run that fetches run's members, and whether its
+// read returned.
+func (s *EStargz) setRun(run []*tocChunk, lo, hi int64, fetched bool) {
+	s.membersMu.Lock()
+	defer s.membersMu.Unlock()
+	for _, c := range run {
+		if mc := s.members[c.off]; mc != nil {
+			mc.lo, mc.hi, mc.fetched = lo, hi, fetched
+		}
+	}
+}
+
+// awaitRun returns c's bytes when a fetchRanges call is fetching its
+// member: a read does not fetch them again, but asks for the run's bytes
+// at its own priority, which the fetcher shares with the run's read,
+// moving it up the queue, then waits for the run to decode them.
+func (s *EStargz) awaitRun(ctx context.Context, c *tocChunk, prio remote.Priority) ([]byte, bool) {
+	s.membersMu.Lock()
+	mc := s.members[c.off]
+	var lo, hi int64
+	var fetched bool
+	if mc != nil {
+		lo, hi, fetched = mc.lo, mc.hi, mc.fetched
+	}
+	s.membersMu.Unlock()
+	if mc == nil {
+		return nil, false
+	}
+	if hi > lo && !fetched {
+		if _, err := s.blob.ReadRange(ctx, lo, hi-lo, prio); err != nil {
+			return nil, false
+		}
+	}
+	select {
+	case <-mc.done:
+	case <-ctx.Done():
+		return nil, false
+	}
+	return decoded.get(memKey{s, c.off, c.inner})
+}
+
 // claimMembers takes, of the chunks cs (sorted by blob offset), those
 // whose gzip members no other fetchRanges call is fetching, claiming
 // their members; for the others it returns what to wait on.
-func (s *EStargz) claimMembers(cs []*tocChunk) (mine []*tocChunk, others []chan struct{}) {
+func (s *EStargz) claimMembers(cs []*tocChunk) (mine []*tocChunk, others []*memberClaim) {
 	s.membersMu.Lock()
 	defer s.membersMu.Unlock()
 	if s.members == nil {
-		s.members = make(map[int64]chan struct{})
+		s.members = make(map[int64]*memberClaim)
 	}
 	var last *tocChunk
 	for _, c := range cs {
@@ -514,11 +568,11 @@ func (s *EStargz) claimMembers(cs []*tocChunk) (mine []*tocChunk, others []chan 
 			mine = append(mine, c) // another chunk of a member just claimed
 			continue
 		}
-		if ch, ok := s.members[c.off]; ok {
-			others = append(others, ch)
+		if mc, ok := s.members[c.off]; ok {
+			others = append(others, mc)
 			continue
 		}
-		s.members[c.off] = make(chan struct{})
+		s.members[c.off] = &memberClaim{done: make(chan struct{})}
 		mine = append(mine, c)
 		last = c
 	}
@@ -530,8 +584,8 @@ func (s *EStargz) releaseMembers(run []*tocChunk) {
 	s.membersMu.Lock()
 	defer s.membersMu.Unlock()
 	for _, c := range run {
-		if ch, ok := s.members[c.off]; ok {
-			close(ch)
+		if mc, ok := s.members[c.off]; ok {
+			close(mc.done)
 			delete(s.members, c.off)
 		}
 	}
