@@ -42,9 +42,13 @@ type EStargz struct {
 	// are fetching, so that concurrent calls, and reads, fetch each once.
 	membersMu sync.Mutex
 	members   map[int64]*memberClaim
-	// wholeKept: the layer keeps files whole and verified (materialized)
-	// by digest, so a chunk that is a whole file is not also stored.
-	wholeKept atomic.Bool
+	// wholeKept: the layer keeps files of up to this many bytes whole
+	// and verified (materialized) by digest as soon as they are read, so
+	// a chunk that is such a whole file is not also stored. A larger file
+	// is made local only once read whole: until then its chunk is stored,
+	// or a start-up that prefetched it would fetch it again once the
+	// cache of decoded bytes dropped it.
+	wholeKept atomic.Int64
 }
 
 var _ Source = (*EStargz)(nil)
@@ -383,9 +387,10 @@ func (s *EStargz) chunk(ctx context.Context, c *tocChunk, prio remote.Priority) 
 }
 
 // keep stores a fetched chunk host-wide, unless it is a whole file the
-// layer keeps itself: a second copy would only cost a file creation.
+// layer keeps itself once read: a second copy would only cost a file
+// creation.
 func (s *EStargz) keep(ctx context.Context, c *tocChunk, b []byte) {
-	if s.store == nil || c.whole && s.wholeKept.Load() {
+	if s.store == nil || c.whole && c.size <= s.wholeKept.Load() {
 		return
 	}
 	// A chunk not stored is fetched again next time; the read itself has
@@ -394,7 +399,7 @@ func (s *EStargz) keep(ctx context.Context, c *tocChunk, b []byte) {
 }
 
 // keepWholeFiles implements wholeFileKeeper.
-func (s *EStargz) keepWholeFiles(kept bool) { s.wholeKept.Store(kept) }
+func (s *EStargz) keepWholeFiles(upTo int64) { s.wholeKept.Store(upTo) }
 
 func (s *EStargz) fetchChunk(ctx context.Context, c *tocChunk, prio remote.Priority) ([]byte, error) {
 	raw, err := s.blob.ReadRange(ctx, c.off, c.end-c.off, prio)
@@ -621,7 +626,7 @@ func (s *EStargz) have(ctx context.Context, c *tocChunk) bool {
 	if _, ok := decoded.get(mk); ok {
 		return true
 	}
-	if s.store == nil || c.whole && s.wholeKept.Load() {
+	if s.store == nil || c.whole && c.size <= s.wholeKept.Load() {
 		return false // a whole file the layer keeps is not in the store
 	}
 	b, err := s.store.Get(ctx, c.digest)

@@ -42,7 +42,7 @@ func (l *Layer) initCache() error {
 	}
 	l.ptOK.Store(true)
 	if k, ok := l.src.(wholeFileKeeper); ok {
-		k.keepWholeFiles(true)
+		k.keepWholeFiles(l.small)
 	}
 	return nil
 }
@@ -352,10 +352,10 @@ const (
 	spanGap   = 32 << 10
 )
 
-// wholeFileKeeper is a Source told whether the layer keeps files whole
-// (materialized by digest), so it need not store a chunk that is a whole
-// file again.
-type wholeFileKeeper interface{ keepWholeFiles(bool) }
+// wholeFileKeeper is a Source told up to which size the layer keeps
+// files whole (materialized by digest) as soon as they are read, so it
+// need not store a chunk that is such a whole file again (0: none).
+type wholeFileKeeper interface{ keepWholeFiles(upTo int64) }
 
 // fetchSmall fetches the small files ns, which must be materializable,
 // with as few GETs as their source allows, then materializes each. A
