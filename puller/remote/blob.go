@@ -93,7 +93,8 @@ func (b *Blob) Stats() Stats { return b.stats.snapshot() }
 // stored into them otherwise; a
 // mismatch is ErrDigestMismatch and nothing is stored. The read waits in
 // the registry's queue at priority prio; concurrent reads of the same
-// bytes share one request, and adjacent pending reads share one GET.
+// bytes share one request, and adjacent pending reads share one GET
+// (close ones too, with Options.MaxGap).
 // Cancelling ctx abandons the read (and its request, if no other read
 // waits on it) and returns ctx's error. Errors are *FetchError.
 //
