@@ -453,10 +453,9 @@ func (s *EStargz) fetchFiles(ctx context.Context, names []string, prio remote.Pr
 // reads its neighbours' files too), in runs of at most spanBytes, then
 // decoded, verified and kept in the cache of decoded bytes (and the
 // chunk store, as chunk does), so that reading the files next finds them
-// there. Each gzip member is
-// fetched once by concurrent calls (the others wait for it); runs of
-// close members are asked for at once, so that the fetcher joins
-// adjacent runs into GETs.
+// there. Concurrent calls fetch each gzip member once (the others wait
+// for it); a call asks for all its runs at once, so that the fetcher
+// joins adjacent ones into GETs.
 func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Priority) error {
 	var cs []*tocChunk
 	seen := make(map[*tocChunk]bool)
