@@ -343,10 +343,10 @@ type spanFetcher interface {
 	fetchRanges(ctx context.Context, rs []Range, prio remote.Priority) error
 }
 
-// A span is what one read of spanFetcher.fetchFiles asks for at most,
-// and spanGap the most bytes nobody asked for it reads to join two
-// files: as many as the fetcher reads to join two pending reads into one
-// GET (remote.DefaultMaxGap), which also joins close spans.
+// A span is what one read of spanFetcher.fetchFiles asks for at most
+// (the fetcher joins adjacent spans into larger GETs), and spanGap the
+// most bytes nobody asked for it reads, and decodes, to join two files:
+// a registry request costs about as much as 32 KiB of the link.
 const (
 	spanBytes = 1 << 20
 	spanGap   = 32 << 10
