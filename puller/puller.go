@@ -141,7 +141,12 @@ func New(client *containerd.Client, opts Options) (*Puller, error) {
 		*hc = *opts.HTTPClient
 	}
 	if hc.Transport == nil {
-		hc.Transport = http.DefaultTransport
+		// http.DefaultTransport keeps 2 idle connections per host: the
+		// lazy fetcher's streams (6 per registry, puller/remote) would
+		// open new ones after every burst of range GETs.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 16
+		hc.Transport = tr
 	}
 	hc.Transport = &boundedTransport{rt: hc.Transport, header: opts.ResponseHeaderTimeout, stall: opts.StallTimeout}
 	opts.HTTPClient = hc

@@ -53,7 +53,9 @@ func startLazy(cfg Config, full *puller.Puller, meter puller.Meter, db *bolt.DB,
 	if err != nil {
 		return nil, fmt.Errorf("chunk cache: %w", err)
 	}
-	lr.fetcher = remote.New(remote.Options{Cache: lr.chunks, Logger: log.With("component", "fetcher")})
+	// 64 MiB of chunks held: a start-up's working set, written to the
+	// cache after it.
+	lr.fetcher = remote.New(remote.Options{Cache: lr.chunks, HoldBytes: 64 << 20, Logger: log.With("component", "fetcher")})
 	lr.layers, err = lazyfs.NewManager(lazyfs.ManagerOptions{
 		Root:       filepath.Join(dir, "mnt"),
 		CacheDir:   filepath.Join(dir, "files"),

@@ -75,11 +75,15 @@
 //
 // Small files are where a start-up's time goes (a Python start reads two
 // thousand of them): one GET each would cost the registry and this host
-// far more CPU than their bytes, and never fill the link. So an eStargz
-// layer fetches small files that lie close together in the blob with one
-// GET (up to 1 MiB, skipping at most 4 KiB nobody asked for), both for a
-// recorded start-up (PrefetchRanges, each group of reads in blob order)
-// and for the background fetch (FetchAll, in layer order). A Manager's
+// far more CPU than their bytes (the reference registry reads 4 MiB from
+// its storage for any range), and never fill the link. So a layer asks
+// for the bytes of a whole group of a recorded start-up's reads at once
+// (PrefetchRanges), and of the small files that lie close together in
+// the blob for the background fetch (FetchAll): runs of eStargz gzip
+// members, or index-only chunks, at most 32 KiB apart, the bytes between
+// included and decoded too (a start-up reads its neighbours' files), each
+// member fetched once however many groups want it; the fetcher joins the
+// runs pending together into GETs of up to 4 MiB. A Manager's
 // layers defer making small files local until StartBackground
 // (MountOptions.DeferSmall): meanwhile they are held in memory, verified
 // (up to 256 MiB a layer), and served from there by the daemon, since a

@@ -2,12 +2,14 @@ package lazyfs
 
 import (
 	"archive/tar"
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,9 +17,10 @@ import (
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
-	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/fcd-dev/fcd/puller/gzindex"
 	"github.com/fcd-dev/fcd/puller/remote"
 )
 
@@ -31,12 +34,21 @@ type EStargz struct {
 	tocDigest digest.Digest
 	entries   []Entry
 	files     map[string][]tocChunk // regular file name → chunks, by file offset
+	byOff     []*tocChunk           // every chunk of files, by blob offset
 	startup   []string
 
 	flights flights[tocChunkKey]
-	// wholeKept: the layer keeps files whole and verified (materialized)
-	// by digest, so a chunk that is a whole file is not also stored.
-	wholeKept atomic.Bool
+	// members are the gzip members (by blob offset) fetchRanges calls
+	// are fetching, so that concurrent calls, and reads, fetch each once.
+	membersMu sync.Mutex
+	members   map[int64]*memberClaim
+	// wholeKept: the layer keeps files of up to this many bytes whole
+	// and verified (materialized) by digest as soon as they are read, so
+	// a chunk that is such a whole file is not also stored. A larger file
+	// is made local only once read whole: until then its chunk is stored,
+	// or a start-up that prefetched it would fetch it again once the
+	// cache of decoded bytes dropped it.
+	wholeKept atomic.Int64
 }
 
 var _ Source = (*EStargz)(nil)
@@ -52,6 +64,15 @@ type tocChunk struct {
 	inner   int64
 	digest  digest.Digest
 	whole   bool // the file's only chunk: its digest is the file's
+}
+
+// memberClaim is a gzip member a fetchRanges call is fetching, as part
+// of the read of the run [lo, hi) of the blob (zero until the run is
+// formed). done is closed once its chunks are decoded (or failed).
+type memberClaim struct {
+	done    chan struct{}
+	lo, hi  int64
+	fetched bool // the run's read returned
 }
 
 type tocChunkKey struct {
@@ -101,12 +122,14 @@ func OpenEStargz(ctx context.Context, blob Blob, size int64, opts EStargzOptions
 
 // readTOC finds the TOC through the footer (current or legacy eStargz)
 // and returns it with the size of the payload before it and its digest.
-func readTOC(ctx context.Context, blob Blob, size int64) (*estargz.JTOC, int64, digest.Digest, error) {
+func readTOC(ctx context.Context, blob Blob, size int64) (*jtoc, int64, digest.Digest, error) {
 	decs := []estargz.Decompressor{new(estargz.GzipDecompressor), new(estargz.LegacyGzipDecompressor)}
 	n := int64(0)
 	for _, d := range decs {
 		n = max(n, min(d.FooterSize(), size))
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the TOC pieces not read
 	footer, err := blob.ReadRange(ctx, size-n, n, remote.OnDemand)
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("read estargz footer: %w", err)
@@ -129,11 +152,12 @@ func readTOC(ctx context.Context, blob Blob, size int64) (*estargz.JTOC, int64, 
 		if tocSize <= 0 {
 			tocSize = size - tocOff - fs
 		}
-		raw, err := blob.ReadRange(ctx, tocOff, tocSize, remote.OnDemand)
-		if err != nil {
-			return nil, 0, "", fmt.Errorf("read estargz TOC: %w", err)
+		// Both footers point at the same TOC format.
+		pr := readPieces(ctx, blob, tocOff, tocSize)
+		toc, dgst, err := parseTOC(pr)
+		if pr.err != nil {
+			return nil, 0, "", fmt.Errorf("read estargz TOC: %w", pr.err)
 		}
-		toc, dgst, err := d.ParseTOC(bytes.NewReader(raw))
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -156,7 +180,7 @@ var tocTypes = map[string]byte{
 // load turns the TOC into entries and chunk lists. The landmark files
 // eStargz adds are left out (they are not part of the image's tree); the
 // regular files before ".prefetch.landmark" are the start-up order.
-func (s *EStargz) load(toc *estargz.JTOC, payload int64) error {
+func (s *EStargz) load(toc *jtoc, payload int64) error {
 	// A chunk's compressed bytes end where the next member starts.
 	ends := make([]int64, len(toc.Entries))
 	next := payload
@@ -166,10 +190,12 @@ func (s *EStargz) load(toc *estargz.JTOC, payload int64) error {
 			next = e.Offset
 		}
 	}
+	s.entries = make([]Entry, 0, len(toc.Entries))
 	var last *Entry
 	landmark := false
 	var before []string
-	for i, te := range toc.Entries {
+	for i := range toc.Entries {
+		te := &toc.Entries[i]
 		if te.Type == "chunk" {
 			if last == nil {
 				return fmt.Errorf("estargz TOC: chunk before any file: %w", ErrCorrupt)
@@ -256,12 +282,18 @@ func (s *EStargz) load(toc *estargz.JTOC, payload int64) error {
 			return fmt.Errorf("estargz file %s: chunks cover %d of %d bytes: %w", e.Name, got, e.Size, ErrCorrupt)
 		}
 	}
+	for _, cs := range s.files {
+		for i := range cs {
+			s.byOff = append(s.byOff, &cs[i])
+		}
+	}
+	slices.SortFunc(s.byOff, func(a, b *tocChunk) int { return cmp.Compare(a.off, b.off) })
 	return nil
 }
 
 // addChunk records the chunk te of file e. A chunk without a chunkDigest
 // is accepted only when it is the whole file and the file has a digest.
-func (s *EStargz) addChunk(e *Entry, te *estargz.TOCEntry, end int64) error {
+func (s *EStargz) addChunk(e *Entry, te *tocEntry, end int64) error {
 	size := te.ChunkSize
 	if size == 0 {
 		size = e.Size - te.ChunkOffset
@@ -270,7 +302,7 @@ func (s *EStargz) addChunk(e *Entry, te *estargz.TOCEntry, end int64) error {
 	if d == "" && te.ChunkOffset == 0 && size == e.Size {
 		d = e.Digest
 	}
-	if d.Validate() != nil {
+	if !isSHA256(d) && d.Validate() != nil {
 		return fmt.Errorf("estargz file %s: chunk at %d has no valid digest %q: %w", e.Name, te.ChunkOffset, d, ErrCorrupt)
 	}
 	if te.Offset <= 0 || end <= te.Offset || size <= 0 || te.ChunkOffset < 0 || te.ChunkOffset+size > e.Size {
@@ -341,6 +373,9 @@ func (s *EStargz) chunk(ctx context.Context, c *tocChunk, prio remote.Priority) 
 				return b, nil
 			}
 		}
+		if b, ok := s.awaitRun(ctx, c, prio); ok {
+			return b, nil
+		}
 		b, err := s.fetchChunk(ctx, c, prio)
 		if err != nil {
 			return nil, err
@@ -352,9 +387,10 @@ func (s *EStargz) chunk(ctx context.Context, c *tocChunk, prio remote.Priority) 
 }
 
 // keep stores a fetched chunk host-wide, unless it is a whole file the
-// layer keeps itself: a second copy would only cost a file creation.
+// layer keeps itself once read: a second copy would only cost a file
+// creation.
 func (s *EStargz) keep(ctx context.Context, c *tocChunk, b []byte) {
-	if s.store == nil || c.whole && s.wholeKept.Load() {
+	if s.store == nil || c.whole && c.size <= s.wholeKept.Load() {
 		return
 	}
 	// A chunk not stored is fetched again next time; the read itself has
@@ -363,7 +399,7 @@ func (s *EStargz) keep(ctx context.Context, c *tocChunk, b []byte) {
 }
 
 // keepWholeFiles implements wholeFileKeeper.
-func (s *EStargz) keepWholeFiles(kept bool) { s.wholeKept.Store(kept) }
+func (s *EStargz) keepWholeFiles(upTo int64) { s.wholeKept.Store(upTo) }
 
 func (s *EStargz) fetchChunk(ctx context.Context, c *tocChunk, prio remote.Priority) ([]byte, error) {
 	raw, err := s.blob.ReadRange(ctx, c.off, c.end-c.off, prio)
@@ -373,29 +409,13 @@ func (s *EStargz) fetchChunk(ctx context.Context, c *tocChunk, prio remote.Prior
 	return decodeChunk(c, raw)
 }
 
-// gzipReaders keeps decompressors (their windows and tables) between
-// chunks: a start-up decodes thousands of small ones.
-var gzipReaders sync.Pool
-
 // decodeChunk decompresses c from raw, the compressed bytes [c.off,
-// c.end) of the blob, and verifies it.
+// c.end) of the blob, and verifies it against its chunkDigest (which is
+// why gzindex.Gunzip, twice as fast as a gzip reader, may skip the gzip
+// CRCs).
 func decodeChunk(c *tocChunk, raw []byte) ([]byte, error) {
-	zr, _ := gzipReaders.Get().(*gzip.Reader)
-	var err error
-	if zr == nil {
-		zr, err = gzip.NewReader(bytes.NewReader(raw))
-	} else {
-		err = zr.Reset(bytes.NewReader(raw))
-	}
+	b, err := gzindex.Gunzip(raw, c.inner, c.size)
 	if err != nil {
-		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
-	}
-	defer gzipReaders.Put(zr)
-	if _, err := io.CopyN(io.Discard, zr, c.inner); err != nil {
-		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
-	}
-	b := make([]byte, c.size)
-	if _, err := io.ReadFull(zr, b); err != nil {
 		return nil, fmt.Errorf("chunk at %d: %w: %v", c.fileOff, ErrCorrupt, err)
 	}
 	if got := digest.FromBytes(b); got != c.digest {
@@ -417,46 +437,223 @@ func (s *EStargz) extent(name string) (off, end int64, ok bool) {
 	return off, end, true
 }
 
-// fetchFiles implements spanFetcher: the chunks of files not decoded yet
-// are fetched in runs of at most spanBytes whose chunks lie at most
-// spanGap apart, one GET per run, then decoded, verified and kept in the
-// cache of decoded bytes (and the chunk store, as chunk does), so that
-// reading the files next finds them there.
+// fetchFiles implements spanFetcher: fetchRanges of the files whole.
 func (s *EStargz) fetchFiles(ctx context.Context, names []string, prio remote.Priority) error {
-	var cs []*tocChunk
+	rs := make([]Range, 0, len(names))
 	for _, name := range names {
-		for i := range s.files[name] {
-			c := &s.files[name][i]
-			if _, ok := decoded.get(memKey{s, c.off, c.inner}); !ok {
-				cs = append(cs, c)
+		rs = append(rs, Range{File: name, N: -1})
+	}
+	return s.fetchRanges(ctx, rs, prio)
+}
+
+// fetchRanges implements spanFetcher: the chunks holding rs's bytes (a
+// negative N: the whole file) that are neither decoded nor in the chunk
+// store are fetched, with those that lie between two of them at most
+// spanGap apart (their bytes come with the GET anyway, and a start-up
+// reads its neighbours' files too), in runs of at most spanBytes, then
+// decoded, verified and kept in the cache of decoded bytes (and the
+// chunk store, as chunk does), so that reading the files next finds them
+// there. Concurrent calls fetch each gzip member once (the others wait
+// for it); a call asks for all its runs at once, so that the fetcher
+// joins adjacent ones into GETs.
+func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Priority) error {
+	var cs []*tocChunk
+	seen := make(map[*tocChunk]bool)
+	for _, r := range rs {
+		chunks := s.files[r.File]
+		end := r.Off + r.N
+		if r.N < 0 {
+			end = math.MaxInt64
+		}
+		i := sort.Search(len(chunks), func(i int) bool { return chunks[i].fileOff+chunks[i].size > r.Off })
+		for ; i < len(chunks) && chunks[i].fileOff < end; i++ {
+			c := &chunks[i]
+			if !seen[c] {
+				seen[c] = true
+				if !s.have(ctx, c) {
+					cs = append(cs, c)
+				}
 			}
 		}
 	}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].off < cs[j].off })
+	slices.SortFunc(cs, func(a, b *tocChunk) int { return cmp.Compare(a.off, b.off) })
+	cs, others := s.claimMembers(s.fillGaps(ctx, cs, seen))
+	g, gctx := errgroup.WithContext(ctx)
 	for len(cs) > 0 {
 		lo, hi, n := cs[0].off, cs[0].end, 1
 		for ; n < len(cs) && cs[n].off-hi <= spanGap && max(hi, cs[n].end)-lo <= spanBytes; n++ {
 			hi = max(hi, cs[n].end)
 		}
-		raw, err := s.blob.ReadRange(ctx, lo, hi-lo, prio)
-		if err != nil {
-			return fmt.Errorf("fetch chunks at %d-%d: %w", lo, hi, err)
-		}
-		for _, c := range cs[:n] {
-			b, err := decodeChunk(c, raw[c.off-lo:c.end-lo])
-			if err != nil {
-				return err
-			}
-			decoded.add(memKey{s, c.off, c.inner}, b)
-			s.keep(ctx, c, b)
-		}
+		run := cs[:n]
 		cs = cs[n:]
+		s.setRun(run, lo, hi, false)
+		g.Go(func() error {
+			defer s.releaseMembers(run)
+			raw, err := s.blob.ReadRange(gctx, lo, hi-lo, prio)
+			s.setRun(run, lo, hi, true)
+			if err != nil {
+				return fmt.Errorf("fetch chunks at %d-%d: %w", lo, hi, err)
+			}
+			for _, c := range run {
+				b, err := decodeChunk(c, raw[c.off-lo:c.end-lo])
+				if err != nil {
+					return err
+				}
+				decoded.add(memKey{s, c.off, c.inner}, b)
+				s.keep(ctx, c, b)
+			}
+			return nil
+		})
 	}
-	return nil
+	err := g.Wait()
+	for _, mc := range others {
+		select {
+		case <-mc.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+// setRun records the run that fetches run's members, and whether its
+// read returned.
+func (s *EStargz) setRun(run []*tocChunk, lo, hi int64, fetched bool) {
+	s.membersMu.Lock()
+	defer s.membersMu.Unlock()
+	for _, c := range run {
+		if mc := s.members[c.off]; mc != nil {
+			mc.lo, mc.hi, mc.fetched = lo, hi, fetched
+		}
+	}
+}
+
+// awaitRun returns c's bytes when a fetchRanges call is fetching its
+// member: a read does not fetch them again, but asks for the run's bytes
+// at its own priority, which the fetcher shares with the run's read,
+// moving it up the queue, then waits for the run to decode them.
+func (s *EStargz) awaitRun(ctx context.Context, c *tocChunk, prio remote.Priority) ([]byte, bool) {
+	s.membersMu.Lock()
+	mc := s.members[c.off]
+	var lo, hi int64
+	var fetched bool
+	if mc != nil {
+		lo, hi, fetched = mc.lo, mc.hi, mc.fetched
+	}
+	s.membersMu.Unlock()
+	if mc == nil {
+		return nil, false
+	}
+	if hi > lo && !fetched {
+		if _, err := s.blob.ReadRange(ctx, lo, hi-lo, prio); err != nil {
+			return nil, false
+		}
+	}
+	select {
+	case <-mc.done:
+	case <-ctx.Done():
+		return nil, false
+	}
+	return decoded.get(memKey{s, c.off, c.inner})
+}
+
+// claimMembers takes, of the chunks cs (sorted by blob offset), those
+// whose gzip members no other fetchRanges call is fetching, claiming
+// their members; for the others it returns what to wait on.
+func (s *EStargz) claimMembers(cs []*tocChunk) (mine []*tocChunk, others []*memberClaim) {
+	s.membersMu.Lock()
+	defer s.membersMu.Unlock()
+	if s.members == nil {
+		s.members = make(map[int64]*memberClaim)
+	}
+	var last *tocChunk
+	for _, c := range cs {
+		if last != nil && c.off == last.off {
+			mine = append(mine, c) // another chunk of a member just claimed
+			continue
+		}
+		if mc, ok := s.members[c.off]; ok {
+			others = append(others, mc)
+			continue
+		}
+		s.members[c.off] = &memberClaim{done: make(chan struct{})}
+		mine = append(mine, c)
+		last = c
+	}
+	return mine, others
+}
+
+// releaseMembers ends the claims on the members of run.
+func (s *EStargz) releaseMembers(run []*tocChunk) {
+	s.membersMu.Lock()
+	defer s.membersMu.Unlock()
+	for _, c := range run {
+		if mc, ok := s.members[c.off]; ok {
+			close(mc.done)
+			delete(s.members, c.off)
+		}
+	}
+}
+
+// fillGaps returns cs, sorted by blob offset, with the chunks not seen
+// yet, nor decoded or stored, that lie between two of cs at most spanGap
+// apart.
+func (s *EStargz) fillGaps(ctx context.Context, cs []*tocChunk, seen map[*tocChunk]bool) []*tocChunk {
+	var out []*tocChunk
+	for i, c := range cs {
+		out = append(out, c)
+		if i+1 == len(cs) || cs[i+1].off <= c.end || cs[i+1].off-c.end > spanGap {
+			continue
+		}
+		j := sort.Search(len(s.byOff), func(j int) bool { return s.byOff[j].off >= c.end })
+		for ; j < len(s.byOff) && s.byOff[j].end <= cs[i+1].off; j++ {
+			if f := s.byOff[j]; !seen[f] {
+				seen[f] = true
+				if !s.have(ctx, f) {
+					out = append(out, f)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// have reports whether c's bytes are decoded, putting them there from
+// the chunk store if it holds them.
+func (s *EStargz) have(ctx context.Context, c *tocChunk) bool {
+	mk := memKey{s, c.off, c.inner}
+	if _, ok := decoded.get(mk); ok {
+		return true
+	}
+	if s.store == nil || c.whole && c.size <= s.wholeKept.Load() {
+		return false // a whole file the layer keeps is not in the store
+	}
+	b, err := s.store.Get(ctx, c.digest)
+	if err != nil || int64(len(b)) != c.size {
+		return false
+	}
+	decoded.add(mk, b)
+	return true
 }
 
 // cleanName is the entry name of a tar name: no leading "/" or "./", no
 // trailing "/"; "" for the root.
 func cleanName(name string) string {
+	if isCleanName(name) {
+		return name // most names of a TOC: no allocation
+	}
 	return strings.TrimPrefix(path.Clean("/"+name), "/")
+}
+
+// isCleanName reports whether cleanName would return name unchanged.
+func isCleanName(name string) bool {
+	if name == "" || name[0] == '/' || name[len(name)-1] == '/' {
+		return false
+	}
+	for elem := range strings.SplitSeq(name, "/") {
+		if elem == "" || elem == "." || elem == ".." {
+			return false
+		}
+	}
+	return true
 }

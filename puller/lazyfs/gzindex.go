@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -42,6 +45,9 @@ type GzIndex struct {
 	startup   []string
 
 	flights flights[int64]
+	// fetched: FetchChunks read every chunk, so fetchRanges has nothing
+	// to add (the reads find the chunks in the fetcher's memory or cache).
+	fetched atomic.Bool
 }
 
 var _ Source = (*GzIndex)(nil)
@@ -181,6 +187,99 @@ func (s *GzIndex) block(ctx context.Context, start, need, limit int64, prio remo
 	})
 }
 
+// extent implements spanFetcher: the whole chunks a read of all of file
+// name decodes from, from the checkpoint before it.
+func (s *GzIndex) extent(name string) (off, end int64, ok bool) {
+	ie, ok := s.files[name]
+	if !ok || ie.Size == 0 {
+		return 0, 0, false
+	}
+	first, last, err := s.x.FileChunks(ie, 0, ie.Size)
+	if err != nil || first == last {
+		return 0, 0, false
+	}
+	off, _ = s.x.Chunk(first)
+	lo, n := s.x.Chunk(last - 1)
+	return off, lo + n, true
+}
+
+// fetchFiles implements spanFetcher: fetchRanges of the files whole.
+func (s *GzIndex) fetchFiles(ctx context.Context, names []string, prio remote.Priority) error {
+	rs := make([]Range, 0, len(names))
+	for _, name := range names {
+		rs = append(rs, Range{File: name, N: -1})
+	}
+	return s.fetchRanges(ctx, rs, prio)
+}
+
+// fetchRanges implements spanFetcher: every chunk that reading rs's bytes
+// (a negative N: the rest of the file) decodes from, unless those bytes
+// are decoded already, is asked for at once, with those between them at
+// most spanGap apart, so that the fetcher joins them into few GETs;
+// verified, they wait in the fetcher's memory or cache for the reads that
+// decode them.
+func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Priority) error {
+	if s.fetched.Load() {
+		return nil
+	}
+	want := make(map[int]bool)
+	for _, r := range rs {
+		ie, ok := s.files[r.File]
+		if !ok {
+			continue
+		}
+		n := r.N
+		if n < 0 || r.Off+n > ie.Size {
+			n = ie.Size - r.Off
+		}
+		if n <= 0 || s.isDecoded(ie.Offset+r.Off, n) {
+			continue
+		}
+		first, end, err := s.x.FileChunks(ie, r.Off, n)
+		if err != nil {
+			continue // the read itself reports it
+		}
+		for i := first; i < end; i++ {
+			want[i] = true
+		}
+	}
+	ids := slices.Sorted(maps.Keys(want))
+	// The chunks between two wanted ones at most spanGap apart come too:
+	// a GET joining them would read their bytes anyway, and a start-up
+	// reads its neighbours' files too.
+	if cs := s.x.ChunkSize(); cs > 0 {
+		for k := range len(ids) - 1 {
+			if gap := int64(ids[k+1]-ids[k]-1) * cs; gap > 0 && gap <= spanGap {
+				for i := ids[k] + 1; i < ids[k+1]; i++ {
+					ids = append(ids, i)
+				}
+			}
+		}
+		slices.Sort(ids)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, i := range ids {
+		off, n := s.x.Chunk(i)
+		d := s.x.ChunkDigest(i)
+		g.Go(func() error {
+			_, err := s.blob.ReadChunk(gctx, off, n, d, prio)
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// isDecoded reports whether the tar stream's n bytes at off are in the
+// cache of decoded bytes.
+func (s *GzIndex) isDecoded(off, n int64) bool {
+	for b := off / s.blockSize * s.blockSize; b < off+n; b += s.blockSize {
+		if _, ok := decoded.get(memKey{s, b, 0}); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // FetchChunks keeps chunkWindowBytes of chunk reads outstanding (at least
 // 64 reads): the fetcher coalesces adjacent ones into GETs and runs
 // several at once, so it needs several GETs' worth pending.
@@ -208,5 +307,9 @@ func (s *GzIndex) FetchChunks(ctx context.Context, prio remote.Priority) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.fetched.Store(true)
+	return nil
 }

@@ -276,7 +276,7 @@ func (l *Layer) materializable(n *tnode) bool { return l.passthrough() && n.sha2
 func (l *Layer) passthroughFailed(file string, off int64) {
 	l.ptOK.Store(false)
 	if k, ok := l.src.(wholeFileKeeper); ok {
-		k.keepWholeFiles(false)
+		k.keepWholeFiles(0)
 	}
 	l.ptWarn.Do(func() {
 		l.log.Warn("FUSE passthrough refused by the kernel; this layer's reads go through the daemon", "layer", l.name, "cache", l.cacheDir, "file", file, "offset", off)

@@ -42,7 +42,7 @@ func (l *Layer) initCache() error {
 	}
 	l.ptOK.Store(true)
 	if k, ok := l.src.(wholeFileKeeper); ok {
-		k.keepWholeFiles(true)
+		k.keepWholeFiles(l.small)
 	}
 	return nil
 }
@@ -159,7 +159,7 @@ func (l *Layer) materialize(ctx context.Context, n *tnode, prio remote.Priority)
 	// Passthrough bypasses the source's checks: a file without a digest
 	// is not materialized.
 	want := digest.Digest(n.digest)
-	if want.Validate() != nil || want.Algorithm() != digest.SHA256 {
+	if !isSHA256(want) {
 		return nil, fmt.Errorf("%s: no sha256 digest (%q) to verify a local copy: %w", n.file, want, ErrUnsupported)
 	}
 	check := sha256.New()
@@ -338,19 +338,24 @@ type spanFetcher interface {
 	// fetchFiles fetches the bytes of files into the cache of decoded
 	// bytes with one GET per run of close chunks.
 	fetchFiles(ctx context.Context, names []string, prio remote.Priority) error
+	// fetchRanges does the same for ranges of files (N < 0: the rest
+	// of the file).
+	fetchRanges(ctx context.Context, rs []Range, prio remote.Priority) error
 }
 
-// A span is what one GET of spanFetcher.fetchFiles reads at most, and
-// spanGap the most bytes nobody asked for it reads to join two files.
+// A span is what one read of spanFetcher.fetchFiles asks for at most
+// (the fetcher joins adjacent spans into larger GETs), and spanGap the
+// most bytes nobody asked for it reads, and decodes, to join two files:
+// a registry request costs about as much as 32 KiB of the link.
 const (
 	spanBytes = 1 << 20
-	spanGap   = 4 << 10
+	spanGap   = 32 << 10
 )
 
-// wholeFileKeeper is a Source told whether the layer keeps files whole
-// (materialized by digest), so it need not store a chunk that is a whole
-// file again.
-type wholeFileKeeper interface{ keepWholeFiles(bool) }
+// wholeFileKeeper is a Source told up to which size the layer keeps
+// files whole (materialized by digest) as soon as they are read, so it
+// need not store a chunk that is such a whole file again (0: none).
+type wholeFileKeeper interface{ keepWholeFiles(upTo int64) }
 
 // fetchSmall fetches the small files ns, which must be materializable,
 // with as few GETs as their source allows, then materializes each. A

@@ -137,20 +137,29 @@ func (l *Layer) PrefetchRanges(ctx context.Context, rs []Range) error {
 		off int64
 	}
 	var smalls []small
-	var rest []Range
+	var rest, fetch []Range
 	for _, r := range rs {
 		t, err := l.tree.lookup(r.File)
 		if err != nil || t.file == "" {
 			return fmt.Errorf("%s: %w", r.File, ErrNotFound)
 		}
-		if l.isLocal(t) {
+		if l.isLocal(t) || t.heldBytes() != nil {
 			continue
 		}
 		if off, _, ok := b.extent(t); ok {
 			smalls = append(smalls, small{t, off})
+			fetch = append(fetch, Range{File: t.file, N: -1})
 			continue
 		}
 		rest = append(rest, r)
+		fetch = append(fetch, Range{File: t.file, Off: r.Off, N: r.N})
+	}
+	// Ask for every range's bytes at once, so that those close together
+	// in the blob share GETs; what follows finds them decoded.
+	if b.sf != nil && len(fetch) > 1 {
+		if err := b.sf.fetchRanges(ctx, fetch, remote.Prefetch); err != nil && ctx.Err() != nil {
+			return err
+		}
 	}
 	sort.SliceStable(smalls, func(i, j int) bool { return smalls[i].off < smalls[j].off })
 	for _, sm := range smalls {

@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
 
@@ -171,7 +170,7 @@ func (t *tree) apply(e *Entry) error {
 	case tar.TypeReg:
 		n = t.newNode(syscall.S_IFREG|perm, e.UID, e.GID, e.ModTime)
 		n.size, n.file, n.digest = e.Size, e.Name, string(e.Digest)
-		n.sha256 = e.Digest.Validate() == nil && e.Digest.Algorithm() == digest.SHA256
+		n.sha256 = isSHA256(e.Digest)
 		t.data[e.Name] = n
 	case tar.TypeSymlink:
 		n = t.newNode(syscall.S_IFLNK|0o777, e.UID, e.GID, e.ModTime)

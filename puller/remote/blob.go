@@ -89,10 +89,12 @@ func (b *Blob) Stats() Stats { return b.stats.snapshot() }
 
 // ReadChunk returns the n bytes of the blob at off. When want is set the
 // bytes are checked against it (sha256) before they are returned, served
-// from the cache if it holds want and stored into it otherwise; a
+// from memory (Options.HoldBytes) or the cache if they hold want and
+// stored into them otherwise; a
 // mismatch is ErrDigestMismatch and nothing is stored. The read waits in
 // the registry's queue at priority prio; concurrent reads of the same
-// bytes share one request, and adjacent pending reads share one GET.
+// bytes share one request, and adjacent pending reads share one GET
+// (close ones too, with Options.MaxGap).
 // Cancelling ctx abandons the read (and its request, if no other read
 // waits on it) and returns ctx's error. Errors are *FetchError.
 //
@@ -101,6 +103,12 @@ func (b *Blob) Stats() Stats { return b.stats.snapshot() }
 func (b *Blob) ReadChunk(ctx context.Context, off, n int64, want digest.Digest, prio Priority) ([]byte, error) {
 	if err := b.checkRange(off, n); err != nil {
 		return nil, err
+	}
+	if want != "" && b.f.held != nil {
+		if data, ok := b.f.held.get(want); ok && int64(len(data)) == n {
+			b.count(func(c *counters) *atomicInt { return &c.cache }, n)
+			return data, nil
+		}
 	}
 	if want != "" && b.f.cache != nil {
 		data, err := b.f.cache.Get(ctx, want)

@@ -33,6 +33,13 @@ type Options struct {
 	// Cache stores verified chunks (ReadChunk with a digest) and serves
 	// them again. Nil means nothing is cached.
 	Cache *cache.Cache
+	// HoldBytes, with a Cache, keeps up to this many bytes of verified
+	// chunks in memory (most recently used first) and writes a chunk to
+	// the Cache only when it leaves memory, or at Close: a start-up's
+	// chunks then cost no cache file while it waits, nor a read of one
+	// when needed again. Zero means none: each chunk is written as it
+	// arrives.
+	HoldBytes int64
 	// Streams bounds the GETs in flight to one registry. Background reads
 	// use at most Streams-1 of them, so an on-demand or prefetch read
 	// always finds one free once the requests on the wire finish, and
@@ -50,6 +57,15 @@ type Options struct {
 	// pending reads, and so the memory in flight per stream. Zero means
 	// DefaultMaxRequest. A single read larger than it is still one GET.
 	MaxRequest int64
+	// MaxGap is the most bytes between two pending reads of a blob that
+	// one GET reads and discards to serve both: a registry spends about as
+	// much on a request for a few KiB as on one for MiBs (the reference
+	// implementation reads 4 MiB from its storage for each), while a few
+	// KiB more cost the link little. But bytes discarded are fetched again
+	// when read later, which a caller that knows what lies between its
+	// reads avoids by asking for it too (lazyfs does). Zero means only
+	// adjacent reads share a GET.
+	MaxGap int64
 	// RetryTimeout bounds how long a read retries a failing registry
 	// before it fails with ErrUnavailable. Zero means DefaultRetryTimeout
 	// (30 s).
@@ -76,16 +92,17 @@ type Options struct {
 
 // Fetcher schedules the range reads of every Blob made from it: one
 // queue per registry, on-demand reads first, then prefetch, then
-// background; identical reads in flight shared; adjacent pending reads
-// of one blob coalesced into one GET; at most Options.Streams GETs per
-// registry at once. Make one per host process and share it. It is safe
-// for concurrent use.
+// background; identical reads in flight shared; pending reads of one
+// blob that are adjacent (or close: Options.MaxGap) coalesced into one
+// GET; at most Options.Streams GETs per registry at once. Make one per
+// host process and share it. It is safe for concurrent use.
 //
 // Lock order: Fetcher.mu, then breaker.mu or authState.mu (never the
 // other way). No lock is held across network I/O.
 type Fetcher struct {
 	opts  Options
 	cache *cache.Cache
+	held  *heldChunks // nil without Options.HoldBytes
 	log   *slog.Logger
 
 	ctx    context.Context // cancelled by Close
@@ -106,6 +123,7 @@ type Fetcher struct {
 func New(opts Options) *Fetcher {
 	opts.Streams = cmp.Or(opts.Streams, DefaultStreams)
 	opts.MaxRequest = cmp.Or(opts.MaxRequest, DefaultMaxRequest)
+	opts.MaxGap = max(opts.MaxGap, 0)
 	opts.BackgroundQuiet = cmp.Or(opts.BackgroundQuiet, DefaultBackgroundQuiet)
 	opts.BackgroundRequest = cmp.Or(opts.BackgroundRequest, DefaultBackgroundReq)
 	opts.RetryTimeout = cmp.Or(opts.RetryTimeout, DefaultRetryTimeout)
@@ -119,16 +137,26 @@ func New(opts Options) *Fetcher {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Fetcher{
+	f := &Fetcher{
 		opts: opts, cache: opts.Cache, log: log, ctx: ctx, cancel: cancel,
 		queues:   make(map[string]*queue),
 		items:    make(map[itemKey]*item),
 		breakers: make(map[string]*breaker),
 	}
+	if f.cache != nil && opts.HoldBytes > 0 {
+		f.held = newHeldChunks(f, opts.HoldBytes)
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.held.run(ctx)
+		}()
+	}
+	return f
 }
 
-// Close fails pending reads with ErrClosed, cancels those in flight and
-// waits for their goroutines. Later reads fail with ErrClosed.
+// Close fails pending reads with ErrClosed, cancels those in flight,
+// writes the chunks held in memory to the cache and waits for its
+// goroutines. Later reads fail with ErrClosed.
 func (f *Fetcher) Close() error {
 	f.mu.Lock()
 	if f.closed {
@@ -171,7 +199,8 @@ type Stats struct {
 	// NetworkBytes are body bytes received from registries, including
 	// bytes skipped in whole-blob answers and bytes of failed attempts.
 	NetworkBytes int64
-	// CacheBytes are bytes served from the cache.
+	// CacheBytes are bytes served from the cache, or from the chunks
+	// held in memory (Options.HoldBytes).
 	CacheBytes int64
 	// Requests are GETs sent (each attempt counts; token requests do not).
 	Requests int64
@@ -184,19 +213,22 @@ type Stats struct {
 	// Shared counts reads that joined an identical read already pending or
 	// in flight; Coalesced counts reads sent as part of another read's GET.
 	Shared, Coalesced int64
+	// GapBytes are bytes received between coalesced reads and discarded
+	// (Options.MaxGap); they count in NetworkBytes too.
+	GapBytes int64
 }
 
 type atomicInt = atomic.Int64
 
 type counters struct {
-	network, cache, requests, retries, reauths, whole, shared, coalesced atomic.Int64
+	network, cache, requests, retries, reauths, whole, shared, coalesced, gap atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
 		NetworkBytes: c.network.Load(), CacheBytes: c.cache.Load(), Requests: c.requests.Load(),
 		Retries: c.retries.Load(), Reauths: c.reauths.Load(), WholeBlob: c.whole.Load(),
-		Shared: c.shared.Load(), Coalesced: c.coalesced.Load(),
+		Shared: c.shared.Load(), Coalesced: c.coalesced.Load(), GapBytes: c.gap.Load(),
 	}
 }
 

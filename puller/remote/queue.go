@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -34,13 +35,14 @@ type queue struct {
 	name       string
 	pending    []*item
 	running    int       // groups in flight
+	starting   bool      // a goroutine that forms the next group is on its way (dispatchLocked)
 	background int       // of which Background groups
 	urgent     int       // of which OnDemand or Prefetch groups
 	lastUrgent time.Time // when an urgent group last ended
 }
 
-// group is one GET: contiguous items [off, end), sorted by offset, read
-// into in order by one goroutine.
+// group is one GET: items in [off, end), sorted by offset, apart by at
+// most Options.MaxGap bytes, read into in order by one goroutine.
 type group struct {
 	b      *Blob
 	q      *queue
@@ -182,22 +184,65 @@ func (f *Fetcher) finishLocked(it *item, data []byte, err error) {
 // on-demand or prefetch GET in flight or ended less than BackgroundQuiet
 // ago), so an application's reads share the link with one background GET
 // rather than with several: TCP shares a link per connection.
+//
+// A prefetch or background GET's reads are chosen by the goroutine that
+// sends it, once it runs, not here: reads that callers join in a burst
+// (a file's chunks, a batch of files) are then pending together and share
+// GETs, instead of the first few each taking a stream of their own. One
+// such goroutine is starting at a time; it starts the next. An on-demand
+// read, which a process waits on, goes out at once.
 func (f *Fetcher) dispatchLocked(q *queue) {
-	for q.running < f.opts.Streams && len(q.pending) > 0 {
-		lead := pick(q.pending)
-		if q.pending[lead].prio == Background && !f.backgroundMayStart(q) {
+	for f.mayStartLocked(q) {
+		if q.pending[pick(q.pending)].prio != OnDemand {
+			if !q.starting {
+				q.starting = true
+				f.wg.Add(1)
+				go f.start(q)
+			}
 			return
 		}
-		g := f.coalesceLocked(q, lead)
-		q.running++
-		if g.prio == Background {
-			q.background++
-		} else {
-			q.urgent++
-		}
+		g := f.formLocked(q)
 		f.wg.Add(1)
 		go f.run(g)
 	}
+}
+
+// mayStartLocked reports whether q has a pending read a free stream may
+// take now.
+func (f *Fetcher) mayStartLocked(q *queue) bool {
+	if q.running >= f.opts.Streams || len(q.pending) == 0 {
+		return false
+	}
+	return q.pending[pick(q.pending)].prio != Background || f.backgroundMayStart(q)
+}
+
+// formLocked takes a stream and the group of q's next GET.
+func (f *Fetcher) formLocked(q *queue) *group {
+	g := f.coalesceLocked(q, pick(q.pending))
+	q.running++
+	if g.prio == Background {
+		q.background++
+	} else {
+		q.urgent++
+	}
+	return g
+}
+
+// start forms a GET from q's pending reads, if a stream is still free,
+// and runs it.
+func (f *Fetcher) start(q *queue) {
+	runtime.Gosched() // let the callers of a burst join first
+	f.mu.Lock()
+	q.starting = false
+	if f.closed || !f.mayStartLocked(q) {
+		f.mu.Unlock()
+		f.wg.Done()
+		return
+	}
+	g := f.formLocked(q)
+	f.dispatchLocked(q)
+	f.mu.Unlock()
+	f.run(g)
 }
 
 // backgroundMayStart reports whether q may start a Background GET: one
@@ -229,7 +274,8 @@ func pick(p []*item) int {
 
 // coalesceLocked takes pending[lead] out of q with the pending reads of
 // the same blob that continue it (of any priority) or precede it (of the
-// same priority), up to MaxRequest bytes, and makes their group.
+// same priority), adjacent or at most MaxGap bytes apart, up to
+// MaxRequest bytes, and makes their group.
 func (f *Fetcher) coalesceLocked(q *queue, lead int) *group {
 	first := q.pending[lead]
 	items := []*item{first}
@@ -239,17 +285,18 @@ func (f *Fetcher) coalesceLocked(q *queue, lead int) *group {
 	if first.prio == Background {
 		limit = min(limit, f.opts.BackgroundRequest)
 	}
+	gap := f.opts.MaxGap
 	for grew := true; grew; {
 		grew = false
 		for i, p := range q.pending {
-			if p.key.blob != first.key.blob || hi-lo+p.key.n > limit {
+			if p.key.blob != first.key.blob {
 				continue
 			}
 			switch {
-			case p.key.off == hi:
+			case p.key.off >= hi && p.key.off-hi <= gap && p.end()-lo <= limit:
 				items = append(items, p)
 				hi = p.end()
-			case p.end() == lo && p.prio == first.prio:
+			case p.end() <= lo && lo-p.end() <= gap && hi-p.key.off <= limit && p.prio == first.prio:
 				items = append([]*item{p}, items...)
 				lo = p.key.off
 			default:
@@ -296,13 +343,22 @@ func (f *Fetcher) run(g *group) {
 }
 
 // fill reads the body into g's items from g.pos up to upto, finishing
-// each item as its last byte arrives. It returns io.ErrUnexpectedEOF if
-// the body ends early.
+// each item as its last byte arrives and discarding the bytes between
+// items. It returns io.ErrUnexpectedEOF if the body ends early.
 func (g *group) fill(f *Fetcher, r io.Reader, upto int64) error {
 	for g.pos < upto {
 		it := g.items[g.next]
-		k, err := io.ReadFull(r, it.buf[g.pos-it.key.off:min(it.key.n, upto-it.key.off)])
-		g.pos += int64(k)
+		var k int64
+		var err error
+		if g.pos < it.key.off {
+			k, err = io.CopyN(io.Discard, r, min(it.key.off, upto)-g.pos)
+			g.b.count(func(c *counters) *atomicInt { return &c.gap }, k)
+		} else {
+			var n int
+			n, err = io.ReadFull(r, it.buf[g.pos-it.key.off:min(it.key.n, upto-it.key.off)])
+			k = int64(n)
+		}
+		g.pos += k
 		if g.pos == it.end() {
 			g.next++
 			f.complete(it)
@@ -323,6 +379,8 @@ func (f *Fetcher) complete(it *item) {
 	if want := it.key.want; want != "" {
 		if got := digest.SHA256.FromBytes(data); got != want {
 			data, err = nil, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, want)
+		} else if f.held != nil {
+			f.held.add(want, data)
 		} else if f.cache != nil {
 			// Cache even if every waiter left: the bytes were paid for.
 			if perr := f.cache.PutBytes(f.ctx, want, data); perr != nil && !errors.Is(perr, context.Canceled) {

@@ -321,6 +321,44 @@ func TestVerifiedCache(t *testing.T) {
 	}
 }
 
+// TestHeldChunks: with HoldBytes, verified chunks are served from memory
+// and written to the cache only once they leave it, or at Close.
+func TestHeldChunks(t *testing.T) {
+	c, err := cache.Open(t.TempDir(), cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opts := testOptions()
+	opts.Cache, opts.HoldBytes = c, 1<<20
+	x := newFixture(t, 2<<20, opts)
+	ctx := context.Background()
+	const n = 512 << 10
+	var ds []digest.Digest
+	for i := range 3 {
+		chunk := x.data[i*n : (i+1)*n]
+		ds = append(ds, digest.FromBytes(chunk))
+		for range 2 {
+			got, err := x.b.ReadChunk(ctx, int64(i*n), n, ds[i], OnDemand)
+			if err != nil || !bytes.Equal(got, chunk) {
+				t.Fatalf("chunk %d: got %d bytes, %v", i, len(got), err)
+			}
+		}
+		if i == 0 && c.Has(ds[0]) {
+			t.Fatal("a chunk held in memory was written to the cache")
+		}
+	}
+	if st := x.b.Stats(); st.Requests != 3 || st.CacheBytes != 3*n {
+		t.Fatalf("got %d requests and %d bytes from memory, want 3 and %d", st.Requests, st.CacheBytes, 3*n)
+	}
+	x.f.Close()
+	for i, d := range ds {
+		if !c.Has(d) {
+			t.Errorf("after Close: chunk %d not in the cache", i)
+		}
+	}
+}
+
 // held starts a read of [off, off+n) that the gated registry holds, and
 // waits until it is on the wire.
 func held(t *testing.T, x *fixture, g *regtest.Gate, off, n int64, prio Priority) *item {
@@ -333,6 +371,13 @@ func held(t *testing.T, x *fixture, g *regtest.Gate, off, n int64, prio Priority
 		t.Fatalf("got %q on the wire, want bytes=%d-%d", got.Range, off, off+n-1)
 	}
 	return it
+}
+
+// arrived waits until n more requests reached the gated registry.
+func arrived(g *regtest.Gate, n int) {
+	for range n {
+		<-g.Arrived
+	}
 }
 
 func join(t *testing.T, x *fixture, off, n int64, prio Priority) *item {
@@ -386,6 +431,51 @@ func TestSharedAndCoalesced(t *testing.T) {
 	}
 	if st := x.b.Stats(); st.Shared != 1 || st.Coalesced != 2 {
 		t.Fatalf("got %d shared, %d coalesced; want 1, 2", st.Shared, st.Coalesced)
+	}
+}
+
+// TestCoalesceGaps: pending reads at most MaxGap apart share a GET whose
+// bytes between them are discarded; farther ones, or any without MaxGap,
+// do not.
+func TestCoalesceGaps(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		gap    int64
+		want   []string
+		gapped int64
+	}{
+		{"32KiB", 32 << 10, []string{"bytes=1000-66835", "bytes=200000-200099"}, 2 * 32 << 10},
+		{"off", 0, []string{"bytes=1000-1099", "bytes=33868-33967", "bytes=66736-66835", "bytes=200000-200099"}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := testOptions()
+			opts.Streams, opts.MaxGap = 1, c.gap
+			x := newFixture(t, 1<<20, opts)
+			g := x.r.Hold()
+			defer g.Release()
+			busy := held(t, x, g, 900_000, 10, OnDemand)
+			reads := []*item{
+				join(t, x, 1000, 100, Prefetch),
+				join(t, x, 1100+32<<10, 100, Prefetch), // 32 KiB after the first
+				join(t, x, 1200+64<<10, 100, Prefetch), // 32 KiB after the second
+				join(t, x, 200_000, 100, Prefetch),     // too far
+			}
+			x.r.ResetLog()
+			g.Release()
+			x.waitAll(t, append(reads, busy)...)
+			var ranges []string
+			for _, q := range x.r.Requests() {
+				if q.Range != "bytes=900000-900009" {
+					ranges = append(ranges, q.Range)
+				}
+			}
+			if fmt.Sprint(ranges) != fmt.Sprint(c.want) {
+				t.Fatalf("got GETs %q, want %q", ranges, c.want)
+			}
+			if got := x.b.Stats().GapBytes; got != c.gapped {
+				t.Errorf("got %d gap bytes, want %d", got, c.gapped)
+			}
+		})
 	}
 }
 
@@ -608,6 +698,7 @@ func TestBackgroundYields(t *testing.T) {
 	for i := range 4 {
 		idle = append(idle, join(t, x, int64(100_000*(i+1)), 10, Background))
 	}
+	arrived(g, 3) // GETs are formed and sent by goroutines of their own
 	if running, pending := bgState(); running != 3 || pending != 1 {
 		t.Fatalf("idle: %d background GETs in flight, %d pending; want 3 (Streams-1) and 1", running, pending)
 	}
@@ -621,6 +712,7 @@ func TestBackgroundYields(t *testing.T) {
 	for i := range 3 {
 		busy = append(busy, join(t, x, int64(500_000+100_000*i), 10, Background))
 	}
+	arrived(g, 2)
 	if running, pending := bgState(); running != 1 || pending != 2 {
 		t.Fatalf("with an on-demand read in flight: %d background GETs in flight, %d pending; want 1 and 2", running, pending)
 	}
