@@ -439,11 +439,7 @@ func (s *EStargz) extent(name string) (off, end int64, ok bool) {
 
 // fetchFiles implements spanFetcher: fetchRanges of the files whole.
 func (s *EStargz) fetchFiles(ctx context.Context, names []string, prio remote.Priority) error {
-	rs := make([]Range, 0, len(names))
-	for _, name := range names {
-		rs = append(rs, Range{File: name, N: -1})
-	}
-	return s.fetchRanges(ctx, rs, prio)
+	return s.fetchRanges(ctx, wholeFiles(names), prio)
 }
 
 // fetchRanges implements spanFetcher: the chunks holding rs's bytes (a

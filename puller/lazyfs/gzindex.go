@@ -205,11 +205,7 @@ func (s *GzIndex) extent(name string) (off, end int64, ok bool) {
 
 // fetchFiles implements spanFetcher: fetchRanges of the files whole.
 func (s *GzIndex) fetchFiles(ctx context.Context, names []string, prio remote.Priority) error {
-	rs := make([]Range, 0, len(names))
-	for _, name := range names {
-		rs = append(rs, Range{File: name, N: -1})
-	}
-	return s.fetchRanges(ctx, rs, prio)
+	return s.fetchRanges(ctx, wholeFiles(names), prio)
 }
 
 // fetchRanges implements spanFetcher: every chunk that reading rs's bytes

@@ -343,13 +343,24 @@ type spanFetcher interface {
 	fetchRanges(ctx context.Context, rs []Range, prio remote.Priority) error
 }
 
+// wholeFiles returns a Range of each of the files, whole (a negative N).
+func wholeFiles(names []string) []Range {
+	rs := make([]Range, 0, len(names))
+	for _, name := range names {
+		rs = append(rs, Range{File: name, N: -1})
+	}
+	return rs
+}
+
 // A span is what one read of spanFetcher.fetchFiles asks for at most
 // (the fetcher joins adjacent spans into larger GETs), and spanGap the
 // most bytes nobody asked for it reads, and decodes, to join two files:
-// a registry request costs about as much as 32 KiB of the link.
+// a registry request costs about as much as 32 KiB of the link, but a
+// start-up of small scattered files (node) then fetches a fifth more
+// than it reads: 8 KiB fetched 2% more on node, 0% on python.
 const (
 	spanBytes = 1 << 20
-	spanGap   = 32 << 10
+	spanGap   = 8 << 10
 )
 
 // wholeFileKeeper is a Source told up to which size the layer keeps
