@@ -217,6 +217,20 @@ func startDaemonHook(t *testing.T, dataDir string, args []string, wrap func(acce
 	})
 }
 
+// createPulling creates function name of image with a role that may pull
+// from examples/*, and returns an SDK client of d.
+func createPulling(t *testing.T, d *daemon, name, image string) *fc.Client {
+	t.Helper()
+	if status := call(t, d, http.MethodPost, "/fcd/v1/roles", map[string]any{"roleName": "puller", "repositories": []string{"examples/*"}}, nil); status != http.StatusOK {
+		t.Fatalf("create role: status %d", status)
+	}
+	c := sdkClient(t, d, d.creds.AccessKeySecret)
+	if err := createWithRole(c, name, image, "acs:ram::1000000000000000:role/puller"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestAcceleratedImageRuns starts an instance of a function with
 // accelerationType Default once its image's eStargz form is Ready: the
 // instance pulls and runs the accelerated image (containerd's full pull),
@@ -236,13 +250,7 @@ func TestAcceleratedImageRuns(t *testing.T) {
 			if ev.Event != "acceleration.ready" {
 				t.Fatalf("got %+v, want the conversion ready", ev)
 			}
-			if status := call(t, d, http.MethodPost, "/fcd/v1/roles", map[string]any{"roleName": "puller", "repositories": []string{"examples/*"}}, nil); status != http.StatusOK {
-				t.Fatalf("create role: status %d", status)
-			}
-			c := sdkClient(t, d, d.creds.AccessKeySecret)
-			if err := createWithRole(c, "fast", repo+":v1", "acs:ram::1000000000000000:role/puller"); err != nil {
-				t.Fatal(err)
-			}
+			c := createPulling(t, d, "fast", repo+":v1")
 			if _, out, err := invoke(c, "fast", "hello"); err != nil || !strings.Contains(out, "hello") {
 				t.Fatalf("invoke: got %q, %v", out, err)
 			}
@@ -337,13 +345,7 @@ func TestAcceleratedImageRebake(t *testing.T) {
 	if ev.Event != "acceleration.ready" || ev.Job.Result.StartupFiles != 0 {
 		t.Fatalf("got %+v, want the conversion ready, without a record", ev)
 	}
-	if status := call(t, d, http.MethodPost, "/fcd/v1/roles", map[string]any{"roleName": "puller", "repositories": []string{"examples/*"}}, nil); status != http.StatusOK {
-		t.Fatalf("create role: status %d", status)
-	}
-	c := sdkClient(t, d, d.creds.AccessKeySecret)
-	if err := createWithRole(c, "rebaked", repo+":v1", "acs:ram::1000000000000000:role/puller"); err != nil {
-		t.Fatal(err)
-	}
+	c := createPulling(t, d, "rebaked", repo+":v1")
 	if _, out, err := invoke(c, "rebaked", "hello"); err != nil || !strings.Contains(out, "hello") {
 		t.Fatalf("invoke: got %q, %v", out, err)
 	}
