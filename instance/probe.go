@@ -59,6 +59,8 @@ const (
 	probeFastStep = time.Millisecond
 	probeFastFor  = 50 * time.Millisecond
 	probeMaxStep  = 100 * time.Millisecond
+	// hopelessEvery spaces probeTCP's questions to hopeless.
+	hopelessEvery = time.Second
 )
 
 // probeDelay is the pause after a failed probe made elapsed after the
@@ -71,13 +73,15 @@ func probeDelay(elapsed, prev time.Duration) time.Duration {
 }
 
 // probeTCP dials addr, quickly at first and then with a back-off (see
-// probeDelay), until it accepts, exited is closed, or ctx ends. It returns the last dial error on failure. hopeless,
-// when non-nil, is asked after a refused dial past probeFastFor whether the server can never
-// be reached (it listens on loopback only); a non-empty answer ends the
-// probe at once with the dial error and that explanation.
+// probeDelay), until it accepts, exited is closed, or ctx ends. It returns
+// the last dial error on failure. hopeless, when non-nil, is asked after a
+// refused dial past probeFastFor, at most every hopelessEvery, whether the
+// server can never be reached (it listens on loopback only); a non-empty
+// answer ends the probe at once with the dial error and that explanation.
 func probeTCP(ctx context.Context, addr string, exited <-chan struct{}, hopeless func() string) error {
 	var d net.Dialer
 	var last error
+	var asked time.Time // when hopeless was last asked
 	start := time.Now()
 	for delay := time.Duration(0); ; {
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -90,14 +94,19 @@ func probeTCP(ctx context.Context, addr string, exited <-chan struct{}, hopeless
 		if ctx.Err() == nil {
 			last = err
 		}
-		// hopeless waits for the fast phase to end: it reads the
-		// namespace's socket table, which took ~8 ms here while the
-		// process was young (eight times the fast step, and the whole
-		// probe of a quick server), and a loopback listener must be seen
-		// for loopbackGrace anyway.
-		if hopeless != nil && time.Since(start) >= probeFastFor && errors.Is(err, syscall.ECONNREFUSED) {
-			if why := hopeless(); why != "" {
-				return fmt.Errorf("%w (%s)", err, why)
+		// hopeless reads the namespace's socket tables, which costs
+		// ~10 ms of kernel time here: /proc/PID/net/tcp walks the whole
+		// host's connection hash, however few sockets the namespace has.
+		// It waits for the fast phase to end (a quick server is up by
+		// then) and runs at most every hopelessEvery, not after every
+		// refused dial: asked every 100 ms, it took ~1 CPU-s over a
+		// 10 s start.
+		if hopeless != nil && errors.Is(err, syscall.ECONNREFUSED) {
+			if now := time.Now(); now.Sub(start) >= probeFastFor && now.Sub(asked) >= hopelessEvery {
+				asked = now
+				if why := hopeless(); why != "" {
+					return fmt.Errorf("%w (%s)", err, why)
+				}
 			}
 		}
 		delay = probeDelay(time.Since(start), delay)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -425,6 +427,42 @@ func TestProbeDelay(t *testing.T) {
 		if got := probeDelay(tc.elapsed, tc.prev); got != tc.want {
 			t.Errorf("probeDelay(%v, %v): got %v, want %v", tc.elapsed, tc.prev, got, tc.want)
 		}
+	}
+}
+
+// TestProbeTCPHopelessPacing checks that probeTCP asks hopeless only
+// after the fast phase and at most every hopelessEvery (each question
+// reads the host's socket tables), and that an answer ends the probe.
+func TestProbeTCPHopelessPacing(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // dials to addr are refused from now on
+	var asked []time.Time
+	hopeless := func() string {
+		asked = append(asked, time.Now())
+		if len(asked) < 2 {
+			return ""
+		}
+		return "listens on loopback"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	err = probeTCP(ctx, addr, nil, hopeless)
+	if !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "(listens on loopback)") {
+		t.Fatalf("probeTCP: got %v, want the refused dial explained by hopeless", err)
+	}
+	if len(asked) != 2 {
+		t.Fatalf("hopeless asked %d times, want 2 (the probe ends on its first answer)", len(asked))
+	}
+	if d := asked[0].Sub(start); d < probeFastFor {
+		t.Errorf("hopeless first asked %v after the start, within the fast phase (%v)", d, probeFastFor)
+	}
+	if d := asked[1].Sub(asked[0]); d < hopelessEvery {
+		t.Errorf("hopeless asked again after %v, want at least %v", d, hopelessEvery)
 	}
 }
 
