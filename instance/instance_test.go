@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -429,4 +430,47 @@ func TestNetPool(t *testing.T) {
 		}
 	}
 	e.mgr.pool.mu.Unlock()
+}
+
+// TestPrefill checks that Prefill fills the pools before any Start, so a
+// fresh Manager's first cold start takes a namespace and a disk instead of
+// making them.
+func TestPrefill(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	m, err := NewManager(e.client, Options{Name: "fcdpf", DataDir: dir, Subnet: netip.MustParsePrefix("10.87.5.0/24"),
+		StopGrace: time.Second, NetPool: 2, DiskPool: 1, Images: e.puller, Runtime: *flagRuntime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := m.Close(context.WithoutCancel(ctx)); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+	if err := m.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.Prefill()
+	for {
+		_, disksShort := m.disks.short()
+		if m.pool.len() == m.pool.size && !disksShort {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("pools after Prefill: %d of %d namespaces, disks short: %v", m.pool.len(), m.pool.size, disksShort)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	inst, err := m.Start(ctx, Spec{Function: "echo", Image: e.refs[images.Echo], MemoryMB: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(inst.netID, "pool-") {
+		t.Errorf("first instance's network: got %q, want a pooled namespace", inst.netID)
+	}
+	get(t, "http://"+inst.Addr()+"/")
 }

@@ -33,11 +33,13 @@ type Manager struct {
 	images Images
 	net    *network
 	pool   *netPool // nil when Options.NetPool < 0
-	// poolOnce starts the pool's filler on the first Start, after the
-	// caller listed the Leftovers, which would include its namespaces.
+	// poolOnce starts the pool's filler on Prefill or the first Start,
+	// after the caller listed the Leftovers, which would include its
+	// namespaces.
 	poolOnce sync.Once
 	disks    *diskPool // nil when Options.DiskPool < 0
-	// disksOnce starts the disk pool's filler on the first Start.
+	// disksOnce starts the disk pool's filler on Prefill or the first
+	// Start.
 	disksOnce sync.Once
 	logs      *logFiles
 	http      *http.Client
@@ -198,11 +200,11 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 	}
 	i.log = newInstanceLog(lf, spec.ID)
 
+	m.Prefill()
 	if m.pool != nil {
 		defer m.pool.refill()
 	}
 	if m.disks != nil {
-		m.disksOnce.Do(func() { m.watch(func() { m.disks.run(m.ctx) }) })
 		defer m.disks.refill()
 	}
 	nctx := m.nsCtx(ctx)
@@ -328,6 +330,20 @@ func (i *Instance) create(ctx context.Context) error {
 	return nil
 }
 
+// Prefill starts filling the pools of network namespaces and writable
+// layers (Options.NetPool, Options.DiskPool) now, in the background, so
+// that even the first Start takes from them instead of making its own.
+// Call it after Leftovers or Cleanup, whose lists must not include the
+// pools' new namespaces; without it the first Start starts the fillers.
+func (m *Manager) Prefill() {
+	if m.pool != nil {
+		m.poolOnce.Do(func() { m.watch(func() { m.pool.run(m.ctx) }) })
+	}
+	if m.disks != nil {
+		m.disksOnce.Do(func() { m.watch(func() { m.disks.run(m.ctx) }) })
+	}
+}
+
 // attach gives i a network namespace: a pooled one when there is one,
 // else one made now. i.netID names it from then on, so release detaches
 // it even when attach fails half way.
@@ -337,7 +353,6 @@ func (m *Manager) attach(ctx context.Context, i *Instance) (attachment, error) {
 		path, ip, err := m.net.attach(ctx, i.netID)
 		return attachment{id: i.netID, path: path, ip: ip}, err
 	}
-	m.poolOnce.Do(func() { m.watch(func() { m.pool.run(m.ctx) }) })
 	if a, ok := m.pool.take(ctx); ok {
 		i.netID = a.id
 		return a, nil

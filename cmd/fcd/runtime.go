@@ -119,6 +119,9 @@ func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.
 	if err != nil {
 		return nil, fmt.Errorf("clean up after an earlier run: %w", err)
 	}
+	// The leftovers are listed: the pools may fill now, so that the first
+	// cold start does not make its own network namespace (~100 ms).
+	rt.manager.Prefill()
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	rt.stopCleanup, rt.cleaned = cancel, make(chan struct{})
 	go func() {
