@@ -194,7 +194,7 @@ func (p *Puller) Prepare(ctx context.Context, ref string, opts image.Options) (_
 		}
 	}()
 	ctx = namespaces.WithNamespace(ctx, p.opts.Namespace)
-	auth := &image.SpanRecorder{Origin: start}
+	auth := &image.BusyRecorder{Origin: start}
 	resolver := p.resolver(image.TimeCredentials(opts.Credentials, auth))
 
 	// Each caller resolves with its own credentials, so none can use a

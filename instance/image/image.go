@@ -125,9 +125,10 @@ type Stats struct {
 	// Resolve is resolving the reference to a manifest digest and reading
 	// the manifest (for a lazy image, its accelerated form's too).
 	Resolve Span
-	// Auth covers the calls of Options.Credentials (temporary credentials
-	// for the function's role), from the first call's start to the last
-	// one's end; it overlaps the steps that asked for them.
+	// Auth is the time spent in calls of Options.Credentials (temporary
+	// credentials for the function's role), from the first call's start;
+	// calls far apart (resolving, then a layer's first fetch) count only
+	// their own time (BusyRecorder). It overlaps the steps that asked.
 	Auth Span
 	// Index is a lazy image's table of contents or index-only artifact:
 	// fetching and reading it, over all layers opened by this Prepare.

@@ -1,6 +1,8 @@
 package image
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"time"
 )
@@ -61,10 +63,54 @@ func (r *SpanRecorder) Span() Span {
 	return r.span
 }
 
+// BusyRecorder accumulates a Span from timings of one step that may lie
+// far apart, such as asking for credentials while resolving and again at
+// a layer's first fetch a second later: the Span's Offset is the first
+// timing's begin and its Duration the time inside any timing (their
+// union), not the wall time from the first to the last. Its zero value is
+// not usable: set Origin.
+type BusyRecorder struct {
+	// Origin is the start of Prepare.
+	Origin time.Time
+
+	mu    sync.Mutex
+	spans []Span
+}
+
+// Add records the timing begin..end.
+func (r *BusyRecorder) Add(begin, end time.Time) {
+	r.mu.Lock()
+	r.spans = append(r.spans, SpanOf(r.Origin, begin, end))
+	r.mu.Unlock()
+}
+
+// Span returns what was recorded so far.
+func (r *BusyRecorder) Span() Span {
+	r.mu.Lock()
+	spans := slices.Clone(r.spans)
+	r.mu.Unlock()
+	if len(spans) == 0 {
+		return Span{}
+	}
+	slices.SortFunc(spans, func(a, b Span) int { return cmp.Compare(a.Offset, b.Offset) })
+	out := Span{Offset: spans[0].Offset}
+	cur := spans[0]
+	for _, s := range spans[1:] {
+		if s.Offset <= cur.End() {
+			cur = cur.Cover(s)
+			continue
+		}
+		out.Duration += cur.Duration
+		cur = s
+	}
+	out.Duration += cur.Duration
+	return out
+}
+
 // TimeCredentials wraps creds (Options.Credentials) so that r records the
 // time spent in its calls, i.e. Stats.Auth: getting temporary credentials
 // for the function's role. It returns nil for nil creds.
-func TimeCredentials(creds func(host string) (string, string, error), r *SpanRecorder) func(string) (string, string, error) {
+func TimeCredentials(creds func(host string) (string, string, error), r *BusyRecorder) func(string) (string, string, error) {
 	if creds == nil {
 		return nil
 	}

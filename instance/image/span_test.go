@@ -27,11 +27,11 @@ func TestSpanCover(t *testing.T) {
 }
 
 func TestTimeCredentials(t *testing.T) {
-	if TimeCredentials(nil, &SpanRecorder{}) != nil {
+	if TimeCredentials(nil, &BusyRecorder{}) != nil {
 		t.Error("TimeCredentials(nil): got a function, want nil")
 	}
 	origin := time.Now()
-	r := &SpanRecorder{Origin: origin}
+	r := &BusyRecorder{Origin: origin}
 	var calls sync.WaitGroup
 	creds := TimeCredentials(func(host string) (string, string, error) {
 		time.Sleep(time.Millisecond) // the call's own duration, to be measured
@@ -48,5 +48,34 @@ func TestTimeCredentials(t *testing.T) {
 	got, elapsed := r.Span(), time.Since(origin)
 	if got.Offset < 0 || got.Duration < time.Millisecond || got.End() > elapsed {
 		t.Errorf("Span: got %+v, want at least 1ms within the %v since origin", got, elapsed)
+	}
+}
+
+func TestBusyRecorder(t *testing.T) {
+	origin := time.Now()
+	at := func(ms int) time.Time { return origin.Add(time.Duration(ms) * time.Millisecond) }
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		spans [][2]int // begin, end in ms
+		want  Span
+	}{
+		{"nothing", nil, Span{}},
+		{"one", [][2]int{{2, 5}}, Span{2 * ms, 3 * ms}},
+		// Credentials while resolving, then at a layer's first fetch a
+		// second later: 12 ms spent, not the 1,010 ms they cover.
+		{"far apart", [][2]int{{1000, 1006}, {0, 6}}, Span{0, 12 * ms}},
+		{"overlapping counted once", [][2]int{{0, 4}, {2, 6}, {10, 11}}, Span{0, 7 * ms}},
+		{"inside", [][2]int{{0, 10}, {2, 3}}, Span{0, 10 * ms}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &BusyRecorder{Origin: origin}
+			for _, s := range tc.spans {
+				r.Add(at(s[0]), at(s[1]))
+			}
+			if got := r.Span(); got != tc.want {
+				t.Errorf("Span: got %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -11,13 +11,14 @@ import (
 // counted from the start of Prepare, and the per-layer ones (index,
 // mount) cover all layers as one span of wall time.
 type timing struct {
-	resolve            image.Span
-	auth, index, mount image.SpanRecorder
-	mu                 sync.Mutex
-	prefetch           image.Span // Duration set once the replay ended
-	prefetchBegin      time.Time  // zero: no replay
-	prefetchDone       bool
-	prefetchBytes      int64
+	resolve       image.Span
+	auth          image.BusyRecorder
+	index, mount  image.SpanRecorder
+	mu            sync.Mutex
+	prefetch      image.Span // Duration set once the replay ended
+	prefetchBegin time.Time  // zero: no replay
+	prefetchDone  bool
+	prefetchBytes int64
 }
 
 func newTiming(origin time.Time) *timing {
