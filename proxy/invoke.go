@@ -51,8 +51,10 @@ type Lease interface {
 // RequestLog is one request's log on its instance (package instance's
 // RequestLog).
 type RequestLog interface {
-	// Log writes a line of fcd's own to the instance's log.
-	Log(line string)
+	// Log writes a line of fcd's own to the instance's log: text
+	// followed by the request's id, as in "FC Invoke Start RequestId:
+	// <id>". Two parts, so the warm path's markers need no string built.
+	Log(text, requestID string)
 	// End stops collecting and returns the request's lines, oldest first
 	// (nil when not collecting). It is called once.
 	End() []string
@@ -103,6 +105,8 @@ type invocation struct {
 // cachedFunction is a function with its HTTP trigger and the per-request
 // header values it needs, computed once per version.
 type cachedFunction struct {
+	// name is the name the function is cached under.
+	name     string
 	fn       *api.Function
 	memory   string
 	deadline time.Duration
@@ -136,7 +140,7 @@ func (c *functionCache) get(ctx context.Context, st FunctionReader, name string)
 	if err != nil {
 		return nil, err
 	}
-	cf = &cachedFunction{fn: f, memory: strconv.Itoa(int(f.MemorySize)), deadline: time.Duration(f.Timeout) * time.Second}
+	cf = &cachedFunction{name: name, fn: f, memory: strconv.Itoa(int(f.MemorySize)), deadline: time.Duration(f.Timeout) * time.Second}
 	triggers, err := st.ListTriggers(ctx, name)
 	if err != nil {
 		return nil, err
@@ -168,6 +172,17 @@ func (c *functionCache) has(name string) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.m[name] != nil
+}
+
+// name returns the name of the cached function named b, without
+// allocating.
+func (c *functionCache) name(b []byte) (string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if cf := c.m[string(b)]; cf != nil {
+		return cf.name, true
+	}
+	return "", false
 }
 
 func (c *functionCache) forget(name string) {
@@ -305,7 +320,7 @@ func (x *exchange) end(failed error) {
 		return
 	}
 	defer x.done()
-	x.rlog.Log(invokeEnd + x.rid)
+	x.rlog.Log(invokeEnd, x.rid)
 	x.lines = x.rlog.End()
 	if m := x.s.opts.Meter; m != nil {
 		m.Record(billing.InvocationRecord{
@@ -338,7 +353,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	// not from the start of a cold start.
 	x.sent = time.Now()
 	x.rlog = lease.RequestLog(tail)
-	x.rlog.Log(invokeStart + rid)
+	x.rlog.Log(invokeStart, rid)
 	resp := fasthttp.AcquireResponse()
 	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), addr, &x.out, resp, x.sent, x.sent.Add(cf.deadline))
 	// The exchange may outlive the handler (a streamed response): let go
@@ -534,7 +549,7 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 		// The instance is alive but slow: its slot is free again once its
 		// connection is gone, which roundTrip has closed.
 		msg := fmt.Sprintf("Function timed out after %d seconds", fn.Timeout)
-		x.rlog.Log(msg + " RequestId: " + rid)
+		x.rlog.Log(msg+" RequestId: ", rid)
 		x.end(nil)
 		s.metrics.timeouts.Add(1)
 		s.log.Warn(msg, "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID())
@@ -551,7 +566,7 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 		}
 		f := instanceFailure(lease.InstanceID(), err)
 		if f.ErrorType != "" {
-			x.rlog.Log(f.headline() + " RequestId: " + rid)
+			x.rlog.Log(f.headline()+" RequestId: ", rid)
 		}
 		x.end(err)
 		s.upstream.closeInstance(lease.InstanceID())
