@@ -644,13 +644,21 @@ const (
 // hopHeaders are connection-scoped and never forwarded (RFC 9110 7.6.1).
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
+// The constant parts of an upstream request line, which are only read:
+// a []byte conversion per request would allocate.
+var (
+	http11     = []byte("HTTP/1.1")
+	methodPost = []byte(http.MethodPost)
+	invokeURI  = []byte("/invoke")
+)
+
 // buildUpstreamRequest makes out the request the instance receives. It
 // returns body, set to wrap a streamed client body, or nil when the body
 // is in memory.
 func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, out *outRequest, rid string, cf *cachedFunction, inv invocation, addr string, body *clientBody) *clientBody {
-	*out = outRequest{fc: cf.fcHead(s), rid: rid, qualifier: inv.qualifier, controlPath: inv.controlPath, proto: []byte("HTTP/1.1")}
+	*out = outRequest{fc: cf.fcHead(s), rid: rid, qualifier: inv.qualifier, controlPath: inv.controlPath, proto: http11}
 	if inv.controlPath == "/invoke" {
-		out.method, out.uri = []byte(http.MethodPost), []byte("/invoke")
+		out.method, out.uri = methodPost, invokeURI
 		out.host, out.contentType = addr, "application/octet-stream"
 	} else {
 		h := &ctx.Request.Header
