@@ -365,8 +365,13 @@ func (x *exchange) end(failed error) {
 // Every path ends the exchange exactly once.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunction, inv invocation, x *exchange) {
 	lease := x.lease
-	addr := lease.Addr() // formats the address: once per request
-	body := s.buildUpstreamRequest(ctx, &x.out, rid, cf, inv, addr, &x.body)
+	// The address is formatted only when it is needed: for
+	// InvokeFunction's Host header, and to dial (roundTripAt).
+	var host string
+	if inv.controlPath == "/invoke" {
+		host = lease.Addr()
+	}
+	body := s.buildUpstreamRequest(ctx, &x.out, rid, cf, inv, host, &x.body)
 	if err := s.roleHeaders(ctx, &x.out, cf.fn); err != nil {
 		x.done()
 		lease.Release()
@@ -381,7 +386,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	x.rlog = lease.RequestLog(tail)
 	x.rlog.Log(invokeStart, rid)
 	resp := fasthttp.AcquireResponse()
-	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), addr, &x.out, resp, x.sent, x.sent.Add(cf.deadline))
+	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), lease, &x.out, resp, x.sent, x.sent.Add(cf.deadline))
 	// The exchange may outlive the handler (a streamed response): let go
 	// of the client's request.
 	x.out = outRequest{}
@@ -652,14 +657,15 @@ var (
 	invokeURI  = []byte("/invoke")
 )
 
-// buildUpstreamRequest makes out the request the instance receives. It
+// buildUpstreamRequest makes out the request the instance receives;
+// host is the instance's address, for InvokeFunction's Host header. It
 // returns body, set to wrap a streamed client body, or nil when the body
 // is in memory.
-func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, out *outRequest, rid string, cf *cachedFunction, inv invocation, addr string, body *clientBody) *clientBody {
+func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, out *outRequest, rid string, cf *cachedFunction, inv invocation, host string, body *clientBody) *clientBody {
 	*out = outRequest{fc: cf.fcHead(s), rid: rid, qualifier: inv.qualifier, controlPath: inv.controlPath, proto: http11}
 	if inv.controlPath == "/invoke" {
 		out.method, out.uri = methodPost, invokeURI
-		out.host, out.contentType = addr, "application/octet-stream"
+		out.host, out.contentType = host, "application/octet-stream"
 	} else {
 		h := &ctx.Request.Header
 		out.method, out.uri, out.proto, out.client = h.Method(), inv.path, h.Protocol(), h
