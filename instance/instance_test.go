@@ -113,8 +113,8 @@ func TestStartEcho(t *testing.T) {
 	}
 
 	rl := inst.RequestLog(true)
-	rl.Log("FC Invoke Start RequestId: r1")
-	rl.Log("FC Invoke End RequestId: r1")
+	rl.Log("FC Invoke Start RequestId: ", "r1")
+	rl.Log("FC Invoke End RequestId: ", "r1")
 	req := rl.End()
 	lines, err := e.mgr.ReadLogs("echo", 0)
 	if err != nil {

@@ -95,8 +95,9 @@ func (l *logFile) open() error {
 	return nil
 }
 
-// appendLine appends one formatted log line, with its newline, to dst.
-func appendLine(dst []byte, t time.Time, id, stream string, text []byte) []byte {
+// appendLine appends one formatted log line, with its newline, to dst:
+// its text is text followed by more.
+func appendLine[T string | []byte](dst []byte, t time.Time, id, stream string, text T, more string) []byte {
 	dst = appendLogTime(dst, t)
 	dst = append(dst, ' ')
 	dst = append(dst, id...)
@@ -104,6 +105,7 @@ func appendLine(dst []byte, t time.Time, id, stream string, text []byte) []byte 
 	dst = append(dst, stream...)
 	dst = append(dst, ' ')
 	dst = append(dst, text...)
+	dst = append(dst, more...)
 	return append(dst, '\n')
 }
 
@@ -264,7 +266,7 @@ type instanceLog struct {
 	id   string
 
 	mu   sync.Mutex
-	tail []string
+	tail lineRing
 	reqs []*RequestLog // collecting, at most maxRequestLogs
 
 	plain RequestLog // the RequestLog of requests that do not collect
@@ -276,20 +278,20 @@ func newInstanceLog(file *logFile, id string) *instanceLog {
 	return il
 }
 
-func (il *instanceLog) line(stream string, text []byte) { il.write(stream, text, nil) }
+func (il *instanceLog) line(stream string, text []byte) { writeLog(il, stream, text, "", nil) }
 
-// write logs a line; self, when not nil, is the RequestLog writing it,
-// which keeps it even when it is not among those collecting.
-func (il *instanceLog) write(stream string, text []byte, self *RequestLog) {
+// writeLog logs a line of il whose text is text followed by more; self,
+// when not nil, is the RequestLog writing it, which keeps it even when it
+// is not among those collecting. A line nobody collects costs no
+// allocation: the FC Invoke markers of every warm request come through
+// here.
+func writeLog[T string | []byte](il *instanceLog, stream string, text T, more string, self *RequestLog) {
 	// Most lines fit the stack buffer; writeLine copies what it keeps.
 	var stack [256]byte
-	b := appendLine(stack[:0], time.Now(), il.id, stream, text)
+	b := appendLine(stack[:0], time.Now(), il.id, stream, text, more)
 	il.file.writeLine(b)
 	il.mu.Lock()
-	if len(il.tail) == tailLines {
-		il.tail = il.tail[1:]
-	}
-	il.tail = append(il.tail, string(text))
+	addLine(&il.tail, text, more)
 	if len(il.reqs) > 0 || (self != nil && self.collect && !self.registered) {
 		line := string(b[:len(b)-1])
 		for _, r := range il.reqs {
@@ -305,7 +307,33 @@ func (il *instanceLog) write(stream string, text []byte, self *RequestLog) {
 func (il *instanceLog) lastLines() []string {
 	il.mu.Lock()
 	defer il.mu.Unlock()
-	return append([]string(nil), il.tail...)
+	return il.tail.lines()
+}
+
+// lineRing keeps the texts of the last tailLines lines in buffers it
+// reuses, so keeping them allocates nothing once the ring has filled.
+type lineRing struct {
+	buf  [tailLines][]byte
+	next int // where the next line goes
+	n    int // lines held
+}
+
+func addLine[T string | []byte](r *lineRing, text T, more string) {
+	r.buf[r.next] = append(append(r.buf[r.next][:0], text...), more...)
+	r.next = (r.next + 1) % tailLines
+	r.n = min(r.n+1, tailLines)
+}
+
+// lines returns the lines held, oldest first, or nil.
+func (r *lineRing) lines() []string {
+	if r.n == 0 {
+		return nil
+	}
+	out := make([]string, 0, r.n)
+	for i := range r.n {
+		out = append(out, string(r.buf[(r.next-r.n+i+tailLines)%tailLines]))
+	}
+	return out
 }
 
 // stream returns a writer that splits its input into lines of stream.

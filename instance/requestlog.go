@@ -58,8 +58,12 @@ func (il *instanceLog) requestLog(collect bool) *RequestLog {
 }
 
 // Log writes a line of fcd's own (stream fc) to the instance's log under
-// the request, e.g. "FC Invoke Start RequestId: <id>".
-func (r *RequestLog) Log(line string) { r.il.write(StreamFC, []byte(line), r) }
+// the request: text followed by the request's id, e.g. "FC Invoke Start
+// RequestId: " and the id. It allocates nothing unless the line is
+// collected.
+func (r *RequestLog) Log(text, requestID string) {
+	writeLog(r.il, StreamFC, text, requestID, r)
+}
 
 // End stops collecting and returns the request's lines, oldest first, as
 // they are in the log file (time, instance, stream, text), at most

@@ -158,10 +158,10 @@ func TestRequestLogs(t *testing.T) {
 	a, b := newInstanceLog(lf, "a"), newInstanceLog(lf, "b")
 	a.line(StreamStdout, []byte("before"))
 	r1 := a.requestLog(true)
-	r1.Log("FC Invoke Start RequestId: r1")
+	r1.Log("FC Invoke Start RequestId: ", "r1")
 	b.line(StreamStdout, []byte("from b"))
 	a.line(StreamStdout, []byte("from a"))
-	r1.Log("FC Invoke End RequestId: r1")
+	r1.Log("FC Invoke End RequestId: ", "r1")
 	// The tail comes from memory: with the log files gone, and any file
 	// read failing or finding nothing, the request still has its lines.
 	if err := os.RemoveAll(dir); err != nil {
@@ -223,7 +223,7 @@ func TestRequestLogBounds(t *testing.T) {
 		}
 		il.line(StreamStdout, []byte("shared"))
 		over := rs[maxRequestLogs]
-		over.Log("FC Invoke Start RequestId: over")
+		over.Log("FC Invoke Start RequestId: ", "over")
 		if got := over.End(); len(got) != 1 || !strings.HasSuffix(got[0], "RequestId: over") {
 			t.Errorf("RequestLog past the bound: got %q, want only its own line", got)
 		}
@@ -394,9 +394,9 @@ func TestLogLinesBufferedInOrder(t *testing.T) {
 	var want []string
 	for i := range 50 {
 		r := il.requestLog(false)
-		r.Log(fmt.Sprintf("FC Invoke Start RequestId: r%d", i))
+		r.Log("FC Invoke Start RequestId: ", fmt.Sprintf("r%d", i))
 		fmt.Fprintf(out, "handling r%d\n", i)
-		r.Log(fmt.Sprintf("FC Invoke End RequestId: r%d", i))
+		r.Log("FC Invoke End RequestId: ", fmt.Sprintf("r%d", i))
 		want = append(want, fmt.Sprintf("fc FC Invoke Start RequestId: r%d", i), fmt.Sprintf("stdout handling r%d", i), fmt.Sprintf("fc FC Invoke End RequestId: r%d", i))
 	}
 	files.flush("fn")
@@ -524,5 +524,50 @@ func TestShimGroups(t *testing.T) {
 	}
 	if live := map[string]int{"fcd-ab-0": 1, "fcd-ab-1": 1, "fcd-ab-2": 1}; !maps.Equal(g.live, live) {
 		t.Errorf("live instances: got %v, want %v", g.live, live)
+	}
+}
+
+func TestLogTailKeepsLastLines(t *testing.T) {
+	dir := t.TempDir()
+	lf, err := openLogFile(dir, 1<<20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.close()
+	il := newInstanceLog(lf, "a")
+	if got := il.lastLines(); got != nil {
+		t.Fatalf("tail of an empty log: got %q, want nil", got)
+	}
+	out := il.stream(StreamStdout)
+	r := il.requestLog(false)
+	var want []string
+	for i := range tailLines + 5 {
+		if i%2 == 0 {
+			fmt.Fprintf(out, "line %d\n", i)
+			want = append(want, fmt.Sprintf("line %d", i))
+		} else {
+			r.Log("FC Invoke Start RequestId: ", fmt.Sprintf("r%d", i))
+			want = append(want, fmt.Sprintf("FC Invoke Start RequestId: r%d", i))
+		}
+		n := min(len(want), tailLines)
+		if got := il.lastLines(); !slices.Equal(got, want[len(want)-n:]) {
+			t.Fatalf("after %d lines: got %q, want %q", i+1, got, want[len(want)-n:])
+		}
+	}
+}
+
+func BenchmarkRequestLogMarkers(b *testing.B) {
+	lf, err := openLogFile(b.TempDir(), 1<<30, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lf.close()
+	il := newInstanceLog(lf, "c-0123456789")
+	b.ReportAllocs()
+	for b.Loop() {
+		r := il.requestLog(false)
+		r.Log("FC Invoke Start RequestId: ", "1-0123456789ab-1f")
+		r.Log("FC Invoke End RequestId: ", "1-0123456789ab-1f")
+		r.End()
 	}
 }

@@ -89,10 +89,25 @@ func (l *benchLease) FirstResponse(time.Time) {
 // request without Tail.
 type benchLog struct{}
 
-func (benchLog) Log(string)    {}
-func (benchLog) End() []string { return nil }
+func (benchLog) Log(string, string) {}
+func (benchLog) End() []string      { return nil }
 
 func startBenchProxy(b *testing.B, backend string) string {
+	srv, _ := newBenchServer(b, backend)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, ln); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
+}
+
+// newBenchServer returns a Server with function "fn", which has an HTTP
+// trigger and always leases backend.
+func newBenchServer(b *testing.B, backend string) (*Server, *store.Store) {
 	st, err := store.Open(b.TempDir()+"/fcd.db", 0)
 	if err != nil {
 		b.Fatal(err)
@@ -113,14 +128,31 @@ func startBenchProxy(b *testing.B, backend string) string {
 	if err := st.CreateTrigger(context.Background(), "fn", trig); err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
+	return New(Options{Functions: st, Keys: StaticKeys{}, Scheduler: &benchScheduler{benchLease{addr: backend}}}), st
+}
+
+// BenchmarkHandleTrigger runs the HTTP trigger handler in process, with no
+// client connection, against a loopback echo: what fcd's own code costs a
+// warm request beyond the client's socket, and what it allocates.
+//
+//	go test ./proxy -run '^$' -bench HandleTrigger -benchmem
+func BenchmarkHandleTrigger(b *testing.B) {
+	backend := startEchoBackend(b)
+	s, _ := newBenchServer(b, backend)
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/fn/fn/")
+	req.Header.SetHost("fcd")
+	req.Header.SetContentType("application/octet-stream")
+	req.SetBody(make([]byte, 1024))
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Response.Reset()
+		s.handle(&ctx)
+		if ctx.Response.StatusCode() != fasthttp.StatusOK || len(ctx.Response.Body()) != 1024 {
+			b.Fatalf("got %d with %d bytes, want 200 with 1024", ctx.Response.StatusCode(), len(ctx.Response.Body()))
+		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := New(Options{Functions: st, Keys: StaticKeys{}, Scheduler: &benchScheduler{benchLease{addr: backend}}})
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
 }

@@ -51,8 +51,10 @@ type Lease interface {
 // RequestLog is one request's log on its instance (package instance's
 // RequestLog).
 type RequestLog interface {
-	// Log writes a line of fcd's own to the instance's log.
-	Log(line string)
+	// Log writes a line of fcd's own to the instance's log: text
+	// followed by the request's id, as in "FC Invoke Start RequestId:
+	// <id>". Two parts, so the warm path's markers need no string built.
+	Log(text, requestID string)
 	// End stops collecting and returns the request's lines, oldest first
 	// (nil when not collecting). It is called once.
 	End() []string
@@ -103,6 +105,8 @@ type invocation struct {
 // cachedFunction is a function with its HTTP trigger and the per-request
 // header values it needs, computed once per version.
 type cachedFunction struct {
+	// name is the name the function is cached under.
+	name     string
 	fn       *api.Function
 	memory   string
 	deadline time.Duration
@@ -136,7 +140,7 @@ func (c *functionCache) get(ctx context.Context, st FunctionReader, name string)
 	if err != nil {
 		return nil, err
 	}
-	cf = &cachedFunction{fn: f, memory: strconv.Itoa(int(f.MemorySize)), deadline: time.Duration(f.Timeout) * time.Second}
+	cf = &cachedFunction{name: name, fn: f, memory: strconv.Itoa(int(f.MemorySize)), deadline: time.Duration(f.Timeout) * time.Second}
 	triggers, err := st.ListTriggers(ctx, name)
 	if err != nil {
 		return nil, err
@@ -168,6 +172,17 @@ func (c *functionCache) has(name string) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.m[name] != nil
+}
+
+// name returns the name of the cached function named b, without
+// allocating.
+func (c *functionCache) name(b []byte) (string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if cf := c.m[string(b)]; cf != nil {
+		return cf.name, true
+	}
+	return "", false
 }
 
 func (c *functionCache) forget(name string) {
@@ -212,13 +227,19 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 	// releases the context when the request ends, which for a streamed
 	// response is after this handler. One allocation holds the request's
 	// state, its context, call and watch.
-	x := &exchange{s: s, cf: cf, rid: rid}
+	x := exchanges.Get().(*exchange)
+	x.s, x.cf, x.rid = s, cf, rid
 	x.ctx.parent, x.ctx.detach = s.ctx, true
 	if inv.async != nil {
 		x.ctx.parent, x.ctx.detach = inv.async.ctx, false
 	}
 	x.watch.start(&s.clients, ctx.Conn(), s.ctx, x)
-	defer x.watch.stop()
+	defer func() {
+		if x.watch.stop() && inv.async == nil && x.reusable() {
+			*x = exchange{}
+			exchanges.Put(x)
+		}
+	}()
 
 	// Fix the request's arrival time before waiting for an instance:
 	// with LazyRequestTime the clock is read on the first ctx.Time, and
@@ -278,6 +299,26 @@ type exchange struct {
 	body clientBody
 	// out is the request the instance gets.
 	out outRequest
+	// streamed: the response is streamed, and the stream ends the
+	// exchange after the handler returns.
+	streamed bool
+}
+
+// exchanges holds exchanges no one refers to any more, for the next
+// requests: a warm request then allocates none.
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
+// reusable reports whether, its handler done and its watch stopped, the
+// exchange is referred to by nothing else: it ended, its response was not
+// streamed (the stream holds it until fasthttp closes it), and its
+// context was never made (a waiting Acquire may have handed it on).
+func (x *exchange) reusable() bool {
+	if !x.ended.Load() || x.streamed {
+		return false
+	}
+	x.ctx.mu.Lock()
+	defer x.ctx.mu.Unlock()
+	return x.ctx.ctx == nil
 }
 
 // endTime is when the request ended, for metering.
@@ -305,7 +346,7 @@ func (x *exchange) end(failed error) {
 		return
 	}
 	defer x.done()
-	x.rlog.Log(invokeEnd + x.rid)
+	x.rlog.Log(invokeEnd, x.rid)
 	x.lines = x.rlog.End()
 	if m := x.s.opts.Meter; m != nil {
 		m.Record(billing.InvocationRecord{
@@ -324,8 +365,13 @@ func (x *exchange) end(failed error) {
 // Every path ends the exchange exactly once.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunction, inv invocation, x *exchange) {
 	lease := x.lease
-	addr := lease.Addr() // formats the address: once per request
-	body := s.buildUpstreamRequest(ctx, &x.out, rid, cf, inv, addr, &x.body)
+	// The address is formatted only when it is needed: for
+	// InvokeFunction's Host header, and to dial (roundTripAt).
+	var host string
+	if inv.controlPath == "/invoke" {
+		host = lease.Addr()
+	}
+	body := s.buildUpstreamRequest(ctx, &x.out, rid, cf, inv, host, &x.body)
 	if err := s.roleHeaders(ctx, &x.out, cf.fn); err != nil {
 		x.done()
 		lease.Release()
@@ -338,9 +384,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	// not from the start of a cold start.
 	x.sent = time.Now()
 	x.rlog = lease.RequestLog(tail)
-	x.rlog.Log(invokeStart + rid)
+	x.rlog.Log(invokeStart, rid)
 	resp := fasthttp.AcquireResponse()
-	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), addr, &x.out, resp, x.sent, x.sent.Add(cf.deadline))
+	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), lease, &x.out, resp, x.sent, x.sent.Add(cf.deadline))
 	// The exchange may outlive the handler (a streamed response): let go
 	// of the client's request.
 	x.out = outRequest{}
@@ -381,6 +427,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	if inv.async == nil {
 		ctx.SetWriteDeadline(x.sent.Add(cf.deadline))
 	}
+	x.streamed = true
 	ctx.SetBodyStream(&streamedBody{x: x, conn: conn, resp: resp}, size)
 }
 
@@ -534,7 +581,7 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 		// The instance is alive but slow: its slot is free again once its
 		// connection is gone, which roundTrip has closed.
 		msg := fmt.Sprintf("Function timed out after %d seconds", fn.Timeout)
-		x.rlog.Log(msg + " RequestId: " + rid)
+		x.rlog.Log(msg+" RequestId: ", rid)
 		x.end(nil)
 		s.metrics.timeouts.Add(1)
 		s.log.Warn(msg, "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID())
@@ -551,7 +598,7 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 		}
 		f := instanceFailure(lease.InstanceID(), err)
 		if f.ErrorType != "" {
-			x.rlog.Log(f.headline() + " RequestId: " + rid)
+			x.rlog.Log(f.headline()+" RequestId: ", rid)
 		}
 		x.end(err)
 		s.upstream.closeInstance(lease.InstanceID())
@@ -602,14 +649,23 @@ const (
 // hopHeaders are connection-scoped and never forwarded (RFC 9110 7.6.1).
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// buildUpstreamRequest makes out the request the instance receives. It
+// The constant parts of an upstream request line, which are only read:
+// a []byte conversion per request would allocate.
+var (
+	http11     = []byte("HTTP/1.1")
+	methodPost = []byte(http.MethodPost)
+	invokeURI  = []byte("/invoke")
+)
+
+// buildUpstreamRequest makes out the request the instance receives;
+// host is the instance's address, for InvokeFunction's Host header. It
 // returns body, set to wrap a streamed client body, or nil when the body
 // is in memory.
-func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, out *outRequest, rid string, cf *cachedFunction, inv invocation, addr string, body *clientBody) *clientBody {
-	*out = outRequest{fc: cf.fcHead(s), rid: rid, qualifier: inv.qualifier, controlPath: inv.controlPath, proto: []byte("HTTP/1.1")}
+func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, out *outRequest, rid string, cf *cachedFunction, inv invocation, host string, body *clientBody) *clientBody {
+	*out = outRequest{fc: cf.fcHead(s), rid: rid, qualifier: inv.qualifier, controlPath: inv.controlPath, proto: http11}
 	if inv.controlPath == "/invoke" {
-		out.method, out.uri = []byte(http.MethodPost), []byte("/invoke")
-		out.host, out.contentType = addr, "application/octet-stream"
+		out.method, out.uri = methodPost, invokeURI
+		out.host, out.contentType = host, "application/octet-stream"
 	} else {
 		h := &ctx.Request.Header
 		out.method, out.uri, out.proto, out.client = h.Method(), inv.path, h.Protocol(), h

@@ -94,7 +94,8 @@ type fakeRequestLog struct {
 	lines   []string
 }
 
-func (r *fakeRequestLog) Log(line string) {
+func (r *fakeRequestLog) Log(text, requestID string) {
+	line := text + requestID
 	r.log.add(line)
 	if r.collect {
 		r.lines = append(r.lines, line)

@@ -307,7 +307,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, rid, aerr)
 			return
 		}
-		name, uri := splitTriggerPath(ctx.RequestURI())
+		name, uri := s.triggerPath(ctx.RequestURI())
 		s.httpTrigger(ctx, rid, name, uri)
 	case bytes.Equal(path, apiPrefixBytes) || bytes.HasPrefix(path, apiPrefixSlash):
 		s.handleFunctions(ctx, rid, strings.TrimPrefix(string(path), apiPrefix))

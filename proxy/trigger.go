@@ -37,16 +37,34 @@ func (s *Server) triggerHost(host []byte) (string, bool) {
 
 // splitTriggerPath splits "/fn/<name>/rest?q" into name and "/rest?q".
 func splitTriggerPath(uri []byte) (string, []byte) {
-	rest := uri[len(triggerPrefix):]
+	name, rest := cutTriggerPath(uri)
+	return unescape(string(name)), rest
+}
+
+// cutTriggerPath is splitTriggerPath with the name as it is in uri,
+// still escaped.
+func cutTriggerPath(uri []byte) (name, rest []byte) {
+	rest = uri[len(triggerPrefix):]
 	end := bytes.IndexAny(rest, "/?")
 	if end < 0 {
-		return unescape(string(rest)), []byte("/")
+		return rest, []byte("/")
 	}
-	name := unescape(string(rest[:end]))
 	if rest[end] == '?' {
-		return name, append([]byte("/"), rest[end:]...)
+		return rest[:end], append([]byte("/"), rest[end:]...)
 	}
-	return name, rest[end:]
+	return rest[:end], rest[end:]
+}
+
+// triggerPath is splitTriggerPath for a request: the name of a cached
+// function is the cache's own string, not a new one per request.
+func (s *Server) triggerPath(uri []byte) (string, []byte) {
+	name, rest := cutTriggerPath(uri)
+	if bytes.IndexByte(name, '%') < 0 {
+		if n, ok := s.fns.name(name); ok {
+			return n, rest
+		}
+	}
+	return unescape(string(name)), rest
 }
 
 func (s *Server) httpTrigger(ctx *fasthttp.RequestCtx, rid, name string, uri []byte) {

@@ -100,9 +100,19 @@ func newUpstream() *upstream {
 	}
 }
 
+// addresser gives an instance's address (a Lease does), asked only when
+// a connection is dialled: formatting it costs an allocation, and a warm
+// request reuses a connection.
+type addresser interface{ Addr() string }
+
+// fixedAddr is an address known as a string.
+type fixedAddr string
+
+func (a fixedAddr) Addr() string { return string(a) }
+
 // get returns an idle connection to instance id, or dials one at addr.
 // reused says which.
-func (u *upstream) get(id, addr string, now time.Time) (c *upConn, reused bool, err error) {
+func (u *upstream) get(id string, addr addresser, now time.Time) (c *upConn, reused bool, err error) {
 	u.mu.Lock()
 	conns := u.idle[id]
 	for len(conns) > 0 {
@@ -117,7 +127,7 @@ func (u *upstream) get(id, addr string, now time.Time) (c *upConn, reused bool, 
 	}
 	delete(u.idle, id)
 	u.mu.Unlock()
-	nc, err := net.DialTimeout("tcp", addr, u.dialTimeout)
+	nc, err := net.DialTimeout("tcp", addr.Addr(), u.dialTimeout)
 	if err != nil {
 		return nil, false, err
 	}
@@ -326,11 +336,12 @@ func (c *call) isAborted() bool {
 // and only when its body is in memory: once a request is written the
 // instance may have acted on it, and a function must not run twice.
 func (u *upstream) roundTrip(cl *call, id, addr string, req upstreamRequest, resp *fasthttp.Response, deadline time.Time) (*upConn, error) {
-	return u.roundTripAt(cl, id, addr, req, resp, time.Now(), deadline)
+	return u.roundTripAt(cl, id, fixedAddr(addr), req, resp, time.Now(), deadline)
 }
 
-// roundTripAt is roundTrip with the caller's reading of the clock.
-func (u *upstream) roundTripAt(cl *call, id, addr string, req upstreamRequest, resp *fasthttp.Response, now, deadline time.Time) (*upConn, error) {
+// roundTripAt is roundTrip with the caller's reading of the clock, and
+// the address asked for only to dial.
+func (u *upstream) roundTripAt(cl *call, id string, addr addresser, req upstreamRequest, resp *fasthttp.Response, now, deadline time.Time) (*upConn, error) {
 	// fasthttp clears the body stream as it writes it: look first.
 	streamed, head := requestShape(req)
 	for attempt := 0; ; attempt++ {

@@ -46,7 +46,7 @@ func TestPooledConnPastDeadline(t *testing.T) {
 	conn := call1()
 	conn.SetDeadline(time.Unix(1, 0)) // as if its call's deadline passed while idle
 	u.put(conn, time.Now())
-	got, reused, err := u.get("i-1", addr, time.Now())
+	got, reused, err := u.get("i-1", fixedAddr(addr), time.Now())
 	if err != nil || !reused || got != conn {
 		t.Fatalf("live connection past its deadline: got %p reused=%v %v, want %p reused", got, reused, err, conn)
 	}
@@ -55,7 +55,7 @@ func TestPooledConnPastDeadline(t *testing.T) {
 	// The instance closes it while it is pooled, past its deadline.
 	conn.SetDeadline(time.Unix(1, 0))
 	be.CloseClientConnections()
-	got, reused, err = u.get("i-1", addr, time.Now())
+	got, reused, err = u.get("i-1", fixedAddr(addr), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
