@@ -227,19 +227,13 @@ func (s *Server) invoke(ctx *fasthttp.RequestCtx, rid, name string, inv invocati
 	// releases the context when the request ends, which for a streamed
 	// response is after this handler. One allocation holds the request's
 	// state, its context, call and watch.
-	x := exchanges.Get().(*exchange)
-	x.s, x.cf, x.rid = s, cf, rid
+	x := &exchange{s: s, cf: cf, rid: rid}
 	x.ctx.parent, x.ctx.detach = s.ctx, true
 	if inv.async != nil {
 		x.ctx.parent, x.ctx.detach = inv.async.ctx, false
 	}
 	x.watch.start(&s.clients, ctx.Conn(), s.ctx, x)
-	defer func() {
-		if x.watch.stop() && inv.async == nil && x.reusable() {
-			*x = exchange{}
-			exchanges.Put(x)
-		}
-	}()
+	defer x.watch.stop()
 
 	// Fix the request's arrival time before waiting for an instance:
 	// with LazyRequestTime the clock is read on the first ctx.Time, and
@@ -299,26 +293,6 @@ type exchange struct {
 	body clientBody
 	// out is the request the instance gets.
 	out outRequest
-	// streamed: the response is streamed, and the stream ends the
-	// exchange after the handler returns.
-	streamed bool
-}
-
-// exchanges holds exchanges no one refers to any more, for the next
-// requests: a warm request then allocates none.
-var exchanges = sync.Pool{New: func() any { return new(exchange) }}
-
-// reusable reports whether, its handler done and its watch stopped, the
-// exchange is referred to by nothing else: it ended, its response was not
-// streamed (the stream holds it until fasthttp closes it), and its
-// context was never made (a waiting Acquire may have handed it on).
-func (x *exchange) reusable() bool {
-	if !x.ended.Load() || x.streamed {
-		return false
-	}
-	x.ctx.mu.Lock()
-	defer x.ctx.mu.Unlock()
-	return x.ctx.ctx == nil
 }
 
 // endTime is when the request ended, for metering.
@@ -427,7 +401,6 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	if inv.async == nil {
 		ctx.SetWriteDeadline(x.sent.Add(cf.deadline))
 	}
-	x.streamed = true
 	ctx.SetBodyStream(&streamedBody{x: x, conn: conn, resp: resp}, size)
 }
 

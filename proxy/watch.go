@@ -29,11 +29,7 @@ type clientWatcher struct {
 	mu      sync.Mutex
 	head    clientWatch // the list's sentinel
 	running bool
-	// checking is set while a round looks at the watches it took from
-	// the list outside the lock: a watch stopped meanwhile may still be
-	// looked at.
-	checking bool
-	checks   []*clientWatch // the round's, reused
+	checks  []*clientWatch // the round's, reused
 }
 
 // clientWatch calls gone once, with errAborted, if the client's connection
@@ -78,17 +74,12 @@ func (cw *clientWatch) start(w *clientWatcher, c net.Conn, hard context.Context,
 	w.mu.Unlock()
 }
 
-// stop ends the watch. It reports whether the watcher let go of it:
-// false when the watch fired (its gone call may still run) or a round
-// may still look at it, so its memory must not be reused for another
-// request.
-func (cw *clientWatch) stop() (released bool) {
+// stop ends the watch.
+func (cw *clientWatch) stop() {
 	w := cw.w
 	w.mu.Lock()
-	released = !cw.done && !w.checking
 	cw.unlinkLocked()
 	w.mu.Unlock()
-	return released
 }
 
 func (cw *clientWatch) unlinkLocked() {
@@ -123,12 +114,8 @@ func (w *clientWatcher) run() {
 			checks = append(checks, cw)
 		}
 		w.checks = checks
-		w.checking = true
 		w.mu.Unlock()
 		w.check(checks)
-		w.mu.Lock()
-		w.checking = false
-		w.mu.Unlock()
 	}
 }
 
