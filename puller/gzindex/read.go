@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -87,7 +88,11 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64) (err error) {
 
 	var win []byte
 	if cp.win > 0 {
-		if win, err = inflateWindow(cp, bufs.win[:0]); err != nil {
+		z, err := r.x.window(ctx, cp)
+		if err != nil {
+			return err
+		}
+		if win, err = inflateWindow(cp, z, bufs.win[:0]); err != nil {
 			return err
 		}
 		bufs.win = win
@@ -137,9 +142,45 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64) (err error) {
 	}
 }
 
-// inflateWindow decompresses a checkpoint's window into buf.
-func inflateWindow(cp *checkpoint, buf []byte) ([]byte, error) {
-	fr := flate.NewReader(bytes.NewReader(cp.window))
+// window returns cp's compressed window, fetching it (once it succeeds)
+// for an index loaded by LoadHead.
+func (x *Index) window(ctx context.Context, cp *checkpoint) ([]byte, error) {
+	if cp.lazy == nil {
+		return cp.window, nil
+	}
+	if p := cp.lazy.p.Load(); p != nil {
+		return *p, nil
+	}
+	if x.windows == nil {
+		return nil, fmt.Errorf("%w: window at bit %d not loaded and no fetcher", ErrBadIndex, cp.bit)
+	}
+	b, err := x.windows(ctx, cp.woff, cp.wlen, digest.NewDigestFromBytes(digest.SHA256, cp.wsum[:]))
+	if err != nil {
+		return nil, fmt.Errorf("fetch window at bit %d: %w", cp.bit, err)
+	}
+	if int64(len(b)) != cp.wlen || sha256.Sum256(b) != cp.wsum {
+		return nil, fmt.Errorf("window at bit %d: %w", cp.bit, ErrChecksum)
+	}
+	cp.lazy.p.Store(&b)
+	return b, nil
+}
+
+// FetchWindow makes sure the window of the checkpoint a read at
+// uncompressed offset off starts from is at hand: for an index loaded by
+// LoadHead it fetches it, unless it was fetched before; for others it
+// does nothing. Prefetchers call it so that windows arrive with the
+// compressed bytes rather than before them.
+func (x *Index) FetchWindow(ctx context.Context, off int64) error {
+	if len(x.checkpoints) == 0 {
+		return nil
+	}
+	_, err := x.window(ctx, x.checkpointFor(off))
+	return err
+}
+
+// inflateWindow decompresses a checkpoint's window, z, into buf.
+func inflateWindow(cp *checkpoint, z, buf []byte) ([]byte, error) {
+	fr := flate.NewReader(bytes.NewReader(z))
 	defer fr.Close()
 	buf = append(buf[:0], make([]byte, cp.win)...)
 	if _, err := io.ReadFull(fr, buf); err != nil {
