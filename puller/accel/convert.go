@@ -60,6 +60,13 @@ const (
 	// AnnotationLayerUncompressed, on a layer of an index-only artifact,
 	// is the source layer's uncompressed (tar) size.
 	AnnotationLayerUncompressed = "dev.fcd.gzindex.uncompressed-size"
+	// AnnotationIndexHead, on a layer of an index-only artifact whose
+	// index is format version 3, is "<size>@<digest>": the length of the
+	// index's head (gzindex.HeadSize) and the sha256 of those first bytes,
+	// so that a reader fetches the head alone, by range, verified against
+	// the manifest, and each window later (gzindex.LoadHead). Absent on
+	// older indexes, which are read whole.
+	AnnotationIndexHead = "dev.fcd.gzindex.head"
 
 	// ArtifactTypeGzindex is the artifactType of index-only artifacts.
 	ArtifactTypeGzindex = "application/vnd.fcd.gzindex.v1+json"

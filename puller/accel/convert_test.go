@@ -407,6 +407,20 @@ func checkIndex(t *testing.T, repo name.Repository, desc v1.Descriptor, l v1.Lay
 	if err != nil {
 		t.Fatal(err)
 	}
+	if x.Version() != IndexVersion {
+		t.Fatalf("got index version %d, want %d", x.Version(), IndexVersion)
+	}
+	// The head annotation names the head's bytes, which load alone.
+	n, err := gzindex.HeadSize(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := desc.Annotations[AnnotationIndexHead], fmt.Sprintf("%d@%s", n, digest.FromBytes(data[:n])); got != want {
+		t.Fatalf("got head annotation %q, want %q", got, want)
+	}
+	if _, err := gzindex.LoadHead(data[:n], ld.String(), nil); err != nil {
+		t.Fatalf("LoadHead: %v", err)
+	}
 	crc, _ := l.Compressed()
 	blob, _ := io.ReadAll(crc)
 	crc.Close()

@@ -155,6 +155,17 @@ func (x *Index) CheckpointBefore(off int64) int64 {
 	return x.checkpointFor(off).out
 }
 
+// CheckpointAfter returns the uncompressed offset of the first
+// checkpoint after off, or Size if there is none: with CheckpointBefore,
+// it walks the checkpoints reads of a range may start from.
+func (x *Index) CheckpointAfter(off int64) int64 {
+	i := sort.Search(len(x.checkpoints), func(i int) bool { return x.checkpoints[i].out > off })
+	if i == len(x.checkpoints) {
+		return x.Size
+	}
+	return x.checkpoints[i].out
+}
+
 // checkpointFor returns the last checkpoint at or before uncompressed
 // offset off.
 func (x *Index) checkpointFor(off int64) *checkpoint {

@@ -219,6 +219,7 @@ func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 		return nil
 	}
 	want := make(map[int]bool)
+	var starts []int64 // where the reads of rs decode from
 	for _, r := range rs {
 		ie, ok := s.files[r.File]
 		if !ok {
@@ -238,6 +239,13 @@ func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 		for i := first; i < end; i++ {
 			want[i] = true
 		}
+		for o := ie.Offset + r.Off; o < ie.Offset+r.Off+n; {
+			cp := s.x.CheckpointBefore(o)
+			if len(starts) == 0 || starts[len(starts)-1] != cp {
+				starts = append(starts, cp)
+			}
+			o = s.x.CheckpointAfter(o)
+		}
 	}
 	ids := slices.Sorted(maps.Keys(want))
 	// The chunks between two wanted ones at most spanGap apart come too:
@@ -254,6 +262,13 @@ func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 		slices.Sort(ids)
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	// The windows the reads will start from come with the chunks, not
+	// one round trip before their decoding (an index loaded whole has
+	// them all).
+	wctx := context.WithValue(gctx, prioKey{}, prio)
+	for _, off := range starts {
+		g.Go(func() error { return s.x.FetchWindow(wctx, off) })
+	}
 	for _, i := range ids {
 		off, n := s.x.Chunk(i)
 		d := s.x.ChunkDigest(i)
