@@ -87,7 +87,9 @@ const (
 
 // WindowFetcher returns the n bytes at off of a serialized version 3
 // index, which must hash to want (sha256): one window, for an index
-// loaded by LoadHead. A remote blob's verified range read plugs in.
+// loaded by LoadHead; or, with want empty, a run of windows, unverified
+// (each is checked against the head). A remote blob's range read plugs
+// in.
 type WindowFetcher func(ctx context.Context, off, n int64, want digest.Digest) ([]byte, error)
 
 // hasFileDigest reports whether the format stores a digest for e.

@@ -27,8 +27,8 @@ func (s *windowServer) fetch(_ context.Context, off, n int64, want digest.Digest
 	}
 	b := bytes.Clone(s.data[off : off+n])
 	if s.corrupt {
-		b[0] ^= 1
-	} else if digest.SHA256.FromBytes(b) != want {
+		b[len(b)-1] ^= 1
+	} else if want != "" && digest.SHA256.FromBytes(b) != want {
 		return nil, fmt.Errorf("range %d+%d: digest %s, want %s", off, n, digest.SHA256.FromBytes(b), want)
 	}
 	s.mu.Lock()
@@ -177,5 +177,73 @@ func TestHeadRejects(t *testing.T) {
 	}
 	if _, err := LoadHead(d2, v2.Digest, nil); !errors.Is(err, ErrBadIndex) {
 		t.Fatalf("LoadHead of version 2: got %v, want ErrBadIndex", err)
+	}
+}
+
+// TestFetchWindows checks that FetchWindows reads the windows reads at
+// the offsets given start from in one request per run, and that reads
+// then fetch no window of their own; and that a run with a window that
+// does not match its digest is refused.
+func TestFetchWindows(t *testing.T) {
+	z, _ := smallLayer(t, 300)
+	built, err := Build(context.Background(), bytes.NewReader(z), Options{ChunkSize: MinChunkSize, Span: 8 << 10, Version: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := built.MarshalBinary()
+	n, err := HeadSize(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		gap     int64
+		corrupt bool
+	}{{"one run", int64(len(data)), false}, {"no gap", 0, false}, {"corrupt", int64(len(data)), true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &windowServer{data: data, corrupt: tc.corrupt, reads: map[int64]int{}}
+			x, err := LoadHead(data[:n], built.Digest, srv.fetch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var offs []int64
+			need := map[int64]bool{}
+			for i := range x.Entries {
+				if e := &x.Entries[i]; e.IsRegular() && e.Size > 0 {
+					offs = append(offs, e.Offset)
+					if cp := x.checkpointFor(e.Offset); cp.wlen > 0 {
+						need[cp.woff] = true
+					}
+				}
+			}
+			err = x.FetchWindows(context.Background(), offs, tc.gap)
+			if tc.corrupt {
+				if !errors.Is(err, ErrChecksum) {
+					t.Fatalf("got %v, want ErrChecksum", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.gap > 0 && len(srv.reads) != 1 {
+				t.Fatalf("got %d requests, want 1", len(srv.reads))
+			}
+			if tc.gap == 0 && len(srv.reads) > len(need) {
+				t.Fatalf("got %d requests for %d windows", len(srv.reads), len(need))
+			}
+			before := len(srv.reads)
+			r := NewReader(x, FileFetcher(bytes.NewReader(z)))
+			for i := range x.Entries {
+				if e := &x.Entries[i]; e.IsRegular() && e.Size > 0 {
+					if _, err := r.ReadFile(context.Background(), e); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if len(srv.reads) != before {
+				t.Fatalf("reads after FetchWindows fetched %d more windows, want none", len(srv.reads)-before)
+			}
+		})
 	}
 }

@@ -2,16 +2,19 @@ package gzindex
 
 import (
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // Fetcher returns length bytes of the compressed layer blob starting at
@@ -176,6 +179,67 @@ func (x *Index) FetchWindow(ctx context.Context, off int64) error {
 	}
 	_, err := x.window(ctx, x.checkpointFor(off))
 	return err
+}
+
+// FetchWindows is FetchWindow for reads at each of offs, with fewer
+// requests: the windows missing are read in runs, one request each, a
+// run going on over at most gap bytes of windows not needed (fetched and
+// kept too), and each window is verified against its sha256 on its own,
+// so a run is read unverified (WindowFetcher's want is empty).
+func (x *Index) FetchWindows(ctx context.Context, offs []int64, gap int64) error {
+	var cps []*checkpoint
+	seen := make(map[*checkpoint]bool, len(offs))
+	for _, off := range offs {
+		if len(x.checkpoints) == 0 {
+			break
+		}
+		cp := x.checkpointFor(off)
+		if cp.lazy == nil || cp.lazy.p.Load() != nil || seen[cp] {
+			continue
+		}
+		seen[cp] = true
+		cps = append(cps, cp)
+	}
+	if len(cps) == 0 {
+		return nil
+	}
+	if x.windows == nil {
+		return fmt.Errorf("%w: windows not loaded and no fetcher", ErrBadIndex)
+	}
+	slices.SortFunc(cps, func(a, b *checkpoint) int { return cmp.Compare(a.woff, b.woff) })
+	g, ctx := errgroup.WithContext(ctx)
+	for len(cps) > 0 {
+		n := 1
+		for n < len(cps) && cps[n].woff-(cps[n-1].woff+cps[n-1].wlen) <= gap {
+			n++
+		}
+		run := cps[:n]
+		cps = cps[n:]
+		g.Go(func() error { return x.fetchRun(ctx, run) })
+	}
+	return g.Wait()
+}
+
+// fetchRun reads the windows of run (sorted by offset) in one request,
+// with whatever lies between them, and keeps each that matches its
+// sha256.
+func (x *Index) fetchRun(ctx context.Context, run []*checkpoint) error {
+	first, last := run[0], run[len(run)-1]
+	b, err := x.windows(ctx, first.woff, last.woff+last.wlen-first.woff, "")
+	if err != nil {
+		return fmt.Errorf("fetch windows at bits %d-%d: %w", first.bit, last.bit, err)
+	}
+	if int64(len(b)) != last.woff+last.wlen-first.woff {
+		return fmt.Errorf("windows at bits %d-%d: got %d bytes: %w", first.bit, last.bit, len(b), ErrShortFetch)
+	}
+	for _, cp := range run {
+		w := b[cp.woff-first.woff : cp.woff-first.woff+cp.wlen : cp.woff-first.woff+cp.wlen]
+		if sha256.Sum256(w) != cp.wsum {
+			return fmt.Errorf("window at bit %d: %w", cp.bit, ErrChecksum)
+		}
+		cp.lazy.p.Store(&w)
+	}
+	return nil
 }
 
 // inflateWindow decompresses a checkpoint's window, z, into buf.

@@ -265,9 +265,9 @@ func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 	// The windows the reads will start from come with the chunks, not
 	// one round trip before their decoding (an index loaded whole has
 	// them all).
-	wctx := context.WithValue(gctx, prioKey{}, prio)
-	for _, off := range starts {
-		g.Go(func() error { return s.x.FetchWindow(wctx, off) })
+	if len(starts) > 0 {
+		wctx := context.WithValue(gctx, prioKey{}, prio)
+		g.Go(func() error { return s.x.FetchWindows(wctx, starts, windowGap) })
 	}
 	for _, i := range ids {
 		off, n := s.x.Chunk(i)
@@ -290,6 +290,11 @@ func (s *GzIndex) isDecoded(off, n int64) bool {
 	}
 	return true
 }
+
+// windowGap is how many bytes of windows no read needs a run of windows
+// that fetchRanges reads in one request may span: a few windows' worth,
+// cheaper than a request of its own.
+const windowGap = 16 << 10
 
 // FetchChunks keeps chunkWindowBytes of chunk reads outstanding (at least
 // 64 reads): the fetcher coalesces adjacent ones into GETs and runs
