@@ -19,6 +19,7 @@ type windowServer struct {
 	corrupt bool
 	mu      sync.Mutex
 	reads   map[int64]int
+	bytes   int64
 }
 
 func (s *windowServer) fetch(_ context.Context, off, n int64, want digest.Digest) ([]byte, error) {
@@ -33,6 +34,7 @@ func (s *windowServer) fetch(_ context.Context, off, n int64, want digest.Digest
 	}
 	s.mu.Lock()
 	s.reads[off]++
+	s.bytes += n
 	s.mu.Unlock()
 	return b, nil
 }
@@ -245,5 +247,70 @@ func TestFetchWindows(t *testing.T) {
 				t.Fatalf("reads after FetchWindows fetched %d more windows, want none", len(srv.reads)-before)
 			}
 		})
+	}
+}
+
+// TestFetchWindowsShared runs FetchWindows calls and reads at once and
+// checks that no window is fetched twice: a window being fetched is
+// waited for.
+func TestFetchWindowsShared(t *testing.T) {
+	z, _ := smallLayer(t, 300)
+	built, err := Build(context.Background(), bytes.NewReader(z), Options{ChunkSize: MinChunkSize, Span: 8 << 10, Version: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := built.MarshalBinary()
+	n, err := HeadSize(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &windowServer{data: data, reads: map[int64]int{}}
+	x, err := LoadHead(data[:n], built.Digest, srv.fetch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int64
+	for i := range x.Entries {
+		if e := &x.Entries[i]; e.IsRegular() && e.Size > 0 {
+			offs = append(offs, e.Offset)
+		}
+	}
+	r := NewReader(x, FileFetcher(bytes.NewReader(z)))
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for k := range 4 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			errs <- x.FetchWindows(context.Background(), offs[k*len(offs)/8:], 0)
+		}()
+		go func() {
+			defer wg.Done()
+			for i := range x.Entries {
+				if e := &x.Entries[(i+k*37)%len(x.Entries)]; e.IsRegular() && e.Size > 0 {
+					if _, err := r.ReadFile(context.Background(), e); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var windows int64
+	for _, c := range x.checkpoints {
+		if c.lazy != nil && c.lazy.p.Load() != nil {
+			windows += c.wlen
+		}
+	}
+	if windows == 0 || srv.bytes != windows {
+		t.Fatalf("fetched %d bytes of windows, want each of the %d bytes of those kept once", srv.bytes, windows)
 	}
 }

@@ -108,9 +108,13 @@ type checkpoint struct {
 	lazy *lazyWindow
 }
 
-// lazyWindow is a window fetched after LoadHead, verified.
+// lazyWindow is a window fetched after LoadHead, verified, and the fetch
+// of it under way, which later readers wait for instead of fetching it
+// again.
 type lazyWindow struct {
-	p atomic.Pointer[[]byte]
+	p    atomic.Pointer[[]byte]
+	mu   sync.Mutex
+	busy chan struct{} // closed when the fetch under way ends; nil if none
 }
 
 // blockPos is the start of a deflate block or gzip member: reads fetch up

@@ -146,14 +146,31 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64) (err error) {
 }
 
 // window returns cp's compressed window, fetching it (once it succeeds)
-// for an index loaded by LoadHead.
+// for an index loaded by LoadHead, or waiting for a fetch of it already
+// under way.
 func (x *Index) window(ctx context.Context, cp *checkpoint) ([]byte, error) {
 	if cp.lazy == nil {
 		return cp.window, nil
 	}
-	if p := cp.lazy.p.Load(); p != nil {
-		return *p, nil
+	for {
+		if p := cp.lazy.p.Load(); p != nil {
+			return *p, nil
+		}
+		busy, mine := cp.lazy.claim()
+		if mine {
+			if p := cp.lazy.p.Load(); p != nil { // fetched meanwhile
+				cp.lazy.release()
+				return *p, nil
+			}
+			break
+		}
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+	defer cp.lazy.release()
 	if x.windows == nil {
 		return nil, fmt.Errorf("%w: window at bit %d not loaded and no fetcher", ErrBadIndex, cp.bit)
 	}
@@ -168,11 +185,30 @@ func (x *Index) window(ctx context.Context, cp *checkpoint) ([]byte, error) {
 	return b, nil
 }
 
+// claim makes the caller the fetcher of the window, unless a fetch is
+// under way: then it returns a channel closed when that one ends.
+func (w *lazyWindow) claim() (busy <-chan struct{}, mine bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.busy != nil {
+		return w.busy, false
+	}
+	w.busy = make(chan struct{})
+	return nil, true
+}
+
+// release ends the caller's fetch, successful or not.
+func (w *lazyWindow) release() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.busy)
+	w.busy = nil
+}
+
 // FetchWindow makes sure the window of the checkpoint a read at
 // uncompressed offset off starts from is at hand: for an index loaded by
 // LoadHead it fetches it, unless it was fetched before; for others it
-// does nothing. Prefetchers call it so that windows arrive with the
-// compressed bytes rather than before them.
+// does nothing.
 func (x *Index) FetchWindow(ctx context.Context, off int64) error {
 	if len(x.checkpoints) == 0 {
 		return nil
@@ -182,12 +218,15 @@ func (x *Index) FetchWindow(ctx context.Context, off int64) error {
 }
 
 // FetchWindows is FetchWindow for reads at each of offs, with fewer
-// requests: the windows missing are read in runs, one request each, a
-// run going on over at most gap bytes of windows not needed (fetched and
-// kept too), and each window is verified against its sha256 on its own,
-// so a run is read unverified (WindowFetcher's want is empty).
+// requests: the windows missing, and not being fetched already, are read
+// in runs, one request each, a run going on over at most gap bytes of
+// windows not needed (fetched and kept too), and each window is verified
+// against its sha256 on its own, so a run is read unverified
+// (WindowFetcher's want is empty). Windows another call is fetching are
+// waited for (and fetched again if that failed). Prefetchers call it so
+// that windows arrive with the compressed bytes, not before them.
 func (x *Index) FetchWindows(ctx context.Context, offs []int64, gap int64) error {
-	var cps []*checkpoint
+	var mine, others []*checkpoint
 	seen := make(map[*checkpoint]bool, len(offs))
 	for _, off := range offs {
 		if len(x.checkpoints) == 0 {
@@ -198,24 +237,43 @@ func (x *Index) FetchWindows(ctx context.Context, offs []int64, gap int64) error
 			continue
 		}
 		seen[cp] = true
-		cps = append(cps, cp)
+		if _, ok := cp.lazy.claim(); !ok {
+			others = append(others, cp)
+		} else if cp.lazy.p.Load() != nil { // fetched meanwhile
+			cp.lazy.release()
+		} else {
+			mine = append(mine, cp)
+		}
 	}
-	if len(cps) == 0 {
+	if len(mine)+len(others) == 0 {
 		return nil
 	}
-	if x.windows == nil {
-		return fmt.Errorf("%w: windows not loaded and no fetcher", ErrBadIndex)
-	}
-	slices.SortFunc(cps, func(a, b *checkpoint) int { return cmp.Compare(a.woff, b.woff) })
-	g, ctx := errgroup.WithContext(ctx)
-	for len(cps) > 0 {
+	slices.SortFunc(mine, func(a, b *checkpoint) int { return cmp.Compare(a.woff, b.woff) })
+	g, gctx := errgroup.WithContext(ctx)
+	for len(mine) > 0 {
 		n := 1
-		for n < len(cps) && cps[n].woff-(cps[n-1].woff+cps[n-1].wlen) <= gap {
+		for n < len(mine) && mine[n].woff-(mine[n-1].woff+mine[n-1].wlen) <= gap {
 			n++
 		}
-		run := cps[:n]
-		cps = cps[n:]
-		g.Go(func() error { return x.fetchRun(ctx, run) })
+		run := mine[:n]
+		mine = mine[n:]
+		g.Go(func() error {
+			defer func() {
+				for _, cp := range run {
+					cp.lazy.release()
+				}
+			}()
+			if x.windows == nil {
+				return fmt.Errorf("%w: windows not loaded and no fetcher", ErrBadIndex)
+			}
+			return x.fetchRun(gctx, run)
+		})
+	}
+	for _, cp := range others {
+		g.Go(func() error {
+			_, err := x.window(gctx, cp)
+			return err
+		})
 	}
 	return g.Wait()
 }

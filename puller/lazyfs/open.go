@@ -55,6 +55,9 @@ func OpenLayer(ctx context.Context, desc ocispec.Descriptor, blob Blob, opts Lay
 	var err error
 	if ib := opts.IndexBlob; ib != nil {
 		x, err = gzindex.LoadHead(opts.Index, desc.Digest.String(), func(ctx context.Context, off, n int64, want digest.Digest) ([]byte, error) {
+			if want == "" { // a run of windows, each checked against the head
+				return ib.ReadRange(ctx, off, n, priority(ctx))
+			}
 			return ib.ReadChunk(ctx, off, n, want, priority(ctx))
 		})
 	} else {
