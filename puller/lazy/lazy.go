@@ -11,7 +11,9 @@
 // other image is refused with ErrNotLazy; the caller pulls it whole.
 //
 // It owns resolving the reference and reading the manifests, config and
-// indexes; layer mounts are shared host-wide by lazyfs.Manager, fetching
+// indexes (a version 3 index, named with its head by the
+// dev.fcd.gzindex.head annotation, is read by its head alone when its
+// layer is mounted, its windows by range later); layer mounts are shared host-wide by lazyfs.Manager, fetching
 // and caching by remote.Fetcher.
 //
 // A layer mount is shared by every image that has the layer, so the
