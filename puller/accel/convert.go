@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -339,6 +340,12 @@ func (c *Converter) lookup(ctx context.Context, src *source, mode Mode) (Result,
 		return Result{}, false, nil
 	}
 	if mode == ModeIndexOnly && (m.Subject == nil || m.Subject.Digest != src.digest || len(m.Layers) != len(src.layers)) {
+		return Result{}, false, nil
+	}
+	if mode == ModeIndexOnly && slices.ContainsFunc(m.Layers, func(l v1.Descriptor) bool { return l.Annotations[AnnotationIndexHead] == "" }) {
+		// Indexes before version 3 have no head: a cold start fetches
+		// them whole before mounting. Lazy readers still read them, but
+		// converting again makes the image start faster.
 		return Result{}, false, nil
 	}
 	res := c.result(src, target, desc.Digest, mode)
