@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,6 +61,13 @@ const (
 	// AnnotationLayerUncompressed, on a layer of an index-only artifact,
 	// is the source layer's uncompressed (tar) size.
 	AnnotationLayerUncompressed = "dev.fcd.gzindex.uncompressed-size"
+	// AnnotationIndexHead, on a layer of an index-only artifact whose
+	// index is format version 3, is "<size>@<digest>": the length of the
+	// index's head (gzindex.HeadSize) and the sha256 of those first bytes,
+	// so that a reader fetches the head alone, by range, verified against
+	// the manifest, and each window later (gzindex.LoadHead). Absent on
+	// older indexes, which are read whole.
+	AnnotationIndexHead = "dev.fcd.gzindex.head"
 
 	// ArtifactTypeGzindex is the artifactType of index-only artifacts.
 	ArtifactTypeGzindex = "application/vnd.fcd.gzindex.v1+json"
@@ -332,6 +340,12 @@ func (c *Converter) lookup(ctx context.Context, src *source, mode Mode) (Result,
 		return Result{}, false, nil
 	}
 	if mode == ModeIndexOnly && (m.Subject == nil || m.Subject.Digest != src.digest || len(m.Layers) != len(src.layers)) {
+		return Result{}, false, nil
+	}
+	if mode == ModeIndexOnly && slices.ContainsFunc(m.Layers, func(l v1.Descriptor) bool { return l.Annotations[AnnotationIndexHead] == "" }) {
+		// Indexes before version 3 have no head: a cold start fetches
+		// them whole before mounting. Lazy readers still read them, but
+		// converting again makes the image start faster.
 		return Result{}, false, nil
 	}
 	res := c.result(src, target, desc.Digest, mode)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -407,6 +408,20 @@ func checkIndex(t *testing.T, repo name.Repository, desc v1.Descriptor, l v1.Lay
 	if err != nil {
 		t.Fatal(err)
 	}
+	if x.Version() != IndexVersion {
+		t.Fatalf("got index version %d, want %d", x.Version(), IndexVersion)
+	}
+	// The head annotation names the head's bytes, which load alone.
+	n, err := gzindex.HeadSize(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := desc.Annotations[AnnotationIndexHead], fmt.Sprintf("%d@%s", n, digest.FromBytes(data[:n])); got != want {
+		t.Fatalf("got head annotation %q, want %q", got, want)
+	}
+	if _, err := gzindex.LoadHead(data[:n], ld.String(), nil); err != nil {
+		t.Fatalf("LoadHead: %v", err)
+	}
 	crc, _ := l.Compressed()
 	blob, _ := io.ReadAll(crc)
 	crc.Close()
@@ -579,5 +594,45 @@ func TestConvertFullRecord(t *testing.T) {
 	}
 	if len(order) != len(recorded) {
 		t.Errorf("found recorded files %q in the layers, want all of %q", order, recorded)
+	}
+}
+
+// TestConvertIndexWithoutHead converts again an index-only artifact whose
+// indexes have no head annotation (made before format version 3): it is
+// not current.
+func TestConvertIndexWithoutHead(t *testing.T) {
+	host := testRegistry(t)
+	ref := host + "/test/headless:v1"
+	push(t, ref, generatedImage(t, compression.GZip, types.OCILayer))
+	c := NewConverter(Options{})
+	first, err := c.Convert(context.Background(), Request{Ref: ref, Mode: ModeIndexOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, _ := name.ParseReference(first.Target, name.Insecure)
+	desc, err := remote.Get(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Layers {
+		delete(m.Layers[i].Annotations, AnnotationIndexHead)
+	}
+	raw, _ := json.Marshal(m)
+	if err := remote.Put(target, rawManifest{raw: raw, mediaType: types.OCIManifestSchema1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := c.Lookup(context.Background(), ref, ModeIndexOnly); ok || err != nil {
+		t.Fatalf("Lookup of indexes without heads: got ok=%v, %v; want not current", ok, err)
+	}
+	second, err := c.Convert(context.Background(), Request{Ref: ref, Mode: ModeIndexOnly})
+	if err != nil || second.Reused {
+		t.Fatalf("got %+v, %v; want a new conversion", second, err)
+	}
+	if _, ok, err := c.Lookup(context.Background(), ref, ModeIndexOnly); !ok || err != nil {
+		t.Fatalf("Lookup after converting again: got ok=%v, %v; want current", ok, err)
 	}
 }

@@ -57,12 +57,16 @@ func (c *Converter) convertIndex(ctx context.Context, src *source, prog *tracker
 	}
 	blobs := make([]v1.Layer, len(src.layers))
 	sizes := make([]int64, len(src.layers))
+	heads := make([]string, len(src.layers))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Parallelism)
 	for i, l := range src.layers {
 		g.Go(func() error {
 			data, size, err := indexLayer(gctx, l, m.Layers[i], prog)
 			if err != nil {
+				return fmt.Errorf("layer %d (%s): %w", i, m.Layers[i].Digest, err)
+			}
+			if heads[i], err = indexHead(data); err != nil {
 				return fmt.Errorf("layer %d (%s): %w", i, m.Layers[i].Digest, err)
 			}
 			sizes[i] = size
@@ -76,7 +80,7 @@ func (c *Converter) convertIndex(ctx context.Context, src *source, prog *tracker
 	}
 
 	target := src.tag.Context().Tag(AcceleratedTag(src.tag.TagStr()))
-	res, err = c.pushIndex(ctx, src, target, m, blobs, sizes)
+	res, err = c.pushIndex(ctx, src, target, m, blobs, sizes, heads)
 	if !errdefs.IsPermissionDenied(err) || keep == nil {
 		return res, err
 	}
@@ -99,7 +103,7 @@ func (c *Converter) convertIndex(ctx context.Context, src *source, prog *tracker
 }
 
 // pushIndex pushes the index artifact of src as target.
-func (c *Converter) pushIndex(ctx context.Context, src *source, target name.Tag, m *v1.Manifest, blobs []v1.Layer, sizes []int64) (res Result, err error) {
+func (c *Converter) pushIndex(ctx context.Context, src *source, target name.Tag, m *v1.Manifest, blobs []v1.Layer, sizes []int64, heads []string) (res Result, err error) {
 	opts := c.remoteOptions(ctx)
 	manifest := v1.Manifest{
 		SchemaVersion: 2,
@@ -133,6 +137,7 @@ func (c *Converter) pushIndex(ctx context.Context, src *source, target name.Tag,
 			Annotations: map[string]string{
 				AnnotationLayer:             m.Layers[i].Digest.String(),
 				AnnotationLayerUncompressed: strconv.FormatInt(sizes[i], 10),
+				AnnotationIndexHead:         heads[i],
 			},
 		})
 		res.TargetSize += n
@@ -173,7 +178,21 @@ const (
 	// IndexMaxSpan is gzindex.Options.MaxSpan: a checkpoint at least this
 	// often inside large files, bounding a random read's fetch.
 	IndexMaxSpan = 1 << 20
+	// IndexVersion is the gzindex format written: version 3 splits an
+	// index into a head, fetched before mounting (file table, chunk and
+	// file digests), and its windows (about 80% of it at these spans),
+	// fetched by range as reads need them.
+	IndexVersion = 3
 )
+
+// indexHead returns AnnotationIndexHead's value for a serialized index.
+func indexHead(data []byte) (string, error) {
+	n, err := gzindex.HeadSize(data)
+	if err != nil {
+		return "", fmt.Errorf("index head: %w", err)
+	}
+	return fmt.Sprintf("%d@sha256:%x", n, sha256.Sum256(data[:n])), nil
+}
 
 // indexLayer builds and serializes one layer's index, streaming the blob.
 func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *tracker) ([]byte, int64, error) {
@@ -190,6 +209,7 @@ func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *track
 		ChunkSize: IndexChunkSize,
 		Span:      IndexSpan,
 		MaxSpan:   IndexMaxSpan,
+		Version:   IndexVersion,
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("index: %w", err)

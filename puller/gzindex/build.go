@@ -55,6 +55,11 @@ type Options struct {
 	// the index records (the lazy reader's fetch and cache unit). Zero
 	// means ChunkSize; it must be at least MinChunkSize.
 	ChunkSize int64
+	// Version is the format version MarshalBinary writes: 2 (zero means
+	// 2) or 3, which puts the windows after a separately checksummed
+	// head, so that a reader can load the head alone (LoadHead) and fetch
+	// each window by range when a read first starts from its checkpoint.
+	Version int
 }
 
 func (o Options) span() int64 {
@@ -99,10 +104,13 @@ func Build(ctx context.Context, r io.Reader, opts Options) (*Index, error) {
 	b := &builder{
 		in:      in,
 		fh:      sha256.New(),
-		x:       &Index{Span: opts.span(), MaxSpan: opts.maxSpan(), version: formatVersion, chunkSize: chunk},
+		x:       &Index{Span: opts.span(), MaxSpan: opts.maxSpan(), version: cmp.Or(opts.Version, 2), chunkSize: chunk},
 		s:       newStream(in, inChunk, outChunk, true),
 		span:    opts.span() * 8,
 		maxSpan: opts.maxSpan() * 8,
+	}
+	if v := b.x.version; v != 2 && v != formatVersion {
+		return nil, fmt.Errorf("gzindex: cannot build format version %d (2 or %d)", v, formatVersion)
 	}
 	b.s.beforeSlide = b.beforeSlide
 	b.level = cmp.Or(opts.WindowLevel, flate.BestSpeed)

@@ -64,6 +64,13 @@
 // format.go: the layer's digest and sizes, a DEFLATE-compressed table of
 // entries, checkpoints and block starts, the chunk and file digests
 // (version 2), the compressed windows, and a sha256 over everything.
+// Version 3 (Options.Version) adds each window's sha256 and a checksum
+// after everything but the windows: that head loads alone (HeadSize,
+// LoadHead), and a read fetches the window of its checkpoint through a
+// WindowFetcher, verified, the first time it needs it (FetchWindows
+// gets many in few requests). With dense checkpoints windows are most of
+// an index, and a cold start needs only those of the checkpoints it
+// reads from. Version 2 indexes still load whole.
 // Version 1 indexes (no digests) still load and serve reads, unverified;
 // the chunk queries refuse them with ErrNoDigests. Load verifies the checksum, every offset against
 // the sizes, and that the index is for the digest it is asked to serve.

@@ -3,6 +3,7 @@ package gzindex
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -16,29 +17,40 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// Serialized form, version 2. All integers are unsigned LEB128 varints
-// (uvarint) unless noted; strings are a uvarint length and the bytes.
+// Serialized form, version 2 (and 3). All integers are unsigned LEB128
+// varints (uvarint) unless noted; strings are a uvarint length and the
+// bytes.
 //
 //	magic       8 bytes "FCDGZIX\n"
-//	version     uvarint, 2 (or 1)
+//	version     uvarint, 3, 2 (or 1)
 //	digest      32 bytes, the layer's sha256
 //	csize       uvarint, compressed layer size
 //	usize       uvarint, uncompressed tar size
 //	span        uvarint, maxSpan uvarint (policy, informational; 0 = disabled)
-//	chunkSize   uvarint (version 2 only), at least MinChunkSize
+//	chunkSize   uvarint (version 2 on), at least MinChunkSize
 //	metaLen     uvarint, then metaLen bytes: raw DEFLATE of the table below
-//	chunks      (version 2 only) 32 bytes per chunk, ceil(csize/chunkSize)
+//	chunks      (version 2 on) 32 bytes per chunk, ceil(csize/chunkSize)
 //	              of them: the sha256 of blob bytes
 //	              [i*chunkSize, min((i+1)*chunkSize, csize))
-//	files       (version 2 only) 32 bytes per regular, non-sparse entry
+//	files       (version 2 on) 32 bytes per regular, non-sparse entry
 //	              with size > 0, in entry order: the sha256 of its data
 //	              (an empty file's digest is implied)
+//	winsums     (version 3 only) 32 bytes per checkpoint with a window, in
+//	              checkpoint order: the sha256 of its compressed window
+//	headsum     (version 3 only) 32 bytes, sha256 of everything before it
 //	windows     the checkpoints' windows, each raw DEFLATE, concatenated
 //	checksum    32 bytes, sha256 of everything before it
 //
 // Digests are stored raw, outside the DEFLATE table: they do not
 // compress. They are most of a version 2 index's growth (32 bytes per
 // file and per 512 KiB of blob).
+//
+// Version 3 is version 2 with winsums and headsum: everything up to and
+// including headsum is the head (HeadSize), which LoadHead reads alone.
+// Windows are most of an index with dense checkpoints (about 80% of
+// index-only artifacts), and a cold start decodes from a fraction of the
+// checkpoints, so a reader fetches the head before mounting and each
+// window, verified against its winsum, when a read first needs it.
 //
 // The table (before DEFLATE):
 //
@@ -67,8 +79,18 @@ import (
 
 const (
 	magic         = "FCDGZIX\n"
-	formatVersion = 2
+	formatVersion = 3
+	// maxWindowLen bounds a compressed window's length: 32 KiB stored
+	// uncompressed, plus DEFLATE's block overhead.
+	maxWindowLen = windowSize + 1<<10
 )
+
+// WindowFetcher returns the n bytes at off of a serialized version 3
+// index, which must hash to want (sha256): one window, for an index
+// loaded by LoadHead; or, with want empty, a run of windows, unverified
+// (each is checked against the head). A remote blob's range read plugs
+// in.
+type WindowFetcher func(ctx context.Context, off, n int64, want digest.Digest) ([]byte, error)
 
 // hasFileDigest reports whether the format stores a digest for e.
 func hasFileDigest(e *Entry) bool { return e.IsRegular() && !e.Sparse && e.Size > 0 }
@@ -147,7 +169,7 @@ func (x *Index) MarshalBinary() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	v2 := x.chunkSize > 0
+	v2, v3 := x.chunkSize > 0, x.version >= 3
 	var o enc
 	o.b = append(o.b, magic...)
 	o.uvarint(uint64(x.Version()))
@@ -177,6 +199,20 @@ func (x *Index) MarshalBinary() ([]byte, error) {
 			}
 			o.b = append(o.b, sum[:]...)
 		}
+	}
+	if v3 {
+		for i := range x.checkpoints {
+			c := &x.checkpoints[i]
+			if c.lazy != nil {
+				return nil, fmt.Errorf("gzindex: an index loaded without its windows cannot be serialized")
+			}
+			if len(c.window) > 0 {
+				sum := sha256.Sum256(c.window)
+				o.b = append(o.b, sum[:]...)
+			}
+		}
+		sum := sha256.Sum256(o.b)
+		o.b = append(o.b, sum[:]...)
 	}
 	for _, c := range x.checkpoints {
 		o.b = append(o.b, c.window...)
@@ -211,7 +247,7 @@ func Load(data []byte, digest string) (*Index, error) {
 	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadIndex)
 	}
-	x, err := parse(body)
+	x, err := parse(body, false)
 	if err != nil {
 		return nil, err
 	}
@@ -221,12 +257,58 @@ func Load(data []byte, digest string) (*Index, error) {
 	return x, nil
 }
 
-// parse decodes an index body (without its checksum) and validates it.
-func parse(body []byte) (*Index, error) {
+// LoadHead parses the head of a serialized version 3 index (its first
+// HeadSize bytes) and checks that it serves the layer with digest, as
+// Load does. The index it returns serves reads like a whole one; a read
+// that starts from a checkpoint whose window is not yet fetched gets it
+// through fetch, verified against the head's sha256 of it, and keeps
+// it. The caller authenticates the head itself (its digest named in a
+// manifest, say): everything else is checked against it.
+func LoadHead(head []byte, digest string, fetch WindowFetcher) (*Index, error) {
+	if _, err := digestBytes(digest); err != nil {
+		return nil, err
+	}
+	if len(head) < len(magic)+1 || string(head[:len(magic)]) != magic {
+		return nil, fmt.Errorf("%w: not an index (bad magic)", ErrBadIndex)
+	}
+	if v, _ := binary.Uvarint(head[len(magic):]); v < 3 {
+		return nil, fmt.Errorf("%w: version %d has no head; load it whole", ErrBadIndex, v)
+	}
+	x, err := parse(head, true)
+	if err != nil {
+		return nil, err
+	}
+	if x.Digest != digest {
+		return nil, fmt.Errorf("%w: index is for %s, layer is %s", ErrDigestMismatch, x.Digest, digest)
+	}
+	x.windows = fetch
+	return x, nil
+}
+
+// HeadSize returns the length of a serialized version 3 index's head,
+// the part LoadHead reads; it fails for an earlier version, which has
+// none, and for a damaged index.
+func HeadSize(data []byte) (int64, error) {
+	if len(data) < len(magic)+32 || string(data[:len(magic)]) != magic {
+		return 0, fmt.Errorf("%w: not an index (bad magic)", ErrBadIndex)
+	}
+	x, err := parse(data[:len(data)-32], false)
+	if err != nil {
+		return 0, err
+	}
+	if x.version < 3 {
+		return 0, fmt.Errorf("%w: version %d has no head", ErrBadIndex, x.version)
+	}
+	return x.headLen, nil
+}
+
+// parse decodes an index body (without its checksum), or with headOnly
+// a version 3 head, and validates it.
+func parse(body []byte, headOnly bool) (*Index, error) {
 	d := dec{b: body[len(magic):]}
 	v := d.uvarint()
-	if d.err == nil && v != 1 && v != formatVersion {
-		return nil, fmt.Errorf("%w: unknown version %d (this build reads 1 and %d)", ErrBadIndex, v, formatVersion)
+	if d.err == nil && (v < 1 || v > formatVersion) {
+		return nil, fmt.Errorf("%w: unknown version %d (this build reads 1 to %d)", ErrBadIndex, v, formatVersion)
 	}
 	x := &Index{version: int(v)}
 	x.Digest = "sha256:" + hex.EncodeToString(d.bytes(32))
@@ -234,13 +316,13 @@ func parse(body []byte) (*Index, error) {
 	x.Size = d.int()
 	x.Span = d.int()
 	x.MaxSpan = d.int()
-	if v == 2 {
+	if v >= 2 {
 		if x.chunkSize = d.int(); d.err == nil && x.chunkSize < MinChunkSize {
 			return nil, fmt.Errorf("%w: chunk size %d", ErrBadIndex, x.chunkSize)
 		}
 	}
 	metaZ := d.bytes(d.int())
-	if v == 2 && d.err == nil {
+	if v >= 2 && d.err == nil {
 		n := chunkCount(x.CompressedSize, x.chunkSize)
 		if n > int64(len(d.b)/sha256.Size) {
 			return nil, fmt.Errorf("%w: chunk digests truncated", ErrBadIndex)
@@ -301,7 +383,7 @@ func parse(body []byte) (*Index, error) {
 		}
 		x.Entries = append(x.Entries, e)
 	}
-	if v == 2 {
+	if v >= 2 {
 		for i := range x.Entries {
 			e := &x.Entries[i]
 			switch {
@@ -329,17 +411,35 @@ func parse(body []byte) (*Index, error) {
 		if t.err != nil {
 			return nil, t.err
 		}
-		if wl > int64(len(windows)) || c.win > windowSize || int64(c.win) > c.out ||
+		if wl > maxWindowLen || c.win > windowSize || int64(c.win) > c.out ||
 			c.bit > x.CompressedSize*8 || c.out > x.Size || (i > 0 && c.bit <= pb) ||
 			(i == 0 && (c.bit != 0 || !c.member)) || (c.member && (c.win != 0 || c.bit%8 != 0)) ||
 			(c.win > 0) != (wl > 0) {
 			return nil, fmt.Errorf("%w: bad checkpoint %d", ErrBadIndex, i)
 		}
-		c.window, windows = windows[:wl:wl], windows[wl:]
+		c.wlen = wl
 		pb, po = c.bit, c.out
 		x.checkpoints = append(x.checkpoints, c)
 	}
-	if len(x.checkpoints) == 0 || len(windows) != 0 {
+	if len(x.checkpoints) == 0 {
+		return nil, fmt.Errorf("%w: no checkpoints", ErrBadIndex)
+	}
+	if v >= 3 {
+		var err error
+		if windows, err = x.parseHeadEnd(body, windows, headOnly); err != nil {
+			return nil, err
+		}
+	}
+	if !headOnly || v < 3 {
+		for i := range x.checkpoints {
+			c := &x.checkpoints[i]
+			if c.wlen > int64(len(windows)) {
+				return nil, fmt.Errorf("%w: checkpoints and windows disagree", ErrBadIndex)
+			}
+			c.window, windows = windows[:c.wlen:c.wlen], windows[c.wlen:]
+		}
+	}
+	if len(windows) != 0 {
 		return nil, fmt.Errorf("%w: checkpoints and windows disagree", ErrBadIndex)
 	}
 	n = t.count(2)
@@ -363,6 +463,43 @@ func parse(body []byte) (*Index, error) {
 		return nil, t.err
 	}
 	return x, nil
+}
+
+// parseHeadEnd reads a version 3 index's window sums and head checksum
+// from rest, the end of body, and returns what follows: the windows (none
+// with headOnly). It records each window's offset and sets the head's
+// length.
+func (x *Index) parseHeadEnd(body, rest []byte, headOnly bool) ([]byte, error) {
+	for i := range x.checkpoints {
+		c := &x.checkpoints[i]
+		if c.wlen == 0 {
+			continue
+		}
+		if len(rest) < sha256.Size {
+			return nil, fmt.Errorf("%w: window digests truncated", ErrBadIndex)
+		}
+		copy(c.wsum[:], rest)
+		rest = rest[sha256.Size:]
+	}
+	if len(rest) < sha256.Size {
+		return nil, fmt.Errorf("%w: head checksum truncated", ErrBadIndex)
+	}
+	end := len(body) - len(rest)
+	if got := sha256.Sum256(body[:end]); !bytes.Equal(got[:], rest[:sha256.Size]) {
+		return nil, fmt.Errorf("%w: head checksum mismatch", ErrBadIndex)
+	}
+	x.headLen = int64(end + sha256.Size)
+	rest = rest[sha256.Size:]
+	off := x.headLen
+	for i := range x.checkpoints {
+		c := &x.checkpoints[i]
+		c.woff = off
+		off += c.wlen
+		if headOnly && c.wlen > 0 {
+			c.lazy = &lazyWindow{}
+		}
+	}
+	return rest, nil
 }
 
 // chunkCount is the number of chunks of size chunk in size bytes.

@@ -210,18 +210,39 @@ func FuzzParseIndex(f *testing.F) {
 	}
 	data, _ := x.MarshalBinary()
 	f.Add(data[:len(data)-32])
+	x3, err := Build(context.Background(), bytes.NewReader(fuzzLayer(f, 6)), Options{Span: 1, MaxSpan: 1, Version: 3})
+	if err != nil {
+		f.Fatal(err)
+	}
+	data3, _ := x3.MarshalBinary()
+	f.Add(data3[:len(data3)-32])
+	if n, err := HeadSize(data3); err == nil {
+		f.Add(data3[:n])
+	}
 	v1 := version1(f, x)
 	f.Add(v1[:len(v1)-32])
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if len(body) < len(magic) {
 			return
 		}
-		x, err := parse(body)
+		fuzzParsed(t, body, false)
+		fuzzParsed(t, body, true)
+	})
+}
+
+// fuzzParsed parses body, whole or as a head, and reads through what it
+// parsed, if anything.
+func fuzzParsed(t *testing.T, body []byte, headOnly bool) {
+	{
+		x, err := parse(body, headOnly)
 		if err != nil {
 			if !errors.Is(err, ErrBadIndex) {
 				t.Fatalf("got error %v, want ErrBadIndex", err)
 			}
 			return
+		}
+		x.windows = func(_ context.Context, off, n int64, _ digest.Digest) ([]byte, error) {
+			return make([]byte, min(n, 1<<16)), nil
 		}
 		// A parsed index must not make the reader misbehave.
 		r := NewReader(x, func(context.Context, int64, int64) (io.ReadCloser, error) {
@@ -238,7 +259,7 @@ func FuzzParseIndex(f *testing.F) {
 		for i := range x.Chunks() {
 			x.Chunk(i)
 		}
-	})
+	}
 }
 
 // version1 returns x serialized in format version 1 (x is changed).
@@ -302,4 +323,15 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	write("FuzzParseIndex", "truncated", data[:len(data)/2])
 	v1 := version1(t, x)
 	write("FuzzParseIndex", "valid-v1", v1[:len(v1)-32])
+	x3, err := Build(context.Background(), bytes.NewReader(fuzzLayer(t, 6)), Options{Span: 1, MaxSpan: 1, Version: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data3, _ := x3.MarshalBinary()
+	write("FuzzParseIndex", "valid-v3", data3[:len(data3)-32])
+	n, err := HeadSize(data3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("FuzzParseIndex", "head-v3", data3[:n])
 }

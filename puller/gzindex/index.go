@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -33,6 +34,11 @@ type Index struct {
 	version   int    // format version it was built for or loaded from
 	chunkSize int64  // 0 in version 1
 	chunkSums []byte // sha256 of each chunk, 32 bytes apiece
+
+	// Version 3: the head's length in the serialized index, and, for an
+	// index loaded by LoadHead, what fetches the windows left out.
+	headLen int64
+	windows WindowFetcher
 
 	once   sync.Once
 	byName map[string]int
@@ -88,10 +94,27 @@ func (e *Entry) IsRegular() bool {
 }
 
 // checkpoint is a boundary a reader may start from, with its window
-// (flate-compressed; nil when the boundary has no history).
+// (flate-compressed; nil when the boundary has no history, or when the
+// index was loaded by LoadHead: then lazy holds it once fetched).
 type checkpoint struct {
 	boundary
 	window []byte
+
+	// Version 3: the window's sha256, its offset in the serialized index
+	// and its length (len(window) when it is present).
+	wsum [32]byte
+	woff int64
+	wlen int64
+	lazy *lazyWindow
+}
+
+// lazyWindow is a window fetched after LoadHead, verified, and the fetch
+// of it under way, which later readers wait for instead of fetching it
+// again.
+type lazyWindow struct {
+	p    atomic.Pointer[[]byte]
+	mu   sync.Mutex
+	busy chan struct{} // closed when the fetch under way ends; nil if none
 }
 
 // blockPos is the start of a deflate block or gzip member: reads fetch up
@@ -134,6 +157,17 @@ func (x *Index) CheckpointBefore(off int64) int64 {
 		return 0
 	}
 	return x.checkpointFor(off).out
+}
+
+// CheckpointAfter returns the uncompressed offset of the first
+// checkpoint after off, or Size if there is none: with CheckpointBefore,
+// it walks the checkpoints reads of a range may start from.
+func (x *Index) CheckpointAfter(off int64) int64 {
+	i := sort.Search(len(x.checkpoints), func(i int) bool { return x.checkpoints[i].out > off })
+	if i == len(x.checkpoints) {
+		return x.Size
+	}
+	return x.checkpoints[i].out
 }
 
 // checkpointFor returns the last checkpoint at or before uncompressed

@@ -76,7 +76,7 @@ func TestLoadRejects(t *testing.T) {
 	for i := len(magic); i < len(data)-32; i += max(1, (len(data)-32)/300) {
 		b := flipped(i)
 		body := b[:len(b)-32]
-		if _, err := parse(body); err != nil && !errors.Is(err, ErrBadIndex) {
+		if _, err := parse(body, false); err != nil && !errors.Is(err, ErrBadIndex) {
 			t.Fatalf("byte %d: got %v, want ErrBadIndex", i, err)
 		}
 	}

@@ -2,15 +2,19 @@ package gzindex
 
 import (
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // Fetcher returns length bytes of the compressed layer blob starting at
@@ -87,7 +91,11 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64) (err error) {
 
 	var win []byte
 	if cp.win > 0 {
-		if win, err = inflateWindow(cp, bufs.win[:0]); err != nil {
+		z, err := r.x.window(ctx, cp)
+		if err != nil {
+			return err
+		}
+		if win, err = inflateWindow(cp, z, bufs.win[:0]); err != nil {
 			return err
 		}
 		bufs.win = win
@@ -137,9 +145,164 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64) (err error) {
 	}
 }
 
-// inflateWindow decompresses a checkpoint's window into buf.
-func inflateWindow(cp *checkpoint, buf []byte) ([]byte, error) {
-	fr := flate.NewReader(bytes.NewReader(cp.window))
+// window returns cp's compressed window, fetching it (once it succeeds)
+// for an index loaded by LoadHead, or waiting for a fetch of it already
+// under way.
+func (x *Index) window(ctx context.Context, cp *checkpoint) ([]byte, error) {
+	if cp.lazy == nil {
+		return cp.window, nil
+	}
+	for {
+		if p := cp.lazy.p.Load(); p != nil {
+			return *p, nil
+		}
+		busy, mine := cp.lazy.claim()
+		if mine {
+			if p := cp.lazy.p.Load(); p != nil { // fetched meanwhile
+				cp.lazy.release()
+				return *p, nil
+			}
+			break
+		}
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	defer cp.lazy.release()
+	if x.windows == nil {
+		return nil, fmt.Errorf("%w: window at bit %d not loaded and no fetcher", ErrBadIndex, cp.bit)
+	}
+	b, err := x.windows(ctx, cp.woff, cp.wlen, digest.NewDigestFromBytes(digest.SHA256, cp.wsum[:]))
+	if err != nil {
+		return nil, fmt.Errorf("fetch window at bit %d: %w", cp.bit, err)
+	}
+	if int64(len(b)) != cp.wlen || sha256.Sum256(b) != cp.wsum {
+		return nil, fmt.Errorf("window at bit %d: %w", cp.bit, ErrChecksum)
+	}
+	cp.lazy.p.Store(&b)
+	return b, nil
+}
+
+// claim makes the caller the fetcher of the window, unless a fetch is
+// under way: then it returns a channel closed when that one ends.
+func (w *lazyWindow) claim() (busy <-chan struct{}, mine bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.busy != nil {
+		return w.busy, false
+	}
+	w.busy = make(chan struct{})
+	return nil, true
+}
+
+// release ends the caller's fetch, successful or not.
+func (w *lazyWindow) release() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.busy)
+	w.busy = nil
+}
+
+// FetchWindow makes sure the window of the checkpoint a read at
+// uncompressed offset off starts from is at hand: for an index loaded by
+// LoadHead it fetches it, unless it was fetched before; for others it
+// does nothing.
+func (x *Index) FetchWindow(ctx context.Context, off int64) error {
+	if len(x.checkpoints) == 0 {
+		return nil
+	}
+	_, err := x.window(ctx, x.checkpointFor(off))
+	return err
+}
+
+// FetchWindows is FetchWindow for reads at each of offs, with fewer
+// requests: the windows missing, and not being fetched already, are read
+// in runs, one request each, a run going on over at most gap bytes of
+// windows not needed (fetched and kept too), and each window is verified
+// against its sha256 on its own, so a run is read unverified
+// (WindowFetcher's want is empty). Windows another call is fetching are
+// waited for (and fetched again if that failed). Prefetchers call it so
+// that windows arrive with the compressed bytes, not before them.
+func (x *Index) FetchWindows(ctx context.Context, offs []int64, gap int64) error {
+	var mine, others []*checkpoint
+	seen := make(map[*checkpoint]bool, len(offs))
+	for _, off := range offs {
+		if len(x.checkpoints) == 0 {
+			break
+		}
+		cp := x.checkpointFor(off)
+		if cp.lazy == nil || cp.lazy.p.Load() != nil || seen[cp] {
+			continue
+		}
+		seen[cp] = true
+		if _, ok := cp.lazy.claim(); !ok {
+			others = append(others, cp)
+		} else if cp.lazy.p.Load() != nil { // fetched meanwhile
+			cp.lazy.release()
+		} else {
+			mine = append(mine, cp)
+		}
+	}
+	if len(mine)+len(others) == 0 {
+		return nil
+	}
+	slices.SortFunc(mine, func(a, b *checkpoint) int { return cmp.Compare(a.woff, b.woff) })
+	g, gctx := errgroup.WithContext(ctx)
+	for len(mine) > 0 {
+		n := 1
+		for n < len(mine) && mine[n].woff-(mine[n-1].woff+mine[n-1].wlen) <= gap {
+			n++
+		}
+		run := mine[:n]
+		mine = mine[n:]
+		g.Go(func() error {
+			defer func() {
+				for _, cp := range run {
+					cp.lazy.release()
+				}
+			}()
+			if x.windows == nil {
+				return fmt.Errorf("%w: windows not loaded and no fetcher", ErrBadIndex)
+			}
+			return x.fetchRun(gctx, run)
+		})
+	}
+	for _, cp := range others {
+		g.Go(func() error {
+			_, err := x.window(gctx, cp)
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// fetchRun reads the windows of run (sorted by offset) in one request,
+// with whatever lies between them, and keeps each that matches its
+// sha256.
+func (x *Index) fetchRun(ctx context.Context, run []*checkpoint) error {
+	first, last := run[0], run[len(run)-1]
+	b, err := x.windows(ctx, first.woff, last.woff+last.wlen-first.woff, "")
+	if err != nil {
+		return fmt.Errorf("fetch windows at bits %d-%d: %w", first.bit, last.bit, err)
+	}
+	if int64(len(b)) != last.woff+last.wlen-first.woff {
+		return fmt.Errorf("windows at bits %d-%d: got %d bytes: %w", first.bit, last.bit, len(b), ErrShortFetch)
+	}
+	for _, cp := range run {
+		w := b[cp.woff-first.woff : cp.woff-first.woff+cp.wlen : cp.woff-first.woff+cp.wlen]
+		if sha256.Sum256(w) != cp.wsum {
+			return fmt.Errorf("window at bit %d: %w", cp.bit, ErrChecksum)
+		}
+		cp.lazy.p.Store(&w)
+	}
+	return nil
+}
+
+// inflateWindow decompresses a checkpoint's window, z, into buf.
+func inflateWindow(cp *checkpoint, z, buf []byte) ([]byte, error) {
+	fr := flate.NewReader(bytes.NewReader(z))
 	defer fr.Close()
 	buf = append(buf[:0], make([]byte, cp.win)...)
 	if _, err := io.ReadFull(fr, buf); err != nil {

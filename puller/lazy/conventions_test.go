@@ -13,6 +13,7 @@ func TestConventionsMatchConverter(t *testing.T) {
 	for _, c := range []struct{ name, got, want string }{
 		{"artifact type", artifactTypeGzindex, accel.ArtifactTypeGzindex},
 		{"layer annotation", annotationLayer, accel.AnnotationLayer},
+		{"index head annotation", annotationIndexHead, accel.AnnotationIndexHead},
 		{"tag suffix", AcceleratedSuffix, accel.TagSuffix},
 		{"source annotation", annotationSource, accel.AnnotationSource},
 	} {

@@ -11,7 +11,9 @@
 // other image is refused with ErrNotLazy; the caller pulls it whole.
 //
 // It owns resolving the reference and reading the manifests, config and
-// indexes; layer mounts are shared host-wide by lazyfs.Manager, fetching
+// indexes (a version 3 index, named with its head by the
+// dev.fcd.gzindex.head annotation, is read by its head alone when its
+// layer is mounted, its windows by range later); layer mounts are shared host-wide by lazyfs.Manager, fetching
 // and caching by remote.Fetcher.
 //
 // A layer mount is shared by every image that has the layer, so the
@@ -48,6 +50,8 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,10 +74,11 @@ import (
 )
 
 // The index-only artifact's conventions; they must equal puller/accel's
-// ArtifactTypeGzindex and AnnotationLayer.
+// ArtifactTypeGzindex, AnnotationLayer and AnnotationIndexHead.
 const (
 	artifactTypeGzindex = "application/vnd.fcd.gzindex.v1+json"
 	annotationLayer     = "dev.fcd.gzindex.layer"
+	annotationIndexHead = "dev.fcd.gzindex.head"
 	annotationSource    = "dev.fcd.accelerated.source"
 )
 
@@ -205,7 +210,7 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 		return nil, err
 	}
 	tm.resolve = image.SpanOf(start, t, time.Now())
-	var indexes map[digest.Digest][]byte
+	var indexes map[digest.Digest]layerIndex
 	source := mdesc.Digest
 	if s, err := digest.Parse(m.Annotations[annotationSource]); err == nil {
 		source = s
@@ -288,22 +293,67 @@ func manifest(ctx context.Context, f blobReader, name string, desc ocispec.Descr
 	return desc, m, nil
 }
 
-// readIndexes fetches an index-only artifact's layer indexes, by the
-// digest of the layer each serves.
-func readIndexes(ctx context.Context, f blobReader, m ocispec.Manifest) (map[digest.Digest][]byte, error) {
-	out := make(map[digest.Digest][]byte, len(m.Layers))
-	for _, l := range m.Layers {
+// layerIndex is the index of one layer from an index-only artifact: read
+// whole (data), or, for a version 3 index (AnnotationIndexHead), named by
+// desc, the length and digest of its head, which the layer's mount reads
+// by range, the windows following as reads need them.
+type layerIndex struct {
+	data       []byte
+	desc       ocispec.Descriptor
+	headSize   int64
+	headDigest digest.Digest
+}
+
+// readIndexes reads an index-only artifact's layer indexes, by the digest
+// of the layer each serves: those with a head are left to the layers'
+// mounts, each of the others fetched whole, all at once.
+func readIndexes(ctx context.Context, f blobReader, m ocispec.Manifest) (map[digest.Digest]layerIndex, error) {
+	out := make([]layerIndex, len(m.Layers))
+	layers := make([]digest.Digest, len(m.Layers))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, l := range m.Layers {
 		d, err := digest.Parse(l.Annotations[annotationLayer])
 		if err != nil {
 			return nil, fmt.Errorf("index %s: annotation %s: %w", l.Digest, annotationLayer, err)
 		}
-		b, err := f(ctx, l)
-		if err != nil {
-			return nil, fmt.Errorf("index %s: %w", l.Digest, err)
+		layers[i] = d
+		if h, ok := l.Annotations[annotationIndexHead]; ok {
+			if out[i], err = parseHead(l, h); err != nil {
+				return nil, fmt.Errorf("index %s: annotation %s: %w", l.Digest, annotationIndexHead, err)
+			}
+			continue
 		}
-		out[d] = b
+		g.Go(func() error {
+			b, err := f(gctx, l)
+			if err != nil {
+				return fmt.Errorf("index %s: %w", l.Digest, err)
+			}
+			out[i].data = b
+			return nil
+		})
 	}
-	return out, nil
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	byLayer := make(map[digest.Digest]layerIndex, len(out))
+	for i, d := range layers {
+		byLayer[d] = out[i]
+	}
+	return byLayer, nil
+}
+
+// parseHead reads annotationIndexHead's "<size>@<digest>" on index l.
+func parseHead(l ocispec.Descriptor, v string) (layerIndex, error) {
+	size, dg, ok := strings.Cut(v, "@")
+	n, err := strconv.ParseInt(size, 10, 64)
+	if !ok || err != nil || n <= 0 || n > l.Size || n > maxManifestSize {
+		return layerIndex{}, fmt.Errorf("bad head size in %q", v)
+	}
+	d, err := digest.Parse(dg)
+	if err != nil || d.Algorithm() != digest.SHA256 {
+		return layerIndex{}, fmt.Errorf("bad head digest in %q", v)
+	}
+	return layerIndex{desc: l, headSize: n, headDigest: d}, nil
 }
 
 // readBlob reads a small blob whole and checks its digest.
@@ -378,7 +428,7 @@ var _ image.Image = (*view)(nil)
 // layer's TOC costs round trips of its own, and the start-up prefetch
 // begins only once every layer is known. The layers acquired are kept,
 // bottom first, for Release, also when another failed.
-func (v *view) acquireAll(ctx context.Context, name string, ls []ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, indexes map[digest.Digest][]byte) error {
+func (v *view) acquireAll(ctx context.Context, name string, ls []ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, indexes map[digest.Digest]layerIndex) error {
 	layers := make([]*lazyfs.Layer, len(ls))
 	blobs := make([]*remote.Blob, len(ls))
 	g, gctx := errgroup.WithContext(ctx)
@@ -406,7 +456,7 @@ func (v *view) acquireAll(ctx context.Context, name string, ls []ocispec.Descrip
 // acquire mounts (or shares) layer l. The Source is opened only by the
 // first image that mounts the layer; its blob, and so its credentials,
 // serve the layer for every later user.
-func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, index []byte) (*lazyfs.Layer, *remote.Blob, error) {
+func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, index layerIndex) (*lazyfs.Layer, *remote.Blob, error) {
 	blob, err := v.i.opts.Fetcher.Blob(name, l, hosts, creds)
 	if err != nil {
 		return nil, nil, err
@@ -415,7 +465,18 @@ func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, h
 	defer func() { v.timing.mount.Add(mounting, time.Now()) }()
 	layer, err := v.i.opts.Layers.Acquire(ctx, l.Digest, func(ctx context.Context) (lazyfs.Source, error) {
 		t := time.Now()
-		src, err := lazyfs.OpenLayer(ctx, l, blob, lazyfs.LayerOptions{Index: index, Chunks: v.i.opts.Chunks})
+		lo := lazyfs.LayerOptions{Index: index.data, Chunks: v.i.opts.Chunks}
+		if index.headSize > 0 {
+			ib, err := v.i.opts.Fetcher.Blob(name, index.desc, hosts, creds)
+			if err != nil {
+				return nil, err
+			}
+			if lo.Index, err = ib.ReadChunk(ctx, 0, index.headSize, index.headDigest, remote.OnDemand); err != nil {
+				return nil, fmt.Errorf("index %s: %w", index.desc.Digest, err)
+			}
+			lo.IndexBlob = ib
+		}
+		src, err := lazyfs.OpenLayer(ctx, l, blob, lo)
 		mounting = time.Now()
 		v.timing.index.Add(t, mounting)
 		if errors.Is(err, lazyfs.ErrUnsupported) {

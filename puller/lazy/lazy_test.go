@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -146,6 +147,13 @@ func pushIndexOnlyWith(t *testing.T, reg *regtest.Registry, repo string, layers 
 		}
 		id := reg.AddBlob(ib)
 		id.MediaType, id.Annotations = "application/vnd.fcd.gzindex.v1", map[string]string{annotationLayer: d.Digest.String()}
+		if opts.Version >= 3 {
+			n, err := gzindex.HeadSize(ib)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id.Annotations[annotationIndexHead] = fmt.Sprintf("%d@%s", n, digest.FromBytes(ib[:n]))
+		}
 		descs, indexes = append(descs, d), append(indexes, id)
 	}
 	orig := putManifest(t, reg, repo, "v1", manifestOf(config(t, reg), descs...))
@@ -198,14 +206,16 @@ func TestPrepare(t *testing.T) {
 	layers := testLayers(t)
 	esRef := pushEStargz(t, reg, "app-es", layers)
 	ioRef, origDigest := pushIndexOnly(t, reg, "app-io", layers)
-	for _, tc := range []struct{ name, ref string }{{"estargz", esRef}, {"index-only", ioRef}} {
+	// Version 3 indexes are read by their heads, their windows by range.
+	headRef, _ := pushIndexOnlyWith(t, reg, "app-head", layers, gzindex.Options{Version: 3, Span: 1, MaxSpan: 1})
+	for _, tc := range []struct{ name, ref string }{{"estargz", esRef}, {"index-only", ioRef}, {"index-only-head", headRef}} {
 		t.Run(tc.name, func(t *testing.T) {
 			imgs, m := newImages(t, reg)
 			img, err := imgs.Prepare(context.Background(), tc.ref, image.Options{Key: "k", Function: "f"})
 			if err != nil {
 				t.Fatalf("Prepare: %v", err)
 			}
-			if tc.name == "index-only" && img.Digest() != origDigest {
+			if tc.name != "estargz" && img.Digest() != origDigest {
 				t.Errorf("Digest() = %s, want the original manifest %s", img.Digest(), origDigest)
 			}
 			if got := img.Config().Entrypoint; len(got) != 1 || got[0] != "/bin/app" {

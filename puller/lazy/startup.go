@@ -238,6 +238,20 @@ func (v *view) replay(rec Record) {
 		var failed int
 		var waited, longest time.Duration // for a free window slot; the longest group
 		groups := replayGroups(rec.Reads, use)
+		// An index-only layer read by its index's head needs windows of
+		// the index too: all the record's at once, in few requests, so
+		// that no group waits for its own.
+		perLayer := make(map[int][]lazyfs.Range)
+		for _, grp := range groups {
+			perLayer[grp.layer] = append(perLayer[grp.layer], grp.ranges...)
+		}
+		for i, rs := range perLayer {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = v.mounted[i].PrefetchWindows(ctx, rs) // reads fetch what this misses
+			}()
+		}
 		for _, grp := range groups {
 			t0 := time.Now()
 			select {

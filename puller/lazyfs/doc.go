@@ -11,8 +11,10 @@
 // against the TOC's chunkDigest, the TOC against the
 // "containerd.io/snapshot/stargz/toc.digest" annotation) and GzIndex (an
 // index-only artifact over the unmodified gzip blob, puller/gzindex
-// format v2; aligned compressed chunks, 16 KiB as fcd converts, verified
-// by sha256). Both
+// format v2 or v3; aligned compressed chunks, 16 KiB as fcd converts,
+// verified by sha256; with v3 only the index's head is read before
+// mounting, and its windows come by range from the index blob
+// (LayerOptions.IndexBlob) as reads need them). Both
 // read compressed bytes through a Blob, which puller/remote implements
 // (single-range GETs, host-wide verified chunk cache, priorities).
 //

@@ -219,6 +219,7 @@ func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 		return nil
 	}
 	want := make(map[int]bool)
+	var starts []int64 // where the reads of rs decode from
 	for _, r := range rs {
 		ie, ok := s.files[r.File]
 		if !ok {
@@ -238,6 +239,7 @@ func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 		for i := first; i < end; i++ {
 			want[i] = true
 		}
+		starts = s.appendStarts(starts, ie.Offset+r.Off, n)
 	}
 	ids := slices.Sorted(maps.Keys(want))
 	// The chunks between two wanted ones at most spanGap apart come too:
@@ -254,6 +256,13 @@ func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 		slices.Sort(ids)
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	// The windows the reads will start from come with the chunks, not
+	// one round trip before their decoding (an index loaded whole has
+	// them all).
+	if len(starts) > 0 {
+		wctx := context.WithValue(gctx, prioKey{}, prio)
+		g.Go(func() error { return s.x.FetchWindows(wctx, starts, windowGap) })
+	}
 	for _, i := range ids {
 		off, n := s.x.Chunk(i)
 		d := s.x.ChunkDigest(i)
@@ -263,6 +272,51 @@ func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 		})
 	}
 	return g.Wait()
+}
+
+// appendStarts appends to starts where reads of the tar stream's n bytes
+// at off decode from: the checkpoints before and in them.
+func (s *GzIndex) appendStarts(starts []int64, off, n int64) []int64 {
+	for o := off; o < off+n; o = s.x.CheckpointAfter(o) {
+		if cp := s.x.CheckpointBefore(o); len(starts) == 0 || starts[len(starts)-1] != cp {
+			starts = append(starts, cp)
+		}
+	}
+	return starts
+}
+
+// fetchWindows fetches the windows that reading rs (as fetchRanges) will
+// decode from, in few requests, unless they are at hand or being fetched.
+func (s *GzIndex) fetchWindows(ctx context.Context, rs []Range, prio remote.Priority) error {
+	var starts []int64
+	for _, r := range rs {
+		ie, ok := s.files[r.File]
+		if !ok {
+			continue
+		}
+		n := r.N
+		if n < 0 || r.Off+n > ie.Size {
+			n = ie.Size - r.Off
+		}
+		if n > 0 {
+			starts = s.appendStarts(starts, ie.Offset+r.Off, n)
+		}
+	}
+	return s.x.FetchWindows(context.WithValue(ctx, prioKey{}, prio), starts, windowGap)
+}
+
+// PrefetchWindows fetches, in few requests, the windows of the index
+// checkpoints that reads of rs will decode from, when the layer is read
+// through an index loaded by its head (LayerOptions.IndexBlob); it
+// returns nil at once for other layers. A start-up replay calls it with
+// all its ranges first, so that its reads, in whatever order they come,
+// find the windows fetched or being fetched.
+func (l *Layer) PrefetchWindows(ctx context.Context, rs []Range) error {
+	s, ok := l.src.(*GzIndex)
+	if !ok {
+		return nil
+	}
+	return s.fetchWindows(ctx, rs, remote.Prefetch)
 }
 
 // isDecoded reports whether the tar stream's n bytes at off are in the
@@ -275,6 +329,11 @@ func (s *GzIndex) isDecoded(off, n int64) bool {
 	}
 	return true
 }
+
+// windowGap is how many bytes of windows no read needs a run of windows
+// that fetchRanges reads in one request may span: a few windows' worth,
+// cheaper than a request of its own.
+const windowGap = 16 << 10
 
 // FetchChunks keeps chunkWindowBytes of chunk reads outstanding (at least
 // 64 reads): the fetcher coalesces adjacent ones into GETs and runs

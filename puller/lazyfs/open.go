@@ -16,6 +16,12 @@ type LayerOptions struct {
 	// Index is the serialized gzindex of the layer (from an index-only
 	// artifact), or nil.
 	Index []byte
+	// IndexBlob, when not nil, holds the serialized index of which Index
+	// is only the head (gzindex.LoadHead: format version 3, its bytes
+	// already authenticated by the caller); the index's windows are read
+	// from it by range, each verified against the head, as reads need
+	// them.
+	IndexBlob Blob
 	// Startup is the recorded start-up order of the layer's files (Entry
 	// names), or nil; an eStargz layer's own landmark order wins.
 	Startup []string
@@ -45,7 +51,18 @@ func OpenLayer(ctx context.Context, desc ocispec.Descriptor, blob Blob, opts Lay
 	if opts.Index == nil {
 		return nil, fmt.Errorf("layer %s: neither eStargz nor indexed: %w", desc.Digest, ErrUnsupported)
 	}
-	x, err := gzindex.Load(opts.Index, desc.Digest.String())
+	var x *gzindex.Index
+	var err error
+	if ib := opts.IndexBlob; ib != nil {
+		x, err = gzindex.LoadHead(opts.Index, desc.Digest.String(), func(ctx context.Context, off, n int64, want digest.Digest) ([]byte, error) {
+			if want == "" { // a run of windows, each checked against the head
+				return ib.ReadRange(ctx, off, n, priority(ctx))
+			}
+			return ib.ReadChunk(ctx, off, n, want, priority(ctx))
+		})
+	} else {
+		x, err = gzindex.Load(opts.Index, desc.Digest.String())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
