@@ -43,8 +43,11 @@ var (
 // layer has; a hard link's names share one inode (go-fuse keys inodes by
 // StableAttr, here the tree's inode number).
 func (i *inode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	i.l.stats.lookups.Add(1)
 	c, ok := i.n.children[name]
+	i.l.lookups.notify(i.n, name, ok)
 	if !ok {
+		i.l.stats.negativeLookups.Add(1)
 		return nil, syscall.ENOENT
 	}
 	child := &inode{l: i.l, n: c}

@@ -1,0 +1,87 @@
+package lazyfs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestWarmLookups: a process's lookups through an overlay are seen by
+// ObserveLookups, absent names included; on a fresh mount of the same
+// layer, WarmLookups of what was seen makes the same lookups reach the
+// daemon no more.
+func TestWarmLookups(t *testing.T) {
+	requireFUSE(t)
+	b := buildLayer(t, featureLayer())
+	// What a process looks up: files, a name absent from an existing
+	// directory, a name below an absent directory, a symlink.
+	paths := []string{"a/b/c/implied", "etc/passwd", "etc/missing.conf", "nodir/sub", "bin/sh", "home/user/.profile"}
+	want := map[string]bool{
+		"a": true, "a/b": true, "a/b/c": true, "a/b/c/implied": true, "etc": true, "etc/passwd": true,
+		"etc/missing.conf": false, "nodir": false, "bin": true, "bin/sh": true, "home": true, "home/user": true, "home/user/.profile": true,
+	}
+	lookUp := func(l *Layer) {
+		t.Helper()
+		mnt := t.TempDir()
+		// A read-only overlay needs two lower directories.
+		if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+t.TempDir()+":"+l.Dir()); err != nil {
+			t.Fatalf("mount overlay: %v", err)
+		}
+		defer unix.Unmount(mnt, 0)
+		for _, p := range paths {
+			_, err := os.Lstat(filepath.Join(mnt, p))
+			if exists := want[p]; exists != (err == nil) {
+				t.Fatalf("lstat %s through the overlay: %v, want it to exist: %v", p, err, exists)
+			}
+		}
+	}
+
+	first := mountLayer(t, b.sources(t)["gzindex"], MountOptions{})
+	var mu sync.Mutex
+	seen := make(map[string]bool)
+	var order []string
+	remove := first.ObserveLookups(func(name string, found bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, dup := seen[name]; dup {
+			t.Errorf("%s seen twice: the kernel did not cache its first lookup", name)
+		}
+		seen[name] = found
+		order = append(order, name)
+	})
+	lookUp(first)
+	remove()
+	mu.Lock()
+	for name, found := range want {
+		if got, ok := seen[name]; !ok || got != found {
+			t.Errorf("lookup of %s: seen %v, found %v; want seen, found %v", name, ok, got, found)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("seen %v, want exactly %v", seen, want)
+	}
+	names := slices.Clone(order)
+	mu.Unlock()
+	if st := first.Stats(); st.Lookups != int64(len(want)) || st.NegativeLookups != 2 {
+		t.Errorf("Stats: %d lookups, %d negative; want %d and 2", st.Lookups, st.NegativeLookups, len(want))
+	}
+
+	second := mountLayer(t, b.sources(t)["gzindex"], MountOptions{})
+	n, err := second.WarmLookups(context.Background(), names)
+	if err != nil || n != len(names) {
+		t.Fatalf("WarmLookups = %d, %v; want %d, nil", n, err, len(names))
+	}
+	warmed := second.Stats().Lookups
+	if warmed != int64(len(want)) {
+		t.Errorf("WarmLookups made %d lookups, want %d", warmed, len(want))
+	}
+	lookUp(second)
+	if got := second.Stats().Lookups - warmed; got != 0 {
+		t.Errorf("after WarmLookups, the process's lookups reached the daemon %d times, want 0", got)
+	}
+}
