@@ -287,6 +287,7 @@ func (v *view) replay(rec Record) {
 				mu.Unlock()
 				if err == nil {
 					v.timing.replayed(grp.bytes())
+					l.StoreHeld(grp.files())
 				}
 				if err != nil && ctx.Err() == nil {
 					mu.Lock()
@@ -314,6 +315,9 @@ func (v *view) replay(rec Record) {
 // layers) are answered by the kernel's dentry cache rather than each by
 // a round trip to the daemon per layer of the overlay. They are CPU
 // work, done while the container is created and the reads are fetched.
+// Then the small files prefetched so far are stored in the page cache
+// (lazyfs.Layer.StoreHeld; each group of reads stores its own once
+// fetched), so the instance's opens of them do not wait for the copy.
 func (v *view) warmLookups(ctx context.Context, wg *sync.WaitGroup, rec Record, use []bool) {
 	if len(rec.Lookups) != len(v.mounted) {
 		return
@@ -331,6 +335,8 @@ func (v *view) warmLookups(ctx context.Context, wg *sync.WaitGroup, rec Record, 
 			if err != nil && ctx.Err() == nil {
 				v.i.log.Debug("warm lookups", "image", v.digest, "layer", v.layers[i], "err", err)
 			}
+			// The files prefetched before their inodes were known.
+			l.StoreHeld(layerFiles(rec.Reads, i))
 			v.i.log.Info("start-up lookups warmed", "image", v.digest, "layer", i, "names", len(names), "looked_up", n,
 				"duration", time.Since(start).Round(time.Millisecond))
 		}()
@@ -344,6 +350,26 @@ type replayGroup struct {
 	layer  int
 	ranges []lazyfs.Range
 	piece  bool // a piece of a long read: nothing joins it
+}
+
+// files returns the files of g's ranges.
+func (g replayGroup) files() []string {
+	out := make([]string, len(g.ranges))
+	for i, r := range g.ranges {
+		out[i] = r.File
+	}
+	return out
+}
+
+// layerFiles returns the files of the reads of layer, in order.
+func layerFiles(reads []Read, layer int) []string {
+	var out []string
+	for _, rd := range reads {
+		if rd.Layer == layer {
+			out = append(out, rd.File)
+		}
+	}
+	return out
 }
 
 // bytes is the length of g's ranges together.

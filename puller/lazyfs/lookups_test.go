@@ -85,3 +85,41 @@ func TestWarmLookups(t *testing.T) {
 		t.Errorf("after WarmLookups, the process's lookups reached the daemon %d times, want 0", got)
 	}
 }
+
+// TestStoreHeld: held small files whose inodes the kernel knows (looked
+// up) are stored in the page cache by StoreHeld, before any open, so
+// reading them then reaches the daemon not at all, opens aside; a held
+// file not looked up yet is left to its first open.
+func TestStoreHeld(t *testing.T) {
+	requireFUSE(t)
+	entries := featureLayer()
+	files := wantFiles(entries)
+	held := []string{"etc/passwd", "home/user/.profile", "opaque/kept"}
+	b := buildLayer(t, entries)
+	l := mountLayer(t, b.sources(t)["gzindex"], MountOptions{CacheDir: t.TempDir(), DeferSmall: true})
+	for _, f := range held {
+		if err := l.PrefetchRange(context.Background(), f, 0, int64(len(files[f]))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	warmed := held[:2]
+	if _, err := l.WarmLookups(context.Background(), warmed); err != nil {
+		t.Fatal(err)
+	}
+	l.StoreHeld(held)
+	if st := l.Stats(); st.Pushed != int64(len(warmed)) || st.Opens != 0 {
+		t.Fatalf("StoreHeld of %d held files, %d of them looked up: %d pushed, %d opens; want %d, 0", len(held), len(warmed), st.Pushed, st.Opens, len(warmed))
+	}
+	for _, f := range held {
+		got, err := os.ReadFile(filepath.Join(l.Dir(), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(files[f]) {
+			t.Fatalf("%s differs", f)
+		}
+	}
+	if st := l.Stats(); st.Reads != 0 || st.Pushed != int64(len(held)) {
+		t.Errorf("reading the held files: %d daemon reads, %d pushed; want 0, %d (the one not looked up pushed at its open)", st.Reads, st.Pushed, len(held))
+	}
+}

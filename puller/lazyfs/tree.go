@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,6 +55,9 @@ type tnode struct {
 	// pushed is set once held was stored in the kernel's page cache
 	// (inode.pushHeld).
 	pushed bool
+	// kernel is n's go-fuse inode while the kernel knows it (a lookup
+	// made it; OnForget clears it): what StoreHeld stores through.
+	kernel atomic.Pointer[inode]
 	// cached counts the open handles served through the daemon (the
 	// kernel's cached I/O mode). The kernel fails an open for
 	// passthrough with EIO while the inode has any such open, so none
