@@ -200,3 +200,71 @@ func BenchmarkOverlayLookups(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpenHeld opens and reads small files held in memory
+// (DeferSmall), as a starting process reads its modules: "at-open" stores
+// each in the page cache at its first open (pushHeld), "stored" has them
+// stored ahead (WarmLookups and StoreHeld, not timed). ns/file is what
+// the reader waits per file.
+func BenchmarkOpenHeld(b *testing.B) {
+	testenvFUSE(b)
+	const files = 500
+	entries := []tarEntry{dirE("m/", 0o755, 0, 0)}
+	var names []string
+	for f := range files {
+		name := fmt.Sprintf("m/f%d.js", f)
+		entries = append(entries, fileE(name, 0o644, pseudoRandom(uint64(f), 6<<10+f*37)))
+		names = append(names, name)
+	}
+	built := buildLayer(b, entries)
+	for _, ahead := range []bool{false, true} {
+		b.Run(map[bool]string{false: "at-open", true: "stored"}[ahead], func(b *testing.B) {
+			var elapsed time.Duration
+			buf := make([]byte, 64<<10)
+			for b.Loop() {
+				b.StopTimer()
+				l, err := Mount(b.TempDir(), built.sources(b)["gzindex"], MountOptions{CacheDir: b.TempDir(), DeferSmall: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, n := range names {
+					if err := l.PrefetchRange(context.Background(), n, 0, -1); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := l.WarmLookups(context.Background(), names); err != nil {
+					b.Fatal(err)
+				}
+				if ahead {
+					l.StoreHeld(names)
+				}
+				start := time.Now()
+				b.StartTimer()
+				for _, n := range names {
+					fd, err := unix.Open(filepath.Join(l.Dir(), n), unix.O_RDONLY, 0)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for {
+						m, err := unix.Read(fd, buf)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if m == 0 {
+							break
+						}
+					}
+					unix.Close(fd)
+				}
+				b.StopTimer()
+				elapsed += time.Since(start)
+				if st := l.Stats(); st.Reads != 0 || st.Pushed != files {
+					b.Fatalf("%d daemon reads, %d pushed; want 0, %d", st.Reads, st.Pushed, files)
+				}
+				l.Unmount()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N*files), "ns/file")
+		})
+	}
+}
