@@ -530,6 +530,7 @@ func (v *view) Ready(ctx context.Context) error {
 	v.ready, v.end = true, v.start.Add(st.Duration)
 	layers := append([]digest.Digest(nil), v.layers...)
 	v.mu.Unlock()
+	v.logLayerOps()
 	// The background fetch (and making the small files held in memory
 	// local, thousands of file creations) waits a moment, so it does not
 	// compete for the CPU with the request that waited for this start.

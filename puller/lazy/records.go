@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -59,8 +60,16 @@ type Record struct {
 	// Reads are the bytes read, in the order first read: reads that
 	// continue one of the same file are merged into it, bytes already
 	// recorded are left out.
-	Reads   []Read    `json:"reads"`
-	Created time.Time `json:"created"`
+	Reads []Read `json:"reads"`
+	// Lookups are, per layer (indexed as Layers), the names looked up in
+	// it, as paths relative to its root, in the order first looked up,
+	// those the layer does not have included; a name that is a parent
+	// directory of another is left out, as looking the other up looks it
+	// up too. The next start looks them up before the instance does
+	// (lazyfs.Layer.WarmLookups). Nil in a record made before they were
+	// kept.
+	Lookups [][]string `json:"lookups,omitempty"`
+	Created time.Time  `json:"created"`
 }
 
 // Read is a range of one file of one layer.
@@ -81,6 +90,24 @@ func (r *Record) Bytes() int64 {
 		n += rd.N
 	}
 	return n
+}
+
+// leafNames returns names, in order, without those that are a parent
+// directory of another.
+func leafNames(names []string) []string {
+	parents := make(map[string]bool)
+	for _, n := range names {
+		for d := path.Dir(n); d != "." && d != "/" && !parents[d]; d = path.Dir(d) {
+			parents[d] = true
+		}
+	}
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if !parents[n] {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Files returns the files of the record, each once, in the order of their

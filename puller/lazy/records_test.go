@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -110,5 +111,18 @@ func TestRecorderNote(t *testing.T) {
 	want := []Read{{0, "a", 0, 8192}, {1, "b", 8192, 8192}, {1, "b", 0, 4096}, {1, "a", 0, 4096}}
 	if fmt.Sprint(r.reads) != fmt.Sprint(want) {
 		t.Errorf("got %v, want %v", r.reads, want)
+	}
+}
+
+func TestLeafNames(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{nil, []string{}},
+		{[]string{"usr", "usr/lib", "usr/lib/node", "usr/lib/x.js", "etc", "missing"}, []string{"usr/lib/node", "usr/lib/x.js", "etc", "missing"}},
+		{[]string{"a/b/c", "a", "a/b"}, []string{"a/b/c"}},
+		{[]string{"ab", "a/b"}, []string{"ab", "a/b"}},
+	} {
+		if got := leafNames(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("leafNames(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

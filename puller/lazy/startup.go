@@ -34,6 +34,9 @@ const (
 	replayGroupReads = 16
 	// maxRecordReads bounds a record's reads, and so its size in bbolt.
 	maxRecordReads = 1 << 16
+	// maxRecordLookups bounds the names a record keeps looked up, over
+	// all layers (the node image's start looks up ~16k).
+	maxRecordLookups = 1 << 16
 )
 
 // startup decides, once every layer is mounted, whether this start
@@ -80,6 +83,8 @@ type startupRecorder struct {
 	mu      sync.Mutex
 	reads   []Read
 	byFile  map[fileKey][]int // indexes in reads, per file
+	lookups [][]string        // per layer, in order first looked up
+	nlookup int               // names in lookups
 	removes []func()
 	timer   *time.Timer
 	done    bool
@@ -91,16 +96,30 @@ type fileKey struct {
 }
 
 func newRecorder(v *view) *startupRecorder {
-	r := &startupRecorder{v: v, started: time.Now(), byFile: make(map[fileKey][]int)}
+	r := &startupRecorder{v: v, started: time.Now(), byFile: make(map[fileKey][]int), lookups: make([][]string, len(v.mounted))}
 	seen := make(map[*lazyfs.Layer]bool)
 	for i, l := range v.mounted {
 		if seen[l] {
 			continue // the same layer twice: its reads are the first's
 		}
 		seen[l] = true
-		r.removes = append(r.removes, l.Observe(func(file string, off, n int64) { r.note(i, file, off, n) }))
+		r.removes = append(r.removes,
+			l.Observe(func(file string, off, n int64) { r.note(i, file, off, n) }),
+			l.ObserveLookups(func(name string, _ bool) { r.noteLookup(i, name) }))
 	}
 	return r
+}
+
+// noteLookup records a lookup. The kernel caches what a lookup answered,
+// so a layer sees a name once.
+func (r *startupRecorder) noteLookup(layer int, name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done || r.nlookup >= maxRecordLookups {
+		return
+	}
+	r.lookups[layer] = append(r.lookups[layer], name)
+	r.nlookup++
 }
 
 // note records a read, merging it into a recorded read of the same file
@@ -170,7 +189,7 @@ func (r *startupRecorder) finish(keep bool) {
 	if r.timer != nil {
 		r.timer.Stop()
 	}
-	removes, reads := r.removes, r.reads
+	removes, reads, lookups := r.removes, r.reads, r.lookups
 	r.mu.Unlock()
 	for _, rm := range removes {
 		rm()
@@ -187,11 +206,16 @@ func (r *startupRecorder) finish(keep bool) {
 		return
 	}
 	rec := Record{Image: v.digest, Source: v.source, Layers: v.layers, Reads: reads, Created: time.Now().UTC()}
+	nlookups := 0
+	for _, names := range lookups {
+		rec.Lookups = append(rec.Lookups, leafNames(names))
+		nlookups += len(names)
+	}
 	if err := v.i.opts.Records.Put(rec); err != nil {
 		v.i.log.Warn("save start-up record", "image", v.digest, "err", err)
 		return
 	}
-	v.i.log.Info("start-up recorded", "image", v.digest, "ref", v.ref, "reads", len(reads), "files", len(rec.Files()),
+	v.i.log.Info("start-up recorded", "image", v.digest, "ref", v.ref, "reads", len(reads), "files", len(rec.Files()), "lookups", nlookups,
 		"bytes", rec.Bytes(), "duration", time.Since(r.started).Round(time.Millisecond))
 	if v.i.opts.Recorded != nil {
 		v.i.opts.Recorded(rec)
@@ -225,9 +249,12 @@ func (v *view) replay(rec Record) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	v.stopReplay, v.replayDone = cancel, done
+	var warm sync.WaitGroup
+	v.warmLookups(ctx, &warm, rec, use)
 	go func() {
 		defer close(done)
 		defer cancel()
+		defer warm.Wait()
 		start := time.Now()
 		fetched := v.i.opts.Fetcher.Stats()
 		v.timing.replayBegan(start)
@@ -274,6 +301,7 @@ func (v *view) replay(rec Record) {
 				mu.Unlock()
 				if err == nil {
 					v.timing.replayed(grp.bytes())
+					l.StoreHeld(grp.files())
 				}
 				if err != nil && ctx.Err() == nil {
 					mu.Lock()
@@ -295,6 +323,42 @@ func (v *view) replay(rec Record) {
 	}()
 }
 
+// warmLookups looks rec's lookups up in the layers in use, one goroutine
+// per layer counted in wg, so that the instance's own lookups (a
+// module loader's probes of many names, most of them absent from most
+// layers) are answered by the kernel's dentry cache rather than each by
+// a round trip to the daemon per layer of the overlay. They are CPU
+// work, done while the container is created and the reads are fetched.
+// Then the small files prefetched so far are stored in the page cache
+// (lazyfs.Layer.StoreHeld; each group of reads stores its own once
+// fetched), so the instance's opens of them do not wait for the copy.
+func (v *view) warmLookups(ctx context.Context, wg *sync.WaitGroup, rec Record, use []bool) {
+	if len(rec.Lookups) != len(v.mounted) {
+		return
+	}
+	for i, names := range rec.Lookups {
+		if !use[i] || len(names) == 0 {
+			continue
+		}
+		l := v.mounted[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			n, err := l.WarmLookups(ctx, names)
+			if err != nil && ctx.Err() == nil {
+				v.i.log.Debug("warm lookups", "image", v.digest, "layer", v.layers[i], "err", err)
+			}
+			// The files prefetched before their inodes were known.
+			l.StoreHeld(layerFiles(rec.Reads, i))
+			// (The layer's lookups so far, the instance's included: those
+			// the layer serves later are names the record missed.)
+			v.i.log.Info("start-up lookups warmed", "image", v.digest, "layer", i, "names", len(names), "looked_up", n,
+				"duration", time.Since(start).Round(time.Millisecond), "layer_lookups", l.Stats().Lookups)
+		}()
+	}
+}
+
 // replayGroup is a run of a record's reads on one layer, prefetched
 // together: the small files among them that lie close together in the
 // blob share GETs (lazyfs.Layer.PrefetchRanges).
@@ -302,6 +366,26 @@ type replayGroup struct {
 	layer  int
 	ranges []lazyfs.Range
 	piece  bool // a piece of a long read: nothing joins it
+}
+
+// files returns the files of g's ranges.
+func (g replayGroup) files() []string {
+	out := make([]string, len(g.ranges))
+	for i, r := range g.ranges {
+		out[i] = r.File
+	}
+	return out
+}
+
+// layerFiles returns the files of the reads of layer, in order.
+func layerFiles(reads []Read, layer int) []string {
+	var out []string
+	for _, rd := range reads {
+		if rd.Layer == layer {
+			out = append(out, rd.File)
+		}
+	}
+	return out
 }
 
 // bytes is the length of g's ranges together.
@@ -353,4 +437,31 @@ func (v *view) endStartup(ready bool) {
 		v.stopReplay()
 		<-v.replayDone
 	}
+}
+
+// logLayerOps logs what the image's layers served since they were
+// mounted (for a layer mounted for this start: what it cost), summed
+// over the layers, with the lookups per layer, bottom first.
+func (v *view) logLayerOps() {
+	var sum lazyfs.Stats
+	perLayer := make([]int64, 0, len(v.mounted))
+	seen := make(map[*lazyfs.Layer]bool)
+	for _, l := range v.mounted {
+		if seen[l] {
+			continue
+		}
+		seen[l] = true
+		st := l.Stats()
+		sum.Lookups += st.Lookups
+		sum.NegativeLookups += st.NegativeLookups
+		sum.Opens += st.Opens
+		sum.Reads += st.Reads
+		sum.Flushes += st.Flushes
+		sum.Pushed += st.Pushed
+		sum.PassthroughOpens += st.PassthroughOpens
+		perLayer = append(perLayer, st.Lookups)
+	}
+	v.i.log.Info("layer ops at ready", "image", v.digest, "lookups", sum.Lookups, "negative_lookups", sum.NegativeLookups,
+		"opens", sum.Opens, "passthrough_opens", sum.PassthroughOpens, "reads", sum.Reads, "flushes", sum.Flushes,
+		"pushed", sum.Pushed, "lookups_per_layer", perLayer)
 }

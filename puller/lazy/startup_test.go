@@ -166,6 +166,23 @@ func TestStartupRecordReplay(t *testing.T) {
 				}
 			}
 
+			// The lookups through the overlay (top layer first): app and
+			// its files in the bottom layer, app absent from the top one.
+			if len(rec.Lookups) != 2 {
+				t.Fatalf("record has lookups of %d layers, want 2: %q", len(rec.Lookups), rec.Lookups)
+			}
+			for _, name := range []string{"app/a", "app/b", "app/c"} {
+				if !slices.Contains(rec.Lookups[0], name) {
+					t.Errorf("lookup of %s not recorded in the bottom layer: %q", name, rec.Lookups[0])
+				}
+			}
+			if slices.Contains(rec.Lookups[0], "app") {
+				t.Errorf("app, the parent of recorded names, is recorded too: %q", rec.Lookups[0])
+			}
+			if !slices.Contains(rec.Lookups[1], "app") {
+				t.Errorf("the lookup of app, absent from the top layer, is not recorded: %q", rec.Lookups[1])
+			}
+
 			// Restart with an empty data dir: the record is replayed.
 			blob := img.(*view).blobs[0].Descriptor().Digest
 			reg.ResetLog()
@@ -190,9 +207,13 @@ func TestStartupRecordReplay(t *testing.T) {
 				t.Errorf("Stats() after the replay = %+v: want a Prefetch span after Mount and its bytes", st)
 			}
 			requests := len(reg.BlobRequests(blob))
+			lookups := layerLookups(v)
 			startupReads(t, img)
 			if got := len(reg.BlobRequests(blob)) - requests; got != 0 {
 				t.Errorf("the start-up reads made %d more GETs after the replay, want 0: %v", got, reg.BlobRequests(blob)[requests:])
+			}
+			if got := layerLookups(v); !slices.Equal(got, lookups) {
+				t.Errorf("the start-up lookups reached the layers after the replay: lookups per layer %v before, %v after; want none", lookups, got)
 			}
 		})
 	}
@@ -301,4 +322,13 @@ func TestReplayGroups(t *testing.T) {
 	if !slices.Equal(sum, want) {
 		t.Errorf("groups:\n got %q\nwant %q", sum, want)
 	}
+}
+
+// layerLookups returns the FUSE lookups each of v's layers has served.
+func layerLookups(v *view) []int64 {
+	var n []int64
+	for _, l := range v.mounted {
+		n = append(n, l.Stats().Lookups)
+	}
+	return n
 }

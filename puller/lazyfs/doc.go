@@ -67,7 +67,14 @@
 // eStargz landmark: files in order, several at once); a user that knows
 // better (a recorded start-up, puller/lazy) stops it (SkipStartupOrder)
 // and prefetches exact ranges with PrefetchRange. Observe reports the
-// reads instances make, for recording. With ManagerOptions.Background,
+// reads instances make, for recording, and ObserveLookups the names they
+// look up, absent ones included: a module loader probes thousands of
+// names at start-up, and through an overlayfs each name missing from the
+// upper layers is one lookup in every lower FUSE layer, a round trip to
+// the daemon each. WarmLookups looks such names up ahead of the instance
+// (the kernel keeps the answers, absent ones too, for the mount's entry
+// timeout), so its own lookups are answered by the dentry cache. With
+// ManagerOptions.Background,
 // once an instance is ready (StartBackground) the rest of the layer is
 // fetched at Background priority: a GzIndex fetches its whole blob into
 // the chunk cache with many reads outstanding, then files are made local

@@ -69,10 +69,14 @@ type Stats struct {
 	// page cache at their first open (DeferSmall), whose reads then
 	// never reached the daemon.
 	Pushed int64
+	// Lookups counts the FUSE LOOKUP requests; NegativeLookups those of
+	// a name the layer does not have.
+	Lookups, NegativeLookups int64
 }
 
 type stats struct {
 	reads, materialized, passthroughOpens, opens, flushes, pushed atomic.Int64
+	lookups, negativeLookups                                      atomic.Int64
 }
 
 // Layer is one mounted layer: a read-only FUSE file system whose tree is
@@ -103,6 +107,7 @@ type Layer struct {
 	startedOnce sync.Once
 
 	observers observers
+	lookups   lookupObservers
 	// skipPrefetch stops the prefetch of the source's StartupOrder that
 	// Manager starts at mount (nil for a layer mounted by Mount alone).
 	skipPrefetch context.CancelFunc
@@ -184,6 +189,8 @@ func (l *Layer) Stats() Stats {
 		Opens:            l.stats.opens.Load(),
 		Flushes:          l.stats.flushes.Load(),
 		Pushed:           l.stats.pushed.Load(),
+		Lookups:          l.stats.lookups.Load(),
+		NegativeLookups:  l.stats.negativeLookups.Load(),
 	}
 }
 

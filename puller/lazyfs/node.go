@@ -34,6 +34,7 @@ var (
 	_ fs.NodeReleaser        = (*inode)(nil)
 	_ fs.NodeOpendirer       = (*inode)(nil)
 	_ fs.NodeFlusher         = (*inode)(nil)
+	_ fs.NodeOnForgetter     = (*inode)(nil)
 	_ fs.FilePassthroughFder = (*handle)(nil)
 )
 
@@ -43,16 +44,26 @@ var (
 // layer has; a hard link's names share one inode (go-fuse keys inodes by
 // StableAttr, here the tree's inode number).
 func (i *inode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	i.l.stats.lookups.Add(1)
 	c, ok := i.n.children[name]
+	i.l.lookups.notify(i.n, name, ok)
 	if !ok {
+		i.l.stats.negativeLookups.Add(1)
 		return nil, syscall.ENOENT
 	}
 	child := &inode{l: i.l, n: c}
 	child.fill(&out.Attr)
 	out.SetEntryTimeout(i.l.timeout)
 	out.SetAttrTimeout(i.l.timeout)
-	return i.NewInode(ctx, child, fs.StableAttr{Mode: c.mode & syscall.S_IFMT, Ino: c.ino}), 0
+	ch := i.NewInode(ctx, child, fs.StableAttr{Mode: c.mode & syscall.S_IFMT, Ino: c.ino})
+	if k, ok := ch.Operations().(*inode); ok && c.file != "" {
+		c.kernel.Store(k)
+	}
+	return ch, 0
 }
+
+// OnForget implements fs.NodeOnForgetter: the kernel dropped the inode.
+func (i *inode) OnForget() { i.n.kernel.CompareAndSwap(i, nil) }
 
 // Readdir implements fs.NodeReaddirer: the directory's entries, by name.
 func (i *inode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
@@ -222,10 +233,31 @@ func (i *inode) pushHeld() {
 	n.mu.Unlock()
 	if errno := i.WriteCache(0, b); errno != 0 {
 		i.l.log.Debug("store file in the page cache", "layer", i.l.name, "file", n.file, "err", errno)
+		n.mu.Lock()
+		n.pushed = false // the next open tries again
+		n.mu.Unlock()
 		return
 	}
 	i.l.stats.pushed.Add(1)
 	i.l.observers.notify(n.file, 0, n.size)
+}
+
+// StoreHeld stores the bytes of the files names (Source names) that the
+// layer holds in memory (DeferSmall) in the kernel's page cache now, as
+// their first open would (pushHeld), for those the kernel knows (a
+// lookup, WarmLookups for one, made its inode) and was not given yet: an
+// instance's open of one then costs the daemon no copy while the
+// instance waits. It is noted as a read of the whole file (Observe).
+func (l *Layer) StoreHeld(names []string) {
+	for _, name := range names {
+		n := l.tree.data[name]
+		if n == nil {
+			continue
+		}
+		if k := n.kernel.Load(); k != nil {
+			k.pushHeld()
+		}
+	}
 }
 
 // Flush implements fs.NodeFlusher. Opens ask for no FLUSH (openFlags);

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,7 @@ type tnode struct {
 	xattrs   map[string]string // nil if none
 	nlink    uint32            // set by finish
 	children map[string]*tnode // directories only
+	path     string            // directories only: path from the root ("" for it), set by finish
 
 	// Materialization state (materialize.go), guarded by mu.
 	mu    sync.Mutex
@@ -53,6 +55,9 @@ type tnode struct {
 	// pushed is set once held was stored in the kernel's page cache
 	// (inode.pushHeld).
 	pushed bool
+	// kernel is n's go-fuse inode while the kernel knows it (a lookup
+	// made it; OnForget clears it): what StoreHeld stores through.
+	kernel atomic.Pointer[inode]
 	// cached counts the open handles served through the daemon (the
 	// kernel's cached I/O mode). The kernel fails an open for
 	// passthrough with EIO while the inode has any such open, so none
@@ -239,8 +244,8 @@ func (t *tree) lookup(name string) (*tnode, error) {
 func (t *tree) finish() error {
 	var nodes []*tnode
 	seen := make(map[*tnode]bool)
-	var walk func(n *tnode)
-	walk = func(n *tnode) {
+	var walk func(n *tnode, name string)
+	walk = func(n *tnode, name string) {
 		if seen[n] {
 			return
 		}
@@ -255,23 +260,28 @@ func (t *tree) finish() error {
 			return
 		}
 		n.nlink = 2
+		n.path = name
 		names := make([]string, 0, len(n.children))
-		for name, c := range n.children {
-			names = append(names, name)
+		for cn, c := range n.children {
+			names = append(names, cn)
 			if c.isDir() {
 				n.nlink++
 			}
 		}
 		sort.Strings(names)
-		for _, name := range names {
-			c := n.children[name]
+		for _, childName := range names {
+			c := n.children[childName]
 			if !c.isDir() && seen[c] {
 				c.nlink++ // another name of a hard-linked file
 			}
-			walk(c)
+			cpath := ""
+			if c.isDir() {
+				cpath = path.Join(name, childName)
+			}
+			walk(c, cpath)
 		}
 	}
-	walk(t.root)
+	walk(t.root, "")
 	t.nodes = nodes
 	for _, n := range nodes {
 		if n.file != "" && t.data[n.file] != n {
