@@ -221,15 +221,8 @@ func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 	want := make(map[int]bool)
 	var starts []int64 // where the reads of rs decode from
 	for _, r := range rs {
-		ie, ok := s.files[r.File]
-		if !ok {
-			continue
-		}
-		n := r.N
-		if n < 0 || r.Off+n > ie.Size {
-			n = ie.Size - r.Off
-		}
-		if n <= 0 || s.isDecoded(ie.Offset+r.Off, n) {
+		ie, n, ok := s.rangeOf(r)
+		if !ok || s.isDecoded(ie.Offset+r.Off, n) {
 			continue
 		}
 		first, end, err := s.x.FileChunks(ie, r.Off, n)
@@ -274,6 +267,21 @@ func (s *GzIndex) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 	return g.Wait()
 }
 
+// rangeOf returns the file r reads and how many of its bytes from r.Off
+// (a negative r.N: the rest of the file); false when r names no file of
+// the layer or no bytes.
+func (s *GzIndex) rangeOf(r Range) (ie *gzindex.Entry, n int64, ok bool) {
+	ie, ok = s.files[r.File]
+	if !ok {
+		return ie, 0, false
+	}
+	n = r.N
+	if n < 0 || r.Off+n > ie.Size {
+		n = ie.Size - r.Off
+	}
+	return ie, n, n > 0
+}
+
 // appendStarts appends to starts where reads of the tar stream's n bytes
 // at off decode from: the checkpoints before and in them.
 func (s *GzIndex) appendStarts(starts []int64, off, n int64) []int64 {
@@ -290,15 +298,7 @@ func (s *GzIndex) appendStarts(starts []int64, off, n int64) []int64 {
 func (s *GzIndex) fetchWindows(ctx context.Context, rs []Range, prio remote.Priority) error {
 	var starts []int64
 	for _, r := range rs {
-		ie, ok := s.files[r.File]
-		if !ok {
-			continue
-		}
-		n := r.N
-		if n < 0 || r.Off+n > ie.Size {
-			n = ie.Size - r.Off
-		}
-		if n > 0 {
+		if ie, n, ok := s.rangeOf(r); ok {
 			starts = s.appendStarts(starts, ie.Offset+r.Off, n)
 		}
 	}

@@ -106,7 +106,7 @@ type Layer struct {
 	started     chan struct{}
 	startedOnce sync.Once
 
-	observers observers
+	observers readObservers
 	lookups   lookupObservers
 	// skipPrefetch stops the prefetch of the source's StartupOrder that
 	// Manager starts at mount (nil for a layer mounted by Mount alone).

@@ -18,53 +18,17 @@ import (
 // concurrently.
 type LookupObserver func(name string, found bool)
 
-// lookupObservers is a layer's set of LookupObservers, read without a
-// lock on every FUSE lookup.
-type lookupObservers struct {
-	mu   sync.Mutex
-	next int
-	m    map[int]LookupObserver
-	list atomic.Pointer[[]LookupObserver]
-}
-
-func (o *lookupObservers) add(f LookupObserver) (remove func()) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.m == nil {
-		o.m = make(map[int]LookupObserver)
-	}
-	id := o.next
-	o.next++
-	o.m[id] = f
-	o.publishLocked()
-	return func() {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		delete(o.m, id)
-		o.publishLocked()
-	}
-}
-
-func (o *lookupObservers) publishLocked() {
-	if len(o.m) == 0 {
-		o.list.Store(nil)
-		return
-	}
-	l := make([]LookupObserver, 0, len(o.m))
-	for _, f := range o.m {
-		l = append(l, f)
-	}
-	o.list.Store(&l)
-}
+// lookupObservers is a layer's set of LookupObservers.
+type lookupObservers struct{ observerSet[LookupObserver] }
 
 // notify tells the observers, if any, of a lookup of name in dir.
 func (o *lookupObservers) notify(dir *tnode, name string, found bool) {
-	l := o.list.Load()
+	l := o.load()
 	if l == nil {
 		return
 	}
 	p := path.Join(dir.path, name)
-	for _, f := range *l {
+	for _, f := range l {
 		f(p, found)
 	}
 }

@@ -19,20 +19,20 @@ import (
 // request path, so it must be quick, and it may be called concurrently.
 type ReadObserver func(file string, off, n int64)
 
-// observers is a layer's set of ReadObservers, read without a lock on
-// every FUSE read.
-type observers struct {
+// observerSet is a layer's set of observers of one kind (ReadObserver,
+// LookupObserver), read without a lock on every FUSE request.
+type observerSet[F any] struct {
 	mu   sync.Mutex
 	next int
-	m    map[int]ReadObserver
-	list atomic.Pointer[[]ReadObserver]
+	m    map[int]F
+	list atomic.Pointer[[]F]
 }
 
-func (o *observers) add(f ReadObserver) (remove func()) {
+func (o *observerSet[F]) add(f F) (remove func()) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.m == nil {
-		o.m = make(map[int]ReadObserver)
+		o.m = make(map[int]F)
 	}
 	id := o.next
 	o.next++
@@ -46,24 +46,34 @@ func (o *observers) add(f ReadObserver) (remove func()) {
 	}
 }
 
-func (o *observers) publishLocked() {
+func (o *observerSet[F]) publishLocked() {
 	if len(o.m) == 0 {
 		o.list.Store(nil)
 		return
 	}
-	l := make([]ReadObserver, 0, len(o.m))
+	l := make([]F, 0, len(o.m))
 	for _, f := range o.m {
 		l = append(l, f)
 	}
 	o.list.Store(&l)
 }
 
-func (o *observers) notify(file string, off, n int64) {
-	l := o.list.Load()
-	if l == nil || n <= 0 {
+// load returns the observers, or nil when there are none.
+func (o *observerSet[F]) load() []F {
+	if l := o.list.Load(); l != nil {
+		return *l
+	}
+	return nil
+}
+
+// readObservers is a layer's set of ReadObservers.
+type readObservers struct{ observerSet[ReadObserver] }
+
+func (o *readObservers) notify(file string, off, n int64) {
+	if n <= 0 {
 		return
 	}
-	for _, f := range *l {
+	for _, f := range o.load() {
 		f(file, off, n)
 	}
 }
