@@ -262,11 +262,15 @@ func startPerf(b *testing.B, what, image string) (stop func()) {
 	})
 }
 
-// startProcessWith runs a fresh fcd (its own data dir, so nothing is
-// cached) with extra flags.
-func startProcessWith(b *testing.B, name string, args ...string) (*process, func()) {
+// caseData returns a new, empty data dir for an fcd under dir (a round's
+// directory, removed when the round ends), so nothing is cached.
+func caseData(b *testing.B, dir string) string {
 	b.Helper()
-	return startProcessIn(b, b.TempDir(), name, args...)
+	data, err := os.MkdirTemp(dir, "data-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
 }
 
 // startProcessIn runs fcd on data dir data with extra flags.
@@ -479,7 +483,8 @@ func (s *coldSeries) add(what string, r coldResult, err error) {
 
 // runColdCase runs one case of image im on fresh fcds and adds its
 // figures to got.
-func runColdCase(b *testing.B, c *coldLink, args []string, im *benchImage, cs string, runSecs int, got map[string]*coldSeries) {
+// runColdCase runs case cs of im, with the fcds' data dirs under dir.
+func runColdCase(b *testing.B, c *coldLink, dir string, args []string, im *benchImage, cs string, runSecs int, got map[string]*coldSeries) {
 	series := func(name string) *coldSeries {
 		if got[name] == nil {
 			got[name] = &coldSeries{}
@@ -491,7 +496,7 @@ func runColdCase(b *testing.B, c *coldLink, args []string, im *benchImage, cs st
 	t0 := time.Now()
 	switch cs {
 	case caseFull:
-		d, stop := startProcessWith(b, "fcdcold", args...)
+		d, stop := startProcessIn(b, caseData(b, dir), "fcdcold", args...)
 		r, err := coldStart(b, c, d, "cold", ref, "None", runSecs)
 		series(caseFull).add(what, r, err)
 		if err == nil {
@@ -500,12 +505,12 @@ func runColdCase(b *testing.B, c *coldLink, args []string, im *benchImage, cs st
 		}
 		stop()
 	case caseLazyFull, caseLazyIdx:
-		d, stop := startProcessWith(b, "fcdcold", args...)
+		d, stop := startProcessIn(b, caseData(b, dir), "fcdcold", args...)
 		r, err := coldStart(b, c, d, "cold", ref, "None", runSecs)
 		series(cs).add(what, r, err)
 		stop()
 	case caseWSFull, caseWSIdx:
-		d, stop := startProcessWith(b, "fcdcold", append(args, "-lazy-background=false")...)
+		d, stop := startProcessIn(b, caseData(b, dir), "fcdcold", append(args, "-lazy-background=false")...)
 		r, err := coldStart(b, c, d, "cold", ref, "None", 0)
 		series(cs).add(what, r, err)
 		stop()
@@ -513,7 +518,7 @@ func runColdCase(b *testing.B, c *coldLink, args []string, im *benchImage, cs st
 		// Prime: one cold start records what the image reads. Then the
 		// host keeps only its metadata (fcd.db, where records live) and
 		// loses every cached byte, and starts the image again.
-		data := b.TempDir()
+		data := caseData(b, dir)
 		d, stop := startProcessIn(b, data, "fcdcold", args...)
 		_, err := coldStart(b, c, d, "prime", ref, "None", 0)
 		stop()
@@ -529,6 +534,10 @@ func runColdCase(b *testing.B, c *coldLink, args []string, im *benchImage, cs st
 	}
 	fmt.Printf("%s %s: %s\n", im.name, cs, time.Since(t0).Round(time.Millisecond))
 }
+
+// roundPause separates BenchmarkColdStart's rounds, after one's data is
+// removed (see keepOnlyDB).
+const roundPause = 65 * time.Second
 
 // keepOnlyDB removes everything in fcd's data dir but fcd.db.
 func keepOnlyDB(b *testing.B, data string) {
@@ -627,6 +636,10 @@ func BenchmarkColdStart(b *testing.B) {
 	start := time.Now()
 	for range b.N {
 		for r := range rounds {
+			// A round's data dirs (an unpacked image, caches) go when it
+			// ends: three rounds of both images kept to the end filled
+			// this VM's disk.
+			dir := b.TempDir()
 			for _, im := range ims {
 				for i := range cases {
 					cs := cases[(i+r)%len(cases)]
@@ -637,8 +650,17 @@ func BenchmarkColdStart(b *testing.B) {
 					if r < runRounds {
 						secs = runSecs
 					}
-					runColdCase(b, c, args, im, cs, secs, got[im.name])
+					runColdCase(b, c, dir, args, im, cs, secs, got[im.name])
 				}
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				b.Fatal(err)
+			}
+			if r < rounds-1 {
+				// See keepOnlyDB: files created within a minute of
+				// deleting so many would be slower to create.
+				fmt.Printf("round %d done, its data removed; waiting %s before the next\n", r+1, roundPause)
+				time.Sleep(roundPause)
 			}
 		}
 	}
