@@ -60,12 +60,7 @@ test-unit:
 
 # Bounded fuzz runs of every fuzz target, seeded by the committed corpora.
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f ($(FUZZ_TIME))"; \
-	    $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZ_TIME) -fuzzminimizetime 100x || exit 1; \
-	  done; \
-	done
+	GO=$(GO) FUZZ_TIME=$(FUZZ_TIME) scripts/fuzz.sh
 
 # run starts fcd with embedded defaults and shows a function invoked cold
 # and warm; fcd keeps running until `make stop`.
