@@ -187,16 +187,7 @@ func TestHeadRejects(t *testing.T) {
 // then fetch no window of their own; and that a run with a window that
 // does not match its digest is refused.
 func TestFetchWindows(t *testing.T) {
-	z, _ := smallLayer(t, 300)
-	built, err := Build(context.Background(), bytes.NewReader(z), Options{ChunkSize: MinChunkSize, Span: 8 << 10, Version: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := built.MarshalBinary()
-	n, err := HeadSize(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	z, built, data, n := buildWindowed(t)
 	for _, tc := range []struct {
 		name    string
 		gap     int64
@@ -254,16 +245,7 @@ func TestFetchWindows(t *testing.T) {
 // checks that no window is fetched twice: a window being fetched is
 // waited for.
 func TestFetchWindowsShared(t *testing.T) {
-	z, _ := smallLayer(t, 300)
-	built, err := Build(context.Background(), bytes.NewReader(z), Options{ChunkSize: MinChunkSize, Span: 8 << 10, Version: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := built.MarshalBinary()
-	n, err := HeadSize(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	z, built, data, n := buildWindowed(t)
 	srv := &windowServer{data: data, reads: map[int64]int{}}
 	x, err := LoadHead(data[:n], built.Digest, srv.fetch)
 	if err != nil {
@@ -313,4 +295,22 @@ func TestFetchWindowsShared(t *testing.T) {
 	if windows == 0 || srv.bytes != windows {
 		t.Fatalf("fetched %d bytes of windows, want each of the %d bytes of those kept once", srv.bytes, windows)
 	}
+}
+
+// buildWindowed builds a version 3 index of a small layer with many
+// checkpoints, and returns the layer, the index, its bytes and the size
+// of its head.
+func buildWindowed(t *testing.T) ([]byte, *Index, []byte, int64) {
+	t.Helper()
+	z, _ := smallLayer(t, 300)
+	built, err := Build(context.Background(), bytes.NewReader(z), Options{ChunkSize: MinChunkSize, Span: 8 << 10, Version: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := built.MarshalBinary()
+	n, err := HeadSize(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return z, built, data, n
 }
