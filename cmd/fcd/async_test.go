@@ -113,7 +113,15 @@ func waitTask(t testing.TB, c *fc.Client, fn, id string, limit time.Duration) *f
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("task %s/%s did not end within %s (last error %v)", fn, id, limit, err)
+			if err != nil {
+				t.Fatalf("task %s/%s did not end within %s (last error %v)", fn, id, limit, err)
+			}
+			var events []string
+			for _, e := range resp.Body.Events {
+				events = append(events, dara.StringValue(e.Status)+": "+dara.StringValue(e.EventDetail))
+			}
+			t.Fatalf("task %s/%s did not end within %s: %s after %d retries, events %q",
+				fn, id, limit, dara.StringValue(resp.Body.Status), dara.Int64Value(resp.Body.AlreadyRetriedTimes), events)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
