@@ -23,6 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sirupsen/logrus"
 	"github.com/valyala/fasthttp"
+	bolt "go.etcd.io/bbolt"
 
 	fc "github.com/alibabacloud-go/fc-20230330/v4/client"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/fcd-dev/fcd/internal/shapednet"
 	"github.com/fcd-dev/fcd/internal/testenv"
 	"github.com/fcd-dev/fcd/puller/accel"
+	"github.com/fcd-dev/fcd/puller/lazy"
 	"github.com/fcd-dev/fcd/registry"
 )
 
@@ -369,6 +371,7 @@ const (
 	caseWarm        = "warm"           // the same image again, now local, on the same fcd
 	caseLazyFull    = "lazy-full"      // eStargz (<tag>_accelerated, full mode), no record
 	caseLazyFullRec = "lazy-full-rec"  // the same with the start-up record present
+	caseLazyBaked   = "lazy-baked"     // eStargz converted again with the record baked in, no record
 	caseLazyIdx     = "lazy-index"     // the original with an index-only artifact, no record
 	caseLazyIdxRec  = "lazy-index-rec" // the same with the start-up record present
 	caseWSFull      = "ws-full"        // lazy-full without background fetch: the working set
@@ -377,17 +380,19 @@ const (
 
 // coldCases are the cases a round runs, each on fresh fcds ("warm" runs
 // inside "full"; the working-set cases run in the first round only).
-var coldCases = []string{caseFull, caseLazyFull, caseLazyFullRec, caseLazyIdx, caseLazyIdxRec, caseWSFull, caseWSIdx}
+var coldCases = []string{caseFull, caseLazyFull, caseLazyFullRec, caseLazyBaked, caseLazyIdx, caseLazyIdxRec, caseWSFull, caseWSIdx}
 
-// benchImage is one image of BenchmarkColdStart, pushed to two
-// repositories of the link's registry: plain (converted in full mode) and
-// index (converted index-only).
+// benchImage is one image of BenchmarkColdStart, pushed to three
+// repositories of the link's registry: plain (converted in full mode),
+// index (converted index-only) and baked (converted in full mode with a
+// start-up record, by bake).
 type benchImage struct {
-	name        string
-	plain, idx  string // the original image's references in the two repositories
-	layers      int64  // compressed layer bytes of the original
-	uncompr     int64  // uncompressed layer bytes (tar), when known
-	esgz, index int64  // compressed bytes of the eStargz layers; of the indexes
+	name              string
+	plain, idx, baked string // the original image's references in the three repositories
+	layers            int64  // compressed layer bytes of the original
+	uncompr           int64  // uncompressed layer bytes (tar), when known
+	esgz, index       int64  // compressed bytes of the eStargz layers; of the indexes
+	bakedFiles        int    // start-up files baked into baked's conversion; 0 until bake
 }
 
 func (im *benchImage) ref(cs string) string {
@@ -396,6 +401,8 @@ func (im *benchImage) ref(cs string) string {
 		return im.plain
 	case caseLazyFull, caseLazyFullRec, caseWSFull:
 		return im.plain + accel.TagSuffix
+	case caseLazyBaked:
+		return im.baked + accel.TagSuffix
 	default:
 		return im.idx + accel.TagSuffix
 	}
@@ -419,18 +426,21 @@ func prepareBenchImage(b *testing.B, c *coldLink, conv *accel.Converter, name st
 	if err != nil {
 		b.Fatalf("image %s: %v", name, err)
 	}
-	im := &benchImage{name: name, plain: c.host + "/bench/" + name + ":v1", idx: c.host + "/bench/" + name + "-index:v1"}
+	im := &benchImage{name: name, plain: c.host + "/bench/" + name + ":v1", idx: c.host + "/bench/" + name + "-index:v1",
+		baked: c.host + "/bench/" + name + "-baked:v1"}
 	t0 := time.Now()
 	if err := images.Push(ctx, c.loopback(im.plain), img, c.auth()); err != nil {
 		b.Fatal(err)
 	}
-	// The second repository mounts the first one's blobs.
+	// The other repositories mount the first one's blobs.
 	src, err := crane.Pull(c.loopback(im.plain), crane.Insecure, crane.WithAuth(c.auth()))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := crane.Push(src, c.loopback(im.idx), crane.Insecure, crane.WithAuth(c.auth())); err != nil {
-		b.Fatal(err)
+	for _, ref := range []string{im.idx, im.baked} {
+		if err := crane.Push(src, c.loopback(ref), crane.Insecure, crane.WithAuth(c.auth())); err != nil {
+			b.Fatal(err)
+		}
 	}
 	fmt.Printf("%s: pushed in %s\n", name, time.Since(t0).Round(time.Millisecond))
 	for _, s := range []struct {
@@ -514,6 +524,20 @@ func runColdCase(b *testing.B, c *coldLink, dir string, args []string, im *bench
 		r, err := coldStart(b, c, d, "cold", ref, "None", 0)
 		series(cs).add(what, r, err)
 		stop()
+	case caseLazyBaked:
+		// A host without the record starts the image converted again
+		// with it, as the acceleration service does once a start has
+		// recorded (accel.Service.Rebake): the mount prefetches what lies
+		// before the prefetch landmark, the start-up files in the order
+		// first read.
+		if err := im.bake(b, c, caseData(b, dir), args); err != nil {
+			series(cs).add(what+" (baking)", coldResult{}, err)
+			break
+		}
+		d, stop := startProcessIn(b, caseData(b, dir), "fcdcold", args...)
+		r, err := coldStart(b, c, d, "cold", ref, "None", runSecs)
+		series(cs).add(what, r, err)
+		stop()
 	case caseLazyFullRec, caseLazyIdxRec:
 		// Prime: one cold start records what the image reads. Then the
 		// host keeps only its metadata (fcd.db, where records live) and
@@ -533,6 +557,50 @@ func runColdCase(b *testing.B, c *coldLink, dir string, args []string, im *bench
 		stop()
 	}
 	fmt.Printf("%s %s: %s\n", im.name, cs, time.Since(t0).Round(time.Millisecond))
+}
+
+// bake makes im.baked's accelerated image, once: a priming start of the
+// plain eStargz image on a fresh fcd in data records what the image reads
+// (the baked repository holds the same source image, so the record
+// applies to it), then the image is converted again with that record,
+// which puts the files read at start-up first, before the prefetch
+// landmark.
+func (im *benchImage) bake(b *testing.B, c *coldLink, data string, args []string) error {
+	if im.bakedFiles > 0 {
+		return nil
+	}
+	d, stop := startProcessIn(b, data, "fcdcold", args...)
+	_, err := coldStart(b, c, d, "prime", im.plain+accel.TagSuffix, "None", 0)
+	stop()
+	if err != nil {
+		return err
+	}
+	db, err := bolt.Open(filepath.Join(data, "fcd.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	records, err := lazy.OpenRecords(db)
+	if err != nil {
+		return err
+	}
+	conv := accel.NewConverter(accel.Options{
+		Credentials: func(string) (string, string, error) { return c.user, c.pass, nil },
+		TempDir:     b.TempDir(),
+		Records:     records,
+	})
+	t0 := time.Now()
+	res, err := conv.Convert(context.Background(), accel.Request{Ref: c.loopback(im.baked), Mode: accel.ModeFull})
+	if err != nil {
+		return err
+	}
+	if res.StartupFiles == 0 {
+		return fmt.Errorf("bake %s: the priming start left no start-up record", im.name)
+	}
+	im.bakedFiles = res.StartupFiles
+	fmt.Printf("%s: converted full with %d start-up files in %s: %d compressed bytes\n",
+		im.name, res.StartupFiles, time.Since(t0).Round(time.Millisecond), res.TargetSize)
+	return nil
 }
 
 // roundPause separates BenchmarkColdStart's rounds, after one's data is
@@ -590,6 +658,9 @@ func keepOnlyDB(b *testing.B, data string) {
 //	lazy-full       its eStargz form (<tag>_accelerated, full mode), mounted lazily
 //	lazy-full-rec   the same after a priming start on a host that then kept
 //	                only fcd.db (where start-up records live) and lost its caches
+//	lazy-baked      lazy-full's image converted again with the record of a
+//	                priming start (files read at start-up first, before
+//	                the prefetch landmark), on a host without the record
 //	lazy-index      the original with an index-only artifact, mounted lazily
 //	lazy-index-rec  as lazy-full-rec
 //	ws-full         lazy-full without background fetch (first round only):
@@ -693,9 +764,9 @@ func coldReport(b *testing.B, im *benchImage, got map[string]*coldSeries, mbit i
 		}
 		return warm + time.Duration(float64(bytes)*8/(float64(mbit)*1e6)*float64(time.Second)), bytes, true
 	}
-	wsOf := map[string]string{caseLazyFull: caseWSFull, caseLazyFullRec: caseWSFull, caseLazyIdx: caseWSIdx, caseLazyIdxRec: caseWSIdx}
+	wsOf := map[string]string{caseLazyFull: caseWSFull, caseLazyFullRec: caseWSFull, caseLazyBaked: caseWSFull, caseLazyIdx: caseWSIdx, caseLazyIdxRec: caseWSIdx}
 	fmt.Fprintf(&sb, "%-15s %11s %11s %8s %9s %8s %9s %9s %5s\n", "case", "first-resp", "fetched-MB", "ws-MB", "x-ws", "bound", "x-bound", "run-MB/s", "n/fail")
-	for _, cs := range []string{caseFull, caseWarm, caseLazyFull, caseLazyFullRec, caseLazyIdx, caseLazyIdxRec, caseWSFull, caseWSIdx} {
+	for _, cs := range []string{caseFull, caseWarm, caseLazyFull, caseLazyFullRec, caseLazyBaked, caseLazyIdx, caseLazyIdxRec, caseWSFull, caseWSIdx} {
 		first, fetched, ok := med(cs)
 		if !ok {
 			if s := got[cs]; s != nil && s.failures > 0 {
@@ -719,7 +790,7 @@ func coldReport(b *testing.B, im *benchImage, got map[string]*coldSeries, mbit i
 		b.ReportMetric(first.Seconds(), im.name+"-"+cs+"-first-s")
 		fmt.Fprintf(&sb, "%-15s %11s %11s %8s %9s %8s %9s %9s %5s\n", row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8])
 	}
-	for _, cs := range []string{caseLazyFullRec, caseLazyIdxRec} {
+	for _, cs := range []string{caseLazyFullRec, caseLazyBaked, caseLazyIdxRec} {
 		first, _, ok := med(cs)
 		if !ok {
 			continue
