@@ -45,13 +45,14 @@ vet:
 	$(GO) vet ./...
 
 test: deps vet
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	# scripts/gotest.sh repeats at the end what failed (see there).
+	GO=$(GO) ./scripts/gotest.sh -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	# Instances run with crun where it can run (fcd's default); the instance
 	# package's tests run once more with runc, the fall-back (~30 s).
-	$(GO) test -race -count=1 -timeout 10m ./instance -args -runtime=runc
+	GO=$(GO) ./scripts/gotest.sh -race -count=1 -timeout 10m ./instance -args -runtime=runc
 	# The frontend's raw-syscall connections (proxy/fastwrite.go) are used
 	# only in builds without the race detector: test them as they ship.
-	$(GO) test -count=1 -timeout 5m ./proxy/
+	GO=$(GO) ./scripts/gotest.sh -count=1 -timeout 5m ./proxy/
 	$(MAKE) fuzz
 
 # Quick tests only: no deps, no race detector.
