@@ -100,10 +100,11 @@ console-screenshots: deps
 	@ls $(CONSOLE_SHOTS)
 
 # bench-cold runs the cold-start benchmark of issue 17 (two >= 1 GB images
-# built once under /var/cache/fcd-bench, a 300 Mbit/s shaped link; about
-# 35 minutes) and the instance start overhead on a small local image.
+# built once under /var/cache/fcd-bench, a 300 Mbit/s shaped link, three
+# rounds; about 55 minutes) and the instance start overhead on a small
+# local image.
 bench-cold: deps
 	@command -v mmdebstrap >/dev/null && command -v npm >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap npm)
-	$(GO) test ./cmd/fcd -run '^$$' -bench '^BenchmarkColdStart$$' -benchtime 1x -timeout 60m
+	$(GO) test ./cmd/fcd -run '^$$' -bench '^BenchmarkColdStart$$' -benchtime 1x -timeout 90m
 	$(GO) test ./instance -run '^$$' -bench '^BenchmarkStartEcho$$/warm' -benchtime 30x -timeout 10m
