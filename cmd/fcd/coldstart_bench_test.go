@@ -285,6 +285,9 @@ func startProcessIn(b *testing.B, data, name string, args ...string) (*process, 
 	if d := os.Getenv("FCD_BENCH_LOG_DIR"); d != "" {
 		// Kept after the benchmark, to read what an fcd said.
 		logDir = d
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
 	}
 	logf, err := os.CreateTemp(logDir, name+"-*.log")
 	if err != nil {
