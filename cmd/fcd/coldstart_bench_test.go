@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -689,7 +690,7 @@ func BenchmarkColdStart(b *testing.B) {
 	testenv.RequireFile(b, "/dev/fuse", "fuse3")
 	// distribution logs every request through logrus at info.
 	logrus.SetLevel(logrus.FatalLevel)
-	rounds, runSecs, runRounds := envInt("FCD_BENCH_ROUNDS", 3), envInt("FCD_BENCH_RUN_SECONDS", 30), envInt("FCD_BENCH_RUN_ROUNDS", 1)
+	rounds, runSecs, runRounds := envInt("FCD_BENCH_ROUNDS", 3), envInt("FCD_BENCH_RUN_SECONDS", 30), envCount(b, "FCD_BENCH_RUN_ROUNDS", 1)
 	mbit := envInt("FCD_BENCH_MBIT", 300)
 	names := envList("FCD_BENCH_IMAGES", bigimage.Python+","+bigimage.Node)
 	cases := envList("FCD_BENCH_CASES", strings.Join(coldCases, ","))
@@ -808,6 +809,20 @@ func coldReport(b *testing.B, im *benchImage, got map[string]*coldSeries, mbit i
 		fmt.Fprintf(&sb, "%s: %s\n", cs, strings.Join(parts, ", "))
 	}
 	return sb.String()
+}
+
+// envCount returns env var name as a count, zero included (envInt takes
+// zero for unset), else def when it is unset; another value fails b.
+func envCount(b *testing.B, name string, def int) int {
+	v, ok := os.LookupEnv(name)
+	if !ok || v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		b.Fatalf("%s=%q: want a count (0 or more)", name, v)
+	}
+	return n
 }
 
 // envList returns the comma-separated list in env var name, else def's.
