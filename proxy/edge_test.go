@@ -479,3 +479,32 @@ func TestAsyncLargeResponse(t *testing.T) {
 	}
 	env.waitLease(t)
 }
+
+// TestClientLeavesMidRequest: through Serve, with the default edge limits
+// (fasthttp then wraps each connection to count it per client address),
+// a client that hangs up while its instance works gets its call aborted
+// and counted as ClientClosedRequest, not left to the function's timeout.
+func TestClientLeavesMidRequest(t *testing.T) {
+	started, ended := make(chan struct{}), make(chan struct{})
+	env := newEdgeEnv(t, Options{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body) // net/http watches for a close only after the body
+		close(started)
+		<-r.Context().Done() // until fcd drops the call
+		close(ended)
+	}))
+	c, err := net.Dial("tcp", env.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "POST /fn/fn/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+	<-started
+	c.Close()
+	<-ended
+	env.waitClosed(t)
+	if got := env.srv.metrics.clientClosed.Load(); got != 1 {
+		t.Errorf("client-closed invocations: got %d, want 1", got)
+	}
+	if got := env.srv.metrics.timeouts.Load(); got != 0 {
+		t.Errorf("timed-out invocations: got %d, want 0", got)
+	}
+}

@@ -3,7 +3,12 @@ package proxy
 import (
 	"io"
 	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -49,6 +54,12 @@ type fastWriteConn struct {
 	// lazy keeps the deadlines of a connection fcd serves (lazyDeadlines);
 	// nil for one whose deadlines go straight to the runtime.
 	lazy *lazyDeadlines
+
+	// perIP counts a served connection against its client address ip
+	// until closed; nil when it is not counted.
+	perIP  *ipConns
+	ip     netip.Addr
+	closed atomic.Bool
 }
 
 // fastWrite wraps c when it is a TCP connection; any other c is returned
@@ -193,17 +204,124 @@ func (c *fastWriteConn) await(fd uintptr) bool {
 	return false
 }
 
-// fastWriteListener hands out fastWriteConns with lazy deadlines.
-type fastWriteListener struct{ net.Listener }
+// fastWriteListener hands out fastWriteConns with lazy deadlines, and
+// caps the open connections of one client address.
+//
+// The cap is kept here, not by fasthttp's MaxConnsPerIP: that wraps each
+// connection in a type of fasthttp's own, under which the client watch
+// cannot reach the socket to see its client leave.
+type fastWriteListener struct {
+	net.Listener
+	perIP *ipConns // nil: no cap
+}
 
 func (l fastWriteListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip, counted := l.perIP.take(c)
+		if counted && !ip.IsValid() {
+			rejectConn(c)
+			continue
+		}
+		c = fastWrite(c)
+		switch cc := c.(type) {
+		case *fastWriteConn:
+			cc.lazy = &lazyDeadlines{}
+			if counted {
+				cc.perIP, cc.ip = l.perIP, ip
+			}
+		case *net.TCPConn:
+			if counted {
+				c = &countedConn{TCPConn: cc, perIP: l.perIP, ip: ip}
+			}
+		}
+		return c, nil
 	}
-	c = fastWrite(c)
-	if fc, ok := c.(*fastWriteConn); ok {
-		fc.lazy = &lazyDeadlines{}
+}
+
+// Close closes the connection and gives its client address's count back.
+func (c *fastWriteConn) Close() error {
+	err := c.TCPConn.Close()
+	if c.perIP != nil && !c.closed.Swap(true) {
+		c.perIP.put(c.ip)
 	}
-	return c, nil
+	return err
+}
+
+// countedConn is a connection counted against its client address's cap
+// that is not a fastWriteConn (under the race detector).
+type countedConn struct {
+	*net.TCPConn
+	perIP  *ipConns
+	ip     netip.Addr
+	closed atomic.Bool
+}
+
+func (c *countedConn) Close() error {
+	err := c.TCPConn.Close()
+	if !c.closed.Swap(true) {
+		c.perIP.put(c.ip)
+	}
+	return err
+}
+
+// ipConns counts the open connections of each client address.
+type ipConns struct {
+	max int
+	mu  sync.Mutex
+	n   map[netip.Addr]int
+}
+
+func newIPConns(max int) *ipConns {
+	if max <= 0 {
+		return nil
+	}
+	return &ipConns{max: max, n: map[netip.Addr]int{}}
+}
+
+// take counts c against its address: counted is false for a connection
+// that is not counted (no cap, or no IP address); ip is the zero Addr
+// when the address is at its cap.
+func (p *ipConns) take(c net.Conn) (ip netip.Addr, counted bool) {
+	if p == nil {
+		return ip, false
+	}
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return ip, false
+	}
+	ip = ta.AddrPort().Addr().Unmap()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n[ip] >= p.max {
+		return netip.Addr{}, true
+	}
+	p.n[ip]++
+	return ip, true
+}
+
+func (p *ipConns) put(ip netip.Addr) {
+	p.mu.Lock()
+	if p.n[ip]--; p.n[ip] <= 0 {
+		delete(p.n, ip)
+	}
+	p.mu.Unlock()
+}
+
+// tooManyConns answers a connection past its address's cap, as fasthttp's
+// MaxConnsPerIP did.
+var tooManyConns = "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nServer: fcd\r\nContent-Type: text/plain\r\nContent-Length: " +
+	strconv.Itoa(len(tooManyConnsMsg)) + "\r\n\r\n" + tooManyConnsMsg
+
+const tooManyConnsMsg = "The number of connections from your ip exceeds the cap per client address"
+
+// rejectConn answers c 429 and closes it. The answer fits any socket
+// buffer; the deadline only guards against a write that still blocks.
+func rejectConn(c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	io.WriteString(c, tooManyConns)
+	c.Close()
 }
