@@ -60,6 +60,23 @@ type fastWriteConn struct {
 	perIP  *ipConns
 	ip     netip.Addr
 	closed atomic.Bool
+
+	// A served connection's deferred response (deferResponse): sent by
+	// the next Read, Write or Close. pmu guards pending and stash
+	// against a Close from another goroutine (fasthttp's shutdown
+	// closes idle connections).
+	watcher   *clientWatcher // nil: responses are never deferred
+	deferNext bool
+	pmu       sync.Mutex
+	pending   []byte
+	stash     []byte // pending's buffer, reused
+	// sendReadFunc is sendThenRead's callback; blind watches its wait.
+	sendReadFunc func(fd uintptr) bool
+	blind        clientWatch
+	// ahead is set once the client sent a request before it had the
+	// answer to the last (HTTP pipelining): responses are no longer
+	// deferred on the connection.
+	ahead atomic.Bool
 }
 
 // fastWrite wraps c when it is a TCP connection; any other c is returned
@@ -82,13 +99,19 @@ func newFastWriteConn(tc *net.TCPConn) (*fastWriteConn, error) {
 		return nil, err
 	}
 	c := &fastWriteConn{TCPConn: tc, raw: raw}
-	c.readFunc, c.writeFunc, c.awaitFunc = c.read, c.write, c.await
+	c.readFunc, c.writeFunc, c.awaitFunc, c.sendReadFunc = c.read, c.write, c.await, c.sendRead
 	return c, nil
 }
 
 func (c *fastWriteConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if q := c.takePending(); q != nil {
+		n, err, done := c.sendThenRead(q, p)
+		if done {
+			return n, err
+		}
 	}
 	c.rbuf, c.rn, c.rerr = p, 0, nil
 	err := c.raw.Read(c.readFunc)
@@ -128,6 +151,26 @@ func (c *fastWriteConn) read(fd uintptr) bool {
 }
 
 func (c *fastWriteConn) Write(p []byte) (int, error) {
+	if q := c.takePending(); q != nil {
+		_, err := c.writeNow(q)
+		c.giveBack(q)
+		if err != nil {
+			return 0, err
+		}
+	}
+	if c.deferNext {
+		c.deferNext = false
+		if len(p) <= maxDeferred && !c.ahead.Load() {
+			c.pmu.Lock()
+			c.pending = append(c.stash[:0], p...)
+			c.pmu.Unlock()
+			return len(p), nil
+		}
+	}
+	return c.writeNow(p)
+}
+
+func (c *fastWriteConn) writeNow(p []byte) (int, error) {
 	c.wbuf, c.wn, c.werr = p, 0, nil
 	err := c.raw.Write(c.writeFunc)
 	for err != nil && c.lazy != nil && c.lazy.rearm(c.TCPConn, writeDeadline, err) {
@@ -204,6 +247,125 @@ func (c *fastWriteConn) await(fd uintptr) bool {
 	return false
 }
 
+// Deferred responses.
+//
+// After a response, a served connection's next Read would find nothing
+// yet (EAGAIN) and wait for the client's next request: a read system call
+// per request that only says "not yet". It cannot simply wait without
+// reading first: the runtime forgets, at the start of every Read, that
+// the socket became readable before it, so a request that arrived in
+// between would never wake the wait. A deferred response avoids both: its
+// Write only keeps the bytes, and the next Read sends them and then waits,
+// inside one RawConn.Read (as writeThenAwaitRead does on instance
+// connections). A client that waits for each answer before it sends again
+// can only send after the response left, so after the Read began: its
+// request wakes the wait.
+//
+// A client that pipelines may have sent its next request before the wait
+// began. The client watcher peeks once at each such wait (watch.go):
+// finding bytes, it wakes the wait, and the connection defers no more.
+// Such a client's one request waits up to a watch interval or two.
+
+// maxDeferred bounds a deferred response; a larger write goes out at once.
+const maxDeferred = 16 << 10
+
+// deferResponse makes the next Write on the connection c, when it is a
+// served fastWriteConn, the last of a response to be sent by the Read
+// that waits for the next request. The proxy asks for it once a
+// response is whole in memory: fasthttp writes it in one Write after the
+// handler returns.
+func deferResponse(c net.Conn) {
+	if fc, ok := c.(*fastWriteConn); ok && fc.watcher != nil {
+		fc.deferNext = true
+	}
+}
+
+// takePending returns the deferred response, if any, which the caller
+// then owns and must send.
+func (c *fastWriteConn) takePending() []byte {
+	if c.watcher == nil {
+		return nil
+	}
+	c.pmu.Lock()
+	q := c.pending
+	c.pending = nil
+	c.pmu.Unlock()
+	return q
+}
+
+// giveBack makes q, a sent deferred response, the buffer of the next.
+func (c *fastWriteConn) giveBack(q []byte) {
+	c.pmu.Lock()
+	c.stash = q[:0]
+	c.pmu.Unlock()
+}
+
+// sendThenRead sends the deferred response q, then waits for and reads
+// the client's next bytes into p, in one RawConn.Read. done is false when
+// it did not get as far as reading: the caller reads as usual.
+func (c *fastWriteConn) sendThenRead(q, p []byte) (n int, err error, done bool) {
+	defer c.giveBack(q)
+	c.wbuf, c.wn, c.werr, c.awaiting = q, 0, nil, false
+	c.rbuf, c.rn, c.rerr = p, 0, nil
+	c.blind.startBlind(c.watcher, c)
+	err = c.raw.Read(c.sendReadFunc)
+	c.blind.stop()
+	wn, werr := c.wn, c.werr
+	n, rerr := c.rn, c.rerr
+	c.wbuf, c.werr, c.rbuf, c.rerr = nil, nil, nil, nil
+	if werr != nil {
+		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: werr}, true
+	}
+	if wn < len(q) {
+		// The send buffer filled: the rest goes out as any write does.
+		if _, err := c.writeNow(q[wn:]); err != nil {
+			return 0, err, true
+		}
+		return 0, nil, false
+	}
+	if err != nil {
+		// A deadline (the watcher's wake among them) or a close: the
+		// usual Read retries, or reports it.
+		return 0, nil, false
+	}
+	if rerr != nil && rerr != io.EOF {
+		rerr = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: rerr}
+	}
+	return n, rerr, true
+}
+
+// sendRead writes c.wbuf on its first call and asks to wait; later calls
+// read into c.rbuf.
+func (c *fastWriteConn) sendRead(fd uintptr) bool {
+	if !c.awaiting {
+		c.awaiting = true
+		if !c.write(fd) || c.werr != nil {
+			return true // EAGAIN or an error: no wait
+		}
+		return false
+	}
+	return c.read(fd)
+}
+
+// readable reports whether the socket has bytes or an end to read,
+// without taking the read lock a waiting Read holds or touching the
+// runtime's readiness.
+func (c *fastWriteConn) readable() bool {
+	var ready bool
+	c.raw.Control(func(fd uintptr) {
+		var buf [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ready = err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
+	})
+	return ready
+}
+
+// wakeBlind ends a wait that began after the client's bytes arrived.
+func (c *fastWriteConn) wakeBlind() {
+	c.ahead.Store(true)
+	c.lazy.wake(c.TCPConn)
+}
+
 // fastWriteListener hands out fastWriteConns with lazy deadlines, and
 // caps the open connections of one client address.
 //
@@ -212,7 +374,8 @@ func (c *fastWriteConn) await(fd uintptr) bool {
 // cannot reach the socket to see its client leave.
 type fastWriteListener struct {
 	net.Listener
-	perIP *ipConns // nil: no cap
+	perIP   *ipConns       // nil: no cap
+	watcher *clientWatcher // nil: no deferred responses
 }
 
 func (l fastWriteListener) Accept() (net.Conn, error) {
@@ -230,6 +393,7 @@ func (l fastWriteListener) Accept() (net.Conn, error) {
 		switch cc := c.(type) {
 		case *fastWriteConn:
 			cc.lazy = &lazyDeadlines{}
+			cc.watcher = l.watcher
 			if counted {
 				cc.perIP, cc.ip = l.perIP, ip
 			}
@@ -244,6 +408,16 @@ func (l fastWriteListener) Accept() (net.Conn, error) {
 
 // Close closes the connection and gives its client address's count back.
 func (c *fastWriteConn) Close() error {
+	if c.watcher != nil {
+		c.pmu.Lock()
+		q := c.pending
+		c.pending, c.stash = nil, nil
+		c.pmu.Unlock()
+		if q != nil {
+			// net's own Write: Close may come from another goroutine.
+			c.TCPConn.Write(q)
+		}
+	}
 	err := c.TCPConn.Close()
 	if c.perIP != nil && !c.closed.Swap(true) {
 		c.perIP.put(c.ip)

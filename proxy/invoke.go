@@ -391,6 +391,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 		if tail {
 			setLogTail(ctx, x.lines)
 		}
+		if inv.async == nil {
+			deferResponse(ctx.Conn())
+		}
 		return
 	}
 	// Large or unsized: stream it. The lease and the connection are

@@ -36,8 +36,12 @@ type clientWatcher struct {
 // reaches EOF while the request is in flight, or with fcd's cause when fcd
 // stops for good (Server.Serve past its grace).
 type clientWatch struct {
-	conn       syscall.RawConn // nil: a connection that cannot be peeked at
-	fc         *fastWriteConn  // the connection, when it is one
+	conn syscall.RawConn // nil: a connection that cannot be peeked at
+	fc   *fastWriteConn  // the connection, when it is one
+	// blind, instead, is a served connection waiting for its client's
+	// next request after a deferred response, which the watcher peeks
+	// at once (fastwrite.go's Deferred responses).
+	blind      *fastWriteConn
 	hard       context.Context // fcd's: done when requests in flight must end
 	gone       clientGoner
 	prev, next *clientWatch // in the watcher's list, guarded by its mu
@@ -60,7 +64,19 @@ func (cw *clientWatch) start(w *clientWatcher, c net.Conn, hard context.Context,
 			cw.conn = raw
 		}
 	}
+	w.link(cw)
+}
+
+// startBlind watches the wait of a served connection for its client's
+// next request.
+func (cw *clientWatch) startBlind(w *clientWatcher, c *fastWriteConn) {
+	cw.w, cw.blind = w, c
+	w.link(cw)
+}
+
+func (w *clientWatcher) link(cw *clientWatch) {
 	w.mu.Lock()
+	cw.done = false
 	if w.head.next == nil {
 		w.head.next, w.head.prev = &w.head, &w.head
 	}
@@ -125,6 +141,10 @@ func (w *clientWatcher) run() {
 func (w *clientWatcher) check(checks []*clientWatch) {
 	for i, cw := range checks {
 		checks[i] = nil // the next round's slice must not pin it
+		if cw.blind != nil {
+			w.checkBlind(cw)
+			continue
+		}
 		cause := context.Cause(cw.hard)
 		if cause == nil && cw.peerClosed() {
 			cause = errAborted
@@ -140,6 +160,22 @@ func (w *clientWatcher) check(checks []*clientWatch) {
 			go cw.gone.clientGone(cause)
 		}
 	}
+}
+
+// checkBlind ends the watch of a blind wait: one look suffices, since
+// whatever arrives after it wakes the wait. Bytes (or an end) already
+// there arrived before the wait began, and would not: the watcher wakes
+// it.
+func (w *clientWatcher) checkBlind(cw *clientWatch) {
+	ready := cw.blind.readable()
+	w.mu.Lock()
+	if !cw.done {
+		cw.unlinkLocked()
+		if ready {
+			cw.blind.wakeBlind()
+		}
+	}
+	w.mu.Unlock()
 }
 
 // peerClosed reports whether the watched client closed its connection.
