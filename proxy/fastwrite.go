@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -73,10 +75,14 @@ type fastWriteConn struct {
 	// sendReadFunc is sendThenRead's callback; blind watches its wait.
 	sendReadFunc func(fd uintptr) bool
 	blind        clientWatch
-	// ahead is set once the client sent a request before it had the
-	// answer to the last (HTTP pipelining): responses are no longer
-	// deferred on the connection.
-	ahead atomic.Bool
+	// woke is set when the client watcher woke a blind wait; strikes
+	// counts the waits in a row it had to (a request lost to the wait);
+	// ahead is set at maxStrikes: the client sends requests before it
+	// has the answer to the last (HTTP pipelining), and responses are no
+	// longer deferred on the connection.
+	woke    atomic.Bool
+	strikes int
+	ahead   atomic.Bool
 }
 
 // fastWrite wraps c when it is a TCP connection; any other c is returned
@@ -263,8 +269,9 @@ func (c *fastWriteConn) await(fd uintptr) bool {
 //
 // A client that pipelines may have sent its next request before the wait
 // began. The client watcher peeks once at each such wait (watch.go):
-// finding bytes, it wakes the wait, and the connection defers no more.
-// Such a client's one request waits up to a watch interval or two.
+// finding bytes, it wakes the wait; after maxStrikes waits in a row that
+// needed it, the connection defers no more. Such a client's first
+// requests wait up to a watch interval or two.
 
 // maxDeferred bounds a deferred response; a larger write goes out at once.
 const maxDeferred = 16 << 10
@@ -310,6 +317,7 @@ func (c *fastWriteConn) sendThenRead(q, p []byte) (n int, err error, done bool) 
 	c.blind.startBlind(c.watcher, c)
 	err = c.raw.Read(c.sendReadFunc)
 	c.blind.stop()
+	c.countStrike(err)
 	wn, werr := c.wn, c.werr
 	n, rerr := c.rn, c.rerr
 	c.wbuf, c.werr, c.rbuf, c.rerr = nil, nil, nil, nil
@@ -332,6 +340,26 @@ func (c *fastWriteConn) sendThenRead(q, p []byte) (n int, err error, done bool) 
 		rerr = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: rerr}
 	}
 	return n, rerr, true
+}
+
+// maxStrikes is how many waits in a row the client watcher must wake
+// before a connection defers no more. One is not proof: the watcher may
+// find a request that arrived after the wait began but whose wake-up the
+// runtime had not delivered yet.
+const maxStrikes = 2
+
+// countStrike learns from how a blind wait ended (err, RawConn.Read's)
+// whether the client watcher had to wake it.
+func (c *fastWriteConn) countStrike(err error) {
+	woke := c.woke.Swap(false)
+	switch {
+	case err == nil:
+		c.strikes = 0
+	case woke && errors.Is(err, os.ErrDeadlineExceeded):
+		if c.strikes++; c.strikes >= maxStrikes {
+			c.ahead.Store(true)
+		}
+	}
 }
 
 // sendRead writes c.wbuf on its first call and asks to wait; later calls
@@ -360,9 +388,10 @@ func (c *fastWriteConn) readable() bool {
 	return ready
 }
 
-// wakeBlind ends a wait that began after the client's bytes arrived.
+// wakeBlind ends a wait that may have begun after the client's bytes
+// arrived.
 func (c *fastWriteConn) wakeBlind() {
-	c.ahead.Store(true)
+	c.woke.Store(true)
 	c.lazy.wake(c.TCPConn)
 }
 
