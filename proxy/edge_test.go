@@ -537,7 +537,7 @@ func TestPipelinedRequests(t *testing.T) {
 		// Each round, the connection starts with a request answered
 		// before the next one is sent.
 		fmt.Fprintf(c, "POST /fn/fn/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nzero")
-		if body := readBody(t, c, br); body != "zero" {
+		if body := readAnswer(t, c, br); body != "zero" {
 			t.Fatalf("round %d: request before the pipelined pair answered %q, want zero", round, body)
 		}
 		if round > 0 {
@@ -549,15 +549,15 @@ func TestPipelinedRequests(t *testing.T) {
 		fmt.Fprintf(c, "POST /fn/fn/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\ntwo")
 		close(release)
 		for _, want := range []string{"one", "two"} {
-			if body := readBody(t, c, br); body != want {
+			if body := readAnswer(t, c, br); body != want {
 				t.Fatalf("round %d: got %q, want %q", round, body, want)
 			}
 		}
 	}
 }
 
-// readBody reads one 200 response from br and returns its body.
-func readBody(t *testing.T, c net.Conn, br *bufio.Reader) string {
+// readAnswer reads one 200 response from br and returns its body.
+func readAnswer(t *testing.T, c net.Conn, br *bufio.Reader) string {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(answerBound))
 	resp, err := http.ReadResponse(br, nil)
