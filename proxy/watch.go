@@ -37,7 +37,6 @@ type clientWatcher struct {
 // stops for good (Server.Serve past its grace).
 type clientWatch struct {
 	conn syscall.RawConn // nil: a connection that cannot be peeked at
-	fc   *fastWriteConn  // the connection, when it is one
 	// blind, instead, is a served connection waiting for its client's
 	// next request after a deferred response, which the watcher peeks
 	// at once (fastwrite.go's Deferred responses).
@@ -58,7 +57,7 @@ func (cw *clientWatch) start(w *clientWatcher, c net.Conn, hard context.Context,
 	cw.w, cw.hard, cw.gone = w, hard, gone
 	switch c := c.(type) {
 	case *fastWriteConn:
-		cw.conn, cw.fc = c.raw, c // no allocation
+		cw.conn = c.raw // no allocation
 	case syscall.Conn:
 		if raw, err := c.SyscallConn(); err == nil {
 			cw.conn = raw
@@ -180,19 +179,10 @@ func (w *clientWatcher) checkBlind(cw *clientWatch) {
 
 // peerClosed reports whether the watched client closed its connection.
 func (cw *clientWatch) peerClosed() bool {
-	switch {
-	case cw.fc != nil:
-		closed, err := peek(cw.fc.raw)
-		// A passed deadline keeps the peek from the socket: one that
-		// lazyDeadlines left armed behind the one set is moved up.
-		for err != nil && cw.fc.lazy != nil && cw.fc.lazy.rearm(cw.fc.TCPConn, readDeadline, err) {
-			closed, err = peek(cw.fc.raw)
-		}
-		return closed
-	case cw.conn != nil:
-		return peerClosed(cw.conn)
+	if cw.conn == nil {
+		return false
 	}
-	return false
+	return peerClosed(cw.conn)
 }
 
 // peerClosed reports whether the peer closed the connection: a
@@ -204,10 +194,13 @@ func peerClosed(raw syscall.RawConn) bool {
 }
 
 // peek is peerClosed, with the error that kept it from the socket (a
-// passed deadline, a closed connection).
+// closed connection). It runs beside any Read in progress: RawConn.Control
+// takes neither the read lock a waiting Read holds (a request's watch may
+// outlive it by a round, when its connection already waits for the next
+// request) nor looks at deadlines.
 func peek(raw syscall.RawConn) (closed bool, err error) {
 	var buf [1]byte
-	err = raw.Read(func(fd uintptr) bool {
+	err = raw.Control(func(fd uintptr) {
 		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
@@ -216,7 +209,6 @@ func peek(raw syscall.RawConn) (closed bool, err error) {
 		case n == 0:
 			closed = true
 		}
-		return true // never wait for readiness
 	})
 	return closed, err
 }
