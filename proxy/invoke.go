@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -475,47 +474,6 @@ const maxTailBody = 32 << 20
 // errTooLargeForTail is a response too large to buffer for a log tail; the
 // instance did nothing wrong.
 var errTooLargeForTail = fmt.Errorf("the response is over %d bytes, too large to return with x-fc-log-type: Tail", maxTailBody)
-
-// readResponseBody reads resp's body whole into dst's body, in dst's own
-// pooled buffer: one copy, from the connection's reader to the client's
-// response. size is the announced length, -1 when unknown.
-func readResponseBody(dst, resp *fasthttp.Response, size int) error {
-	stream := resp.BodyStream()
-	if stream == nil {
-		dst.SetBody(resp.Body())
-		return nil
-	}
-	b := dst.SwapBody(nil)[:0]
-	if size > 0 {
-		// Room for the body and the read that reports its end.
-		b = slices.Grow(b, min(size, maxTailBody)+512)
-	}
-	b, err := appendRead(b, stream, maxTailBody+1)
-	dst.SwapBody(b)
-	if err == nil && len(b) > maxTailBody {
-		err = errTooLargeForTail
-	}
-	return err
-}
-
-// appendRead appends what r yields until EOF to b, like io.ReadAll into
-// a buffer of the caller's, stopping once b holds limit bytes.
-func appendRead(b []byte, r io.Reader, limit int) ([]byte, error) {
-	for len(b) < limit {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):min(cap(b), limit)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
-	return b, nil
-}
 
 // finish ends a request whose response body was read whole, pooling the
 // connection unless it is unfit for reuse; resp is a streamed response's
