@@ -70,6 +70,14 @@ func (d *lazyDeadlines) rearm(tc *net.TCPConn, kind int, err error) bool {
 	return d.arm(tc, kind, want) == nil
 }
 
+// wake makes a waiting read fail at once with a passed deadline, which
+// rearm then replaces with the one set: the read is retried.
+func (d *lazyDeadlines) wake(tc *net.TCPConn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.arm(tc, readDeadline, time.Unix(1, 0))
+}
+
 func (c *fastWriteConn) SetDeadline(t time.Time) error {
 	if c.lazy == nil {
 		return c.TCPConn.SetDeadline(t)

@@ -73,7 +73,7 @@ func TestLazyDeadlineEarlier(t *testing.T) {
 // armed deadline that a later one replaced.
 func TestLazyDeadlineWatch(t *testing.T) {
 	fc, peer := lazyPair(t)
-	cw := &clientWatch{conn: fc.raw, fc: fc}
+	cw := &clientWatch{conn: fc.raw}
 	fc.SetReadDeadline(past)
 	fc.SetReadDeadline(future)
 	if cw.peerClosed() {

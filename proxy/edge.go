@@ -93,7 +93,7 @@ func (s *Server) newFastHTTP() *fasthttp.Server {
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig { return bodyConf },
 		IdleTimeout:    l.KeepAliveTimeout,
 		WriteTimeout:   l.WriteTimeout,
-		MaxConnsPerIP:  max(l.MaxConnsPerIP, 0),
+		// MaxConnsPerIP is capped by the listener (fastWriteListener).
 		ReadBufferSize: l.MaxHeaderBytes,
 		// fasthttp would otherwise read a multipart body whole (into
 		// memory and temporary files) before any handler, and so before

@@ -479,3 +479,95 @@ func TestAsyncLargeResponse(t *testing.T) {
 	}
 	env.waitLease(t)
 }
+
+// TestClientLeavesMidRequest: through Serve, with the default edge limits
+// (fasthttp then wraps each connection to count it per client address),
+// a client that hangs up while its instance works gets its call aborted
+// and counted as ClientClosedRequest, not left to the function's timeout.
+func TestClientLeavesMidRequest(t *testing.T) {
+	started, ended := make(chan struct{}), make(chan struct{})
+	env := newEdgeEnv(t, Options{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body) // net/http watches for a close only after the body
+		close(started)
+		<-r.Context().Done() // until fcd drops the call
+		close(ended)
+	}))
+	c, err := net.Dial("tcp", env.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "POST /fn/fn/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+	<-started
+	c.Close()
+	<-ended
+	env.waitClosed(t)
+	if got := env.srv.metrics.clientClosed.Load(); got != 1 {
+		t.Errorf("client-closed invocations: got %d, want 1", got)
+	}
+	if got := env.srv.metrics.timeouts.Load(); got != 0 {
+		t.Errorf("timed-out invocations: got %d, want 0", got)
+	}
+}
+
+// TestPipelinedRequests: a client that sends its next request on a
+// keep-alive connection before it has read the answer to the last (HTTP
+// pipelining) gets both answers, in order. The second request is in the
+// socket before fcd sends the first answer, which a deferred response
+// must not lose (fastwrite.go).
+func TestPipelinedRequests(t *testing.T) {
+	first, release := make(chan struct{}), make(chan struct{})
+	// Connection timeouts far past answerBound: a lost request would
+	// otherwise be found when one of them fired.
+	long := Limits{HeaderTimeout: time.Hour, KeepAliveTimeout: time.Hour}
+	env := newEdgeEnv(t, Options{Limits: long}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if string(body) == "one" {
+			close(first)
+			<-release
+		}
+		w.Write(body)
+	}))
+	c, err := net.Dial("tcp", env.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for round := range 3 {
+		// Each round, the connection starts with a request answered
+		// before the next one is sent.
+		fmt.Fprintf(c, "POST /fn/fn/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nzero")
+		if body := readAnswer(t, c, br); body != "zero" {
+			t.Fatalf("round %d: request before the pipelined pair answered %q, want zero", round, body)
+		}
+		if round > 0 {
+			first = make(chan struct{})
+			release = make(chan struct{})
+		}
+		fmt.Fprintf(c, "POST /fn/fn/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none")
+		<-first // fcd read the first request off the socket
+		fmt.Fprintf(c, "POST /fn/fn/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\ntwo")
+		close(release)
+		for _, want := range []string{"one", "two"} {
+			if body := readAnswer(t, c, br); body != want {
+				t.Fatalf("round %d: got %q, want %q", round, body, want)
+			}
+		}
+	}
+}
+
+// readAnswer reads one 200 response from br and returns its body.
+func readAnswer(t *testing.T, c net.Conn, br *bufio.Reader) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(answerBound))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("got %d %q (%v), want 200", resp.StatusCode, body, err)
+	}
+	return string(body)
+}

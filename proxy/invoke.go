@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -9,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -359,37 +359,47 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	x.sent = time.Now()
 	x.rlog = lease.RequestLog(tail)
 	x.rlog.Log(invokeStart, rid)
-	resp := fasthttp.AcquireResponse()
-	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), lease, &x.out, resp, x.sent, x.sent.Add(cf.deadline))
+	// The instance's response head is read straight into the client's
+	// response (relayHead): no second parse, no copy of its headers.
+	h := &ctx.Response.Header
+	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), lease, &x.out, h, x.sent, x.sent.Add(cf.deadline))
+	// Reading a head starts from an empty one: the id handle set is
+	// set again (the instance cannot set its own).
+	h.Set(HeaderRequestID, rid)
 	// The exchange may outlive the handler (a streamed response): let go
 	// of the client's request.
+	head := x.out.head
 	x.out = outRequest{}
 	if err != nil && body != nil && body.err != nil {
 		err = &errClientBody{body.err}
 	}
 	if err != nil {
-		fasthttp.ReleaseResponse(resp)
 		s.upstreamFailed(ctx, x, inv, err)
 		return
 	}
-	s.copyResponseHead(ctx, resp, inv)
-	if inv.async != nil {
-		// A client's response has carried the id since handle set it,
-		// first among the headers; an async attempt's has not.
-		ctx.Response.Header.Set(HeaderRequestID, rid)
+	if !relayHead(h) {
+		conn.noReuse = true
+	}
+	if inv.controlPath == "/invoke" && string(h.Peek(headerStatus)) == "404" {
+		h.Set(headerErrorType, errorTypeUnhandled)
+		s.metrics.functionErrors.Add(1)
 	}
 
-	size := resp.Header.ContentLength()
-	if tail || (size >= 0 && size <= bufferLimit) {
-		if err := readResponseBody(&ctx.Response, resp, size); err != nil {
-			conn.Close()
-			fasthttp.ReleaseResponse(resp)
-			s.upstreamFailed(ctx, x, inv, err)
-			return
+	size := h.ContentLength()
+	if bodyless := head || noBody(h.StatusCode()); bodyless || tail || (size >= 0 && size <= bufferLimit) {
+		if !bodyless {
+			if err := readBody(&ctx.Response, conn.br); err != nil {
+				conn.Close()
+				s.upstreamFailed(ctx, x, inv, err)
+				return
+			}
 		}
-		s.finish(conn, resp, x)
+		s.finish(conn, nil, x)
 		if tail {
 			setLogTail(ctx, x.lines)
+		}
+		if inv.async == nil {
+			deferResponse(ctx.Conn())
 		}
 		return
 	}
@@ -398,10 +408,64 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	// A client that does not read holds the slot no longer than the
 	// function's timeout: the write fails then, and the stream closes.
 	// (An async attempt has no client connection.)
+	resp := fasthttp.AcquireResponse()
+	resp.StreamBody = true
+	resp.Header.SetContentLength(size) // the framing the stream reads
+	resp.ReadBody(conn.br, 0)          // a stream: nothing read yet, no error
 	if inv.async == nil {
 		ctx.SetWriteDeadline(x.sent.Add(cf.deadline))
 	}
 	ctx.SetBodyStream(&streamedBody{x: x, conn: conn, resp: resp}, size)
+}
+
+// relayHead makes the instance's response head h the client's, less the
+// connection-scoped headers (RFC 9110 7.6.1). keep reports whether the
+// instance's connection may serve another request after this response.
+func relayHead(h *fasthttp.ResponseHeader) (keep bool) {
+	keep = !h.ConnectionClose() && h.ContentLength() != -2
+	var hop [len(hopHeaders)]bool
+	found := false
+	for k := range h.All() {
+		for i, name := range hopHeaders {
+			if len(k) == len(name) && bytes.EqualFold(k, []byte(name)) {
+				hop[i], found = true, true
+			}
+		}
+	}
+	if !found {
+		return keep
+	}
+	// The body's framing survives: the client's is fasthttp's to write.
+	size := h.ContentLength()
+	for i, name := range hopHeaders {
+		if hop[i] {
+			h.Del(name)
+		}
+	}
+	if size == -1 {
+		h.SetContentLength(-1)
+	}
+	return keep
+}
+
+// noBody reports a status whose response has no body (RFC 9110 6.4.1).
+func noBody(status int) bool {
+	return status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified
+}
+
+// readBody reads the instance's response body, framed as dst's head says,
+// into dst: one copy, from the connection's reader into the client's
+// response.
+func readBody(dst *fasthttp.Response, br *bufio.Reader) error {
+	chunked := dst.Header.ContentLength() == -1
+	err := dst.ReadBody(br, maxTailBody)
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		return errTooLargeForTail
+	}
+	if err == nil && chunked {
+		err = dst.Header.ReadTrailer(br)
+	}
+	return err
 }
 
 // maxTailBody bounds a response buffered to put the log tail in its head.
@@ -411,53 +475,16 @@ const maxTailBody = 32 << 20
 // instance did nothing wrong.
 var errTooLargeForTail = fmt.Errorf("the response is over %d bytes, too large to return with x-fc-log-type: Tail", maxTailBody)
 
-// readResponseBody reads resp's body whole into dst's body, in dst's own
-// pooled buffer: one copy, from the connection's reader to the client's
-// response. size is the announced length, -1 when unknown.
-func readResponseBody(dst, resp *fasthttp.Response, size int) error {
-	stream := resp.BodyStream()
-	if stream == nil {
-		dst.SetBody(resp.Body())
-		return nil
-	}
-	b := dst.SwapBody(nil)[:0]
-	if size > 0 {
-		// Room for the body and the read that reports its end.
-		b = slices.Grow(b, min(size, maxTailBody)+512)
-	}
-	b, err := appendRead(b, stream, maxTailBody+1)
-	dst.SwapBody(b)
-	if err == nil && len(b) > maxTailBody {
-		err = errTooLargeForTail
-	}
-	return err
-}
-
-// appendRead appends what r yields until EOF to b, like io.ReadAll into
-// a buffer of the caller's, stopping once b holds limit bytes.
-func appendRead(b []byte, r io.Reader, limit int) ([]byte, error) {
-	for len(b) < limit {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):min(cap(b), limit)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
-	return b, nil
-}
-
 // finish ends a request whose response body was read whole, pooling the
-// connection unless the instance asked to close it.
+// connection unless it is unfit for reuse; resp is a streamed response's
+// own, nil for one read into the client's.
 func (s *Server) finish(conn *upConn, resp *fasthttp.Response, x *exchange) {
-	keep := !resp.ConnectionClose()
-	resp.CloseBodyStream()
-	fasthttp.ReleaseResponse(resp)
+	keep := !conn.noReuse
+	if resp != nil {
+		keep = keep && !resp.ConnectionClose()
+		resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(resp)
+	}
 	// A late abort must not reach the connection's next user.
 	x.cl.detach()
 	x.finished = time.Now()
@@ -620,7 +647,7 @@ const (
 )
 
 // hopHeaders are connection-scoped and never forwarded (RFC 9110 7.6.1).
-var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+var hopHeaders = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // The constant parts of an upstream request line, which are only read:
 // a []byte conversion per request would allocate.
@@ -665,17 +692,4 @@ func isHopHeader(k []byte) bool {
 		}
 	}
 	return false
-}
-
-func (s *Server) copyResponseHead(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, inv invocation) {
-	ctx.SetStatusCode(resp.StatusCode())
-	for k, v := range resp.Header.All() {
-		if !isHopHeader(k) {
-			ctx.Response.Header.AddBytesKV(k, v)
-		}
-	}
-	if inv.controlPath == "/invoke" && string(resp.Header.Peek(headerStatus)) == "404" {
-		ctx.Response.Header.Set(headerErrorType, errorTypeUnhandled)
-		s.metrics.functionErrors.Add(1)
-	}
 }

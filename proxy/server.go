@@ -243,7 +243,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-followed
 	}()
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(fastWriteListener{ln}) }()
+	go func() {
+		errc <- s.srv.Serve(fastWriteListener{Listener: ln, perIP: newIPConns(s.opts.Limits.MaxConnsPerIP), watcher: &s.clients})
+	}()
 	sweep := time.NewTicker(s.upstream.idleTimeout)
 	defer sweep.Stop()
 	for {

@@ -54,6 +54,10 @@ type upConn struct {
 	// werr is the last error writing to the connection: a request write
 	// that failed without one failed on the request itself.
 	werr error
+	// noReuse: the exchange on the connection leaves it unfit for
+	// another (the request was not written whole, the instance asked to
+	// close, the body ends at the connection's end).
+	noReuse bool
 }
 
 // deadlineSlack is how much later than asked a call's deadline may be, so
@@ -329,21 +333,31 @@ func (c *call) isAborted() bool {
 	return c.aborted
 }
 
-// roundTrip sends req to instance id at addr and reads the response head, leaving a
-// streamed body unread in resp. The returned connection belongs to the
-// caller, who must put it back only after reading the body whole. Only a
-// request that could not be written on a reused connection is retried,
-// and only when its body is in memory: once a request is written the
-// instance may have acted on it, and a function must not run twice.
+// roundTrip sends req to instance id at addr and reads the response head
+// into resp, leaving its body as resp's body stream; only tests call it.
 func (u *upstream) roundTrip(cl *call, id, addr string, req upstreamRequest, resp *fasthttp.Response, deadline time.Time) (*upConn, error) {
-	return u.roundTripAt(cl, id, fixedAddr(addr), req, resp, time.Now(), deadline)
+	conn, err := u.roundTripAt(cl, id, fixedAddr(addr), req, &resp.Header, time.Now(), deadline)
+	if err != nil {
+		return nil, err
+	}
+	if conn.noReuse {
+		resp.SetConnectionClose()
+	}
+	resp.StreamBody = true
+	return conn, resp.ReadBody(conn.br, 0)
 }
 
-// roundTripAt is roundTrip with the caller's reading of the clock, and
-// the address asked for only to dial.
-func (u *upstream) roundTripAt(cl *call, id string, addr addresser, req upstreamRequest, resp *fasthttp.Response, now, deadline time.Time) (*upConn, error) {
+// roundTripAt sends req to instance id and reads the response head into
+// h, leaving the body unread on the connection; now is the caller's
+// reading of the clock, and addr is asked for only to dial. The returned
+// connection belongs to the caller, who must put it back only after
+// reading the body whole, and only unless noReuse is set. Only a request
+// that could not be written on a reused connection is retried, and only
+// when its body is in memory: once a request is written the instance may
+// have acted on it, and a function must not run twice.
+func (u *upstream) roundTripAt(cl *call, id string, addr addresser, req upstreamRequest, h *fasthttp.ResponseHeader, now, deadline time.Time) (*upConn, error) {
 	// fasthttp clears the body stream as it writes it: look first.
-	streamed, head := requestShape(req)
+	streamed := requestStreamed(req)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			now = time.Now()
@@ -378,13 +392,9 @@ func (u *upstream) roundTripAt(cl *call, id string, addr addresser, req upstream
 			// An instance may answer before it reads the whole request,
 			// and close, as a server refusing an upload does: its answer
 			// is relayed. Only a connection that yields none failed.
-			resp.StreamBody = true
-			resp.SkipBody = head
-			rerr := resp.Read(conn.br)
+			rerr := readHead(h, conn.br)
 			if rerr == nil {
-				if !written {
-					resp.SetConnectionClose()
-				}
+				conn.noReuse = !written
 				return conn, nil
 			}
 			if written {
@@ -399,22 +409,39 @@ func (u *upstream) roundTripAt(cl *call, id string, addr addresser, req upstream
 	}
 }
 
+// maxInterim bounds the interim (1xx) responses skipped before a final one.
+const maxInterim = 8
+
+// readHead reads a final response's head into h, skipping interim (1xx)
+// ones, as fasthttp's Response.Read does.
+func readHead(h *fasthttp.ResponseHeader, br *bufio.Reader) error {
+	for range maxInterim {
+		if err := h.Read(br); err != nil {
+			return err
+		}
+		if c := h.StatusCode(); c < 100 || c > 199 || c == fasthttp.StatusSwitchingProtocols {
+			return nil
+		}
+	}
+	return errors.New("too many interim responses")
+}
+
 // upstreamRequest is a request roundTrip writes: an outRequest, or a
 // *fasthttp.Request.
 type upstreamRequest interface {
 	Write(w *bufio.Writer) error
 }
 
-// requestShape reports whether req's body is streamed, so it cannot be
-// written again, and whether it is a HEAD, whose response has no body.
-func requestShape(req upstreamRequest) (streamed, head bool) {
+// requestStreamed reports whether req's body is streamed, so it cannot be
+// written again.
+func requestStreamed(req upstreamRequest) bool {
 	switch r := req.(type) {
 	case *outRequest:
-		return r.stream != nil, r.head
+		return r.stream != nil
 	case *fasthttp.Request:
-		return r.BodyStream() != nil, r.Header.IsHead()
+		return r.BodyStream() != nil
 	}
-	return false, false
+	return false
 }
 
 // isTimeout reports a deadline that passed. fasthttp's reader reports its

@@ -36,8 +36,11 @@ type clientWatcher struct {
 // reaches EOF while the request is in flight, or with fcd's cause when fcd
 // stops for good (Server.Serve past its grace).
 type clientWatch struct {
-	conn       syscall.RawConn // nil: a connection that cannot be peeked at
-	fc         *fastWriteConn  // the connection, when it is one
+	conn syscall.RawConn // nil: a connection that cannot be peeked at
+	// blind, instead, is a served connection waiting for its client's
+	// next request after a deferred response, which the watcher peeks
+	// at once (fastwrite.go's Deferred responses).
+	blind      *fastWriteConn
 	hard       context.Context // fcd's: done when requests in flight must end
 	gone       clientGoner
 	prev, next *clientWatch // in the watcher's list, guarded by its mu
@@ -54,13 +57,25 @@ func (cw *clientWatch) start(w *clientWatcher, c net.Conn, hard context.Context,
 	cw.w, cw.hard, cw.gone = w, hard, gone
 	switch c := c.(type) {
 	case *fastWriteConn:
-		cw.conn, cw.fc = c.raw, c // no allocation
+		cw.conn = c.raw // no allocation
 	case syscall.Conn:
 		if raw, err := c.SyscallConn(); err == nil {
 			cw.conn = raw
 		}
 	}
+	w.link(cw)
+}
+
+// startBlind watches the wait of a served connection for its client's
+// next request.
+func (cw *clientWatch) startBlind(w *clientWatcher, c *fastWriteConn) {
+	cw.w, cw.blind = w, c
+	w.link(cw)
+}
+
+func (w *clientWatcher) link(cw *clientWatch) {
 	w.mu.Lock()
+	cw.done = false
 	if w.head.next == nil {
 		w.head.next, w.head.prev = &w.head, &w.head
 	}
@@ -125,6 +140,10 @@ func (w *clientWatcher) run() {
 func (w *clientWatcher) check(checks []*clientWatch) {
 	for i, cw := range checks {
 		checks[i] = nil // the next round's slice must not pin it
+		if cw.blind != nil {
+			w.checkBlind(cw)
+			continue
+		}
 		cause := context.Cause(cw.hard)
 		if cause == nil && cw.peerClosed() {
 			cause = errAborted
@@ -142,21 +161,28 @@ func (w *clientWatcher) check(checks []*clientWatch) {
 	}
 }
 
+// checkBlind ends the watch of a blind wait: one look suffices, since
+// whatever arrives after it wakes the wait. Bytes (or an end) already
+// there arrived before the wait began, and would not: the watcher wakes
+// it.
+func (w *clientWatcher) checkBlind(cw *clientWatch) {
+	ready := cw.blind.readable()
+	w.mu.Lock()
+	if !cw.done {
+		cw.unlinkLocked()
+		if ready {
+			cw.blind.wakeBlind()
+		}
+	}
+	w.mu.Unlock()
+}
+
 // peerClosed reports whether the watched client closed its connection.
 func (cw *clientWatch) peerClosed() bool {
-	switch {
-	case cw.fc != nil:
-		closed, err := peek(cw.fc.raw)
-		// A passed deadline keeps the peek from the socket: one that
-		// lazyDeadlines left armed behind the one set is moved up.
-		for err != nil && cw.fc.lazy != nil && cw.fc.lazy.rearm(cw.fc.TCPConn, readDeadline, err) {
-			closed, err = peek(cw.fc.raw)
-		}
-		return closed
-	case cw.conn != nil:
-		return peerClosed(cw.conn)
+	if cw.conn == nil {
+		return false
 	}
-	return false
+	return peerClosed(cw.conn)
 }
 
 // peerClosed reports whether the peer closed the connection: a
@@ -168,10 +194,13 @@ func peerClosed(raw syscall.RawConn) bool {
 }
 
 // peek is peerClosed, with the error that kept it from the socket (a
-// passed deadline, a closed connection).
+// closed connection). It runs beside any Read in progress: RawConn.Control
+// takes neither the read lock a waiting Read holds (a request's watch may
+// outlive it by a round, when its connection already waits for the next
+// request) nor looks at deadlines.
 func peek(raw syscall.RawConn) (closed bool, err error) {
 	var buf [1]byte
-	err = raw.Read(func(fd uintptr) bool {
+	err = raw.Control(func(fd uintptr) {
 		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
@@ -180,7 +209,6 @@ func peek(raw syscall.RawConn) (closed bool, err error) {
 		case n == 0:
 			closed = true
 		}
-		return true // never wait for readiness
 	})
 	return closed, err
 }
