@@ -556,6 +556,11 @@ func (b *streamedBody) Close() error {
 // upstreamFailed answers a request whose instance did not answer.
 func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invocation, err error) {
 	fn, rid, lease := x.cf.fn, x.rid, x.lease
+	// roundTripAt reads the instance's head into the client's response:
+	// an error answer must carry none of it (a Content-Encoding, a
+	// cookie), only the request id set before.
+	ctx.Response.Header.Reset()
+	ctx.Response.Header.Set(HeaderRequestID, rid)
 	var clientBody *errClientBody
 	switch {
 	case errors.Is(err, errAborted) || x.cl.isAborted():

@@ -394,6 +394,29 @@ func TestInstanceDiesMidRequest(t *testing.T) {
 	}
 }
 
+// TestInstanceDiesMidBody: an instance that sends its response head and
+// part of its body, then dies, gets the client a 502 that carries none
+// of the head it sent (the head is read into the client's response).
+func TestInstanceDiesMidBody(t *testing.T) {
+	env := newInvokeEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, bw, _ := w.(http.Hijacker).Hijack()
+		bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Encoding: gzip\r\nX-From-Instance: yes\r\n\r\npart")
+		bw.Flush()
+		conn.Close()
+	}))
+	resp, err := http.Get("http://" + env.addr + "/fn/fn/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	env.waitLease(t)
+	if resp.StatusCode != 502 || resp.Header.Get("X-From-Instance") != "" || resp.Header.Get("Content-Encoding") != "" ||
+		resp.Header.Get(HeaderRequestID) == "" || !json.Valid(body) {
+		t.Fatalf("got %d %v %q; want a JSON 502 with a request id and none of the instance's headers", resp.StatusCode, resp.Header, body)
+	}
+}
+
 func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	cancelled := make(chan struct{})
 	started := make(chan struct{})
