@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -45,12 +46,30 @@ type GzIndex struct {
 	startup   []string
 
 	flights flights[int64]
+	stats   gzStats
 	// fetched: FetchChunks read every chunk, so fetchRanges has nothing
 	// to add (the reads find the chunks in the fetcher's memory or cache).
 	fetched atomic.Bool
 }
 
 var _ Source = (*GzIndex)(nil)
+
+// gzStats counts what a GzIndex served and what its misses cost
+// (DecodeStats).
+type gzStats struct {
+	served, misses, demandMisses, demandMissNanos atomic.Int64
+}
+
+func (s *GzIndex) decodeStats() DecodeStats {
+	_, decoded := s.r.Stats()
+	windows, gets, bytes := s.x.WindowStats()
+	return DecodeStats{
+		Served: s.stats.served.Load(), Decoded: decoded,
+		Misses: s.stats.misses.Load(), DemandMisses: s.stats.demandMisses.Load(),
+		DemandMissTime: time.Duration(s.stats.demandMissNanos.Load()),
+		Windows:        windows, WindowGets: gets, WindowBytes: bytes, WindowWait: s.r.WindowWait(),
+	}
+}
 
 // prioKey carries a read's priority through gzindex.Reader to the fetch.
 type prioKey struct{}
@@ -147,6 +166,7 @@ func (s *GzIndex) ReadAt(ctx context.Context, name string, p []byte, off int64, 
 		}
 		n += int64(copy(p[n:want], b[pos-start:]))
 	}
+	s.stats.served.Add(want)
 	if want < int64(len(p)) {
 		return int(want), io.EOF
 	}
@@ -164,6 +184,11 @@ func (s *GzIndex) block(ctx context.Context, start, need, limit int64, prio remo
 		return b, nil
 	}
 	return s.flights.do(ctx, start, prio, func(ctx context.Context) ([]byte, error) {
+		s.stats.misses.Add(1)
+		if prio == remote.OnDemand {
+			s.stats.demandMisses.Add(1)
+			defer func(t0 time.Time) { s.stats.demandMissNanos.Add(int64(time.Since(t0))) }(time.Now())
+		}
 		cp := s.x.CheckpointBefore(start)
 		from := start - min(start-cp, gzKeepBefore)/s.blockSize*s.blockSize
 		end := max(start+s.blockSize, need)
