@@ -95,6 +95,9 @@ type DecodeStats struct {
 	// DemandMissTime how long those took (fetching and decoding).
 	Misses, DemandMisses int64
 	DemandMissTime       time.Duration
+	// Resumed counts the misses decoded from the decoded bytes before
+	// them rather than from a checkpoint.
+	Resumed int64
 	// Windows is the number of index windows fetched, in WindowGets
 	// requests of WindowBytes, and WindowWait the time reads waited
 	// for a window.
