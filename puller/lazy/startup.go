@@ -465,6 +465,7 @@ func (v *view) logLayerOps() {
 		d.Served += st.Decode.Served
 		d.Decoded += st.Decode.Decoded
 		d.Misses += st.Decode.Misses
+		d.Resumed += st.Decode.Resumed
 		d.DemandMisses += st.Decode.DemandMisses
 		d.DemandMissTime += st.Decode.DemandMissTime
 		d.Windows += st.Decode.Windows
@@ -478,7 +479,7 @@ func (v *view) logLayerOps() {
 		"opens", sum.Opens, "passthrough_opens", sum.PassthroughOpens, "reads", sum.Reads, "flushes", sum.Flushes,
 		"pushed", sum.Pushed, "lookups_per_layer", perLayer,
 		"read_time", sum.ReadTime.Round(time.Millisecond), "slow_reads", sum.SlowReads,
-		"served", d.Served, "decoded", d.Decoded, "misses", d.Misses, "demand_misses", d.DemandMisses,
+		"served", d.Served, "decoded", d.Decoded, "misses", d.Misses, "resumed", d.Resumed, "demand_misses", d.DemandMisses,
 		"demand_miss_time", d.DemandMissTime.Round(time.Millisecond), "windows", d.Windows,
 		"window_gets", d.WindowGets, "window_bytes", d.WindowBytes, "window_wait", d.WindowWait.Round(time.Millisecond))
 }
