@@ -199,15 +199,13 @@ func (s *GzIndex) block(ctx context.Context, start, need, limit int64, prio remo
 			end = max(end, min(start+gzReadahead, limit))
 		}
 		end = min(end, s.x.Size)
-		// Registered while it waits too, so that the misses after it in
-		// a run of pieces wait in turn rather than decode its bytes.
-		run := s.decoding.add(start, end)
-		defer s.decoding.done(run)
-		if prio != remote.OnDemand && s.awaitWindow(ctx, run, prio) {
+		if prio != remote.OnDemand && s.awaitWindow(ctx, start, end, prio) {
 			if b, ok := decoded.get(mk); ok {
 				return b, nil
 			}
 		}
+		done := s.decoding.add(start, end)
+		defer done()
 		cp := s.x.CheckpointBefore(start)
 		from := start - min(start-cp, gzKeepBefore)/s.blockSize*s.blockSize
 		at, win := s.resumeAt(cp, start)
@@ -259,25 +257,23 @@ func (s *GzIndex) resumeAt(cp, start int64) (at int64, win []byte) {
 	return at, win
 }
 
-// awaitWindow waits, when a decode under way (or waiting in turn) will
-// produce the window that run, a miss, would resume from (resumeAt), for
-// it to end, having asked for the compressed bytes run decodes meanwhile
-// so that they are not fetched only once it starts. It reports whether
-// it waited. Decoding from the checkpoint instead would decode again
-// what the other decode does: a start-up replay reads a long range as
-// pieces at once. A run waits only for runs starting before it, so
-// waits never form a cycle.
-func (s *GzIndex) awaitWindow(ctx context.Context, run *decodeRun, prio remote.Priority) bool {
-	cp := s.x.CheckpointBefore(run.from)
-	at := s.x.BlockBefore(run.from)
+// awaitWindow waits, when a decode under way will produce the window a
+// miss at start would resume from (resumeAt), for it to end, having
+// asked for the compressed bytes up to end meanwhile so that they are
+// not fetched only once the decode starts. It reports whether it waited.
+// Decoding from the checkpoint instead would decode again what the other
+// decode does: a start-up replay reads a long range as pieces at once.
+func (s *GzIndex) awaitWindow(ctx context.Context, start, end int64, prio remote.Priority) bool {
+	cp := s.x.CheckpointBefore(start)
+	at := s.x.BlockBefore(start)
 	if at <= cp {
 		return false
 	}
-	busy := s.decoding.covering(at-min(gzindex.WindowSize, at), at, run)
+	busy := s.decoding.covering(at-min(gzindex.WindowSize, at), at)
 	if busy == nil {
 		return false
 	}
-	if from, to := s.x.FetchRange(run.from, run.end-run.from); to > from && s.x.ChunkSize() > 0 {
+	if from, to := s.x.FetchRange(start, end-start); to > from && s.x.ChunkSize() > 0 {
 		cs := s.x.ChunkSize()
 		for i := int(from / cs); int64(i)*cs < to; i++ {
 			off, n := s.x.Chunk(i)
@@ -304,34 +300,30 @@ type decodeRun struct {
 	done      chan struct{}
 }
 
-// add registers a decode of [from, end), ended by done.
-func (d *decodes) add(from, end int64) *decodeRun {
+// add registers a decode of [from, end); done ends it.
+func (d *decodes) add(from, end int64) (done func()) {
 	r := &decodeRun{from: from, end: end, done: make(chan struct{})}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.all == nil {
 		d.all = make(map[*decodeRun]bool)
 	}
 	d.all[r] = true
-	return r
-}
-
-// done ends r.
-func (d *decodes) done(r *decodeRun) {
-	d.mu.Lock()
-	delete(d.all, r)
 	d.mu.Unlock()
-	close(r.done)
+	return func() {
+		d.mu.Lock()
+		delete(d.all, r)
+		d.mu.Unlock()
+		close(r.done)
+	}
 }
 
-// covering returns a channel closed when a decode other than self that
-// produces [from, end) and starts before self ends, or nil if there is
-// none.
-func (d *decodes) covering(from, end int64, self *decodeRun) <-chan struct{} {
+// covering returns a channel closed when a decode under way that
+// produces [from, end) ends, or nil if there is none.
+func (d *decodes) covering(from, end int64) <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for r := range d.all {
-		if r != self && r.from <= from && r.end >= end && (self == nil || r.from < self.from) {
+		if r.from <= from && r.end >= end {
 			return r.done
 		}
 	}
