@@ -56,7 +56,11 @@
 // or before the data to the end of the block holding its last byte (the
 // index records every block start for this) and decodes only that. Reads
 // are safe for concurrent use. ReadFile checks the file's CRC-32 recorded
-// at build time, so a fetcher serving the wrong blob is an error.
+// at build time, so a fetcher serving the wrong blob is an error. A
+// caller that keeps decoded bytes resumes at any block boundary instead
+// (BlockBefore, ReadAtFrom), with the WindowSize bytes before it as the
+// window: a long read in pieces then decodes each stretch once, not
+// again from the checkpoint for every piece.
 //
 // # Format
 //

@@ -39,6 +39,7 @@ type Index struct {
 	// index loaded by LoadHead, what fetches the windows left out.
 	headLen int64
 	windows WindowFetcher
+	wstats  windowStats
 
 	once   sync.Once
 	byName map[string]int
@@ -115,6 +116,16 @@ type lazyWindow struct {
 	p    atomic.Pointer[[]byte]
 	mu   sync.Mutex
 	busy chan struct{} // closed when the fetch under way ends; nil if none
+}
+
+// windowStats counts the windows an index loaded by LoadHead fetched.
+type windowStats struct{ windows, gets, bytes atomic.Int64 }
+
+// WindowStats reports how many windows an index loaded by LoadHead has
+// fetched so far, in how many requests of how many bytes together (runs
+// include the windows between those asked for).
+func (x *Index) WindowStats() (windows, gets, bytes int64) {
+	return x.wstats.windows.Load(), x.wstats.gets.Load(), x.wstats.bytes.Load()
 }
 
 // blockPos is the start of a deflate block or gzip member: reads fetch up

@@ -10,8 +10,10 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -33,6 +35,7 @@ type Reader struct {
 
 	fetched      atomic.Int64
 	decompressed atomic.Int64
+	windowWait   atomic.Int64 // nanoseconds
 }
 
 // NewReader returns a Reader of the layer x indexes, whose blob fetch
@@ -59,6 +62,12 @@ func (r *Reader) Stats() (fetched, decompressed int64) {
 	return r.fetched.Load(), r.decompressed.Load()
 }
 
+// WindowWait reports how long reads have waited, together, for the
+// windows of an index loaded by LoadHead to be fetched.
+func (r *Reader) WindowWait() time.Duration {
+	return time.Duration(r.windowWait.Load())
+}
+
 // ReadAt reads len(p) bytes of the uncompressed tar stream at off, with
 // io.ReaderAt's contract: fewer bytes only at the end of the stream, with
 // io.EOF.
@@ -79,19 +88,70 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// WindowSize is the most history a DEFLATE back-reference reaches: the
+// window ReadAtFrom needs before its boundary.
+const WindowSize = windowSize
+
+// BlockBefore returns the uncompressed offset of the last deflate block
+// or gzip member boundary at or before off: a reader holding the
+// WindowSize bytes before it can resume there (ReadAtFrom). It returns
+// 0 for an index without block starts.
+func (x *Index) BlockBefore(off int64) int64 {
+	i := sort.Search(len(x.blocks), func(i int) bool { return x.blocks[i].out > off })
+	if i == 0 {
+		return 0
+	}
+	return x.blocks[i-1].out
+}
+
+// ReadAtFrom is ReadAt for a caller that holds the uncompressed bytes
+// before at, a boundary (BlockBefore) at or before off: window holds the
+// min(WindowSize, at) bytes before at, and decoding starts there, not at
+// the checkpoint before off, when that is later. The window is not
+// checked: bytes not from the stream make the read return wrong bytes
+// (callers hold verified ones).
+func (r *Reader) ReadAtFrom(ctx context.Context, p []byte, off, at int64, window []byte) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("gzindex: negative offset %d", off)
+	}
+	if off >= r.x.Size {
+		return 0, io.EOF
+	}
+	i := sort.Search(len(r.x.blocks), func(i int) bool { return r.x.blocks[i].out >= at })
+	if at > off || i == len(r.x.blocks) || r.x.blocks[i].out != at || int64(len(window)) != min(windowSize, at) {
+		return 0, fmt.Errorf("gzindex: no block boundary at %d with a %d-byte window for a read at %d", at, len(window), off)
+	}
+	n := int(min(int64(len(p)), r.x.Size-off))
+	var err error
+	if cp := r.x.checkpointFor(off); cp.out >= at {
+		err = r.read(ctx, p[:n], off)
+	} else {
+		err = r.readFrom(ctx, p[:n], off, boundary{bit: r.x.blocks[i].bit, out: at, win: int32(len(window))}, window)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
 func (r *Reader) read(ctx context.Context, p []byte, off int64) (err error) {
 	if len(p) == 0 {
 		return nil
 	}
-	end := off + int64(len(p))
 	cp := r.x.checkpointFor(off)
-	from, to := cp.bit/8, r.x.fetchEnd(end)
 	bufs := r.bufs.Get().(*readBufs)
 	defer r.bufs.Put(bufs)
 
 	var win []byte
 	if cp.win > 0 {
+		t0 := time.Now()
 		z, err := r.x.window(ctx, cp)
+		if cp.lazy != nil {
+			r.windowWait.Add(int64(time.Since(t0)))
+		}
 		if err != nil {
 			return err
 		}
@@ -100,18 +160,52 @@ func (r *Reader) read(ctx context.Context, p []byte, off int64) (err error) {
 		}
 		bufs.win = win
 	}
+	return r.decode(ctx, p, off, cp.boundary, win, bufs, false)
+}
+
+// readFrom reads p at off decoding from the block boundary b, with the
+// window before it.
+func (r *Reader) readFrom(ctx context.Context, p []byte, off int64, b boundary, window []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	bufs := r.bufs.Get().(*readBufs)
+	defer r.bufs.Put(bufs)
+	return r.decode(ctx, p, off, b, window, bufs, true)
+}
+
+// decode fills p with the uncompressed bytes at off, decoding from the
+// boundary b with window, the bytes before it. With peek, b is not a
+// checkpoint, and byte-aligned it may be a gzip member's start rather than a deflate
+// block's (the index does not tell them apart): it is one when the
+// member magic's first byte, 0x1f, is there, since a block starting
+// with it would be of the reserved type 3.
+func (r *Reader) decode(ctx context.Context, p []byte, off int64, b boundary, win []byte, bufs *readBufs, peek bool) (err error) {
+	end := off + int64(len(p))
+	from, to := b.bit/8, r.x.fetchEnd(end)
 	body, err := r.fetch(ctx, from, to-from)
 	if err != nil {
 		return fmt.Errorf("fetch layer bytes %d-%d: %w", from, to-1, err)
 	}
 	defer body.Close()
-	cr := &countReader{r: io.LimitReader(body, to-from)}
+	var in io.Reader = body
+	if peek && b.bit%8 == 0 {
+		var c [1]byte
+		if _, err := io.ReadFull(body, c[:]); err != nil {
+			return fmt.Errorf("fetch layer bytes %d-%d: %w", from, to-1, err)
+		}
+		if c[0] == 0x1f {
+			b.member, b.win = true, 0
+		}
+		in = io.MultiReader(bytes.NewReader(c[:]), body)
+	}
+	cr := &countReader{r: io.LimitReader(in, to-from)}
 	defer func() { r.fetched.Add(cr.n) }()
 
 	d := &bufs.d
-	d.resetAt(cr, cp.boundary, win, bufs.in, bufs.out)
+	d.resetAt(cr, b, win, bufs.in, bufs.out)
 	start := d.op
-	defer func() { r.decompressed.Add(d.outBase + int64(d.op) - cp.out) }()
+	defer func() { r.decompressed.Add(d.outBase + int64(d.op) - b.out) }()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -178,6 +272,9 @@ func (x *Index) window(ctx context.Context, cp *checkpoint) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetch window at bit %d: %w", cp.bit, err)
 	}
+	x.wstats.windows.Add(1)
+	x.wstats.gets.Add(1)
+	x.wstats.bytes.Add(int64(len(b)))
 	if int64(len(b)) != cp.wlen || sha256.Sum256(b) != cp.wsum {
 		return nil, fmt.Errorf("window at bit %d: %w", cp.bit, ErrChecksum)
 	}
@@ -287,6 +384,9 @@ func (x *Index) fetchRun(ctx context.Context, run []*checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("fetch windows at bits %d-%d: %w", first.bit, last.bit, err)
 	}
+	x.wstats.windows.Add(int64(len(run)))
+	x.wstats.gets.Add(1)
+	x.wstats.bytes.Add(int64(len(b)))
 	if int64(len(b)) != last.woff+last.wlen-first.woff {
 		return fmt.Errorf("windows at bits %d-%d: got %d bytes: %w", first.bit, last.bit, len(b), ErrShortFetch)
 	}

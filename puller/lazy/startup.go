@@ -459,9 +459,27 @@ func (v *view) logLayerOps() {
 		sum.Flushes += st.Flushes
 		sum.Pushed += st.Pushed
 		sum.PassthroughOpens += st.PassthroughOpens
+		sum.ReadTime += st.ReadTime
+		sum.SlowReads += st.SlowReads
+		d := &sum.Decode
+		d.Served += st.Decode.Served
+		d.Decoded += st.Decode.Decoded
+		d.Misses += st.Decode.Misses
+		d.Resumed += st.Decode.Resumed
+		d.DemandMisses += st.Decode.DemandMisses
+		d.DemandMissTime += st.Decode.DemandMissTime
+		d.Windows += st.Decode.Windows
+		d.WindowGets += st.Decode.WindowGets
+		d.WindowBytes += st.Decode.WindowBytes
+		d.WindowWait += st.Decode.WindowWait
 		perLayer = append(perLayer, st.Lookups)
 	}
+	d := sum.Decode
 	v.i.log.Info("layer ops at ready", "image", v.digest, "lookups", sum.Lookups, "negative_lookups", sum.NegativeLookups,
 		"opens", sum.Opens, "passthrough_opens", sum.PassthroughOpens, "reads", sum.Reads, "flushes", sum.Flushes,
-		"pushed", sum.Pushed, "lookups_per_layer", perLayer)
+		"pushed", sum.Pushed, "lookups_per_layer", perLayer,
+		"read_time", sum.ReadTime.Round(time.Millisecond), "slow_reads", sum.SlowReads,
+		"served", d.Served, "decoded", d.Decoded, "misses", d.Misses, "resumed", d.Resumed, "demand_misses", d.DemandMisses,
+		"demand_miss_time", d.DemandMissTime.Round(time.Millisecond), "windows", d.Windows,
+		"window_gets", d.WindowGets, "window_bytes", d.WindowBytes, "window_wait", d.WindowWait.Round(time.Millisecond))
 }

@@ -8,7 +8,9 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -44,13 +46,32 @@ type GzIndex struct {
 	files     map[string]*gzindex.Entry
 	startup   []string
 
-	flights flights[int64]
+	flights  flights[int64]
+	decoding decodes
+	stats    gzStats
 	// fetched: FetchChunks read every chunk, so fetchRanges has nothing
 	// to add (the reads find the chunks in the fetcher's memory or cache).
 	fetched atomic.Bool
 }
 
 var _ Source = (*GzIndex)(nil)
+
+// gzStats counts what a GzIndex served and what its misses cost
+// (DecodeStats).
+type gzStats struct {
+	served, misses, demandMisses, demandMissNanos, resumed atomic.Int64
+}
+
+func (s *GzIndex) decodeStats() DecodeStats {
+	_, decoded := s.r.Stats()
+	windows, gets, bytes := s.x.WindowStats()
+	return DecodeStats{
+		Served: s.stats.served.Load(), Decoded: decoded,
+		Misses: s.stats.misses.Load(), Resumed: s.stats.resumed.Load(), DemandMisses: s.stats.demandMisses.Load(),
+		DemandMissTime: time.Duration(s.stats.demandMissNanos.Load()),
+		Windows:        windows, WindowGets: gets, WindowBytes: bytes, WindowWait: s.r.WindowWait(),
+	}
+}
 
 // prioKey carries a read's priority through gzindex.Reader to the fetch.
 type prioKey struct{}
@@ -147,6 +168,7 @@ func (s *GzIndex) ReadAt(ctx context.Context, name string, p []byte, off int64, 
 		}
 		n += int64(copy(p[n:want], b[pos-start:]))
 	}
+	s.stats.served.Add(want)
 	if want < int64(len(p)) {
 		return int(want), io.EOF
 	}
@@ -157,22 +179,49 @@ func (s *GzIndex) ReadAt(ctx context.Context, name string, p []byte, off int64, 
 // its end), for a read that needs the stream up to need, of a file whose
 // data ends at limit. A miss decodes up to need at once (one fetch for
 // the read, however many blocks it spans), and a sequential read up to
-// gzReadahead ahead, but not past the file.
+// gzReadahead ahead, but not past the file. It decodes from the decoded
+// bytes before start when the cache holds a window's worth before a
+// block boundary (resume), else from the checkpoint before start; a
+// prefetch miss whose window another miss is decoding waits for it.
 func (s *GzIndex) block(ctx context.Context, start, need, limit int64, prio remote.Priority) ([]byte, error) {
 	mk := memKey{s, start, 0}
 	if b, ok := decoded.get(mk); ok {
 		return b, nil
 	}
 	return s.flights.do(ctx, start, prio, func(ctx context.Context) ([]byte, error) {
-		cp := s.x.CheckpointBefore(start)
-		from := start - min(start-cp, gzKeepBefore)/s.blockSize*s.blockSize
+		s.stats.misses.Add(1)
+		if prio == remote.OnDemand {
+			s.stats.demandMisses.Add(1)
+			defer func(t0 time.Time) { s.stats.demandMissNanos.Add(int64(time.Since(t0))) }(time.Now())
+		}
 		end := max(start+s.blockSize, need)
 		if _, ok := decoded.get(memKey{s, start - s.blockSize, 0}); ok && start > 0 {
 			end = max(end, min(start+gzReadahead, limit))
 		}
 		end = min(end, s.x.Size)
+		if prio != remote.OnDemand && s.awaitWindow(ctx, start, end, prio) {
+			if b, ok := decoded.get(mk); ok {
+				return b, nil
+			}
+		}
+		done := s.decoding.add(start, end)
+		defer done()
+		cp := s.x.CheckpointBefore(start)
+		from := start - min(start-cp, gzKeepBefore)/s.blockSize*s.blockSize
+		at, win := s.resumeAt(cp, start)
+		if win != nil {
+			from = start
+		}
 		buf := make([]byte, end-from)
-		n, err := s.r.ReadAt(context.WithValue(ctx, prioKey{}, prio), buf, from)
+		rctx := context.WithValue(ctx, prioKey{}, prio)
+		var n int
+		var err error
+		if win != nil {
+			s.stats.resumed.Add(1)
+			n, err = s.r.ReadAtFrom(rctx, buf, from, at, win)
+		} else {
+			n, err = s.r.ReadAt(rctx, buf, from)
+		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
@@ -185,6 +234,100 @@ func (s *GzIndex) block(ctx context.Context, start, need, limit int64, prio remo
 		}
 		return buf[start-from : min(start-from+s.blockSize, int64(n))], nil
 	})
+}
+
+// resumeAt returns where a miss at start may decode from instead of the
+// checkpoint cp: the last block boundary before start, past cp, whose
+// window (the gzindex.WindowSize bytes before it) the cache of decoded
+// bytes holds, with that window; a nil window when there is none.
+func (s *GzIndex) resumeAt(cp, start int64) (at int64, win []byte) {
+	at = s.x.BlockBefore(start)
+	if at <= cp {
+		return 0, nil
+	}
+	lo := at - min(gzindex.WindowSize, at)
+	win = make([]byte, 0, at-lo)
+	for b := lo / s.blockSize * s.blockSize; b < at; b += s.blockSize {
+		d, ok := decoded.get(memKey{s, b, 0})
+		if !ok || int64(len(d)) < min(s.blockSize, at-b) {
+			return 0, nil
+		}
+		win = append(win, d[max(lo-b, 0):min(int64(len(d)), at-b)]...)
+	}
+	return at, win
+}
+
+// awaitWindow waits, when a decode under way will produce the window a
+// miss at start would resume from (resumeAt), for it to end, having
+// asked for the compressed bytes up to end meanwhile so that they are
+// not fetched only once the decode starts. It reports whether it waited.
+// Decoding from the checkpoint instead would decode again what the other
+// decode does: a start-up replay reads a long range as pieces at once.
+func (s *GzIndex) awaitWindow(ctx context.Context, start, end int64, prio remote.Priority) bool {
+	cp := s.x.CheckpointBefore(start)
+	at := s.x.BlockBefore(start)
+	if at <= cp {
+		return false
+	}
+	busy := s.decoding.covering(at-min(gzindex.WindowSize, at), at)
+	if busy == nil {
+		return false
+	}
+	if from, to := s.x.FetchRange(start, end-start); to > from && s.x.ChunkSize() > 0 {
+		cs := s.x.ChunkSize()
+		for i := int(from / cs); int64(i)*cs < to; i++ {
+			off, n := s.x.Chunk(i)
+			d := s.x.ChunkDigest(i)
+			go s.blob.ReadChunk(ctx, off, n, d, prio) //nolint:errcheck // the decode reads it again
+		}
+	}
+	select {
+	case <-busy:
+	case <-ctx.Done():
+	}
+	return true
+}
+
+// decodes are the decodes under way of a GzIndex, as ranges of the tar
+// stream, for misses to wait for rather than decode the same bytes.
+type decodes struct {
+	mu  sync.Mutex
+	all map[*decodeRun]bool
+}
+
+type decodeRun struct {
+	from, end int64
+	done      chan struct{}
+}
+
+// add registers a decode of [from, end); done ends it.
+func (d *decodes) add(from, end int64) (done func()) {
+	r := &decodeRun{from: from, end: end, done: make(chan struct{})}
+	d.mu.Lock()
+	if d.all == nil {
+		d.all = make(map[*decodeRun]bool)
+	}
+	d.all[r] = true
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		delete(d.all, r)
+		d.mu.Unlock()
+		close(r.done)
+	}
+}
+
+// covering returns a channel closed when a decode under way that
+// produces [from, end) ends, or nil if there is none.
+func (d *decodes) covering(from, end int64) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for r := range d.all {
+		if r.from <= from && r.end >= end {
+			return r.done
+		}
+	}
+	return nil
 }
 
 // extent implements spanFetcher: the whole chunks a read of all of file

@@ -72,12 +72,50 @@ type Stats struct {
 	// Lookups counts the FUSE LOOKUP requests; NegativeLookups those of
 	// a name the layer does not have.
 	Lookups, NegativeLookups int64
+	// ReadTime is the time the daemon spent serving READs, and
+	// SlowReads the READs that took slowRead or longer: those waited
+	// for a fetch or for decoding.
+	ReadTime  time.Duration
+	SlowReads int64
+	// Decode is what an indexed source (GzIndex) decoded; zero for
+	// others.
+	Decode DecodeStats
 }
+
+// DecodeStats counts the decoding of an indexed layer (GzIndex): how many
+// bytes were inflated, against how many its reads asked for, and what
+// its reads waited for.
+type DecodeStats struct {
+	// Served is the uncompressed bytes the source's reads returned, and
+	// Decoded the bytes it inflated to serve them, from the checkpoints
+	// the reads started at (cache misses only).
+	Served, Decoded int64
+	// Misses is the number of reads of the tar stream that found their
+	// bytes not decoded yet, DemandMisses those of on-demand reads, and
+	// DemandMissTime how long those took (fetching and decoding).
+	Misses, DemandMisses int64
+	DemandMissTime       time.Duration
+	// Resumed counts the misses decoded from the decoded bytes before
+	// them rather than from a checkpoint.
+	Resumed int64
+	// Windows is the number of index windows fetched, in WindowGets
+	// requests of WindowBytes, and WindowWait the time reads waited
+	// for a window.
+	Windows, WindowGets, WindowBytes int64
+	WindowWait                       time.Duration
+}
+
+// slowRead is the time from which a READ counts in Stats.SlowReads.
+const slowRead = time.Millisecond
 
 type stats struct {
 	reads, materialized, passthroughOpens, opens, flushes, pushed atomic.Int64
 	lookups, negativeLookups                                      atomic.Int64
+	readNanos, slowReads                                          atomic.Int64
 }
+
+// decodeStatser is a Source that counts its decoding (GzIndex).
+type decodeStatser interface{ decodeStats() DecodeStats }
 
 // Layer is one mounted layer: a read-only FUSE file system whose tree is
 // the full unpack of the layer, fit as an overlayfs lower directory.
@@ -182,6 +220,10 @@ func (l *Layer) Dir() string { return l.dir }
 
 // Stats returns the layer's counters.
 func (l *Layer) Stats() Stats {
+	var decode DecodeStats
+	if d, ok := l.src.(decodeStatser); ok {
+		decode = d.decodeStats()
+	}
 	return Stats{
 		Reads:            l.stats.reads.Load(),
 		Materialized:     l.stats.materialized.Load(),
@@ -191,6 +233,9 @@ func (l *Layer) Stats() Stats {
 		Pushed:           l.stats.pushed.Load(),
 		Lookups:          l.stats.lookups.Load(),
 		NegativeLookups:  l.stats.negativeLookups.Load(),
+		ReadTime:         time.Duration(l.stats.readNanos.Load()),
+		SlowReads:        l.stats.slowReads.Load(),
+		Decode:           decode,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -306,7 +307,14 @@ func (i *inode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int6
 	if off >= i.n.size {
 		return fuse.ReadResultData(nil), 0
 	}
+	t0 := time.Now()
 	n, err := i.l.read(ctx, i.n, dest, off, remote.OnDemand)
+	d := time.Since(t0)
+	i.l.stats.readNanos.Add(int64(d))
+	if d >= slowRead {
+		i.l.stats.slowReads.Add(1)
+		i.l.log.Debug("slow lazy read", "layer", i.l.name, "file", i.n.file, "offset", off, "size", len(dest), "duration", d)
+	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return nil, syscall.EINTR
