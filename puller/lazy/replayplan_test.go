@@ -125,17 +125,19 @@ func TestPickGap(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		spans    []replaySpan
+		maxGap   int64
 		slack    float64
 		wantGap  int64
 		wantRuns int
 	}{
-		{"all within 100%", spans, 1.0, 10100, 1},         // 900 + 10,100 of 11,000
-		{"the small gaps within 10%", spans, 0.1, 100, 2}, // 900 of 1,100
-		{"not all gaps of 100 fit: none", spans, 0.05, 0, 11},
-		{"the smaller gaps first", other, 0.05, 100, 2}, // 150 of 182
-		{"layers apart", append(slices.Clone(spans), other...), 1.0, 10100, 2},
+		{"all within 100%", spans, 1 << 20, 1.0, 10100, 1}, // 900 + 10,100 of 11,000
+		{"all within 100%, but maxGap", spans, 1000, 1.0, 100, 2},
+		{"the small gaps within 10%", spans, 1 << 20, 0.1, 100, 2}, // 900 of 1,100
+		{"not all gaps of 100 fit: none", spans, 1 << 20, 0.05, 0, 11},
+		{"the smaller gaps first", other, 1 << 20, 0.05, 100, 2}, // 150 of 182
+		{"layers apart", append(slices.Clone(spans), other...), 1 << 20, 1.0, 10100, 2},
 	} {
-		gap, runs := pickGap(tc.spans, 1<<20, tc.slack)
+		gap, runs := pickGap(tc.spans, tc.maxGap, 1<<20, tc.slack)
 		if gap != tc.wantGap || len(runs) != tc.wantRuns {
 			t.Errorf("%s: got gap %d with %d runs, want %d with %d", tc.name, gap, len(runs), tc.wantGap, tc.wantRuns)
 		}
