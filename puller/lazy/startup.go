@@ -222,9 +222,11 @@ func (r *startupRecorder) finish(keep bool) {
 	}
 }
 
-// replay prefetches rec's reads, in order, with replayWindow reads
-// outstanding, on the layers this image has not replayed on yet since
-// they were mounted. Their start-up order prefetch is stopped: the record
+// replay prefetches rec's reads, in order, on the layers this image has
+// not replayed on yet since they were mounted: on layers that can fetch
+// extents (eStargz), as a plan of few large GETs over the whole record
+// (replayPlanned); on the others, in groups with replayWindow groups
+// outstanding. Their start-up order prefetch is stopped: the record
 // says exactly what to fetch. A record of another image of the same
 // source (other layer digests, the same files) is replayed by file name,
 // layer by layer. It runs until done or Release.
@@ -264,7 +266,18 @@ func (v *view) replay(rec Record) {
 		var mu sync.Mutex
 		var failed int
 		var waited, longest time.Duration // for a free window slot; the longest group
-		groups := replayGroups(rec.Reads, use)
+		// The layers that can fetch extents replay a plan; the others (an
+		// index-only image's), groups of reads.
+		plan, rest := v.planReplay(ctx, rec.Reads, use)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := v.replayPlanned(ctx, rec.Reads, plan)
+			mu.Lock()
+			failed += n
+			mu.Unlock()
+		}()
+		groups := replayGroups(rec.Reads, rest)
 		// An index-only layer read by its index's head needs windows of
 		// the index too: all the record's at once, in few requests, so
 		// that no group waits for its own.
@@ -318,9 +331,20 @@ func (v *view) replay(rec Record) {
 		v.i.log.Info("start-up record replayed", "image", v.digest, "ref", v.ref, "reads", len(rec.Reads),
 			"bytes", rec.Bytes(), "failed", failed, "cancelled", ctx.Err() != nil,
 			"duration", time.Since(start).Round(time.Millisecond), "groups", len(groups),
+			"runs", len(plan.runs), "run_bytes", runBytes(plan.runs), "wanted_bytes", plan.wanted, "gap", plan.gap, "plan_curve", plan.curve,
 			"window_wait", waited.Round(time.Millisecond), "longest_group", longest.Round(time.Millisecond),
-			"gets", now.Requests-fetched.Requests, "network_bytes", now.NetworkBytes-fetched.NetworkBytes)
+			"gets", now.Requests-fetched.Requests, "network_bytes", now.NetworkBytes-fetched.NetworkBytes,
+			"get_mean", meanPer(now.RequestTime-fetched.RequestTime, now.Requests-fetched.Requests),
+			"get_header_mean", meanPer(now.HeaderTime-fetched.HeaderTime, now.Requests-fetched.Requests))
 	}()
+}
+
+// meanPer returns d/n (zero when n is), rounded for a log.
+func meanPer(d time.Duration, n int64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return (d / time.Duration(n)).Round(10 * time.Microsecond)
 }
 
 // warmLookups looks rec's lookups up in the layers in use, one goroutine

@@ -92,7 +92,10 @@
 // members, or index-only chunks, at most 32 KiB apart, the bytes between
 // included and decoded too (a start-up reads its neighbours' files), each
 // member fetched once however many groups want it; the fetcher joins the
-// runs pending together into GETs of up to 4 MiB. A Manager's
+// runs pending together into GETs of up to 4 MiB. An eStargz layer also
+// says which members a read needs (Extents) and fetches any stretch of
+// its blob in one GET (FetchExtent), so that a replay plans the GETs of
+// a whole record at once. A Manager's
 // layers defer making small files local until StartBackground
 // (MountOptions.DeferSmall): meanwhile they are held in memory, verified
 // (up to 256 MiB a layer), and served from there by the daemon, since a

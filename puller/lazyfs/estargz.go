@@ -483,25 +483,39 @@ func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 		run := cs[:n]
 		cs = cs[n:]
 		s.setRun(run, lo, hi, false)
-		g.Go(func() error {
-			defer s.releaseMembers(run)
-			raw, err := s.blob.ReadRange(gctx, lo, hi-lo, prio)
-			s.setRun(run, lo, hi, true)
-			if err != nil {
-				return fmt.Errorf("fetch chunks at %d-%d: %w", lo, hi, err)
-			}
-			for _, c := range run {
-				b, err := decodeChunk(c, raw[c.off-lo:c.end-lo])
-				if err != nil {
-					return err
-				}
-				decoded.add(memKey{s, c.off, c.inner}, b)
-				s.keep(ctx, c, b)
-			}
-			return nil
-		})
+		g.Go(func() error { return s.fetchRun(gctx, run, lo, hi, prio) })
 	}
 	err := g.Wait()
+	if werr := waitClaims(ctx, others); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// fetchRun reads [lo, hi) of the blob, which holds the chunks of run
+// (sorted by blob offset, their members claimed, setRun called), with
+// one GET, then decodes and verifies them into the cache of decoded
+// bytes (and the chunk store, as chunk does), and ends the claims.
+func (s *EStargz) fetchRun(ctx context.Context, run []*tocChunk, lo, hi int64, prio remote.Priority) error {
+	defer s.releaseMembers(run)
+	raw, err := s.blob.ReadRange(ctx, lo, hi-lo, prio)
+	s.setRun(run, lo, hi, true)
+	if err != nil {
+		return fmt.Errorf("fetch chunks at %d-%d: %w", lo, hi, err)
+	}
+	for _, c := range run {
+		b, err := decodeChunk(c, raw[c.off-lo:c.end-lo])
+		if err != nil {
+			return err
+		}
+		decoded.add(memKey{s, c.off, c.inner}, b)
+		s.keep(ctx, c, b)
+	}
+	return nil
+}
+
+// waitClaims waits until the fetches of the members others claimed end.
+func waitClaims(ctx context.Context, others []*memberClaim) error {
 	for _, mc := range others {
 		select {
 		case <-mc.done:
@@ -509,7 +523,7 @@ func (s *EStargz) fetchRanges(ctx context.Context, rs []Range, prio remote.Prior
 			return ctx.Err()
 		}
 	}
-	return err
+	return nil
 }
 
 // setRun records the run that fetches run's members, and whether its

@@ -216,12 +216,18 @@ type Stats struct {
 	// GapBytes are bytes received between coalesced reads and discarded
 	// (Options.MaxGap); they count in NetworkBytes too.
 	GapBytes int64
+	// HeaderTime is the time GETs waited for their response headers,
+	// summed over Requests; RequestTime the time from sending them to
+	// the end of their bodies (divided by Requests: a GET's mean latency
+	// and duration).
+	HeaderTime, RequestTime time.Duration
 }
 
 type atomicInt = atomic.Int64
 
 type counters struct {
 	network, cache, requests, retries, reauths, whole, shared, coalesced, gap atomic.Int64
+	header, request                                                           atomic.Int64 // nanoseconds
 }
 
 func (c *counters) snapshot() Stats {
@@ -229,6 +235,7 @@ func (c *counters) snapshot() Stats {
 		NetworkBytes: c.network.Load(), CacheBytes: c.cache.Load(), Requests: c.requests.Load(),
 		Retries: c.retries.Load(), Reauths: c.reauths.Load(), WholeBlob: c.whole.Load(),
 		Shared: c.shared.Load(), Coalesced: c.coalesced.Load(), GapBytes: c.gap.Load(),
+		HeaderTime: time.Duration(c.header.Load()), RequestTime: time.Duration(c.request.Load()),
 	}
 }
 

@@ -141,7 +141,10 @@ func (b *Blob) attempt(ctx context.Context, h *docker.RegistryHost, g *group) er
 		return stalled(ctx, fmt.Errorf("authorize: %w", err))
 	}
 	b.count(func(c *counters) *atomicInt { return &c.requests }, 1)
+	sent := time.Now()
+	defer func() { b.count(func(c *counters) *atomicInt { return &c.request }, int64(time.Since(sent))) }()
 	resp, err := h.Client.Do(req)
+	b.count(func(c *counters) *atomicInt { return &c.header }, int64(time.Since(sent)))
 	if err != nil {
 		return stalled(ctx, err)
 	}
