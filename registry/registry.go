@@ -144,7 +144,7 @@ func Start(ctx context.Context, opts Options) (_ *Registry, err error) {
 		return nil, err
 	}
 	mux.Handle("/token", tokens)
-	mux.Handle("/", app)
+	mux.Handle("/", &blobReader{app: app, root: filepath.Join(opts.Dir, "storage")})
 	r := &Registry{
 		addr: addr,
 		app:  app,
