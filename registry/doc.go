@@ -9,6 +9,11 @@
 //	/token    the token endpoint (Docker token protocol: GET with HTTP Basic
 //	          auth, or the OAuth2 password grant as a form POST)
 //
+// Blob GETs, a lazy pull's range reads among them, are authorized and
+// described by distribution (asked as HEAD) and their bytes sent from the
+// blob's file by fcd (blobs.go): distribution's own reader costs several
+// times more CPU per small range.
+//
 // The token endpoint accepts two kinds of credentials:
 //
 //   - the admin key pair (username = access key id, password = secret):
