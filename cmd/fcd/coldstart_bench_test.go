@@ -811,8 +811,8 @@ func coldReport(b *testing.B, im *benchImage, got map[string]*coldSeries, mbit i
 	return sb.String()
 }
 
-// envCount returns env var name as a count, zero included (envInt takes
-// zero for unset), else def when it is unset; another value fails b.
+// envCount returns env var name as a count, zero included (envInt wants
+// a positive integer), else def when it is unset; another value fails b.
 func envCount(b *testing.B, name string, def int) int {
 	v, ok := os.LookupEnv(name)
 	if !ok || v == "" {

@@ -370,11 +370,19 @@ func freeLoopback(b *testing.B) string {
 	return ln.Addr().String()
 }
 
+// envInt returns env var name as a positive integer, or def when it is
+// unset or empty. Any other value is a mistake the run must not hide by
+// using def: it panics, which fails the test or benchmark that asked.
 func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
-		return v
+	s := os.Getenv(name)
+	if s == "" {
+		return def
 	}
-	return def
+	v, err := strconv.Atoi(s)
+	if err != nil || v <= 0 {
+		panic(fmt.Sprintf("%s=%q: want a positive integer", name, s))
+	}
+	return v
 }
 
 // benchVariant is one fcd under test: its name in the table, and the
