@@ -128,16 +128,7 @@ func TestHead(t *testing.T) {
 // digest of it is refused, that a damaged head is, and that indexes
 // before version 3 have no head.
 func TestHeadRejects(t *testing.T) {
-	z, _ := smallLayer(t, 300)
-	built, err := Build(context.Background(), bytes.NewReader(z), Options{Span: 8 << 10, Version: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := built.MarshalBinary()
-	n, err := HeadSize(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	z, built, data, n := buildWindowed(t)
 	x, err := LoadHead(data[:n], built.Digest, (&windowServer{data: data, corrupt: true, reads: map[int64]int{}}).fetch)
 	if err != nil {
 		t.Fatal(err)
