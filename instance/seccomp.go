@@ -120,6 +120,13 @@ var errFilterCount = errors.New("process does not hold exactly one seccomp filte
 // readSeccompFilter returns the only seccomp filter of process pid as its
 // raw sock_filter array. It stops the process for the few microseconds
 // of the read (PTRACE_SEIZE, PTRACE_INTERRUPT) and lets it go again.
+//
+// While fcd traces the process, its exit is reported to fcd, not to its
+// parent (the shim): the shim sees it only once fcd has waited for it.
+// An instance that exits during the read, as one may at any time, would
+// otherwise be a zombie nobody reaps, its task never exited. So every way
+// out of the trace either detaches from the process in a stop or reaps
+// its exit (see untrace).
 func readSeccompFilter(pid int) ([]byte, error) {
 	// ptrace requests come from the tracing thread.
 	runtime.LockOSThread()
@@ -127,17 +134,26 @@ func readSeccompFilter(pid int) ([]byte, error) {
 	if err := unix.PtraceSeize(pid); err != nil {
 		return nil, fmt.Errorf("seize %d: %w", pid, err)
 	}
-	defer unix.PtraceDetach(pid)
+	traceStep("seized", pid)
 	if err := unix.PtraceInterrupt(pid); err != nil {
-		return nil, fmt.Errorf("interrupt %d: %w", pid, err)
+		// Seized yet gone: it is exiting.
+		return nil, errors.Join(fmt.Errorf("interrupt %d: %w", pid, err), reapTracee(pid))
 	}
-	var ws unix.WaitStatus
-	if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != nil {
-		return nil, fmt.Errorf("wait %d: %w", pid, err)
+	ws, err := waitTracee(pid)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("wait %d: %w", pid, err), reapTracee(pid))
 	}
 	if !ws.Stopped() {
-		return nil, fmt.Errorf("process %d did not stop: %v", pid, ws)
+		// Its exit, which this wait reaped: the shim is told now.
+		return nil, fmt.Errorf("process %d ended before it stopped: %v", pid, describeWait(ws))
 	}
+	traceStep("stopped", pid)
+	prog, err := readStoppedFilter(pid)
+	return prog, errors.Join(err, untrace(pid, ws))
+}
+
+// readStoppedFilter reads the only filter of the stopped tracee pid.
+func readStoppedFilter(pid int) ([]byte, error) {
 	// Index 0 is the oldest filter; a second one means the process
 	// installed filters of its own.
 	n, err := seccompGetFilter(pid, 0, nil)
@@ -153,6 +169,76 @@ func readSeccompFilter(pid int) ([]byte, error) {
 	}
 	return prog, nil
 }
+
+// untrace lets the tracee pid, stopped as ws says, go on. A stop for a
+// signal being delivered (rather than PTRACE_INTERRUPT's, or a group
+// stop) hands that signal back, which a bare PTRACE_DETACH would drop. A
+// tracee that is no longer stopped was killed (a thread of it called
+// exit_group, or the instance was stopped): its exit is reaped instead.
+func untrace(pid int, ws unix.WaitStatus) error {
+	err := detach(pid, ws)
+	if errors.Is(err, unix.ESRCH) {
+		return reapTracee(pid)
+	}
+	return err
+}
+
+// detach is PTRACE_DETACH of the tracee pid in the stop ws, handing back
+// the signal of a signal-delivery stop.
+func detach(pid int, ws unix.WaitStatus) error {
+	var sig unix.Signal
+	if event := int(ws>>16) & 0xff; event != unix.PTRACE_EVENT_STOP {
+		sig = ws.StopSignal()
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(pid), 0, uintptr(sig), 0, 0)
+	if errno != 0 {
+		return fmt.Errorf("detach %d: %w", pid, errno)
+	}
+	return nil
+}
+
+// reapTracee waits until the dying tracee pid has exited. The tracer's
+// wait passes the zombie on to its parent, which then reaps it.
+func reapTracee(pid int) error {
+	for {
+		ws, err := waitTracee(pid)
+		switch {
+		case errors.Is(err, unix.ECHILD):
+			return nil // not (or no longer) traced by fcd
+		case err != nil:
+			return fmt.Errorf("reap tracee %d: %w", pid, err)
+		case ws.Exited() || ws.Signaled():
+			return nil
+		case ws.Stopped():
+			// Alive after all, and stopped: let it go.
+			if err := detach(pid, ws); !errors.Is(err, unix.ESRCH) {
+				return err
+			}
+		}
+	}
+}
+
+// waitTracee waits for the next state change of the tracee pid.
+func waitTracee(pid int) (unix.WaitStatus, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
+		if err != unix.EINTR {
+			return ws, err
+		}
+	}
+}
+
+func describeWait(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + unix.SignalName(ws.Signal())
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
+}
+
+// traceStep, when a test sets it, runs at each step of
+// readSeccompFilter's trace ("seized", "stopped") with the tracee's pid.
+var traceStep = func(step string, pid int) {}
 
 // seccompGetFilter is PTRACE_SECCOMP_GET_FILTER: it copies filter index of
 // the stopped tracee pid into buf (when not empty) and returns its length

@@ -1,18 +1,24 @@
 package instance
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fcd-dev/fcd/examples/images"
 	"github.com/fcd-dev/fcd/internal/testenv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // TestCrunSeccompFilter starts instances with crun: the first teaches the
@@ -116,4 +122,123 @@ func TestCheckUnified(t *testing.T) {
 	if err := CheckRuntime(RuntimeRunc); err != nil {
 		t.Errorf("CheckRuntime(runc): got %v, want nil", err)
 	}
+}
+
+// TestReadSeccompFilterLetsGo traces processes that are killed or
+// signalled in the middle of the read, as an instance may be: whatever
+// happens, the process's parent (here a shell, for an instance its shim)
+// still learns how it ended, and a signal that arrived during the read is
+// still delivered. A lost exit leaves the task running forever for
+// containerd; a lost signal leaves a SIGTERM unanswered.
+func TestReadSeccompFilterLetsGo(t *testing.T) {
+	tests := []struct {
+		name string
+		step string // the trace step at which act runs
+		act  func(t *testing.T, pid int)
+		then func(t *testing.T, pid int) // after the read, if set
+		want string                      // the shell's report
+	}{
+		{name: "killed while stopped", step: "stopped", want: "reaped 137",
+			act: func(t *testing.T, pid int) { kill(t, pid, unix.SIGKILL) }},
+		{name: "killed while seized", step: "seized", want: "reaped 137",
+			act: func(t *testing.T, pid int) { kill(t, pid, unix.SIGKILL) }},
+		{name: "signal being delivered", step: "seized", want: "reaped 143",
+			act: func(t *testing.T, pid int) {
+				kill(t, pid, unix.SIGTERM)
+				// The signal's delivery stops the tracee ('t') before
+				// PTRACE_INTERRUPT is asked for.
+				waitState(t, pid, 't')
+			}},
+		{name: "left running", want: "reaped 143",
+			then: func(t *testing.T, pid int) {
+				waitState(t, pid, 'S')
+				kill(t, pid, unix.SIGTERM)
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("sh", "-c", `sleep 60 & echo $!; wait $!; echo "reaped $?"`)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			lines := make(chan string, 2)
+			go func() {
+				sc := bufio.NewScanner(out)
+				for sc.Scan() {
+					lines <- sc.Text()
+				}
+				close(lines)
+			}()
+			pid, err := strconv.Atoi(readLine(t, lines))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { unix.Kill(pid, unix.SIGKILL) })
+
+			old := traceStep
+			t.Cleanup(func() { traceStep = old })
+			traceStep = func(step string, p int) {
+				if step == tt.step && p == pid {
+					tt.act(t, pid)
+				}
+			}
+			_, err = readSeccompFilter(pid)
+			t.Logf("read: %v", err) // sleep holds no filter: an error either way
+			traceStep = old
+			if tt.then != nil {
+				tt.then(t, pid)
+			}
+			if got := readLine(t, lines); got != tt.want {
+				t.Errorf("the shell reported %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func kill(t *testing.T, pid int, sig unix.Signal) {
+	t.Helper()
+	if err := unix.Kill(pid, sig); err != nil {
+		t.Fatalf("kill %d %v: %v", pid, sig, err)
+	}
+}
+
+// readLine returns the next line of lines, failing after 10 s.
+func readLine(t *testing.T, lines <-chan string) string {
+	t.Helper()
+	select {
+	case l, ok := <-lines:
+		if !ok {
+			t.Fatal("the shell ended without a line")
+		}
+		return l
+	case <-time.After(10 * time.Second):
+		t.Fatal("no line from the shell in 10 s")
+	}
+	return ""
+}
+
+// waitState waits up to 10 s for process pid's state (/proc/pid/stat) to
+// be state.
+func waitState(t *testing.T, pid int, state byte) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var got byte
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+			if got = b[i+2]; got == state {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("process %d: state %q after 10 s, want %q", pid, got, state)
 }
