@@ -55,7 +55,7 @@ func (m *Manager) learnSeccomp(i *Instance, s *specs.Spec) {
 		if m.seccomp.known(s) || isClosed(i.exited) {
 			return
 		}
-		if err := m.seccomp.learn(s, pid); err != nil {
+		if err := m.seccomp.learn(s, pid, cgroupPath(m.opts.Name, i.spec.ID)); err != nil {
 			m.log.Debug("read compiled seccomp filter", "instance", i.spec.ID, "err", err)
 		}
 	})

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -96,13 +98,14 @@ func (f *seccompFilters) known(s *specs.Spec) bool {
 }
 
 // learn reads the filter of process pid, created from spec s without the
-// annotation, and keeps it for s's profile.
-func (f *seccompFilters) learn(s *specs.Spec, pid int) error {
+// annotation in cgroup (see readSeccompFilter), and keeps it for s's
+// profile.
+func (f *seccompFilters) learn(s *specs.Spec, pid int, cgroup string) error {
 	key, ok := profileKey(s)
 	if !ok {
 		return nil
 	}
-	prog, err := readSeccompFilter(pid)
+	prog, err := readSeccompFilter(pid, cgroup)
 	if err != nil {
 		return err
 	}
@@ -121,13 +124,19 @@ var errFilterCount = errors.New("process does not hold exactly one seccomp filte
 // raw sock_filter array. It stops the process for the few microseconds
 // of the read (PTRACE_SEIZE, PTRACE_INTERRUPT) and lets it go again.
 //
+// The process must be in cgroup (a path such as "/fcd/<instance id>",
+// matched at the end of /proc/<pid>/cgroup's paths), checked while it is
+// stopped, when its pid cannot be another's: pid was an instance's when
+// the caller looked, and a process that took that pid since would
+// otherwise lend its own filter to every later instance of the profile.
+//
 // While fcd traces the process, its exit is reported to fcd, not to its
 // parent (the shim): the shim sees it only once fcd has waited for it.
 // An instance that exits during the read, as one may at any time, would
 // otherwise be a zombie nobody reaps, its task never exited. So every way
 // out of the trace either detaches from the process in a stop or reaps
 // its exit (see untrace).
-func readSeccompFilter(pid int) ([]byte, error) {
+func readSeccompFilter(pid int, cgroup string) ([]byte, error) {
 	// ptrace requests come from the tracing thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -148,8 +157,30 @@ func readSeccompFilter(pid int) ([]byte, error) {
 		return nil, fmt.Errorf("process %d ended before it stopped: %v", pid, describeWait(ws))
 	}
 	traceStep("stopped", pid)
+	if err := inCgroup(pid, cgroup); err != nil {
+		return nil, errors.Join(err, untrace(pid, ws))
+	}
 	prog, err := readStoppedFilter(pid)
 	return prog, errors.Join(err, untrace(pid, ws))
+}
+
+// inCgroup returns nil when one of process pid's cgroups (in any
+// hierarchy) is cgroup, an absolute path.
+func inCgroup(pid int, cgroup string) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return err
+	}
+	// Lines are "hierarchy-id:controllers:path". fcd in a cgroup
+	// namespace of its own sees paths relative to its root: the path
+	// then ends with cgroup.
+	for _, l := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) == 3 && strings.HasPrefix(cgroup, "/") && strings.HasSuffix(parts[2], cgroup) {
+			return nil
+		}
+	}
+	return fmt.Errorf("process %d is not in cgroup %s", pid, cgroup)
 }
 
 // readStoppedFilter reads the only filter of the stopped tracee pid.

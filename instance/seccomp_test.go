@@ -37,7 +37,7 @@ func TestCrunSeccompFilter(t *testing.T) {
 		t.Fatal("first crun start: no spec to learn the filter from, want one")
 	}
 	waitFilter(t, e.mgr)
-	want, err := readSeccompFilter(int(first.task.Pid()))
+	want, err := readSeccompFilter(int(first.task.Pid()), cgroupPath(e.mgr.opts.Name, first.spec.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestCrunSeccompFilter(t *testing.T) {
 	if err != nil || !bytes.Equal(given, want) {
 		t.Errorf("annotation %s: got %d bytes (err %v), want the first instance's %d-byte filter", crunSeccompAnnotation, len(given), err, len(want))
 	}
-	got, err := readSeccompFilter(int(second.task.Pid()))
+	got, err := readSeccompFilter(int(second.task.Pid()), cgroupPath(e.mgr.opts.Name, second.spec.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,11 +132,12 @@ func TestCheckUnified(t *testing.T) {
 // containerd; a lost signal leaves a SIGTERM unanswered.
 func TestReadSeccompFilterLetsGo(t *testing.T) {
 	tests := []struct {
-		name string
-		step string // the trace step at which act runs
-		act  func(t *testing.T, pid int)
-		then func(t *testing.T, pid int) // after the read, if set
-		want string                      // the shell's report
+		name   string
+		step   string // the trace step at which act runs
+		act    func(t *testing.T, pid int)
+		then   func(t *testing.T, pid int) // after the read, if set
+		cgroup string                      // the instance's cgroup, if not the process's own
+		want   string                      // the shell's report
 	}{
 		{name: "killed while stopped", step: "stopped", want: "reaped 137",
 			act: func(t *testing.T, pid int) { kill(t, pid, unix.SIGKILL) }},
@@ -150,6 +151,13 @@ func TestReadSeccompFilterLetsGo(t *testing.T) {
 				waitState(t, pid, 't')
 			}},
 		{name: "left running", want: "reaped 143",
+			then: func(t *testing.T, pid int) {
+				waitState(t, pid, 'S')
+				kill(t, pid, unix.SIGTERM)
+			}},
+		// The pid is another process's now (a reused pid): its filter is
+		// not read, and it is left as it was.
+		{name: "another process", cgroup: "/fcd-test/0123456789abcdef", want: "reaped 143",
 			then: func(t *testing.T, pid int) {
 				waitState(t, pid, 'S')
 				kill(t, pid, unix.SIGTERM)
@@ -187,8 +195,15 @@ func TestReadSeccompFilterLetsGo(t *testing.T) {
 					tt.act(t, pid)
 				}
 			}
-			_, err = readSeccompFilter(pid)
+			cgroup := tt.cgroup
+			if cgroup == "" {
+				cgroup = ownCgroup(t, pid)
+			}
+			_, err = readSeccompFilter(pid, cgroup)
 			t.Logf("read: %v", err) // sleep holds no filter: an error either way
+			if tt.cgroup != "" && (err == nil || !strings.Contains(err.Error(), "is not in cgroup")) {
+				t.Errorf("read of a process outside %s: got %v, want it refused", tt.cgroup, err)
+			}
 			traceStep = old
 			if tt.then != nil {
 				tt.then(t, pid)
@@ -241,4 +256,19 @@ func waitState(t *testing.T, pid int, state byte) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatalf("process %d: state %q after 10 s, want %q", pid, got, state)
+}
+
+// ownCgroup returns a cgroup of process pid (its first hierarchy's path).
+func ownCgroup(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	parts := strings.SplitN(first, ":", 3)
+	if len(parts) != 3 {
+		t.Fatalf("/proc/%d/cgroup: %q", pid, b)
+	}
+	return parts[2]
 }

@@ -179,7 +179,7 @@ func ociSpec(ctx context.Context, name string, s Spec, img ocispec.ImageConfig, 
 		oci.WithProcessCwd(cwd),
 		oci.WithHostname(s.ID),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netnsPath}),
-		oci.WithCgroup("/" + name + "/" + s.ID),
+		oci.WithCgroup(cgroupPath(name, s.ID)),
 		oci.WithMemoryLimit(memory),
 		oci.WithCPUShares(uint64(math.Max(2, s.CPU*1024))),
 		oci.WithCPUCFS(int64(s.CPU*float64(period)), period),
@@ -243,3 +243,6 @@ func withMemorySwap(limit int64) oci.SpecOpts {
 		return nil
 	}
 }
+
+// cgroupPath is the cgroup of instance id of the Manager name.
+func cgroupPath(name, id string) string { return "/" + name + "/" + id }
