@@ -339,10 +339,14 @@ func (i *Instance) stop(ctx context.Context, graceful bool) error {
 		i.signal(ctx, syscall.SIGKILL)
 		select {
 		case <-i.exited:
-		case <-time.After(10 * time.Second):
+		case <-time.After(killWait):
 			errs = append(errs, fmt.Errorf("instance %s: process did not exit after SIGKILL", i.spec.ID))
 		}
-		if _, err := i.task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		// Not WithProcessKill: it waits for an exit without end, and ctx
+		// has none. An exit that never came (a shim that never saw it)
+		// leaves the task running for containerd, which refuses to
+		// delete it: Stop reports that, and fcd's next Cleanup removes it.
+		if _, err := i.task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("delete task: %w", err))
 		}
 	}
@@ -364,6 +368,9 @@ func (i *Instance) stop(ctx context.Context, graceful bool) error {
 	}
 	return nil
 }
+
+// killWait bounds Stop's wait for the process's exit after SIGKILL.
+var killWait = 10 * time.Second
 
 func (i *Instance) signal(ctx context.Context, sig syscall.Signal) {
 	if isClosed(i.exited) {

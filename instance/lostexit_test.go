@@ -1,0 +1,95 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd"
+	"golang.org/x/sys/unix"
+
+	"github.com/fcd-dev/fcd/examples/images"
+)
+
+// TestStopEndsWhenExitIsLost stops an instance whose exit never reaches
+// its shim, as happened when fcd's seccomp read traced a process that
+// died: Stop must end with an error saying so, not wait forever for an
+// exit (ctx has no end there), and the instance's cgroup process must be
+// removable once the exit is released.
+func TestStopEndsWhenExitIsLost(t *testing.T) {
+	e := setup(t)
+	defer func(d time.Duration) { killWait = d }(killWait)
+	killWait = time.Second
+
+	inst := start(t, e, Spec{Function: "lostexit", Image: e.refs[images.Echo], MemoryMB: 128})
+	pid := int(inst.task.Pid())
+
+	// Trace the process and never wait for it until released: its exit
+	// is then this test's, not the shim's.
+	seized, release, released := make(chan error, 1), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(released)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := unix.PtraceSeize(pid); err != nil {
+			seized <- err
+			return
+		}
+		seized <- nil
+		<-release
+		if err := reapTracee(pid); err != nil {
+			t.Errorf("release the exit: %v", err)
+		}
+	}()
+	if err := <-seized; err != nil {
+		t.Fatalf("seize %d: %v", pid, err)
+	}
+	releaseOnce := func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+			<-released
+		}
+	}
+	t.Cleanup(releaseOnce)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- inst.Stop(context.Background()) }()
+	var err error
+	select {
+	case err = <-stopped:
+	case <-time.After(time.Minute):
+		releaseOnce()
+		t.Fatalf("Stop still waits a minute after its SIGKILL for an exit that never comes")
+	}
+	if err == nil || !strings.Contains(err.Error(), "did not exit after SIGKILL") {
+		t.Errorf("Stop: %v, want it to say the process did not exit after SIGKILL", err)
+	}
+
+	// Once the exit reaches the shim, what Stop could not remove goes.
+	releaseOnce()
+	ctx := e.mgr.nsCtx(context.Background())
+	if c, err := e.client.LoadContainer(ctx, inst.ID()); err == nil {
+		if task, err := c.Task(ctx, nil); err == nil {
+			st, err := task.Wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-st:
+			case <-time.After(time.Minute):
+				t.Fatal("the released exit never reached containerd")
+			}
+			if _, err := task.Delete(ctx); err != nil {
+				t.Errorf("delete task: %v", err)
+			}
+		}
+		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("delete container: %v", err)
+		}
+	}
+}
