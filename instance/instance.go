@@ -331,10 +331,7 @@ func (i *Instance) stop(ctx context.Context, graceful bool) error {
 	if i.task != nil {
 		if graceful {
 			i.signal(ctx, syscall.SIGTERM)
-			select {
-			case <-i.exited:
-			case <-time.After(i.m.opts.StopGrace):
-			}
+			i.awaitTerm()
 		}
 		i.signal(ctx, syscall.SIGKILL)
 		select {
@@ -367,6 +364,78 @@ func (i *Instance) stop(ctx context.Context, graceful bool) error {
 		return fmt.Errorf("stop instance %s: %w", i.spec.ID, err)
 	}
 	return nil
+}
+
+// awaitTerm waits, after SIGTERM, for the instance's process to exit,
+// at most Options.StopGrace. The process is the init of its PID
+// namespace, to which the kernel delivers no signal it has no handler
+// for: an application that runs as PID 1 without handling SIGTERM
+// (python and node by default) is not ended by it. Once such an init's
+// other processes, which the signal went to as well, are gone, nothing
+// is left to wait for, and Stop goes on to SIGKILL at once instead of
+// after the whole grace.
+func (i *Instance) awaitTerm() {
+	grace := time.NewTimer(i.m.opts.StopGrace)
+	defer grace.Stop()
+	pid := int(i.task.Pid())
+	if catchesTerm(pid) {
+		select {
+		case <-i.exited:
+		case <-grace.C:
+		}
+		return
+	}
+	poll := time.NewTicker(termPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-i.exited:
+			return
+		case <-grace.C:
+			return
+		case <-poll.C:
+			if onlyProcess(i.m.opts.Name, i.spec.ID, pid) {
+				return
+			}
+		}
+	}
+}
+
+// termPoll is how often awaitTerm looks whether an init that ignores
+// SIGTERM is alone in its container.
+const termPoll = 20 * time.Millisecond
+
+// catchesTerm reports whether process pid has a SIGTERM handler
+// (/proc/<pid>/status SigCgt). It says true when it cannot tell, which
+// keeps the whole grace.
+func catchesTerm(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return true
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err != nil || mask&(1<<(syscall.SIGTERM-1)) != 0
+		}
+	}
+	return true
+}
+
+// onlyProcess reports whether pid is the only process left in the cgroup
+// of instance id of the Manager name. It says false when it cannot tell.
+func onlyProcess(name, id string, pid int) bool {
+	for _, dir := range []string{
+		filepath.Join("/sys/fs/cgroup/memory", name, id), // v1
+		filepath.Join("/sys/fs/cgroup", name, id),        // v2
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil {
+			continue
+		}
+		return strings.TrimSpace(string(b)) == strconv.Itoa(pid)
+	}
+	return false
 }
 
 // killWait bounds Stop's wait for the process's exit after SIGKILL.

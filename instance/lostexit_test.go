@@ -93,3 +93,36 @@ func TestStopEndsWhenExitIsLost(t *testing.T) {
 		}
 	}
 }
+
+// TestStopInitIgnoringTerm stops an instance whose process, its
+// container's init, ignores SIGTERM, as python and node do when they run
+// as PID 1: Stop does not wait out StopGrace for a signal the kernel
+// never delivers, and still removes everything.
+func TestStopInitIgnoringTerm(t *testing.T) {
+	e := setup(t)
+	defer func(g time.Duration) { e.mgr.opts.StopGrace = g }(e.mgr.opts.StopGrace)
+	e.mgr.opts.StopGrace = 10 * time.Minute
+
+	inst := start(t, e, Spec{Function: "ignoreterm", Image: e.refs[images.Misbehave], MemoryMB: 128,
+		Env: map[string]string{"MISBEHAVE_SIGTERM": "ignore"}})
+	if catchesTerm(int(inst.task.Pid())) {
+		t.Fatal("the instance's process catches SIGTERM, want it ignored")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- inst.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Minute):
+		// End it, and Stop with it, before the grace is restored.
+		unix.Kill(int(inst.task.Pid()), unix.SIGKILL)
+		select {
+		case <-stopped:
+		case <-time.After(time.Minute):
+		}
+		t.Fatalf("Stop still waits 2 minutes into its 10-minute grace for a SIGTERM its process ignores")
+	}
+	assertGone(t, e, inst.ID())
+}

@@ -17,14 +17,19 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fcd-dev/fcd/examples/echoserver"
 )
 
 func main() {
+	if os.Getenv("MISBEHAVE_SIGTERM") == "ignore" {
+		signal.Ignore(syscall.SIGTERM)
+	}
 	if len(os.Args) == 3 && os.Args[1] == "exit" {
 		code, _ := strconv.Atoi(os.Args[2])
 		fmt.Printf("misbehave: exiting with code %d\n", code)
