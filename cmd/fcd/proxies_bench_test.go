@@ -35,9 +35,10 @@ import (
 // fcd's HTTP invoke endpoint, with wrk (1 KiB POST bodies) at 16
 // connections and at 1, interleaved over rounds. It prints, per target and
 // connection count, the median over rounds of req/s, p50 and p99, and each
-// proxy's CPU-seconds per 10k requests read from /proc; then the same for
-// signed InvokeFunction calls (internal/loadgen, which signs each request,
-// since wrk cannot).
+// proxy's CPU-seconds per 10k requests read from /proc, and the
+// instance's (what each proxy's request costs the function); then the
+// same for signed InvokeFunction calls (internal/loadgen, which signs each
+// request, since wrk cannot).
 //
 //	make bench-warm
 //	sudo go test ./cmd/fcd -run '^$' -bench Proxies -benchtime 1x
@@ -73,13 +74,14 @@ func BenchmarkProxies(b *testing.B) {
 	hp := startHAProxy(b, haproxy, dir, echoAddr)
 	np := startNginx(b, nginx, dir, echoAddr)
 
+	inst := instancePID(b, echoAddr)
 	targets := []proxyTarget{
-		{name: "direct", url: "http://" + echoAddr + "/"},
-		{name: "haproxy", url: "http://" + hp.addr + "/", pid: hp.pid},
-		{name: "nginx", url: "http://" + np.addr + "/", pid: np.pid},
+		{name: "direct", url: "http://" + echoAddr + "/", inst: inst},
+		{name: "haproxy", url: "http://" + hp.addr + "/", pid: hp.pid, inst: inst},
+		{name: "nginx", url: "http://" + np.addr + "/", pid: np.pid, inst: inst},
 	}
 	for _, f := range fcds {
-		targets = append(targets, proxyTarget{name: f.name, url: "http://" + f.endpoint + "/fn/echo/", pid: f.pid, debug: f.debug})
+		targets = append(targets, proxyTarget{name: f.name, url: "http://" + f.endpoint + "/fn/echo/", pid: f.pid, debug: f.debug, inst: instancePID(b, f.echo)})
 	}
 	results := map[string][]wrkResult{}
 	for range b.N {
@@ -117,12 +119,18 @@ type proxyTarget struct {
 	// debug is the address of the target's /debug/pprof, empty when
 	// it has none.
 	debug string
+	// inst is the process of the instance the target's requests reach.
+	inst int
 }
 
 type wrkResult struct {
 	rps, p50, p99 float64 // req/s, µs, µs
 	cpu10k        float64 // proxy CPU-s per 10k requests
 	usr10k        float64 // the user-mode part of cpu10k
+	// inst10k is the instance's CPU-s per 10k requests: what the
+	// request a proxy sends costs the function (fcd's carries FC's
+	// x-fc-* headers, which the echo function parses and echoes).
+	inst10k float64
 }
 
 var (
@@ -136,6 +144,7 @@ func runWrk(b *testing.B, wrk, script string, t proxyTarget, conns, seconds int)
 	if t.pid != 0 {
 		cpu0, usr0 = cpuSeconds(b, t.pid), userSeconds(b, t.pid)
 	}
+	inst0 := cpuSeconds(b, t.inst)
 	out, err := exec.Command(wrk, "-t1", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", seconds),
 		"--timeout", "10s", "--latency", "-s", script, t.url).CombinedOutput()
 	if err != nil {
@@ -165,11 +174,12 @@ func runWrk(b *testing.B, wrk, script string, t proxyTarget, conns, seconds int)
 			r.p99 = v
 		}
 	}
+	total, _ := strconv.Atoi(string(n[1]))
 	if t.pid != 0 {
-		total, _ := strconv.Atoi(string(n[1]))
 		r.cpu10k = (cpuSeconds(b, t.pid) - cpu0) / float64(total) * 10000
 		r.usr10k = (userSeconds(b, t.pid) - usr0) / float64(total) * 10000
 	}
+	r.inst10k = (cpuSeconds(b, t.inst) - inst0) / float64(total) * 10000
 	return r
 }
 
@@ -234,7 +244,7 @@ func median(rs []wrkResult, f func(wrkResult) float64) float64 {
 
 func printProxyTable(b *testing.B, targets []proxyTarget, results map[string][]wrkResult, fcds []*benchFCD, signed map[string][]wrkResult) {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n%-8s %5s %10s %8s %9s %9s %14s %9s %12s\n", "target", "conns", "req/s", "vs-dir", "p50-µs", "p99-µs", "cpu-s/10k-req", "usr/10k", "added-p50")
+	fmt.Fprintf(&sb, "\n%-8s %5s %10s %8s %9s %9s %14s %9s %12s %9s\n", "target", "conns", "req/s", "vs-dir", "p50-µs", "p99-µs", "cpu-s/10k-req", "usr/10k", "added-p50", "inst/10k")
 	for _, conns := range []int{16, 1} {
 		dir := results[fmt.Sprintf("direct/%d", conns)]
 		drps, dp50 := median(dir, func(r wrkResult) float64 { return r.rps }), median(dir, func(r wrkResult) float64 { return r.p50 })
@@ -246,8 +256,8 @@ func printProxyTable(b *testing.B, targets []proxyTarget, results map[string][]w
 				cpu = fmt.Sprintf("%.3f", median(rs, func(r wrkResult) float64 { return r.cpu10k }))
 				usr = fmt.Sprintf("%.3f", median(rs, func(r wrkResult) float64 { return r.usr10k }))
 			}
-			fmt.Fprintf(&sb, "%-8s %5d %10.0f %8.2f %9.0f %9.0f %14s %9s %12.0f\n", t.name, conns, rps, rps/drps, p50,
-				median(rs, func(r wrkResult) float64 { return r.p99 }), cpu, usr, p50-dp50)
+			fmt.Fprintf(&sb, "%-8s %5d %10.0f %8.2f %9.0f %9.0f %14s %9s %12.0f %9.3f\n", t.name, conns, rps, rps/drps, p50,
+				median(rs, func(r wrkResult) float64 { return r.p99 }), cpu, usr, p50-dp50, median(rs, func(r wrkResult) float64 { return r.inst10k }))
 			if t.pid != 0 {
 				b.ReportMetric(rps, fmt.Sprintf("%s-c%d-req/s", t.name, conns))
 				b.ReportMetric(median(rs, func(r wrkResult) float64 { return r.cpu10k }), fmt.Sprintf("%s-c%d-cpu-s/10k", t.name, conns))
@@ -272,6 +282,34 @@ func printProxyTable(b *testing.B, targets []proxyTarget, results map[string][]w
 		}
 	}
 	fmt.Print(sb.String())
+}
+
+// instancePID finds the process of the instance serving at addr (an
+// instance's own address inside fcd's network namespace): the process
+// whose network namespace has addr's IP as a local address and whose
+// command is the function's (the container's first process).
+func instancePID(b *testing.B, addr string) int {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	local := regexp.MustCompile(`\|-- ` + regexp.QuoteMeta(host) + `\n\s+/32 host LOCAL`)
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cmd, err := os.ReadFile(p)
+		if err != nil || !strings.HasPrefix(string(cmd), "/app/echo\x00") {
+			continue
+		}
+		dir := filepath.Dir(p)
+		trie, err := os.ReadFile(filepath.Join(dir, "net", "fib_trie"))
+		if err != nil || !local.Match(trie) {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(dir))
+		return pid
+	}
+	b.Fatalf("no instance process serves %s", addr)
+	return 0
 }
 
 type proxyProcess struct {
