@@ -61,6 +61,9 @@ type Manager struct {
 	seccomp *seccompFilters
 	// groups deals out shim groups; nil without Options.ShimGroup.
 	groups *shimGroups
+	// warm keeps cgroup attaches quick while starts create their tasks;
+	// nil on hosts without cgroup v1 hierarchies.
+	warm *attachWarmer
 
 	mu        sync.Mutex
 	instances map[string]*Instance
@@ -118,6 +121,7 @@ func NewManager(client *containerd.Client, opts Options) (*Manager, error) {
 		timeline:   newTimeline(),
 		seccomp:    filters,
 		groups:     groups,
+		warm:       newAttachWarmer(cgroupRoot),
 		instances:  map[string]*Instance{},
 		generation: generation,
 	}, nil
@@ -260,6 +264,10 @@ func (i *Instance) create(ctx context.Context) error {
 	i.img = img
 	i.stats.Pull = img.Stats()
 
+	// From here until the runtime has put the task in its cgroups.
+	warmed := m.warm.hold()
+	defer warmed()
+
 	t := time.Now()
 	i.stats.RootfsAt = t.Sub(i.begin)
 	if err := i.root.create(ctx, m.disks, img.LowerDirs(), spec.DiskMB); err != nil {
@@ -307,6 +315,7 @@ func (i *Instance) create(ctx context.Context) error {
 	stdout, stderr := i.log.stream(StreamStdout), i.log.stream(StreamStderr)
 	i.outs = []*lineWriter{stdout, stderr}
 	i.task, err = i.container.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, stdout, stderr), cio.WithFIFODir(m.fifoDir())))
+	warmed()
 	if err != nil {
 		return fmt.Errorf("create task: %w", err)
 	}
