@@ -116,19 +116,24 @@ func TestStartEcho(t *testing.T) {
 	rl.Log("FC Invoke Start RequestId: ", "r1")
 	rl.Log("FC Invoke End RequestId: ", "r1")
 	req := rl.End()
-	lines, err := e.mgr.ReadLogs("echo", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The process's own output reaches fcd through the shim, on its own
+	// schedule: the line it wrote before it listened may still be on its
+	// way when the probe and the requests are done.
 	want := inst.ID() + " stderr " // Go's log package writes to stderr
+	var lines []string
 	found := false
-	for _, l := range lines {
-		if strings.Contains(l, want) && strings.Contains(l, "listening on 0.0.0.0:9000") {
-			found = true
+	for deadline := time.Now().Add(10 * time.Second); !found && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if lines, err = e.mgr.ReadLogs("echo", 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lines {
+			if strings.Contains(l, want) && strings.Contains(l, "listening on 0.0.0.0:9000") {
+				found = true
+			}
 		}
 	}
 	if !found {
-		t.Errorf("logs %q: want a line with %q and the listen address", lines, want)
+		t.Errorf("logs %q after 10 s: want a line with %q and the listen address", lines, want)
 	}
 	if len(req) != 2 {
 		t.Errorf("RequestLog: got %q; want the two markers", req)
