@@ -192,7 +192,7 @@ func (m *Manager) removeContainer(ctx context.Context, id string) error {
 	}
 	var errs []error
 	if t, err := c.Task(ctx, nil); err == nil {
-		if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		if err := deleteTask(ctx, t, containerd.WithProcessKill); err != nil {
 			errs = append(errs, fmt.Errorf("delete task %s: %w", id, err))
 		}
 	}

@@ -343,7 +343,7 @@ func (i *Instance) stop(ctx context.Context, graceful bool) error {
 		// has none. An exit that never came (a shim that never saw it)
 		// leaves the task running for containerd, which refuses to
 		// delete it: Stop reports that, and fcd's next Cleanup removes it.
-		if _, err := i.task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+		if err := deleteTask(ctx, i.task); err != nil {
 			errs = append(errs, fmt.Errorf("delete task: %w", err))
 		}
 	}
