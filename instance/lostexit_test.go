@@ -3,6 +3,7 @@ package instance
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -125,4 +126,35 @@ func TestStopInitIgnoringTerm(t *testing.T) {
 		t.Fatalf("Stop still waits 2 minutes into its 10-minute grace for a SIGTERM its process ignores")
 	}
 	assertGone(t, e, inst.ID())
+}
+
+// TestAwaitShims gives a Manager whose namespace holds no container a
+// shim that does not exit by itself (a stand-in with a shim's command
+// line): awaitShims must not return while it runs, and ends it.
+func TestAwaitShims(t *testing.T) {
+	e := setup(t)
+	const ns = "fcdshimwait"
+	fake := exec.Command("/bin/sh", "-c", "sleep 60; :", "containerd-shim-runc-v2", "-namespace", ns, "-id", "x")
+	fake.Args[0] = "containerd-shim-runc-v2"
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- fake.Wait() }()
+	t.Cleanup(func() { fake.Process.Kill() })
+	if pids := shimPIDs(ns); len(pids) != 1 || pids[0] != fake.Process.Pid {
+		t.Fatalf("shims of %s: %v, want the stand-in %d", ns, pids, fake.Process.Pid)
+	}
+	m := &Manager{client: e.client, opts: Options{Name: ns}, log: e.mgr.log}
+	if err := m.awaitShims(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(time.Minute):
+		t.Fatal("the stand-in shim still runs after awaitShims")
+	}
+	if pids := shimPIDs(ns); len(pids) != 0 {
+		t.Errorf("shims of %s after awaitShims: %v, want none", ns, pids)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/containerd/containerd"
@@ -500,12 +501,56 @@ func (m *Manager) watch(f func()) {
 	}()
 }
 
+// shimExitWait bounds awaitShims' wait for shims to exit by themselves.
+const shimExitWait = 2 * time.Second
+
+// awaitShims waits, when the Manager's namespace holds no container any
+// more, until the shims that served it have exited. containerd asks a
+// shim to shut down once its last task is deleted but does not wait for
+// it to exit, so a Close that returned at once could leave a shim running
+// behind fcd. One still there after shimExitWait serves nothing and is
+// killed. With containers left (a Stop that failed), their shims stay
+// for the next Cleanup.
+func (m *Manager) awaitShims(ctx context.Context) error {
+	cs, err := m.client.Containers(m.nsCtx(ctx))
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	if len(cs) > 0 {
+		return nil
+	}
+	deadline := time.Now().Add(shimExitWait)
+	for {
+		pids := shimPIDs(m.opts.Name)
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			n := 0
+			for _, pid := range pids {
+				if syscall.Kill(pid, syscall.SIGKILL) == nil {
+					n++
+				}
+			}
+			m.log.Warn("killed containerd shims that outlived their tasks", "count", n)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // Close stops every live instance and waits for the goroutines that
 // watched them, or for ctx.
 func (m *Manager) Close(ctx context.Context) error {
 	var errs []error
 	for _, i := range m.Instances() {
 		errs = append(errs, i.Stop(ctx))
+	}
+	if err := m.awaitShims(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	m.cancel()
 	watched := make(chan struct{})
