@@ -512,6 +512,9 @@ const shimExitWait = 2 * time.Second
 // killed. With containers left (a Stop that failed), their shims stay
 // for the next Cleanup.
 func (m *Manager) awaitShims(ctx context.Context) error {
+	if len(shimPIDs(m.opts.Name)) == 0 {
+		return nil
+	}
 	cs, err := m.client.Containers(m.nsCtx(ctx))
 	if err != nil {
 		return fmt.Errorf("list containers: %w", err)
