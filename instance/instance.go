@@ -238,10 +238,8 @@ func (i *Instance) exited0(code uint32, at time.Time) {
 // instance's memory cgroup. It must run before the task is deleted, which
 // removes the cgroup.
 func oomKilled(name, id string) bool {
-	paths := []string{
-		filepath.Join("/sys/fs/cgroup/memory", name, id, "memory.oom_control"), // v1
-		filepath.Join("/sys/fs/cgroup", name, id, "memory.events"),             // v2
-	}
+	v1, v2 := memoryCgroupDirs(name, id)
+	paths := []string{filepath.Join(v1, "memory.oom_control"), filepath.Join(v2, "memory.events")}
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -425,10 +423,8 @@ func catchesTerm(pid int) bool {
 // onlyProcess reports whether pid is the only process left in the cgroup
 // of instance id of the Manager name. It says false when it cannot tell.
 func onlyProcess(name, id string, pid int) bool {
-	for _, dir := range []string{
-		filepath.Join("/sys/fs/cgroup/memory", name, id), // v1
-		filepath.Join("/sys/fs/cgroup", name, id),        // v2
-	} {
+	v1, v2 := memoryCgroupDirs(name, id)
+	for _, dir := range []string{v1, v2} {
 		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 		if err != nil {
 			continue

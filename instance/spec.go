@@ -246,3 +246,10 @@ func withMemorySwap(limit int64) oci.SpecOpts {
 
 // cgroupPath is the cgroup of instance id of the Manager name.
 func cgroupPath(name, id string) string { return "/" + name + "/" + id }
+
+// memoryCgroupDirs returns the directory of instance id's memory cgroup
+// on a cgroup v1 host and on a v2 host.
+func memoryCgroupDirs(name, id string) (v1, v2 string) {
+	p := cgroupPath(name, id)
+	return filepath.Join(cgroupRoot, "memory", p), filepath.Join(cgroupRoot, p)
+}
