@@ -59,7 +59,8 @@
 // priority. A failed fetch is EIO, logged with the layer and the file;
 // the mount stays up and a later read fetches again. The kernel's
 // FUSE_INTERRUPT cancels the read's context; a fetch shared by several
-// readers is cancelled when the last of them gives up.
+// readers is cancelled when the last of them gives up (a GET already sent
+// for verified chunks still completes, and puller/remote caches them).
 //
 // # Start-up and background fetch
 //

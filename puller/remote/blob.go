@@ -95,8 +95,11 @@ func (b *Blob) Stats() Stats { return b.stats.snapshot() }
 // the registry's queue at priority prio; concurrent reads of the same
 // bytes share one request, and adjacent pending reads share one GET
 // (close ones too, with Options.MaxGap).
-// Cancelling ctx abandons the read (and its request, if no other read
-// waits on it) and returns ctx's error. Errors are *FetchError.
+// Cancelling ctx abandons the read and returns ctx's error; its request
+// is stopped too if no other read waits on it, unless the request is
+// already out and, with a Cache, carries verified chunks: the registry
+// sends them anyway, so they are received and kept for the next read.
+// Errors are *FetchError.
 //
 // The returned slice may be shared with concurrent readers of the same
 // bytes: do not modify it.
@@ -104,32 +107,61 @@ func (b *Blob) ReadChunk(ctx context.Context, off, n int64, want digest.Digest, 
 	if err := b.checkRange(off, n); err != nil {
 		return nil, err
 	}
+	for {
+		// Counted before the look: the join tells whether a chunk was
+		// kept between the look and the join, which may be this one.
+		kept := b.f.kept.Load()
+		data, ok, err := b.local(ctx, n, want)
+		if err != nil {
+			return nil, b.wrap(off, n, err)
+		}
+		if ok {
+			return data, nil
+		}
+		if testHookMissed != nil {
+			testHookMissed(want)
+		}
+		data, err = b.f.fetch(ctx, b, off, n, want, prio, kept)
+		switch {
+		case errors.Is(err, errLookAgain):
+			continue
+		case err != nil:
+			return nil, b.wrap(off, n, err)
+		}
+		return data, nil
+	}
+}
+
+// testHookMissed, when set by a test, runs between ReadChunk's look for
+// a chunk and its join.
+var testHookMissed func(want digest.Digest)
+
+// local returns the n bytes of chunk want from memory (Options.HoldBytes)
+// or the cache; false when neither holds them (always, without want).
+func (b *Blob) local(ctx context.Context, n int64, want digest.Digest) ([]byte, bool, error) {
 	if want != "" && b.f.held != nil {
 		if data, ok := b.f.held.get(want); ok && int64(len(data)) == n {
 			b.count(func(c *counters) *atomicInt { return &c.cache }, n)
-			return data, nil
+			return data, true, nil
 		}
 	}
-	if want != "" && b.f.cache != nil {
-		data, err := b.f.cache.Get(ctx, want)
-		switch {
-		case err == nil && int64(len(data)) == n:
-			b.count(func(c *counters) *atomicInt { return &c.cache }, n)
-			return data, nil
-		case err == nil:
-			b.f.log.Warn("remote: cached chunk has the wrong size", "digest", want, "size", len(data), "want", n)
-		case !errdefs.IsNotFound(err):
-			if ctx.Err() != nil {
-				return nil, b.wrap(off, n, ctx.Err())
-			}
-			b.f.log.Warn("remote: read cached chunk", "digest", want, "error", err)
+	if want == "" || b.f.cache == nil {
+		return nil, false, nil
+	}
+	data, err := b.f.cache.Get(ctx, want)
+	switch {
+	case err == nil && int64(len(data)) == n:
+		b.count(func(c *counters) *atomicInt { return &c.cache }, n)
+		return data, true, nil
+	case err == nil:
+		b.f.log.Warn("remote: cached chunk has the wrong size", "digest", want, "size", len(data), "want", n)
+	case !errdefs.IsNotFound(err):
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
 		}
+		b.f.log.Warn("remote: read cached chunk", "digest", want, "error", err)
 	}
-	data, err := b.f.fetch(ctx, b, off, n, want, prio)
-	if err != nil {
-		return nil, b.wrap(off, n, err)
-	}
-	return data, nil
+	return nil, false, nil
 }
 
 // ReadRange returns the n bytes of the blob at off, neither verified nor

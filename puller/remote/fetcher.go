@@ -115,6 +115,9 @@ type Fetcher struct {
 	items    map[itemKey]*item // pending and in flight
 	seq      uint64
 	breakers map[string]*breaker // by registry host (mirrors apart)
+	// kept counts the verified chunks put in memory or the cache, each
+	// added under mu before its read leaves items (joinLooked).
+	kept atomic.Uint64
 
 	stats counters
 }

@@ -22,13 +22,16 @@ type heldChunks struct {
 	f      *Fetcher
 	budget int64
 
-	mu     sync.Mutex
-	size   int64
-	order  *list.List // of *heldChunk, most recent first
-	m      map[digest.Digest]*list.Element
-	out    []*heldChunk // left memory, not yet written
-	wake   chan struct{}
-	closed bool
+	mu    sync.Mutex
+	size  int64
+	order *list.List // of *heldChunk, most recent first
+	m     map[digest.Digest]*list.Element
+	out   []*heldChunk // left memory, not yet written
+	// leaving holds the bytes of the chunks in out or being written, so
+	// that get finds a chunk until the cache has it.
+	leaving map[digest.Digest][]byte
+	wake    chan struct{}
+	closed  bool
 }
 
 type heldChunk struct {
@@ -37,16 +40,21 @@ type heldChunk struct {
 }
 
 func newHeldChunks(f *Fetcher, budget int64) *heldChunks {
-	return &heldChunks{f: f, budget: budget, order: list.New(), m: make(map[digest.Digest]*list.Element), wake: make(chan struct{}, 1)}
+	return &heldChunks{
+		f: f, budget: budget, order: list.New(), m: make(map[digest.Digest]*list.Element),
+		leaving: make(map[digest.Digest][]byte), wake: make(chan struct{}, 1),
+	}
 }
 
-// get returns the held bytes of d.
+// get returns the held bytes of d, or those of a chunk that left memory
+// and is not in the cache yet.
 func (h *heldChunks) get(d digest.Digest) ([]byte, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e, ok := h.m[d]
 	if !ok {
-		return nil, false
+		b, ok := h.leaving[d]
+		return b, ok
 	}
 	h.order.MoveToFront(e)
 	return e.Value.(*heldChunk).b, true
@@ -62,7 +70,7 @@ func (h *heldChunks) add(d digest.Digest, b []byte) {
 		return
 	}
 	if h.closed || int64(len(b)) > h.budget {
-		h.out = append(h.out, &heldChunk{d, b})
+		h.leave(&heldChunk{d, b})
 	} else {
 		h.m[d] = h.order.PushFront(&heldChunk{d, b})
 		h.size += int64(len(b))
@@ -71,7 +79,7 @@ func (h *heldChunks) add(d digest.Digest, b []byte) {
 			c := h.order.Remove(e).(*heldChunk)
 			delete(h.m, c.d)
 			h.size -= int64(len(c.b))
-			h.out = append(h.out, c)
+			h.leave(c)
 		}
 	}
 	if len(h.out) > 0 {
@@ -80,6 +88,12 @@ func (h *heldChunks) add(d digest.Digest, b []byte) {
 		default:
 		}
 	}
+}
+
+// leave hands c to the writer. h.mu is held.
+func (h *heldChunks) leave(c *heldChunk) {
+	h.out = append(h.out, c)
+	h.leaving[c.d] = c.b
 }
 
 // run writes chunks that left memory to the cache until ctx ends, then
@@ -106,7 +120,9 @@ func (h *heldChunks) take(all bool) []*heldChunk {
 	if all {
 		h.closed = true
 		for e := h.order.Front(); e != nil; e = e.Next() {
-			out = append(out, e.Value.(*heldChunk))
+			c := e.Value.(*heldChunk)
+			out = append(out, c)
+			h.leaving[c.d] = c.b
 		}
 		h.order.Init()
 		clear(h.m)
@@ -122,5 +138,8 @@ func (h *heldChunks) write(cs []*heldChunk) {
 		if err := h.f.cache.PutBytes(context.Background(), c.d, c.b); err != nil {
 			h.f.log.Warn("remote: cache chunk", "digest", c.d, "error", err)
 		}
+		h.mu.Lock()
+		delete(h.leaving, c.d)
+		h.mu.Unlock()
 	}
 }

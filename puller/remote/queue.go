@@ -53,13 +53,19 @@ type group struct {
 	prio   Priority
 	ctx    context.Context
 	cancel context.CancelFunc
-	live   int // items with waiters
+	live   int  // items with waiters
+	wire   bool // a request of the group is out (guarded by Fetcher.mu)
 }
 
+// errLookAgain is join's answer to a caller that looked for a chunk in
+// memory and the cache before a chunk was kept there: it may be the one.
+var errLookAgain = errors.New("remote: a chunk was kept meanwhile: look again")
+
 // fetch returns n bytes of b at off, checked against want when set,
-// sharing an identical read pending or in flight.
-func (f *Fetcher) fetch(ctx context.Context, b *Blob, off, n int64, want digest.Digest, prio Priority) ([]byte, error) {
-	it, err := f.join(b, off, n, want, prio)
+// sharing an identical read pending or in flight. kept is Fetcher.kept as
+// it was before the caller looked for want in memory and the cache.
+func (f *Fetcher) fetch(ctx context.Context, b *Blob, off, n int64, want digest.Digest, prio Priority, kept uint64) ([]byte, error) {
+	it, err := f.joinLooked(b, off, n, want, prio, kept)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +75,14 @@ func (f *Fetcher) fetch(ctx context.Context, b *Blob, off, n int64, want digest.
 // join registers a waiter for a read, queueing it unless an identical one
 // is pending or in flight.
 func (f *Fetcher) join(b *Blob, off, n int64, want digest.Digest, prio Priority) (*item, error) {
+	return f.joinLooked(b, off, n, want, prio, f.kept.Load())
+}
+
+// joinLooked is join for a caller that looked for want in memory and the
+// cache when Fetcher.kept was kept. A read that completes between that
+// look and the join is kept there and no longer shared: the join fails
+// with errLookAgain rather than fetch the chunk a second time.
+func (f *Fetcher) joinLooked(b *Blob, off, n int64, want digest.Digest, prio Priority, kept uint64) (*item, error) {
 	key := itemKey{blob: b.desc.Digest, off: off, n: n, want: want}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -84,15 +98,21 @@ func (f *Fetcher) join(b *Blob, off, n int64, want digest.Digest, prio Priority)
 		if it.waiters == 0 && it.g != nil {
 			it.g.live++
 		}
-	} else {
-		f.seq++
-		it = &item{key: key, b: b, prio: prio, seq: f.seq, done: make(chan struct{})}
-		f.items[key] = it
-		q := f.queueLocked(b.domain)
-		q.pending = append(q.pending, it)
-		f.dispatchLocked(q)
+		it.waiters++
+		return it, nil
 	}
-	it.waiters++
+	if want != "" && f.kept.Load() != kept {
+		// A chunk was kept since the caller looked for want: maybe want.
+		return nil, errLookAgain
+	}
+	f.seq++
+	// The waiter counts before the read is dispatched: a GET formed here
+	// counts it among its live reads.
+	it = &item{key: key, b: b, prio: prio, seq: f.seq, waiters: 1, done: make(chan struct{})}
+	f.items[key] = it
+	q := f.queueLocked(b.domain)
+	q.pending = append(q.pending, it)
+	f.dispatchLocked(q)
 	return it, nil
 }
 
@@ -124,7 +144,8 @@ func (f *Fetcher) queueLocked(name string) *queue {
 }
 
 // leave drops a waiter that gave up. A pending read nobody waits for is
-// removed; a GET none of whose reads has waiters is cancelled.
+// removed; a GET none of whose reads has waiters is cancelled, unless its
+// request is out and it has chunks to keep (keepsLocked).
 func (f *Fetcher) leave(it *item) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -150,7 +171,7 @@ func (f *Fetcher) leave(it *item) {
 	}
 	g := it.g
 	g.live--
-	if g.live == 0 {
+	if g.live == 0 && !f.keepsLocked(g) {
 		// Nobody wants these bytes any more: stop the GET, and make later
 		// reads of the same bytes start afresh rather than join it. Items
 		// already finished are no longer in f.items; g.next belongs to the
@@ -162,6 +183,44 @@ func (f *Fetcher) leave(it *item) {
 		}
 		g.cancel()
 	}
+}
+
+// keepsLocked reports whether g, none of whose reads has a waiter any
+// more, runs on: its request is out and some read still to fill is a
+// verified chunk, which complete caches. A registry sends its response
+// whether or not the client still reads it, and a GET of a few chunks is
+// on the wire within a round trip, so stopping it saves few bytes and
+// throws away those already sent; cached, they serve the next read of
+// the chunk, which joins the GET or finds the chunk in the cache. Reads
+// give up chunks that are needed next: a decode stops partway through
+// the chunks it asked for, and the following decode reads the rest. A
+// GET that ends (or fails) with no waiter is not sent again (get).
+func (f *Fetcher) keepsLocked(g *group) bool {
+	if !g.wire || f.cache == nil {
+		return false
+	}
+	for _, p := range g.items {
+		if p.key.want != "" && f.items[p.key] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// onWire marks g's request as out, unless none of its reads has a waiter
+// any more: then it reports false and nothing is sent.
+func (f *Fetcher) onWire(g *group) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g.wire = g.live > 0
+	return g.wire
+}
+
+// offWire marks g's request as ended.
+func (f *Fetcher) offWire(g *group) {
+	f.mu.Lock()
+	g.wire = false
+	f.mu.Unlock()
 }
 
 // finishLocked completes it, waking its waiters.
@@ -375,20 +434,28 @@ func (g *group) fill(f *Fetcher, r io.Reader, upto int64) error {
 
 // complete checks a filled item's digest, caches it, and finishes it.
 func (f *Fetcher) complete(it *item) {
-	data, err := it.buf, error(nil)
+	data, err, kept := it.buf, error(nil), false
 	if want := it.key.want; want != "" {
 		if got := digest.SHA256.FromBytes(data); got != want {
 			data, err = nil, fmt.Errorf("%w: got %s, want %s", ErrDigestMismatch, got, want)
 		} else if f.held != nil {
 			f.held.add(want, data)
+			kept = true
 		} else if f.cache != nil {
 			// Cache even if every waiter left: the bytes were paid for.
-			if perr := f.cache.PutBytes(f.ctx, want, data); perr != nil && !errors.Is(perr, context.Canceled) {
+			perr := f.cache.PutBytes(f.ctx, want, data)
+			if perr != nil && !errors.Is(perr, context.Canceled) {
 				f.log.Warn("remote: cache chunk", "digest", want, "error", perr)
 			}
+			kept = perr == nil
 		}
 	}
 	f.mu.Lock()
+	if kept {
+		// Before the read leaves f.items: a reader that missed the chunk
+		// and joins after that learns it may now find it (joinLooked).
+		f.kept.Add(1)
+	}
 	f.finishLocked(it, data, err)
 	f.mu.Unlock()
 }

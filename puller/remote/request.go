@@ -18,7 +18,8 @@ import (
 // get reads g's range [g.pos, g.end) into its items: single-range GETs,
 // each resuming where the last one stopped, retried with exponential
 // back-off through transient failures until RetryTimeout passes without
-// progress, re-authenticating after a 401 or 403.
+// progress, re-authenticating after a 401 or 403. A GET that ends with
+// none of its reads waited for is not sent again.
 func (b *Blob) get(g *group) error {
 	f := b.f
 	ctx := docker.ContextWithAppendPullRepositoryScope(g.ctx, b.repo)
@@ -43,11 +44,15 @@ func (b *Blob) get(g *group) error {
 			}
 			continue
 		}
+		if !f.onWire(g) {
+			return context.Canceled // nobody waits for the rest
+		}
 		if sent++; sent > 1 {
 			b.count(func(c *counters) *atomicInt { return &c.retries }, 1)
 		}
 		before := g.pos
 		err := b.attempt(ctx, h, g)
+		f.offWire(g)
 		if g.pos > before {
 			backoff, authTries = f.opts.InitialBackoff, 0
 			deadline = time.Now().Add(f.opts.RetryTimeout)
