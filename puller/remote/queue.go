@@ -72,16 +72,12 @@ func (f *Fetcher) fetch(ctx context.Context, b *Blob, off, n int64, want digest.
 	return f.wait(ctx, it)
 }
 
-// join registers a waiter for a read, queueing it unless an identical one
-// is pending or in flight.
-func (f *Fetcher) join(b *Blob, off, n int64, want digest.Digest, prio Priority) (*item, error) {
-	return f.joinLooked(b, off, n, want, prio, f.kept.Load())
-}
-
-// joinLooked is join for a caller that looked for want in memory and the
-// cache when Fetcher.kept was kept. A read that completes between that
-// look and the join is kept there and no longer shared: the join fails
-// with errLookAgain rather than fetch the chunk a second time.
+// joinLooked registers a waiter for a read, queueing it unless an
+// identical one is pending or in flight, for a caller that looked for
+// want in memory and the cache when Fetcher.kept was kept. A read that
+// completes between that look and the join is kept there and no longer
+// shared: the join fails with errLookAgain rather than fetch the chunk a
+// second time.
 func (f *Fetcher) joinLooked(b *Blob, off, n int64, want digest.Digest, prio Priority, kept uint64) (*item, error) {
 	key := itemKey{blob: b.desc.Digest, off: off, n: n, want: want}
 	f.mu.Lock()

@@ -13,6 +13,11 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
+// join is joinLooked for a test that did not look for the chunk.
+func (f *Fetcher) join(b *Blob, off, n int64, want digest.Digest, prio Priority) (*item, error) {
+	return f.joinLooked(b, off, n, want, prio, f.kept.Load())
+}
+
 // cachedFixture is a fixture whose Fetcher keeps verified chunks in a
 // cache, with a stall timeout no held request reaches.
 func cachedFixture(t *testing.T, opts Options) *fixture {
