@@ -94,7 +94,7 @@ type fakeRequestLog struct {
 	lines   []string
 }
 
-func (r *fakeRequestLog) Log(text, requestID string) {
+func (r *fakeRequestLog) LogAt(_ time.Time, text, requestID string) {
 	line := text + requestID
 	r.log.add(line)
 	if r.collect {

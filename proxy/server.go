@@ -298,7 +298,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, rid, aerr)
 			return
 		}
-		s.httpTrigger(ctx, rid, name, ctx.RequestURI())
+		s.httpTrigger(ctx, rid, name, ctx.RequestURI(), nil)
 		s.releaseBody(ctx)
 		return
 	}
@@ -309,8 +309,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, rid, aerr)
 			return
 		}
-		name, uri := s.triggerPath(ctx.RequestURI())
-		s.httpTrigger(ctx, rid, name, uri)
+		name, uri, cf := s.triggerPath(ctx.RequestURI())
+		s.httpTrigger(ctx, rid, name, uri, cf)
 	case bytes.Equal(path, apiPrefixBytes) || bytes.HasPrefix(path, apiPrefixSlash):
 		s.handleFunctions(ctx, rid, strings.TrimPrefix(string(path), apiPrefix))
 	case bytes.HasPrefix(path, adminPrefixBytes):
