@@ -430,6 +430,9 @@ func relayHead(h *fasthttp.ResponseHeader) (keep bool) {
 	var hop [len(hopHeaders)]bool
 	found := false
 	for k := range h.All() {
+		if !maybeHop(k) {
+			continue
+		}
 		for i, name := range hopHeaders {
 			if len(k) == len(name) && bytes.EqualFold(k, []byte(name)) {
 				hop[i], found = true, true
@@ -694,7 +697,22 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, out *outRequest,
 	}
 }
 
+// hopLens has bit n set when a hop header's name is n bytes long: most
+// headers are ruled out by their length alone, before any comparison.
+var hopLens = func() (m uint32) {
+	for _, h := range hopHeaders {
+		m |= 1 << len(h)
+	}
+	return m
+}()
+
+// maybeHop reports whether k has the length of a hop header's name.
+func maybeHop(k []byte) bool { return len(k) < 32 && hopLens&(1<<len(k)) != 0 }
+
 func isHopHeader(k []byte) bool {
+	if !maybeHop(k) {
+		return false
+	}
 	for _, h := range hopHeaders {
 		if len(k) == len(h) && bytes.EqualFold(k, []byte(h)) {
 			return true

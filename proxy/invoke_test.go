@@ -524,6 +524,23 @@ func TestHTTPTriggerConfig(t *testing.T) {
 	}
 }
 
+// TestIsHopHeader: the length filter lets every hop header through, in
+// any case, and nothing else of a hop header's length.
+func TestIsHopHeader(t *testing.T) {
+	for _, h := range hopHeaders {
+		for _, k := range []string{h, strings.ToLower(h), strings.ToUpper(h)} {
+			if !isHopHeader([]byte(k)) {
+				t.Errorf("isHopHeader(%q): got false, want true", k)
+			}
+		}
+	}
+	for _, k := range []string{"", "Content-Type", "User-Agent", "X-Trailer", "Upgrades", strings.Repeat("x", 40)} {
+		if isHopHeader([]byte(k)) {
+			t.Errorf("isHopHeader(%q): got true, want false", k)
+		}
+	}
+}
+
 // TestHopHeaders: connection-scoped headers, RFC 9110's and those the
 // Connection header lists, cross the proxy in neither direction.
 func TestHopHeaders(t *testing.T) {
