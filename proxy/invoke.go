@@ -369,7 +369,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), lease, &x.out, h, x.sent, x.sent.Add(cf.deadline))
 	// Reading a head starts from an empty one: the id handle set is
 	// set again (the instance cannot set its own).
-	h.Set(HeaderRequestID, rid)
+	setRequestID(h, rid)
 	// The exchange may outlive the handler (a streamed response): let go
 	// of the client's request.
 	head := x.out.head
@@ -567,7 +567,7 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 	// an error answer must carry none of it (a Content-Encoding, a
 	// cookie), only the request id set before.
 	ctx.Response.Header.Reset()
-	ctx.Response.Header.Set(HeaderRequestID, rid)
+	setRequestID(&ctx.Response.Header, rid)
 	var clientBody *errClientBody
 	switch {
 	case errors.Is(err, errAborted) || x.cl.isAborted():
