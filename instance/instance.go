@@ -158,7 +158,7 @@ func (i *Instance) StartStats() StartStats { return i.stats }
 
 // Log appends a line to the function's log under this instance's ID, e.g.
 // "FC Invoke Start RequestId: <id>".
-func (i *Instance) Log(line string) { writeLog(i.log, StreamFC, line, "", nil) }
+func (i *Instance) Log(line string) { writeLog(i.log, time.Now(), StreamFC, line, "", nil) }
 
 // LogTail returns the instance's last log lines.
 func (i *Instance) LogTail() []string { return i.log.lastLines() }

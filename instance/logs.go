@@ -278,17 +278,19 @@ func newInstanceLog(file *logFile, id string) *instanceLog {
 	return il
 }
 
-func (il *instanceLog) line(stream string, text []byte) { writeLog(il, stream, text, "", nil) }
+func (il *instanceLog) line(stream string, text []byte) {
+	writeLog(il, time.Now(), stream, text, "", nil)
+}
 
-// writeLog logs a line of il whose text is text followed by more; self,
+// writeLog logs a line of il, at t, whose text is text followed by more; self,
 // when not nil, is the RequestLog writing it, which keeps it even when it
 // is not among those collecting. A line nobody collects costs no
 // allocation: the FC Invoke markers of every warm request come through
 // here.
-func writeLog[T string | []byte](il *instanceLog, stream string, text T, more string, self *RequestLog) {
+func writeLog[T string | []byte](il *instanceLog, t time.Time, stream string, text T, more string, self *RequestLog) {
 	// Most lines fit the stack buffer; writeLine copies what it keeps.
 	var stack [256]byte
-	b := appendLine(stack[:0], time.Now(), il.id, stream, text, more)
+	b := appendLine(stack[:0], t, il.id, stream, text, more)
 	il.file.writeLine(b)
 	il.mu.Lock()
 	addLine(&il.tail, text, more)

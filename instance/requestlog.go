@@ -1,6 +1,9 @@
 package instance
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // Per-request logs. A request served by an instance may ask for its own
 // log lines back (FC's x-fc-log-type: Tail). They are not read back from
@@ -62,7 +65,14 @@ func (il *instanceLog) requestLog(collect bool) *RequestLog {
 // RequestId: " and the id. It allocates nothing unless the line is
 // collected.
 func (r *RequestLog) Log(text, requestID string) {
-	writeLog(r.il, StreamFC, text, requestID, r)
+	writeLog(r.il, time.Now(), StreamFC, text, requestID, r)
+}
+
+// LogAt is Log for a line dated t: the proxy has read the clock for the
+// request already (when it sent it, when its answer was read), and its
+// markers share those readings.
+func (r *RequestLog) LogAt(t time.Time, text, requestID string) {
+	writeLog(r.il, t, StreamFC, text, requestID, r)
 }
 
 // End stops collecting and returns the request's lines, oldest first, as

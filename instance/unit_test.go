@@ -186,6 +186,27 @@ func TestRequestLogs(t *testing.T) {
 	}
 }
 
+// TestRequestLogAt: a line logged with LogAt carries the time it was
+// given (the proxy's reading of the clock), not the time it was written.
+func TestRequestLogAt(t *testing.T) {
+	dir := t.TempDir()
+	files := &logFiles{dataDir: dir, maxSize: 1 << 20, maxFiles: 1, files: map[string]*logFile{}}
+	lf, err := files.acquire("fn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.release("fn")
+	il := newInstanceLog(lf, "a")
+	r := il.requestLog(true)
+	at := time.Date(2026, 11, 26, 13, 4, 5, 123456789, time.UTC)
+	r.LogAt(at, "FC Invoke Start RequestId: ", "r1")
+	lines := r.End()
+	want := []string{"2026-11-26T13:04:05.123456Z a fc FC Invoke Start RequestId: r1"}
+	if !reflect.DeepEqual(lines, want) {
+		t.Errorf("got %q, want %q", lines, want)
+	}
+}
+
 func TestRequestLogBounds(t *testing.T) {
 	dir := t.TempDir()
 	files := &logFiles{dataDir: dir, maxSize: 1 << 20, maxFiles: 1, files: map[string]*logFile{}}

@@ -89,8 +89,8 @@ func (l *benchLease) FirstResponse(time.Time) {
 // request without Tail.
 type benchLog struct{}
 
-func (benchLog) Log(string, string) {}
-func (benchLog) End() []string      { return nil }
+func (benchLog) LogAt(time.Time, string, string) {}
+func (benchLog) End() []string                   { return nil }
 
 func startBenchProxy(b *testing.B, backend string) string {
 	srv, _ := newBenchServer(b, backend)

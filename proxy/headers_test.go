@@ -40,3 +40,29 @@ func TestClientFCHeaders(t *testing.T) {
 		t.Errorf("instance got X-Fcx %q, want kept", v)
 	}
 }
+
+// TestInstanceRequestID: the response carries fcd's request id once,
+// whatever the instance answers with, in any case.
+func TestInstanceRequestID(t *testing.T) {
+	for _, name := range []string{"x-fc-request-id", "X-FC-REQUEST-ID"} {
+		t.Run(name, func(t *testing.T) {
+			seen := make(chan string, 1)
+			env := newInvokeEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				seen <- r.Header.Get("x-fc-request-id")
+				w.Header()[name] = []string{"forged"}
+				w.Write([]byte("ok"))
+			}))
+			resp, err := http.Get("http://" + env.addr + "/fn/fn/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+			env.waitLease(t)
+			want := <-seen
+			if v := resp.Header.Values(HeaderRequestID); len(v) != 1 || v[0] != want {
+				t.Errorf("client got %s %q, want only fcd's %q", HeaderRequestID, v, want)
+			}
+		})
+	}
+}

@@ -51,10 +51,12 @@ type Lease interface {
 // RequestLog is one request's log on its instance (package instance's
 // RequestLog).
 type RequestLog interface {
-	// Log writes a line of fcd's own to the instance's log: text
-	// followed by the request's id, as in "FC Invoke Start RequestId:
-	// <id>". Two parts, so the warm path's markers need no string built.
-	Log(text, requestID string)
+	// LogAt writes a line of fcd's own, dated t, to the instance's log:
+	// text followed by the request's id, as in "FC Invoke Start
+	// RequestId: <id>". Two parts, so the warm path's markers need no
+	// string built; t is a clock reading the proxy made for the request
+	// anyway (when it sent it, when its answer was read).
+	LogAt(t time.Time, text, requestID string)
 	// End stops collecting and returns the request's lines, oldest first
 	// (nil when not collecting). It is called once.
 	End() []string
@@ -100,6 +102,10 @@ type invocation struct {
 	// async, for an attempt of an async event, begins the attempt once
 	// it holds a lease; nil for a client's request.
 	async *asyncAttempt
+	// cached is the function as the request's route found it in the
+	// function cache, so target need not look it up again; nil when the
+	// route did not look.
+	cached *cachedFunction
 }
 
 // cachedFunction is a function with its HTTP trigger and the per-request
@@ -174,15 +180,12 @@ func (c *functionCache) has(name string) bool {
 	return c.m[name] != nil
 }
 
-// name returns the name of the cached function named b, without
+// lookup returns the cached function named b, or nil, without
 // allocating.
-func (c *functionCache) name(b []byte) (string, bool) {
+func (c *functionCache) lookup(b []byte) *cachedFunction {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if cf := c.m[string(b)]; cf != nil {
-		return cf.name, true
-	}
-	return "", false
+	return c.m[string(b)]
 }
 
 func (c *functionCache) forget(name string) {
@@ -320,12 +323,13 @@ func (x *exchange) end(failed error) {
 		return
 	}
 	defer x.done()
-	x.rlog.Log(invokeEnd, x.rid)
+	ended := x.endTime()
+	x.rlog.LogAt(ended, invokeEnd, x.rid)
 	x.lines = x.rlog.End()
 	if m := x.s.opts.Meter; m != nil {
 		m.Record(billing.InvocationRecord{
 			Function: x.cf.fn.FunctionName, RequestID: x.rid, InstanceID: x.lease.InstanceID(),
-			MemoryMB: int(x.cf.fn.MemorySize), Start: x.sent, End: x.endTime(),
+			MemoryMB: int(x.cf.fn.MemorySize), Start: x.sent, End: ended,
 		})
 	}
 	if failed != nil {
@@ -358,14 +362,14 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, rid string, cf *cachedFunctio
 	// not from the start of a cold start.
 	x.sent = time.Now()
 	x.rlog = lease.RequestLog(tail)
-	x.rlog.Log(invokeStart, rid)
+	x.rlog.LogAt(x.sent, invokeStart, rid)
 	// The instance's response head is read straight into the client's
 	// response (relayHead): no second parse, no copy of its headers.
 	h := &ctx.Response.Header
 	conn, err := s.upstream.roundTripAt(&x.cl, lease.InstanceID(), lease, &x.out, h, x.sent, x.sent.Add(cf.deadline))
 	// Reading a head starts from an empty one: the id handle set is
 	// set again (the instance cannot set its own).
-	h.Set(HeaderRequestID, rid)
+	setRequestID(h, rid)
 	// The exchange may outlive the handler (a streamed response): let go
 	// of the client's request.
 	head := x.out.head
@@ -426,6 +430,9 @@ func relayHead(h *fasthttp.ResponseHeader) (keep bool) {
 	var hop [len(hopHeaders)]bool
 	found := false
 	for k := range h.All() {
+		if !maybeHop(k) {
+			continue
+		}
 		for i, name := range hopHeaders {
 			if len(k) == len(name) && bytes.EqualFold(k, []byte(name)) {
 				hop[i], found = true, true
@@ -560,7 +567,7 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 	// an error answer must carry none of it (a Content-Encoding, a
 	// cookie), only the request id set before.
 	ctx.Response.Header.Reset()
-	ctx.Response.Header.Set(HeaderRequestID, rid)
+	setRequestID(&ctx.Response.Header, rid)
 	var clientBody *errClientBody
 	switch {
 	case errors.Is(err, errAborted) || x.cl.isAborted():
@@ -586,7 +593,7 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 		// The instance is alive but slow: its slot is free again once its
 		// connection is gone, which roundTrip has closed.
 		msg := fmt.Sprintf("Function timed out after %d seconds", fn.Timeout)
-		x.rlog.Log(msg+" RequestId: ", rid)
+		x.rlog.LogAt(time.Now(), msg+" RequestId: ", rid)
 		x.end(nil)
 		s.metrics.timeouts.Add(1)
 		s.log.Warn(msg, "requestId", rid, "function", fn.FunctionName, "instance", lease.InstanceID())
@@ -603,7 +610,7 @@ func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, x *exchange, inv invoc
 		}
 		f := instanceFailure(lease.InstanceID(), err)
 		if f.ErrorType != "" {
-			x.rlog.Log(f.headline()+" RequestId: ", rid)
+			x.rlog.LogAt(time.Now(), f.headline()+" RequestId: ", rid)
 		}
 		x.end(err)
 		s.upstream.closeInstance(lease.InstanceID())
@@ -690,7 +697,22 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, out *outRequest,
 	}
 }
 
+// hopLens has bit n set when a hop header's name is n bytes long: most
+// headers are ruled out by their length alone, before any comparison.
+var hopLens = func() (m uint32) {
+	for _, h := range hopHeaders {
+		m |= 1 << len(h)
+	}
+	return m
+}()
+
+// maybeHop reports whether k has the length of a hop header's name.
+func maybeHop(k []byte) bool { return len(k) < 32 && hopLens&(1<<len(k)) != 0 }
+
 func isHopHeader(k []byte) bool {
+	if !maybeHop(k) {
+		return false
+	}
 	for _, h := range hopHeaders {
 		if len(k) == len(h) && bytes.EqualFold(k, []byte(h)) {
 			return true

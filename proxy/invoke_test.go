@@ -94,7 +94,7 @@ type fakeRequestLog struct {
 	lines   []string
 }
 
-func (r *fakeRequestLog) Log(text, requestID string) {
+func (r *fakeRequestLog) LogAt(_ time.Time, text, requestID string) {
 	line := text + requestID
 	r.log.add(line)
 	if r.collect {
@@ -521,6 +521,23 @@ func TestHTTPTriggerConfig(t *testing.T) {
 	}
 	if rel, failed := env.sched.counts(); rel+len(failed) != 2 {
 		t.Errorf("leases: got %d released, %d failed; want the 2 requests served before the trigger was deleted", rel, len(failed))
+	}
+}
+
+// TestIsHopHeader: the length filter lets every hop header through, in
+// any case, and nothing else of a hop header's length.
+func TestIsHopHeader(t *testing.T) {
+	for _, h := range hopHeaders {
+		for _, k := range []string{h, strings.ToLower(h), strings.ToUpper(h)} {
+			if !isHopHeader([]byte(k)) {
+				t.Errorf("isHopHeader(%q): got false, want true", k)
+			}
+		}
+	}
+	for _, k := range []string{"", "Content-Type", "User-Agent", "X-Trailer", "Upgrades", strings.Repeat("x", 40)} {
+		if isHopHeader([]byte(k)) {
+			t.Errorf("isHopHeader(%q): got true, want false", k)
+		}
 	}
 }
 

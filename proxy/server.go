@@ -65,6 +65,17 @@ const (
 	HeaderRequestID = "x-fc-request-id"
 )
 
+// requestIDKey is HeaderRequestID as fasthttp normalizes a header's
+// name: setting it with SetCanonical skips normalizing it, twice per
+// forwarded request.
+var requestIDKey = []byte("X-Fc-Request-Id")
+
+// setRequestID sets the response's request id. The []byte conversion of
+// an id (at most 31 bytes) does not allocate: fasthttp copies it.
+func setRequestID(h *fasthttp.ResponseHeader, rid string) {
+	h.SetCanonical(requestIDKey, []byte(rid))
+}
+
 // Options configures a Server. The zero value of each field is its default.
 type Options struct {
 	// Functions is the metadata store. Required.
@@ -292,13 +303,13 @@ const apiPrefix = "/" + api.Version + "/functions"
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	rid := s.ids.next()
-	ctx.Response.Header.Set(HeaderRequestID, rid)
+	setRequestID(&ctx.Response.Header, rid)
 	if name, ok := s.triggerHost(ctx.Host()); ok {
 		if aerr := triggerRequestError(ctx); aerr != nil {
 			s.fail(ctx, rid, aerr)
 			return
 		}
-		s.httpTrigger(ctx, rid, name, ctx.RequestURI())
+		s.httpTrigger(ctx, rid, name, ctx.RequestURI(), nil)
 		s.releaseBody(ctx)
 		return
 	}
@@ -309,8 +320,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.fail(ctx, rid, aerr)
 			return
 		}
-		name, uri := s.triggerPath(ctx.RequestURI())
-		s.httpTrigger(ctx, rid, name, uri)
+		name, uri, cf := s.triggerPath(ctx.RequestURI())
+		s.httpTrigger(ctx, rid, name, uri, cf)
 	case bytes.Equal(path, apiPrefixBytes) || bytes.HasPrefix(path, apiPrefixSlash):
 		s.handleFunctions(ctx, rid, strings.TrimPrefix(string(path), apiPrefix))
 	case bytes.HasPrefix(path, adminPrefixBytes):

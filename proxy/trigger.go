@@ -56,28 +56,31 @@ func cutTriggerPath(uri []byte) (name, rest []byte) {
 }
 
 // triggerPath is splitTriggerPath for a request: the name of a cached
-// function is the cache's own string, not a new one per request.
-func (s *Server) triggerPath(uri []byte) (string, []byte) {
-	name, rest := cutTriggerPath(uri)
-	if bytes.IndexByte(name, '%') < 0 {
-		if n, ok := s.fns.name(name); ok {
-			return n, rest
+// function is the cache's own string, not a new one per request, and cf
+// is the cached function (nil when it is not cached).
+func (s *Server) triggerPath(uri []byte) (name string, rest []byte, cf *cachedFunction) {
+	raw, rest := cutTriggerPath(uri)
+	if bytes.IndexByte(raw, '%') < 0 {
+		if cf := s.fns.lookup(raw); cf != nil {
+			return cf.name, rest, cf
 		}
 	}
-	return unescape(string(name)), rest
+	return unescape(string(raw)), rest, nil
 }
 
-func (s *Server) httpTrigger(ctx *fasthttp.RequestCtx, rid, name string, uri []byte) {
+// httpTrigger serves an HTTP trigger request for function name; cf is
+// the function when the route found it cached, else nil.
+func (s *Server) httpTrigger(ctx *fasthttp.RequestCtx, rid, name string, uri []byte, cf *cachedFunction) {
 	// A function in the cache has a valid name: the warm path skips the
 	// regular expression.
-	if !s.fns.has(name) {
+	if cf == nil && !s.fns.has(name) {
 		if err := api.ValidateFunctionName(name); err != nil {
 			writeError(ctx, rid, newError(http.StatusNotFound, CodeFunctionNotFound, "no function named "+strconv.Quote(name)))
 			return
 		}
 	}
 	s.metrics.invocations.Add(1)
-	s.invoke(ctx, rid, name, invocation{controlPath: "/http-invoke", path: uri})
+	s.invoke(ctx, rid, name, invocation{controlPath: "/http-invoke", path: uri, cached: cf})
 }
 
 // checkTrigger applies a function's HTTP trigger configuration to a

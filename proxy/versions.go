@@ -256,9 +256,12 @@ const CodeFunctionDisabled = "FunctionDisabled"
 // comes from ?qualifier= or x-fc-qualifier, an HTTP trigger's from the
 // trigger. Errors are *apiError.
 func (s *Server) target(ctx *fasthttp.RequestCtx, name string, inv *invocation) (*cachedFunction, error) {
-	latest, err := s.fns.get(ctx, s.opts.Functions, name)
-	if err != nil {
-		return nil, toAPIError(err, CodeFunctionNotFound)
+	latest := inv.cached
+	if latest == nil {
+		var err error
+		if latest, err = s.fns.get(ctx, s.opts.Functions, name); err != nil {
+			return nil, toAPIError(err, CodeFunctionNotFound)
+		}
 	}
 	var q string
 	switch {
