@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -23,16 +24,20 @@ import (
 	fc "github.com/alibabacloud-go/fc-20230330/v4/client"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/examples/echoserver"
 	"github.com/fcd-dev/fcd/examples/images"
 	"github.com/fcd-dev/fcd/internal/loadgen"
 	"github.com/fcd-dev/fcd/internal/testenv"
+	"github.com/fcd-dev/fcd/proxy"
 )
 
 // BenchmarkProxies puts fcd's warm hop next to the best reverse proxies on
 // the same instance, in one run: one warm echo instance (2 vCPUs) is
 // called directly at its address inside fcd's network namespace, through
-// haproxy and nginx (keep-alive upstreams to that address) and through
-// fcd's HTTP invoke endpoint, with wrk (1 KiB POST bodies) at 16
+// haproxy and nginx (keep-alive upstreams to that address), through
+// haproxy-fc (haproxy setting the x-fc-* headers fcd sends, so that the
+// instance does the same work behind both) and through fcd's HTTP invoke
+// endpoint, with wrk (1 KiB POST bodies) at 16
 // connections and at 1, interleaved over rounds. It prints, per target and
 // connection count, the median over rounds of req/s, p50 and p99, and each
 // proxy's CPU-seconds per 10k requests read from /proc, and the
@@ -71,13 +76,19 @@ func BenchmarkProxies(b *testing.B) {
 	if err := os.WriteFile(script, []byte(lua), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	hp := startHAProxy(b, haproxy, dir, echoAddr)
+	hp := startHAProxy(b, haproxy, dir, "haproxy.cfg", echoAddr, nil)
+	// haproxy-fc sends the instance the x-fc-* headers fcd sends it, a
+	// fresh request id each time: the same request an instance gets
+	// behind fcd, so that the instance's work is the same and the gap is
+	// the proxy's own.
+	hpfc := startHAProxy(b, haproxy, dir, "haproxy-fc.cfg", echoAddr, fcHeaders(b, fcds[0].endpoint))
 	np := startNginx(b, nginx, dir, echoAddr)
 
 	inst := instancePID(b, echoAddr)
 	targets := []proxyTarget{
 		{name: "direct", url: "http://" + echoAddr + "/", inst: inst},
 		{name: "haproxy", url: "http://" + hp.addr + "/", pid: hp.pid, inst: inst},
+		{name: "haproxy-fc", url: "http://" + hpfc.addr + "/", pid: hpfc.pid, inst: inst},
 		{name: "nginx", url: "http://" + np.addr + "/", pid: np.pid, inst: inst},
 	}
 	for _, f := range fcds {
@@ -312,15 +323,56 @@ func instancePID(b *testing.B, addr string) int {
 	return 0
 }
 
+// fcHeaders returns the x-fc-* headers fcd's HTTP endpoint at endpoint
+// sends the echo function, as its instance saw them: the echo answers a
+// GET with the request's headers.
+func fcHeaders(b *testing.B, endpoint string) map[string]string {
+	resp, err := http.Get("http://" + endpoint + "/fn/echo/")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var echo echoserver.Request
+	if err := json.NewDecoder(resp.Body).Decode(&echo); err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("echo through fcd: status %d, %v", resp.StatusCode, err)
+	}
+	fc := map[string]string{}
+	for k, v := range echo.Headers {
+		if len(v) == 1 && strings.HasPrefix(strings.ToLower(k), "x-fc-") {
+			fc[k] = v[0]
+		}
+	}
+	if _, ok := fc[http.CanonicalHeaderKey(proxy.HeaderRequestID)]; !ok {
+		b.Fatalf("the echo saw no %s through fcd: %v", proxy.HeaderRequestID, echo.Headers)
+	}
+	return fc
+}
+
 type proxyProcess struct {
 	addr string
 	pid  int
 }
 
 // startHAProxy runs haproxy in the foreground with a keep-alive backend to
-// upstream, on a free loopback port.
-func startHAProxy(b *testing.B, bin, dir, upstream string) proxyProcess {
+// upstream, on a free loopback port, with configuration file name in dir.
+// It sets the request headers in set on every request, and for
+// x-fc-request-id a fresh UUID instead of set's value.
+func startHAProxy(b *testing.B, bin, dir, name, upstream string, set map[string]string) proxyProcess {
 	addr := freeLoopback(b)
+	var rules strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		v := strings.ReplaceAll(set[k], "%", "%%") // a log-format string
+		switch {
+		case strings.EqualFold(k, proxy.HeaderRequestID):
+			v = "%[uuid]"
+		case v == "":
+			v = "%[str()]" // "" would be no argument at all
+		}
+		if strings.ContainsAny(k+v, "\"\\\r\n") {
+			b.Fatalf("header %s: %q cannot be written into haproxy's configuration", k, v)
+		}
+		fmt.Fprintf(&rules, "  http-request set-header %s \"%s\"\n", k, v)
+	}
 	cfg := fmt.Sprintf(`global
   maxconn 4096
 defaults
@@ -331,11 +383,11 @@ defaults
   http-reuse always
 frontend f
   bind %s
-  default_backend b
+%s  default_backend b
 backend b
   server s1 %s
-`, addr, upstream)
-	path := filepath.Join(dir, "haproxy.cfg")
+`, addr, rules.String(), upstream)
+	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
 	}
