@@ -147,14 +147,22 @@ func TestLogsRotateAndRead(t *testing.T) {
 	}
 }
 
-func TestRequestLogs(t *testing.T) {
-	dir := t.TempDir()
-	files := &logFiles{dataDir: dir, maxSize: 1 << 20, maxFiles: 1, files: map[string]*logFile{}}
+// testLogFile returns the log files of a temporary data directory dir, and
+// function "fn"'s, released when the test ends.
+func testLogFile(t *testing.T) (dir string, files *logFiles, lf *logFile) {
+	t.Helper()
+	dir = t.TempDir()
+	files = &logFiles{dataDir: dir, maxSize: 1 << 20, maxFiles: 1, files: map[string]*logFile{}}
 	lf, err := files.acquire("fn")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer files.release("fn")
+	t.Cleanup(func() { files.release("fn") })
+	return dir, files, lf
+}
+
+func TestRequestLogs(t *testing.T) {
+	dir, _, lf := testLogFile(t)
 	a, b := newInstanceLog(lf, "a"), newInstanceLog(lf, "b")
 	a.line(StreamStdout, []byte("before"))
 	r1 := a.requestLog(true)
@@ -189,13 +197,7 @@ func TestRequestLogs(t *testing.T) {
 // TestRequestLogAt: a line logged with LogAt carries the time it was
 // given (the proxy's reading of the clock), not the time it was written.
 func TestRequestLogAt(t *testing.T) {
-	dir := t.TempDir()
-	files := &logFiles{dataDir: dir, maxSize: 1 << 20, maxFiles: 1, files: map[string]*logFile{}}
-	lf, err := files.acquire("fn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer files.release("fn")
+	_, _, lf := testLogFile(t)
 	il := newInstanceLog(lf, "a")
 	r := il.requestLog(true)
 	at := time.Date(2026, 11, 26, 13, 4, 5, 123456789, time.UTC)
@@ -208,13 +210,7 @@ func TestRequestLogAt(t *testing.T) {
 }
 
 func TestRequestLogBounds(t *testing.T) {
-	dir := t.TempDir()
-	files := &logFiles{dataDir: dir, maxSize: 1 << 20, maxFiles: 1, files: map[string]*logFile{}}
-	lf, err := files.acquire("fn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer files.release("fn")
+	_, _, lf := testLogFile(t)
 	il := newInstanceLog(lf, "a")
 
 	t.Run("bytes", func(t *testing.T) {
@@ -403,13 +399,7 @@ func TestCloseBoundedByContext(t *testing.T) {
 // one buffer per function's log, so the file keeps their order, and a read
 // through flush sees lines written a moment before.
 func TestLogLinesBufferedInOrder(t *testing.T) {
-	dir := t.TempDir()
-	files := &logFiles{dataDir: dir, maxSize: 1 << 20, maxFiles: 1, files: map[string]*logFile{}}
-	lf, err := files.acquire("fn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer files.release("fn")
+	dir, files, lf := testLogFile(t)
 	il := newInstanceLog(lf, "a")
 	out := il.stream(StreamStdout)
 	var want []string
