@@ -469,18 +469,31 @@ func (i *Instance) ExitError(ctx context.Context) error {
 	if st.Reason == ReasonStopped {
 		return nil
 	}
-	// The process's last words may still be on their way through the
-	// shim: its output is complete once the task's IO is drained.
+	i.awaitOutput(ctx)
+	return &ExitError{InstanceID: i.spec.ID, Exit: st, MemoryMB: i.spec.MemoryMB, LogTail: i.log.lastLines()}
+}
+
+// awaitOutput waits, while ctx allows, for the output of the instance's
+// exited process: its last words may still be on their way through the
+// shim, and they are all through once the task's IO is drained. It
+// reports whether they are.
+func (i *Instance) awaitOutput(ctx context.Context) bool {
+	if i.task == nil {
+		return false
+	}
+	io := i.task.IO()
+	if io == nil {
+		return false
+	}
 	drained := make(chan struct{})
 	go func() {
 		defer close(drained)
-		if io := i.task.IO(); io != nil {
-			io.Wait()
-		}
+		io.Wait()
 	}()
 	select {
 	case <-drained:
+		return true
 	case <-ctx.Done():
+		return false
 	}
-	return &ExitError{InstanceID: i.spec.ID, Exit: st, MemoryMB: i.spec.MemoryMB, LogTail: i.log.lastLines()}
 }

@@ -171,6 +171,9 @@ func TestStartFailures(t *testing.T) {
 		// crunErrHas replaces errHas with crun, whose words differ.
 		crunErrHas string
 		logHas     string
+		// outputLate delays each write of the instance's output to its
+		// log.
+		outputLate time.Duration
 	}{
 		{
 			name:   "bound to localhost",
@@ -187,6 +190,16 @@ func TestStartFailures(t *testing.T) {
 			logHas:   "misbehave: exiting with code 3",
 		},
 		{
+			// Its exit is known before its output has come through (as
+			// on a busy host): the error waits for its last words.
+			name:       "exits at start, output late",
+			spec:       Spec{Function: "exiter", Image: e.refs[images.Misbehave], Command: []string{"exit", "3"}, MemoryMB: 128},
+			code:       caExited,
+			exitCode:   3,
+			logHas:     "misbehave: exiting with code 3",
+			outputLate: 300 * time.Millisecond,
+		},
+		{
 			name:       "entrypoint not found",
 			spec:       Spec{Function: "noentry", Image: e.refs[images.Echo], Entrypoint: []string{"/nonexistent"}},
 			code:       notStarted,
@@ -197,6 +210,14 @@ func TestStartFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.spec.ID = fmt.Sprintf("fail%d", time.Now().UnixNano())
+			if tt.outputLate > 0 {
+				testHookLineWrite = func(id string) {
+					if id == tt.spec.ID {
+						time.Sleep(tt.outputLate)
+					}
+				}
+				defer func() { testHookLineWrite = nil }()
+			}
 			_, err := e.mgr.Start(context.Background(), tt.spec)
 			if err == nil {
 				t.Fatal("Start: got nil error, want a failure")

@@ -351,7 +351,14 @@ type lineWriter struct {
 	buf    []byte
 }
 
+// testHookLineWrite, when a test sets it, runs before output of instance
+// id is written to its log.
+var testHookLineWrite func(id string)
+
 func (w *lineWriter) Write(p []byte) (int, error) {
+	if testHookLineWrite != nil {
+		testHookLineWrite(w.log.id)
+	}
 	n := len(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')

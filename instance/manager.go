@@ -218,7 +218,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 			// The image and host were fine; the function's process could
 			// not be started (bad entrypoint, user, ...): that is the
 			// function's failure to start, as FC reports it.
-			return nil, i.startError(time.Now(), err)
+			return nil, i.startError(ctx, time.Now(), err)
 		}
 		return nil, err
 	}
@@ -421,7 +421,7 @@ func (i *Instance) ready(ctx context.Context) error {
 		err = errors.New("process exited")
 	}
 	if err != nil {
-		return i.startError(t, err)
+		return i.startError(ctx, t, err)
 	}
 	i.stats.Ready = time.Since(t)
 	if spec.HealthCheck != nil {
@@ -433,16 +433,27 @@ func (i *Instance) ready(ctx context.Context) error {
 	return nil
 }
 
-func (i *Instance) startError(t time.Time, err error) error {
+// startOutputWait bounds how long a start that failed because its process
+// exited waits for that process's output: a process it left behind may
+// hold the output open, until the start's cleanup ends it.
+const startOutputWait = time.Second
+
+func (i *Instance) startError(ctx context.Context, t time.Time, err error) error {
 	se := &StartError{InstanceID: i.spec.ID, Duration: time.Since(t), Err: err}
 	if isClosed(i.exited) {
 		se.Exited = true
 		se.Exit = i.Exit()
-	}
-	// The process may still be writing its last words; flushing partial
-	// lines gets what has arrived.
-	for _, w := range i.outs {
-		w.Flush()
+		// Its last words, most often why it exited, may still be on
+		// their way.
+		wctx, cancel := context.WithTimeout(ctx, startOutputWait)
+		if i.awaitOutput(wctx) {
+			// A partial last line is complete now. Before, the
+			// output's copy may still be writing to it.
+			for _, w := range i.outs {
+				w.Flush()
+			}
+		}
+		cancel()
 	}
 	se.LogTail = i.log.lastLines()
 	return se
