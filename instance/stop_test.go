@@ -35,7 +35,15 @@ func TestStopEndsWhenExitIsLost(t *testing.T) {
 		defer close(released)
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		if err := unix.PtraceSeize(pid); err != nil {
+		// With crun, fcd itself may trace a new instance for a moment
+		// to learn its compiled seccomp filter (learnSeccomp), and a
+		// process has one tracer at a time: EPERM until it lets go.
+		err := unix.PtraceSeize(pid)
+		for deadline := time.Now().Add(10 * time.Second); errors.Is(err, unix.EPERM) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			err = unix.PtraceSeize(pid)
+		}
+		if err != nil {
 			seized <- err
 			return
 		}
