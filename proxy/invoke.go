@@ -701,6 +701,10 @@ func (s *Server) buildUpstreamRequest(ctx *fasthttp.RequestCtx, out *outRequest,
 // headers are ruled out by their length alone, before any comparison.
 var hopLens = func() (m uint32) {
 	for _, h := range hopHeaders {
+		if len(h) >= 32 {
+			// Its bit would be lost, and the header never filtered.
+			panic("proxy: hop header " + h + " is too long for hopLens")
+		}
 		m |= 1 << len(h)
 	}
 	return m
