@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"io"
 	"net/http"
 	"testing"
 )
@@ -19,13 +18,7 @@ func TestClientFCHeaders(t *testing.T) {
 	req.Header.Set("x-fc-request-id", "forged")
 	req.Header.Set("X-FC-Function-Name", "forged")
 	req.Header.Set("X-Fcx", "kept") // not x-fc-
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadAll(resp.Body)
-	resp.Body.Close()
-	env.waitLease(t)
+	resp := env.do(t, req)
 	got := <-seen
 	if v := got.Values("X-Fc-Access-Key-Id"); len(v) != 0 {
 		t.Errorf("instance got X-Fc-Access-Key-Id %q, want none (no role)", v)
@@ -52,13 +45,8 @@ func TestInstanceRequestID(t *testing.T) {
 				w.Header()[name] = []string{"forged"}
 				w.Write([]byte("ok"))
 			}))
-			resp, err := http.Get("http://" + env.addr + "/fn/fn/")
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.ReadAll(resp.Body)
-			resp.Body.Close()
-			env.waitLease(t)
+			req, _ := http.NewRequest("GET", "http://"+env.addr+"/fn/fn/", nil)
+			resp := env.do(t, req)
 			want := <-seen
 			if v := resp.Header.Values(HeaderRequestID); len(v) != 1 || v[0] != want {
 				t.Errorf("client got %s %q, want only fcd's %q", HeaderRequestID, v, want)

@@ -168,6 +168,20 @@ func (e *invokeEnv) waitLease(t *testing.T) {
 	}
 }
 
+// do sends req through the proxy, reads and closes its response and waits
+// for the request's lease to end: the response, its body consumed.
+func (e *invokeEnv) do(t *testing.T, req *http.Request) *http.Response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	e.waitLease(t)
+	return resp
+}
+
 // echoBackend answers like examples/echo: POST /invoke returns the event,
 // anything else a JSON description of the request.
 func echoBackend() http.Handler {
@@ -558,13 +572,7 @@ func TestHopHeaders(t *testing.T) {
 	req.Header.Set("X-Other", "o")
 	req.Header.Set("Te", "trailers")
 	req.Header.Set("X-Custom", "v")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.ReadAll(resp.Body)
-	resp.Body.Close()
-	env.waitLease(t)
+	resp := env.do(t, req)
 	got := <-seen
 	for _, h := range []string{"X-Private", "X-Other", "Te"} {
 		if v := got.Get(h); v != "" {
