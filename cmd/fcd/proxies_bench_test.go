@@ -36,8 +36,9 @@ import (
 // called directly at its address inside fcd's network namespace, through
 // haproxy and nginx (keep-alive upstreams to that address), through
 // haproxy-fc (haproxy setting the x-fc-* headers fcd sends, so that the
-// instance does the same work behind both) and through fcd's HTTP invoke
-// endpoint, with wrk (1 KiB POST bodies) at 16
+// instance does the same work behind both), through go-floor (a Go proxy
+// that only relays: the floor of any proxy in Go) and through fcd's HTTP
+// invoke endpoint, with wrk (1 KiB POST bodies) at 16
 // connections and at 1, interleaved over rounds. It prints, per target and
 // connection count, the median over rounds of req/s, p50 and p99, and each
 // proxy's CPU-seconds per 10k requests read from /proc, and the
@@ -83,6 +84,7 @@ func BenchmarkProxies(b *testing.B) {
 	// the proxy's own.
 	hpfc := startHAProxy(b, haproxy, dir, "haproxy-fc.cfg", echoAddr, fcHeaders(b, fcds[0].endpoint))
 	np := startNginx(b, nginx, dir, echoAddr)
+	floor := startFloorProxy(b, dir, echoAddr)
 
 	inst := instancePID(b, echoAddr)
 	targets := []proxyTarget{
@@ -90,6 +92,7 @@ func BenchmarkProxies(b *testing.B) {
 		{name: "haproxy", url: "http://" + hp.addr + "/", pid: hp.pid, inst: inst},
 		{name: "haproxy-fc", url: "http://" + hpfc.addr + "/", pid: hpfc.pid, inst: inst},
 		{name: "nginx", url: "http://" + np.addr + "/", pid: np.pid, inst: inst},
+		{name: "go-floor", url: "http://" + floor.addr + "/", pid: floor.pid, inst: inst},
 	}
 	for _, f := range fcds {
 		targets = append(targets, proxyTarget{name: f.name, url: "http://" + f.endpoint + "/fn/echo/", pid: f.pid, debug: f.debug, inst: instancePID(b, f.echo)})
@@ -427,6 +430,18 @@ http {
 		b.Fatal(err)
 	}
 	return startProxy(b, addr, exec.Command(bin, "-c", path, "-p", dir))
+}
+
+// startFloorProxy builds and runs testdata/floorproxy, a Go proxy that
+// does nothing but relay: the floor under any proxy written in Go, fcd's
+// included, on this machine.
+func startFloorProxy(b *testing.B, dir, upstream string) proxyProcess {
+	bin := filepath.Join(dir, "floorproxy")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/floorproxy").CombinedOutput(); err != nil {
+		b.Fatalf("build floorproxy: %v\n%s", err, out)
+	}
+	addr := freeLoopback(b)
+	return startProxy(b, addr, exec.Command(bin, "-listen", addr, "-upstream", upstream))
 }
 
 func startProxy(b *testing.B, addr string, cmd *exec.Cmd) proxyProcess {
