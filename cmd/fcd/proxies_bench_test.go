@@ -295,7 +295,27 @@ func printProxyTable(b *testing.B, targets []proxyTarget, results map[string][]w
 				median(rs, func(r wrkResult) float64 { return r.cpu10k }), "-", "-")
 		}
 	}
+	printRatios(&sb, results, fcds)
 	fmt.Print(sb.String())
+}
+
+// printRatios writes each fcd's figures against each reference proxy's
+// from the same run: req/s and CPU per request at 16 connections as
+// multiples, and the added p50 at 1 connection as a difference.
+func printRatios(sb *strings.Builder, results map[string][]wrkResult, fcds []*benchFCD) {
+	med := func(name string, conns int, f func(wrkResult) float64) float64 {
+		return median(results[fmt.Sprintf("%s/%d", name, conns)], f)
+	}
+	rps := func(r wrkResult) float64 { return r.rps }
+	cpu := func(r wrkResult) float64 { return r.cpu10k }
+	p50 := func(r wrkResult) float64 { return r.p50 }
+	added := func(name string) float64 { return med(name, 1, p50) - med("direct", 1, p50) }
+	for _, f := range fcds {
+		for _, ref := range []string{"haproxy", "haproxy-fc", "nginx", "go-floor"} {
+			fmt.Fprintf(sb, "%s vs %s: req/s@16 %.2fx, cpu/10k@16 %.2fx, added-p50@1 %+.0f µs\n", f.name, ref,
+				med(f.name, 16, rps)/med(ref, 16, rps), med(f.name, 16, cpu)/med(ref, 16, cpu), added(f.name)-added(ref))
+		}
+	}
 }
 
 // instancePID finds the process of the instance serving at addr (an
