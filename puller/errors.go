@@ -16,6 +16,12 @@ var (
 	// than Options.MaxUncompressedSize bytes.
 	ErrTooLarge = errors.New("image too large")
 
+	// ErrForeignURLs is returned by Prepare for an image one of whose
+	// blobs names URLs to fetch it from (Docker's foreign layers, OCI's
+	// non-distributable layers): fcd fetches an image's blobs from its
+	// registry only, never from servers the image names (RegistryOnly).
+	ErrForeignURLs = errors.New("image names URLs outside its registry to fetch a blob from; fcd fetches blobs from the image's registry only")
+
 	// ErrInvalidReference is returned for an image reference that cannot be
 	// parsed.
 	ErrInvalidReference = errors.New("invalid image reference")

@@ -361,10 +361,18 @@ func (p *Puller) pull(ctx context.Context, resolver remotes.Resolver, pinned str
 	if err != nil {
 		return nil, fmt.Errorf("fetcher for %s: %w", pinned, err)
 	}
+	fetcher = RegistryOnly(fetcher)
 	cs := p.client.ContentStore()
 	mdesc, manifest, config, err := p.selectManifest(ctx, cs, fetcher, pinned, desc)
 	if err != nil {
 		return nil, err
+	}
+	// Refused before any layer is fetched, not when the fetch of that
+	// layer comes to it.
+	for _, l := range manifest.Layers {
+		if err := CheckURLs(l); err != nil {
+			return nil, fmt.Errorf("image %s: %w", pinned, err)
+		}
 	}
 	if len(manifest.Layers) != len(config.RootFS.DiffIDs) {
 		return nil, fmt.Errorf("image %s: %d layers but %d diff ids", pinned, len(manifest.Layers), len(config.RootFS.DiffIDs))

@@ -201,7 +201,7 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 	if err != nil {
 		return nil, err
 	}
-	f, err := i.shared(rname, rf)
+	f, err := i.shared(rname, puller.RegistryOnly(rf))
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +236,14 @@ func (i *Images) Prepare(ctx context.Context, ref string, opts image.Options) (_
 	}
 	if p := platforms.Normalize(config.Platform); p.OS != puller.Platform.OS || p.Architecture != puller.Platform.Architecture {
 		return nil, fmt.Errorf("image %s is %s/%s: %w", name, config.OS, config.Architecture, puller.ErrPlatform)
+	}
+	// The layers come from the registry (package remote), never from
+	// URLs; an image that names some is refused as the full pull refuses
+	// it.
+	for _, l := range m.Layers {
+		if err := puller.CheckURLs(l); err != nil {
+			return nil, fmt.Errorf("image %s: %w", name, err)
+		}
 	}
 	v := &view{i: i, ref: ref, opts: opts, start: start, timing: tm, digest: mdesc.Digest, source: source, config: config.Config}
 	defer func() {
