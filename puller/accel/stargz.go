@@ -293,7 +293,10 @@ func copyEntries(ctx context.Context, tw *tar.Writer, sr *io.SectionReader, orde
 }
 
 // streamEntries writes the no-prefetch landmark, then src's entries as
-// they come, but for estargz's own landmarks.
+// they come, but for estargz's own landmarks. It reads src to its end,
+// past the tar's end-of-archive blocks, so that the gzip trailer and the
+// blob's digest are checked: a layer that does not match its digest is
+// refused, as in the other modes.
 func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader) error {
 	if err := writeLandmark(tw, estargz.NoPrefetchLandmark); err != nil {
 		return err
@@ -302,6 +305,9 @@ func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader) error {
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
+			if _, err := io.Copy(io.Discard, src); err != nil {
+				return fmt.Errorf("read layer: %w", mapRemoteError(err))
+			}
 			return nil
 		}
 		if err != nil {
