@@ -105,8 +105,16 @@ type Options struct {
 	CompressionLevel int
 	// TempDir holds full mode's intermediate files (about the layer's
 	// uncompressed size plus twice its compressed size, per layer in
-	// flight). Empty means os.TempDir().
+	// flight). Empty means os.TempDir(). A conversion removes its files
+	// when it ends, whether it succeeds, fails or is cancelled.
 	TempDir string
+	// MaxUncompressedSize bounds the bytes a source image's layers unpack
+	// to, all together: a conversion reading past it fails with
+	// ErrTooLarge, which bounds its temporary files and its time on a
+	// decompression bomb. Index-only conversions learn a layer's size as
+	// they finish it. Zero means DefaultMaxUncompressedSize; negative,
+	// no limit.
+	MaxUncompressedSize int64
 	// Logger receives a record per conversion. Nil means silent.
 	Logger *slog.Logger
 	// Records, when set, supplies the files an image read at start-up
@@ -139,6 +147,9 @@ func NewConverter(opts Options) *Converter {
 	}
 	if opts.TempDir == "" {
 		opts.TempDir = os.TempDir()
+	}
+	if opts.MaxUncompressedSize == 0 {
+		opts.MaxUncompressedSize = DefaultMaxUncompressedSize
 	}
 	log := opts.Logger
 	if log == nil {

@@ -5,12 +5,21 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/containerd/errdefs"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -120,6 +129,214 @@ func TestConvertVerifiesSource(t *testing.T) {
 			if _, err := remote.Head(mustRef(t, ref+TagSuffix)); err == nil {
 				t.Error("a refused conversion left an accelerated tag")
 			}
+		})
+	}
+}
+
+// bomb returns a gzip tar of one file of n zero bytes: about n/1000
+// bytes compressed.
+func bomb(t testing.TB, n int) []byte {
+	return gzipTar(t, []tarFile{{name: "zeros", typ: tar.TypeReg, mode: 0o644, data: make([]byte, n)}})
+}
+
+// emptyDir fails the test unless dir has no entries.
+func emptyDir(t *testing.T, dir string) {
+	t.Helper()
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		t.Errorf("left behind in TempDir: %s", e.Name())
+	}
+}
+
+// TestConvertTooLarge: a decompression bomb (a small layer unpacking past
+// Options.MaxUncompressedSize) fails the conversion with ErrTooLarge in
+// every mode, leaving no temporary file, and the job reports the reason.
+// The limit counts the layers together.
+func TestConvertTooLarge(t *testing.T) {
+	const limit = 8 << 20
+	host := testRegistry(t)
+	big := imageOf(t, bomb(t, 32<<20)) // 32 MiB of zeros in 32 KiB
+	halves := imageOf(t, bomb(t, 5<<20), bomb(t, 5<<20))
+	for _, tc := range []struct {
+		name     string
+		img      v1.Image
+		mode     Mode
+		prefetch []string
+	}{
+		{"full streamed", big, ModeFull, nil},
+		{"full listed", big, ModeFull, []string{"/zeros"}},
+		{"index-only", big, ModeIndexOnly, nil},
+		{"full two layers", halves, ModeFull, nil},
+		{"index-only two layers", halves, ModeIndexOnly, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := host + "/bomb/" + strings.ReplaceAll(tc.name, " ", "-") + ":v1"
+			push(t, ref, tc.img)
+			tmp := t.TempDir()
+			c := NewConverter(Options{TempDir: tmp, MaxUncompressedSize: limit, Parallelism: 1})
+			_, err := c.Convert(context.Background(), Request{Ref: ref, Mode: tc.mode, Prefetch: tc.prefetch})
+			if !errors.Is(err, ErrTooLarge) || !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("got %v, want ErrTooLarge", err)
+			}
+			emptyDir(t, tmp)
+			// Under the limit, the same image converts.
+			c = NewConverter(Options{TempDir: tmp, MaxUncompressedSize: 64 << 20})
+			if _, err := c.Convert(context.Background(), Request{Ref: ref, Mode: tc.mode, Prefetch: tc.prefetch}); err != nil {
+				t.Fatalf("under the limit: %v", err)
+			}
+			emptyDir(t, tmp)
+		})
+	}
+
+	t.Run("service", func(t *testing.T) {
+		ref := host + "/bomb/svc:v1"
+		push(t, ref, big)
+		db := openDB(t, filepath.Join(t.TempDir(), "fcd.db"))
+		s, err := NewService(db, NewConverter(Options{TempDir: t.TempDir(), MaxUncompressedSize: limit}), ServiceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runService(t, s)
+		ctx := context.Background()
+		if _, err := s.Accelerate(ctx, Request{Ref: ref, Mode: ModeFull}); err != nil {
+			t.Fatal(err)
+		}
+		if j, err := s.Wait(ctx, ref, ended); err != nil || j.State != StateFailed {
+			t.Fatalf("got %+v, %v; want Failed", j, err)
+		}
+		if st := s.FunctionStatus(ref, true); st.State != StateFailed || !strings.Contains(st.Reason, "too large") {
+			t.Errorf("FunctionStatus: got %+v, want Failed as too large", st)
+		}
+	})
+}
+
+// endlessLayer is a layer whose gzip tar never ends: one file claiming
+// 2^62 bytes, whose zeros are made as they are read. Its stream does not
+// depend on the conversion's context, as a blob already fetched or a
+// bomb's output does not. produced is closed after the first 8 MiB.
+type endlessLayer struct {
+	v1.Layer
+	produced chan struct{}
+}
+
+func (l endlessLayer) Compressed() (io.ReadCloser, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed)
+		tw := tar.NewWriter(zw)
+		err := tw.WriteHeader(&tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 62})
+		zeros := make([]byte, 1<<20)
+		for i := 0; err == nil; i++ {
+			_, err = tw.Write(zeros)
+			if i == 8 {
+				close(l.produced)
+			}
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
+}
+
+// TestConvertCancelEndless: a conversion whose context ends stops, even
+// inside a file that does not end, and says why.
+func TestConvertCancelEndless(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		prefetch []string
+	}{
+		{"streamed", nil},
+		{"listed", []string{"/zeros"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewConverter(Options{TempDir: t.TempDir(), MaxUncompressedSize: -1})
+			l := endlessLayer{produced: make(chan struct{})}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				<-l.produced
+				cancel()
+			}()
+			_, err := c.stargzLayer(ctx, filepath.Join(t.TempDir(), "0"), l, tc.prefetch, newTracker(1, 0, nil), newBudget(-1))
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("got %v, want context.Canceled", err)
+			}
+		})
+	}
+}
+
+// stallingRegistry serves the in-memory registry but sends only the first
+// half of the blobs in stall, then waits for the client to go, closing
+// stalled when it does the first time.
+func stallingRegistry(t testing.TB, stall map[v1.Hash]bool, stalled chan<- struct{}) string {
+	mem := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for d := range stall {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+d.String()) {
+				rec := httptest.NewRecorder()
+				mem.ServeHTTP(rec, r)
+				body := rec.Body.Bytes()
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+				w.Write(body[:len(body)/2])
+				w.(http.Flusher).Flush()
+				once.Do(func() { close(stalled) })
+				<-r.Context().Done()
+				return
+			}
+		}
+		mem.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// TestConvertCancelCleansUp: a conversion cancelled while it fetches (the
+// function deleted, fcd stopping) returns the context's error and leaves
+// nothing in TempDir, in every mode.
+func TestConvertCancelCleansUp(t *testing.T) {
+	files := []tarFile{{name: "app/", typ: tar.TypeDir, mode: 0o755}}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 8 {
+		data := make([]byte, 256<<10)
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		files = append(files, tarFile{name: fmt.Sprintf("app/%d", i), typ: tar.TypeReg, mode: 0o644, data: data})
+	}
+	small := gzipTar(t, files[:2])
+	large := gzipTar(t, files)
+	img := imageOf(t, small, large)
+	layers, _ := img.Layers()
+	d, _ := layers[1].Digest()
+	for _, tc := range []struct {
+		name     string
+		mode     Mode
+		prefetch []string
+	}{
+		{"full streamed", ModeFull, nil},
+		{"full listed", ModeFull, []string{"/app/1"}},
+		{"index-only", ModeIndexOnly, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stalled := make(chan struct{})
+			host := stallingRegistry(t, map[v1.Hash]bool{d: true}, stalled)
+			ref := host + "/cancel/app:v1"
+			push(t, ref, img)
+			tmp := t.TempDir()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				<-stalled
+				cancel()
+			}()
+			_, err := NewConverter(Options{TempDir: tmp}).Convert(ctx, Request{Ref: ref, Mode: tc.mode, Prefetch: tc.prefetch})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("got %v, want context.Canceled", err)
+			}
+			emptyDir(t, tmp)
 		})
 	}
 }

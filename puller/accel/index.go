@@ -58,11 +58,15 @@ func (c *Converter) convertIndex(ctx context.Context, src *source, prog *tracker
 	blobs := make([]v1.Layer, len(src.layers))
 	sizes := make([]int64, len(src.layers))
 	heads := make([]string, len(src.layers))
+	b := newBudget(c.opts.MaxUncompressedSize)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Parallelism)
 	for i, l := range src.layers {
 		g.Go(func() error {
 			data, size, err := indexLayer(gctx, l, m.Layers[i], prog)
+			if err == nil {
+				err = b.take(size)
+			}
 			if err != nil {
 				return fmt.Errorf("layer %d (%s): %w", i, m.Layers[i].Digest, err)
 			}

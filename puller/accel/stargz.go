@@ -33,18 +33,18 @@ import (
 // whole output again to learn the diff ID; the Writer hashes the
 // uncompressed stream as it goes, which on two cores is the faster trade
 // (see examples/bigimage/BENCHMARKS.md).
-func (c *Converter) stargzLayer(ctx context.Context, base string, l v1.Layer, prefetch []string, prog *tracker) (_ *stargzLayer, err error) {
+func (c *Converter) stargzLayer(ctx context.Context, base string, l v1.Layer, prefetch []string, prog *tracker, b *budget) (_ *stargzLayer, err error) {
 	start := time.Now()
 	var produce func(tw *tar.Writer) error
 	if len(prefetch) == 0 {
-		src, err := openTar(l, prog)
+		src, err := openTar(ctx, l, prog, b)
 		if err != nil {
 			return nil, err
 		}
 		defer src.Close()
 		produce = func(tw *tar.Writer) error { return streamEntries(ctx, tw, src) }
 	} else {
-		tarFile, usize, err := c.fetchTar(l, base+".tar", prog)
+		tarFile, usize, err := c.fetchTar(ctx, l, base+".tar", prog, b)
 		if err != nil {
 			return nil, err
 		}
@@ -284,7 +284,7 @@ func copyEntries(ctx context.Context, tw *tar.Writer, sr *io.SectionReader, orde
 			return err
 		}
 		if e.hdr.Size > 0 && (e.hdr.Typeflag == tar.TypeReg || e.hdr.Typeflag == tar.TypeRegA) {
-			if _, err := io.Copy(tw, io.NewSectionReader(sr, e.off, e.hdr.Size)); err != nil {
+			if _, err := io.Copy(tw, boundedReader{ctx, io.NewSectionReader(sr, e.off, e.hdr.Size), nil}); err != nil {
 				return err
 			}
 		}
@@ -332,9 +332,13 @@ func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader) error {
 }
 
 // writeStargz runs produce, which writes a tar, on its own goroutine and
-// appends that tar to w, then closes w and returns its TOC digest.
+// appends that tar to w, then closes w and returns its TOC digest. It
+// returns after produce has. When both fail, produce's error is returned:
+// estargz keeps only the text of its reader's errors, and produce's say
+// why (the context ended, ErrTooLarge, a sparse entry).
 func writeStargz(w *estargz.Writer, produce func(tw *tar.Writer) error) (digest.Digest, error) {
 	pr, pw := io.Pipe()
+	produced := make(chan error, 1)
 	go func() {
 		tw := tar.NewWriter(pw)
 		err := produce(tw)
@@ -342,9 +346,14 @@ func writeStargz(w *estargz.Writer, produce func(tw *tar.Writer) error) (digest.
 			err = tw.Close()
 		}
 		pw.CloseWithError(err)
+		produced <- err
 	}()
-	defer pr.Close()
-	if err := w.AppendTar(pr); err != nil {
+	err := w.AppendTar(pr)
+	pr.Close() // unblocks produce when AppendTar stopped early
+	if perr := <-produced; err != nil && perr != nil && !errors.Is(perr, io.ErrClosedPipe) {
+		return "", perr
+	}
+	if err != nil {
 		return "", err
 	}
 	d, err := w.Close()
