@@ -406,6 +406,18 @@ func (c *Converter) resolve(ctx context.Context, tag name.Tag, pin string) (*sou
 		return nil, err
 	}
 	src.desc = v1.Descriptor{MediaType: mt, Digest: src.digest, Size: size}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("read %s manifest: %w", tag, mapRemoteError(err))
+	}
+	for i, l := range m.Layers {
+		// go-containerregistry would fetch a layer missing from the
+		// registry from its URLs (Docker's foreign layers): requests to
+		// a server the image's creator chose, from the host's network.
+		if len(l.URLs) > 0 {
+			return nil, fmt.Errorf("%w: layer %d (%s) names URLs outside the registry to fetch it from; only layers in the image's registry are converted", ErrUnsupported, i, l.Digest)
+		}
+	}
 	if src.layers, err = img.Layers(); err != nil {
 		return nil, fmt.Errorf("read %s layers: %w", tag, mapRemoteError(err))
 	}

@@ -9,7 +9,9 @@ import (
 )
 
 // ErrUnsupported reports a source that cannot be converted in the
-// requested mode: a zstd or uncompressed layer in index-only mode. The
+// requested mode: a zstd or uncompressed layer in index-only mode, a
+// sparse tar entry in full mode, a layer to be fetched from URLs outside
+// the registry (a Docker foreign layer) in either. The
 // wrapping error names the layer and why. It wraps gzindex.ErrUnsupported;
 // errdefs.IsInvalidArgument reports true for it.
 var ErrUnsupported = fmt.Errorf("accel: %w (%w)", gzindex.ErrUnsupported, errdefs.ErrInvalidArgument)

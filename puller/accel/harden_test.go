@@ -10,6 +10,7 @@ import (
 	"io"
 	"log"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/containerd/errdefs"
@@ -338,5 +340,59 @@ func TestConvertCancelCleansUp(t *testing.T) {
 			}
 			emptyDir(t, tmp)
 		})
+	}
+}
+
+// TestConvertRefusesForeignURLs: a layer naming URLs to fetch it from (a
+// Docker foreign layer) is refused before anything is fetched, so that an
+// image's creator cannot make fcd, on the host's network, send requests
+// to a server of their choosing: here a loopback one, named so that
+// go-containerregistry's check of IP addresses does not apply.
+func TestConvertRefusesForeignURLs(t *testing.T) {
+	blob := gzipTar(t, []tarFile{{name: "app", typ: tar.TypeReg, mode: 0o755, data: []byte("app")}})
+	var hits atomic.Int32
+	side := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write(blob)
+	}))
+	t.Cleanup(side.Close)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(side.URL, "http://"))
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img, err := mutate.Append(img, mutate.Addendum{
+		Layer:     static.NewLayer(blob, types.DockerForeignLayer),
+		MediaType: types.DockerForeignLayer,
+		URLs:      []string{"http://localhost:" + port + "/layer"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A registry that keeps no foreign layer, as registries do.
+	mem := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/blobs/sha256:") && r.Method != http.MethodPost && r.Method != http.MethodPatch && r.Method != http.MethodPut {
+			layers, _ := img.Layers()
+			d, _ := layers[0].Digest()
+			if strings.HasSuffix(r.URL.Path, d.String()) {
+				http.NotFound(w, r)
+				return
+			}
+		}
+		mem.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, mode := range []Mode{ModeFull, ModeIndexOnly} {
+		ref := host + "/foreign/" + string(mode) + ":v1"
+		r := mustRef(t, ref)
+		if err := remote.Write(r, img); err != nil {
+			t.Fatal(err)
+		}
+		_, err := NewConverter(Options{TempDir: t.TempDir()}).Convert(context.Background(), Request{Ref: ref, Mode: mode})
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "URL") {
+			t.Errorf("%s: got %v, want ErrUnsupported naming the URLs", mode, err)
+		}
+	}
+	if n := hits.Load(); n > 0 {
+		t.Errorf("the conversions sent %d requests to the layer's URLs, want none", n)
 	}
 }
