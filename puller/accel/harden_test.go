@@ -22,6 +22,7 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/google/go-containerregistry/pkg/compression"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -394,5 +395,43 @@ func TestConvertRefusesForeignURLs(t *testing.T) {
 	}
 	if n := hits.Load(); n > 0 {
 		t.Errorf("the conversions sent %d requests to the layer's URLs, want none", n)
+	}
+}
+
+// TestResolveOtherRepository: the same image (digest) in two
+// repositories, accelerated from the first: a function of the second runs
+// its own repository's original, not the first's accelerated image, which
+// another creator controls.
+func TestResolveOtherRepository(t *testing.T) {
+	host := testRegistry(t)
+	img := generatedImage(t, compression.GZip, types.OCILayer)
+	theirs, mine := host+"/theirs/app:v1", host+"/mine/app:v1"
+	push(t, theirs, img)
+	push(t, mine, img)
+	d, _ := img.Digest()
+	db := openDB(t, filepath.Join(t.TempDir(), "fcd.db"))
+	s, err := NewService(db, NewConverter(Options{TempDir: t.TempDir()}), ServiceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runService(t, s)
+	ctx := context.Background()
+	for _, ref := range []string{theirs, mine} {
+		if _, err := s.Accelerate(ctx, Request{Ref: ref, Mode: ModeFull}); err != nil {
+			t.Fatal(err)
+		}
+		if j, err := s.Wait(ctx, ref, ended); err != nil || j.State != StateReady {
+			t.Fatalf("%s: got %+v, %v; want Ready", ref, j, err)
+		}
+	}
+	if r, err := s.Resolve(ctx, theirs); err != nil || !r.Accelerated || !strings.HasPrefix(r.Ref, host+"/theirs/app@") {
+		t.Errorf("Resolve %s: got %+v, %v; want its accelerated image", theirs, r, err)
+	}
+	want := host + "/mine/app@" + d.String()
+	if r, err := s.Resolve(ctx, mine); err != nil || r.Accelerated || r.Ref != want || r.Lazy != "" {
+		t.Errorf("Resolve %s: got %+v, %v; want the original, %s", mine, r, err, want)
+	}
+	if st := s.FunctionStatus(mine, true); st.ResolvedImage != want {
+		t.Errorf("FunctionStatus %s: got %+v, want %s", mine, st, want)
 	}
 }
