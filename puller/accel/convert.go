@@ -115,6 +115,13 @@ type Options struct {
 	// they finish it. Zero means DefaultMaxUncompressedSize; negative,
 	// no limit.
 	MaxUncompressedSize int64
+	// MaxEntries bounds the tar entries of a source image's layers, all
+	// together, as MaxUncompressedSize bounds their bytes: a conversion
+	// keeps a table of contents entry in memory for each (see
+	// DefaultMaxEntries). Index-only conversions count a layer's entries
+	// as they finish it. Zero means DefaultMaxEntries; negative, no
+	// limit.
+	MaxEntries int64
 	// Logger receives a record per conversion. Nil means silent.
 	Logger *slog.Logger
 	// Records, when set, supplies the files an image read at start-up
@@ -150,6 +157,9 @@ func NewConverter(opts Options) *Converter {
 	}
 	if opts.MaxUncompressedSize == 0 {
 		opts.MaxUncompressedSize = DefaultMaxUncompressedSize
+	}
+	if opts.MaxEntries == 0 {
+		opts.MaxEntries = DefaultMaxEntries
 	}
 	log := opts.Logger
 	if log == nil {

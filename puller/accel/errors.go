@@ -34,7 +34,7 @@ var ErrNotFound = fmt.Errorf("accel: %w", errdefs.ErrNotFound)
 var ErrDenied = fmt.Errorf("accel: registry access denied: %w", errdefs.ErrPermissionDenied)
 
 // ErrTooLarge reports a source image whose layers unpack to more than
-// Options.MaxUncompressedSize bytes; the conversion stops when it reads
-// past the limit. It wraps errdefs.ErrInvalidArgument: converting the
+// Options.MaxUncompressedSize bytes or hold more than Options.MaxEntries
+// tar entries; a full-mode conversion stops when it reads past the limit. It wraps errdefs.ErrInvalidArgument: converting the
 // same image again fails again.
 var ErrTooLarge = fmt.Errorf("accel: image too large (%w)", errdefs.ErrInvalidArgument)

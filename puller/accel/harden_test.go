@@ -194,6 +194,37 @@ func TestConvertTooLarge(t *testing.T) {
 		})
 	}
 
+	// Many entries, each small: the limit on entries holds, counting the
+	// layers together.
+	var many []tarFile
+	for i := range 300 {
+		many = append(many, tarFile{name: fmt.Sprintf("f%d", i), typ: tar.TypeReg, mode: 0o644})
+	}
+	crowded := imageOf(t, gzipTar(t, many), gzipTar(t, many))
+	for _, tc := range []struct {
+		name     string
+		mode     Mode
+		prefetch []string
+	}{
+		{"entries full streamed", ModeFull, nil},
+		{"entries full listed", ModeFull, []string{"/f1"}},
+		{"entries index-only", ModeIndexOnly, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := host + "/bomb/" + strings.ReplaceAll(tc.name, " ", "-") + ":v1"
+			push(t, ref, crowded)
+			tmp := t.TempDir()
+			_, err := NewConverter(Options{TempDir: tmp, MaxEntries: 500}).Convert(context.Background(), Request{Ref: ref, Mode: tc.mode, Prefetch: tc.prefetch})
+			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "500 entries") {
+				t.Fatalf("got %v, want ErrTooLarge for more than 500 entries", err)
+			}
+			emptyDir(t, tmp)
+			if _, err := NewConverter(Options{TempDir: tmp, MaxEntries: 700}).Convert(context.Background(), Request{Ref: ref, Mode: tc.mode, Prefetch: tc.prefetch}); err != nil {
+				t.Fatalf("under the limit: %v", err)
+			}
+		})
+	}
+
 	t.Run("service", func(t *testing.T) {
 		ref := host + "/bomb/svc:v1"
 		push(t, ref, big)
@@ -262,7 +293,7 @@ func TestConvertCancelEndless(t *testing.T) {
 				<-l.produced
 				cancel()
 			}()
-			_, err := c.stargzLayer(ctx, filepath.Join(t.TempDir(), "0"), l, tc.prefetch, newTracker(1, 0, nil), newBudget(-1))
+			_, err := c.stargzLayer(ctx, filepath.Join(t.TempDir(), "0"), l, tc.prefetch, newTracker(1, 0, nil), newBudget(-1, -1))
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("got %v, want context.Canceled", err)
 			}

@@ -58,14 +58,17 @@ func (c *Converter) convertIndex(ctx context.Context, src *source, prog *tracker
 	blobs := make([]v1.Layer, len(src.layers))
 	sizes := make([]int64, len(src.layers))
 	heads := make([]string, len(src.layers))
-	b := newBudget(c.opts.MaxUncompressedSize)
+	b := newBudget(c.opts.MaxUncompressedSize, c.opts.MaxEntries)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Parallelism)
 	for i, l := range src.layers {
 		g.Go(func() error {
-			data, size, err := indexLayer(gctx, l, m.Layers[i], prog)
+			data, size, entries, err := indexLayer(gctx, l, m.Layers[i], prog)
 			if err == nil {
 				err = b.take(size)
+			}
+			if err == nil {
+				err = b.entry(int64(entries))
 			}
 			if err != nil {
 				return fmt.Errorf("layer %d (%s): %w", i, m.Layers[i].Digest, err)
@@ -198,11 +201,12 @@ func indexHead(data []byte) (string, error) {
 	return fmt.Sprintf("%d@sha256:%x", n, sha256.Sum256(data[:n])), nil
 }
 
-// indexLayer builds and serializes one layer's index, streaming the blob.
-func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *tracker) ([]byte, int64, error) {
+// indexLayer builds and serializes one layer's index, streaming the blob,
+// and returns it with the layer's uncompressed size and entries.
+func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *tracker) ([]byte, int64, int, error) {
 	rc, err := l.Compressed()
 	if err != nil {
-		return nil, 0, fmt.Errorf("fetch: %w", mapRemoteError(err))
+		return nil, 0, 0, fmt.Errorf("fetch: %w", mapRemoteError(err))
 	}
 	defer rc.Close()
 	ahead := readAhead(countingReader{rc, prog}, 4, 1<<20)
@@ -216,13 +220,13 @@ func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *track
 		Version:   IndexVersion,
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("index: %w", err)
+		return nil, 0, 0, fmt.Errorf("index: %w", err)
 	}
 	data, err := x.MarshalBinary()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	return data, x.Size, nil
+	return data, x.Size, len(x.Entries), nil
 }
 
 // rawManifest is a manifest remote.Put can send as is.

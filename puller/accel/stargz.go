@@ -42,7 +42,7 @@ func (c *Converter) stargzLayer(ctx context.Context, base string, l v1.Layer, pr
 			return nil, err
 		}
 		defer src.Close()
-		produce = func(tw *tar.Writer) error { return streamEntries(ctx, tw, src) }
+		produce = func(tw *tar.Writer) error { return streamEntries(ctx, tw, src, b) }
 	} else {
 		tarFile, usize, err := c.fetchTar(ctx, l, base+".tar", prog, b)
 		if err != nil {
@@ -53,7 +53,7 @@ func (c *Converter) stargzLayer(ctx context.Context, base string, l v1.Layer, pr
 			os.Remove(tarFile.Name())
 		}()
 		sr := io.NewSectionReader(tarFile, 0, usize)
-		entries, err := scanTar(sr)
+		entries, err := scanTar(sr, b)
 		if err != nil {
 			return nil, err
 		}
@@ -135,9 +135,9 @@ type tarEntry struct {
 
 // scanTar lists the entries of the tar in sr, the last of each name only
 // (a later entry replaces an earlier one on extraction too), leaving out
-// estargz's own landmarks. Sparse entries are refused: their data is not
-// one range of the archive.
-func scanTar(sr *io.SectionReader) ([]tarEntry, error) {
+// estargz's own landmarks, counting them against b. Sparse entries are
+// refused: their data is not one range of the archive.
+func scanTar(sr *io.SectionReader, b *budget) ([]tarEntry, error) {
 	var entries []tarEntry
 	index := map[string]int{}
 	tr := tar.NewReader(sr)
@@ -148,6 +148,9 @@ func scanTar(sr *io.SectionReader) ([]tarEntry, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read tar: %w", err)
+		}
+		if err := b.entry(1); err != nil {
+			return nil, err
 		}
 		if h.Typeflag == tar.TypeGNUSparse || hasSparseRecords(h) {
 			return nil, fmt.Errorf("%w: %s is a sparse tar entry, which eStargz cannot hold", ErrUnsupported, h.Name)
@@ -293,11 +296,12 @@ func copyEntries(ctx context.Context, tw *tar.Writer, sr *io.SectionReader, orde
 }
 
 // streamEntries writes the no-prefetch landmark, then src's entries as
-// they come, but for estargz's own landmarks. It reads src to its end,
+// they come, but for estargz's own landmarks, counting them against b.
+// It reads src to its end,
 // past the tar's end-of-archive blocks, so that the gzip trailer and the
 // blob's digest are checked: a layer that does not match its digest is
 // refused, as in the other modes.
-func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader) error {
+func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader, b *budget) error {
 	if err := writeLandmark(tw, estargz.NoPrefetchLandmark); err != nil {
 		return err
 	}
@@ -314,6 +318,9 @@ func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader) error {
 			return fmt.Errorf("read tar: %w", err)
 		}
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.entry(1); err != nil {
 			return err
 		}
 		if n := cleanName(h.Name); n == estargz.PrefetchLandmark || n == estargz.NoPrefetchLandmark {
