@@ -122,6 +122,11 @@ type Options struct {
 	// as they finish it. Zero means DefaultMaxEntries; negative, no
 	// limit.
 	MaxEntries int64
+	// MaxHeaderBytes bounds the bytes of the entries' names, link targets
+	// and PAX records (extended attributes among them), all together and
+	// counted as MaxEntries is: a conversion keeps them in memory. Zero
+	// means DefaultMaxHeaderBytes; negative, no limit.
+	MaxHeaderBytes int64
 	// Logger receives a record per conversion. Nil means silent.
 	Logger *slog.Logger
 	// Records, when set, supplies the files an image read at start-up
@@ -160,6 +165,9 @@ func NewConverter(opts Options) *Converter {
 	}
 	if opts.MaxEntries == 0 {
 		opts.MaxEntries = DefaultMaxEntries
+	}
+	if opts.MaxHeaderBytes == 0 {
+		opts.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	log := opts.Logger
 	if log == nil {

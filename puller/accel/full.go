@@ -57,7 +57,7 @@ func (c *Converter) convertFull(ctx context.Context, src *source, record, prefet
 
 	adds := make([]mutate.Addendum, len(src.layers))
 	var usize atomic.Int64
-	b := newBudget(c.opts.MaxUncompressedSize, c.opts.MaxEntries)
+	b := newBudget(c.opts)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Parallelism)
 	for i, l := range src.layers {

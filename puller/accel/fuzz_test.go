@@ -170,7 +170,7 @@ func FuzzStargzLayer(f *testing.F) {
 		dir := t.TempDir()
 		c := NewConverter(Options{TempDir: dir, MaxUncompressedSize: fuzzLimit, MaxEntries: fuzzEntries})
 		l := static.NewLayer(blob, types.OCILayer)
-		sl, err := c.stargzLayer(context.Background(), filepath.Join(dir, "0"), l, prefetch, newTracker(1, int64(len(blob)), nil), newBudget(fuzzLimit, fuzzEntries))
+		sl, err := c.stargzLayer(context.Background(), filepath.Join(dir, "0"), l, prefetch, newTracker(1, int64(len(blob)), nil), newBudget(c.opts))
 		left, _ := os.ReadDir(dir)
 		for _, e := range left {
 			if e.Name() != "0.esgz" {

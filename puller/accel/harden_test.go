@@ -201,25 +201,38 @@ func TestConvertTooLarge(t *testing.T) {
 		many = append(many, tarFile{name: fmt.Sprintf("f%d", i), typ: tar.TypeReg, mode: 0o644})
 	}
 	crowded := imageOf(t, gzipTar(t, many), gzipTar(t, many))
+	// Long names (in PAX records), few entries: 40 of 64 KiB.
+	var long []tarFile
+	for i := range 40 {
+		long = append(long, tarFile{name: fmt.Sprintf("f%d-%s", i, strings.Repeat("a", 64<<10)), typ: tar.TypeReg, mode: 0o644})
+	}
+	named := imageOf(t, gzipTar(t, long))
 	for _, tc := range []struct {
-		name     string
-		mode     Mode
-		prefetch []string
+		name       string
+		img        v1.Image
+		mode       Mode
+		prefetch   []string
+		over, fits Options
+		text       string
 	}{
-		{"entries full streamed", ModeFull, nil},
-		{"entries full listed", ModeFull, []string{"/f1"}},
-		{"entries index-only", ModeIndexOnly, nil},
+		{"entries full streamed", crowded, ModeFull, nil, Options{MaxEntries: 500}, Options{MaxEntries: 700}, "500 entries"},
+		{"entries full listed", crowded, ModeFull, []string{"/f1"}, Options{MaxEntries: 500}, Options{MaxEntries: 700}, "500 entries"},
+		{"entries index-only", crowded, ModeIndexOnly, nil, Options{MaxEntries: 500}, Options{MaxEntries: 700}, "500 entries"},
+		{"names full streamed", named, ModeFull, nil, Options{MaxHeaderBytes: 1 << 20}, Options{MaxHeaderBytes: 8 << 20}, "1048576 bytes of names"},
+		{"names full listed", named, ModeFull, []string{"/f1"}, Options{MaxHeaderBytes: 1 << 20}, Options{MaxHeaderBytes: 8 << 20}, "1048576 bytes of names"},
+		{"names index-only", named, ModeIndexOnly, nil, Options{MaxHeaderBytes: 1 << 20}, Options{MaxHeaderBytes: 8 << 20}, "1048576 bytes of names"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ref := host + "/bomb/" + strings.ReplaceAll(tc.name, " ", "-") + ":v1"
-			push(t, ref, crowded)
+			push(t, ref, tc.img)
 			tmp := t.TempDir()
-			_, err := NewConverter(Options{TempDir: tmp, MaxEntries: 500}).Convert(context.Background(), Request{Ref: ref, Mode: tc.mode, Prefetch: tc.prefetch})
-			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "500 entries") {
-				t.Fatalf("got %v, want ErrTooLarge for more than 500 entries", err)
+			tc.over.TempDir, tc.fits.TempDir = tmp, tmp
+			_, err := NewConverter(tc.over).Convert(context.Background(), Request{Ref: ref, Mode: tc.mode, Prefetch: tc.prefetch})
+			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("got %v, want ErrTooLarge for more than %s", err, tc.text)
 			}
 			emptyDir(t, tmp)
-			if _, err := NewConverter(Options{TempDir: tmp, MaxEntries: 700}).Convert(context.Background(), Request{Ref: ref, Mode: tc.mode, Prefetch: tc.prefetch}); err != nil {
+			if _, err := NewConverter(tc.fits).Convert(context.Background(), Request{Ref: ref, Mode: tc.mode, Prefetch: tc.prefetch}); err != nil {
 				t.Fatalf("under the limit: %v", err)
 			}
 		})
@@ -293,7 +306,7 @@ func TestConvertCancelEndless(t *testing.T) {
 				<-l.produced
 				cancel()
 			}()
-			_, err := c.stargzLayer(ctx, filepath.Join(t.TempDir(), "0"), l, tc.prefetch, newTracker(1, 0, nil), newBudget(-1, -1))
+			_, err := c.stargzLayer(ctx, filepath.Join(t.TempDir(), "0"), l, tc.prefetch, newTracker(1, 0, nil), newBudget(c.opts))
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("got %v, want context.Canceled", err)
 			}

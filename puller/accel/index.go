@@ -58,18 +58,12 @@ func (c *Converter) convertIndex(ctx context.Context, src *source, prog *tracker
 	blobs := make([]v1.Layer, len(src.layers))
 	sizes := make([]int64, len(src.layers))
 	heads := make([]string, len(src.layers))
-	b := newBudget(c.opts.MaxUncompressedSize, c.opts.MaxEntries)
+	b := newBudget(c.opts)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Parallelism)
 	for i, l := range src.layers {
 		g.Go(func() error {
-			data, size, entries, err := indexLayer(gctx, l, m.Layers[i], prog)
-			if err == nil {
-				err = b.take(size)
-			}
-			if err == nil {
-				err = b.entry(int64(entries))
-			}
+			data, size, err := indexLayer(gctx, l, m.Layers[i], prog, b)
 			if err != nil {
 				return fmt.Errorf("layer %d (%s): %w", i, m.Layers[i].Digest, err)
 			}
@@ -202,11 +196,12 @@ func indexHead(data []byte) (string, error) {
 }
 
 // indexLayer builds and serializes one layer's index, streaming the blob,
-// and returns it with the layer's uncompressed size and entries.
-func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *tracker) ([]byte, int64, int, error) {
+// and returns it with the layer's uncompressed size, counted against b
+// with its entries.
+func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *tracker, b *budget) ([]byte, int64, error) {
 	rc, err := l.Compressed()
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("fetch: %w", mapRemoteError(err))
+		return nil, 0, fmt.Errorf("fetch: %w", mapRemoteError(err))
 	}
 	defer rc.Close()
 	ahead := readAhead(countingReader{rc, prog}, 4, 1<<20)
@@ -220,13 +215,22 @@ func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *track
 		Version:   IndexVersion,
 	})
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("index: %w", err)
+		return nil, 0, fmt.Errorf("index: %w", err)
+	}
+	if err := b.take(x.Size); err != nil {
+		return nil, 0, err
+	}
+	for i := range x.Entries {
+		e := &x.Entries[i]
+		if err := b.entry(e.Name, e.Linkname, e.PAXRecords); err != nil {
+			return nil, 0, err
+		}
 	}
 	data, err := x.MarshalBinary()
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, err
 	}
-	return data, x.Size, len(x.Entries), nil
+	return data, x.Size, nil
 }
 
 // rawManifest is a manifest remote.Put can send as is.

@@ -19,31 +19,47 @@ const DefaultMaxUncompressedSize = 10 << 30
 // files, measured), an index-only one about 0.6 KiB.
 const DefaultMaxEntries = 1 << 20
 
-// budget counts the uncompressed bytes and the tar entries of one
-// conversion's layers, all layers together, against
-// Options.MaxUncompressedSize and Options.MaxEntries.
+// DefaultMaxHeaderBytes is Options.MaxHeaderBytes's default: a million
+// entries of 256-byte paths. A conversion keeps each entry's name, link
+// target and extended attributes in memory, and archive/tar reads names
+// and PAX records of up to 1 MiB each.
+const DefaultMaxHeaderBytes = 256 << 20
+
+// budget counts the uncompressed bytes, the tar entries and their
+// headers' bytes of one conversion's layers, all layers together, against
+// Options.MaxUncompressedSize, MaxEntries and MaxHeaderBytes.
 type budget struct {
-	max, maxEntries int64
-	n, entries      atomic.Int64
+	max, maxEntries, maxHeader int64
+	n, entries, header         atomic.Int64
 }
 
-// newBudget returns a budget of max bytes and maxEntries entries;
-// negative means unlimited.
-func newBudget(max, maxEntries int64) *budget {
-	if max < 0 {
-		max = math.MaxInt64
+// newBudget returns the budget of opts' limits.
+func newBudget(opts Options) *budget {
+	unlimited := func(n int64) int64 {
+		if n < 0 {
+			return math.MaxInt64
+		}
+		return n
 	}
-	if maxEntries < 0 {
-		maxEntries = math.MaxInt64
+	return &budget{
+		max:        unlimited(opts.MaxUncompressedSize),
+		maxEntries: unlimited(opts.MaxEntries),
+		maxHeader:  unlimited(opts.MaxHeaderBytes),
 	}
-	return &budget{max: max, maxEntries: maxEntries}
 }
 
-// entry counts n tar entries, and fails with ErrTooLarge once past the
-// limit.
-func (b *budget) entry(n int64) error {
-	if b.entries.Add(n) > b.maxEntries {
+// entry counts a tar entry with its name, link target and PAX records,
+// and fails with ErrTooLarge once past a limit.
+func (b *budget) entry(name, link string, pax map[string]string) error {
+	if b.entries.Add(1) > b.maxEntries {
 		return fmt.Errorf("%w: its layers hold more than %d entries", ErrTooLarge, b.maxEntries)
+	}
+	n := len(name) + len(link)
+	for k, v := range pax {
+		n += len(k) + len(v)
+	}
+	if b.header.Add(int64(n)) > b.maxHeader {
+		return fmt.Errorf("%w: its tar headers hold more than %d bytes of names, link targets and PAX records", ErrTooLarge, b.maxHeader)
 	}
 	return nil
 }

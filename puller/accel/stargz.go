@@ -149,7 +149,7 @@ func scanTar(sr *io.SectionReader, b *budget) ([]tarEntry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read tar: %w", err)
 		}
-		if err := b.entry(1); err != nil {
+		if err := b.entry(h.Name, h.Linkname, h.PAXRecords); err != nil {
 			return nil, err
 		}
 		if h.Typeflag == tar.TypeGNUSparse || hasSparseRecords(h) {
@@ -320,7 +320,7 @@ func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader, b *budget
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := b.entry(1); err != nil {
+		if err := b.entry(h.Name, h.Linkname, h.PAXRecords); err != nil {
 			return err
 		}
 		if n := cleanName(h.Name); n == estargz.PrefetchLandmark || n == estargz.NoPrefetchLandmark {
