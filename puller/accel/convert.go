@@ -105,8 +105,9 @@ type Options struct {
 	CompressionLevel int
 	// TempDir holds full mode's intermediate files (about the layer's
 	// uncompressed size plus twice its compressed size, per layer in
-	// flight). Empty means os.TempDir(). A conversion removes its files
-	// when it ends, whether it succeeds, fails or is cancelled.
+	// flight; with MaxUncompressedSize, at most about twice that per
+	// conversion). Empty means os.TempDir(). A conversion removes its
+	// files when it ends, whether it succeeds, fails or is cancelled.
 	TempDir string
 	// MaxUncompressedSize bounds the bytes a source image's layers unpack
 	// to, all together: a conversion reading past it fails with

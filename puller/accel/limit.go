@@ -21,8 +21,11 @@ const DefaultMaxEntries = 1 << 20
 
 // DefaultMaxHeaderBytes is Options.MaxHeaderBytes's default: a million
 // entries of 256-byte paths. A conversion keeps each entry's name, link
-// target and extended attributes in memory, and archive/tar reads names
-// and PAX records of up to 1 MiB each.
+// target and extended attributes in memory, several times over, and
+// archive/tar reads names and PAX records of up to 1 MiB each: 256 names
+// of 1 MiB, 360 KiB of gzip, took 1.5 GiB of memory to convert in full
+// mode streamed, 2.5 GiB with a prefetch list, 0.4 GiB index-only
+// (measured without limits), which is about what the default allows.
 const DefaultMaxHeaderBytes = 256 << 20
 
 // budget counts the uncompressed bytes, the tar entries and their
