@@ -479,3 +479,36 @@ func TestResolveOtherRepository(t *testing.T) {
 		t.Errorf("FunctionStatus %s: got %+v, want %s", mine, st, want)
 	}
 }
+
+// TestServiceBoundsReason: a failure quoting what the image's creator
+// wrote, here a layer media type of 1 MiB, is recorded and reported cut
+// short.
+func TestServiceBoundsReason(t *testing.T) {
+	host := testRegistry(t)
+	blob := gzipTar(t, []tarFile{{name: "app", typ: tar.TypeReg, mode: 0o755, data: []byte("app")}})
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	mt := types.MediaType(strings.Repeat("x", 1<<20))
+	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(blob, mt), MediaType: mt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := host + "/reason/app:v1"
+	push(t, ref, img)
+	db := openDB(t, filepath.Join(t.TempDir(), "fcd.db"))
+	s, err := NewService(db, NewConverter(Options{}), ServiceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runService(t, s)
+	ctx := context.Background()
+	if _, err := s.Accelerate(ctx, Request{Ref: ref, Mode: ModeIndexOnly}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := s.Wait(ctx, ref, ended); err != nil || j.State != StateFailed {
+		t.Fatalf("got %+v, %v; want Failed", j.State, err)
+	}
+	st := s.FunctionStatus(ref, true)
+	if !strings.Contains(st.Reason, "media type") || len(st.Reason) > 2*maxReason {
+		t.Errorf("got a reason of %d bytes, want at most %d saying why: %.200s", len(st.Reason), 2*maxReason, st.Reason)
+	}
+}

@@ -382,7 +382,7 @@ func (s *Service) ensure(ctx context.Context, ref string) {
 	}
 	s.log.Warn("on-demand acceleration refused", "ref", ref, "error", err)
 	now := s.opts.Now()
-	job := Job{Ref: ref, Mode: mode, State: StateFailed, Error: err.Error(), Created: now, Updated: now}
+	job := Job{Ref: ref, Mode: mode, State: StateFailed, Error: reason(err), Created: now, Updated: now}
 	s.db.Update(func(tx *bolt.Tx) error {
 		if refs(tx).Get([]byte(ref)) != nil {
 			return nil
@@ -510,7 +510,7 @@ func (s *Service) convert(ctx context.Context, j Job) {
 	}
 	j, uerr := s.update(j.Digest, func(j *Job) {
 		if err != nil {
-			j.State, j.Error = StateFailed, err.Error()
+			j.State, j.Error = StateFailed, reason(err)
 			return
 		}
 		j.State, j.Result = StateReady, &res
@@ -528,6 +528,21 @@ func (s *Service) convert(ctx context.Context, j Job) {
 	if j.Webhook != "" {
 		s.notify(ctx, j)
 	}
+}
+
+// maxReason bounds a failed job's reason (Job.Error). Its error may quote
+// the image, a media type or a file name its creator chose, of up to
+// megabytes, and the reason is stored, shown by GetFunction and posted to
+// webhooks.
+const maxReason = 1 << 10
+
+// reason returns err's text for Job.Error, cut at maxReason bytes.
+func reason(err error) string {
+	s := err.Error()
+	if len(s) <= maxReason {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d more bytes)", strings.ToValidUTF8(s[:maxReason], ""), len(s)-maxReason)
 }
 
 // update changes a recorded job and returns it.
