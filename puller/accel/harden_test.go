@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/compression"
@@ -510,5 +511,37 @@ func TestServiceBoundsReason(t *testing.T) {
 	st := s.FunctionStatus(ref, true)
 	if !strings.Contains(st.Reason, "media type") || len(st.Reason) > 2*maxReason {
 		t.Errorf("got a reason of %d bytes, want at most %d saying why: %.200s", len(st.Reason), 2*maxReason, st.Reason)
+	}
+}
+
+// TestServiceConvertTimeout: a registry that stops sending a blob half-way
+// without closing the connection fails its conversion after
+// ServiceOptions.ConvertTimeout, saying so, and the worker goes on to the
+// next job.
+func TestServiceConvertTimeout(t *testing.T) {
+	slow := imageOf(t, gzipTar(t, []tarFile{{name: "app", typ: tar.TypeReg, mode: 0o755, data: bytes.Repeat([]byte("slow"), 1000)}}))
+	layers, _ := slow.Layers()
+	d, _ := layers[0].Digest()
+	host := stallingRegistry(t, map[v1.Hash]bool{d: true}, make(chan struct{}))
+	stalled, fine := host+"/timeout/slow:v1", host+"/timeout/fine:v1"
+	push(t, stalled, slow)
+	push(t, fine, imageOf(t, gzipTar(t, []tarFile{{name: "app", typ: tar.TypeReg, mode: 0o755, data: []byte("fine")}})))
+	db := openDB(t, filepath.Join(t.TempDir(), "fcd.db"))
+	s, err := NewService(db, NewConverter(Options{TempDir: t.TempDir()}), ServiceOptions{ConvertTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runService(t, s)
+	ctx := context.Background()
+	for _, ref := range []string{stalled, fine} {
+		if _, err := s.Accelerate(ctx, Request{Ref: ref, Mode: ModeFull}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if j, err := s.Wait(ctx, stalled, ended); err != nil || j.State != StateFailed || !strings.Contains(j.Error, "not done within 100ms") {
+		t.Fatalf("got %s %q, %v; want Failed as not done in time", j.State, j.Error, err)
+	}
+	if j, err := s.Wait(ctx, fine, ended); err != nil || j.State != StateReady {
+		t.Fatalf("next job: got %s %q, %v; want Ready", j.State, j.Error, err)
 	}
 }

@@ -50,10 +50,20 @@ type ServiceOptions struct {
 	// right after the cold start that made the record. Zero means
 	// DefaultRebakeDelay; negative never converts again.
 	RebakeDelay time.Duration
+	// ConvertTimeout bounds one conversion; one not done by then fails
+	// (a registry that sends a blob a byte at a time would otherwise hold
+	// a worker for ever). Zero means DefaultConvertTimeout; negative, no
+	// bound.
+	ConvertTimeout time.Duration
 }
 
 // DefaultRebakeDelay is ServiceOptions.RebakeDelay's default.
 const DefaultRebakeDelay = 10 * time.Minute
+
+// DefaultConvertTimeout is ServiceOptions.ConvertTimeout's default: a
+// 10 GiB image (Options.MaxUncompressedSize) fetched at 10 MB/s, with its
+// conversion, takes a third of it.
+const DefaultConvertTimeout = 30 * time.Minute
 
 // Service keeps conversion jobs and repository settings in bbolt and runs
 // the jobs (Run). It is safe for concurrent use.
@@ -98,6 +108,7 @@ func NewService(db *bolt.DB, conv Converts, opts ServiceOptions) (*Service, erro
 		opts.Now = time.Now
 	}
 	opts.RebakeDelay = cmp.Or(opts.RebakeDelay, DefaultRebakeDelay)
+	opts.ConvertTimeout = cmp.Or(opts.ConvertTimeout, DefaultConvertTimeout)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -494,7 +505,9 @@ func (s *Service) convert(ctx context.Context, j Job) {
 	}
 	s.log.Info("acceleration started", "ref", j.Ref, "digest", j.Digest, "mode", j.Mode, "attempt", j.Attempts)
 	var saved time.Time
-	res, err := s.conv.Convert(ctx, Request{
+	cctx, cancel := s.bounded(ctx)
+	defer cancel()
+	res, err := s.conv.Convert(cctx, Request{
 		Ref: j.Ref, Digest: j.Digest, Mode: j.Mode, Prefetch: j.Prefetch,
 		KeepIndexes: s.keepIndexes,
 		Progress: func(p Progress) {
@@ -508,6 +521,7 @@ func (s *Service) convert(ctx context.Context, j Job) {
 		s.log.Info("acceleration interrupted; it restarts with fcd", "ref", j.Ref, "digest", j.Digest)
 		return
 	}
+	err = timedOut(cctx, err)
 	j, uerr := s.update(j.Digest, func(j *Job) {
 		if err != nil {
 			j.State, j.Error = StateFailed, reason(err)
@@ -528,6 +542,24 @@ func (s *Service) convert(ctx context.Context, j Job) {
 	if j.Webhook != "" {
 		s.notify(ctx, j)
 	}
+}
+
+// bounded returns ctx bounded by ServiceOptions.ConvertTimeout.
+func (s *Service) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.opts.ConvertTimeout < 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, s.opts.ConvertTimeout,
+		fmt.Errorf("accel: conversion not done within %v", s.opts.ConvertTimeout))
+}
+
+// timedOut returns err of a conversion under ctx (from bounded) saying
+// that it timed out, if it did.
+func timedOut(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 }
 
 // maxReason bounds a failed job's reason (Job.Error). Its error may quote
@@ -663,10 +695,13 @@ func (s *Service) Rebake(ctx context.Context, source string) (scheduled bool, er
 // leaves it as it was, and one cut short by ctx is redone by the next Run.
 func (s *Service) rebake(ctx context.Context, j Job) {
 	s.log.Info("acceleration redone with the start-up record", "ref", j.Ref, "digest", j.Digest)
-	res, err := s.conv.Convert(ctx, Request{Ref: j.Ref, Digest: j.Digest, Mode: j.Mode, Prefetch: j.Prefetch})
+	cctx, cancel := s.bounded(ctx)
+	defer cancel()
+	res, err := s.conv.Convert(cctx, Request{Ref: j.Ref, Digest: j.Digest, Mode: j.Mode, Prefetch: j.Prefetch})
 	if ctx.Err() != nil {
 		return
 	}
+	err = timedOut(cctx, err)
 	if err != nil {
 		s.log.Warn("acceleration with the start-up record failed; the image converted without stays in use", "ref", j.Ref, "digest", j.Digest, "error", err)
 	}
