@@ -545,3 +545,34 @@ func TestServiceConvertTimeout(t *testing.T) {
 		t.Fatalf("next job: got %s %q, %v; want Ready", j.State, j.Error, err)
 	}
 }
+
+// TestServiceEnsureTimeout: an image queued on demand (GetFunction) whose
+// registry never answers is given up after ServiceOptions.ResolveTimeout,
+// its connection closed, and no job is recorded (a later Ensure asks
+// again).
+func TestServiceEnsureTimeout(t *testing.T) {
+	asked := make(chan struct{}, 1)
+	gone := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.URL.Path, "/manifests/") {
+			return // /v2/: 200, no authentication
+		}
+		asked <- struct{}{}
+		<-r.Context().Done()
+		gone <- struct{}{}
+	}))
+	t.Cleanup(srv.Close)
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/silent/app:v1"
+	db := openDB(t, filepath.Join(t.TempDir(), "fcd.db"))
+	s, err := NewService(db, NewConverter(Options{}), ServiceOptions{ResolveTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runService(t, s)
+	s.Ensure(ref)
+	<-asked
+	<-gone
+	if _, err := s.Job(context.Background(), ref); !errors.Is(err, ErrNotFound) {
+		t.Errorf("got %v, want no job recorded for a registry that did not answer", err)
+	}
+}

@@ -55,6 +55,11 @@ type ServiceOptions struct {
 	// a worker for ever). Zero means DefaultConvertTimeout; negative, no
 	// bound.
 	ConvertTimeout time.Duration
+	// ResolveTimeout bounds the registry lookup of an image queued on
+	// demand (Ensure), which no caller waits for: a registry that never
+	// answers would otherwise keep a goroutine and a connection for each
+	// image named. Zero means DefaultResolveTimeout; negative, no bound.
+	ResolveTimeout time.Duration
 }
 
 // DefaultRebakeDelay is ServiceOptions.RebakeDelay's default.
@@ -64,6 +69,9 @@ const DefaultRebakeDelay = 10 * time.Minute
 // 10 GiB image (Options.MaxUncompressedSize) fetched at 10 MB/s, with its
 // conversion, takes a third of it.
 const DefaultConvertTimeout = 30 * time.Minute
+
+// DefaultResolveTimeout is ServiceOptions.ResolveTimeout's default.
+const DefaultResolveTimeout = time.Minute
 
 // Service keeps conversion jobs and repository settings in bbolt and runs
 // the jobs (Run). It is safe for concurrent use.
@@ -109,6 +117,7 @@ func NewService(db *bolt.DB, conv Converts, opts ServiceOptions) (*Service, erro
 	}
 	opts.RebakeDelay = cmp.Or(opts.RebakeDelay, DefaultRebakeDelay)
 	opts.ConvertTimeout = cmp.Or(opts.ConvertTimeout, DefaultConvertTimeout)
+	opts.ResolveTimeout = cmp.Or(opts.ResolveTimeout, DefaultResolveTimeout)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -381,7 +390,9 @@ func (s *Service) ensure(ctx context.Context, ref string) {
 			mode, prefetch = set.Mode, set.Prefetch
 		}
 	}
-	_, err := s.Accelerate(ctx, Request{Ref: ref, Mode: mode, Prefetch: prefetch})
+	rctx, cancel := withBound(ctx, s.opts.ResolveTimeout, fmt.Errorf("accel: %s not resolved within %v", ref, s.opts.ResolveTimeout))
+	defer cancel()
+	_, err := s.Accelerate(rctx, Request{Ref: ref, Mode: mode, Prefetch: prefetch})
 	if err == nil || ctx.Err() != nil {
 		return
 	}
@@ -546,11 +557,16 @@ func (s *Service) convert(ctx context.Context, j Job) {
 
 // bounded returns ctx bounded by ServiceOptions.ConvertTimeout.
 func (s *Service) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
-	if s.opts.ConvertTimeout < 0 {
+	return withBound(ctx, s.opts.ConvertTimeout, fmt.Errorf("accel: conversion not done within %v", s.opts.ConvertTimeout))
+}
+
+// withBound returns ctx ending after d (negative: not bounded), with
+// cause as its context.Cause then.
+func withBound(ctx context.Context, d time.Duration, cause error) (context.Context, context.CancelFunc) {
+	if d < 0 {
 		return context.WithCancel(ctx)
 	}
-	return context.WithTimeoutCause(ctx, s.opts.ConvertTimeout,
-		fmt.Errorf("accel: conversion not done within %v", s.opts.ConvertTimeout))
+	return context.WithTimeoutCause(ctx, d, cause)
 }
 
 // timedOut returns err of a conversion under ctx (from bounded) saying
