@@ -105,8 +105,29 @@ type Options struct {
 	CompressionLevel int
 	// TempDir holds full mode's intermediate files (about the layer's
 	// uncompressed size plus twice its compressed size, per layer in
-	// flight). Empty means os.TempDir().
+	// flight; with MaxUncompressedSize, at most about twice that per
+	// conversion). Empty means os.TempDir(). A conversion removes its
+	// files when it ends, whether it succeeds, fails or is cancelled.
 	TempDir string
+	// MaxUncompressedSize bounds the bytes a source image's layers unpack
+	// to, all together: a conversion reading past it fails with
+	// ErrTooLarge, which bounds its temporary files and its time on a
+	// decompression bomb. Index-only conversions learn a layer's size as
+	// they finish it. Zero means DefaultMaxUncompressedSize; negative,
+	// no limit.
+	MaxUncompressedSize int64
+	// MaxEntries bounds the tar entries of a source image's layers, all
+	// together, as MaxUncompressedSize bounds their bytes: a conversion
+	// keeps a table of contents entry in memory for each (see
+	// DefaultMaxEntries). Index-only conversions count a layer's entries
+	// as they finish it. Zero means DefaultMaxEntries; negative, no
+	// limit.
+	MaxEntries int64
+	// MaxHeaderBytes bounds the bytes of the entries' names, link targets
+	// and PAX records (extended attributes among them), all together and
+	// counted as MaxEntries is: a conversion keeps them in memory. Zero
+	// means DefaultMaxHeaderBytes; negative, no limit.
+	MaxHeaderBytes int64
 	// Logger receives a record per conversion. Nil means silent.
 	Logger *slog.Logger
 	// Records, when set, supplies the files an image read at start-up
@@ -139,6 +160,15 @@ func NewConverter(opts Options) *Converter {
 	}
 	if opts.TempDir == "" {
 		opts.TempDir = os.TempDir()
+	}
+	if opts.MaxUncompressedSize == 0 {
+		opts.MaxUncompressedSize = DefaultMaxUncompressedSize
+	}
+	if opts.MaxEntries == 0 {
+		opts.MaxEntries = DefaultMaxEntries
+	}
+	if opts.MaxHeaderBytes == 0 {
+		opts.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	log := opts.Logger
 	if log == nil {
@@ -395,6 +425,18 @@ func (c *Converter) resolve(ctx context.Context, tag name.Tag, pin string) (*sou
 		return nil, err
 	}
 	src.desc = v1.Descriptor{MediaType: mt, Digest: src.digest, Size: size}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("read %s manifest: %w", tag, mapRemoteError(err))
+	}
+	for i, l := range m.Layers {
+		// go-containerregistry would fetch a layer missing from the
+		// registry from its URLs (Docker's foreign layers): requests to
+		// a server the image's creator chose, from the host's network.
+		if len(l.URLs) > 0 {
+			return nil, fmt.Errorf("%w: layer %d (%s) names URLs outside the registry to fetch it from; only layers in the image's registry are converted", ErrUnsupported, i, l.Digest)
+		}
+	}
 	if src.layers, err = img.Layers(); err != nil {
 		return nil, fmt.Errorf("read %s layers: %w", tag, mapRemoteError(err))
 	}

@@ -9,7 +9,9 @@ import (
 )
 
 // ErrUnsupported reports a source that cannot be converted in the
-// requested mode: a zstd or uncompressed layer in index-only mode. The
+// requested mode: a zstd or uncompressed layer in index-only mode, a
+// sparse tar entry in full mode, a layer to be fetched from URLs outside
+// the registry (a Docker foreign layer) in either. The
 // wrapping error names the layer and why. It wraps gzindex.ErrUnsupported;
 // errdefs.IsInvalidArgument reports true for it.
 var ErrUnsupported = fmt.Errorf("accel: %w (%w)", gzindex.ErrUnsupported, errdefs.ErrInvalidArgument)
@@ -30,3 +32,9 @@ var ErrNotFound = fmt.Errorf("accel: %w", errdefs.ErrNotFound)
 // ErrDenied reports a registry that refused fcd's credentials. It wraps
 // errdefs.ErrPermissionDenied.
 var ErrDenied = fmt.Errorf("accel: registry access denied: %w", errdefs.ErrPermissionDenied)
+
+// ErrTooLarge reports a source image whose layers unpack to more than
+// Options.MaxUncompressedSize bytes or hold more than Options.MaxEntries
+// tar entries; a full-mode conversion stops when it reads past the limit. It wraps errdefs.ErrInvalidArgument: converting the
+// same image again fails again.
+var ErrTooLarge = fmt.Errorf("accel: image too large (%w)", errdefs.ErrInvalidArgument)

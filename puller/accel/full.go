@@ -57,11 +57,12 @@ func (c *Converter) convertFull(ctx context.Context, src *source, record, prefet
 
 	adds := make([]mutate.Addendum, len(src.layers))
 	var usize atomic.Int64
+	b := newBudget(c.opts)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Parallelism)
 	for i, l := range src.layers {
 		g.Go(func() error {
-			sl, err := c.stargzLayer(gctx, filepath.Join(dir, strconv.Itoa(i)), l, prefetch, prog)
+			sl, err := c.stargzLayer(gctx, filepath.Join(dir, strconv.Itoa(i)), l, prefetch, prog, b)
 			if err != nil {
 				return fmt.Errorf("layer %d (%s): %w", i, m.Layers[i].Digest, err)
 			}
@@ -159,8 +160,8 @@ type stargzLayer struct {
 // fetchTar writes l's uncompressed tar to path and returns the open file
 // and its size. gzip and zstd are decompressed; an uncompressed layer is
 // copied.
-func (c *Converter) fetchTar(l v1.Layer, path string, prog *tracker) (f *os.File, n int64, err error) {
-	r, err := openTar(l, prog)
+func (c *Converter) fetchTar(ctx context.Context, l v1.Layer, path string, prog *tracker, b *budget) (f *os.File, n int64, err error) {
+	r, err := openTar(ctx, l, prog, b)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -181,8 +182,8 @@ func (c *Converter) fetchTar(l v1.Layer, path string, prog *tracker) (f *os.File
 }
 
 // openTar streams l's uncompressed tar, fetched ahead on another
-// goroutine.
-func openTar(l v1.Layer, prog *tracker) (io.ReadCloser, error) {
+// goroutine, until ctx ends, counting it against b.
+func openTar(ctx context.Context, l v1.Layer, prog *tracker, b *budget) (io.ReadCloser, error) {
 	rc, err := l.Compressed()
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", mapRemoteError(err))
@@ -194,7 +195,7 @@ func openTar(l v1.Layer, prog *tracker) (io.ReadCloser, error) {
 		rc.Close()
 		return nil, err
 	}
-	return closers{r, []io.Closer{r, ahead, rc}}, nil
+	return closers{boundedReader{ctx, r, b}, []io.Closer{r, ahead, rc}}, nil
 }
 
 // closers reads from a reader and closes several closers in order.

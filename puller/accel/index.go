@@ -58,11 +58,12 @@ func (c *Converter) convertIndex(ctx context.Context, src *source, prog *tracker
 	blobs := make([]v1.Layer, len(src.layers))
 	sizes := make([]int64, len(src.layers))
 	heads := make([]string, len(src.layers))
+	b := newBudget(c.opts)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Parallelism)
 	for i, l := range src.layers {
 		g.Go(func() error {
-			data, size, err := indexLayer(gctx, l, m.Layers[i], prog)
+			data, size, err := indexLayer(gctx, l, m.Layers[i], prog, b)
 			if err != nil {
 				return fmt.Errorf("layer %d (%s): %w", i, m.Layers[i].Digest, err)
 			}
@@ -194,8 +195,10 @@ func indexHead(data []byte) (string, error) {
 	return fmt.Sprintf("%d@sha256:%x", n, sha256.Sum256(data[:n])), nil
 }
 
-// indexLayer builds and serializes one layer's index, streaming the blob.
-func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *tracker) ([]byte, int64, error) {
+// indexLayer builds and serializes one layer's index, streaming the blob,
+// and returns it with the layer's uncompressed size, counted against b
+// with its entries.
+func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *tracker, b *budget) ([]byte, int64, error) {
 	rc, err := l.Compressed()
 	if err != nil {
 		return nil, 0, fmt.Errorf("fetch: %w", mapRemoteError(err))
@@ -213,6 +216,15 @@ func indexLayer(ctx context.Context, l v1.Layer, desc v1.Descriptor, prog *track
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("index: %w", err)
+	}
+	if err := b.take(x.Size); err != nil {
+		return nil, 0, err
+	}
+	for i := range x.Entries {
+		e := &x.Entries[i]
+		if err := b.entry(e.Name, e.Linkname, e.PAXRecords); err != nil {
+			return nil, 0, err
+		}
 	}
 	data, err := x.MarshalBinary()
 	if err != nil {

@@ -37,6 +37,11 @@ type Resolution struct {
 // job is Ready, the original (digest-pinned) otherwise. It asks the
 // registry for the image's current digest. A function with
 // accelerationType None runs the original and need not call it.
+//
+// Jobs are kept by digest, and the same digest may be in another
+// repository, another registry even, whose owner converted it first: an
+// accelerated form outside image's repository is not used (see
+// sameRepository).
 func (s *Service) Resolve(ctx context.Context, image string) (Resolution, error) {
 	ref, err := NormalizeRef(image)
 	if err != nil {
@@ -49,7 +54,7 @@ func (s *Service) Resolve(ctx context.Context, image string) (Resolution, error)
 	r := Resolution{Source: repoOf(ref) + "@" + d}
 	r.Ref = r.Source
 	job, err := s.Job(ctx, d)
-	if errors.Is(err, ErrNotFound) || (err == nil && (job.State != StateReady || job.Result == nil)) {
+	if errors.Is(err, ErrNotFound) || (err == nil && (job.State != StateReady || job.Result == nil || !sameRepository(job, ref))) {
 		return r, nil
 	}
 	if err != nil {
@@ -69,6 +74,19 @@ func (s *Service) Resolve(ctx context.Context, image string) (Resolution, error)
 		r.Index = pinned
 	}
 	return r, nil
+}
+
+// sameRepository reports whether job's accelerated form is in ref's
+// repository. Another repository's may be another creator's, in a
+// registry they control: they could take it away, failing the starts of
+// every function whose image has that digest, and the function's own
+// credentials may not pull from there.
+func sameRepository(job Job, ref string) bool {
+	repo := repoOf(ref)
+	if job.Result.Local {
+		return repoOf(job.Ref) == repo
+	}
+	return repoOf(job.Result.Target) == repo
 }
 
 // repoOf returns the repository of a reference, "" if it does not parse.
@@ -111,8 +129,12 @@ func (s *Service) FunctionStatus(image string, accelerated bool) Status {
 	if job.Digest == "" {
 		return st
 	}
-	st.ResolvedImage = repoOf(job.Ref) + "@" + job.Digest
-	if accelerated && job.State == StateReady && job.Mode == ModeFull && job.Result != nil {
+	repo := repoOf(image)
+	if repo == "" {
+		repo = repoOf(job.Ref)
+	}
+	st.ResolvedImage = repo + "@" + job.Digest
+	if accelerated && job.State == StateReady && job.Mode == ModeFull && job.Result != nil && sameRepository(job, image) {
 		st.ResolvedImage = repoOf(job.Result.Target) + "@" + job.Result.TargetDigest
 	}
 	return st

@@ -50,10 +50,28 @@ type ServiceOptions struct {
 	// right after the cold start that made the record. Zero means
 	// DefaultRebakeDelay; negative never converts again.
 	RebakeDelay time.Duration
+	// ConvertTimeout bounds one conversion; one not done by then fails
+	// (a registry that sends a blob a byte at a time would otherwise hold
+	// a worker for ever). Zero means DefaultConvertTimeout; negative, no
+	// bound.
+	ConvertTimeout time.Duration
+	// ResolveTimeout bounds the registry lookup of an image queued on
+	// demand (Ensure), which no caller waits for: a registry that never
+	// answers would otherwise keep a goroutine and a connection for each
+	// image named. Zero means DefaultResolveTimeout; negative, no bound.
+	ResolveTimeout time.Duration
 }
 
 // DefaultRebakeDelay is ServiceOptions.RebakeDelay's default.
 const DefaultRebakeDelay = 10 * time.Minute
+
+// DefaultConvertTimeout is ServiceOptions.ConvertTimeout's default: a
+// 10 GiB image (Options.MaxUncompressedSize) fetched at 10 MB/s, with its
+// conversion, takes a third of it.
+const DefaultConvertTimeout = 30 * time.Minute
+
+// DefaultResolveTimeout is ServiceOptions.ResolveTimeout's default.
+const DefaultResolveTimeout = time.Minute
 
 // Service keeps conversion jobs and repository settings in bbolt and runs
 // the jobs (Run). It is safe for concurrent use.
@@ -98,6 +116,8 @@ func NewService(db *bolt.DB, conv Converts, opts ServiceOptions) (*Service, erro
 		opts.Now = time.Now
 	}
 	opts.RebakeDelay = cmp.Or(opts.RebakeDelay, DefaultRebakeDelay)
+	opts.ConvertTimeout = cmp.Or(opts.ConvertTimeout, DefaultConvertTimeout)
+	opts.ResolveTimeout = cmp.Or(opts.ResolveTimeout, DefaultResolveTimeout)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -370,7 +390,9 @@ func (s *Service) ensure(ctx context.Context, ref string) {
 			mode, prefetch = set.Mode, set.Prefetch
 		}
 	}
-	_, err := s.Accelerate(ctx, Request{Ref: ref, Mode: mode, Prefetch: prefetch})
+	rctx, cancel := withBound(ctx, s.opts.ResolveTimeout, fmt.Errorf("accel: %s not resolved within %v", ref, s.opts.ResolveTimeout))
+	defer cancel()
+	_, err := s.Accelerate(rctx, Request{Ref: ref, Mode: mode, Prefetch: prefetch})
 	if err == nil || ctx.Err() != nil {
 		return
 	}
@@ -382,7 +404,7 @@ func (s *Service) ensure(ctx context.Context, ref string) {
 	}
 	s.log.Warn("on-demand acceleration refused", "ref", ref, "error", err)
 	now := s.opts.Now()
-	job := Job{Ref: ref, Mode: mode, State: StateFailed, Error: err.Error(), Created: now, Updated: now}
+	job := Job{Ref: ref, Mode: mode, State: StateFailed, Error: reason(err), Created: now, Updated: now}
 	s.db.Update(func(tx *bolt.Tx) error {
 		if refs(tx).Get([]byte(ref)) != nil {
 			return nil
@@ -494,7 +516,9 @@ func (s *Service) convert(ctx context.Context, j Job) {
 	}
 	s.log.Info("acceleration started", "ref", j.Ref, "digest", j.Digest, "mode", j.Mode, "attempt", j.Attempts)
 	var saved time.Time
-	res, err := s.conv.Convert(ctx, Request{
+	cctx, cancel := s.bounded(ctx)
+	defer cancel()
+	res, err := s.conv.Convert(cctx, Request{
 		Ref: j.Ref, Digest: j.Digest, Mode: j.Mode, Prefetch: j.Prefetch,
 		KeepIndexes: s.keepIndexes,
 		Progress: func(p Progress) {
@@ -508,9 +532,10 @@ func (s *Service) convert(ctx context.Context, j Job) {
 		s.log.Info("acceleration interrupted; it restarts with fcd", "ref", j.Ref, "digest", j.Digest)
 		return
 	}
+	err = timedOut(cctx, err)
 	j, uerr := s.update(j.Digest, func(j *Job) {
 		if err != nil {
-			j.State, j.Error = StateFailed, err.Error()
+			j.State, j.Error = StateFailed, reason(err)
 			return
 		}
 		j.State, j.Result = StateReady, &res
@@ -528,6 +553,44 @@ func (s *Service) convert(ctx context.Context, j Job) {
 	if j.Webhook != "" {
 		s.notify(ctx, j)
 	}
+}
+
+// bounded returns ctx bounded by ServiceOptions.ConvertTimeout.
+func (s *Service) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return withBound(ctx, s.opts.ConvertTimeout, fmt.Errorf("accel: conversion not done within %v", s.opts.ConvertTimeout))
+}
+
+// withBound returns ctx ending after d (negative: not bounded), with
+// cause as its context.Cause then.
+func withBound(ctx context.Context, d time.Duration, cause error) (context.Context, context.CancelFunc) {
+	if d < 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, d, cause)
+}
+
+// timedOut returns err of a conversion under ctx (from bounded) saying
+// that it timed out, if it did.
+func timedOut(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+}
+
+// maxReason bounds a failed job's reason (Job.Error). Its error may quote
+// the image, a media type or a file name its creator chose, of up to
+// megabytes, and the reason is stored, shown by GetFunction and posted to
+// webhooks.
+const maxReason = 1 << 10
+
+// reason returns err's text for Job.Error, cut at maxReason bytes.
+func reason(err error) string {
+	s := err.Error()
+	if len(s) <= maxReason {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d more bytes)", strings.ToValidUTF8(s[:maxReason], ""), len(s)-maxReason)
 }
 
 // update changes a recorded job and returns it.
@@ -648,10 +711,13 @@ func (s *Service) Rebake(ctx context.Context, source string) (scheduled bool, er
 // leaves it as it was, and one cut short by ctx is redone by the next Run.
 func (s *Service) rebake(ctx context.Context, j Job) {
 	s.log.Info("acceleration redone with the start-up record", "ref", j.Ref, "digest", j.Digest)
-	res, err := s.conv.Convert(ctx, Request{Ref: j.Ref, Digest: j.Digest, Mode: j.Mode, Prefetch: j.Prefetch})
+	cctx, cancel := s.bounded(ctx)
+	defer cancel()
+	res, err := s.conv.Convert(cctx, Request{Ref: j.Ref, Digest: j.Digest, Mode: j.Mode, Prefetch: j.Prefetch})
 	if ctx.Err() != nil {
 		return
 	}
+	err = timedOut(cctx, err)
 	if err != nil {
 		s.log.Warn("acceleration with the start-up record failed; the image converted without stays in use", "ref", j.Ref, "digest", j.Digest, "error", err)
 	}

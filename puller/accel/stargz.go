@@ -33,18 +33,18 @@ import (
 // whole output again to learn the diff ID; the Writer hashes the
 // uncompressed stream as it goes, which on two cores is the faster trade
 // (see examples/bigimage/BENCHMARKS.md).
-func (c *Converter) stargzLayer(ctx context.Context, base string, l v1.Layer, prefetch []string, prog *tracker) (_ *stargzLayer, err error) {
+func (c *Converter) stargzLayer(ctx context.Context, base string, l v1.Layer, prefetch []string, prog *tracker, b *budget) (_ *stargzLayer, err error) {
 	start := time.Now()
 	var produce func(tw *tar.Writer) error
 	if len(prefetch) == 0 {
-		src, err := openTar(l, prog)
+		src, err := openTar(ctx, l, prog, b)
 		if err != nil {
 			return nil, err
 		}
 		defer src.Close()
-		produce = func(tw *tar.Writer) error { return streamEntries(ctx, tw, src) }
+		produce = func(tw *tar.Writer) error { return streamEntries(ctx, tw, src, b) }
 	} else {
-		tarFile, usize, err := c.fetchTar(l, base+".tar", prog)
+		tarFile, usize, err := c.fetchTar(ctx, l, base+".tar", prog, b)
 		if err != nil {
 			return nil, err
 		}
@@ -53,7 +53,7 @@ func (c *Converter) stargzLayer(ctx context.Context, base string, l v1.Layer, pr
 			os.Remove(tarFile.Name())
 		}()
 		sr := io.NewSectionReader(tarFile, 0, usize)
-		entries, err := scanTar(sr)
+		entries, err := scanTar(sr, b)
 		if err != nil {
 			return nil, err
 		}
@@ -135,9 +135,9 @@ type tarEntry struct {
 
 // scanTar lists the entries of the tar in sr, the last of each name only
 // (a later entry replaces an earlier one on extraction too), leaving out
-// estargz's own landmarks. Sparse entries are refused: their data is not
-// one range of the archive.
-func scanTar(sr *io.SectionReader) ([]tarEntry, error) {
+// estargz's own landmarks, counting them against b. Sparse entries are
+// refused: their data is not one range of the archive.
+func scanTar(sr *io.SectionReader, b *budget) ([]tarEntry, error) {
 	var entries []tarEntry
 	index := map[string]int{}
 	tr := tar.NewReader(sr)
@@ -148,6 +148,9 @@ func scanTar(sr *io.SectionReader) ([]tarEntry, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read tar: %w", err)
+		}
+		if err := b.entry(h.Name, h.Linkname, h.PAXRecords); err != nil {
+			return nil, err
 		}
 		if h.Typeflag == tar.TypeGNUSparse || hasSparseRecords(h) {
 			return nil, fmt.Errorf("%w: %s is a sparse tar entry, which eStargz cannot hold", ErrUnsupported, h.Name)
@@ -284,7 +287,7 @@ func copyEntries(ctx context.Context, tw *tar.Writer, sr *io.SectionReader, orde
 			return err
 		}
 		if e.hdr.Size > 0 && (e.hdr.Typeflag == tar.TypeReg || e.hdr.Typeflag == tar.TypeRegA) {
-			if _, err := io.Copy(tw, io.NewSectionReader(sr, e.off, e.hdr.Size)); err != nil {
+			if _, err := io.Copy(tw, boundedReader{ctx, io.NewSectionReader(sr, e.off, e.hdr.Size), nil}); err != nil {
 				return err
 			}
 		}
@@ -293,8 +296,12 @@ func copyEntries(ctx context.Context, tw *tar.Writer, sr *io.SectionReader, orde
 }
 
 // streamEntries writes the no-prefetch landmark, then src's entries as
-// they come, but for estargz's own landmarks.
-func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader) error {
+// they come, but for estargz's own landmarks, counting them against b.
+// It reads src to its end,
+// past the tar's end-of-archive blocks, so that the gzip trailer and the
+// blob's digest are checked: a layer that does not match its digest is
+// refused, as in the other modes.
+func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader, b *budget) error {
 	if err := writeLandmark(tw, estargz.NoPrefetchLandmark); err != nil {
 		return err
 	}
@@ -302,12 +309,18 @@ func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader) error {
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
+			if _, err := io.Copy(io.Discard, src); err != nil {
+				return fmt.Errorf("read layer: %w", mapRemoteError(err))
+			}
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("read tar: %w", err)
 		}
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.entry(h.Name, h.Linkname, h.PAXRecords); err != nil {
 			return err
 		}
 		if n := cleanName(h.Name); n == estargz.PrefetchLandmark || n == estargz.NoPrefetchLandmark {
@@ -326,9 +339,13 @@ func streamEntries(ctx context.Context, tw *tar.Writer, src io.Reader) error {
 }
 
 // writeStargz runs produce, which writes a tar, on its own goroutine and
-// appends that tar to w, then closes w and returns its TOC digest.
+// appends that tar to w, then closes w and returns its TOC digest. It
+// returns after produce has. When both fail, produce's error is returned:
+// estargz keeps only the text of its reader's errors, and produce's say
+// why (the context ended, ErrTooLarge, a sparse entry).
 func writeStargz(w *estargz.Writer, produce func(tw *tar.Writer) error) (digest.Digest, error) {
 	pr, pw := io.Pipe()
+	produced := make(chan error, 1)
 	go func() {
 		tw := tar.NewWriter(pw)
 		err := produce(tw)
@@ -336,9 +353,14 @@ func writeStargz(w *estargz.Writer, produce func(tw *tar.Writer) error) (digest.
 			err = tw.Close()
 		}
 		pw.CloseWithError(err)
+		produced <- err
 	}()
-	defer pr.Close()
-	if err := w.AppendTar(pr); err != nil {
+	err := w.AppendTar(pr)
+	pr.Close() // unblocks produce when AppendTar stopped early
+	if perr := <-produced; err != nil && perr != nil && !errors.Is(perr, io.ErrClosedPipe) {
+		return "", perr
+	}
+	if err != nil {
 		return "", err
 	}
 	d, err := w.Close()
