@@ -476,8 +476,16 @@ func TestResolveOtherRepository(t *testing.T) {
 	if r, err := s.Resolve(ctx, mine); err != nil || r.Accelerated || r.Ref != want || r.Lazy != "" {
 		t.Errorf("Resolve %s: got %+v, %v; want the original, %s", mine, r, err, want)
 	}
-	if st := s.FunctionStatus(mine, true); st.ResolvedImage != want {
-		t.Errorf("FunctionStatus %s: got %+v, want %s", mine, st, want)
+	// GetFunction must not report an acceleration the function does not
+	// get.
+	if st := s.FunctionStatus(mine, true); st.ResolvedImage != want || st.State != StateFailed || !strings.Contains(st.Reason, host+"/theirs/app") {
+		t.Errorf("FunctionStatus %s: got %+v, want Failed naming %s/theirs/app, and %s", mine, st, host, want)
+	}
+	if st := s.FunctionStatus(theirs, true); st.State != StateReady {
+		t.Errorf("FunctionStatus %s: got %+v, want Ready", theirs, st)
+	}
+	if st := s.FunctionStatus(mine, false); st.State != StateReady || st.ResolvedImage != want {
+		t.Errorf("FunctionStatus %s, not accelerated: got %+v, want the job's state and %s", mine, st, want)
 	}
 }
 

@@ -3,6 +3,7 @@ package accel
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -82,11 +83,15 @@ func (s *Service) Resolve(ctx context.Context, image string) (Resolution, error)
 // every function whose image has that digest, and the function's own
 // credentials may not pull from there.
 func sameRepository(job Job, ref string) bool {
-	repo := repoOf(ref)
+	return resultRepo(job) == repoOf(ref)
+}
+
+// resultRepo returns the repository of job's accelerated form.
+func resultRepo(job Job) string {
 	if job.Result.Local {
-		return repoOf(job.Ref) == repo
+		return repoOf(job.Ref)
 	}
-	return repoOf(job.Result.Target) == repo
+	return repoOf(job.Result.Target)
 }
 
 // repoOf returns the repository of a reference, "" if it does not parse.
@@ -134,7 +139,14 @@ func (s *Service) FunctionStatus(image string, accelerated bool) Status {
 		repo = repoOf(job.Ref)
 	}
 	st.ResolvedImage = repo + "@" + job.Digest
-	if accelerated && job.State == StateReady && job.Mode == ModeFull && job.Result != nil && sameRepository(job, image) {
+	switch {
+	case !accelerated || job.State != StateReady || job.Result == nil:
+	case !sameRepository(job, image):
+		// Resolve runs the original: saying Ready would claim an
+		// acceleration the function does not get.
+		st.State = StateFailed
+		st.Reason = fmt.Sprintf("the accelerated form of %s was made in repository %s, and fcd keeps one per digest and uses it only for that repository's images: this image runs as it is", job.Digest, resultRepo(job))
+	case job.Mode == ModeFull:
 		st.ResolvedImage = repoOf(job.Result.Target) + "@" + job.Result.TargetDigest
 	}
 	return st
