@@ -287,9 +287,25 @@ func (s *EStargz) load(toc *jtoc, payload int64) error {
 			s.byOff = append(s.byOff, &cs[i])
 		}
 	}
-	slices.SortFunc(s.byOff, func(a, b *tocChunk) int { return cmp.Compare(a.off, b.off) })
+	slices.SortFunc(s.byOff, func(a, b *tocChunk) int {
+		return cmp.Or(cmp.Compare(a.off, b.off), cmp.Compare(a.inner, b.inner))
+	})
+	// Chunks are fetched, decoded and cached by where they start: two
+	// that start at one place must be one.
+	for i := 1; i < len(s.byOff); i++ {
+		a, b := s.byOff[i-1], s.byOff[i]
+		if a.off == b.off && a.inner == b.inner && (a.size != b.size || a.digest != b.digest) {
+			return fmt.Errorf("estargz TOC: two chunks at %d+%d differ: %w", a.off, a.inner, ErrCorrupt)
+		}
+	}
 	return nil
 }
+
+// maxChunkBytes bounds the bytes decoded to read one chunk (its inner
+// offset and size), and twice as much the compressed bytes fetched for
+// it: eStargz writers make chunks of 4 MiB (fcd's converter, estargz's
+// default) and members of about that.
+const maxChunkBytes = 64 << 20
 
 // addChunk records the chunk te of file e. A chunk without a chunkDigest
 // is accepted only when it is the whole file and the file has a digest.
@@ -305,8 +321,14 @@ func (s *EStargz) addChunk(e *Entry, te *tocEntry, end int64) error {
 	if !isSHA256(d) && d.Validate() != nil {
 		return fmt.Errorf("estargz file %s: chunk at %d has no valid digest %q: %w", e.Name, te.ChunkOffset, d, ErrCorrupt)
 	}
-	if te.Offset <= 0 || end <= te.Offset || size <= 0 || te.ChunkOffset < 0 || te.ChunkOffset+size > e.Size {
+	if te.Offset <= 0 || end <= te.Offset || size <= 0 || te.ChunkOffset < 0 || size > e.Size || te.ChunkOffset > e.Size-size {
 		return fmt.Errorf("estargz file %s: bad chunk at %d: %w", e.Name, te.ChunkOffset, ErrCorrupt)
+	}
+	// A chunk is decoded whole into memory from the compressed bytes up
+	// to the next member: both are bounded, whatever the TOC says.
+	if te.InnerOffset < 0 || te.InnerOffset > maxChunkBytes-size || end-te.Offset > 2*maxChunkBytes {
+		return fmt.Errorf("estargz file %s: chunk at %d decodes %d+%d bytes from %d: %w",
+			e.Name, te.ChunkOffset, te.InnerOffset, size, end-te.Offset, ErrUnsupported)
 	}
 	s.files[e.Name] = append(s.files[e.Name], tocChunk{
 		fileOff: te.ChunkOffset, size: size, off: te.Offset, end: end, inner: te.InnerOffset, digest: d,

@@ -81,11 +81,25 @@ func parseTOC(r io.Reader) (*jtoc, digest.Digest, error) {
 	return decodeTOC(tr)
 }
 
-// decodeTOC decodes TOC JSON from r while hashing it.
+// maxTOCBytes bounds the TOC JSON of a layer, which its gzip compression
+// does not: a TOC of maxEntries ordinary entries is about half as long.
+// A variable, so that tests can lower it.
+var maxTOCBytes int64 = 512 << 20
+
+// decodeTOC decodes TOC JSON from r while hashing it. A TOC of
+// maxTOCBytes or more, or of more than maxEntries entries is refused
+// (ErrUnsupported) as it is read, before it costs more.
 func decodeTOC(r io.Reader) (*jtoc, digest.Digest, error) {
-	hr := &hashReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New()}
+	hr := &hashReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New(), left: maxTOCBytes}
 	toc := new(jtoc)
-	if err := json.UnmarshalRead(hr, toc, tocOptions); err != nil {
+	n := 0
+	count := json.UnmarshalFromFunc(func(*jsontext.Decoder, *tocEntry) error {
+		if n++; n > maxEntries {
+			return fmt.Errorf("TOC of more than %d entries: %w", maxEntries, ErrUnsupported)
+		}
+		return json.SkipFunc // decode it as usual
+	})
+	if err := json.UnmarshalRead(hr, toc, tocOptions, json.WithUnmarshalers(count)); err != nil {
 		return nil, "", fmt.Errorf("decode TOC JSON: %w", err)
 	}
 	// Hash what follows the JSON value too, as a digest of the whole
@@ -153,14 +167,20 @@ func (r *pieceReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// hashReader hashes what is read through it.
+// hashReader hashes what is read through it, and fails once more than
+// left bytes were.
 type hashReader struct {
-	r io.Reader
-	h hash.Hash
+	r    io.Reader
+	h    hash.Hash
+	left int64
 }
 
 func (h *hashReader) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
+	if h.left <= 0 {
+		return 0, fmt.Errorf("TOC of %d bytes or more: %w", maxTOCBytes, ErrUnsupported)
+	}
+	n, err := h.r.Read(p[:min(int64(len(p)), h.left)])
 	h.h.Write(p[:n])
+	h.left -= int64(n)
 	return n, err
 }

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -235,5 +237,67 @@ func TestCleanName(t *testing.T) {
 		if got := cleanName(name); got != want {
 			t.Errorf("cleanName(%q): got %q, want %q", name, got, want)
 		}
+	}
+}
+
+// TestDecodeTOCLimits: a TOC of more entries or bytes than the bounds is
+// refused as it is read. Gzip compresses a TOC of empty entries, or of
+// one long name, a thousand times.
+func TestDecodeTOCLimits(t *testing.T) {
+	defer func(n int, b int64) { maxEntries, maxTOCBytes = n, b }(maxEntries, maxTOCBytes)
+	maxEntries, maxTOCBytes = 3, 1000
+	for name, js := range map[string]string{
+		"entries": `{"version":1,"entries":[{},{},{},{}]}`,
+		"bytes":   `{"version":1,"entries":[{"name":"` + strings.Repeat("a", 1000) + `"}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if toc, _, err := decodeTOC(strings.NewReader(js)); !errors.Is(err, ErrUnsupported) {
+				t.Errorf("got %d entries, %v; want ErrUnsupported", len(toc.Entries), err)
+			}
+		})
+	}
+	if _, _, err := decodeTOC(strings.NewReader(`{"version":1,"entries":[{},{},{}]}`)); err != nil {
+		t.Errorf("3 entries: %v", err)
+	}
+}
+
+// TestLoadTOCRefuses: a TOC whose chunks would make a read decode or
+// fetch more than a chunk's worth, or whose chunks at one place differ,
+// is refused when loaded, not when read.
+func TestLoadTOCRefuses(t *testing.T) {
+	toc, payload := fuzzTOC(t)
+	// edit returns toc with the entries of d/a changed by f.
+	edit := func(f func(e *tocEntry)) *jtoc {
+		c := &jtoc{Version: toc.Version, Entries: slices.Clone(toc.Entries)}
+		for i := range c.Entries {
+			if c.Entries[i].Name == "d/a" {
+				f(&c.Entries[i])
+			}
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name    string
+		toc     *jtoc
+		payload int64
+		want    error
+	}{
+		{"negative inner offset", edit(func(e *tocEntry) { e.InnerOffset = -1 }), payload, ErrUnsupported},
+		{"huge inner offset", edit(func(e *tocEntry) { e.InnerOffset = 1 << 39 }), payload, ErrUnsupported},
+		{"huge chunk", edit(func(e *tocEntry) { e.Size, e.ChunkSize = 1<<39, 1<<39 }), payload, ErrUnsupported},
+		{"overflowing chunk", edit(func(e *tocEntry) { e.ChunkOffset, e.ChunkSize = 1, math.MaxInt64 }), payload, ErrCorrupt},
+		{"huge member", toc, 1 << 40, ErrUnsupported},
+		{"chunks at one place differ", chunksDisagree(t, toc), payload, ErrCorrupt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &EStargz{blob: fuzzLayer(t).esgz, files: make(map[string][]tocChunk)}
+			if err := s.load(tc.toc, tc.payload); !errors.Is(err, tc.want) {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	s := &EStargz{blob: fuzzLayer(t).esgz, files: make(map[string][]tocChunk)}
+	if err := s.load(toc, payload); err != nil {
+		t.Errorf("the TOC itself: %v", err)
 	}
 }
