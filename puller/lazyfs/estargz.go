@@ -152,6 +152,12 @@ func readTOC(ctx context.Context, blob Blob, size int64) (*jtoc, int64, digest.D
 		if tocSize <= 0 {
 			tocSize = size - tocOff - fs
 		}
+		// The compressed TOC is shorter than its JSON: a longer one is
+		// refused before its pieces are read at once.
+		if tocSize > maxTOCBytes {
+			errs = append(errs, fmt.Errorf("TOC of %d bytes, more than %d: %w", tocSize, maxTOCBytes, ErrUnsupported))
+			continue
+		}
 		// Both footers point at the same TOC format.
 		pr := readPieces(ctx, blob, tocOff, tocSize)
 		toc, dgst, err := parseTOC(pr)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -300,4 +301,44 @@ func TestLoadTOCRefuses(t *testing.T) {
 	if err := s.load(toc, payload); err != nil {
 		t.Errorf("the TOC itself: %v", err)
 	}
+}
+
+// TestOpenEStargzHugeTOC: a footer that puts the TOC at the start of a
+// large blob is refused before the TOC's pieces are read, all at once.
+func TestOpenEStargzHugeTOC(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := new(estargz.GzipCompressor).WriteTOCAndFooter(&buf, 0, &estargz.JTOC{Version: 1}, sha256.New()); err != nil {
+		t.Fatal(err)
+	}
+	fs := new(estargz.GzipDecompressor).FooterSize()
+	blob := &footerBlob{footer: buf.Bytes()[int64(buf.Len())-fs:], size: 1 << 40}
+	_, err := OpenEStargz(context.Background(), blob, blob.size, EStargzOptions{})
+	if !errors.Is(err, ErrUnsupported) {
+		t.Errorf("got %v, want ErrUnsupported", err)
+	}
+	if got := blob.asked.Load(); got > 1<<10 {
+		t.Errorf("asked for %d bytes, want only the footer's", got)
+	}
+}
+
+// footerBlob is a blob of size bytes that ends with footer, zeros
+// before it; it counts the bytes asked for, and serves none but the
+// footer's.
+type footerBlob struct {
+	footer []byte
+	size   int64
+	asked  atomic.Int64
+}
+
+func (b *footerBlob) ReadRange(ctx context.Context, off, n int64, prio remote.Priority) ([]byte, error) {
+	b.asked.Add(n)
+	start := b.size - int64(len(b.footer))
+	if off < start || off+n > b.size {
+		return nil, fmt.Errorf("%d+%d: not the footer", off, n)
+	}
+	return b.footer[off-start : off-start+n], nil
+}
+
+func (b *footerBlob) ReadChunk(ctx context.Context, off, n int64, want digest.Digest, prio remote.Priority) ([]byte, error) {
+	return b.ReadRange(ctx, off, n, prio)
 }
