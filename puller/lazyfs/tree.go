@@ -69,10 +69,13 @@ type tnode struct {
 	path string
 
 	// Materialization state (materialize.go), guarded by mu.
-	mu    sync.Mutex
-	seen  []uint64 // bitmap of blocks served through the daemon
-	local string   // path of the verified local copy, once made
-	busy  bool     // a materialization runs
+	mu   sync.Mutex
+	seen []uint64 // bitmap of blocks served through the daemon
+	// unseen counts the blocks not yet served, so that a read need not
+	// scan seen: a 1 GiB file read in order costs 8,192 reads.
+	unseen int64
+	local  string // path of the verified local copy, once made
+	busy   bool   // a materialization runs
 	// held is a small file's verified bytes, kept in memory while the
 	// layer defers making small files local (Layer.hold).
 	held []byte
