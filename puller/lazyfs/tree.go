@@ -35,6 +35,9 @@ const (
 const (
 	maxNameLen = unix.PathMax  // bytes of an entry name or symlink target
 	maxElemLen = unix.NAME_MAX // bytes of one name element
+	// Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX.
+	maxXattrName  = 255
+	maxXattrValue = 64 << 10
 	// maxLayerBytes bounds the sum of a layer's regular file sizes:
 	// what a file's size sizes (materialize.go's bitmap of the blocks
 	// served, a small file read whole) stays bounded.
@@ -113,9 +116,9 @@ type tree struct {
 // A hard link must name an earlier non-directory entry of the same layer
 // (ErrUnsupported otherwise: the layer cannot see the layers below it).
 //
-// A layer past the bounds above, or with a name a full unpack could not
-// create (a NUL byte, an element too long, a whiteout of "." or ".."), is
-// refused with ErrUnsupported.
+// A layer past the bounds above, or with a name or extended attribute a
+// full unpack could not create (a NUL byte, an element too long, a
+// whiteout of "." or ".."), is refused with ErrUnsupported.
 func buildTree(entries []Entry) (*tree, error) {
 	if len(entries) > maxEntries {
 		return nil, fmt.Errorf("layer of %d entries, more than %d: %w", len(entries), maxEntries, ErrUnsupported)
@@ -143,8 +146,8 @@ func buildTree(entries []Entry) (*tree, error) {
 	return t, t.finish()
 }
 
-// checkEntry refuses an entry whose name, symlink target or size
-// buildTree cannot take (see its comment). e.Name is clean (Entry).
+// checkEntry refuses an entry whose name, symlink target, extended
+// attributes or size buildTree cannot take (see its comment). e.Name is clean (Entry).
 func checkEntry(e *Entry) error {
 	if err := checkName(e.Name); err != nil {
 		return err
@@ -154,6 +157,11 @@ func checkEntry(e *Entry) error {
 	}
 	if e.Type == tar.TypeReg && (e.Size < 0 || e.Size > maxLayerBytes) {
 		return fmt.Errorf("file %q of %d bytes: %w", e.Name, e.Size, ErrUnsupported)
+	}
+	for k, v := range e.Xattrs {
+		if k == "" || len(k) > maxXattrName || strings.IndexByte(k, 0) >= 0 || len(v) > maxXattrValue {
+			return fmt.Errorf("entry %q: extended attribute %q of %d bytes: %w", e.Name, k, len(v), ErrUnsupported)
+		}
 	}
 	if base := path.Base(e.Name); strings.HasPrefix(base, whiteoutPrefix) && !strings.HasPrefix(base, whiteoutMeta) {
 		if hidden := base[len(whiteoutPrefix):]; hidden == "" || hidden == "." || hidden == ".." {

@@ -32,6 +32,9 @@ func TestBuildTreeRefuses(t *testing.T) {
 		// (quadratic memory), and a walk recursed once a level.
 		{"name too long", []Entry{{Name: strings.Repeat("a/", 2048) + "f", Type: tar.TypeReg}}},
 		{"symlink target too long", []Entry{{Name: "s", Type: tar.TypeSymlink, Linkname: strings.Repeat("a", 4096)}}},
+		{"NUL in an xattr name", []Entry{{Name: "f", Type: tar.TypeReg, Xattrs: map[string]string{"user.a\x00security.capability": "x"}}}},
+		{"empty xattr name", []Entry{{Name: "d", Type: tar.TypeDir, Xattrs: map[string]string{"": "x"}}}},
+		{"xattr too long", []Entry{{Name: "d", Type: tar.TypeDir, Xattrs: map[string]string{"user.a": strings.Repeat("x", 64<<10+1)}}}},
 		// A file's size sizes what reads of it allocate.
 		{"negative size", []Entry{{Name: "f", Type: tar.TypeReg, Size: -1}}},
 		{"huge file", []Entry{{Name: "f", Type: tar.TypeReg, Size: 1 << 62}}},
