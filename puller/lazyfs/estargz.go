@@ -2,7 +2,9 @@ package lazyfs
 
 import (
 	"archive/tar"
+	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -140,6 +142,10 @@ func readTOC(ctx context.Context, blob Blob, size int64) (*jtoc, int64, digest.D
 		if int64(len(footer)) < fs {
 			continue
 		}
+		if _, ok := d.(*estargz.GzipDecompressor); ok && !footerExtraOK(footer[int64(len(footer))-fs:]) {
+			errs = append(errs, errors.New("footer: gzip extra field shorter than its STARGZ subfield"))
+			continue
+		}
 		_, tocOff, tocSize, err := d.ParseFooter(footer[int64(len(footer))-fs:])
 		if err != nil {
 			errs = append(errs, err)
@@ -171,6 +177,18 @@ func readTOC(ctx context.Context, blob Blob, size int64) (*jtoc, int64, digest.D
 		return toc, tocOff, dgst, nil
 	}
 	return nil, 0, "", fmt.Errorf("not an estargz blob: %w: %w", errors.Join(errs...), ErrUnsupported)
+}
+
+// footerExtraOK reports whether estargz.GzipDecompressor.ParseFooter
+// may parse the footer p: it (v0.19.1) slices the gzip extra field by the
+// length of the STARGZ subfield, and panics on a shorter field. The
+// header is read with compress/gzip, as ParseFooter reads it.
+func footerExtraOK(p []byte) bool {
+	zr, err := gzip.NewReader(bytes.NewReader(p))
+	if err != nil {
+		return true // ParseFooter fails on it too
+	}
+	return len(zr.Extra) < 4 || len(zr.Extra) >= 4+16+len("STARGZ")
 }
 
 var tocTypes = map[string]byte{

@@ -76,8 +76,7 @@ func marshalTOC(t testing.TB, toc *jtoc) []byte {
 }
 
 // FuzzEStargzTOC decodes fuzzed TOC JSON over the fuzz layer's blob,
-// loads it, builds its tree and reads every chunk of every file: a
-// chunk read whole returns bytes of its chunkDigest, or an error.
+// loads it and checks it (checkEStargz).
 func FuzzEStargzTOC(f *testing.F) {
 	toc, _ := fuzzTOC(f)
 	f.Add(marshalTOC(f, toc))
@@ -97,30 +96,56 @@ func FuzzEStargzTOC(f *testing.F) {
 			}
 			return
 		}
-		tr, err := buildTree(s.Entries())
+		checkEStargz(t, s)
+	})
+}
+
+// FuzzOpenEStargz opens a fuzzed eStargz blob (footer, TOC gzip and tar
+// included) and checks it as FuzzEStargzTOC does.
+func FuzzOpenEStargz(f *testing.F) {
+	b := fuzzLayer(f).esgz.data
+	f.Add(b)
+	f.Add(b[len(b)-4096:])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := OpenEStargz(context.Background(), &memBlob{data: b}, int64(len(b)), EStargzOptions{})
 		if err != nil {
-			if !errors.Is(err, ErrUnsupported) {
-				t.Fatalf("buildTree: got %v, want ErrUnsupported", err)
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("got %v, want ErrCorrupt or ErrUnsupported", err)
 			}
 			return
 		}
-		checkTree(t, tr)
-		for _, e := range s.Entries() {
-			for _, c := range s.files[e.Name] {
-				if c.size > 1<<20 {
-					continue
-				}
-				p := make([]byte, c.size)
-				n, err := s.ReadAt(context.Background(), e.Name, p, c.fileOff, remote.OnDemand)
-				if err != nil && err != io.EOF {
-					continue
-				}
-				if got := digest.FromBytes(p[:n]); n != len(p) || got != c.digest {
-					t.Fatalf("%s at %d: got %d bytes of %s (%v), want %d of %s", e.Name, c.fileOff, n, got, err, len(p), c.digest)
-				}
+		checkEStargz(t, s)
+	})
+}
+
+// checkEStargz builds s's tree, checks it, and reads every chunk of
+// every file: a chunk read whole returns bytes of its chunkDigest, or an
+// error.
+func checkEStargz(t *testing.T, s *EStargz) {
+	t.Helper()
+	tr, err := buildTree(s.Entries())
+	if err != nil {
+		if !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("buildTree: got %v, want ErrUnsupported", err)
+		}
+		return
+	}
+	checkTree(t, tr)
+	for _, e := range s.Entries() {
+		for _, c := range s.files[e.Name] {
+			if c.size > 1<<20 {
+				continue
+			}
+			p := make([]byte, c.size)
+			n, err := s.ReadAt(context.Background(), e.Name, p, c.fileOff, remote.OnDemand)
+			if err != nil && err != io.EOF {
+				continue
+			}
+			if got := digest.FromBytes(p[:n]); n != len(p) || got != c.digest {
+				t.Fatalf("%s at %d: got %d bytes of %s (%v), want %d of %s", e.Name, c.fileOff, n, got, err, len(p), c.digest)
 			}
 		}
-	})
+	}
 }
 
 // chunksDisagree returns toc with two files, p of 5 bytes and q of

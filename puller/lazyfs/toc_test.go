@@ -342,3 +342,14 @@ func (b *footerBlob) ReadRange(ctx context.Context, off, n int64, prio remote.Pr
 func (b *footerBlob) ReadChunk(ctx context.Context, off, n int64, want digest.Digest, prio remote.Priority) ([]byte, error) {
 	return b.ReadRange(ctx, off, n, prio)
 }
+
+// TestOpenEStargzBadFooter: a footer whose gzip extra field is shorter
+// than the STARGZ subfield it starts made estargz's ParseFooter panic
+// (slice bounds out of range; found by FuzzOpenEStargz).
+func TestOpenEStargzBadFooter(t *testing.T) {
+	b := []byte("\x1f\x8b\b$000000\x13\x00SG\x16\x0000000000000000000000000000000000000")
+	_, err := OpenEStargz(context.Background(), &memBlob{data: b}, int64(len(b)), EStargzOptions{})
+	if !errors.Is(err, ErrUnsupported) {
+		t.Errorf("got %v, want ErrUnsupported", err)
+	}
+}
