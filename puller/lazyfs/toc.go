@@ -47,7 +47,42 @@ type tocEntry struct {
 
 type jtoc struct {
 	Version int        `json:"version"`
-	Entries []tocEntry `json:"entries"`
+	Entries tocEntries `json:"entries"`
+}
+
+// tocEntries decodes a TOC's entries one by one, refusing more than
+// maxEntries (ErrUnsupported) as they come: an empty entry costs a
+// hundred times its bytes.
+type tocEntries []tocEntry
+
+func (es *tocEntries) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case 'n':
+		*es = nil
+		return nil
+	case '[':
+	default:
+		return fmt.Errorf("TOC entries are a JSON %v, want an array", tok.Kind())
+	}
+	*es = (*es)[:0]
+	for {
+		switch dec.PeekKind() {
+		case ']', 0: // the end, or an error ReadToken reports
+			_, err := dec.ReadToken()
+			return err
+		}
+		if len(*es) == maxEntries {
+			return fmt.Errorf("TOC of more than %d entries: %w", maxEntries, ErrUnsupported)
+		}
+		*es = append(*es, tocEntry{})
+		if err := json.UnmarshalDecode(dec, &(*es)[len(*es)-1]); err != nil {
+			return err
+		}
+	}
 }
 
 // tocOptions decode as encoding/json (which estargz writes with) would
@@ -92,14 +127,7 @@ var maxTOCBytes int64 = 512 << 20
 func decodeTOC(r io.Reader) (*jtoc, digest.Digest, error) {
 	hr := &hashReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New(), left: maxTOCBytes}
 	toc := new(jtoc)
-	n := 0
-	count := json.UnmarshalFromFunc(func(*jsontext.Decoder, *tocEntry) error {
-		if n++; n > maxEntries {
-			return fmt.Errorf("TOC of more than %d entries: %w", maxEntries, ErrUnsupported)
-		}
-		return json.SkipFunc // decode it as usual
-	})
-	if err := json.UnmarshalRead(hr, toc, tocOptions, json.WithUnmarshalers(count)); err != nil {
+	if err := json.UnmarshalRead(hr, toc, tocOptions); err != nil {
 		return nil, "", fmt.Errorf("decode TOC JSON: %w", err)
 	}
 	// Hash what follows the JSON value too, as a digest of the whole

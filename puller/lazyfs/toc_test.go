@@ -353,3 +353,29 @@ func TestOpenEStargzBadFooter(t *testing.T) {
 		t.Errorf("got %v, want ErrUnsupported", err)
 	}
 }
+
+// TestDecodeTOCLikeEncodingJSON: entries decode as encoding/json (which
+// estargz writes with) decodes them: names without regard to case,
+// duplicate names and invalid UTF-8 let through.
+func TestDecodeTOCLikeEncodingJSON(t *testing.T) {
+	for _, js := range []string{
+		"{\"Version\":1,\"ENTRIES\":[{\"NAME\":\"a\",\"name\":\"b\xff\",\"Type\":\"dir\",\"xattrs\":{\"user.x\":\"eA==\"}}]}",
+		`{"version":1,"entries":null}`,
+		`{"version":2,"entries":[],"entries":[{"size":3}]}`,
+	} {
+		var want struct {
+			Version int
+			Entries []tocEntry
+		}
+		if err := json.Unmarshal([]byte(js), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := decodeTOC(strings.NewReader(js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		if got.Version != want.Version || fmt.Sprint(got.Entries) != fmt.Sprint(want.Entries) {
+			t.Errorf("%s: got %+v, want %+v", js, got, want)
+		}
+	}
+}
