@@ -131,6 +131,18 @@ func checkEStargz(t *testing.T, s *EStargz) {
 		return
 	}
 	checkTree(t, tr)
+	// The prefetch paths: whole files, then every extent, fetched and
+	// decoded into the cache of decoded bytes the reads below use.
+	var names []string
+	var extents []Extent
+	for name := range tr.data {
+		names = append(names, name)
+		extents = s.rangeExtents(context.Background(), Range{File: name, N: -1}, extents)
+	}
+	s.fetchRanges(context.Background(), wholeFiles(names), remote.Prefetch)
+	for _, e := range extents {
+		s.fetchExtent(context.Background(), e, remote.Prefetch)
+	}
 	for _, e := range s.Entries() {
 		for _, c := range s.files[e.Name] {
 			if c.size > 1<<20 {
@@ -332,6 +344,13 @@ func FuzzGzIndexSource(f *testing.F) {
 			return
 		}
 		checkTree(t, tr)
+		var names []string
+		for name := range tr.data {
+			names = append(names, name)
+			s.extent(name)
+		}
+		s.fetchRanges(context.Background(), append(wholeFiles(names), Range{File: "d/b", Off: 1 << 40, N: 1}), remote.Prefetch)
+		s.fetchWindows(context.Background(), wholeFiles(names), remote.Prefetch)
 		for name, n := range tr.data {
 			p := make([]byte, min(n.size, 64<<10)+1)
 			got, err := s.ReadAt(context.Background(), name, p, 0, remote.OnDemand)
