@@ -43,3 +43,19 @@ func BenchmarkRead(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkServed records the reads of a 1 GiB file served in order
+// through the daemon, 128 KiB at a time (all but its last block, so that
+// it is not materialized): what finding out that a file was read whole
+// costs a read.
+func BenchmarkServed(b *testing.B) {
+	const size, read = 1 << 30, 128 << 10
+	l := &Layer{small: 128 << 10}
+	for b.Loop() {
+		n := &tnode{size: size}
+		for off := int64(0); off < size-read; off += read {
+			l.served(n, off, read)
+		}
+		l.served(n, size-read, read-seenBlock)
+	}
+}

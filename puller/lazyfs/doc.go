@@ -40,6 +40,15 @@
 //   - eStargz's landmark files (".prefetch.landmark",
 //     ".no.prefetch.landmark") are not part of the tree.
 //
+// A layer's creator is not trusted, and fcd parses it as root: what a
+// small TOC or index could make it allocate or compute is bounded (TOC
+// bytes and entries, names and symlink targets by PATH_MAX and
+// NAME_MAX, extended attributes, the sum of file sizes, the bytes one
+// chunk decodes from and to), and a layer past a bound, or with a name a
+// full unpack could not create (a NUL byte, a whiteout of "." or ".."),
+// is refused with ErrUnsupported, so that it is pulled whole instead.
+// Chunks of a TOC that start at one place but differ are ErrCorrupt.
+//
 // The tree of a layer is held in memory for as long as it is mounted: a
 // few hundred bytes per entry. go-fuse's inodes are made only as the
 // kernel looks names up, so mounting costs little beyond reading the

@@ -8,7 +8,8 @@ import (
 
 // ErrUnsupported is returned for a layer the file system cannot serve
 // faithfully: a hard link to a file outside the layer, an unknown entry
-// type, a layer format it does not read. It wraps
+// type, a layer format it does not read, a name no file system holds, or
+// a layer past the bounds on what a layer may claim (doc.go). It wraps
 // errdefs.ErrNotImplemented.
 var ErrUnsupported = fmt.Errorf("lazyfs: unsupported layer: %w", errdefs.ErrNotImplemented)
 

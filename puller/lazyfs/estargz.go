@@ -2,7 +2,9 @@ package lazyfs
 
 import (
 	"archive/tar"
+	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -140,6 +142,10 @@ func readTOC(ctx context.Context, blob Blob, size int64) (*jtoc, int64, digest.D
 		if int64(len(footer)) < fs {
 			continue
 		}
+		if _, ok := d.(*estargz.GzipDecompressor); ok && !footerExtraOK(footer[int64(len(footer))-fs:]) {
+			errs = append(errs, errors.New("footer: gzip extra field shorter than its STARGZ subfield"))
+			continue
+		}
 		_, tocOff, tocSize, err := d.ParseFooter(footer[int64(len(footer))-fs:])
 		if err != nil {
 			errs = append(errs, err)
@@ -151,6 +157,12 @@ func readTOC(ctx context.Context, blob Blob, size int64) (*jtoc, int64, digest.D
 		}
 		if tocSize <= 0 {
 			tocSize = size - tocOff - fs
+		}
+		// The compressed TOC is shorter than its JSON: a longer one is
+		// refused before its pieces are read at once.
+		if tocSize > maxTOCBytes {
+			errs = append(errs, fmt.Errorf("TOC of %d bytes, more than %d: %w", tocSize, maxTOCBytes, ErrUnsupported))
+			continue
 		}
 		// Both footers point at the same TOC format.
 		pr := readPieces(ctx, blob, tocOff, tocSize)
@@ -165,6 +177,18 @@ func readTOC(ctx context.Context, blob Blob, size int64) (*jtoc, int64, digest.D
 		return toc, tocOff, dgst, nil
 	}
 	return nil, 0, "", fmt.Errorf("not an estargz blob: %w: %w", errors.Join(errs...), ErrUnsupported)
+}
+
+// footerExtraOK reports whether estargz.GzipDecompressor.ParseFooter
+// may parse the footer p: it (v0.19.1) slices the gzip extra field by the
+// length of the STARGZ subfield, and panics on a shorter field. The
+// header is read with compress/gzip, as ParseFooter reads it.
+func footerExtraOK(p []byte) bool {
+	zr, err := gzip.NewReader(bytes.NewReader(p))
+	if err != nil {
+		return true // ParseFooter fails on it too
+	}
+	return len(zr.Extra) < 4 || len(zr.Extra) >= 4+16+len("STARGZ")
 }
 
 var tocTypes = map[string]byte{
@@ -287,9 +311,25 @@ func (s *EStargz) load(toc *jtoc, payload int64) error {
 			s.byOff = append(s.byOff, &cs[i])
 		}
 	}
-	slices.SortFunc(s.byOff, func(a, b *tocChunk) int { return cmp.Compare(a.off, b.off) })
+	slices.SortFunc(s.byOff, func(a, b *tocChunk) int {
+		return cmp.Or(cmp.Compare(a.off, b.off), cmp.Compare(a.inner, b.inner))
+	})
+	// Chunks are fetched, decoded and cached by where they start: two
+	// that start at one place must be one.
+	for i := 1; i < len(s.byOff); i++ {
+		a, b := s.byOff[i-1], s.byOff[i]
+		if a.off == b.off && a.inner == b.inner && (a.size != b.size || a.digest != b.digest) {
+			return fmt.Errorf("estargz TOC: two chunks at %d+%d differ: %w", a.off, a.inner, ErrCorrupt)
+		}
+	}
 	return nil
 }
+
+// maxChunkBytes bounds the bytes decoded to read one chunk (its inner
+// offset and size), and twice as much the compressed bytes fetched for
+// it: eStargz writers make chunks of 4 MiB (fcd's converter, estargz's
+// default) and members of about that.
+const maxChunkBytes = 64 << 20
 
 // addChunk records the chunk te of file e. A chunk without a chunkDigest
 // is accepted only when it is the whole file and the file has a digest.
@@ -305,8 +345,14 @@ func (s *EStargz) addChunk(e *Entry, te *tocEntry, end int64) error {
 	if !isSHA256(d) && d.Validate() != nil {
 		return fmt.Errorf("estargz file %s: chunk at %d has no valid digest %q: %w", e.Name, te.ChunkOffset, d, ErrCorrupt)
 	}
-	if te.Offset <= 0 || end <= te.Offset || size <= 0 || te.ChunkOffset < 0 || te.ChunkOffset+size > e.Size {
+	if te.Offset <= 0 || end <= te.Offset || size <= 0 || te.ChunkOffset < 0 || size > e.Size || te.ChunkOffset > e.Size-size {
 		return fmt.Errorf("estargz file %s: bad chunk at %d: %w", e.Name, te.ChunkOffset, ErrCorrupt)
+	}
+	// A chunk is decoded whole into memory from the compressed bytes up
+	// to the next member: both are bounded, whatever the TOC says.
+	if te.InnerOffset < 0 || te.InnerOffset > maxChunkBytes-size || end-te.Offset > 2*maxChunkBytes {
+		return fmt.Errorf("estargz file %s: chunk at %d decodes %d+%d bytes from %d: %w",
+			e.Name, te.ChunkOffset, te.InnerOffset, size, end-te.Offset, ErrUnsupported)
 	}
 	s.files[e.Name] = append(s.files[e.Name], tocChunk{
 		fileOff: te.ChunkOffset, size: size, off: te.Offset, end: end, inner: te.InnerOffset, digest: d,

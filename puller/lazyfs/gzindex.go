@@ -94,6 +94,10 @@ func NewGzIndex(x *gzindex.Index, blob Blob, startup []string) (*GzIndex, error)
 	if x.Version() < 2 {
 		return nil, fmt.Errorf("gzindex version %d has no chunk digests: %w", x.Version(), ErrUnsupported)
 	}
+	// A read fetches (and holds) whole chunks: fcd's are 16 KiB.
+	if cs := x.ChunkSize(); cs > maxChunkBytes {
+		return nil, fmt.Errorf("gzindex chunks of %d bytes, more than %d: %w", cs, maxChunkBytes, ErrUnsupported)
+	}
 	fetch := x.ChunkFetcher(func(ctx context.Context, off, n int64, want digest.Digest) ([]byte, error) {
 		return blob.ReadChunk(ctx, off, n, want, priority(ctx))
 	})

@@ -100,17 +100,17 @@ func (l *Layer) served(n *tnode, off, size int64) {
 	}
 	if n.seen == nil {
 		n.seen = make([]uint64, (blocks+63)/64)
+		n.unseen = blocks
 	}
 	end := off + size
 	for b := (off + seenBlock - 1) / seenBlock; b*seenBlock < end; b++ {
-		if min((b+1)*seenBlock, n.size) <= end {
-			n.seen[b/64] |= 1 << (b % 64)
+		if bit := uint64(1) << (b % 64); min((b+1)*seenBlock, n.size) <= end && n.seen[b/64]&bit == 0 {
+			n.seen[b/64] |= bit
+			n.unseen--
 		}
 	}
-	for b := int64(0); b < blocks; b++ {
-		if n.seen[b/64]&(1<<(b%64)) == 0 {
-			return
-		}
+	if n.unseen > 0 {
+		return
 	}
 	n.busy = true
 	l.bg.goFn(func() {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/fcd-dev/fcd/cache"
+	"github.com/fcd-dev/fcd/puller/gzindex"
 	"github.com/fcd-dev/fcd/puller/remote"
 )
 
@@ -225,5 +226,18 @@ func TestEStargzChunkStore(t *testing.T) {
 	readAll(second)
 	if got := second.requests.Load(); got != 2 {
 		t.Errorf("second source made %d requests, want 2 (footer and TOC)", got)
+	}
+}
+
+// TestNewGzIndexHugeChunks: an index whose chunks a read would fetch and
+// hold whole is refused, however the chunks verify.
+func TestNewGzIndexHugeChunks(t *testing.T) {
+	b := fuzzLayer(t)
+	x, err := gzindex.Build(context.Background(), bytes.NewReader(b.gz.data), gzindex.Options{ChunkSize: maxChunkBytes + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewGzIndex(x, b.gz, nil); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("got %v, want ErrUnsupported", err)
 	}
 }

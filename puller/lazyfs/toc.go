@@ -47,7 +47,42 @@ type tocEntry struct {
 
 type jtoc struct {
 	Version int        `json:"version"`
-	Entries []tocEntry `json:"entries"`
+	Entries tocEntries `json:"entries"`
+}
+
+// tocEntries decodes a TOC's entries one by one, refusing more than
+// maxEntries (ErrUnsupported) as they come: an empty entry costs a
+// hundred times its bytes.
+type tocEntries []tocEntry
+
+func (es *tocEntries) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case 'n':
+		*es = nil
+		return nil
+	case '[':
+	default:
+		return fmt.Errorf("TOC entries are a JSON %v, want an array", tok.Kind())
+	}
+	*es = (*es)[:0]
+	for {
+		switch dec.PeekKind() {
+		case ']', 0: // the end, or an error ReadToken reports
+			_, err := dec.ReadToken()
+			return err
+		}
+		if len(*es) == maxEntries {
+			return fmt.Errorf("TOC of more than %d entries: %w", maxEntries, ErrUnsupported)
+		}
+		*es = append(*es, tocEntry{})
+		if err := json.UnmarshalDecode(dec, &(*es)[len(*es)-1]); err != nil {
+			return err
+		}
+	}
 }
 
 // tocOptions decode as encoding/json (which estargz writes with) would
@@ -81,9 +116,16 @@ func parseTOC(r io.Reader) (*jtoc, digest.Digest, error) {
 	return decodeTOC(tr)
 }
 
-// decodeTOC decodes TOC JSON from r while hashing it.
+// maxTOCBytes bounds the TOC JSON of a layer, which its gzip compression
+// does not: a TOC of maxEntries ordinary entries is about half as long.
+// A variable, so that tests can lower it.
+var maxTOCBytes int64 = 512 << 20
+
+// decodeTOC decodes TOC JSON from r while hashing it. A TOC of
+// maxTOCBytes or more, or of more than maxEntries entries is refused
+// (ErrUnsupported) as it is read, before it costs more.
 func decodeTOC(r io.Reader) (*jtoc, digest.Digest, error) {
-	hr := &hashReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New()}
+	hr := &hashReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New(), left: maxTOCBytes}
 	toc := new(jtoc)
 	if err := json.UnmarshalRead(hr, toc, tocOptions); err != nil {
 		return nil, "", fmt.Errorf("decode TOC JSON: %w", err)
@@ -153,14 +195,20 @@ func (r *pieceReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// hashReader hashes what is read through it.
+// hashReader hashes what is read through it, and fails once more than
+// left bytes were.
 type hashReader struct {
-	r io.Reader
-	h hash.Hash
+	r    io.Reader
+	h    hash.Hash
+	left int64
 }
 
 func (h *hashReader) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
+	if h.left <= 0 {
+		return 0, fmt.Errorf("TOC of %d bytes or more: %w", maxTOCBytes, ErrUnsupported)
+	}
+	n, err := h.r.Read(p[:min(int64(len(p)), h.left)])
 	h.h.Write(p[:n])
+	h.left -= int64(n)
 	return n, err
 }

@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -234,6 +237,145 @@ func TestCleanName(t *testing.T) {
 		want := strings.TrimPrefix(path.Clean("/"+name), "/")
 		if got := cleanName(name); got != want {
 			t.Errorf("cleanName(%q): got %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestDecodeTOCLimits: a TOC of more entries or bytes than the bounds is
+// refused as it is read. Gzip compresses a TOC of empty entries, or of
+// one long name, a thousand times.
+func TestDecodeTOCLimits(t *testing.T) {
+	defer func(n int, b int64) { maxEntries, maxTOCBytes = n, b }(maxEntries, maxTOCBytes)
+	maxEntries, maxTOCBytes = 3, 1000
+	for name, js := range map[string]string{
+		"entries": `{"version":1,"entries":[{},{},{},{}]}`,
+		"bytes":   `{"version":1,"entries":[{"name":"` + strings.Repeat("a", 1000) + `"}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if toc, _, err := decodeTOC(strings.NewReader(js)); !errors.Is(err, ErrUnsupported) {
+				t.Errorf("got %d entries, %v; want ErrUnsupported", len(toc.Entries), err)
+			}
+		})
+	}
+	if _, _, err := decodeTOC(strings.NewReader(`{"version":1,"entries":[{},{},{}]}`)); err != nil {
+		t.Errorf("3 entries: %v", err)
+	}
+}
+
+// TestLoadTOCRefuses: a TOC whose chunks would make a read decode or
+// fetch more than a chunk's worth, or whose chunks at one place differ,
+// is refused when loaded, not when read.
+func TestLoadTOCRefuses(t *testing.T) {
+	toc, payload := fuzzTOC(t)
+	// edit returns toc with the entries of d/a changed by f.
+	edit := func(f func(e *tocEntry)) *jtoc {
+		c := &jtoc{Version: toc.Version, Entries: slices.Clone(toc.Entries)}
+		for i := range c.Entries {
+			if c.Entries[i].Name == "d/a" {
+				f(&c.Entries[i])
+			}
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name    string
+		toc     *jtoc
+		payload int64
+		want    error
+	}{
+		{"negative inner offset", edit(func(e *tocEntry) { e.InnerOffset = -1 }), payload, ErrUnsupported},
+		{"huge inner offset", edit(func(e *tocEntry) { e.InnerOffset = 1 << 39 }), payload, ErrUnsupported},
+		{"huge chunk", edit(func(e *tocEntry) { e.Size, e.ChunkSize = 1<<39, 1<<39 }), payload, ErrUnsupported},
+		{"overflowing chunk", edit(func(e *tocEntry) { e.ChunkOffset, e.ChunkSize = 1, math.MaxInt64 }), payload, ErrCorrupt},
+		{"huge member", toc, 1 << 40, ErrUnsupported},
+		{"chunks at one place differ", chunksDisagree(t, toc), payload, ErrCorrupt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &EStargz{blob: fuzzLayer(t).esgz, files: make(map[string][]tocChunk)}
+			if err := s.load(tc.toc, tc.payload); !errors.Is(err, tc.want) {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+	s := &EStargz{blob: fuzzLayer(t).esgz, files: make(map[string][]tocChunk)}
+	if err := s.load(toc, payload); err != nil {
+		t.Errorf("the TOC itself: %v", err)
+	}
+}
+
+// TestOpenEStargzHugeTOC: a footer that puts the TOC at the start of a
+// large blob is refused before the TOC's pieces are read, all at once.
+func TestOpenEStargzHugeTOC(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := new(estargz.GzipCompressor).WriteTOCAndFooter(&buf, 0, &estargz.JTOC{Version: 1}, sha256.New()); err != nil {
+		t.Fatal(err)
+	}
+	fs := new(estargz.GzipDecompressor).FooterSize()
+	blob := &footerBlob{footer: buf.Bytes()[int64(buf.Len())-fs:], size: 1 << 40}
+	_, err := OpenEStargz(context.Background(), blob, blob.size, EStargzOptions{})
+	if !errors.Is(err, ErrUnsupported) {
+		t.Errorf("got %v, want ErrUnsupported", err)
+	}
+	if got := blob.asked.Load(); got > 1<<10 {
+		t.Errorf("asked for %d bytes, want only the footer's", got)
+	}
+}
+
+// footerBlob is a blob of size bytes that ends with footer, zeros
+// before it; it counts the bytes asked for, and serves none but the
+// footer's.
+type footerBlob struct {
+	footer []byte
+	size   int64
+	asked  atomic.Int64
+}
+
+func (b *footerBlob) ReadRange(ctx context.Context, off, n int64, prio remote.Priority) ([]byte, error) {
+	b.asked.Add(n)
+	start := b.size - int64(len(b.footer))
+	if off < start || off+n > b.size {
+		return nil, fmt.Errorf("%d+%d: not the footer", off, n)
+	}
+	return b.footer[off-start : off-start+n], nil
+}
+
+func (b *footerBlob) ReadChunk(ctx context.Context, off, n int64, want digest.Digest, prio remote.Priority) ([]byte, error) {
+	return b.ReadRange(ctx, off, n, prio)
+}
+
+// TestOpenEStargzBadFooter: a footer whose gzip extra field is shorter
+// than the STARGZ subfield it starts made estargz's ParseFooter panic
+// (slice bounds out of range; found by FuzzOpenEStargz).
+func TestOpenEStargzBadFooter(t *testing.T) {
+	b := []byte("\x1f\x8b\b$000000\x13\x00SG\x16\x0000000000000000000000000000000000000")
+	_, err := OpenEStargz(context.Background(), &memBlob{data: b}, int64(len(b)), EStargzOptions{})
+	if !errors.Is(err, ErrUnsupported) {
+		t.Errorf("got %v, want ErrUnsupported", err)
+	}
+}
+
+// TestDecodeTOCLikeEncodingJSON: entries decode as encoding/json (which
+// estargz writes with) decodes them: names without regard to case,
+// duplicate names and invalid UTF-8 let through.
+func TestDecodeTOCLikeEncodingJSON(t *testing.T) {
+	for _, js := range []string{
+		"{\"Version\":1,\"ENTRIES\":[{\"NAME\":\"a\",\"name\":\"b\xff\",\"Type\":\"dir\",\"xattrs\":{\"user.x\":\"eA==\"}}]}",
+		`{"version":1,"entries":null}`,
+		`{"version":2,"entries":[],"entries":[{"size":3}]}`,
+	} {
+		var want struct {
+			Version int
+			Entries []tocEntry
+		}
+		if err := json.Unmarshal([]byte(js), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := decodeTOC(strings.NewReader(js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		if got.Version != want.Version || fmt.Sprint(got.Entries) != fmt.Sprint(want.Entries) {
+			t.Errorf("%s: got %+v, want %+v", js, got, want)
 		}
 	}
 }

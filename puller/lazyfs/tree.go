@@ -25,6 +25,30 @@ const (
 	overlayOpaque = "trusted.overlay.opaque"
 )
 
+// Bounds on what a layer may claim. Its creator is not trusted and fcd
+// builds its tree as root, in memory, so a small table of contents must
+// not make it allocate or work without bound: past them a layer is
+// refused (ErrUnsupported: pull it whole). No layer that a full unpack
+// applies comes near them: Linux refuses longer names (PATH_MAX,
+// NAME_MAX) and symlink targets, and fcd refuses images of more than a
+// few tens of GB.
+const (
+	maxNameLen = unix.PathMax  // bytes of an entry name or symlink target
+	maxElemLen = unix.NAME_MAX // bytes of one name element
+	// Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX.
+	maxXattrName  = 255
+	maxXattrValue = 64 << 10
+	// maxLayerBytes bounds the sum of a layer's regular file sizes:
+	// what a file's size sizes (materialize.go's bitmap of the blocks
+	// served, a small file read whole) stays bounded.
+	maxLayerBytes = 64 << 30
+)
+
+// maxEntries bounds the entries of a layer (an eStargz TOC's chunks
+// included), and twice as many the nodes of its tree (parents no entry
+// names are made). A variable, so that tests can lower it.
+var maxEntries = 1 << 20
+
 // tnode is one inode of a layer's tree, as a full unpack of the layer with
 // overlayfs whiteout conversion (containerd's archive.Apply with
 // OverlayConvertWhiteout) would leave it.
@@ -42,13 +66,19 @@ type tnode struct {
 	xattrs   map[string]string // nil if none
 	nlink    uint32            // set by finish
 	children map[string]*tnode // directories only
-	path     string            // directories only: path from the root ("" for it), set by finish
+	// path is a directory's name from the root ("" for it): a directory
+	// has one name (no hard links), that of the entry that made it, whose
+	// string it shares, so that deep trees cost no copies of names.
+	path string
 
 	// Materialization state (materialize.go), guarded by mu.
-	mu    sync.Mutex
-	seen  []uint64 // bitmap of blocks served through the daemon
-	local string   // path of the verified local copy, once made
-	busy  bool     // a materialization runs
+	mu   sync.Mutex
+	seen []uint64 // bitmap of blocks served through the daemon
+	// unseen counts the blocks not yet served, so that a read need not
+	// scan seen: a 1 GiB file read in order costs 8,192 reads.
+	unseen int64
+	local  string // path of the verified local copy, once made
+	busy   bool   // a materialization runs
 	// held is a small file's verified bytes, kept in memory while the
 	// layer defers making small files local (Layer.hold).
 	held []byte
@@ -85,15 +115,77 @@ type tree struct {
 // on its directory; other ".wh..wh." entries (AUFS metadata) are dropped.
 // A hard link must name an earlier non-directory entry of the same layer
 // (ErrUnsupported otherwise: the layer cannot see the layers below it).
+//
+// A layer past the bounds above, or with a name or extended attribute a
+// full unpack could not create (a NUL byte, an element too long, a
+// whiteout of "." or ".."), is refused with ErrUnsupported.
 func buildTree(entries []Entry) (*tree, error) {
+	if len(entries) > maxEntries {
+		return nil, fmt.Errorf("layer of %d entries, more than %d: %w", len(entries), maxEntries, ErrUnsupported)
+	}
 	t := &tree{data: make(map[string]*tnode)}
 	t.root = t.newNode(syscall.S_IFDIR|0o755, 0, 0, time.Time{})
+	var bytes int64
 	for i := range entries {
-		if err := t.apply(&entries[i]); err != nil {
+		e := &entries[i]
+		if err := checkEntry(e); err != nil {
 			return nil, err
+		}
+		if e.Type == tar.TypeReg {
+			if bytes += e.Size; bytes > maxLayerBytes {
+				return nil, fmt.Errorf("layer of more than %d bytes of files: %w", int64(maxLayerBytes), ErrUnsupported)
+			}
+		}
+		if err := t.apply(e); err != nil {
+			return nil, err
+		}
+		if len(t.nodes) > 2*maxEntries {
+			return nil, fmt.Errorf("layer of more than %d nodes: %w", 2*maxEntries, ErrUnsupported)
 		}
 	}
 	return t, t.finish()
+}
+
+// checkEntry refuses an entry whose name, symlink target, extended
+// attributes or size buildTree cannot take (see its comment). e.Name is clean (Entry).
+func checkEntry(e *Entry) error {
+	if err := checkName(e.Name); err != nil {
+		return err
+	}
+	if e.Type == tar.TypeSymlink && len(e.Linkname) >= maxNameLen {
+		return fmt.Errorf("symlink %q: target of %d bytes: %w", e.Name, len(e.Linkname), ErrUnsupported)
+	}
+	if e.Type == tar.TypeReg && (e.Size < 0 || e.Size > maxLayerBytes) {
+		return fmt.Errorf("file %q of %d bytes: %w", e.Name, e.Size, ErrUnsupported)
+	}
+	for k, v := range e.Xattrs {
+		if k == "" || len(k) > maxXattrName || strings.IndexByte(k, 0) >= 0 || len(v) > maxXattrValue {
+			return fmt.Errorf("entry %q: extended attribute %q of %d bytes: %w", e.Name, k, len(v), ErrUnsupported)
+		}
+	}
+	if base := path.Base(e.Name); strings.HasPrefix(base, whiteoutPrefix) && !strings.HasPrefix(base, whiteoutMeta) {
+		if hidden := base[len(whiteoutPrefix):]; hidden == "" || hidden == "." || hidden == ".." {
+			return fmt.Errorf("whiteout %q names no entry: %w", e.Name, ErrUnsupported)
+		}
+	}
+	return nil
+}
+
+// checkName refuses a clean name a file system cannot hold: longer than
+// PATH_MAX, an element longer than NAME_MAX, or a NUL byte.
+func checkName(name string) error {
+	if len(name) >= maxNameLen {
+		return fmt.Errorf("entry name of %d bytes: %w", len(name), ErrUnsupported)
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return fmt.Errorf("entry name %q holds a NUL byte: %w", name, ErrUnsupported)
+	}
+	for elem := range strings.SplitSeq(name, "/") {
+		if len(elem) > maxElemLen {
+			return fmt.Errorf("entry name %q: an element of %d bytes: %w", name, len(elem), ErrUnsupported)
+		}
+	}
+	return nil
 }
 
 func (t *tree) newNode(mode uint32, uid, gid int, mtime time.Time) *tnode {
@@ -123,6 +215,7 @@ func (t *tree) dir(name string) (*tnode, error) {
 		return n, nil
 	}
 	n := t.newNode(syscall.S_IFDIR|0o755, 0, 0, time.Time{})
+	n.path = name
 	parent.children[base] = n
 	return n, nil
 }
@@ -172,6 +265,7 @@ func (t *tree) apply(e *Entry) error {
 			return nil
 		}
 		n = t.newNode(syscall.S_IFDIR|perm, e.UID, e.GID, e.ModTime)
+		n.path = e.Name
 	case tar.TypeReg:
 		n = t.newNode(syscall.S_IFREG|perm, e.UID, e.GID, e.ModTime)
 		n.size, n.file, n.digest = e.Size, e.Name, string(e.Digest)
@@ -244,8 +338,8 @@ func (t *tree) lookup(name string) (*tnode, error) {
 func (t *tree) finish() error {
 	var nodes []*tnode
 	seen := make(map[*tnode]bool)
-	var walk func(n *tnode, name string)
-	walk = func(n *tnode, name string) {
+	var walk func(n *tnode)
+	walk = func(n *tnode) {
 		if seen[n] {
 			return
 		}
@@ -260,7 +354,6 @@ func (t *tree) finish() error {
 			return
 		}
 		n.nlink = 2
-		n.path = name
 		names := make([]string, 0, len(n.children))
 		for cn, c := range n.children {
 			names = append(names, cn)
@@ -274,14 +367,10 @@ func (t *tree) finish() error {
 			if !c.isDir() && seen[c] {
 				c.nlink++ // another name of a hard-linked file
 			}
-			cpath := ""
-			if c.isDir() {
-				cpath = path.Join(name, childName)
-			}
-			walk(c, cpath)
+			walk(c)
 		}
 	}
-	walk(t.root, "")
+	walk(t.root)
 	t.nodes = nodes
 	for _, n := range nodes {
 		if n.file != "" && t.data[n.file] != n {
