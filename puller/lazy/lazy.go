@@ -305,6 +305,22 @@ func manifest(ctx context.Context, f blobReader, name string, desc ocispec.Descr
 // whole (data), or, for a version 3 index (AnnotationIndexHead), named by
 // desc, the length and digest of its head, which the layer's mount reads
 // by range, the windows following as reads need them.
+// mountKey names the shared mount (lazyfs.Manager) of layer d served
+// with index: d itself for a layer whose blob holds its own table of
+// contents (eStargz; no index), d and the index's digest together for an
+// index-only one. An index-only layer's file table (names, modes, link
+// targets, where each file's bytes are) comes from its index, which only
+// the artifact names; chunk digests check the bytes, not which file they
+// are. Another artifact, another image creator's, may name another index
+// for the same layer, and must not decide what the instances of images
+// mounting it under this index see.
+func mountKey(d digest.Digest, index layerIndex) digest.Digest {
+	if index.desc.Digest == "" {
+		return d
+	}
+	return digest.FromString(d.String() + " " + index.desc.Digest.String())
+}
+
 type layerIndex struct {
 	data       []byte
 	desc       ocispec.Descriptor
@@ -331,6 +347,7 @@ func readIndexes(ctx context.Context, f blobReader, m ocispec.Manifest) (map[dig
 			}
 			continue
 		}
+		out[i].desc = l
 		g.Go(func() error {
 			b, err := f(gctx, l)
 			if err != nil {
@@ -422,6 +439,7 @@ type view struct {
 
 	mu       sync.Mutex
 	layers   []digest.Digest // acquired, bottom first
+	keys     []digest.Digest // their mounts' (mountKey), bottom first
 	mounted  []*lazyfs.Layer // acquired, bottom first
 	lower    []string        // top first
 	blobs    []*remote.Blob
@@ -454,6 +472,7 @@ func (v *view) acquireAll(ctx context.Context, name string, ls []ocispec.Descrip
 			continue
 		}
 		v.layers = append(v.layers, l.Digest)
+		v.keys = append(v.keys, mountKey(l.Digest, indexes[l.Digest]))
 		v.mounted = append(v.mounted, layers[i])
 		v.lower = append([]string{layers[i].Dir()}, v.lower...)
 		v.blobs = append(v.blobs, blobs[i])
@@ -462,8 +481,8 @@ func (v *view) acquireAll(ctx context.Context, name string, ls []ocispec.Descrip
 }
 
 // acquire mounts (or shares) layer l. The Source is opened only by the
-// first image that mounts the layer; its blob, and so its credentials,
-// serve the layer for every later user.
+// first image that mounts the layer (under its mountKey); its blob, and so
+// its credentials, serve the layer for every later user.
 func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, index layerIndex) (*lazyfs.Layer, *remote.Blob, error) {
 	blob, err := v.i.opts.Fetcher.Blob(name, l, hosts, creds)
 	if err != nil {
@@ -471,7 +490,7 @@ func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, h
 	}
 	mounting := time.Now()
 	defer func() { v.timing.mount.Add(mounting, time.Now()) }()
-	layer, err := v.i.opts.Layers.Acquire(ctx, l.Digest, func(ctx context.Context) (lazyfs.Source, error) {
+	layer, err := v.i.opts.Layers.Acquire(ctx, mountKey(l.Digest, index), func(ctx context.Context) (lazyfs.Source, error) {
 		t := time.Now()
 		lo := lazyfs.LayerOptions{Index: index.data, Chunks: v.i.opts.Chunks}
 		if index.headSize > 0 {
@@ -536,15 +555,15 @@ func (v *view) Ready(ctx context.Context) error {
 		return nil
 	}
 	v.ready, v.end = true, v.start.Add(st.Duration)
-	layers := append([]digest.Digest(nil), v.layers...)
+	keys := append([]digest.Digest(nil), v.keys...)
 	v.mu.Unlock()
 	v.logLayerOps()
 	// The background fetch (and making the small files held in memory
 	// local, thousands of file creations) waits a moment, so it does not
 	// compete for the CPU with the request that waited for this start.
 	time.AfterFunc(backgroundDelay, func() {
-		for _, d := range layers {
-			v.i.opts.Layers.StartBackground(d)
+		for _, k := range keys {
+			v.i.opts.Layers.StartBackground(k)
 		}
 	})
 	if v.rec != nil {
@@ -577,8 +596,8 @@ func (v *view) Release(ctx context.Context) error {
 	}
 	v.released = true
 	v.endStartup(v.ready)
-	for _, d := range v.layers {
-		v.i.opts.Layers.Release(d)
+	for _, k := range v.keys {
+		v.i.opts.Layers.Release(k)
 	}
 	return nil
 }
