@@ -302,6 +302,16 @@ func HeadSize(data []byte) (int64, error) {
 	return x.headLen, nil
 }
 
+// Bounds on what parse accepts, which an index's deflated table does not
+// bound: fcd's converter makes indexes of at most 1<<20 entries (the
+// default of puller/accel's Options.MaxEntries), whose tables take tens of
+// MiB; lazyfs mounts no layer of more entries either. Variables, so that
+// tests can lower them.
+var (
+	maxEntries          = 1 << 20
+	maxTableBytes int64 = 256 << 20
+)
+
 // parse decodes an index body (without its checksum), or with headOnly
 // a version 3 head, and validates it.
 func parse(body []byte, headOnly bool) (*Index, error) {
@@ -333,12 +343,19 @@ func parse(body []byte, headOnly bool) (*Index, error) {
 		return nil, d.err
 	}
 	windows := d.b
-	meta, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(metaZ)), 1<<31))
+	// The table is deflated: a few KiB of index may claim gigabytes.
+	meta, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(metaZ)), maxTableBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: table: %v", ErrBadIndex, err)
 	}
+	if int64(len(meta)) > maxTableBytes {
+		return nil, fmt.Errorf("%w: table of more than %d bytes", ErrBadIndex, maxTableBytes)
+	}
 	t := dec{b: meta}
 	n := t.count(20)
+	if n > maxEntries {
+		return nil, fmt.Errorf("%w: %d entries, more than %d", ErrBadIndex, n, maxEntries)
+	}
 	x.Entries = make([]Entry, 0, n)
 	prev := ""
 	for range n {

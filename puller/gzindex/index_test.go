@@ -238,3 +238,37 @@ func TestReaderBadBlob(t *testing.T) {
 		t.Fatalf("short fetch: got %v, want ErrShortFetch", err)
 	}
 }
+
+// TestLoadBounds: an index whose table inflates past maxTableBytes, or
+// holds more than maxEntries entries, is refused before it is decoded
+// (a few KiB of deflate may claim gigabytes).
+func TestLoadBounds(t *testing.T) {
+	z, _ := smallLayer(t, 50)
+	x, err := Build(context.Background(), bytes.NewReader(z), Options{Span: 1 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := x.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(data, x.Digest); err != nil {
+		t.Fatalf("Load within the bounds: %v", err)
+	}
+	for _, tc := range []struct {
+		name  string
+		lower func()
+	}{
+		{"entries", func() { maxEntries = len(x.Entries) - 1 }},
+		{"table bytes", func() { maxTableBytes = 64 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			entries, table := maxEntries, maxTableBytes
+			t.Cleanup(func() { maxEntries, maxTableBytes = entries, table })
+			tc.lower()
+			if _, err := Load(data, x.Digest); !errors.Is(err, ErrBadIndex) {
+				t.Fatalf("got %v, want ErrBadIndex", err)
+			}
+		})
+	}
+}
