@@ -33,7 +33,9 @@ func smallLayer(t testing.TB, n int) (z, tarBytes []byte) {
 	return gzipBytes(t, tb.Bytes(), 6), tb.Bytes()
 }
 
-func TestLoadRejects(t *testing.T) {
+// smallIndex returns the index of a small layer, and its serialized form.
+func smallIndex(t *testing.T) (*Index, []byte) {
+	t.Helper()
 	z, _ := smallLayer(t, 50)
 	x, err := Build(context.Background(), bytes.NewReader(z), Options{Span: 1 << 10})
 	if err != nil {
@@ -43,6 +45,11 @@ func TestLoadRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return x, data
+}
+
+func TestLoadRejects(t *testing.T) {
+	x, data := smallIndex(t)
 	other := "sha256:" + fmt.Sprintf("%064x", 1)
 	flipped := func(i int) []byte {
 		b := bytes.Clone(data)
@@ -243,15 +250,7 @@ func TestReaderBadBlob(t *testing.T) {
 // holds more than maxEntries entries, is refused before it is decoded
 // (a few KiB of deflate may claim gigabytes).
 func TestLoadBounds(t *testing.T) {
-	z, _ := smallLayer(t, 50)
-	x, err := Build(context.Background(), bytes.NewReader(z), Options{Span: 1 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := x.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
+	x, data := smallIndex(t)
 	if _, err := Load(data, x.Digest); err != nil {
 		t.Fatalf("Load within the bounds: %v", err)
 	}
