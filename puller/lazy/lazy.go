@@ -301,10 +301,6 @@ func manifest(ctx context.Context, f blobReader, name string, desc ocispec.Descr
 	return desc, m, nil
 }
 
-// layerIndex is the index of one layer from an index-only artifact: read
-// whole (data), or, for a version 3 index (AnnotationIndexHead), named by
-// desc, the length and digest of its head, which the layer's mount reads
-// by range, the windows following as reads need them.
 // mountKey names the shared mount (lazyfs.Manager) of layer d served
 // with index: d itself for a layer whose blob holds its own table of
 // contents (eStargz; no index), d and the index's digest together for an
@@ -321,6 +317,10 @@ func mountKey(d digest.Digest, index layerIndex) digest.Digest {
 	return digest.FromString(d.String() + " " + index.desc.Digest.String())
 }
 
+// layerIndex is the index of one layer from an index-only artifact, the
+// blob desc: read whole (data), or, for a version 3 index
+// (AnnotationIndexHead), the length and digest of its head, which the
+// layer's mount reads by range, the windows following as reads need them.
 type layerIndex struct {
 	data       []byte
 	desc       ocispec.Descriptor
