@@ -143,7 +143,10 @@ func (m *Manager) Dir(d digest.Digest) string {
 
 // Acquire returns layer d mounted, mounting it with the Source open
 // returns if this is its first user, and takes a reference the caller
-// must Release. Concurrent Acquires of one layer share one mount. A newly
+// must Release. Concurrent Acquires of one d share one mount. d names the
+// mount: the layer's digest when the blob alone decides the layer's files
+// (eStargz), a digest of the layer and what else decides them otherwise
+// (an index-only layer's index: puller/lazy's mountKey). A newly
 // mounted layer starts prefetching its start-up files in the background
 // (Layer.Prefetch), then, with Options.Background, the rest.
 func (m *Manager) Acquire(ctx context.Context, d digest.Digest, open OpenFunc) (*Layer, error) {
