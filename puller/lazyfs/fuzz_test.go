@@ -118,19 +118,30 @@ func FuzzOpenEStargz(f *testing.F) {
 	})
 }
 
+// checkedTree builds the tree of entries and checks it (checkTree); nil
+// when buildTree refuses the entries, which it may only as ErrUnsupported.
+func checkedTree(t *testing.T, entries []Entry) *tree {
+	t.Helper()
+	tr, err := buildTree(entries)
+	if err != nil {
+		if !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("buildTree: got %v, want ErrUnsupported", err)
+		}
+		return nil
+	}
+	checkTree(t, tr)
+	return tr
+}
+
 // checkEStargz builds s's tree, checks it, and reads every chunk of
 // every file: a chunk read whole returns bytes of its chunkDigest, or an
 // error.
 func checkEStargz(t *testing.T, s *EStargz) {
 	t.Helper()
-	tr, err := buildTree(s.Entries())
-	if err != nil {
-		if !errors.Is(err, ErrUnsupported) {
-			t.Fatalf("buildTree: got %v, want ErrUnsupported", err)
-		}
+	tr := checkedTree(t, s.Entries())
+	if tr == nil {
 		return
 	}
-	checkTree(t, tr)
 	// The prefetch paths: whole files, then every extent, fetched and
 	// decoded into the cache of decoded bytes the reads below use.
 	var names []string
@@ -336,14 +347,10 @@ func FuzzGzIndexSource(f *testing.F) {
 			}
 			return
 		}
-		tr, err := buildTree(s.Entries())
-		if err != nil {
-			if !errors.Is(err, ErrUnsupported) {
-				t.Fatalf("buildTree: got %v, want ErrUnsupported", err)
-			}
+		tr := checkedTree(t, s.Entries())
+		if tr == nil {
 			return
 		}
-		checkTree(t, tr)
 		var names []string
 		for name := range tr.data {
 			names = append(names, name)
