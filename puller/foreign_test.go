@@ -1,8 +1,6 @@
 package puller_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -15,8 +13,7 @@ import (
 	"github.com/containerd/containerd/remotes"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -63,14 +60,7 @@ func TestRegistryOnly(t *testing.T) {
 // host's network, before asking the registry.
 func TestPrepareRefusesForeignURLs(t *testing.T) {
 	c := setup(t)
-	var layerTar bytes.Buffer
-	tw := tar.NewWriter(&layerTar)
-	if err := tw.WriteHeader(&tar.Header{Name: "tool", Mode: 0o755, Size: 4, Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
-	}
-	tw.Write([]byte("tool"))
-	tw.Close()
-	layer, err := tarball.LayerFromReader(bytes.NewReader(layerTar.Bytes()))
+	layer, err := random.Layer(1024, types.DockerLayer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,28 +80,14 @@ func TestPrepareRefusesForeignURLs(t *testing.T) {
 	t.Cleanup(origin.Close)
 
 	img, err := mutate.Append(mutate.MediaType(empty.Image, types.DockerManifestSchema2), mutate.Addendum{
-		Layer:     static.NewLayer(blob, types.DockerForeignLayer),
+		Layer:     layer,
 		MediaType: types.DockerForeignLayer,
 		URLs:      []string{origin.URL + "/layer"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.RootFS.DiffIDs = nil
-	if d, err := layer.DiffID(); err != nil {
-		t.Fatal(err)
-	} else {
-		cf.RootFS.DiffIDs = append(cf.RootFS.DiffIDs, d)
-	}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	img = withPlatform(t, img, "linux", "amd64")
 	host := newRegistry(t, nil)
 	ref := host + "/test/foreign:v1"
 	push(t, ref, img)

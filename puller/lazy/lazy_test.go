@@ -90,13 +90,18 @@ func putManifest(t *testing.T, reg *regtest.Registry, repo, tag string, m any) o
 	return ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(b), Size: int64(len(b))}
 }
 
-func config(t *testing.T, reg *regtest.Registry) ocispec.Descriptor {
+// configJSON is the test images' config: linux/amd64, running /bin/app.
+func configJSON() []byte {
 	b, _ := json.Marshal(ocispec.Image{
 		Platform: ocispec.Platform{OS: "linux", Architecture: "amd64"},
 		Config:   ocispec.ImageConfig{Entrypoint: []string{"/bin/app"}},
 		RootFS:   ocispec.RootFS{Type: "layers"},
 	})
-	d := reg.AddBlob(b)
+	return b
+}
+
+func config(t *testing.T, reg *regtest.Registry) ocispec.Descriptor {
+	d := reg.AddBlob(configJSON())
 	d.MediaType = ocispec.MediaTypeImageConfig
 	return d
 }

@@ -2,7 +2,6 @@ package lazy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -29,11 +28,7 @@ func TestPrepareRefusesForeignURLs(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireFile(t, "/dev/fuse", "fuse3")
 	reg := regtest.New(t)
-	cfg, _ := json.Marshal(ocispec.Image{
-		Platform: ocispec.Platform{OS: "linux", Architecture: "amd64"},
-		Config:   ocispec.ImageConfig{Entrypoint: []string{"/bin/app"}},
-		RootFS:   ocispec.RootFS{Type: "layers"},
-	})
+	cfg := configJSON()
 	layer := gz(t, testLayers(t)[0])
 	var hits atomic.Int32
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
