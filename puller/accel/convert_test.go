@@ -117,16 +117,7 @@ func generatedImage(t testing.TB, comp compression.Compression, mt types.MediaTy
 			t.Fatal(err)
 		}
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Entrypoint = []string{"/app/main"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	img = linuxAMD64(t, img, "/app/main")
 	if mt == types.OCILayer || mt == types.OCILayerZStd {
 		img = mutate.MediaType(img, types.OCIManifestSchema1)
 		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)

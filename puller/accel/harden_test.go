@@ -91,12 +91,21 @@ func imageOf(t testing.TB, blobs ...[]byte) v1.Image {
 			t.Fatal(err)
 		}
 	}
+	return linuxAMD64(t, img)
+}
+
+// linuxAMD64 returns img with a linux/amd64 config running entrypoint.
+func linuxAMD64(t testing.TB, img v1.Image, entrypoint ...string) v1.Image {
+	t.Helper()
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
+	if entrypoint != nil {
+		cf.Config.Entrypoint = entrypoint
+	}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
