@@ -457,10 +457,12 @@ var _ image.Image = (*view)(nil)
 func (v *view) acquireAll(ctx context.Context, name string, ls []ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, indexes map[digest.Digest]layerIndex) error {
 	layers := make([]*lazyfs.Layer, len(ls))
 	blobs := make([]*remote.Blob, len(ls))
+	keys := make([]digest.Digest, len(ls))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, l := range ls {
+		keys[i] = mountKey(l.Digest, indexes[l.Digest])
 		g.Go(func() (err error) {
-			layers[i], blobs[i], err = v.acquire(gctx, name, l, hosts, creds, indexes[l.Digest])
+			layers[i], blobs[i], err = v.acquire(gctx, name, l, keys[i], hosts, creds, indexes[l.Digest])
 			return err
 		})
 	}
@@ -472,7 +474,7 @@ func (v *view) acquireAll(ctx context.Context, name string, ls []ocispec.Descrip
 			continue
 		}
 		v.layers = append(v.layers, l.Digest)
-		v.keys = append(v.keys, mountKey(l.Digest, indexes[l.Digest]))
+		v.keys = append(v.keys, keys[i])
 		v.mounted = append(v.mounted, layers[i])
 		v.lower = append([]string{layers[i].Dir()}, v.lower...)
 		v.blobs = append(v.blobs, blobs[i])
@@ -480,17 +482,17 @@ func (v *view) acquireAll(ctx context.Context, name string, ls []ocispec.Descrip
 	return err
 }
 
-// acquire mounts (or shares) layer l. The Source is opened only by the
-// first image that mounts the layer (under its mountKey); its blob, and so
-// its credentials, serve the layer for every later user.
-func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, hosts docker.RegistryHosts, creds remote.Credentials, index layerIndex) (*lazyfs.Layer, *remote.Blob, error) {
+// acquire mounts (or shares) layer l as key (mountKey). The Source is
+// opened only by the first image that mounts it; its blob, and so its
+// credentials, serve the layer for every later user.
+func (v *view) acquire(ctx context.Context, name string, l ocispec.Descriptor, key digest.Digest, hosts docker.RegistryHosts, creds remote.Credentials, index layerIndex) (*lazyfs.Layer, *remote.Blob, error) {
 	blob, err := v.i.opts.Fetcher.Blob(name, l, hosts, creds)
 	if err != nil {
 		return nil, nil, err
 	}
 	mounting := time.Now()
 	defer func() { v.timing.mount.Add(mounting, time.Now()) }()
-	layer, err := v.i.opts.Layers.Acquire(ctx, mountKey(l.Digest, index), func(ctx context.Context) (lazyfs.Source, error) {
+	layer, err := v.i.opts.Layers.Acquire(ctx, key, func(ctx context.Context) (lazyfs.Source, error) {
 		t := time.Now()
 		lo := lazyfs.LayerOptions{Index: index.data, Chunks: v.i.opts.Chunks}
 		if index.headSize > 0 {
