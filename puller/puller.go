@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -393,7 +394,7 @@ func (p *Puller) pull(ctx context.Context, resolver remotes.Resolver, pinned str
 	res.stats.Cached = statErr == nil
 	if !res.stats.Cached {
 		// Layers are fetched only when they must be unpacked.
-		n, err := fetchAll(ctx, cs, fetcher, manifest.Layers)
+		n, err := p.fetchAll(ctx, cs, fetcher, manifest.Layers)
 		if err != nil {
 			return nil, fmt.Errorf("fetch %s: %w", pinned, err)
 		}
@@ -465,7 +466,7 @@ func (p *Puller) selectManifest(ctx context.Context, cs content.Store, f remotes
 	)
 	if images.IsIndexType(desc.MediaType) {
 		var idx ocispec.Index
-		if err := readJSON(ctx, cs, f, desc, &idx); err != nil {
+		if err := p.readJSON(ctx, cs, f, desc, &idx); err != nil {
 			return desc, manifest, config, fmt.Errorf("read index of %s: %w", ref, err)
 		}
 		match := platforms.OnlyStrict(Platform)
@@ -488,10 +489,10 @@ func (p *Puller) selectManifest(ctx context.Context, cs content.Store, f remotes
 	if !images.IsManifestType(desc.MediaType) {
 		return desc, manifest, config, fmt.Errorf("image %s: unsupported media type %s", ref, desc.MediaType)
 	}
-	if err := readJSON(ctx, cs, f, desc, &manifest); err != nil {
+	if err := p.readJSON(ctx, cs, f, desc, &manifest); err != nil {
 		return desc, manifest, config, fmt.Errorf("read manifest of %s: %w", ref, err)
 	}
-	if err := readJSON(ctx, cs, f, manifest.Config, &config); err != nil {
+	if err := p.readJSON(ctx, cs, f, manifest.Config, &config); err != nil {
 		return desc, manifest, config, fmt.Errorf("read config of %s: %w", ref, err)
 	}
 	if got := platforms.Normalize(config.Platform); got.OS != Platform.OS || got.Architecture != Platform.Architecture {
@@ -502,11 +503,11 @@ func (p *Puller) selectManifest(ctx context.Context, cs content.Store, f remotes
 
 // readJSON decodes the blob desc from the content store, fetching it into
 // the store first (verified against its digest) when it is missing.
-func readJSON(ctx context.Context, cs content.Store, f remotes.Fetcher, desc ocispec.Descriptor, v any) error {
+func (p *Puller) readJSON(ctx context.Context, cs content.Store, f remotes.Fetcher, desc ocispec.Descriptor, v any) error {
 	if desc.Size > maxManifestSize {
 		return fmt.Errorf("%s is %d bytes, over %d", desc.Digest, desc.Size, maxManifestSize)
 	}
-	if _, err := fetch(ctx, cs, f, desc); err != nil {
+	if _, err := p.fetch(ctx, cs, f, desc); err != nil {
 		return err
 	}
 	b, err := content.ReadBlob(ctx, cs, desc)
@@ -519,8 +520,27 @@ func readJSON(ctx context.Context, cs content.Store, f remotes.Fetcher, desc oci
 // fetch puts desc's blob into the content store unless it is there, and
 // in both cases holds it in ctx's lease, so the garbage collector cannot
 // take it while the pull runs. It reports whether it fetched.
-func fetch(ctx context.Context, cs content.Store, f remotes.Fetcher, desc ocispec.Descriptor) (bool, error) {
+//
+// A fetch cut short (fcd killed mid-pull) leaves its ingest in the store,
+// held by the pull's lease for a day, and the next fetch of the blob
+// resumes it with a ranged request. When that resume fails without adding
+// a byte to the ingest (a registry that refuses the range, as
+// go-containerregistry's refuses open-ended ones), or the whole does not
+// hash to the digest (the ingest's bytes were not the blob's), fetch
+// fetches the blob again from its start, once. Otherwise every pull of
+// the image would fail the same way until the lease expired.
+func (p *Puller) fetch(ctx context.Context, cs content.Store, f remotes.Fetcher, desc ocispec.Descriptor) (bool, error) {
+	ref := remotes.MakeRefKey(ctx, desc)
+	before, statErr := cs.Status(ctx, ref)
 	err := remotes.Fetch(ctx, cs, f, desc)
+	if err != nil && statErr == nil && before.Offset > 0 && ctx.Err() == nil && !errdefs.IsAlreadyExists(err) {
+		after, serr := cs.Status(ctx, ref)
+		if serr == nil && (after.Offset <= before.Offset || errdefs.IsFailedPrecondition(err)) {
+			p.log.WarnContext(ctx, "resuming a cut-short fetch failed; fetching the blob from its start",
+				"digest", desc.Digest, "size", desc.Size, "offset", before.Offset, "error", err)
+			err = refetch(ctx, cs, f, ref, desc)
+		}
+	}
 	switch {
 	case errdefs.IsAlreadyExists(err):
 		return false, nil
@@ -530,14 +550,43 @@ func fetch(ctx context.Context, cs content.Store, f remotes.Fetcher, desc ocispe
 	return true, nil
 }
 
+// refetch fetches desc's blob from its start into the ingest ref,
+// truncating what the ingest held. It truncates rather than aborts the
+// ingest: containerd closes the writer of a fetch that just failed after
+// the fetch returns, and an abort racing that close fails.
+func refetch(ctx context.Context, cs content.Store, f remotes.Fetcher, ref string, desc ocispec.Descriptor) error {
+	cw, err := content.OpenWriter(ctx, cs, content.WithRef(ref), content.WithDescriptor(desc))
+	if err != nil {
+		return err
+	}
+	defer cw.Close()
+	// containerd's writer truncates at the first write.
+	if err := cw.Truncate(0); err != nil {
+		return fmt.Errorf("truncate ingest %s: %w", ref, err)
+	}
+	rc, err := f.Fetch(ctx, desc)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if _, err := io.CopyBuffer(cw, io.LimitReader(rc, desc.Size), make([]byte, 1<<20)); err != nil {
+		return fmt.Errorf("fetch %s from its start: %w", desc.Digest, err)
+	}
+	// Commit checks the size and the digest.
+	if err := cw.Commit(ctx, desc.Size, desc.Digest); err != nil {
+		return fmt.Errorf("fetch %s from its start: %w", desc.Digest, err)
+	}
+	return nil
+}
+
 // fetchAll fetches the missing blobs of descs concurrently and returns the
 // bytes it fetched.
-func fetchAll(ctx context.Context, cs content.Store, f remotes.Fetcher, descs []ocispec.Descriptor) (int64, error) {
+func (p *Puller) fetchAll(ctx context.Context, cs content.Store, f remotes.Fetcher, descs []ocispec.Descriptor) (int64, error) {
 	var n atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	for _, d := range descs {
 		g.Go(func() error {
-			fetched, err := fetch(gctx, cs, f, d)
+			fetched, err := p.fetch(gctx, cs, f, d)
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", d.Digest, err)
 			}
