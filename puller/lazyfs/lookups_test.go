@@ -75,14 +75,47 @@ func TestWarmLookups(t *testing.T) {
 	}
 
 	second := mountLayer(t, b.sources(t)["gzindex"], MountOptions{})
+	warmedNames := make(map[string]int)
+	remove = second.ObserveLookups(func(name string, _ bool) {
+		mu.Lock()
+		warmedNames[name]++
+		mu.Unlock()
+	})
 	n, err := second.WarmLookups(context.Background(), names)
+	remove()
 	if err != nil || n != len(names) {
 		t.Fatalf("WarmLookups = %d, %v; want %d, nil", n, err, len(names))
 	}
-	warmed := second.Stats().Lookups
-	if warmed != int64(len(want)) {
-		t.Errorf("WarmLookups made %d lookups, want %d", warmed, len(want))
+	// Each name exactly once, but for the kernel's own repeats: a
+	// walker that meets a dentry another worker's lookup has just
+	// hashed, before FUSE sets its timeout, revalidates it with a second
+	// LOOKUP (fuse_dentry_revalidate). Seen once in 150 runs on a loaded
+	// machine.
+	mu.Lock()
+	if len(warmedNames) != len(want) {
+		t.Errorf("WarmLookups looked up %v, want exactly %v", warmedNames, names)
 	}
+	for name, k := range warmedNames {
+		if _, ok := want[name]; !ok {
+			t.Errorf("WarmLookups looked up %s, not among %v", name, names)
+		}
+		if k == 1 {
+			continue
+		}
+		// Only a directory other workers walk through can be met
+		// half-made.
+		walked := false
+		for other := range want {
+			walked = walked || strings.HasPrefix(other, name+"/")
+		}
+		if !walked {
+			t.Errorf("WarmLookups looked up %s %d times, want once", name, k)
+		} else {
+			t.Logf("%s looked up %d times: the kernel revalidated it", name, k)
+		}
+	}
+	mu.Unlock()
+	warmed := second.Stats().Lookups
 	lookUp(second)
 	if got := second.Stats().Lookups - warmed; got != 0 {
 		t.Errorf("after WarmLookups, the process's lookups reached the daemon %d times, want 0", got)
