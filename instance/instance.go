@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -341,8 +342,11 @@ func (i *Instance) stop(ctx context.Context, graceful bool) error {
 		// has none. An exit that never came (a shim that never saw it)
 		// leaves the task running for containerd, which refuses to
 		// delete it: Stop reports that, and fcd's next Cleanup removes it.
-		if err := deleteTask(ctx, i.task); err != nil {
-			errs = append(errs, fmt.Errorf("delete task: %w", err))
+		dctx, cancel := context.WithTimeout(ctx, taskCallTimeout)
+		err := deleteTask(dctx, i.task)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delete task: %w", shimSilent(dctx, err)))
 		}
 	}
 	if i.cancel != nil {
@@ -352,8 +356,12 @@ func (i *Instance) stop(ctx context.Context, graceful bool) error {
 		w.Flush()
 	}
 	if i.container != nil {
-		if err := i.container.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete container: %w", err))
+		// containerd asks the task's shim whether the task is gone.
+		dctx, cancel := context.WithTimeout(ctx, taskCallTimeout)
+		err := i.container.Delete(dctx)
+		cancel()
+		if err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete container: %w", shimSilent(dctx, err)))
 		}
 	}
 	errs = append(errs, i.m.release(ctx, i))
@@ -437,12 +445,31 @@ func onlyProcess(name, id string, pid int) bool {
 // killWait bounds Stop's wait for the process's exit after SIGKILL.
 var killWait = 10 * time.Second
 
+// taskCallTimeout bounds each call of Stop that containerd passes on to
+// the task's shim (kill, delete). A shim stuck in its runtime answers
+// none of them, and Stop must still end, and say so.
+var taskCallTimeout = 30 * time.Second
+
+// shimSilent returns err, saying why when it is ctx's deadline passing.
+func shimSilent(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("containerd did not answer within %s, its shim may be stuck: %w", taskCallTimeout, err)
+	}
+	return err
+}
+
 func (i *Instance) signal(ctx context.Context, sig syscall.Signal) {
 	if isClosed(i.exited) {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, taskCallTimeout)
+	defer cancel()
 	if err := i.task.Kill(ctx, sig, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
-		i.m.log.Debug("signal instance", "instance", i.spec.ID, "signal", sig, "err", err)
+		level := slog.LevelDebug
+		if ctx.Err() != nil {
+			level = slog.LevelWarn
+		}
+		i.m.log.Log(ctx, level, "signal instance", "instance", i.spec.ID, "signal", sig, "err", shimSilent(ctx, err))
 	}
 }
 

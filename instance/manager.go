@@ -332,6 +332,9 @@ func (i *Instance) create(ctx context.Context) error {
 		return fmt.Errorf("wait task: %w", err)
 	}
 	m.watch(func() { i.wait(bg, exitCh) })
+	if testHookTaskStart != nil {
+		testHookTaskStart(spec.ID)
+	}
 	if err := i.task.Start(ctx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
@@ -339,6 +342,10 @@ func (i *Instance) create(ctx context.Context) error {
 	i.stats.Create = time.Since(t)
 	return nil
 }
+
+// testHookTaskStart, when a test sets it, runs as Start asks the runtime
+// to start instance id's task.
+var testHookTaskStart func(id string)
 
 // Prefill starts filling the pools of network namespaces and writable
 // layers (Options.NetPool, Options.DiskPool) now, in the background, so
@@ -419,6 +426,12 @@ func (i *Instance) ready(ctx context.Context) error {
 	}
 	if err == nil && isClosed(i.exited) {
 		err = errors.New("process exited")
+	}
+	if err != nil && ctx.Err() != nil && !isClosed(i.exited) {
+		// The probe reports its last failed attempt, which is not why
+		// the start ended: the caller gave up (fcd shutting down, the
+		// request gone).
+		err = fmt.Errorf("start abandoned by its caller (%w); last probe: %v", ctx.Err(), err)
 	}
 	if err != nil {
 		return i.startError(ctx, t, err)

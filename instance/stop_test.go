@@ -1,10 +1,14 @@
 package instance
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +168,117 @@ func TestAwaitShims(t *testing.T) {
 	}
 	if pids := shimPIDs(ns); len(pids) != 0 {
 		t.Errorf("shims of %s after awaitShims: %v, want none", ns, pids)
+	}
+}
+
+// parentPID returns the parent of process pid.
+func parentPID(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pid (comm) state ppid ...; comm may hold spaces.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ppid
+}
+
+// TestStopEndsWhenShimIsStuck stops an instance whose shim answers
+// nothing, as a shim does while its runtime hangs (seen in CI: crun start
+// waiting forever on the exec FIFO of an init that was gone): Stop must
+// end with an error saying so, not
+// wait forever on calls containerd passes on to the shim, and what it
+// could not remove goes once the shim answers again.
+func TestStopEndsWhenShimIsStuck(t *testing.T) {
+	e := setup(t)
+	defer func(d, k time.Duration) { taskCallTimeout, killWait = d, k }(taskCallTimeout, killWait)
+	taskCallTimeout, killWait = time.Second, time.Second
+
+	inst := start(t, e, Spec{Function: "stuckshim", Image: e.refs[images.Echo], MemoryMB: 128})
+	shim := parentPID(t, int(inst.task.Pid()))
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", shim)); err != nil || !bytes.Contains(b, []byte("containerd-shim")) {
+		t.Fatalf("parent %d of the instance's process: %q, %v; want its shim", shim, b, err)
+	}
+	if err := unix.Kill(shim, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			unix.Kill(shim, unix.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- inst.Stop(context.Background()) }()
+	var err error
+	select {
+	case err = <-stopped:
+	case <-time.After(time.Minute):
+		resume()
+		t.Fatalf("Stop still waits a minute on a shim that answers nothing")
+	}
+	if err == nil || !strings.Contains(err.Error(), "did not answer") {
+		t.Errorf("Stop: %v, want it to say containerd did not answer", err)
+	}
+
+	resume()
+	ctx := e.mgr.nsCtx(context.Background())
+	if c, err := e.client.LoadContainer(ctx, inst.ID()); err == nil {
+		if task, err := c.Task(ctx, nil); err == nil {
+			if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil {
+				t.Errorf("delete task: %v", err)
+			}
+		}
+		if err := c.Delete(ctx, containerd.WithSnapshotCleanup); err != nil {
+			t.Errorf("delete container: %v", err)
+		}
+	}
+}
+
+// TestStartCancelledAtTaskStart cancels Start's context as it asks the
+// runtime to start the task, at several delays into the call, as fcd's
+// shutdown does to the starts in flight: Start must end soon, with
+// nothing of the instance left.
+func TestStartCancelledAtTaskStart(t *testing.T) {
+	e := setup(t)
+	defer func() { testHookTaskStart = nil }()
+	for k, d := range []time.Duration{0, time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond, 16 * time.Millisecond} {
+		id := fmt.Sprintf("cancelstart%d-%d", k, time.Now().UnixNano())
+		ctx, cancel := context.WithCancel(context.Background())
+		testHookTaskStart = func(string) {
+			go func() {
+				time.Sleep(d)
+				cancel()
+			}()
+		}
+		started := make(chan error, 1)
+		var inst *Instance
+		go func() {
+			var err error
+			inst, err = e.mgr.Start(ctx, Spec{ID: id, Function: "cancelstart", Image: e.refs[images.Echo], MemoryMB: 128})
+			started <- err
+		}()
+		select {
+		case err := <-started:
+			if err == nil {
+				// The start beat the cancellation.
+				if err := inst.Stop(context.Background()); err != nil {
+					t.Errorf("cancelled %s into the task's start: Stop: %v", d, err)
+				}
+			} else if !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled %s into the task's start: Start: %v, want context.Canceled", d, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("cancelled %s into the task's start: Start still runs a minute later", d)
+		}
+		cancel()
+		assertGone(t, e, id)
 	}
 }
