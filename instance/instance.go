@@ -119,6 +119,13 @@ type Instance struct {
 	done   chan struct{} // closed on exit or when unhealthy
 	cancel context.CancelFunc
 
+	// started is closed when Manager.Start has returned, its clean-up
+	// done, with startErr set; cancelStart cancels the start. Stop ends
+	// a start under way this way rather than race it.
+	started     chan struct{}
+	startErr    error
+	cancelStart context.CancelFunc
+
 	mu       sync.Mutex
 	stopping bool // set when fcd itself ends the process
 	exit     ExitStatus
@@ -291,7 +298,29 @@ func (i *Instance) watchHealth(ctx context.Context, h HealthCheck) {
 // then removes the container, the writable layer and its mounts, the
 // network namespace and the address. Stop is idempotent and safe for
 // concurrent use: later calls wait for the first and return its result.
+//
+// Stop of an instance still starting (Manager.Close at shutdown) cancels
+// the start and waits for its clean-up instead: a kill between the
+// runtime's creation and start of the task ends the init the start is
+// about to release, and crun's start then waits forever for it, its shim
+// answering nothing more.
 func (i *Instance) Stop(ctx context.Context) error {
+	if i.started != nil {
+		select {
+		case <-i.started:
+		default:
+			i.cancelStart()
+			select {
+			case <-i.started:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if i.startErr != nil {
+			// The start removed what it had made.
+			return nil
+		}
+	}
 	i.mu.Lock()
 	if i.stopped != nil {
 		ch := i.stopped

@@ -176,20 +176,30 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (_ *Instance, err error)
 		return nil, err
 	}
 	i := &Instance{
-		m:      m,
-		spec:   spec,
-		root:   rootfs{dir: m.instanceDir(spec.ID)},
-		begin:  begin,
-		exited: make(chan struct{}),
-		done:   make(chan struct{}),
+		m:       m,
+		spec:    spec,
+		root:    rootfs{dir: m.instanceDir(spec.ID)},
+		begin:   begin,
+		exited:  make(chan struct{}),
+		done:    make(chan struct{}),
+		started: make(chan struct{}),
 	}
+	ctx, i.cancelStart = context.WithCancel(ctx)
 	m.mu.Lock()
 	if _, ok := m.instances[spec.ID]; ok {
 		m.mu.Unlock()
+		i.cancelStart()
 		return nil, fmt.Errorf("instance %s: %w", spec.ID, errdefs.ErrAlreadyExists)
 	}
 	m.instances[spec.ID] = i
 	m.mu.Unlock()
+	// Run last: a Stop waiting for this start goes on once its
+	// clean-up is done.
+	defer func() {
+		i.startErr = err
+		close(i.started)
+		i.cancelStart()
+	}()
 	defer func() {
 		if err != nil {
 			// The caller's context may be what failed; clean up anyway.
@@ -315,7 +325,14 @@ func (i *Instance) create(ctx context.Context) error {
 	}
 	stdout, stderr := i.log.stream(StreamStdout), i.log.stream(StreamStderr)
 	i.outs = []*lineWriter{stdout, stderr}
-	i.task, err = i.container.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, stdout, stderr), cio.WithFIFODir(m.fifoDir())))
+	// The task's creation and start are not abandoned midway, bounded
+	// by the start timeout instead: containerd and the shim go on with
+	// a call whose caller went away (no cancellation reaches the shim),
+	// and a task created that way is one fcd does not know to delete.
+	// The caller's cancellation is honoured between and after them.
+	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.StartTimeout)
+	defer tcancel()
+	i.task, err = i.container.NewTask(tctx, cio.NewCreator(cio.WithStreams(nil, stdout, stderr), cio.WithFIFODir(m.fifoDir())))
 	warmed()
 	if err != nil {
 		return fmt.Errorf("create task: %w", err)
@@ -335,7 +352,10 @@ func (i *Instance) create(ctx context.Context) error {
 	if testHookTaskStart != nil {
 		testHookTaskStart(spec.ID)
 	}
-	if err := i.task.Start(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start task: %w", err)
+	}
+	if err := i.task.Start(tctx); err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
 	i.stats.TaskStart = time.Since(tt)

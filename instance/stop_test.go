@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -280,5 +281,73 @@ func TestStartCancelledAtTaskStart(t *testing.T) {
 		}
 		cancel()
 		assertGone(t, e, id)
+	}
+}
+
+// TestStopDuringStart stops an instance as Start is about to start its
+// task, as Manager.Close does at shutdown to the starts in flight. Stop
+// must end the start, which reports its cancellation, rather than race
+// it, and nothing of the instance may be left. Raced, Stop killed the
+// task's init between the runtime's create and start, and crun's start
+// waited forever for it (a CI run hung 25 minutes so).
+func TestStopDuringStart(t *testing.T) {
+	e := setup(t)
+	defer func() { testHookTaskStart = nil }()
+	id := fmt.Sprintf("stopstart-%d", time.Now().UnixNano())
+	stopped := make(chan error, 1)
+	testHookTaskStart = func(got string) {
+		if got != id {
+			return
+		}
+		for _, i := range e.mgr.Instances() {
+			if i.ID() == id {
+				go func() { stopped <- i.Stop(context.Background()) }()
+			}
+		}
+		// Time for a racing Stop's signals to reach the task.
+		time.Sleep(300 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	started := make(chan error, 1)
+	go func() {
+		_, err := e.mgr.Start(ctx, Spec{ID: id, Function: "stopstart", Image: e.refs[images.Echo], MemoryMB: 128})
+		started <- err
+	}()
+	select {
+	case err := <-started:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Start: %v, want it cancelled by the Stop", err)
+		}
+	case <-time.After(time.Minute):
+		killRuntimeStart(t, id)
+		t.Fatal("Start still runs a minute after Stop began")
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Stop still runs a minute after Start ended")
+	}
+	assertGone(t, e, id)
+}
+
+// killRuntimeStart kills the runtime's start of container id, when it
+// hangs, so that its shim serves the tests that follow.
+func killRuntimeStart(t *testing.T, id string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, en := range entries {
+		pid, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(string(b), "\x00")
+		if slices.Contains(args, "start") && slices.Contains(args, id) {
+			t.Logf("killing the runtime's start of %s, pid %d: %q", id, pid, args)
+			unix.Kill(pid, unix.SIGKILL)
+		}
 	}
 }
