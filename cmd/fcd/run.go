@@ -67,15 +67,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	// The embedded registry listens first: its address, known only
 	// now for port 0, is an exception to the registry address policy.
 	var regLn net.Listener
+	var regAddr net.Addr // nil: no embedded registry
 	if cfg.RegistryAddress != "" {
 		if regLn, err = net.Listen("tcp", cfg.RegistryAddress); err != nil {
 			return fmt.Errorf("embedded registry: %w", err)
 		}
 		// The registry closes it; this is for a failed start before.
 		defer regLn.Close()
-	}
-	var regAddr net.Addr
-	if regLn != nil {
 		regAddr = regLn.Addr()
 	}
 	addrs, err := registryAddresses(cfg, regAddr)
