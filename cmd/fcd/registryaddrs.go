@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -71,7 +72,10 @@ func parseAllowed(s string) ([]netip.Prefix, []netip.AddrPort, error) {
 		}
 		p, err := parseNetwork(item)
 		if err != nil {
-			return nil, nil, fmt.Errorf("-registry-allow %q: %w (or an ip:port)", item, err)
+			if _, ipErr := netip.ParseAddr(item); ipErr != nil && !strings.Contains(item, "/") {
+				err = errors.New("want a CIDR, an IP address or an ip:port (names are not resolved)")
+			}
+			return nil, nil, fmt.Errorf("-registry-allow %q: %w", item, err)
 		}
 		nets = append(nets, p)
 	}
@@ -84,10 +88,10 @@ func parseNetwork(s string) (netip.Prefix, error) {
 	if !strings.Contains(s, "/") {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("want a CIDR or an IP address (names are not resolved)")
+			return netip.Prefix{}, errors.New("want a CIDR or an IP address (names are not resolved)")
 		}
 		if ip.Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("want an address without a zone")
+			return netip.Prefix{}, errors.New("want an address without a zone")
 		}
 		return netip.PrefixFrom(ip, ip.BitLen()), nil
 	}
