@@ -26,7 +26,10 @@
 // Registry access is bounded (Options): response headers, a body's
 // silence, and the whole pull each have a limit, and a registry that
 // exceeds one fails Prepare with ErrRegistryTimeout naming it. A refused
-// credential fails it with ErrUnauthorized.
+// credential fails it with ErrUnauthorized. With an AddressPolicy
+// (Options.Addresses), a connection to an address it refuses, whether the
+// image's registry, its token server or a redirect names it, fails
+// Prepare with ErrAddressRefused before anything is sent.
 //
 // Pulls are reported to a Meter (billing's ledger in fcd) when the
 // instance is ready; see Meter for exactly what is reported.

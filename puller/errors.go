@@ -3,6 +3,8 @@ package puller
 import (
 	"errors"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/fcd-dev/fcd/instance/image"
 )
 
@@ -38,4 +40,11 @@ var (
 	// The message names the registry host. It is image.ErrRegistryTimeout
 	// (category errdefs.ErrUnavailable).
 	ErrRegistryTimeout = image.ErrRegistryTimeout
+
+	// ErrAddressRefused is returned by Prepare when a registry connection
+	// was to be made to an address the puller's AddressPolicy refuses:
+	// the registry's own, its token server's, a redirect's. It is wrapped
+	// by an *AddressError naming the address. It carries the category
+	// errdefs.ErrPermissionDenied: trying again cannot help.
+	ErrAddressRefused = errdefs.ErrPermissionDenied.WithMessage("registry address refused")
 )

@@ -3,6 +3,7 @@ package puller
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
 
 	"github.com/containerd/containerd/remotes/docker"
@@ -18,10 +19,11 @@ import (
 // reaches a mirror or a private registry exactly as containerd's CRI
 // would with the same directory. Both the full and the lazy puller use it.
 //
-// Every client it hands out carries the puller's bounds: requests to a
-// host without TLS settings of its own share the puller's client (and its
-// keep-alive connections); a host with its own TLS settings gets a client
-// of its own whose transport is bounded the same way.
+// Every client it hands out carries the puller's bounds and address
+// policy: requests to a host without TLS settings of its own share the
+// puller's client (and its keep-alive connections); a host with its own
+// TLS settings gets a client of its own whose transport is bounded and
+// checked the same way.
 func (p *Puller) registryHosts(creds func(string) (string, string, error)) docker.RegistryHosts {
 	if p.opts.HostsDir == "" {
 		authOpts := []docker.AuthorizerOpt{docker.WithAuthClient(p.opts.HTTPClient)}
@@ -42,6 +44,16 @@ func (p *Puller) registryHosts(creds func(string) (string, string, error)) docke
 			if ok && plainTLS(tr.TLSClientConfig) {
 				c.Transport = p.opts.HTTPClient.Transport
 				return nil
+			}
+			if p.opts.Addresses != nil {
+				if !ok {
+					return fmt.Errorf("registry hosts: the %T transport made for %s cannot have its addresses checked", c.Transport, p.opts.HostsDir)
+				}
+				gtr, err := p.opts.Addresses.Transport(tr)
+				if err != nil {
+					return err
+				}
+				c.Transport = gtr
 			}
 			c.Transport = p.bound(c.Transport)
 			return nil

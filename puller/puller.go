@@ -97,6 +97,12 @@ type Options struct {
 	// with the two bounds above; nil means a client with
 	// http.DefaultTransport.
 	HTTPClient *http.Client
+	// Addresses, when set, refuses registry connections to the addresses
+	// it refuses, with ErrAddressRefused: HTTPClient's transport (and
+	// those HostsDir's TLS settings make) must then be an *http.Transport,
+	// whose DialContext is replaced by one that checks each address (see
+	// AddressPolicy.Transport). Nil means any address may be reached.
+	Addresses *AddressPolicy
 	// Meter receives each pull once its instance is ready; nil means
 	// pulls are not metered.
 	Meter Meter
@@ -148,6 +154,17 @@ func New(client *containerd.Client, opts Options) (*Puller, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 16
 		hc.Transport = tr
+	}
+	if opts.Addresses != nil {
+		tr, ok := hc.Transport.(*http.Transport)
+		if !ok {
+			return nil, fmt.Errorf("puller: Options.Addresses needs an *http.Transport in Options.HTTPClient, not %T", hc.Transport)
+		}
+		gtr, err := opts.Addresses.Transport(tr)
+		if err != nil {
+			return nil, err
+		}
+		hc.Transport = gtr
 	}
 	hc.Transport = &boundedTransport{rt: hc.Transport, header: opts.ResponseHeaderTimeout, stall: opts.StallTimeout}
 	opts.HTTPClient = hc

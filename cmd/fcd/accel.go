@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 
 	"github.com/fcd-dev/fcd/api"
+	"github.com/fcd-dev/fcd/puller"
 	"github.com/fcd-dev/fcd/puller/accel"
 	"github.com/fcd-dev/fcd/puller/lazy"
 	"github.com/fcd-dev/fcd/registry"
@@ -20,8 +22,9 @@ import (
 // newAccelerator builds the image converter and its job service on st's
 // bbolt file. The converter authenticates with the admin key to the
 // embedded registry and with the configured logins elsewhere, once plat
-// is set; Run the service to convert.
-func newAccelerator(cfg Config, creds api.Credentials, st *store.Store, plat *atomic.Pointer[platform], log *slog.Logger) (*accel.Service, error) {
+// is set, and connects only where addrs allows (nil: anywhere); Run the
+// service to convert.
+func newAccelerator(cfg Config, creds api.Credentials, st *store.Store, plat *atomic.Pointer[platform], addrs *puller.AddressPolicy, log *slog.Logger) (*accel.Service, error) {
 	tmp := filepath.Join(cfg.DataDir, "accel")
 	// Files left by a conversion an earlier run did not finish.
 	if err := os.RemoveAll(tmp); err != nil {
@@ -34,8 +37,15 @@ func newAccelerator(cfg Config, creds api.Credentials, st *store.Store, plat *at
 	if err != nil {
 		return nil, err
 	}
+	var transport http.RoundTripper // nil: http.DefaultTransport
+	if addrs != nil {
+		if transport, err = addrs.Transport(nil); err != nil {
+			return nil, err
+		}
+	}
 	conv := accel.NewConverter(accel.Options{
-		Records: records,
+		Transport: transport,
+		Records:   records,
 		Credentials: func(host string) (string, string, error) {
 			p := plat.Load()
 			if p == nil {

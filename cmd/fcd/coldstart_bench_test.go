@@ -280,7 +280,7 @@ func caseData(b *testing.B, dir string) string {
 func startProcessIn(b *testing.B, data, name string, args ...string) (*process, func()) {
 	b.Helper()
 	bin := fcdBinary(b)
-	all := append([]string{"-data-dir", data, "-listen", "127.0.0.1:0", "-registry-address", "", "-name", name, "-subnet", "10.91.0.0/16", "-log-level", "info"}, args...)
+	all := append([]string{"-data-dir", data, "-listen", "127.0.0.1:0", "-registry-address", "", "-registry-allow", testRegistries, "-name", name, "-subnet", "10.91.0.0/16", "-log-level", "info"}, args...)
 	cmd := exec.Command(bin, all...)
 	logDir := data
 	if d := os.Getenv("FCD_BENCH_LOG_DIR"); d != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/instance"
 	"github.com/fcd-dev/fcd/proxy"
+	"github.com/fcd-dev/fcd/puller"
 	"github.com/fcd-dev/fcd/puller/accel"
 	"github.com/fcd-dev/fcd/puller/lazy"
 )
@@ -57,6 +58,11 @@ type Config struct {
 	// RegistryAddress is where the embedded registry listens; empty
 	// disables it.
 	RegistryAddress string
+	// RegistryAddresses says which addresses fcd's registry connections
+	// may not reach (-registry-refuse) and the exceptions
+	// (-registry-allow); run allows the embedded registry too
+	// (registryAddresses). No Refused: no check.
+	RegistryAddresses puller.AddressPolicy
 	// RegistryCredentials is a JSON file of logins for other registries.
 	RegistryCredentials string
 	// STSEndpoint is an STS-compatible service to assume roles at; empty
@@ -161,10 +167,14 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Domain, "domain", "fcd.localhost", "HTTP triggers answer at <function>.<domain>")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	edge := cfg.edgeFlags(fs)
+	registryAddrs := cfg.registryAddressFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
 	if err := edge(); err != nil {
+		return cfg, err
+	}
+	if err := registryAddrs(); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {

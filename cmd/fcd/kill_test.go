@@ -86,7 +86,7 @@ func freePort(t testing.TB) string {
 func (p *fcdProcess) start(t testing.TB, extra ...string) *daemon {
 	t.Helper()
 	args := append([]string{"-data-dir", p.dataDir, "-listen", p.listen, "-name", p.name, "-subnet", p.subnet,
-		"-registry-address", "", "-log-level", "warn"}, extra...)
+		"-registry-address", "", "-registry-allow", testRegistries, "-log-level", "warn"}, extra...)
 	p.cmd = exec.Command(p.bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -427,7 +427,7 @@ func TestRestartServesAfterKillStorm(t *testing.T) {
 func (p *fcdProcess) startServing(t testing.TB, extra ...string) *daemon {
 	t.Helper()
 	args := append([]string{"-data-dir", p.dataDir, "-listen", p.listen, "-name", p.name, "-subnet", p.subnet,
-		"-registry-address", "", "-log-level", "info"}, extra...)
+		"-registry-address", "", "-registry-allow", testRegistries, "-log-level", "info"}, extra...)
 	p.cmd = exec.Command(p.bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {

@@ -37,9 +37,9 @@ type platform struct {
 }
 
 // startPlatform opens the role store and ledger in st's file and starts
-// the STS issuer (on g) and the registry, which calls onPush for tags
-// pushed to it. The caller closes it.
-func startPlatform(ctx context.Context, g *errgroup.Group, cfg Config, creds api.Credentials, st *store.Store, onPush func(context.Context, registry.PushEvent), log *slog.Logger) (_ *platform, err error) {
+// the STS issuer (on g) and the registry on regLn (nil: none), which
+// calls onPush for tags pushed to it. The caller closes it.
+func startPlatform(ctx context.Context, g *errgroup.Group, cfg Config, creds api.Credentials, st *store.Store, regLn net.Listener, onPush func(context.Context, registry.PushEvent), log *slog.Logger) (_ *platform, err error) {
 	p := &platform{}
 	if cfg.RegistryCredentials != "" {
 		if p.logins, err = loadRegistryLogins(cfg.RegistryCredentials); err != nil {
@@ -90,10 +90,10 @@ func startPlatform(ctx context.Context, g *errgroup.Group, cfg Config, creds api
 	if err != nil {
 		return nil, err
 	}
-	if cfg.RegistryAddress != "" {
+	if regLn != nil {
 		p.registry, err = registry.Start(ctx, registry.Options{
 			Dir:                  filepath.Join(cfg.DataDir, "registry"),
-			Addr:                 cfg.RegistryAddress,
+			Listener:             regLn,
 			AdminAccessKeyID:     creds.AccessKeyID,
 			AdminAccessKeySecret: creds.AccessKeySecret,
 			Roles:                p.roles,

@@ -581,7 +581,7 @@ func startBenchFCD(b *testing.B, bin string, i int, v benchVariant, image string
 		name, subnet = fmt.Sprintf("fcdbench%d", i), fmt.Sprintf("10.%d.0.0/16", 100+i)
 	}
 	data := filepath.Join(b.TempDir(), "data")
-	args := []string{"-data-dir", data, "-listen", "127.0.0.1:0", "-registry-address", "", "-name", name, "-subnet", subnet, "-log-level", "warn"}
+	args := []string{"-data-dir", data, "-listen", "127.0.0.1:0", "-registry-address", "", "-registry-allow", testRegistries, "-name", name, "-subnet", subnet, "-log-level", "warn"}
 	f := &benchFCD{name: v.name}
 	if debug {
 		f.debug = freeLoopback(b)

@@ -64,13 +64,29 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 		cancel()
 		g.Wait()
 	}()
+	// The embedded registry listens first: its address, known only
+	// now for port 0, is an exception to the registry address policy.
+	var regLn net.Listener
+	var regAddr net.Addr // nil: no embedded registry
+	if cfg.RegistryAddress != "" {
+		if regLn, err = net.Listen("tcp", cfg.RegistryAddress); err != nil {
+			return fmt.Errorf("embedded registry: %w", err)
+		}
+		// The registry closes it; this is for a failed start before.
+		defer regLn.Close()
+		regAddr = regLn.Addr()
+	}
+	addrs, err := registryAddresses(cfg, regAddr)
+	if err != nil {
+		return err
+	}
 	var platRef atomic.Pointer[platform]
-	accelerator, err := newAccelerator(cfg, creds, st, &platRef, log)
+	accelerator, err := newAccelerator(cfg, creds, st, &platRef, addrs, log)
 	if err != nil {
 		return err
 	}
 	phases.mark("store")
-	plat, err := startPlatform(gctx, g, cfg, creds, st, onPush(accelerator, log), log)
+	plat, err := startPlatform(gctx, g, cfg, creds, st, regLn, onPush(accelerator, log), log)
 	if err != nil {
 		return err
 	}
@@ -104,7 +120,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) (err error) {
 	// instances.
 	var stopping instanceStopping
 	if !cfg.noRuntime {
-		rt, err := startRuntime(ctx, cfg, plat.ledger, st.DB(), rebakeOnRecord(ctx, accelerator, log), log)
+		rt, err := startRuntime(ctx, cfg, addrs, plat.ledger, st.DB(), rebakeOnRecord(ctx, accelerator, log), log)
 		if err != nil {
 			return err
 		}

@@ -35,10 +35,11 @@ type runtime struct {
 
 // startRuntime checks the host, starts or connects to containerd, lists
 // what an earlier run of the same name left behind and removes it in the
-// background, so that fcd serves meanwhile. Image pulls are reported to
+// background, so that fcd serves meanwhile. Image pulls (full and lazy)
+// connect only where addrs allows (nil: anywhere) and are reported to
 // meter; lazy start-up records are kept in db and each new one is passed
 // to recorded.
-func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.DB, recorded func(lazy.Record), log *slog.Logger) (_ *runtime, err error) {
+func startRuntime(ctx context.Context, cfg Config, addrs *puller.AddressPolicy, meter puller.Meter, db *bolt.DB, recorded func(lazy.Record), log *slog.Logger) (_ *runtime, err error) {
 	if err := instance.CheckHost(cfg.CNIPluginDir); err != nil {
 		return nil, fmt.Errorf("fcd cannot run instances on this host: %w", err)
 	}
@@ -77,6 +78,7 @@ func startRuntime(ctx context.Context, cfg Config, meter puller.Meter, db *bolt.
 		ResponseHeaderTimeout: cfg.RegistryTimeout,
 		StallTimeout:          cfg.RegistryTimeout,
 		HostsDir:              cfg.RegistryHostsDir,
+		Addresses:             addrs,
 		Meter:                 meter,
 		Logger:                log.With("component", "puller"),
 	})

@@ -48,7 +48,9 @@ func startDaemonConfig(t *testing.T, dataDir string, args []string, adjust func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseConfig(append([]string{"-data-dir", dataDir}, args...), func(string) string { return "" })
+	// The tests' registries listen on 127.0.0.1, which fcd refuses by
+	// default (-registry-refuse); args may take the exception back.
+	cfg, err := parseConfig(append([]string{"-data-dir", dataDir, "-registry-allow", testRegistries}, args...), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,9 +93,12 @@ type Credentials func(host string) (user, secret string, err error)
 type Options struct {
 	// Credentials authenticates to registries. Nil means anonymous.
 	Credentials Credentials
-	// Transport carries registry requests. Nil means
-	// http.DefaultTransport. Loopback registries are spoken to in plain
-	// HTTP.
+	// Transport carries registry requests, token requests and redirects
+	// included. Nil means http.DefaultTransport. Loopback registries are
+	// spoken to in plain HTTP. fcd passes one whose connections
+	// puller.AddressPolicy checks; its refusals (errdefs
+	// PermissionDenied) fail a conversion or an on-demand resolution
+	// for good.
 	Transport http.RoundTripper
 	// Parallelism bounds the layers converted at once. Zero means
 	// runtime.GOMAXPROCS(0).

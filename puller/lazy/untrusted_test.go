@@ -5,18 +5,23 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/containerd/containerd/remotes/docker"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/fcd-dev/fcd/instance/image"
 	"github.com/fcd-dev/fcd/internal/regtest"
 	"github.com/fcd-dev/fcd/internal/testenv"
 	"github.com/fcd-dev/fcd/puller"
 	"github.com/fcd-dev/fcd/puller/gzindex"
+	"github.com/fcd-dev/fcd/puller/remote"
 )
 
 // TestPrepareRefusesForeignURLs: a blob that names URLs to fetch it from
@@ -112,5 +117,53 @@ func TestIndexOnlyMountPerIndex(t *testing.T) {
 		if lower != b.LowerDirs()[i] {
 			t.Errorf("lower dir %d: %s and %s for one artifact, want it shared", i, lower, b.LowerDirs()[i])
 		}
+	}
+}
+
+// TestPrepareAddressPolicy prepares images through the hosts of a full
+// puller that refuses loopback but for the registry's address, as fcd
+// wires them: the registry's image mounts and its chunks are read, and
+// an image naming another loopback service is refused before that
+// service gets a request.
+func TestPrepareAddressPolicy(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireFile(t, "/dev/fuse", "fuse3")
+	reg := regtest.New(t)
+	ref, _ := pushIndexOnly(t, reg, "guarded", testLayers(t))
+	var hits atomic.Int32
+	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	t.Cleanup(forbidden.Close)
+
+	full, err := puller.New(nil, puller.Options{Namespace: "unused", Addresses: &puller.AddressPolicy{
+		Refused:      puller.DefaultRefused,
+		AllowedAddrs: []netip.AddrPort{netip.MustParseAddrPort(reg.Host)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, _ := newImages(t, reg)
+	imgs.opts.Hosts = func(creds remote.Credentials) docker.RegistryHosts { return full.RegistryHosts(creds) }
+
+	img, err := imgs.Prepare(context.Background(), ref, image.Options{Key: "allowed"})
+	if err != nil {
+		t.Fatalf("Prepare from the allowed registry: %v", err)
+	}
+	defer img.Release(context.Background())
+	mnt := t.TempDir()
+	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY, "lowerdir="+strings.Join(img.LowerDirs(), ":")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(mnt, "etc/a"))
+	unix.Unmount(mnt, 0)
+	if err != nil || string(got) != "top a" {
+		t.Errorf("etc/a = %q, %v; want the top layer's", got, err)
+	}
+
+	host := strings.TrimPrefix(forbidden.URL, "http://")
+	if _, err := imgs.Prepare(context.Background(), host+"/guarded:v1_accelerated", image.Options{Key: "refused"}); !errors.Is(err, puller.ErrAddressRefused) {
+		t.Errorf("Prepare from %s: got %v, want ErrAddressRefused", host, err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the refused service got %d requests, want none", n)
 	}
 }

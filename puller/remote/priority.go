@@ -33,7 +33,10 @@
 // break off are retried from the first missing byte with exponential
 // back-off, moving on to the next host, until RetryTimeout; then the read
 // fails with ErrUnavailable in a FetchError naming the registry, repository,
-// digest and range. A later read tries again. A circuit breaker per
+// digest and range. A later read tries again. A connection refused by
+// policy (an error of category errdefs.ErrPermissionDenied from the
+// dialer, as puller.AddressPolicy returns) fails the read at once: a
+// retry would be refused too. A circuit breaker per
 // registry host holds requests back while the host keeps failing, so a
 // down registry sees a probe per cooldown instead of a storm.
 //

@@ -13,6 +13,7 @@ import (
 
 	"github.com/containerd/containerd/remotes/docker"
 	remoteerrors "github.com/containerd/containerd/remotes/errors"
+	"github.com/containerd/errdefs"
 )
 
 // get reads g's range [g.pos, g.end) into its items: single-range GETs,
@@ -82,6 +83,10 @@ func (b *Blob) get(g *group) error {
 			err = fmt.Errorf("authenticate: %w", rerr)
 		case errors.Is(err, ErrBadResponse):
 			br.success()
+			return err
+		case errdefs.IsPermissionDenied(err):
+			// A connection refused by policy (puller.AddressPolicy, e.g.
+			// a redirect to loopback): it is refused again on retry.
 			return err
 		case g.pos > before:
 			br.success() // a body broke off: the host is up
