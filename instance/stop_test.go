@@ -147,8 +147,16 @@ func TestStopInitIgnoringTerm(t *testing.T) {
 func TestAwaitShims(t *testing.T) {
 	e := setup(t)
 	const ns = "fcdshimwait"
-	fake := exec.Command("/bin/sh", "-c", "sleep 60; :", "containerd-shim-runc-v2", "-namespace", ns, "-id", "x")
+	// A shell waiting in its read builtin: one process. With a command
+	// to run (sleep), it forked a child that, until its exec, had the
+	// same command line and counted as a second shim.
+	fake := exec.Command("/bin/sh", "-c", "read line", "containerd-shim-runc-v2", "-namespace", ns, "-id", "x")
 	fake.Args[0] = "containerd-shim-runc-v2"
+	stdin, err := fake.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
 	if err := fake.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -191,9 +199,9 @@ func parentPID(t *testing.T, pid int) int {
 // TestStopEndsWhenShimIsStuck stops an instance whose shim answers
 // nothing, as a shim does while its runtime hangs (seen in CI: crun start
 // waiting forever on the exec FIFO of an init that was gone): Stop must
-// end with an error saying so, not
-// wait forever on calls containerd passes on to the shim, and what it
-// could not remove goes once the shim answers again.
+// end with an error saying so, not wait forever on the calls containerd
+// passes on to the shim, and what it could not remove goes once the shim
+// answers again.
 func TestStopEndsWhenShimIsStuck(t *testing.T) {
 	e := setup(t)
 	defer func(d, k time.Duration) { taskCallTimeout, killWait = d, k }(taskCallTimeout, killWait)
