@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/containerd/remotes/docker"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -460,10 +461,37 @@ func (c *Converter) remoteOptions(ctx context.Context) []remote.Option {
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "amd64"}),
 		remote.WithJobs(c.opts.Parallelism),
 	}
-	if c.opts.Transport != nil {
-		opts = append(opts, remote.WithTransport(c.opts.Transport))
+	rt := c.opts.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
 	}
-	return opts
+	return append(opts, remote.WithTransport(httpsUnlessLocal{rt}))
+}
+
+// httpsUnlessLocal refuses, with ErrPlainHTTP, registry API requests
+// (paths under /v2/) in plain HTTP to a host not on loopback.
+//
+// References are parsed with name.Insecure, so that registries on
+// loopback, the embedded one among them, are spoken to in plain HTTP; but
+// go-containerregistry then falls back to plain HTTP for any registry
+// whose HTTPS ping fails, and a network attacker who made it fail would
+// get the conversion's credentials and pushes in the clear. The pullers
+// speak plain HTTP to loopback registries only (unless a hosts directory
+// says otherwise); so does the converter. Token servers and redirects
+// are the registry's choice, over HTTPS, and are left alone, as the
+// pullers leave them.
+type httpsUnlessLocal struct{ rt http.RoundTripper }
+
+func (t httpsUnlessLocal) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && strings.HasPrefix(req.URL.Path, "/v2/") {
+		if local, _ := docker.MatchLocalhost(req.URL.Host); !local {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, fmt.Errorf("registry %s: %w", req.URL.Host, ErrPlainHTTP)
+		}
+	}
+	return t.rt.RoundTrip(req)
 }
 
 // keychain adapts Credentials to go-containerregistry.
