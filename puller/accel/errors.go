@@ -38,3 +38,8 @@ var ErrDenied = fmt.Errorf("accel: registry access denied: %w", errdefs.ErrPermi
 // tar entries; a full-mode conversion stops when it reads past the limit. It wraps errdefs.ErrInvalidArgument: converting the
 // same image again fails again.
 var ErrTooLarge = fmt.Errorf("accel: image too large (%w)", errdefs.ErrInvalidArgument)
+
+// ErrAmbiguous reports a digest alone naming the jobs of several
+// repositories (Service.Job): name one as <repository>@<digest>. It wraps
+// errdefs.ErrInvalidArgument.
+var ErrAmbiguous = fmt.Errorf("accel: digest has jobs in several repositories: name one as <repository>@<digest> (%w)", errdefs.ErrInvalidArgument)
