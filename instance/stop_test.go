@@ -71,15 +71,7 @@ func TestStopEndsWhenExitIsLost(t *testing.T) {
 	}
 	t.Cleanup(releaseOnce)
 
-	stopped := make(chan error, 1)
-	go func() { stopped <- inst.Stop(context.Background()) }()
-	var err error
-	select {
-	case err = <-stopped:
-	case <-time.After(time.Minute):
-		releaseOnce()
-		t.Fatalf("Stop still waits a minute after its SIGKILL for an exit that never comes")
-	}
+	err := stopWithin(t, inst, releaseOnce, "after its SIGKILL for an exit that never comes")
 	if err == nil || !strings.Contains(err.Error(), "did not exit after SIGKILL") {
 		t.Errorf("Stop: %v, want it to say the process did not exit after SIGKILL", err)
 	}
@@ -180,6 +172,23 @@ func TestAwaitShims(t *testing.T) {
 	}
 }
 
+// stopWithin stops inst and returns Stop's error; when Stop still runs a
+// minute later, it calls unblock and fails the test, saying Stop waits
+// what.
+func stopWithin(t *testing.T, inst *Instance, unblock func(), what string) error {
+	t.Helper()
+	stopped := make(chan error, 1)
+	go func() { stopped <- inst.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		return err
+	case <-time.After(time.Minute):
+		unblock()
+		t.Fatalf("Stop still waits a minute %s", what)
+		return nil
+	}
+}
+
 // parentPID returns the parent of process pid.
 func parentPID(t *testing.T, pid int) int {
 	t.Helper()
@@ -224,15 +233,7 @@ func TestStopEndsWhenShimIsStuck(t *testing.T) {
 	}
 	t.Cleanup(resume)
 
-	stopped := make(chan error, 1)
-	go func() { stopped <- inst.Stop(context.Background()) }()
-	var err error
-	select {
-	case err = <-stopped:
-	case <-time.After(time.Minute):
-		resume()
-		t.Fatalf("Stop still waits a minute on a shim that answers nothing")
-	}
+	err := stopWithin(t, inst, resume, "on a shim that answers nothing")
 	if err == nil || !strings.Contains(err.Error(), "did not answer") {
 		t.Errorf("Stop: %v, want it to say containerd did not answer", err)
 	}
