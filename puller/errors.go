@@ -35,8 +35,9 @@ var (
 
 	// ErrRegistryTimeout is returned by Prepare when the registry did not
 	// answer within a bound: no response headers within
-	// Options.ResponseHeaderTimeout, a body that delivered no byte for
-	// Options.StallTimeout, or a pull not done within Options.PullTimeout.
+	// Options.ResponseHeaderTimeout, a body read that waited
+	// Options.StallTimeout for a byte, or a pull not done within
+	// Options.PullTimeout.
 	// The message names the registry host. It is image.ErrRegistryTimeout
 	// (category errdefs.ErrUnavailable).
 	ErrRegistryTimeout = image.ErrRegistryTimeout

@@ -85,8 +85,8 @@ type Options struct {
 	// ResponseHeaderTimeout bounds the wait for a registry's response
 	// headers; 0 means DefaultResponseHeaderTimeout.
 	ResponseHeaderTimeout time.Duration
-	// StallTimeout fails a registry response body that delivers no byte
-	// for this long; 0 means DefaultStallTimeout.
+	// StallTimeout fails a read of a registry response body that waits
+	// this long for a byte; 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
 	// HostsDir is a containerd hosts directory (certs.d layout:
 	// <HostsDir>/<host>/hosts.toml) saying how to reach each registry:
@@ -166,7 +166,7 @@ func New(client *containerd.Client, opts Options) (*Puller, error) {
 		}
 		hc.Transport = gtr
 	}
-	hc.Transport = &boundedTransport{rt: hc.Transport, header: opts.ResponseHeaderTimeout, stall: opts.StallTimeout}
+	hc.Transport = BoundTransport(hc.Transport, opts.ResponseHeaderTimeout, opts.StallTimeout)
 	opts.HTTPClient = hc
 	log := opts.Logger
 	if log == nil {
@@ -354,7 +354,7 @@ func (p *Puller) resolver(creds func(string) (string, string, error)) remotes.Re
 
 // bound wraps rt with the puller's response-header and stall bounds.
 func (p *Puller) bound(rt http.RoundTripper) http.RoundTripper {
-	return &boundedTransport{rt: rt, header: p.opts.ResponseHeaderTimeout, stall: p.opts.StallTimeout}
+	return BoundTransport(rt, p.opts.ResponseHeaderTimeout, p.opts.StallTimeout)
 }
 
 type pulled struct {
