@@ -71,9 +71,10 @@ type Config struct {
 	// DebugAddress, when set, serves net/http/pprof there (like
 	// containerd's debug address); keep it on loopback.
 	DebugAddress string
-	// RegistryTimeout bounds a registry's silence during a pull: the wait
-	// for response headers, and the gap between bytes of a body. The
-	// whole pull is bounded by InstanceStartTimeout.
+	// RegistryTimeout bounds a registry's silence during a pull or an
+	// acceleration: the wait for response headers, and a body read's wait
+	// for a byte (puller.BoundTransport). The whole pull is bounded by
+	// InstanceStartTimeout.
 	RegistryTimeout time.Duration
 	// QueueSlack is how much longer than an instance start a request may
 	// wait for a slot before it is throttled.
@@ -149,7 +150,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.RegistryCredentials, "registry-credentials", "", `JSON file of logins for other registries: {"host:port": {"username": "...", "password": "..."}}`)
 	fs.StringVar(&cfg.STSEndpoint, "sts-endpoint", "", "URL of an STS-compatible AssumeRole service (empty: fcd's own, on loopback)")
 	fs.StringVar(&cfg.DebugAddress, "debug-address", "", "serve /debug/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
-	fs.DurationVar(&cfg.RegistryTimeout, "registry-timeout", 30*time.Second, "how long a registry may stay silent during a pull (response headers, or between body bytes)")
+	fs.DurationVar(&cfg.RegistryTimeout, "registry-timeout", 30*time.Second, "how long a registry may stay silent during a pull or an acceleration (response headers, or a body read waiting for a byte)")
 	fs.DurationVar(&cfg.QueueSlack, "queue-slack", 60*time.Second, "how much longer than -instance-start-timeout a request may wait for an instance slot")
 	fs.IntVar(&cfg.AsyncWorkers, "async-workers", 16, "async events running at once, host-wide")
 	fs.IntVar(&cfg.AsyncPerFunction, "async-per-function", 4, "async events of one function running at once (the rest of its slots stay for sync requests)")
@@ -179,6 +180,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if cfg.RegistryTimeout <= 0 {
+		return cfg, fmt.Errorf("-registry-timeout %s: want more than 0", cfg.RegistryTimeout)
 	}
 	if cfg.GOMAXPROCS < 0 {
 		return cfg, fmt.Errorf("-gomaxprocs %d: want 0 (Go's default) or more", cfg.GOMAXPROCS)

@@ -89,3 +89,27 @@ func TestExplicitRuntimeRefused(t *testing.T) {
 		t.Fatalf("got %v, want fcd to refuse -runtime %s", err, missing)
 	}
 }
+
+// TestRegistryTimeoutFlag checks that -registry-timeout must bound: zero
+// would leave the converter unbounded while the puller took its default.
+func TestRegistryTimeoutFlag(t *testing.T) {
+	none := func(string) string { return "" }
+	for _, tt := range []struct {
+		flag string
+		want time.Duration
+		err  bool
+	}{{"", 30 * time.Second, false}, {"500ms", 500 * time.Millisecond, false}, {"0", 0, true}, {"-1s", 0, true}} {
+		args := []string{"-memory-budget", "-1"}
+		if tt.flag != "" {
+			args = append(args, "-registry-timeout", tt.flag)
+		}
+		cfg, err := parseConfig(args, none)
+		if (err != nil) != tt.err {
+			t.Errorf("-registry-timeout %q: got error %v, want error %v", tt.flag, err, tt.err)
+			continue
+		}
+		if err == nil && cfg.RegistryTimeout != tt.want {
+			t.Errorf("-registry-timeout %q: got %s, want %s", tt.flag, cfg.RegistryTimeout, tt.want)
+		}
+	}
+}

@@ -25,7 +25,8 @@ type silentListener struct {
 	accepted atomic.Int32
 
 	mu   sync.Mutex
-	held []net.Conn
+	live []net.Conn // answered
+	held []net.Conn // never answered
 }
 
 func (l *silentListener) Accept() (net.Conn, error) {
@@ -35,13 +36,28 @@ func (l *silentListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		l.accepted.Add(1)
+		l.mu.Lock()
 		if !l.silent.Load() {
+			l.live = append(l.live, c)
+			l.mu.Unlock()
 			return c, nil
 		}
-		l.mu.Lock()
 		l.held = append(l.held, c)
 		l.mu.Unlock()
 	}
+}
+
+// hang makes the registry silent, as one that hung: the connections it
+// answered on are closed, so that no client's idle connection still gets
+// answers, and new ones are never answered.
+func (l *silentListener) hang() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.silent.Store(true)
+	for _, c := range l.live {
+		c.Close()
+	}
+	l.live = nil
 }
 
 func (l *silentListener) Close() error {
@@ -81,7 +97,7 @@ func TestSilentRegistry(t *testing.T) {
 	c := sdkClient(t, d, d.creds.AccessKeySecret)
 	createFunction(t, c, "silent", ref, 1)
 
-	ln.silent.Store(true)
+	ln.hang()
 	before := ln.accepted.Load()
 	_, _, err = invoke(c, "silent", "x")
 	if code, status := sdkCode(err); code != "FunctionNotStarted" || status != 412 || !strings.Contains(err.Error(), host) {
