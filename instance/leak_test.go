@@ -187,7 +187,9 @@ func alive(pid int) bool {
 const (
 	stormDirEnv   = "FCD_TEST_STORM_DIR"
 	stormImageEnv = "FCD_TEST_STORM_IMAGE"
-	stormName     = "fcdstorm"
+	// Not cmd/fcd's "fcdstorm": packages' tests run at once, and two
+	// names alike share a bridge, a firewall table and a namespace.
+	stormName = "fcdistorm"
 )
 
 var stormSubnet = netip.MustParsePrefix("10.87.2.0/24")
