@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -105,27 +106,33 @@ func onPush(svc *accel.Service, log *slog.Logger) func(context.Context, registry
 // its _accelerated tag, so the lazy puller mounts it; an index-only
 // artifact only when lazy pulls are on, since it cannot be pulled whole),
 // else the original, digest-pinned; the image as given when that cannot
-// be resolved (the pull then reports why).
-func (s *starter) image(ctx context.Context, f *api.Function, image string) string {
+// be resolved (the pull then reports why, with the function's own
+// credentials). A registry that did not answer the look-up in time, or
+// whose address is refused, fails the start at once: the pull would only
+// wait for it again.
+func (s *starter) image(ctx context.Context, f *api.Function, image string) (string, error) {
 	cc := f.CustomContainerConfig
 	if s.accel == nil || cc == nil || cc.AccelerationType != api.AccelerationDefault {
-		return image
+		return image, nil
 	}
 	r, err := s.accel.Resolve(ctx, image)
+	if errors.Is(err, puller.ErrRegistryTimeout) || errors.Is(err, puller.ErrAddressRefused) {
+		return "", fmt.Errorf("look up %s: %w", image, err)
+	}
 	if err != nil {
 		s.log.Debug("resolve accelerated image", "image", image, "error", err)
-		return image
+		return image, nil
 	}
 	switch {
 	case r.Accelerated && s.local != nil && s.local(ctx, digestOf(r.Source)):
 		// Already unpacked here: the original starts at once, for free.
-		return r.Source
+		return r.Source, nil
 	case r.Lazy != "" && (r.Mode == accel.ModeFull || s.lazy):
-		return r.Lazy
+		return r.Lazy, nil
 	case r.Mode == accel.ModeFull:
-		return r.Ref
+		return r.Ref, nil
 	default:
-		return r.Source
+		return r.Source, nil
 	}
 }
 

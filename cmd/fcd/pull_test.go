@@ -106,6 +106,11 @@ func TestSilentRegistry(t *testing.T) {
 	if ln.accepted.Load() == before {
 		t.Fatal("the registry saw no connection")
 	}
+	// The function has acceleration (the default): its start looks the
+	// image up first, and fails there, without waiting for the pull too.
+	if !strings.Contains(err.Error(), "look up") {
+		t.Errorf("invoke with a silent registry: %v, want the failed look-up of the accelerated image", err)
+	}
 
 	ln.silent.Store(false)
 	_, out, err := invoke(c, "silent", "again")

@@ -42,7 +42,11 @@ var _ scheduler.Starter = (*starter)(nil)
 func (s *starter) Start(ctx context.Context, fn scheduler.Function) (scheduler.Instance, error) {
 	f := fn.Config.(*api.Function)
 	spec := instanceSpec(f, s.cfg)
-	spec.Image = s.image(ctx, f, spec.Image)
+	image, err := s.image(ctx, f, spec.Image)
+	if err != nil {
+		return nil, err
+	}
+	spec.Image = image
 	spec.Credentials = withRegistryAuth(s.platform.registryCredentials(f.Role), f)
 	spec.Role = f.Role
 	if f.Role != "" && f.InjectsEnv() {
