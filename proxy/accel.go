@@ -18,7 +18,7 @@ import (
 //
 //	POST /fcd/v1/acceleration/jobs                 start {"image","mode","prefetch"}; 202 and the job
 //	GET  /fcd/v1/acceleration/jobs                 list jobs
-//	GET  /fcd/v1/acceleration/jobs/{image}         a job by tag, repo@digest or digest (path-escaped)
+//	GET  /fcd/v1/acceleration/jobs/{image}         a job by tag, repo@digest (its key), or digest alone when one repository has a job of it (path-escaped)
 //	PUT  /fcd/v1/acceleration/repositories/{repo}  set a repository's setting {"enabled","mode","prefetch","webhook"}
 //	GET  /fcd/v1/acceleration/repositories[/{repo}]
 

@@ -68,7 +68,7 @@ func runImageAccelerate(ctx context.Context, c *client, args []string, stdout, s
 	if *detach {
 		return printJob(stdout, job, *output)
 	}
-	if job, err = followJob(ctx, c, job.Digest, stdout); err != nil {
+	if job, err = followJob(ctx, c, job.Key(), stdout); err != nil {
 		return err
 	}
 	return finish(stdout, job, *output)
@@ -87,7 +87,7 @@ func runImageStatus(ctx context.Context, c *client, args []string, stdout, stder
 		return err
 	}
 	if *watch && job.State == accel.StatePreparing {
-		if job, err = followJob(ctx, c, job.Digest, stdout); err != nil {
+		if job, err = followJob(ctx, c, job.Key(), stdout); err != nil {
 			return err
 		}
 		return finish(stdout, job, *output)
@@ -219,15 +219,16 @@ func getJob(ctx context.Context, c *client, ref string) (accel.Job, error) {
 	return job, nil
 }
 
-// followJob reads the job back until it ends, showing its progress: one
+// followJob reads the job with key (accel.Job.Key: one repository's job
+// of a digest) back until it ends, showing its progress: one
 // line rewritten in place on a terminal, a line per change otherwise.
-func followJob(ctx context.Context, c *client, digest string, stdout io.Writer) (accel.Job, error) {
+func followJob(ctx context.Context, c *client, key string, stdout io.Writer) (accel.Job, error) {
 	tty := isTerminal(stdout)
 	last := ""
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
-		job, err := getJob(ctx, c, digest)
+		job, err := getJob(ctx, c, key)
 		if err != nil {
 			return job, err
 		}

@@ -25,12 +25,17 @@
 //
 // # Jobs
 //
-// Jobs (jobs.go) keeps one record per source image digest in bbolt, under
-// its own versioned root, and a Runner works them off with a bounded pool:
-// a job survives a restart of fcd (a job found Preparing is run again from
-// the start: conversions are idempotent, the registry deduplicates blobs),
-// one digest is never converted twice at once, and a failed job keeps its
-// reason until it is retried.
+// Jobs (jobs.go) keeps one record per repository and source image digest
+// (<repo>@<digest>) in bbolt, under its own versioned root, and a Service
+// works them off with a bounded pool. The same digest in two repositories
+// is two jobs, each converted into its own repository: an accelerated form
+// is used only for its own repository's images (Service.Resolve), since
+// another repository's may be another creator's, who could remove it, and
+// the function's credentials may not pull from there. A job survives a
+// restart of fcd (a job found Preparing is run again from the start:
+// conversions are idempotent, the registry deduplicates blobs), one job is
+// never converted twice at once, and a failed job keeps its reason until
+// it is retried.
 //
 // A full-mode image puts the source's start-up record (puller/lazy) first
 // in its layers, before the prefetch landmark, and says how many files it

@@ -43,3 +43,8 @@ var ErrTooLarge = fmt.Errorf("accel: image too large (%w)", errdefs.ErrInvalidAr
 // in plain HTTP (go-containerregistry's fallback when HTTPS fails): the
 // converter speaks HTTPS to it or nothing. Retrying cannot help.
 var ErrPlainHTTP = fmt.Errorf("accel: plain HTTP is used only for registries on loopback: %w", errdefs.ErrPermissionDenied)
+
+// ErrAmbiguous reports a digest alone naming the jobs of several
+// repositories (Service.Job): name one as <repository>@<digest>. It wraps
+// errdefs.ErrInvalidArgument.
+var ErrAmbiguous = fmt.Errorf("accel: digest has jobs in several repositories: name one as <repository>@<digest> (%w)", errdefs.ErrInvalidArgument)

@@ -452,11 +452,12 @@ func TestConvertRefusesForeignURLs(t *testing.T) {
 	}
 }
 
-// TestResolveOtherRepository: the same image (digest) in two
-// repositories, accelerated from the first: a function of the second runs
-// its own repository's original, not the first's accelerated image, which
-// another creator controls.
-func TestResolveOtherRepository(t *testing.T) {
+// TestResolveOwnRepository: the same image (digest) in two repositories
+// gets a job in each, converted into each repository's own
+// <tag>_accelerated, and each repository's functions run their own
+// repository's accelerated image, never the other's, which another
+// creator controls.
+func TestResolveOwnRepository(t *testing.T) {
 	host := testRegistry(t)
 	img := generatedImage(t, compression.GZip, types.OCILayer)
 	theirs, mine := host+"/theirs/app:v1", host+"/mine/app:v1"
@@ -464,37 +465,52 @@ func TestResolveOtherRepository(t *testing.T) {
 	push(t, mine, img)
 	d, _ := img.Digest()
 	db := openDB(t, filepath.Join(t.TempDir(), "fcd.db"))
-	s, err := NewService(db, NewConverter(Options{TempDir: t.TempDir()}), ServiceOptions{})
+	s, err := NewService(db, NewConverter(Options{TempDir: t.TempDir()}), ServiceOptions{RebakeDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runService(t, s)
 	ctx := context.Background()
 	for _, ref := range []string{theirs, mine} {
-		if _, err := s.Accelerate(ctx, Request{Ref: ref, Mode: ModeFull}); err != nil {
-			t.Fatal(err)
+		if j, err := s.Accelerate(ctx, Request{Ref: ref, Mode: ModeFull}); err != nil || j.State != StatePreparing || j.Key() != repoOf(ref)+"@"+d.String() {
+			t.Fatalf("Accelerate %s: got %+v, %v; want a Preparing job of its own", ref, j, err)
 		}
-		if j, err := s.Wait(ctx, ref, ended); err != nil || j.State != StateReady {
-			t.Fatalf("%s: got %+v, %v; want Ready", ref, j, err)
+		if j, err := s.Wait(ctx, ref, ended); err != nil || j.State != StateReady || j.Result.Target != ref+TagSuffix {
+			t.Fatalf("%s: got %+v, %v; want Ready, converted into %s", ref, j, err, ref+TagSuffix)
 		}
 	}
-	if r, err := s.Resolve(ctx, theirs); err != nil || !r.Accelerated || !strings.HasPrefix(r.Ref, host+"/theirs/app@") {
-		t.Errorf("Resolve %s: got %+v, %v; want its accelerated image", theirs, r, err)
+	for _, ref := range []string{theirs, mine} {
+		repo := repoOf(ref)
+		j, err := s.Job(ctx, ref)
+		if err != nil || j.Ref != ref || j.Digest != d.String() || j.Result == nil {
+			t.Fatalf("Job %s: got %+v, %v; want its own Ready job", ref, j, err)
+		}
+		want := repo + "@" + j.Result.TargetDigest
+		r, err := s.Resolve(ctx, ref)
+		if err != nil || !r.Accelerated || r.Ref != want || r.Lazy != ref+TagSuffix+"@"+j.Result.TargetDigest || r.Source != repo+"@"+d.String() {
+			t.Errorf("Resolve %s: got %+v, %v; want its own accelerated image %s", ref, r, err, want)
+		}
+		if st := s.FunctionStatus(ref, true); st.State != StateReady || st.ResolvedImage != want {
+			t.Errorf("FunctionStatus %s: got %+v, want Ready and %s", ref, st, want)
+		}
+		if m, err := pull(t, want).Manifest(); err != nil || m.Annotations[AnnotationSource] != d.String() {
+			t.Errorf("%s: got %v, %v; want the accelerated image of %s in the repository", want, m, err, d)
+		}
 	}
-	want := host + "/mine/app@" + d.String()
-	if r, err := s.Resolve(ctx, mine); err != nil || r.Accelerated || r.Ref != want || r.Lazy != "" {
-		t.Errorf("Resolve %s: got %+v, %v; want the original, %s", mine, r, err, want)
+	if all, err := s.Jobs(ctx); err != nil || len(all) != 2 {
+		t.Errorf("Jobs: got %d, %v; want one per repository", len(all), err)
 	}
-	// GetFunction must not report an acceleration the function does not
-	// get.
-	if st := s.FunctionStatus(mine, true); st.ResolvedImage != want || st.State != StateFailed || !strings.Contains(st.Reason, host+"/theirs/app") {
-		t.Errorf("FunctionStatus %s: got %+v, want Failed naming %s/theirs/app, and %s", mine, st, host, want)
+	if j, err := s.Job(ctx, d.String()); !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), host+"/mine/app@") {
+		t.Errorf("Job by digest alone: got %+v, %v; want ErrAmbiguous naming the jobs", j, err)
 	}
-	if st := s.FunctionStatus(theirs, true); st.State != StateReady {
-		t.Errorf("FunctionStatus %s: got %+v, want Ready", theirs, st)
+	// A start-up record of the digest concerns both.
+	if ok, err := s.Rebake(ctx, d.String()); !ok || err != nil {
+		t.Fatalf("Rebake: got %v, %v; want conversions scheduled", ok, err)
 	}
-	if st := s.FunctionStatus(mine, false); st.State != StateReady || st.ResolvedImage != want {
-		t.Errorf("FunctionStatus %s, not accelerated: got %+v, want the job's state and %s", mine, st, want)
+	for _, ref := range []string{theirs, mine} {
+		if j, err := s.Wait(ctx, ref, func(j Job) bool { return j.RebakeAt == nil }); err != nil || j.State != StateReady {
+			t.Errorf("%s after Rebake: got %+v, %v; want it converted again, Ready", ref, j, err)
+		}
 	}
 }
 

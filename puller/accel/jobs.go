@@ -1,8 +1,10 @@
 package accel
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -13,12 +15,23 @@ import (
 // Bucket schema, in the fcd bbolt file under its own versioned root:
 //
 //	accel/v1/
-//	  meta/version      schema version (boltschema)
-//	  jobs/<digest>     Job as JSON, by source manifest digest
-//	  refs/<ref>        the digest the tag <ref> (repo:tag) last named
-//	  repos/<repo>      Settings as JSON, by repository (host/path)
-//	  indexes/<digest>  a serialized gzindex, by the layer digest it serves,
-//	                    for registries fcd may not push to (since v2)
+//	  meta/version            schema version (boltschema)
+//	  jobs/<repo>@<digest>    Job as JSON, by the repository it converts in
+//	                          (host/path) and its source manifest digest: the
+//	                          same digest in two repositories is two jobs
+//	                          (since v3; by digest alone before). A job refused
+//	                          before its digest was known (Service.Ensure) is
+//	                          kept under the reference it was asked for
+//	  refs/<ref>              the key of the job the reference <ref> (repo:tag,
+//	                          or repo@digest for a refusal) last named (since
+//	                          v3; the digest before)
+//	  repos/<repo>            Settings as JSON, by repository (host/path)
+//	  indexes/<digest>        a serialized gzindex, by the layer digest it serves,
+//	                          for registries fcd may not push to (since v2)
+//
+// Indexes are not kept by repository: fcd builds an index from the layer's
+// verified bytes, so it is the same whichever repository the layer was
+// read from, and no repository's creator can make it differ for another.
 
 var (
 	bucketRoot    = []byte("accel/v1")
@@ -43,7 +56,85 @@ var migrations = []boltschema.Migration{
 		_, err := root.CreateBucketIfNotExists(bucketIndexes)
 		return err
 	}},
+	{Version: 3, Name: "key jobs by repository and digest", Migrate: keyJobsByRepository},
 }
+
+// keyJobsByRepository moves each job kept by digest alone to
+// <repo>@<digest>, repo being the repository of the tag it recorded
+// (Job.Ref), where its conversion wrote its accelerated form; its record
+// is unchanged, so a Ready job stays Ready with its Result and a Preparing
+// one is converted by the next Run. A job whose repository cannot be
+// determined (no Ref, or one that does not parse) is dropped: Ensure
+// queues a conversion again for a function that asks for acceleration.
+// Refusals, kept under their reference, keep their key; one kept under a
+// digest-pinned reference that is now a moved job's key gives way to it.
+//
+// A tag pointed at the job of its digest; it now points at the job of its
+// own repository and that digest, and is dropped when there is none (a
+// tag of a second repository sharing the first one's job, or of a dropped
+// job), so that Ensure queues that repository's own job.
+func keyJobsByRepository(tx *bolt.Tx, root *bolt.Bucket) error {
+	jb, rb := root.Bucket(bucketJobs), root.Bucket(bucketRefs)
+	moved := map[string][]byte{}
+	var old [][]byte
+	err := jb.ForEach(func(k, v []byte) error {
+		if !strings.HasPrefix(string(k), "sha256:") {
+			return nil
+		}
+		old = append(old, bytes.Clone(k))
+		var j Job
+		if err := json.Unmarshal(v, &j); err != nil {
+			return nil // undecodable: dropped
+		}
+		if repo := repoOf(j.Ref); repo != "" && j.Digest == string(k) {
+			moved[jobKey(repo, j.Digest)] = bytes.Clone(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range old {
+		if err := jb.Delete(k); err != nil {
+			return err
+		}
+	}
+	for k, v := range moved {
+		if err := jb.Put([]byte(k), v); err != nil {
+			return fmt.Errorf("job %s: %w", k, err)
+		}
+	}
+	retarget := map[string][]byte{}
+	err = rb.ForEach(func(ref, d []byte) error {
+		if !strings.HasPrefix(string(d), "sha256:") {
+			return nil
+		}
+		retarget[string(ref)] = nil
+		if key := jobKey(repoOf(string(ref)), string(d)); jb.Get([]byte(key)) != nil {
+			retarget[string(ref)] = []byte(key)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for ref, key := range retarget {
+		if key == nil {
+			err = rb.Delete([]byte(ref))
+		} else {
+			err = rb.Put([]byte(ref), key)
+		}
+		if err != nil {
+			return fmt.Errorf("ref %s: %w", ref, err)
+		}
+	}
+	return nil
+}
+
+// jobKey returns the key of the job converting the image with manifest
+// digest d in repository repo (host/path): <repo>@<d>, the image's
+// digest-pinned reference.
+func jobKey(repo, d string) string { return repo + "@" + d }
 
 var schema = boltschema.Schema{Root: bucketRoot, Migrations: migrations}
 
@@ -64,12 +155,14 @@ const (
 	StateFailed State = "Failed"
 )
 
-// Job is one image digest's conversion.
+// Job is the conversion of one image digest in one repository.
 type Job struct {
-	// Digest is the source manifest's digest, the job's key.
+	// Digest is the source manifest's digest; with Ref's repository, the
+	// job's key (Key).
 	Digest string `json:"digest"`
 	// Ref is the tag the conversion was asked for (repo:tag); the result
-	// is tagged <tag>_accelerated.
+	// is tagged <tag>_accelerated, in the same repository. A job refused
+	// before its digest was known has no Digest and Ref is its key.
 	Ref      string   `json:"ref"`
 	Mode     Mode     `json:"mode"`
 	Prefetch []string `json:"prefetch,omitempty"`
@@ -90,6 +183,16 @@ type Job struct {
 	Webhook string    `json:"webhook,omitempty"`
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
+}
+
+// Key is the job's key, as Service.Job takes it: <repo>@<digest>, the
+// digest-pinned source image in the job's repository; Ref for a job
+// refused before its digest was known.
+func (j Job) Key() string {
+	if j.Digest == "" {
+		return j.Ref
+	}
+	return jobKey(repoOf(j.Ref), j.Digest)
 }
 
 // Settings is a repository's acceleration setting.

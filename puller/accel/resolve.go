@@ -3,7 +3,6 @@ package accel
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -39,10 +38,11 @@ type Resolution struct {
 // registry for the image's current digest. A function with
 // accelerationType None runs the original and need not call it.
 //
-// Jobs are kept by digest, and the same digest may be in another
-// repository, another registry even, whose owner converted it first: an
-// accelerated form outside image's repository is not used (see
-// sameRepository).
+// Only the job of image's own repository is used, never another
+// repository's job of the same digest: that one's accelerated form is in
+// another repository, another registry even, whose creator could take it
+// away, failing the starts of every function whose image has that digest,
+// and from which the function's own credentials may not pull.
 func (s *Service) Resolve(ctx context.Context, image string) (Resolution, error) {
 	ref, err := NormalizeRef(image)
 	if err != nil {
@@ -52,10 +52,11 @@ func (s *Service) Resolve(ctx context.Context, image string) (Resolution, error)
 	if err != nil {
 		return Resolution{}, err
 	}
-	r := Resolution{Source: repoOf(ref) + "@" + d}
+	// The digest-pinned original is its repository's job key.
+	r := Resolution{Source: jobKey(repoOf(ref), d)}
 	r.Ref = r.Source
-	job, err := s.Job(ctx, d)
-	if errors.Is(err, ErrNotFound) || (err == nil && (job.State != StateReady || job.Result == nil || !sameRepository(job, ref))) {
+	job, err := s.Job(ctx, r.Source)
+	if errors.Is(err, ErrNotFound) || (err == nil && (job.State != StateReady || job.Result == nil)) {
 		return r, nil
 	}
 	if err != nil {
@@ -75,23 +76,6 @@ func (s *Service) Resolve(ctx context.Context, image string) (Resolution, error)
 		r.Index = pinned
 	}
 	return r, nil
-}
-
-// sameRepository reports whether job's accelerated form is in ref's
-// repository. Another repository's may be another creator's, in a
-// registry they control: they could take it away, failing the starts of
-// every function whose image has that digest, and the function's own
-// credentials may not pull from there.
-func sameRepository(job Job, ref string) bool {
-	return resultRepo(job) == repoOf(ref)
-}
-
-// resultRepo returns the repository of job's accelerated form.
-func resultRepo(job Job) string {
-	if job.Result.Local {
-		return repoOf(job.Ref)
-	}
-	return repoOf(job.Result.Target)
 }
 
 // repoOf returns the repository of a reference, "" if it does not parse.
@@ -118,7 +102,8 @@ type Status struct {
 // FunctionStatus reports the acceleration state of image for a function
 // with accelerationType Default (accelerated true) or None, from the
 // records only, and queues a conversion (Ensure) when accelerated and
-// none is recorded. It reads only the bbolt records.
+// none is recorded: the job of image's tag, or for a digest-pinned image,
+// of its repository and digest. It reads only the bbolt records.
 func (s *Service) FunctionStatus(image string, accelerated bool) Status {
 	job, err := s.Job(context.Background(), image)
 	if err != nil {
@@ -134,19 +119,8 @@ func (s *Service) FunctionStatus(image string, accelerated bool) Status {
 	if job.Digest == "" {
 		return st
 	}
-	repo := repoOf(image)
-	if repo == "" {
-		repo = repoOf(job.Ref)
-	}
-	st.ResolvedImage = repo + "@" + job.Digest
-	switch {
-	case !accelerated || job.State != StateReady || job.Result == nil:
-	case !sameRepository(job, image):
-		// Resolve runs the original: saying Ready would claim an
-		// acceleration the function does not get.
-		st.State = StateFailed
-		st.Reason = fmt.Sprintf("the accelerated form of %s was made in repository %s, and fcd keeps one per digest and uses it only for that repository's images: this image runs as it is", job.Digest, resultRepo(job))
-	case job.Mode == ModeFull:
+	st.ResolvedImage = job.Key()
+	if accelerated && job.State == StateReady && job.Result != nil && job.Mode == ModeFull {
 		st.ResolvedImage = repoOf(job.Result.Target) + "@" + job.Result.TargetDigest
 	}
 	return st

@@ -76,12 +76,17 @@ const DefaultResolveTimeout = time.Minute
 // Service keeps conversion jobs and repository settings in bbolt and runs
 // the jobs (Run). It is safe for concurrent use.
 //
+// A job is the conversion of one image digest in one repository, kept
+// under <repo>@<digest> (Job.Key): the same digest in two repositories is
+// two jobs, each converted into its own repository, since an accelerated
+// form is used only for its own repository's images (Resolve).
+//
 // A job's life: Accelerate (or Ensure, or OnPush) records it Preparing and
 // wakes Run; a worker converts it and records Ready with the Result, or
 // Failed with the reason. A job Preparing when fcd stops is converted
 // again from the start by the next Run. Accelerate on a Failed job, or on
 // a Ready one in another mode, starts it again; on a Preparing one it
-// returns the job as is, so a digest is never converted twice at once.
+// returns the job as is, so a job is never converted twice at once.
 type Service struct {
 	db   *bolt.DB
 	conv Converts
@@ -143,9 +148,9 @@ func NormalizeRef(ref string) (string, error) {
 }
 
 // Accelerate records a conversion of req.Ref (resolved now to its digest,
-// unless req.Digest pins it) and returns its job. req.Progress is ignored:
-// follow the job. The repository's webhook, if set, is called when it
-// ends.
+// unless req.Digest pins it) in req.Ref's repository and returns its job,
+// that of the digest in that repository. req.Progress is ignored: follow
+// the job. The repository's webhook, if set, is called when it ends.
 func (s *Service) Accelerate(ctx context.Context, req Request) (Job, error) {
 	if err := req.Mode.Check(); err != nil {
 		return Job{}, err
@@ -160,23 +165,26 @@ func (s *Service) Accelerate(ctx context.Context, req Request) (Job, error) {
 		}
 	}
 	set, _ := s.Settings(ctx, tag.Context().Name())
+	key := jobKey(tag.Context().Name(), req.Digest)
 	var job Job
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		ok, err := getJSON(jobs(tx), req.Digest, &job)
+		ok, err := getJSON(jobs(tx), key, &job)
 		if err != nil {
 			return err
 		}
 		switch {
 		case ok && job.State == StatePreparing,
 			ok && job.State == StateReady && job.Mode == req.Mode:
-			return refs(tx).Put([]byte(tag.Name()), []byte(req.Digest))
+			return refs(tx).Put([]byte(tag.Name()), []byte(key))
 		case !ok:
-			job = Job{Digest: req.Digest, Created: s.opts.Now()}
+			job = Job{Created: s.opts.Now()}
 		}
-		job.Ref, job.Mode, job.Prefetch, job.Webhook = tag.Name(), req.Mode, req.Prefetch, set.Webhook
+		// A refusal kept under this key (a digest-pinned reference) has
+		// no digest yet.
+		job.Digest, job.Ref, job.Mode, job.Prefetch, job.Webhook = req.Digest, tag.Name(), req.Mode, req.Prefetch, set.Webhook
 		job.State, job.Error, job.Result, job.Progress, job.RebakeAt = StatePreparing, "", nil, Progress{}, nil
 		job.Updated = s.opts.Now()
-		if err := putJSON(jobs(tx), job.Digest, &job); err != nil {
+		if err := putJSON(jobs(tx), key, &job); err != nil {
 			return err
 		}
 		// A failed on-demand resolution of this tag is superseded.
@@ -185,7 +193,7 @@ func (s *Service) Accelerate(ctx context.Context, req Request) (Job, error) {
 				return err
 			}
 		}
-		return refs(tx).Put([]byte(tag.Name()), []byte(job.Digest))
+		return refs(tx).Put([]byte(tag.Name()), []byte(key))
 	})
 	if err != nil {
 		return Job{}, err
@@ -225,27 +233,23 @@ func (s *Service) Wait(ctx context.Context, ref string, until func(Job) bool) (J
 	}
 }
 
-// Job returns the job of an image: by digest ("sha256:..."), digest-pinned
-// reference, or tag (the digest the tag named when last accelerated).
+// Job returns a job: by digest-pinned reference (<repo>@<digest>, its
+// Key: that repository's job of that digest), by tag (the job of the
+// digest the tag named when last accelerated), or by digest alone
+// ("sha256:...") when one repository has a job of it; ErrAmbiguous when
+// several have, ErrNotFound when none has.
 func (s *Service) Job(ctx context.Context, ref string) (Job, error) {
+	if strings.HasPrefix(ref, "sha256:") {
+		return s.jobOfDigest(ref)
+	}
+	n, err := NormalizeRef(ref)
+	if err != nil {
+		return Job{}, err
+	}
 	var job Job
-	err := s.db.View(func(tx *bolt.Tx) error {
-		key := ref
-		if !strings.HasPrefix(ref, "sha256:") {
-			n, err := NormalizeRef(ref)
-			if err != nil {
-				return err
-			}
-			if d := refs(tx).Get([]byte(n)); d != nil {
-				key = string(d)
-			} else if _, d, ok := strings.Cut(n, "@"); ok {
-				key = d
-			} else {
-				return fmt.Errorf("%w: no acceleration job for %s", ErrNotFound, ref)
-			}
-		}
-		ok, err := getJSON(jobs(tx), key, &job)
-		if err == nil && !ok {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		found, err := getJSON(jobs(tx), keyOf(tx, n), &job)
+		if err == nil && !found {
 			err = fmt.Errorf("%w: no acceleration job for %s", ErrNotFound, ref)
 		}
 		return err
@@ -253,7 +257,51 @@ func (s *Service) Job(ctx context.Context, ref string) (Job, error) {
 	return job, err
 }
 
-// Jobs returns every job, the most recently updated first.
+// keyOf returns the key of the job that n, a normalized reference, names:
+// the one its refs entry records, else, for a digest-pinned reference, n
+// itself; "" for a tag never accelerated.
+func keyOf(tx *bolt.Tx, n string) string {
+	if k := refs(tx).Get([]byte(n)); k != nil {
+		return string(k)
+	}
+	if strings.Contains(n, "@") {
+		return n
+	}
+	return ""
+}
+
+// jobOfDigest returns the only job of manifest digest d.
+func (s *Service) jobOfDigest(d string) (Job, error) {
+	var found []Job
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return jobs(tx).ForEach(func(k, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return fmt.Errorf("accel: decode job %s: %w", k, err)
+			}
+			if j.Digest == d {
+				found = append(found, j)
+			}
+			return nil
+		})
+	})
+	switch {
+	case err != nil:
+		return Job{}, err
+	case len(found) == 0:
+		return Job{}, fmt.Errorf("%w: no acceleration job for %s", ErrNotFound, d)
+	case len(found) > 1:
+		keys := make([]string, len(found))
+		for i, j := range found {
+			keys[i] = j.Key()
+		}
+		return Job{}, fmt.Errorf("%w: %s has a job in each of %s", ErrAmbiguous, d, strings.Join(keys, ", "))
+	}
+	return found[0], nil
+}
+
+// Jobs returns every job, one per repository and digest (and refusal),
+// the most recently updated first.
 func (s *Service) Jobs(ctx context.Context) ([]Job, error) {
 	var out []Job
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -348,7 +396,7 @@ func (s *Service) OnPush(ctx context.Context, repository, tag, digest string) (q
 }
 
 // Ensure makes sure image has a job, without waiting: when none is
-// recorded for it, a conversion in the repository's mode (else
+// recorded for it (Job), a conversion in the repository's mode (else
 // ServiceOptions.DefaultMode) is queued for Run to resolve and record. It
 // never blocks on the registry, so GetFunction may call it.
 func (s *Service) Ensure(image string) {
@@ -358,7 +406,7 @@ func (s *Service) Ensure(image string) {
 	}
 	var known bool
 	s.db.View(func(tx *bolt.Tx) error {
-		known = refs(tx).Get([]byte(ref)) != nil
+		known = jobs(tx).Get([]byte(keyOf(tx, ref))) != nil
 		return nil
 	})
 	s.mu.Lock()
@@ -375,7 +423,8 @@ func (s *Service) Ensure(image string) {
 
 // ensure resolves and records a job queued by Ensure. A refusal (an
 // invalid reference, credentials denied) is kept as a Failed job under the
-// reference, so Ensure does not retry it; Accelerate does. Other failures
+// reference, unless a job is found for it meanwhile, so Ensure does not
+// retry it; Accelerate does. Other failures
 // (the image is not there yet, the registry is down) are not recorded.
 func (s *Service) ensure(ctx context.Context, ref string) {
 	defer func() {
@@ -406,7 +455,9 @@ func (s *Service) ensure(ctx context.Context, ref string) {
 	now := s.opts.Now()
 	job := Job{Ref: ref, Mode: mode, State: StateFailed, Error: reason(err), Created: now, Updated: now}
 	s.db.Update(func(tx *bolt.Tx) error {
-		if refs(tx).Get([]byte(ref)) != nil {
+		// Not over a job recorded meanwhile: a digest-pinned reference
+		// is also the key of its repository's job of that digest.
+		if jobs(tx).Get([]byte(keyOf(tx, ref))) != nil {
 			return nil
 		}
 		if err := putJSON(jobs(tx), ref, &job); err != nil {
@@ -450,12 +501,12 @@ func (s *Service) Run(ctx context.Context) error {
 				break start
 			}
 			s.mu.Lock()
-			s.running[j.Digest] = true
+			s.running[j.Key()] = true
 			s.mu.Unlock()
 			wg.Go(func() {
 				defer func() {
 					s.mu.Lock()
-					delete(s.running, j.Digest)
+					delete(s.running, j.Key())
 					s.mu.Unlock()
 					<-sem
 					s.poke()
@@ -488,7 +539,7 @@ func (s *Service) pending() (out []Job, next time.Time, err error) {
 				return fmt.Errorf("accel: decode job %s: %w", k, err)
 			}
 			switch {
-			case s.running[j.Digest]:
+			case s.running[j.Key()]:
 			case j.State == StatePreparing:
 				out = append(out, j)
 			case j.State == StateReady && j.RebakeAt != nil && !j.RebakeAt.After(now):
@@ -509,9 +560,10 @@ func (s *Service) convert(ctx context.Context, j Job) {
 		s.rebake(ctx, j)
 		return
 	}
-	j, err := s.update(j.Digest, func(j *Job) { j.Attempts++ })
+	key := j.Key()
+	j, err := s.update(key, func(j *Job) { j.Attempts++ })
 	if err != nil {
-		s.log.Error("acceleration job", "digest", j.Digest, "error", err)
+		s.log.Error("acceleration job", "job", key, "error", err)
 		return
 	}
 	s.log.Info("acceleration started", "ref", j.Ref, "digest", j.Digest, "mode", j.Mode, "attempt", j.Attempts)
@@ -524,7 +576,7 @@ func (s *Service) convert(ctx context.Context, j Job) {
 		Progress: func(p Progress) {
 			if now := time.Now(); now.Sub(saved) >= progressSaveInterval || p.LayersDone == p.Layers {
 				saved = now
-				s.update(j.Digest, func(j *Job) { j.Progress = p })
+				s.update(key, func(j *Job) { j.Progress = p })
 			}
 		},
 	})
@@ -533,7 +585,7 @@ func (s *Service) convert(ctx context.Context, j Job) {
 		return
 	}
 	err = timedOut(cctx, err)
-	j, uerr := s.update(j.Digest, func(j *Job) {
+	j, uerr := s.update(key, func(j *Job) {
 		if err != nil {
 			j.State, j.Error = StateFailed, reason(err)
 			return
@@ -542,7 +594,7 @@ func (s *Service) convert(ctx context.Context, j Job) {
 		j.Progress.LayersDone, j.Progress.BytesDone = j.Progress.Layers, j.Progress.Bytes
 	})
 	if uerr != nil {
-		s.log.Error("acceleration job", "digest", j.Digest, "error", uerr)
+		s.log.Error("acceleration job", "job", key, "error", uerr)
 		return
 	}
 	if err != nil {
@@ -614,7 +666,8 @@ func (s *Service) update(key string, change func(*Job)) (Job, error) {
 	return j, err
 }
 
-// keepIndexes stores indexes the registry refused, by layer digest.
+// keepIndexes stores indexes the registry refused, by layer digest: one
+// index serves the layer in every repository (jobs.go).
 func (s *Service) keepIndexes(ctx context.Context, source string, byLayer map[string][]byte) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for layer, data := range byLayer {
@@ -674,36 +727,58 @@ func (s *Service) notify(ctx context.Context, j Job) {
 }
 
 // Rebake is told that the image with manifest digest source, or one
-// converted from it, has a new start-up record. When source's job is a
-// Ready full-mode conversion made without a record, it is converted again
-// ServiceOptions.RebakeDelay later, so that the record is baked into its
-// prefetch order (before the landmark): a host without the record (another
-// fcd sharing the registry, this one after its database was lost) then
-// prefetches what the image reads at start-up. The image in use stays
-// Ready meanwhile. scheduled reports whether a conversion was scheduled.
+// converted from it, has a new start-up record. Start-up records are kept
+// by digest, so every repository's job of source is concerned: each that
+// is a Ready full-mode conversion made without a record is converted
+// again ServiceOptions.RebakeDelay later, so that the record is baked
+// into its prefetch order (before the landmark): a host without the
+// record (another fcd sharing the registry, this one after its database
+// was lost) then prefetches what the image reads at start-up. The image
+// in use stays Ready meanwhile. scheduled reports whether a conversion
+// was scheduled. It reads every job: records are made once per image, at
+// its first lazy start.
 func (s *Service) Rebake(ctx context.Context, source string) (scheduled bool, err error) {
 	if s.opts.RebakeDelay < 0 {
 		return false, nil
 	}
-	at := s.opts.Now().Add(s.opts.RebakeDelay)
+	now := s.opts.Now()
+	at := now.Add(s.opts.RebakeDelay)
+	var keys []string
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		var j Job
-		ok, err := getJSON(jobs(tx), source, &j)
-		if err != nil || !ok {
+		due := map[string]Job{}
+		err := jobs(tx).ForEach(func(k, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return fmt.Errorf("accel: decode job %s: %w", k, err)
+			}
+			if j.Digest != source || j.State != StateReady || j.Mode != ModeFull || j.Result == nil || j.Result.StartupFiles > 0 || j.RebakeAt != nil {
+				return nil
+			}
+			j.RebakeAt, j.Updated = &at, now
+			due[string(k)] = j
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		if j.State != StateReady || j.Mode != ModeFull || j.Result == nil || j.Result.StartupFiles > 0 || j.RebakeAt != nil {
-			return nil
+		for k, j := range due {
+			if err := putJSON(jobs(tx), k, &j); err != nil {
+				return err
+			}
+			keys = append(keys, k)
 		}
-		j.RebakeAt, j.Updated = &at, s.opts.Now()
-		scheduled = true
-		return putJSON(jobs(tx), source, &j)
+		return nil
 	})
-	if scheduled {
-		s.log.Info("acceleration to be redone with the start-up record", "digest", source, "at", at)
+	if err != nil {
+		return false, err
+	}
+	for _, k := range keys {
+		s.log.Info("acceleration to be redone with the start-up record", "job", k, "at", at)
+	}
+	if len(keys) > 0 {
 		s.poke()
 	}
-	return scheduled, err
+	return len(keys) > 0, nil
 }
 
 // rebake converts a Ready job again (Rebake). The job stays Ready with its
@@ -721,14 +796,14 @@ func (s *Service) rebake(ctx context.Context, j Job) {
 	if err != nil {
 		s.log.Warn("acceleration with the start-up record failed; the image converted without stays in use", "ref", j.Ref, "digest", j.Digest, "error", err)
 	}
-	_, uerr := s.update(j.Digest, func(j *Job) {
+	_, uerr := s.update(j.Key(), func(j *Job) {
 		j.RebakeAt = nil
 		if err == nil {
 			j.Result = &res
 		}
 	})
 	if uerr != nil {
-		s.log.Error("acceleration job", "digest", j.Digest, "error", uerr)
+		s.log.Error("acceleration job", "job", j.Key(), "error", uerr)
 		return
 	}
 	if err == nil {

@@ -1,6 +1,7 @@
 package accel
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,8 +190,13 @@ func TestServiceLifecycle(t *testing.T) {
 	if job.State != StateReady || job.Attempts != 2 || job.Error != "" || job.Progress.LayersDone != 3 {
 		t.Errorf("Job: got %+v, want Ready after 2 attempts with 3 layers done", job)
 	}
-	if byDigest, err := s.Job(ctx, job.Digest); err != nil || byDigest.Digest != job.Digest {
-		t.Errorf("Job by digest: got %+v, %v", byDigest, err)
+	if key := host + "/svc/app@" + job.Digest; job.Key() != key {
+		t.Errorf("Key: got %s, want %s", job.Key(), key)
+	}
+	for _, by := range []string{job.Key(), job.Digest} {
+		if got, err := s.Job(ctx, by); err != nil || got.Key() != job.Key() {
+			t.Errorf("Job by %s: got %+v, %v", by, got, err)
+		}
 	}
 
 	res, err := s.Resolve(ctx, ref)
@@ -248,7 +255,7 @@ func TestServiceRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s2.update(job.Digest, func(j *Job) { j.Webhook = hook.srv.URL }); err != nil {
+	if _, err := s2.update(job.Key(), func(j *Job) { j.Webhook = hook.srv.URL }); err != nil {
 		t.Fatal(err)
 	}
 	runService(t, s2)
@@ -464,5 +471,114 @@ func TestServiceKeepsIndexesLocally(t *testing.T) {
 	}
 	if _, err := s.Index(ctx, "sha256:"+strings.Repeat("0", 64)); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Index of an unknown layer: got %v, want ErrNotFound", err)
+	}
+}
+
+// TestMigrationV3 opens a file a version-2 fcd left, whose jobs are keyed
+// by digest alone: each job moves to its repository and digest and goes
+// on (the Ready one stays Ready, its image in use; the Preparing one is
+// converted), a job naming no repository is dropped, and a tag of another
+// repository that shared a job gets its own when asked for (Ensure).
+func TestMigrationV3(t *testing.T) {
+	host := testRegistry(t)
+	shared := generatedImage(t, compression.GZip, types.OCILayer)
+	other := linuxAMD64(t, imageOf(t, gzipTar(t, []tarFile{{name: "app", typ: tar.TypeReg, mode: 0o755, data: []byte("other")}})))
+	theirs, mine, mineOther := host+"/theirs/app:v1", host+"/mine/app:v1", host+"/mine/app:v2"
+	push(t, theirs, shared)
+	push(t, mine, shared)
+	push(t, mineOther, other)
+	d, _ := shared.Digest()
+	od, _ := other.Digest()
+	lost := "sha256:" + strings.Repeat("1", 64)
+	res, err := NewConverter(Options{TempDir: t.TempDir()}).Convert(context.Background(), Request{Ref: theirs, Mode: ModeFull})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	db := openDB(t, filepath.Join(t.TempDir(), "fcd.db"))
+	if err := schema.Migrate(db, 2); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	refused := host + "/mine/app:v1" + TagSuffix
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, j := range []Job{
+			{Digest: d.String(), Ref: theirs, Mode: ModeFull, State: StateReady, Result: &res, Attempts: 1, Created: created, Updated: created},
+			{Digest: od.String(), Ref: mineOther, Mode: ModeIndexOnly, State: StatePreparing, Attempts: 1, Created: created, Updated: created},
+			{Digest: lost, Mode: ModeFull, State: StatePreparing, Created: created, Updated: created},
+		} {
+			if err := putJSON(jobs(tx), j.Digest, &j); err != nil {
+				return err
+			}
+		}
+		// A refusal (Ensure) is keyed by its reference.
+		if err := putJSON(jobs(tx), refused, &Job{Ref: refused, Mode: ModeIndexOnly, State: StateFailed, Error: "accelerated tag", Created: created, Updated: created}); err != nil {
+			return err
+		}
+		for ref, v := range map[string]string{theirs: d.String(), mine: d.String(), mineOther: od.String(), host + "/lost/app:v1": lost, refused: refused} {
+			if err := refs(tx).Put([]byte(ref), []byte(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := NewService(db, NewConverter(Options{TempDir: t.TempDir()}), ServiceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys, refKeys []string
+	db.View(func(tx *bolt.Tx) error {
+		if v := schema.Version(tx); v != 3 {
+			t.Errorf("got version %d, want 3", v)
+		}
+		jobs(tx).ForEach(func(k, _ []byte) error { keys = append(keys, string(k)); return nil })
+		refs(tx).ForEach(func(k, v []byte) error { refKeys = append(refKeys, string(k)+" "+string(v)); return nil })
+		return nil
+	})
+	mineKey, theirsKey := host+"/mine/app@"+od.String(), host+"/theirs/app@"+d.String()
+	wantKeys := []string{mineKey, refused, theirsKey}
+	slices.Sort(wantKeys)
+	if !slices.Equal(keys, wantKeys) {
+		t.Errorf("jobs: got keys %q, want %q", keys, wantKeys)
+	}
+	wantRefs := []string{refused + " " + refused, mineOther + " " + mineKey, theirs + " " + theirsKey}
+	slices.Sort(wantRefs)
+	if !slices.Equal(refKeys, wantRefs) {
+		t.Errorf("refs: got %q, want %q", refKeys, wantRefs)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if j, err := s.Job(ctx, theirs); err != nil || j.State != StateReady || j.Result == nil || j.Result.TargetDigest != res.TargetDigest {
+		t.Errorf("Job %s: got %+v, %v; want it Ready as before", theirs, j, err)
+	}
+	// Resolve needs no conversion: the Ready job is used as it was.
+	want := host + "/theirs/app@" + res.TargetDigest
+	if r, err := s.Resolve(ctx, theirs); err != nil || !r.Accelerated || r.Ref != want {
+		t.Errorf("Resolve %s: got %+v, %v; want %s", theirs, r, err, want)
+	}
+	if j, err := s.Job(ctx, mine); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Job %s: got %+v, %v; want none: the job it shared is %s's", mine, j, err, theirs)
+	}
+	if st := s.FunctionStatus(mine, true); st.State != StatePreparing {
+		t.Errorf("FunctionStatus %s: got %+v, want Preparing, its own conversion queued", mine, st)
+	}
+	runService(t, s)
+	if j, err := s.Wait(ctx, mineOther, ended); err != nil || j.State != StateReady || j.Attempts != 2 {
+		t.Errorf("%s: got %+v, %v; want the Preparing job resumed and Ready", mineOther, j, err)
+	}
+	j, err := s.Wait(ctx, mine, ended)
+	if err != nil || j.State != StateReady || j.Result == nil || j.Result.Source != host+"/mine/app@"+d.String() {
+		t.Fatalf("%s: got %+v, %v; want its own job Ready", mine, j, err)
+	}
+	if r, err := s.Resolve(ctx, mine); err != nil || !r.Accelerated || !strings.HasPrefix(r.Lazy, mine+TagSuffix+"@") {
+		t.Errorf("Resolve %s: got %+v, %v; want its own accelerated form", mine, r, err)
+	}
+	if j, err := s.Job(ctx, theirs); err != nil || j.State != StateReady || j.Result.TargetDigest != res.TargetDigest || j.Attempts != 1 {
+		t.Errorf("Job %s after the conversions: got %+v, %v; want it untouched", theirs, j, err)
 	}
 }
