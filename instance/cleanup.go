@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/containerd/containerd"
@@ -145,9 +146,21 @@ func (l *Leftovers) Remove(ctx context.Context, workers int) error {
 			}
 		}
 	}
-	each(l.containers, func(id string) error { return m.removeContainer(nctx, id) })
-	// Shims and processes containerd no longer knows of, before their
-	// mounts and namespaces go.
+	// A container whose shim does not answer is tried again once the
+	// earlier run's shims are killed: containerd then forgets its task.
+	var mu sync.Mutex
+	var stuck []string
+	each(l.containers, func(id string) error {
+		if err := m.removeContainer(nctx, id); err != nil {
+			m.log.Warn("remove leftover container, to be tried again once its shim is killed", "id", id, "error", err)
+			mu.Lock()
+			stuck = append(stuck, id)
+			mu.Unlock()
+		}
+		return nil
+	})
+	// Shims and processes containerd no longer knows of, or whose
+	// containers did not go, before their mounts and namespaces go.
 	n := 0
 	for _, p := range l.shims {
 		if st, ok := startTime(p.pid); ok && st == p.start && syscall.Kill(p.pid, syscall.SIGKILL) == nil {
@@ -157,6 +170,7 @@ func (l *Leftovers) Remove(ctx context.Context, workers int) error {
 	if n > 0 {
 		m.log.Warn("killed leftover containerd shims", "count", n)
 	}
+	each(stuck, func(id string) error { return m.removeContainer(nctx, id) })
 	each(l.cgroups, func(dir string) error { return removeCgroup(ctx, dir) })
 	each(l.instances, func(id string) error { return (rootfs{dir: m.instanceDir(id)}).remove() })
 	each(l.netns, func(id string) error { return m.net.detach(ctx, id) })
@@ -181,7 +195,9 @@ func (l *Leftovers) Remove(ctx context.Context, workers int) error {
 }
 
 // removeContainer deletes container id with its task, killing its
-// processes.
+// processes. The calls that reach the task's shim are bounded by
+// taskCallTimeout, as Stop's are: a shim stuck in its runtime must not
+// hold the clean-up.
 func (m *Manager) removeContainer(ctx context.Context, id string) error {
 	c, err := m.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
@@ -190,17 +206,22 @@ func (m *Manager) removeContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("load container %s: %w", id, err)
 	}
-	var errs []error
-	if t, err := c.Task(ctx, nil); err == nil {
-		if err := deleteTask(ctx, t, containerd.WithProcessKill); err != nil {
-			errs = append(errs, fmt.Errorf("delete task %s: %w", id, err))
+	tctx, cancel := context.WithTimeout(ctx, taskCallTimeout)
+	defer cancel()
+	t, err := c.Task(tctx, nil)
+	switch {
+	case err == nil:
+		if err := deleteTask(tctx, t, containerd.WithProcessKill); err != nil {
+			return fmt.Errorf("delete task %s: %w", id, shimSilent(tctx, err))
 		}
+	case !errdefs.IsNotFound(err):
+		return fmt.Errorf("load task %s: %w", id, shimSilent(tctx, err))
 	}
 	if err := c.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
-		errs = append(errs, fmt.Errorf("delete container %s: %w", id, err))
+		return fmt.Errorf("delete container %s: %w", id, err)
 	}
 	m.log.Info("removed leftover container", "id", id)
-	return errors.Join(errs...)
+	return nil
 }
 
 // Cleanup removes what an earlier run of an fcd with the same Name left
@@ -218,21 +239,27 @@ func (m *Manager) Cleanup(ctx context.Context) error {
 // startTime returns the start time of process pid (field 22 of its
 // stat, in clock ticks since boot).
 func startTime(pid int) (string, bool) {
+	f, ok := statFields(pid)
+	// f[0] is field 3 (state): field 22 is f[19].
+	if !ok || len(f) < 20 {
+		return "", false
+	}
+	return f[19], true
+}
+
+// statFields returns the fields of process pid's /proc stat after the
+// command name, from field 3 (state) on.
+func statFields(pid int) ([]string, bool) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return "", false
+		return nil, false
 	}
 	// The command name, in parentheses, may hold spaces.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return "", false
+		return nil, false
 	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state): field 22 is f[19].
-	if len(f) < 20 {
-		return "", false
-	}
-	return f[19], true
+	return strings.Fields(string(b[i+1:])), true
 }
 
 // leaseHolder returns the ID that holds host-local's address lease file

@@ -184,13 +184,21 @@ func (i *Instance) finish(st ExitStatus) {
 }
 
 // wait follows the task until its process exits. containerd restarts break
-// the wait stream; the wait is then renewed.
+// the wait stream; the wait is then renewed. A task containerd no longer
+// knows of has ended: its shim died (containerd then deletes the task and
+// its processes), or someone else deleted it.
 func (i *Instance) wait(ctx context.Context, first <-chan containerd.ExitStatus) {
 	ch := first
 	for {
 		st := <-ch
 		if st.Error() == nil {
 			i.exited0(st.ExitCode(), st.ExitTime())
+			return
+		}
+		// The client hands a failed wait's gRPC error on as it came.
+		if errdefs.IsNotFound(errdefs.FromGRPC(st.Error())) {
+			i.m.log.Warn("instance's task is gone", "function", i.spec.Function, "instance", i.spec.ID, "error", st.Error())
+			i.exited0(containerd.UnknownExitStatus, time.Now())
 			return
 		}
 		select {

@@ -368,6 +368,13 @@ func TestCleanupAfterCrash(t *testing.T) {
 		t.Fatalf("RemoveViews: %v", err)
 	}
 	assertGone(t, e, inst.ID())
+	afterCrash(t, e, inst)
+}
+
+// afterCrash lets the test environment's Manager, which stood for the
+// crashed fcd, live on after a second one cleaned up after it.
+func afterCrash(t *testing.T, e *env, inst *Instance) {
+	t.Helper()
 	// The first Manager's view of it ends: the process was killed.
 	select {
 	case <-inst.Done():

@@ -192,12 +192,11 @@ func stopWithin(t *testing.T, inst *Instance, unblock func(), what string) error
 // parentPID returns the parent of process pid.
 func parentPID(t *testing.T, pid int) int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
+	// state ppid ...
+	f, ok := statFields(pid)
+	if !ok || len(f) < 2 {
+		t.Fatalf("no stat of process %d", pid)
 	}
-	// pid (comm) state ppid ...; comm may hold spaces.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	ppid, err := strconv.Atoi(f[1])
 	if err != nil {
 		t.Fatal(err)
@@ -250,6 +249,75 @@ func TestStopEndsWhenShimIsStuck(t *testing.T) {
 			t.Errorf("delete container: %v", err)
 		}
 	}
+}
+
+// TestCleanupEndsWhenShimIsStuck is TestCleanupAfterCrash with the
+// instance's shim stopped: the next run's Cleanup must end all the same,
+// the container gone with its shim.
+func TestCleanupEndsWhenShimIsStuck(t *testing.T) {
+	e := setup(t)
+	defer func(d time.Duration) { taskCallTimeout = d }(taskCallTimeout)
+	taskCallTimeout = time.Second
+
+	inst := start(t, e, Spec{Function: "crashstuck", Image: e.refs[images.Echo], MemoryMB: 128})
+	shim := parentPID(t, int(inst.task.Pid()))
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", shim)); err != nil || !bytes.Contains(b, []byte("containerd-shim")) {
+		t.Fatalf("parent %d of the instance's process: %q, %v; want its shim", shim, b, err)
+	}
+	if err := unix.Kill(shim, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// Harmless once Cleanup killed it; else it lets the test end.
+	t.Cleanup(func() { unix.Kill(shim, unix.SIGCONT) })
+
+	m2, err := NewManager(e.client, e.mgr.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleaned := make(chan error, 1)
+	go func() { cleaned <- m2.Cleanup(context.Background()) }()
+	select {
+	case err := <-cleaned:
+		if err != nil {
+			t.Fatalf("Cleanup: %v", err)
+		}
+	case <-time.After(time.Minute):
+		unix.Kill(shim, unix.SIGCONT)
+		<-cleaned
+		t.Fatal("Cleanup still ran a minute later, on a stuck shim")
+	}
+	if err := e.puller.RemoveViews(context.Background()); err != nil {
+		t.Fatalf("RemoveViews: %v", err)
+	}
+	assertGone(t, e, inst.ID())
+	afterCrash(t, e, inst)
+}
+
+// TestDoneWhenShimIsKilled kills an instance's shim: containerd then
+// deletes the task, and the instance must end (Done), not be waited on
+// for ever; Stop removes the rest.
+func TestDoneWhenShimIsKilled(t *testing.T) {
+	e := setup(t)
+	inst := start(t, e, Spec{Function: "shimkilled", Image: e.refs[images.Echo], MemoryMB: 128})
+	shim := parentPID(t, int(inst.task.Pid()))
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", shim)); err != nil || !bytes.Contains(b, []byte("containerd-shim")) {
+		t.Fatalf("parent %d of the instance's process: %q, %v; want its shim", shim, b, err)
+	}
+	if err := unix.Kill(shim, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-inst.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("Done not closed 30s after the instance's shim was killed")
+	}
+	if st := inst.Exit(); st.Reason != ReasonExited || st.Code != -1 {
+		t.Errorf("exit: %+v, want exited with an unknown code", st)
+	}
+	if err := stopWithin(t, inst, func() {}, "after its shim was killed"); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	assertGone(t, e, inst.ID())
 }
 
 // TestStartCancelledAtTaskStart cancels Start's context as it asks the
