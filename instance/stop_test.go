@@ -189,19 +189,22 @@ func stopWithin(t *testing.T, inst *Instance, unblock func(), what string) error
 	}
 }
 
-// parentPID returns the parent of process pid.
-func parentPID(t *testing.T, pid int) int {
+// shimOf returns the process ID of inst's shim: its process's parent.
+func shimOf(t *testing.T, inst *Instance) int {
 	t.Helper()
 	// state ppid ...
-	f, ok := statFields(pid)
+	f, ok := statFields(int(inst.task.Pid()))
 	if !ok || len(f) < 2 {
-		t.Fatalf("no stat of process %d", pid)
+		t.Fatalf("no stat of process %d", inst.task.Pid())
 	}
-	ppid, err := strconv.Atoi(f[1])
+	shim, err := strconv.Atoi(f[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ppid
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", shim)); err != nil || !bytes.Contains(b, []byte("containerd-shim")) {
+		t.Fatalf("parent %d of the instance's process: %q, %v; want its shim", shim, b, err)
+	}
+	return shim
 }
 
 // TestStopEndsWhenShimIsStuck stops an instance whose shim answers
@@ -216,10 +219,7 @@ func TestStopEndsWhenShimIsStuck(t *testing.T) {
 	taskCallTimeout, killWait = time.Second, time.Second
 
 	inst := start(t, e, Spec{Function: "stuckshim", Image: e.refs[images.Echo], MemoryMB: 128})
-	shim := parentPID(t, int(inst.task.Pid()))
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", shim)); err != nil || !bytes.Contains(b, []byte("containerd-shim")) {
-		t.Fatalf("parent %d of the instance's process: %q, %v; want its shim", shim, b, err)
-	}
+	shim := shimOf(t, inst)
 	if err := unix.Kill(shim, unix.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -260,10 +260,7 @@ func TestCleanupEndsWhenShimIsStuck(t *testing.T) {
 	taskCallTimeout = time.Second
 
 	inst := start(t, e, Spec{Function: "crashstuck", Image: e.refs[images.Echo], MemoryMB: 128})
-	shim := parentPID(t, int(inst.task.Pid()))
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", shim)); err != nil || !bytes.Contains(b, []byte("containerd-shim")) {
-		t.Fatalf("parent %d of the instance's process: %q, %v; want its shim", shim, b, err)
-	}
+	shim := shimOf(t, inst)
 	if err := unix.Kill(shim, unix.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -299,10 +296,7 @@ func TestCleanupEndsWhenShimIsStuck(t *testing.T) {
 func TestDoneWhenShimIsKilled(t *testing.T) {
 	e := setup(t)
 	inst := start(t, e, Spec{Function: "shimkilled", Image: e.refs[images.Echo], MemoryMB: 128})
-	shim := parentPID(t, int(inst.task.Pid()))
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", shim)); err != nil || !bytes.Contains(b, []byte("containerd-shim")) {
-		t.Fatalf("parent %d of the instance's process: %q, %v; want its shim", shim, b, err)
-	}
+	shim := shimOf(t, inst)
 	if err := unix.Kill(shim, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
