@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	fc "github.com/alibabacloud-go/fc-20230330/v4/client"
 	"github.com/alibabacloud-go/tea/dara"
@@ -73,6 +75,61 @@ func TestInstanceExitMidRequest(t *testing.T) {
 	// The function serves again from a new instance.
 	if _, body, err := invoke(c, "misbehave", "hello"); err != nil || body != "hello" {
 		t.Errorf("invoke after the exits: %q, %v", body, err)
+	}
+}
+
+// TestInstanceShimKilled kills the shim of an instance serving a request
+// (as the kernel's OOM killer may pick it): containerd then deletes the
+// task and kills its processes. The caller gets CAExited, and the next
+// request a new instance, not the dead one.
+func TestInstanceShimKilled(t *testing.T) {
+	requireRuntime(t)
+	const name = "fcdshim"
+	refs := pushExamples(t, images.Misbehave)
+	d := startDaemonWith(t, t.TempDir(), []string{"-name", name, "-subnet", "10.134.0.0/16"}, true)
+	c := sdkClient(t, d, d.creds.AccessKeySecret)
+	if _, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{
+		FunctionName:          dara.String("misbehave"),
+		Runtime:               dara.String("custom-container"),
+		MemorySize:            dara.Int32(128),
+		Timeout:               dara.Int32(60),
+		InstanceConcurrency:   dara.Int32(1),
+		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(refs[images.Misbehave]), AccelerationType: dara.String("None")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, body, err := invoke(c, "misbehave", "sleep 50000")
+		done <- result{body, err}
+	}()
+	var shims []int
+	for limit := time.Now().Add(time.Minute); time.Now().Before(limit); time.Sleep(50 * time.Millisecond) {
+		if metric(t, d, "fcd_instances", "misbehave") == 1 {
+			shims = shimPIDs(name)
+			break
+		}
+	}
+	if len(shims) != 1 {
+		t.Fatalf("shims of the one instance: %v, want one", shims)
+	}
+	if err := syscall.Kill(shims[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || !strings.Contains(r.body, `"errorType":"CAExited"`) {
+			t.Errorf("the request its instance's shim died under: %q, %v; want CAExited", r.body, r.err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("the request its instance's shim died under still waits 40s later")
+	}
+	if _, body, err := invoke(c, "misbehave", "hello"); err != nil || body != "hello" {
+		t.Errorf("invoke after the shim died: %q, %v", body, err)
 	}
 }
 

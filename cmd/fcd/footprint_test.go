@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -22,9 +23,10 @@ func (f footprint) String() string {
 		f.shims, f.cgroups, f.mounts, f.loops, f.netns, f.veths, f.ips, f.rules, f.bridge)
 }
 
-// hostFootprint measures the footprint of the fcd named name.
-func hostFootprint(name, dataDir string) footprint {
-	var f footprint
+// shimPIDs returns the process IDs of the containerd shims of the fcd
+// named name.
+func shimPIDs(name string) []int {
+	var pids []int
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
@@ -33,9 +35,17 @@ func hostFootprint(name, dataDir string) footprint {
 		}
 		cmd := strings.ReplaceAll(string(b), "\x00", " ")
 		if strings.Contains(cmd, "containerd-shim") && strings.Contains(cmd, "-namespace "+name+" ") {
-			f.shims++
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+				pids = append(pids, pid)
+			}
 		}
 	}
+	return pids
+}
+
+// hostFootprint measures the footprint of the fcd named name.
+func hostFootprint(name, dataDir string) footprint {
+	f := footprint{shims: len(shimPIDs(name))}
 	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
 	for _, root := range append(roots, "/sys/fs/cgroup/"+name) {
 		ents, _ := os.ReadDir(root)
