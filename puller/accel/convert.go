@@ -3,6 +3,7 @@ package accel
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -152,6 +153,21 @@ type StartupRecords interface {
 type Converter struct {
 	opts Options
 	log  *slog.Logger
+
+	mu sync.Mutex
+	// lookups are Resolve's pullers, by registry and the credentials they
+	// authenticate with (see lookupPuller).
+	lookups map[lookupKey]*remote.Puller
+}
+
+// platform is the one platform fcd runs images of.
+var platform = v1.Platform{OS: "linux", Architecture: "amd64"}
+
+// lookupKey names a look-up puller: a registry, and a digest of the
+// credentials it holds, so that new credentials get a new one.
+type lookupKey struct {
+	registry string
+	creds    [sha256.Size]byte
 }
 
 // NewConverter returns a Converter for opts.
@@ -178,7 +194,7 @@ func NewConverter(opts Options) *Converter {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Converter{opts: opts, log: log}
+	return &Converter{opts: opts, log: log, lookups: make(map[lookupKey]*remote.Puller)}
 }
 
 // Request is one conversion.
@@ -337,13 +353,20 @@ func (c *Converter) Lookup(ctx context.Context, ref string, mode Mode) (res Resu
 	return c.lookup(ctx, src, mode)
 }
 
-// Resolve returns the digest of ref's linux/amd64 manifest.
+// Resolve returns the digest of ref's linux/amd64 manifest. A cold start
+// calls it for every image with acceleration, before its pull: it keeps
+// what it learnt of each repository's registry (its scheme, its token),
+// so that a look-up after the first costs one request, the manifest's.
 func (c *Converter) Resolve(ctx context.Context, ref string) (string, error) {
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %v", ErrInvalidRef, ref, err)
 	}
-	img, err := remote.Image(r, c.remoteOptions(ctx)...)
+	p, err := c.lookupPuller(r.Context().RegistryStr())
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", ref, err)
+	}
+	img, err := remote.Image(r, remote.Reuse(p), remote.WithContext(ctx), remote.WithPlatform(platform))
 	if err != nil {
 		return "", fmt.Errorf("resolve %s: %w", ref, mapRemoteError(err))
 	}
@@ -352,6 +375,43 @@ func (c *Converter) Resolve(ctx context.Context, ref string) (string, error) {
 		return "", err
 	}
 	return d.String(), nil
+}
+
+// lookupPuller returns the puller Resolve reads registry's manifests
+// with: go-containerregistry's, which pings a repository's registry and
+// gets its token once, then refreshes the token when it expires. It is
+// kept for as long as the registry's credentials stay the same; new ones
+// get a new puller.
+func (c *Converter) lookupPuller(registry string) (*remote.Puller, error) {
+	var user, secret string
+	if c.opts.Credentials != nil {
+		var err error
+		if user, secret, err = c.opts.Credentials(registry); err != nil {
+			return nil, err
+		}
+	}
+	k := lookupKey{registry: registry, creds: sha256.Sum256([]byte(user + "\x00" + secret))}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.lookups[k]; p != nil {
+		return p, nil
+	}
+	for old := range c.lookups {
+		if old.registry == registry {
+			delete(c.lookups, old)
+		}
+	}
+	auth := authn.Anonymous
+	if user != "" || secret != "" {
+		auth = authn.FromConfig(authn.AuthConfig{Username: user, Password: secret})
+	}
+	p, err := remote.NewPuller(remote.WithAuth(auth), remote.WithTransport(c.transport()),
+		remote.WithPlatform(platform))
+	if err != nil {
+		return nil, err
+	}
+	c.lookups[k] = p
+	return p, nil
 }
 
 func (c *Converter) lookup(ctx context.Context, src *source, mode Mode) (Result, bool, error) {
@@ -458,14 +518,19 @@ func (c *Converter) remoteOptions(ctx context.Context) []remote.Option {
 	opts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(keychain{c.opts.Credentials}),
-		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: "amd64"}),
+		remote.WithPlatform(platform),
 		remote.WithJobs(c.opts.Parallelism),
 	}
+	return append(opts, remote.WithTransport(c.transport()))
+}
+
+// transport returns what carries the converter's registry requests.
+func (c *Converter) transport() http.RoundTripper {
 	rt := c.opts.Transport
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	return append(opts, remote.WithTransport(httpsUnlessLocal{rt}))
+	return httpsUnlessLocal{rt}
 }
 
 // httpsUnlessLocal refuses, with ErrPlainHTTP, registry API requests
