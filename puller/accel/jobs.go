@@ -233,3 +233,15 @@ func jobs(tx *bolt.Tx) *bolt.Bucket    { return schema.Bucket(tx, bucketJobs) }
 func refs(tx *bolt.Tx) *bolt.Bucket    { return schema.Bucket(tx, bucketRefs) }
 func repos(tx *bolt.Tx) *bolt.Bucket   { return schema.Bucket(tx, bucketRepos) }
 func indexes(tx *bolt.Tx) *bolt.Bucket { return schema.Bucket(tx, bucketIndexes) }
+
+// eachJob calls f with every job and its key, in key order, until f
+// fails.
+func eachJob(tx *bolt.Tx, f func(key string, j Job) error) error {
+	return jobs(tx).ForEach(func(k, v []byte) error {
+		var j Job
+		if err := json.Unmarshal(v, &j); err != nil {
+			return fmt.Errorf("accel: decode job %s: %w", k, err)
+		}
+		return f(string(k), j)
+	})
+}

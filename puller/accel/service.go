@@ -274,11 +274,7 @@ func keyOf(tx *bolt.Tx, n string) string {
 func (s *Service) jobOfDigest(d string) (Job, error) {
 	var found []Job
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return jobs(tx).ForEach(func(k, v []byte) error {
-			var j Job
-			if err := json.Unmarshal(v, &j); err != nil {
-				return fmt.Errorf("accel: decode job %s: %w", k, err)
-			}
+		return eachJob(tx, func(k string, j Job) error {
 			if j.Digest == d {
 				found = append(found, j)
 			}
@@ -305,11 +301,7 @@ func (s *Service) jobOfDigest(d string) (Job, error) {
 func (s *Service) Jobs(ctx context.Context) ([]Job, error) {
 	var out []Job
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return jobs(tx).ForEach(func(k, v []byte) error {
-			var j Job
-			if err := json.Unmarshal(v, &j); err != nil {
-				return fmt.Errorf("accel: decode job %s: %w", k, err)
-			}
+		return eachJob(tx, func(k string, j Job) error {
 			out = append(out, j)
 			return nil
 		})
@@ -533,11 +525,7 @@ func (s *Service) pending() (out []Job, next time.Time, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err = s.db.View(func(tx *bolt.Tx) error {
-		return jobs(tx).ForEach(func(k, v []byte) error {
-			var j Job
-			if err := json.Unmarshal(v, &j); err != nil {
-				return fmt.Errorf("accel: decode job %s: %w", k, err)
-			}
+		return eachJob(tx, func(k string, j Job) error {
 			switch {
 			case s.running[j.Key()]:
 			case j.State == StatePreparing:
@@ -746,16 +734,12 @@ func (s *Service) Rebake(ctx context.Context, source string) (scheduled bool, er
 	var keys []string
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		due := map[string]Job{}
-		err := jobs(tx).ForEach(func(k, v []byte) error {
-			var j Job
-			if err := json.Unmarshal(v, &j); err != nil {
-				return fmt.Errorf("accel: decode job %s: %w", k, err)
-			}
+		err := eachJob(tx, func(k string, j Job) error {
 			if j.Digest != source || j.State != StateReady || j.Mode != ModeFull || j.Result == nil || j.Result.StartupFiles > 0 || j.RebakeAt != nil {
 				return nil
 			}
 			j.RebakeAt, j.Updated = &at, now
-			due[string(k)] = j
+			due[k] = j
 			return nil
 		})
 		if err != nil {
