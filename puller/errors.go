@@ -48,4 +48,11 @@ var (
 	// by an *AddressError naming the address. It carries the category
 	// errdefs.ErrPermissionDenied: trying again cannot help.
 	ErrAddressRefused = errdefs.ErrPermissionDenied.WithMessage("registry address refused")
+
+	// ErrHostsDir is returned by a RegistryTransport for a host whose
+	// entry in the hosts directory cannot be read or asks for what the
+	// transport cannot do; the wrapping error names the entry and why.
+	// It carries the category errdefs.ErrInvalidArgument: trying again
+	// cannot help until the entry is changed.
+	ErrHostsDir = errdefs.ErrInvalidArgument.WithMessage("registry hosts directory")
 )

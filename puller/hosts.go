@@ -37,27 +37,9 @@ func (p *Puller) registryHosts(creds func(string) (string, string, error)) docke
 		)
 	}
 	return config.ConfigureHosts(context.Background(), config.HostOptions{
-		HostDir:     config.HostDirFromRoot(p.opts.HostsDir),
-		Credentials: creds,
-		UpdateClient: func(c *http.Client) error {
-			tr, ok := c.Transport.(*http.Transport)
-			if ok && plainTLS(tr.TLSClientConfig) {
-				c.Transport = p.opts.HTTPClient.Transport
-				return nil
-			}
-			if p.opts.Addresses != nil {
-				if !ok {
-					return fmt.Errorf("registry hosts: the %T transport made for %s cannot have its addresses checked", c.Transport, p.opts.HostsDir)
-				}
-				gtr, err := p.opts.Addresses.Transport(tr)
-				if err != nil {
-					return err
-				}
-				c.Transport = gtr
-			}
-			c.Transport = p.bound(c.Transport)
-			return nil
-		},
+		HostDir:      config.HostDirFromRoot(p.opts.HostsDir),
+		Credentials:  creds,
+		UpdateClient: updateClient(p.opts.HTTPClient.Transport, p.opts.Addresses, p.bound, p.opts.HostsDir),
 	})
 }
 
@@ -65,6 +47,34 @@ func (p *Puller) registryHosts(creds func(string) (string, string, error)) docke
 // does; the lazy puller reads blob ranges through the same hosts.
 func (p *Puller) RegistryHosts(creds func(string) (string, string, error)) docker.RegistryHosts {
 	return p.registryHosts(creds)
+}
+
+// updateClient returns the hook through which config.ConfigureHosts
+// hands each client it makes for a hosts directory (dir, named in
+// errors): a client without TLS settings of its own is given shared, the
+// caller's bounded and checked transport, so that its keep-alive
+// connections are shared; one with its own TLS settings gets its
+// transport checked by addrs (when set) and bounded by bound.
+func updateClient(shared http.RoundTripper, addrs *AddressPolicy, bound func(http.RoundTripper) http.RoundTripper, dir string) config.UpdateClientFunc {
+	return func(c *http.Client) error {
+		tr, ok := c.Transport.(*http.Transport)
+		if ok && plainTLS(tr.TLSClientConfig) {
+			c.Transport = shared
+			return nil
+		}
+		if addrs != nil {
+			if !ok {
+				return fmt.Errorf("registry hosts: the %T transport made for %s cannot have its addresses checked", c.Transport, dir)
+			}
+			gtr, err := addrs.Transport(tr)
+			if err != nil {
+				return err
+			}
+			c.Transport = gtr
+		}
+		c.Transport = bound(c.Transport)
+		return nil
+	}
 }
 
 // plainTLS reports whether c asks for nothing beyond the defaults.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,8 +22,9 @@ import (
 // newAccelerator builds the image converter and its job service on st's
 // bbolt file. The converter authenticates with the admin key to the
 // embedded registry and with the configured logins elsewhere, once plat
-// is set, connects only where addrs allows (nil: anywhere) and gives a
-// registry -registry-timeout to answer; Run the service to convert.
+// is set, reaches each registry as -registry-hosts-dir says, connects
+// only where addrs allows (nil: anywhere) and gives a registry
+// -registry-timeout to answer; Run the service to convert.
 func newAccelerator(cfg Config, creds api.Credentials, st *store.Store, plat *atomic.Pointer[platform], addrs *puller.AddressPolicy, log *slog.Logger) (*accel.Service, error) {
 	tmp := filepath.Join(cfg.DataDir, "accel")
 	// Files left by a conversion an earlier run did not finish.
@@ -38,17 +38,15 @@ func newAccelerator(cfg Config, creds api.Credentials, st *store.Store, plat *at
 	if err != nil {
 		return nil, err
 	}
-	var transport http.RoundTripper = http.DefaultTransport
-	if addrs != nil {
-		if transport, err = addrs.Transport(nil); err != nil {
-			return nil, err
-		}
-	}
 	// A silent registry fails a conversion, and the look-up of a cold
 	// start (starter.image), as it fails a pull.
-	transport = puller.BoundTransport(transport, cfg.RegistryTimeout, cfg.RegistryTimeout)
+	transport, err := puller.NewRegistryTransport(cfg.RegistryHostsDir, nil, addrs, cfg.RegistryTimeout, cfg.RegistryTimeout)
+	if err != nil {
+		return nil, err
+	}
 	conv := accel.NewConverter(accel.Options{
 		Transport: transport,
+		PlainHTTP: transport.PlainHTTP,
 		Records:   records,
 		Credentials: func(host string) (string, string, error) {
 			p := plat.Load()

@@ -96,12 +96,18 @@ type Options struct {
 	// Credentials authenticates to registries. Nil means anonymous.
 	Credentials Credentials
 	// Transport carries registry requests, token requests and redirects
-	// included. Nil means http.DefaultTransport. Loopback registries are
-	// spoken to in plain HTTP. fcd passes one whose connections
-	// puller.AddressPolicy checks; its refusals (errdefs
-	// PermissionDenied) fail a conversion or an on-demand resolution
-	// for good.
+	// included. Nil means http.DefaultTransport. fcd passes a
+	// puller.RegistryTransport, whose connections puller.AddressPolicy
+	// checks (its refusals, errdefs PermissionDenied, fail a conversion
+	// or an on-demand resolution for good) and which reaches each
+	// registry as -registry-hosts-dir says.
 	Transport http.RoundTripper
+	// PlainHTTP reports whether a registry host (host:port as in image
+	// references) may be spoken to in plain HTTP; registry requests in
+	// plain HTTP to any other fail with ErrPlainHTTP, or with its error
+	// when it returns one. fcd passes puller.RegistryTransport.PlainHTTP.
+	// Nil means registries on loopback (docker.MatchLocalhost).
+	PlainHTTP func(host string) (bool, error)
 	// Parallelism bounds the layers converted at once. Zero means
 	// runtime.GOMAXPROCS(0).
 	Parallelism int
@@ -530,30 +536,42 @@ func (c *Converter) transport() http.RoundTripper {
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	return httpsUnlessLocal{rt}
+	plain := c.opts.PlainHTTP
+	if plain == nil {
+		plain = docker.MatchLocalhost
+	}
+	return httpsUnlessAllowed{rt: rt, plain: plain}
 }
 
-// httpsUnlessLocal refuses, with ErrPlainHTTP, registry API requests
-// (paths under /v2/) in plain HTTP to a host not on loopback.
+// httpsUnlessAllowed refuses, with ErrPlainHTTP, registry API requests
+// (paths under /v2/) in plain HTTP to a host plain does not allow.
 //
 // References are parsed with name.Insecure, so that registries on
-// loopback, the embedded one among them, are spoken to in plain HTTP; but
-// go-containerregistry then falls back to plain HTTP for any registry
-// whose HTTPS ping fails, and a network attacker who made it fail would
-// get the conversion's credentials and pushes in the clear. The pullers
-// speak plain HTTP to loopback registries only (unless a hosts directory
-// says otherwise); so does the converter. Token servers and redirects
+// loopback, the embedded one among them, and those a hosts directory
+// serves over plain HTTP are spoken to in plain HTTP; but
+// go-containerregistry then tries plain HTTP for any registry whose
+// HTTPS ping fails (or is slow), and a network attacker who made it fail
+// would get the conversion's credentials and pushes in the clear. The
+// pullers speak plain HTTP only to loopback registries, or where a hosts
+// directory says so; so does the converter. Token servers and redirects
 // are the registry's choice, over HTTPS, and are left alone, as the
 // pullers leave them.
-type httpsUnlessLocal struct{ rt http.RoundTripper }
+type httpsUnlessAllowed struct {
+	rt    http.RoundTripper
+	plain func(host string) (bool, error)
+}
 
-func (t httpsUnlessLocal) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t httpsUnlessAllowed) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && strings.HasPrefix(req.URL.Path, "/v2/") {
-		if local, _ := docker.MatchLocalhost(req.URL.Host); !local {
+		ok, err := t.plain(req.URL.Host)
+		if err == nil && !ok {
+			err = fmt.Errorf("registry %s: %w", req.URL.Host, ErrPlainHTTP)
+		}
+		if err != nil {
 			if req.Body != nil {
 				req.Body.Close()
 			}
-			return nil, fmt.Errorf("registry %s: %w", req.URL.Host, ErrPlainHTTP)
+			return nil, err
 		}
 	}
 	return t.rt.RoundTrip(req)

@@ -39,10 +39,11 @@ var ErrDenied = fmt.Errorf("accel: registry access denied: %w", errdefs.ErrPermi
 // same image again fails again.
 var ErrTooLarge = fmt.Errorf("accel: image too large (%w)", errdefs.ErrInvalidArgument)
 
-// ErrPlainHTTP reports a registry not on loopback that was to be spoken to
-// in plain HTTP (go-containerregistry's fallback when HTTPS fails): the
-// converter speaks HTTPS to it or nothing. Retrying cannot help.
-var ErrPlainHTTP = fmt.Errorf("accel: plain HTTP is used only for registries on loopback: %w", errdefs.ErrPermissionDenied)
+// ErrPlainHTTP reports a registry that was to be spoken to in plain HTTP
+// (go-containerregistry's fallback when HTTPS fails) although
+// Options.PlainHTTP does not allow it: the converter speaks HTTPS to it
+// or nothing. Retrying cannot help.
+var ErrPlainHTTP = fmt.Errorf("accel: plain HTTP is used only for registries on loopback or that the registry hosts directory gives as http://: %w", errdefs.ErrPermissionDenied)
 
 // ErrAmbiguous reports a digest alone naming the jobs of several
 // repositories (Service.Job): name one as <repository>@<digest>. It wraps

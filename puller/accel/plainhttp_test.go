@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/containerd/containerd/remotes/docker"
 )
 
 // httpsDown is a transport on which every HTTPS request fails, as for a
@@ -52,7 +54,7 @@ func TestPlainHTTPOnlyToLoopback(t *testing.T) {
 	down.mu.Unlock()
 
 	rec := &httpsDown{}
-	rt := httpsUnlessLocal{rec}
+	rt := httpsUnlessAllowed{rt: rec, plain: docker.MatchLocalhost}
 	for _, u := range []string{
 		"http://127.0.0.1:5000/v2/",
 		"http://localhost:5000/v2/x/manifests/v1",
