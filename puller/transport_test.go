@@ -32,9 +32,11 @@ func (b *slowBody) Read(p []byte) (int, error) {
 // TestBoundTransport checks what BoundTransport bounds: a registry's
 // silence (no headers; a body read that waits), and not the caller's own
 // slowness (an upload longer than the header bound; pauses between
-// reads).
+// reads). Where the registry answers, it has a second, a long time on
+// loopback, to do so.
 func TestBoundTransport(t *testing.T) {
 	const bound = 200 * time.Millisecond
+	const patient = time.Second
 	release := make(chan struct{})
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -54,7 +56,7 @@ func TestBoundTransport(t *testing.T) {
 			case <-r.Context().Done():
 			}
 		case "/body":
-			w.Write([]byte(strings.Repeat("z", 3<<20)))
+			w.Write([]byte(strings.Repeat("z", 256<<10)))
 		}
 	}))
 	t.Cleanup(func() {
@@ -62,7 +64,10 @@ func TestBoundTransport(t *testing.T) {
 		s.Close()
 	})
 	host := strings.TrimPrefix(s.URL, "http://")
-	c := &http.Client{Transport: puller.BoundTransport(s.Client().Transport, bound, bound)}
+	client := func(d time.Duration) *http.Client {
+		return &http.Client{Transport: puller.BoundTransport(s.Client().Transport, d, d)}
+	}
+	c := client(bound)
 
 	t.Run("no headers", func(t *testing.T) {
 		start := time.Now()
@@ -75,12 +80,12 @@ func TestBoundTransport(t *testing.T) {
 		}
 	})
 	t.Run("upload longer than the bound", func(t *testing.T) {
-		// 6 bytes a bound apart: the body takes 6 bounds to send.
-		req, err := http.NewRequest(http.MethodPut, s.URL+"/upload", &slowBody{left: 6, pause: bound})
+		// The body takes three bounds to send.
+		req, err := http.NewRequest(http.MethodPut, s.URL+"/upload", &slowBody{left: 6, pause: patient / 2})
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := c.Do(req)
+		resp, err := client(patient).Do(req)
 		if err != nil {
 			t.Fatalf("upload: %v", err)
 		}
@@ -102,18 +107,18 @@ func TestBoundTransport(t *testing.T) {
 		}
 	})
 	t.Run("reader pauses", func(t *testing.T) {
-		resp, err := c.Get(s.URL + "/body")
+		resp, err := client(patient).Get(s.URL + "/body")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		buf := make([]byte, 1<<20)
+		buf := make([]byte, 64<<10)
 		var n int
 		for i := 0; ; i++ {
 			if i == 1 {
-				// The body is in the socket buffers by now, or
-				// on its way: the registry is not silent.
-				time.Sleep(3 * bound)
+				// The body is in the socket buffers by now: the
+				// registry is not silent.
+				time.Sleep(2 * patient)
 			}
 			m, err := resp.Body.Read(buf)
 			n += m
@@ -124,8 +129,8 @@ func TestBoundTransport(t *testing.T) {
 				t.Fatalf("read after a pause, %d bytes in: %v", n, err)
 			}
 		}
-		if n != 3<<20 {
-			t.Fatalf("read %d bytes, want %d", n, 3<<20)
+		if n != 256<<10 {
+			t.Fatalf("read %d bytes, want %d", n, 256<<10)
 		}
 	})
 	t.Run("caller cancels", func(t *testing.T) {
