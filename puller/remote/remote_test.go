@@ -43,20 +43,29 @@ func blobData(n int, seed uint64) []byte {
 	return b
 }
 
-// login is a rotating credential: the registry accepts only the current one.
+// login is a rotating credential: the registry accepts only the current
+// one, and the credentials source hands out no other (as an STS hands
+// out keys that are valid when it does).
 type login struct {
 	r     *regtest.Registry
-	n     atomic.Int64
 	calls atomic.Int64
+
+	mu sync.Mutex
+	n  int
 }
 
 func (l *login) rotate() {
-	l.r.SetCredentials("fc", fmt.Sprint("secret-", l.n.Add(1)))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n++
+	l.r.SetCredentials("fc", fmt.Sprint("secret-", l.n))
 }
 
 func (l *login) creds(string) (string, string, error) {
 	l.calls.Add(1)
-	return "fc", fmt.Sprint("secret-", l.n.Load()), nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return "fc", fmt.Sprint("secret-", l.n), nil
 }
 
 type fixture struct {
