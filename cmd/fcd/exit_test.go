@@ -22,16 +22,7 @@ func TestInstanceExitMidRequest(t *testing.T) {
 	refs := pushExamples(t, images.Misbehave)
 	d := startDaemonWith(t, t.TempDir(), []string{"-name", "fcdexit", "-subnet", "10.131.0.0/16"}, true)
 	c := sdkClient(t, d, d.creds.AccessKeySecret)
-	if _, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{
-		FunctionName:          dara.String("misbehave"),
-		Runtime:               dara.String("custom-container"),
-		MemorySize:            dara.Int32(128),
-		Timeout:               dara.Int32(60),
-		InstanceConcurrency:   dara.Int32(1),
-		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(refs[images.Misbehave]), AccelerationType: dara.String("None")},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	createMisbehave(t, c, "misbehave", refs[images.Misbehave], 60, 1)
 	tests := []struct {
 		event string
 		code  int
@@ -88,16 +79,7 @@ func TestInstanceShimKilled(t *testing.T) {
 	refs := pushExamples(t, images.Misbehave)
 	d := startDaemonWith(t, t.TempDir(), []string{"-name", name, "-subnet", "10.134.0.0/16"}, true)
 	c := sdkClient(t, d, d.creds.AccessKeySecret)
-	if _, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{
-		FunctionName:          dara.String("misbehave"),
-		Runtime:               dara.String("custom-container"),
-		MemorySize:            dara.Int32(128),
-		Timeout:               dara.Int32(60),
-		InstanceConcurrency:   dara.Int32(1),
-		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(refs[images.Misbehave]), AccelerationType: dara.String("None")},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	createMisbehave(t, c, "misbehave", refs[images.Misbehave], 60, 1)
 	type result struct {
 		body string
 		err  error
@@ -130,6 +112,23 @@ func TestInstanceShimKilled(t *testing.T) {
 	}
 	if _, body, err := invoke(c, "misbehave", "hello"); err != nil || body != "hello" {
 		t.Errorf("invoke after the shim died: %q, %v", body, err)
+	}
+}
+
+// createMisbehave creates a function named name running image (the
+// misbehave example), unaccelerated, with 128 MB, timeout seconds and
+// concurrency requests per instance.
+func createMisbehave(t *testing.T, c *fc.Client, name, image string, timeout, concurrency int32) {
+	t.Helper()
+	if _, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{
+		FunctionName:          dara.String(name),
+		Runtime:               dara.String("custom-container"),
+		MemorySize:            dara.Int32(128),
+		Timeout:               dara.Int32(timeout),
+		InstanceConcurrency:   dara.Int32(concurrency),
+		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(image), AccelerationType: dara.String("None")},
+	}}); err != nil {
+		t.Fatal(err)
 	}
 }
 

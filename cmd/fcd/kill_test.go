@@ -361,16 +361,7 @@ func TestRestartServesAfterKillStorm(t *testing.T) {
 	logf := p.log
 	d := p.start(t)
 	c := sdkClient(t, d, d.creds.AccessKeySecret)
-	if _, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{
-		FunctionName:          dara.String("storm"),
-		Runtime:               dara.String("custom-container"),
-		MemorySize:            dara.Int32(128),
-		Timeout:               dara.Int32(120),
-		InstanceConcurrency:   dara.Int32(1),
-		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(refs[images.Misbehave]), AccelerationType: dara.String("None")},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	createMisbehave(t, c, "storm", refs[images.Misbehave], 120, 1)
 
 	var serve []time.Duration
 	var alive []int

@@ -14,9 +14,6 @@ import (
 	"testing"
 	"time"
 
-	fc "github.com/alibabacloud-go/fc-20230330/v4/client"
-	"github.com/alibabacloud-go/tea/dara"
-
 	"github.com/fcd-dev/fcd/api"
 	"github.com/fcd-dev/fcd/examples/images"
 )
@@ -55,16 +52,7 @@ func TestOpenLoopLoad(t *testing.T) {
 	debug := freePort(t)
 	d := p.start(t, "-idle-timeout", "2s", "-max-conns-per-ip", "-1", "-debug-address", debug)
 	c := sdkClient(t, d, d.creds.AccessKeySecret)
-	if _, err := c.CreateFunction(&fc.CreateFunctionRequest{Body: &fc.CreateFunctionInput{
-		FunctionName:          dara.String("load"),
-		Runtime:               dara.String("custom-container"),
-		MemorySize:            dara.Int32(128),
-		Timeout:               dara.Int32(30),
-		InstanceConcurrency:   dara.Int32(50),
-		CustomContainerConfig: &fc.CustomContainerConfig{Image: dara.String(refs[images.Misbehave]), AccelerationType: dara.String("None")},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	createMisbehave(t, c, "load", refs[images.Misbehave], 30, 50)
 	tr := &http.Transport{MaxIdleConnsPerHost: 2 * inflight, IdleConnTimeout: 30 * time.Second}
 	lg := &loadGen{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, d: d, event: fmt.Sprintf("sleep %d", work.Milliseconds())}
 
