@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/compression"
@@ -116,29 +115,18 @@ func TestHostsDirPlainHTTP(t *testing.T) {
 // TestHostsDirHeader: the headers a hosts directory gives for a registry
 // go with every request to it.
 func TestHostsDirHeader(t *testing.T) {
-	var mu sync.Mutex
-	var got []string
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		got = append(got, r.Method+" "+r.URL.Path+": "+r.Header.Get("X-Fcd-Test"))
-		mu.Unlock()
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	addr := strings.TrimPrefix(srv.URL, "http://")
+	addr, reqs := loggedRegistry(t, func(r *http.Request) string {
+		return r.Method + " " + r.URL.Path + ": " + r.Header.Get("X-Fcd-Test")
+	})
 	push(t, addr+"/test/app:v1", generatedImage(t, compression.GZip, types.DockerLayer))
-	mu.Lock()
-	got = nil
-	mu.Unlock()
+	reqs.take()
 
 	toml := fmt.Sprintf("server = %q\n[header]\n  x-fcd-test = \"yes\"\n", "http://"+registryName)
 	c := hostsConverter(t, hostsDir(t, map[string]string{registryName: toml}), addr)
 	if _, err := c.Convert(context.Background(), Request{Ref: registryName + "/test/app:v1", Mode: ModeIndexOnly}); err != nil {
 		t.Fatalf("Convert: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	got := reqs.take()
 	if len(got) == 0 {
 		t.Fatal("the registry got no request")
 	}

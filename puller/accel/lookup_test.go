@@ -17,22 +17,43 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
+// requestLog is the lines a loggedRegistry logged.
+type requestLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+// take returns the lines logged since the last take.
+func (l *requestLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lines := l.lines
+	l.lines = nil
+	return lines
+}
+
+// loggedRegistry serves go-containerregistry's in-memory registry on
+// loopback, logging line(r) for each request r, and returns its
+// host:port.
+func loggedRegistry(t *testing.T, line func(*http.Request) string) (string, *requestLog) {
+	l := &requestLog{}
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.mu.Lock()
+		l.lines = append(l.lines, line(r))
+		l.mu.Unlock()
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), l
+}
+
 // TestResolveKeepsRegistrySession checks that Resolve, which every cold
 // start of an image with acceleration calls before its pull, pings a
 // registry once and then costs one request a look-up; and that new
 // credentials for the registry are used at once.
 func TestResolveKeepsRegistrySession(t *testing.T) {
-	var mu sync.Mutex
-	var reqs []string
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		reqs = append(reqs, r.Method+" "+r.URL.Path)
-		mu.Unlock()
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host, reqs := loggedRegistry(t, func(r *http.Request) string { return r.Method + " " + r.URL.Path })
 	img, err := random.Image(100, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -59,16 +80,12 @@ func TestResolveKeepsRegistrySession(t *testing.T) {
 	}})
 	resolve := func() []string {
 		t.Helper()
-		mu.Lock()
-		reqs = nil
-		mu.Unlock()
+		reqs.take()
 		d, err := c.Resolve(context.Background(), ref)
 		if err != nil || d != want.String() {
 			t.Fatalf("Resolve: %s, %v; want %s", d, err, want)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(reqs)
+		return reqs.take()
 	}
 	ping := "GET /v2/"
 	if got := resolve(); !slices.Contains(got, ping) {
