@@ -195,8 +195,7 @@ func (i *Instance) wait(ctx context.Context, first <-chan containerd.ExitStatus)
 			i.exited0(st.ExitCode(), st.ExitTime())
 			return
 		}
-		// The client hands a failed wait's gRPC error on as it came.
-		if errdefs.IsNotFound(errdefs.FromGRPC(st.Error())) {
+		if taskGone(st.Error()) {
 			i.m.log.Warn("instance's task is gone", "function", i.spec.Function, "instance", i.spec.ID, "error", st.Error())
 			i.exited0(containerd.UnknownExitStatus, time.Now())
 			return
@@ -209,15 +208,17 @@ func (i *Instance) wait(ctx context.Context, first <-chan containerd.ExitStatus)
 		}
 		next, err := i.task.Wait(ctx)
 		if err != nil {
-			if errdefs.IsNotFound(err) {
-				i.exited0(containerd.UnknownExitStatus, time.Now())
-				return
-			}
 			ch = failed(err)
 			continue
 		}
 		ch = next
 	}
+}
+
+// taskGone reports whether err says containerd does not know the task
+// (any more). The client hands a failed wait's error on as gRPC sent it.
+func taskGone(err error) bool {
+	return errdefs.IsNotFound(err) || errdefs.IsNotFound(errdefs.FromGRPC(err))
 }
 
 func failed(err error) <-chan containerd.ExitStatus {

@@ -89,13 +89,8 @@ func TestInstanceShimKilled(t *testing.T) {
 		_, body, err := invoke(c, "misbehave", "sleep 50000")
 		done <- result{body, err}
 	}()
-	var shims []int
-	for limit := time.Now().Add(time.Minute); time.Now().Before(limit); time.Sleep(50 * time.Millisecond) {
-		if metric(t, d, "fcd_instances", "misbehave") == 1 {
-			shims = shimPIDs(name)
-			break
-		}
-	}
+	eventually(t, "the instance", time.Minute, func() bool { return metric(t, d, "fcd_instances", "misbehave") == 1 })
+	shims := shimPIDs(name)
 	if len(shims) != 1 {
 		t.Fatalf("shims of the one instance: %v, want one", shims)
 	}
